@@ -1,0 +1,186 @@
+//! The e2fsprogs regression images (`../shared/corpus/e2fsprogs/*.img.gz`), many deliberately
+//! corrupt, read fully: superblock, every in-use inode, every extent tree, directory and
+//! symlink, and a walk from the root. Each image must end in `Ok` or errors that name what is
+//! wrong; never a panic, a hang (a watchdog per image) or an allocation out of proportion to
+//! the image (a counting allocator measures the peak).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ext4::{Error, Fs, InodeKind, MemSource};
+
+/// Tracks live and peak heap bytes of the whole test binary.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded to the system allocator with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("IOMAP_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/e2fsprogs")
+        });
+    assert!(
+        dir.is_dir(),
+        "corpus not found at {} (set IOMAP_CORPUS to the folder of *.img.gz)",
+        dir.display()
+    );
+    dir
+}
+
+/// What reading one image found.
+#[derive(Default)]
+struct Outcome {
+    inodes: usize,
+    files: usize,
+    extents: usize,
+    dirs: usize,
+    entries: usize,
+    symlinks: usize,
+    walked: usize,
+    errors: Vec<String>,
+}
+
+/// Reads everything the image has; errors are collected, panics are not caught.
+fn read_fully(image: Vec<u8>) -> Result<Outcome, Error> {
+    let fs = Fs::open(MemSource(image))?;
+    let mut out = Outcome::default();
+    let (used, errors) = fs.used_inodes();
+    out.errors.extend(errors.iter().map(ToString::to_string));
+    for ino in used {
+        let inode = match fs.inode(ino) {
+            Ok(i) => i,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                continue;
+            }
+        };
+        out.inodes += 1;
+        let r = match inode.kind {
+            InodeKind::File => fs.extents(&inode).map(|e| {
+                out.files += 1;
+                out.extents += e.len();
+            }),
+            InodeKind::Dir => fs.read_dir(&inode).map(|e| {
+                out.dirs += 1;
+                out.entries += e.len();
+            }),
+            InodeKind::Symlink => fs.read_link(&inode).map(|_| out.symlinks += 1),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            // Errors about an inode must say which.
+            assert!(
+                e.ino() == Some(ino) || !matches!(e, Error::Corrupt { .. }),
+                "error about inode {ino} names another: {e}"
+            );
+            out.errors.push(e.to_string());
+        }
+    }
+    let (walked, errors) = fs.walk();
+    out.walked = walked.len();
+    out.errors.extend(errors.iter().map(ToString::to_string));
+    Ok(out)
+}
+
+#[test]
+fn every_corpus_image_reads_or_errors_cleanly() {
+    let mut images: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("corpus dir readable")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".img.gz"))
+        .collect();
+    images.sort();
+    assert!(images.len() >= 50, "only {} corpus images", images.len());
+
+    let mut report = String::new();
+    let (mut ok, mut clean_errors) = (0, 0);
+    for path in &images {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open corpus image"))
+            .read_to_end(&mut bytes)
+            .expect("gunzip corpus image");
+        let size = bytes.len();
+
+        // A watchdog: the image must be read within a bound, or the test fails (not hangs).
+        let base = LIVE.load(Ordering::Relaxed);
+        PEAK.store(base, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let _ = tx.send(read_fully(bytes));
+        });
+        let result = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{name}: not read within 60 s (hang?) or panicked"));
+        worker.join().expect("reader thread");
+        // The image itself is in memory (size bytes); what reading it adds must stay in
+        // proportion to it.
+        let extra = PEAK.load(Ordering::Relaxed).saturating_sub(base + size);
+        assert!(
+            extra <= (size * 2).max(16 << 20),
+            "{name}: reading a {size}-byte image allocated {extra} bytes more"
+        );
+
+        let line = match result {
+            Ok(o) if o.errors.is_empty() => {
+                ok += 1;
+                format!(
+                    "OK    {name}: {} inodes, {} files / {} extents, {} dirs / {} entries, {} symlinks, {} walked",
+                    o.inodes, o.files, o.extents, o.dirs, o.entries, o.symlinks, o.walked
+                )
+            }
+            Ok(o) => {
+                clean_errors += 1;
+                let mut first: Vec<_> = o.errors.iter().take(3).cloned().collect();
+                if o.errors.len() > 3 {
+                    first.push(format!("... {} more", o.errors.len() - 3));
+                }
+                format!(
+                    "ERR   {name}: {} errors: {}",
+                    o.errors.len(),
+                    first.join("; ")
+                )
+            }
+            Err(e) => {
+                clean_errors += 1;
+                format!("REFUSED {name}: {e}")
+            }
+        };
+        report.push_str(&line);
+        report.push('\n');
+    }
+    println!("{report}");
+    println!("{ok} images read without error, {clean_errors} with clean errors");
+    if let Ok(out) = std::env::var("IOMAP_CORPUS_REPORT") {
+        std::fs::write(out, &report).expect("write corpus report");
+    }
+}

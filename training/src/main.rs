@@ -1,0 +1,57 @@
+//! `training`: image -> extent maps -> fitted models -> model pack.
+
+mod dump;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Learns per-file models of an ext4 image's extent maps.
+///
+/// Every command opens the image read-only; nothing is ever written to it.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the extent map of every regular file (or of one file).
+    ///
+    /// `jsonl` prints one object per file:
+    /// {"ino":12,"path":"/big","size":67108864,"extents":[[lblk,pblk,len,unwritten],...]}.
+    /// `debugfs` prints the leaf lines of `debugfs -R "ex PATH"` (same columns and widths,
+    /// index nodes left out) so the two can be diffed.
+    Dump(dump::Args),
+}
+
+/// Image argument shared by the commands.
+#[derive(clap::Args, Debug)]
+struct ImageArg {
+    /// The ext2/3/4 image file (or block device), opened read-only.
+    image: PathBuf,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IOMAP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dump(args) => dump::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("training: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
