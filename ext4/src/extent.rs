@@ -4,8 +4,9 @@
 /// Largest extent-tree depth ext4 allows (the kernel's `EXT4_MAX_EXTENT_DEPTH`).
 pub const MAX_EXTENT_DEPTH: u16 = 5;
 
-/// Logical blocks are 32-bit: no extent may reach past block `2^32 - 1`.
-pub const MAX_LBLK: u64 = 1 << 32;
+/// One past the last addressable logical block: ext4 maps blocks `0..=2^32 - 2` (the kernel's
+/// `EXT_MAX_BLOCKS` is `2^32 - 1`, and an extent's `lblk + len` must not wrap a u32).
+pub const MAX_LBLK: u64 = (1 << 32) - 1;
 
 /// One run of a file: `len` logical blocks from `lblk` live at physical blocks from `pblk`.
 ///
@@ -16,14 +17,14 @@ pub struct Extent {
     pub lblk: u32,
     /// First physical block (byte offset in the image / block size).
     pub pblk: u64,
-    /// Number of blocks, at least 1. `lblk + len <= 2^32`.
+    /// Number of blocks, at least 1. `lblk + len <= MAX_LBLK`.
     pub len: u32,
     /// Allocated but not written (`fallocate`): reads as zeros.
     pub unwritten: bool,
 }
 
 impl Extent {
-    /// One past the last logical block, as u64 so `lblk + len = 2^32` does not overflow.
+    /// One past the last logical block, as u64 so the sum never overflows.
     pub fn end(&self) -> u64 {
         u64::from(self.lblk) + u64::from(self.len)
     }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Debian packages the tests and tools use: e2fsprogs (mkfs.ext4, debugfs, filefrag: the
+# oracles), fuse3 and fuse2fs (FUSE comparisons), fio (throughput experiments).
+# Installs only what is missing; needs root (or sudo) when something is.
+set -euo pipefail
+need=()
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v debugfs >/dev/null || need+=(e2fsprogs)
+command -v filefrag >/dev/null || need+=(e2fsprogs)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v fuse2fs >/dev/null || need+=(fuse2fs)
+command -v fio >/dev/null || need+=(fio)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "all system packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2068
+$sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+echo "installed: $(printf '%s ' "${need[@]}" | tr ' ' '\n' | sort -u | tr '\n' ' ')"

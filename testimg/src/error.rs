@@ -1,0 +1,137 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong while building an image or asking an oracle.
+///
+/// Every variant names what was being done: the command line, the image, the path inside the
+/// image or on the host, and what the tool said on stderr (cut to a few KiB).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tool from e2fsprogs or util-linux is not installed.
+    #[error("`{tool}` not found in PATH, /usr/sbin or /sbin (install e2fsprogs / util-linux)")]
+    ToolMissing {
+        /// Program name, e.g. `debugfs`.
+        tool: String,
+    },
+    /// The process could not be started at all.
+    #[error("could not start `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why `spawn` failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The process ran and exited with a failure status.
+    #[error("`{command}` on {image} failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// The image it worked on.
+        image: PathBuf,
+        /// The exit status, as text.
+        status: String,
+        /// What it printed on stderr (cut).
+        stderr: String,
+    },
+    /// debugfs exits 0 even when a request fails; it says so on stderr. This is that case.
+    #[error("debugfs reported an error running `{command}` on {image}: {stderr}")]
+    Debugfs {
+        /// The command line (with the script path for `-f` runs; the script is kept next to the
+        /// image while the image's directory lives).
+        command: String,
+        /// The image.
+        image: PathBuf,
+        /// stderr without the version banner (cut).
+        stderr: String,
+    },
+    /// A tool printed something this crate does not understand.
+    #[error("cannot parse the output of `{command}` on {image}: {reason}; line: {line:?}")]
+    Parse {
+        /// The command line.
+        command: String,
+        /// The image.
+        image: PathBuf,
+        /// What was expected.
+        reason: String,
+        /// The offending line (cut).
+        line: String,
+    },
+    /// A file-system operation on the host failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "creating".
+        action: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Loop mounts and some oracles need root.
+    #[error("{what} needs root, but the effective uid is {euid}")]
+    NotRoot {
+        /// What was attempted.
+        what: &'static str,
+        /// The effective uid.
+        euid: u32,
+    },
+    /// A path that cannot be passed to debugfs (it holds a double quote or a newline, or does
+    /// not start with `/`).
+    #[error("path {path:?} cannot be passed to debugfs: {reason}")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// An oracle answered, but the answer breaks an assumption this crate states (for example
+    /// a FIEMAP extent that is not block aligned).
+    #[error("{image}: {path}: {reason}")]
+    Unexpected {
+        /// The image, or the mounted file.
+        image: PathBuf,
+        /// The path inside the image.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// [`crate::standard`] failed earlier in this process; this is that failure again.
+    #[error("building the standard images failed: {0}")]
+    Standard(#[source] Arc<Error>),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Cuts tool output to a size that fits in an error message, keeping the start (where the
+/// first error is) and saying how much was dropped.
+pub(crate) fn cut(text: &str) -> String {
+    const MAX: usize = 4000;
+    let text = text.trim_end();
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ... ({} more bytes)", &text[..end], text.len() - end)
+}
+
+/// Shorthand for an [`Error::Io`].
+pub(crate) fn io_err(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
