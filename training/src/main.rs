@@ -1,6 +1,7 @@
 //! `training`: image -> extent maps -> fitted models -> model pack.
 
 mod dump;
+mod fit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,11 @@ enum Command {
     /// `debugfs` prints the leaf lines of `debugfs -R "ex PATH"` (same columns and widths,
     /// index nodes left out) so the two can be diffed.
     Dump(dump::Args),
+    /// Fit a model to every regular file and write a model pack.
+    ///
+    /// Prints a summary (files, extents, model kinds, window sizes, speed, peak memory) and
+    /// writes per-file statistics as a table (Parquet + CSV) under --stats-dir.
+    Fit(fit::Args),
 }
 
 /// Image argument shared by the commands.
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args),
+        Command::Fit(args) => fit::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,95 @@
+//! Bytes per extent of each structure, measured with a counting global allocator (not an
+//! estimate): the heap growth while building each structure from an extent list. Prints a
+//! table; not a criterion bench.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+
+use predictor::synth::allocator_like;
+use predictor::{BTreeIndex, ExtentIndex, FitParams, LearnedIndex, RangeMapIndex, SortedIndex};
+
+/// Live heap bytes, counted on every allocation and free.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Relaxed);
+        // SAFETY: p was allocated by System with layout l.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
+        // SAFETY: p was allocated by System with layout l.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// Heap bytes `make` leaves allocated (its result kept alive until measured), and the result.
+fn measure<T>(make: impl FnOnce() -> T) -> (isize, T) {
+    let before = LIVE.load(Relaxed);
+    let v = make();
+    (LIVE.load(Relaxed) - before, v)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this too: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let sizes: &[usize] = if quick {
+        &[1, 1000]
+    } else {
+        &[1, 10, 1_000, 100_000, 1_000_000, 10_000_000]
+    };
+    println!(
+        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "extents",
+        "segments",
+        "model",
+        "model+keys",
+        "learned(all)",
+        "sorted",
+        "btree",
+        "btree~est",
+        "rangemap",
+        "range~est"
+    );
+    for &n in sizes {
+        let exts = allocator_like(n, benches::MAP_SEED);
+        let per = |b: isize| b as f64 / n as f64;
+        let (learned_b, l) = measure(|| LearnedIndex::fit(&exts, &FitParams::default()));
+        let Ok(l) = l else {
+            panic!("fitting a synthetic map failed")
+        };
+        let (sorted_b, s) = measure(|| SortedIndex::new(exts.clone()));
+        drop(s);
+        let (btree_b, b) = measure(|| BTreeIndex::new(&exts));
+        let btree_est = b.heap_bytes();
+        drop(b);
+        let (range_b, r) = measure(|| RangeMapIndex::new(&exts));
+        let range_est = r.heap_bytes();
+        drop(r);
+        println!(
+            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            n,
+            l.segment_count(),
+            per(l.model_bytes() as isize),
+            per((l.model_bytes() + l.key_bytes()) as isize),
+            per(learned_b),
+            per(sorted_b),
+            per(btree_b),
+            per(btree_est as isize),
+            per(range_b),
+            per(range_est as isize),
+        );
+    }
+}

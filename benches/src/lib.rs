@@ -1,0 +1,96 @@
+//! Shared setup of the benches: extent-map sizes, query batches, timing budgets, and the real
+//! test images' most fragmented files.
+//!
+//! Benches: `lookup` (every structure, every size, uniform and sequential queries, plus the
+//! on-disk walk on real images), `window` (learned lookup cost against `max_window`), `fit`
+//! (fitting throughput), `memory` (bytes per extent, measured with a counting allocator).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::BenchmarkGroup;
+use ext4::{Extent, Fs, Inode, InodeKind};
+use predictor::{ExtentIndex, Lookup};
+
+/// Extent-map sizes of the lookup benches.
+pub const SIZES: [usize; 6] = [1, 10, 1_000, 100_000, 1_000_000, 10_000_000];
+
+/// Queries per benchmark iteration: enough to amortise the timing loop, few enough to stay a
+/// small fraction of any map's cache footprint. Criterion reports time per query via
+/// `Throughput::Elements(BATCH)`.
+pub const BATCH: usize = 4096;
+
+/// Seed of the synthetic maps (the same maps in every run).
+pub const MAP_SEED: u64 = 42;
+
+/// Looks up every query and folds the answers into a number the optimiser cannot drop.
+#[inline]
+pub fn run_batch<I: ExtentIndex + ?Sized>(ix: &I, queries: &[u32]) -> u64 {
+    queries.iter().fold(0u64, |acc, &q| {
+        acc.wrapping_add(match ix.find(q) {
+            Lookup::Found(ext4::BlockMap::Mapped(e)) => e.pblk,
+            Lookup::Found(ext4::BlockMap::Hole { next }) => u64::from(next.unwrap_or(1)),
+            Lookup::Declined | Lookup::Missed => 7,
+        })
+    })
+}
+
+/// Small samples and short measurements, longer for bigger maps (whose lookups vary more
+/// with cache state), to keep a full `cargo bench -p benches` within minutes.
+pub fn budget(g: &mut BenchmarkGroup<'_, WallTime>, extents: usize) {
+    let (samples, secs) = if extents >= 1_000_000 {
+        (10, 2.0)
+    } else {
+        (20, 1.0)
+    };
+    g.sample_size(samples)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs_f64(secs));
+}
+
+/// One regular file of a real test image, with everything a lookup bench needs.
+pub struct RealFile {
+    /// `image:path`.
+    pub name: String,
+    /// The open image.
+    pub fs: Arc<Fs>,
+    /// The file's inode.
+    pub inode: Inode,
+    /// Its extents.
+    pub extents: Vec<Extent>,
+}
+
+/// The most fragmented regular file (at least `min_extents`) of each standard test image;
+/// empty if the images cannot be built here (no mkfs.ext4/debugfs).
+pub fn real_files(min_extents: usize) -> Vec<RealFile> {
+    let images = match testimg::standard() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("real images unavailable: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for img in images {
+        let Ok(fs) = Fs::open_path(&img.path) else {
+            continue;
+        };
+        let fs = Arc::new(fs);
+        let (entries, _) = fs.walk();
+        let best = entries
+            .into_iter()
+            .filter(|e| e.inode.kind == InodeKind::File && !e.inode.has_inline_data())
+            .filter_map(|e| fs.extents(&e.inode).ok().map(|x| (e, x)))
+            .max_by_key(|(_, x)| x.len());
+        if let Some((e, extents)) = best.filter(|(_, x)| x.len() >= min_extents) {
+            out.push(RealFile {
+                name: format!("{}:{}", img.name, e.path),
+                fs: fs.clone(),
+                inode: e.inode,
+                extents,
+            });
+        }
+    }
+    out
+}

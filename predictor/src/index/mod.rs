@@ -1,0 +1,115 @@
+//! Per-file extent lookup structures: given a logical block, find the extent that holds it or
+//! the hole it is in. All of them answer [`ExtentIndex::find`] with the same [`BlockMap`]
+//! ([`SortedIndex`] is the reference the tests compare the others to).
+
+mod btree;
+mod learned;
+mod radix;
+mod range;
+mod sorted;
+
+pub use btree::BTreeIndex;
+pub use learned::LearnedIndex;
+pub use range::RangeMapIndex;
+pub use sorted::SortedIndex;
+
+use ext4::{BlockMap, Extent};
+
+/// What one structure says about one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The answer, verified against the extent map the structure was built from.
+    Found(BlockMap),
+    /// The structure has no usable model for this file: untrained, stale or invalid.
+    Declined,
+    /// The structure tried but could not verify its candidate; the next tier must answer.
+    Missed,
+}
+
+impl Lookup {
+    /// The answer, if there is one.
+    pub fn found(self) -> Option<BlockMap> {
+        match self {
+            Lookup::Found(bm) => Some(bm),
+            Lookup::Declined | Lookup::Missed => None,
+        }
+    }
+}
+
+/// A lookup structure over one file's sorted extent map.
+pub trait ExtentIndex: Send + Sync {
+    /// What block `lblk` maps to, or why this structure cannot say.
+    fn find(&self, lblk: u32) -> Lookup;
+    /// Bytes this structure holds on the heap (exact for arrays; see each type for trees).
+    fn heap_bytes(&self) -> usize;
+}
+
+/// An extent without its logical start: what the in-memory structures store per extent when the
+/// start is already their key. 16 bytes instead of [`Extent`]'s 24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// First physical block.
+    pub pblk: u64,
+    /// Length in blocks.
+    pub len: u32,
+    /// Allocated but unwritten.
+    pub unwritten: bool,
+}
+
+impl Record {
+    /// The record of `e`.
+    pub fn of(e: &Extent) -> Self {
+        Self {
+            pblk: e.pblk,
+            len: e.len,
+            unwritten: e.unwritten,
+        }
+    }
+
+    /// The extent this record describes when it starts at `lblk`.
+    pub fn extent(self, lblk: u32) -> Extent {
+        Extent {
+            lblk,
+            pblk: self.pblk,
+            len: self.len,
+            unwritten: self.unwritten,
+        }
+    }
+}
+
+/// The rule every structure applies once it has found `at`, the last extent starting at or
+/// before block `q`, and `next`, the start of the extent after it (or of the first extent when
+/// `at` is `None`): `q` is in `at` if `at` reaches it, else in the hole that ends at `next`.
+pub(crate) fn resolve(q: u32, at: Option<Extent>, next: Option<u32>) -> BlockMap {
+    match at {
+        Some(e) if e.contains(q) => BlockMap::Mapped(e),
+        _ => BlockMap::Hole { next },
+    }
+}
+
+/// Checks what every structure assumes of its input: sorted by `lblk`, non-overlapping,
+/// non-empty extents that end by [`ext4::MAX_LBLK`] (2^32 - 1). The ext4 reader guarantees it; structures built
+/// from other sources (tests, packs) check it once at construction.
+pub fn check_extents(exts: &[Extent]) -> Result<(), crate::model::ModelError> {
+    use crate::model::ModelError;
+    for (i, e) in exts.iter().enumerate() {
+        if e.len == 0 || e.end() > ext4::MAX_LBLK {
+            return Err(ModelError::BadExtents {
+                index: i,
+                what: "empty or past the last addressable block",
+            });
+        }
+        if let Some(prev) = i.checked_sub(1).and_then(|p| exts.get(p)) {
+            if u64::from(e.lblk) < prev.end() {
+                return Err(ModelError::BadExtents {
+                    index: i,
+                    what: "unsorted or overlapping",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,37 @@
+//! Extent lookup for iomap: given `(inode, pos, count)`, the mapping `{offset, length, addr,
+//! type}` that an `iomap_begin` upcall returns, from the fastest tier that can answer it.
+//!
+//! - [`mapping`]: the byte mapping, built by one function from a block's [`ext4::BlockMap`],
+//!   so every tier's answer is identical by construction once it finds the same extent.
+//! - [`index`]: per-file lookup structures behind [`index::ExtentIndex`]: the learned index
+//!   (model, window, search, verification), `BTreeMap`, `RangeMap`, sorted array.
+//! - [`model`]: fitting per-file piecewise-linear models with exact error bounds, in `f64` and
+//!   in the fixed point a BPF program evaluates.
+//! - [`pack`]: the model pack file.
+//! - [`ondisk`]: the on-disk extent-tree walk, the tier every other must equal.
+//! - [`stack`]: the tier stack a server queries, with per-tier counters and an audit mode.
+//! - [`synth`]: seeded synthetic extent maps and query streams for tests and benches.
+//! - [`train`]: training every file of an image into a model pack.
+//!
+//! The contract: every answer equals the on-disk answer. The learned index never returns an
+//! unverified guess; it declines or misses and the next tier answers.
+
+pub mod error;
+pub mod fingerprint;
+pub mod index;
+pub mod mapping;
+pub mod model;
+pub mod ondisk;
+pub mod pack;
+pub mod stack;
+pub mod synth;
+pub mod train;
+
+pub use error::{BuildError, QueryError};
+pub use fingerprint::fingerprint;
+pub use index::{BTreeIndex, ExtentIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex};
+pub use mapping::{Mapping, MappingType, Request};
+pub use model::{fit, FitParams, Model};
+pub use ondisk::{OnDisk, OnDiskIndex};
+pub use pack::{Pack, PackEntry, PackError};
+pub use stack::{Models, StackOptions, Tier, TierKind, TierStack};

@@ -1,0 +1,233 @@
+//! The answer to one `iomap_begin` query, in bytes, and the one function every tier uses to
+//! build it.
+//!
+//! Tiers only ever find the [`BlockMap`] of one logical block. [`Request::mapping`] turns that
+//! into the byte mapping, so two tiers that agree on the block's `BlockMap` return identical
+//! mappings by construction; the contract "every tier equals `ondisk`" reduces to "every tier
+//! finds the same extent (or hole end) for the block".
+
+use ext4::BlockMap;
+
+use crate::error::QueryError;
+
+/// What a byte range of a file is backed by (the kernel's `IOMAP_HOLE`, `IOMAP_MAPPED`,
+/// `IOMAP_UNWRITTEN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MappingType {
+    /// No blocks: reads as zeros, `addr` is `None`.
+    Hole,
+    /// Written blocks at `addr`.
+    Mapped,
+    /// Allocated but never written (`fallocate`): reads as zeros, `addr` is where the blocks are.
+    Unwritten,
+}
+
+/// One mapping, shaped like `fuse_iomap_io`: file bytes `[offset, offset + length)` are backed
+/// by `kind`, starting at image byte `addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    /// File byte offset where the mapping starts: always the queried `pos`.
+    pub offset: u64,
+    /// Length in bytes, at least 1.
+    pub length: u64,
+    /// Image byte offset of `offset` for mapped and unwritten ranges; `None` for holes.
+    pub addr: Option<u64>,
+    /// What backs the range.
+    pub kind: MappingType,
+}
+
+/// A validated query: `count` bytes from `pos` of a file of `size` bytes, on a filesystem with
+/// `block_size`-byte blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    ino: u32,
+    pos: u64,
+    count: u64,
+    size: u64,
+    block_size: u32,
+    lblk: u32,
+}
+
+impl Request {
+    /// Checks a query: `count` must be non-zero, `pos` inside the file, and its block must be
+    /// addressable by ext4's 32-bit logical block numbers.
+    pub fn new(
+        ino: u32,
+        pos: u64,
+        count: u64,
+        size: u64,
+        block_size: u32,
+    ) -> Result<Self, QueryError> {
+        if count == 0 {
+            return Err(QueryError::ZeroCount { ino, pos });
+        }
+        if pos >= size {
+            return Err(QueryError::PastEof { ino, pos, size });
+        }
+        if block_size == 0 {
+            return Err(QueryError::Inconsistent {
+                ino,
+                lblk: 0,
+                what: "block size 0",
+            });
+        }
+        // A corrupt inode can claim a size past 2^32 blocks; such a block has no mapping.
+        let lblk = u32::try_from(pos / u64::from(block_size))
+            .map_err(|_| QueryError::BlockOutOfRange { ino, pos })?;
+        Ok(Self {
+            ino,
+            pos,
+            count,
+            size,
+            block_size,
+            lblk,
+        })
+    }
+
+    /// The logical block the tiers look up.
+    pub fn lblk(&self) -> u32 {
+        self.lblk
+    }
+
+    /// The byte mapping for this request, given what its block maps to.
+    ///
+    /// The mapping starts at `pos` and runs to the end of the extent (mapped, unwritten) or of
+    /// the hole (the start of the next extent, or forever if none follows), clipped to
+    /// `pos + count` and to the file size. It stops at the extent's end even when the next
+    /// extent continues physically and with the same type: that is what `ext4_map_blocks`
+    /// reports to iomap (one extent per call), and it keeps the answer a function of one
+    /// `BlockMap`, so every tier can produce it from a single lookup.
+    ///
+    /// A `BlockMap` that does not cover the request's block (an extent that does not contain
+    /// it, a hole whose end is not after it) is an [`QueryError::Inconsistent`] error: the
+    /// tiers never produce one, but the on-disk walk of a corrupt image might.
+    pub fn mapping(&self, bm: BlockMap) -> Result<Mapping, QueryError> {
+        let bs = u64::from(self.block_size);
+        let inconsistent = |what| QueryError::Inconsistent {
+            ino: self.ino,
+            lblk: self.lblk,
+            what,
+        };
+        // End of the run the block belongs to, in bytes (u64::MAX: unbounded hole).
+        let (run_end, addr, kind) = match bm {
+            BlockMap::Mapped(e) => {
+                if !e.contains(self.lblk) {
+                    return Err(inconsistent("extent does not contain the block"));
+                }
+                // pblk < 2^48 and bs <= 2^16 in a valid image; a corrupt one may overflow.
+                let addr = e
+                    .pblk
+                    .checked_mul(bs)
+                    .and_then(|a| a.checked_add(self.pos - u64::from(e.lblk) * bs))
+                    .ok_or_else(|| inconsistent("physical address overflows 64 bits"))?;
+                let kind = if e.unwritten {
+                    MappingType::Unwritten
+                } else {
+                    MappingType::Mapped
+                };
+                // end() < 2^32, so end * bs < 2^48: no overflow.
+                (e.end() * bs, Some(addr), kind)
+            }
+            BlockMap::Hole { next: Some(next) } => {
+                if next <= self.lblk {
+                    return Err(inconsistent("hole ends before the block"));
+                }
+                (u64::from(next) * bs, None, MappingType::Hole)
+            }
+            BlockMap::Hole { next: None } => (u64::MAX, None, MappingType::Hole),
+        };
+        let stop = run_end
+            .min(self.pos.saturating_add(self.count))
+            .min(self.size);
+        // stop > pos: run_end > pos (checked above), count > 0 and size > pos (checked in new).
+        Ok(Mapping {
+            offset: self.pos,
+            length: stop - self.pos,
+            addr,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ext4::Extent;
+
+    const BS: u32 = 4096;
+
+    fn ext(lblk: u32, pblk: u64, len: u32, unwritten: bool) -> Extent {
+        Extent {
+            lblk,
+            pblk,
+            len,
+            unwritten,
+        }
+    }
+
+    #[test]
+    fn mapped_runs_to_extent_end_and_clips() {
+        let e = ext(10, 1000, 5, false);
+        let r = Request::new(1, 11 * 4096 + 7, 1 << 30, 1 << 40, BS).unwrap();
+        let m = r.mapping(BlockMap::Mapped(e)).unwrap();
+        assert_eq!(m.offset, 11 * 4096 + 7);
+        assert_eq!(m.addr, Some(1001 * 4096 + 7));
+        assert_eq!(m.offset + m.length, 15 * 4096);
+        assert_eq!(m.kind, MappingType::Mapped);
+        // Clipped to count.
+        let r = Request::new(1, 11 * 4096, 100, 1 << 40, BS).unwrap();
+        assert_eq!(r.mapping(BlockMap::Mapped(e)).unwrap().length, 100);
+        // Clipped to EOF inside the extent.
+        let r = Request::new(1, 11 * 4096, 1 << 30, 12 * 4096 + 1, BS).unwrap();
+        assert_eq!(r.mapping(BlockMap::Mapped(e)).unwrap().length, 4096 + 1);
+    }
+
+    #[test]
+    fn unwritten_and_holes() {
+        let r = Request::new(1, 10 * 4096, 1 << 20, 1 << 40, BS).unwrap();
+        let m = r.mapping(BlockMap::Mapped(ext(10, 5, 1, true))).unwrap();
+        assert_eq!(
+            (m.kind, m.length, m.addr),
+            (MappingType::Unwritten, 4096, Some(5 * 4096))
+        );
+        let m = r.mapping(BlockMap::Hole { next: Some(12) }).unwrap();
+        assert_eq!(
+            (m.kind, m.length, m.addr),
+            (MappingType::Hole, 2 * 4096, None)
+        );
+        let m = r.mapping(BlockMap::Hole { next: None }).unwrap();
+        assert_eq!(m.length, 1 << 20);
+    }
+
+    #[test]
+    fn last_block_of_the_lblk_space() {
+        let size = (1u64 << 32) * 4096;
+        let r = Request::new(1, size - 1, u64::MAX, size, BS).unwrap();
+        assert_eq!(r.lblk(), u32::MAX);
+        let m = r
+            .mapping(BlockMap::Mapped(ext(u32::MAX, 7, 1, false)))
+            .unwrap();
+        assert_eq!((m.length, m.addr), (1, Some(7 * 4096 + 4095)));
+        assert!(matches!(
+            Request::new(1, size, 1, size + 1, BS),
+            Err(QueryError::BlockOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_requests_and_inconsistent_maps() {
+        assert!(matches!(
+            Request::new(1, 0, 0, 10, BS),
+            Err(QueryError::ZeroCount { .. })
+        ));
+        assert!(matches!(
+            Request::new(1, 10, 1, 10, BS),
+            Err(QueryError::PastEof { .. })
+        ));
+        let r = Request::new(1, 4096 * 20, 1, 1 << 30, BS).unwrap();
+        assert!(r.mapping(BlockMap::Mapped(ext(0, 0, 20, false))).is_err());
+        assert!(r.mapping(BlockMap::Hole { next: Some(20) }).is_err());
+        let huge = ext(20, u64::MAX / 2, 1, false);
+        assert!(r.mapping(BlockMap::Mapped(huge)).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Building a tier stack: walk the image, load each regular file's extents once, build the
+//! chosen structures, and attach each file's model if it is still valid for the file.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ext4::{Extent, Fs, Inode, InodeKind};
+
+use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
+use crate::error::BuildError;
+use crate::fingerprint::fingerprint;
+use crate::index::{check_extents, BTreeIndex, LearnedIndex, RangeMapIndex, SortedIndex};
+use crate::model::{FitParams, ModelError};
+use crate::ondisk::OnDisk;
+use crate::pack::Pack;
+
+/// Where the learned tier's models come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Models<'a> {
+    /// None: the learned tier declines every query (it is then a B-tree stack with counters).
+    None,
+    /// A model pack trained on this image; entries whose file changed are not used.
+    Pack(&'a Pack),
+    /// Fit every file's model at build time (experiments, tests).
+    Fit(FitParams),
+}
+
+/// The state of one file's model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    /// The learned tier answers for this file.
+    Active {
+        /// Segments in the model.
+        segments: usize,
+    },
+    /// The stack does not run the learned tier.
+    NotUsed,
+    /// No model for this file.
+    Untrained,
+    /// The inode was reused or rewritten since training: generations differ.
+    StaleGeneration {
+        /// Generation in the pack.
+        pack: u32,
+        /// Generation in the image.
+        image: u32,
+    },
+    /// The extent map changed since training: fingerprints differ.
+    StaleFingerprint {
+        /// Fingerprint in the pack.
+        pack: u64,
+        /// Fingerprint of the image's extents.
+        image: u64,
+    },
+    /// The model does not describe the extents (or could not be fitted).
+    Invalid(ModelError),
+    /// The file has no block map to model: inline data, or extents that failed to load.
+    Unavailable,
+}
+
+/// What building a stack found.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// Regular files loaded (hard links counted once).
+    pub files: usize,
+    /// Extents loaded.
+    pub extents: u64,
+    /// Files whose model is active.
+    pub models_active: usize,
+    /// Files without a model.
+    pub models_untrained: usize,
+    /// Files whose pack entry is stale (generation or fingerprint differs).
+    pub models_stale: Vec<u32>,
+    /// Files whose model could not be used, and why.
+    pub models_invalid: Vec<(u32, ModelError)>,
+    /// Pack entries for inodes that are not regular files of this image.
+    pub pack_unused: usize,
+    /// Files with inline data (no block mapping).
+    pub inline_files: usize,
+    /// Files whose extents could not be loaded (queries on them go to the on-disk tier).
+    pub load_errors: Vec<(u32, String)>,
+    /// Errors met while walking the directory tree (their subtrees are missing).
+    pub walk_errors: Vec<String>,
+    /// Wall time of the build.
+    pub elapsed: Duration,
+}
+
+impl TierStack {
+    /// Builds a stack over every regular file reachable in `fs`.
+    ///
+    /// A pack for another image (UUID or block size) is an error; anything wrong with one file
+    /// (corrupt extents, stale or invalid model) only affects that file and is in the report.
+    pub fn build(
+        fs: Arc<Fs>,
+        tier: Tier,
+        models: Models<'_>,
+        opts: StackOptions,
+    ) -> Result<(Self, BuildReport), BuildError> {
+        let start = Instant::now();
+        if let Models::Pack(p) = models {
+            p.check_image(fs.superblock().uuid, fs.block_size())?;
+        }
+        let mut report = BuildReport::default();
+        let (entries, walk_errors) = fs.walk();
+        report.walk_errors = walk_errors.iter().map(ToString::to_string).collect();
+        let mut files = HashMap::new();
+        for e in entries
+            .into_iter()
+            .filter(|e| e.inode.kind == InodeKind::File)
+        {
+            let ino = e.inode.ino;
+            if files.contains_key(&ino) {
+                continue; // another hard link to a file already loaded
+            }
+            files.insert(ino, load_file(&fs, e.inode, tier, models, &mut report));
+        }
+        if let Models::Pack(p) = models {
+            report.pack_unused = p
+                .entries
+                .keys()
+                .filter(|ino| !files.contains_key(ino))
+                .count();
+        }
+        report.files = files.len();
+        report.elapsed = start.elapsed();
+        let stack = TierStack {
+            tier,
+            block_size: fs.block_size(),
+            audit: opts.audit,
+            ondisk: OnDisk::new(fs),
+            files,
+            counters: Default::default(),
+        };
+        Ok((stack, report))
+    }
+}
+
+/// Loads one file: its extents (unless the tier is on-disk only), the tier's structure, and
+/// its model.
+fn load_file(
+    fs: &Fs,
+    inode: Inode,
+    tier: Tier,
+    models: Models<'_>,
+    report: &mut BuildReport,
+) -> FileEntry {
+    let model = if tier == Tier::Predictor {
+        ModelStatus::Untrained
+    } else {
+        ModelStatus::NotUsed
+    };
+    let mut f = FileEntry {
+        inode,
+        extents: 0,
+        learned: None,
+        mem: None,
+        model,
+        load_error: None,
+    };
+    if f.inode.has_inline_data() {
+        report.inline_files += 1;
+        f.model = ModelStatus::Unavailable;
+        return f;
+    }
+    if tier == Tier::Ondisk {
+        return f;
+    }
+    let loaded = fs
+        .extents(&f.inode)
+        .map_err(|e| e.to_string())
+        .and_then(|x| check_extents(&x).map(|()| x).map_err(|e| e.to_string()));
+    let exts = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            report.load_errors.push((f.inode.ino, e.clone()));
+            f.load_error = Some(e);
+            f.model = ModelStatus::Unavailable;
+            return f;
+        }
+    };
+    f.extents = exts.len();
+    report.extents += exts.len() as u64;
+    f.mem = Some(match tier {
+        Tier::Sorted => MemIndex::Sorted(SortedIndex::new(exts.clone())),
+        Tier::RangeMap => MemIndex::RangeMap(RangeMapIndex::new(&exts)),
+        Tier::Predictor | Tier::Btree | Tier::Ondisk => MemIndex::Btree(BTreeIndex::new(&exts)),
+    });
+    if tier == Tier::Predictor {
+        let (learned, status) = learned_for(&f.inode, &exts, models);
+        match &status {
+            ModelStatus::Active { .. } => report.models_active += 1,
+            ModelStatus::Untrained => report.models_untrained += 1,
+            ModelStatus::StaleGeneration { .. } | ModelStatus::StaleFingerprint { .. } => {
+                report.models_stale.push(f.inode.ino)
+            }
+            ModelStatus::Invalid(e) => report.models_invalid.push((f.inode.ino, e.clone())),
+            ModelStatus::NotUsed | ModelStatus::Unavailable => {}
+        }
+        (f.learned, f.model) = (learned, status);
+    }
+    f
+}
+
+/// The learned index for a file, if its model is usable.
+fn learned_for(
+    inode: &Inode,
+    exts: &[Extent],
+    models: Models<'_>,
+) -> (Option<LearnedIndex>, ModelStatus) {
+    let built = match models {
+        Models::None => return (None, ModelStatus::Untrained),
+        Models::Fit(params) => LearnedIndex::fit(exts, &params),
+        Models::Pack(pack) => {
+            let Some(entry) = pack.get(inode.ino) else {
+                return (None, ModelStatus::Untrained);
+            };
+            if entry.generation != inode.generation {
+                return (
+                    None,
+                    ModelStatus::StaleGeneration {
+                        pack: entry.generation,
+                        image: inode.generation,
+                    },
+                );
+            }
+            let image = fingerprint(exts);
+            if entry.fingerprint != image {
+                return (
+                    None,
+                    ModelStatus::StaleFingerprint {
+                        pack: entry.fingerprint,
+                        image,
+                    },
+                );
+            }
+            LearnedIndex::new(exts, &entry.model)
+        }
+    };
+    match built {
+        Ok(l) => {
+            let segments = l.segment_count();
+            (Some(l), ModelStatus::Active { segments })
+        }
+        Err(e) => (None, ModelStatus::Invalid(e)),
+    }
+}

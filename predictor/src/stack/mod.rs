@@ -1,0 +1,267 @@
+//! The tier stack: one image's files, each with the structures of the chosen tier, answering
+//! `iomap_begin`-style queries fastest tier first and counting who answered.
+
+mod counters;
+mod load;
+
+use ext4::{BlockMap, Inode};
+use std::collections::HashMap;
+
+pub use counters::{StackStats, TierStats};
+pub use load::{BuildReport, ModelStatus, Models};
+
+use crate::error::QueryError;
+use crate::index::{BTreeIndex, ExtentIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex};
+use crate::mapping::{Mapping, Request};
+use crate::ondisk::OnDisk;
+use counters::Counters;
+
+/// Which tiers a stack runs (each falls back to `ondisk` for files it could not load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Learned index, then B-tree, then on-disk.
+    Predictor,
+    /// B-tree (`BTreeMap`), then on-disk.
+    Btree,
+    /// Binary search over the sorted extent array (experiments).
+    Sorted,
+    /// `rangemap::RangeMap` (experiments).
+    RangeMap,
+    /// On-disk walk only.
+    Ondisk,
+}
+
+/// The structure that produced an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TierKind {
+    /// The learned index.
+    Learned = 0,
+    /// `BTreeMap`.
+    Btree = 1,
+    /// Sorted array.
+    Sorted = 2,
+    /// `RangeMap`.
+    RangeMap = 3,
+    /// On-disk extent-tree walk.
+    Ondisk = 4,
+}
+
+impl TierKind {
+    /// Every kind, in counter order.
+    pub const ALL: [TierKind; 5] = [
+        Self::Learned,
+        Self::Btree,
+        Self::Sorted,
+        Self::RangeMap,
+        Self::Ondisk,
+    ];
+}
+
+/// Build options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StackOptions {
+    /// Re-compute every learned answer with the B-tree and count mismatches (returning the
+    /// B-tree's answer when they differ).
+    pub audit: bool,
+}
+
+/// The in-memory structure behind the learned index (or alone), by tier choice.
+#[derive(Debug)]
+enum MemIndex {
+    Btree(BTreeIndex),
+    Sorted(SortedIndex),
+    RangeMap(RangeMapIndex),
+}
+
+impl MemIndex {
+    fn get(&self) -> (&dyn ExtentIndex, TierKind) {
+        match self {
+            MemIndex::Btree(i) => (i, TierKind::Btree),
+            MemIndex::Sorted(i) => (i, TierKind::Sorted),
+            MemIndex::RangeMap(i) => (i, TierKind::RangeMap),
+        }
+    }
+}
+
+/// What the stack holds for one regular file.
+#[derive(Debug)]
+struct FileEntry {
+    inode: Inode,
+    extents: usize,
+    learned: Option<LearnedIndex>,
+    mem: Option<MemIndex>,
+    model: ModelStatus,
+    /// Why the extents could not be loaded; queries then go on disk.
+    load_error: Option<String>,
+}
+
+/// Heap bytes held by a stack's structures, summed over files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryReport {
+    /// Extents loaded.
+    pub extents: u64,
+    /// Learned models alone (segment starts and lines).
+    pub model_bytes: u64,
+    /// The learned index's extent-start arrays.
+    pub key_bytes: u64,
+    /// The learned index's per-extent records.
+    pub record_bytes: u64,
+    /// The in-memory fallback (or only) structure: B-tree, sorted array or range map.
+    pub index_bytes: u64,
+}
+
+impl MemoryReport {
+    /// `bytes / extents` (0 with no extents).
+    pub fn per_extent(&self, bytes: u64) -> f64 {
+        if self.extents == 0 {
+            0.0
+        } else {
+            bytes as f64 / self.extents as f64
+        }
+    }
+}
+
+/// An image's files behind a stack of tiers. `Send + Sync`: queries take `&self`.
+#[derive(Debug)]
+pub struct TierStack {
+    tier: Tier,
+    block_size: u32,
+    audit: bool,
+    ondisk: OnDisk,
+    files: HashMap<u32, FileEntry>,
+    counters: Counters,
+}
+
+impl TierStack {
+    /// The tier choice.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The image's block size.
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// Inode numbers of the regular files the stack knows, in no particular order.
+    pub fn inodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.files.keys().copied()
+    }
+
+    /// The cached inode of a known file.
+    pub fn inode(&self, ino: u32) -> Option<&Inode> {
+        self.files.get(&ino).map(|f| &f.inode)
+    }
+
+    /// Extents loaded for a known file (0 for the on-disk tier, which loads none).
+    pub fn extent_count(&self, ino: u32) -> Option<usize> {
+        self.files.get(&ino).map(|f| f.extents)
+    }
+
+    /// The state of a file's model.
+    pub fn model_status(&self, ino: u32) -> Option<&ModelStatus> {
+        self.files.get(&ino).map(|f| &f.model)
+    }
+
+    /// The mapping for `count` bytes at `pos` of file `ino`, and the tier that found it.
+    pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
+        let f = self
+            .files
+            .get(&ino)
+            .ok_or(QueryError::UnknownInode { ino })?;
+        if f.inode.has_inline_data() {
+            return Err(QueryError::InlineData { ino });
+        }
+        let req = Request::new(ino, pos, count, f.inode.size, self.block_size)?;
+        let (bm, kind) = self.find(f, req.lblk())?;
+        Ok((req.mapping(bm)?, kind))
+    }
+
+    /// What block `lblk` of `f` maps to, fastest tier first.
+    fn find(&self, f: &FileEntry, q: u32) -> Result<(BlockMap, TierKind), QueryError> {
+        let mem = f.mem.as_ref().map(MemIndex::get);
+        if self.tier == Tier::Predictor {
+            match f.learned.as_ref().map(|l| l.probe(q)) {
+                Some(Lookup::Found(bm)) => return Ok(self.audited(bm, q, mem)),
+                Some(Lookup::Missed) => self.counters.missed(TierKind::Learned),
+                Some(Lookup::Declined) | None => self.counters.declined(TierKind::Learned),
+            }
+        }
+        if let Some((index, kind)) = mem {
+            match index.find(q) {
+                Lookup::Found(bm) => {
+                    self.counters.answered(kind);
+                    return Ok((bm, kind));
+                }
+                // The library structures always answer; keep the fall-through honest anyway.
+                Lookup::Missed => self.counters.missed(kind),
+                Lookup::Declined => self.counters.declined(kind),
+            }
+        }
+        let bm = self.ondisk.find(&f.inode, q)?;
+        self.counters.answered(TierKind::Ondisk);
+        Ok((bm, TierKind::Ondisk))
+    }
+
+    /// Counts a learned answer and, in audit mode, checks it against the B-tree.
+    fn audited(
+        &self,
+        bm: BlockMap,
+        q: u32,
+        mem: Option<(&dyn ExtentIndex, TierKind)>,
+    ) -> (BlockMap, TierKind) {
+        self.counters.answered(TierKind::Learned);
+        if let Some((index, kind)) = mem.filter(|_| self.audit) {
+            let check = index.find(q);
+            let mismatch = check != Lookup::Found(bm);
+            self.counters.audited(mismatch);
+            if let (true, Lookup::Found(other)) = (mismatch, check) {
+                return (other, kind);
+            }
+        }
+        (bm, TierKind::Learned)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> StackStats {
+        self.counters.snapshot()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&self) {
+        self.counters.reset();
+    }
+
+    /// Heap bytes of the loaded structures.
+    pub fn memory(&self) -> MemoryReport {
+        let mut m = MemoryReport::default();
+        for f in self.files.values() {
+            m.extents += f.extents as u64;
+            if let Some(l) = &f.learned {
+                m.model_bytes += l.model_bytes() as u64;
+                m.key_bytes += l.key_bytes() as u64;
+                m.record_bytes += l.record_bytes() as u64;
+            }
+            if let Some(i) = &f.mem {
+                m.index_bytes += i.get().0.heap_bytes() as u64;
+            }
+        }
+        m
+    }
+
+    /// Why a file's extents could not be loaded, if they could not.
+    pub fn load_error(&self, ino: u32) -> Option<&str> {
+        self.files.get(&ino).and_then(|f| f.load_error.as_deref())
+    }
+
+    /// The on-disk tier, for comparisons.
+    pub fn ondisk(&self) -> &OnDisk {
+        &self.ondisk
+    }
+}
+
+// The FUSE server shares one stack between its worker threads.
+const _: fn() = || {
+    fn is<T: Send + Sync>() {}
+    is::<TierStack>();
+};

@@ -1,0 +1,271 @@
+//! The contract over real images: for every test image and regular file, every tier's mapping
+//! equals the on-disk tier's, exhaustively per block for files under 10^5 blocks and on seeded
+//! random queries beyond (10^6 in release builds, 10^5 in debug; `CONTRACT_RANDOM` overrides),
+//! plus every extent boundary, EOF and the last block of the block space.
+
+use std::sync::Arc;
+
+use ext4::Fs;
+use predictor::model::FitParams;
+use predictor::pack::{Pack, PackEntry};
+use predictor::stack::{ModelStatus, StackStats};
+use predictor::synth::Rng;
+use predictor::{
+    fingerprint, Mapping, Models, QueryError, StackOptions, Tier, TierKind, TierStack,
+};
+
+/// Files with fewer blocks are checked at every block.
+const EXHAUSTIVE_BLOCKS: u64 = 100_000;
+
+fn random_queries() -> usize {
+    let default = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
+    std::env::var("CONTRACT_RANDOM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The byte positions and counts to ask about for one file.
+fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<(u64, u64)> {
+    let bs = u64::from(fs.block_size());
+    let Some(inode) = stack.inode(ino) else {
+        return Vec::new();
+    };
+    let size = inode.size;
+    let blocks = size.div_ceil(bs);
+    let counts = [1, bs, 3 * bs + 5, u64::MAX, bs / 2];
+    let mut out = Vec::new();
+    let mut push = |pos: u64, i: usize| out.push((pos, counts[i % counts.len()]));
+    if blocks < EXHAUSTIVE_BLOCKS {
+        for b in 0..blocks {
+            push(b * bs, b as usize);
+            if b % 7 == 0 {
+                push(b * bs + 1 + b % (bs - 1), b as usize + 1);
+            }
+        }
+    } else {
+        let mut rng = Rng::new(u64::from(ino));
+        for i in 0..random_queries() {
+            push(rng.below(size), i);
+        }
+    }
+    // Around every extent boundary (the interesting blocks of huge sparse files).
+    if let Ok(exts) = fs.extents(inode) {
+        for (i, e) in exts.iter().enumerate() {
+            for b in [
+                u64::from(e.lblk).wrapping_sub(1),
+                u64::from(e.lblk),
+                e.end() - 1,
+                e.end(),
+            ] {
+                if let Some(pos) = b.checked_mul(bs) {
+                    push(pos, i);
+                }
+            }
+        }
+    }
+    // EOF: the last byte, the first byte past it, the last block of the 2^32 block space.
+    for pos in [
+        size.saturating_sub(1),
+        size,
+        size + 1,
+        (u64::from(u32::MAX)) * bs,
+    ] {
+        push(pos, 3);
+    }
+    out
+}
+
+/// Same answer, or the same kind of error.
+fn same(
+    a: &Result<(Mapping, TierKind), QueryError>,
+    b: &Result<(Mapping, TierKind), QueryError>,
+) -> bool {
+    match (a, b) {
+        (Ok((x, _)), Ok((y, _))) => x == y,
+        (Err(x), Err(y)) => std::mem::discriminant(x) == std::mem::discriminant(y),
+        _ => false,
+    }
+}
+
+fn build(fs: &Arc<Fs>, tier: Tier, models: Models<'_>) -> TierStack {
+    let (stack, report) = TierStack::build(fs.clone(), tier, models, StackOptions { audit: true })
+        .unwrap_or_else(|e| panic!("building a {tier:?} stack: {e}"));
+    assert!(
+        report.models_invalid.is_empty(),
+        "{tier:?}: invalid models {:?}",
+        report.models_invalid
+    );
+    stack
+}
+
+/// A pack of the models fitted at build time, as `training` would write it.
+fn pack_for(fs: &Fs, stack: &TierStack, params: FitParams) -> Pack {
+    let mut pack = Pack::new(fs.superblock().uuid, fs.block_size(), params.max_window);
+    for ino in stack.inodes() {
+        let Some(inode) = stack.inode(ino) else {
+            continue;
+        };
+        let Ok(exts) = fs.extents(inode) else {
+            continue;
+        };
+        if inode.has_inline_data() {
+            continue;
+        }
+        let Ok((model, _)) = predictor::model::fit_extents(&exts, &params) else {
+            continue;
+        };
+        pack.insert(PackEntry {
+            ino,
+            generation: inode.generation,
+            fingerprint: fingerprint(&exts),
+            model,
+        });
+    }
+    pack
+}
+
+fn assert_clean(name: &str, stats: &StackStats) {
+    assert_eq!(stats.audit_mismatches, 0, "{name}: audit mismatches");
+    assert_eq!(
+        stats.tier(TierKind::Learned).missed,
+        0,
+        "{name}: learned misses with fresh models"
+    );
+}
+
+#[test]
+fn every_tier_equals_ondisk_on_every_image() {
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    assert!(!images.is_empty());
+    for img in images {
+        let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
+        let reference = build(&fs, Tier::Ondisk, Models::None);
+        let narrow = FitParams {
+            max_window: 2,
+            ..Default::default()
+        };
+        let pack = pack_for(&fs, &reference, FitParams::default());
+        let pack = Pack::from_bytes(&pack.to_bytes())
+            .unwrap_or_else(|e| panic!("{}: pack round trip: {e}", img.name));
+        let stacks = [
+            (
+                "predictor (fit)",
+                build(&fs, Tier::Predictor, Models::Fit(FitParams::default())),
+            ),
+            (
+                "predictor (fit, window 2)",
+                build(&fs, Tier::Predictor, Models::Fit(narrow)),
+            ),
+            (
+                "predictor (pack)",
+                build(&fs, Tier::Predictor, Models::Pack(&pack)),
+            ),
+            (
+                "predictor (no models)",
+                build(&fs, Tier::Predictor, Models::None),
+            ),
+            ("btree", build(&fs, Tier::Btree, Models::None)),
+            ("sorted", build(&fs, Tier::Sorted, Models::None)),
+            ("rangemap", build(&fs, Tier::RangeMap, Models::None)),
+        ];
+        let mut checked = 0u64;
+        for ino in reference.inodes() {
+            for (pos, count) in queries(&fs, &reference, ino) {
+                let want = reference.query(ino, pos, count);
+                for (name, stack) in &stacks {
+                    let got = stack.query(ino, pos, count);
+                    assert!(
+                        same(&got, &want),
+                        "{} ino {ino} pos {pos} count {count}: {name} gave {got:?}, ondisk {want:?}",
+                        img.name
+                    );
+                }
+                checked += 1;
+            }
+        }
+        for (name, stack) in &stacks {
+            assert_clean(name, &stack.stats());
+        }
+        let learned = stacks[0].1.stats().tier(TierKind::Learned).answered;
+        assert!(
+            learned > 0 || checked == 0,
+            "{}: the learned tier answered nothing",
+            img.name
+        );
+        eprintln!(
+            "{}: {checked} queries x {} tiers agree with ondisk",
+            img.name,
+            stacks.len()
+        );
+    }
+}
+
+/// A stale pack entry disables that file's model only; answers stay right and are counted as
+/// declined by the learned tier.
+#[test]
+fn stale_pack_entries_fall_back_per_file() {
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let Some(img) = images.iter().max_by_key(|i| i.files.len()) else {
+        return;
+    };
+    let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
+    let reference = build(&fs, Tier::Ondisk, Models::None);
+    let mut pack = pack_for(&fs, &reference, FitParams::default());
+    let mut inos: Vec<u32> = pack.entries.keys().copied().collect();
+    inos.sort_unstable();
+    let [gen_victim, fp_victim, ..] = inos[..] else {
+        panic!("{}: need two files with models", img.name)
+    };
+    if let Some(e) = pack.entries.get_mut(&gen_victim) {
+        e.generation ^= 1;
+    }
+    if let Some(e) = pack.entries.get_mut(&fp_victim) {
+        e.fingerprint ^= 1;
+    }
+    let stack = build(&fs, Tier::Predictor, Models::Pack(&pack));
+    assert!(matches!(
+        stack.model_status(gen_victim),
+        Some(ModelStatus::StaleGeneration { .. })
+    ));
+    assert!(matches!(
+        stack.model_status(fp_victim),
+        Some(ModelStatus::StaleFingerprint { .. })
+    ));
+    let others_active = inos[2..]
+        .iter()
+        .all(|i| matches!(stack.model_status(*i), Some(ModelStatus::Active { .. })));
+    assert!(others_active, "other files keep their models");
+    for ino in [gen_victim, fp_victim] {
+        for (pos, count) in queries(&fs, &reference, ino).into_iter().take(2000) {
+            assert!(
+                same(
+                    &stack.query(ino, pos, count),
+                    &reference.query(ino, pos, count)
+                ),
+                "ino {ino} pos {pos}"
+            );
+        }
+    }
+    let s = stack.stats();
+    assert!(s.tier(TierKind::Learned).declined > 0);
+    assert_eq!(
+        s.tier(TierKind::Learned).answered,
+        0,
+        "only stale files were queried"
+    );
+    // A pack for another image is refused outright.
+    let mut alien = pack.clone();
+    alien.header.uuid[0] ^= 1;
+    assert!(TierStack::build(
+        fs,
+        Tier::Predictor,
+        Models::Pack(&alien),
+        StackOptions::default()
+    )
+    .is_err());
+}

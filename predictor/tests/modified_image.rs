@@ -1,0 +1,192 @@
+//! Oracles outside the project, and a real change to an image after training:
+//! - the predictor stack's answers for sampled blocks equal `debugfs -R "bmap PATH LBLK"`;
+//! - after `debugfs -w` punches one file and rewrites another, their models are stale: their
+//!   queries stay right and fall through, the other files keep their models.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use ext4::{Fs, InodeKind};
+use predictor::model::FitParams;
+use predictor::stack::ModelStatus;
+use predictor::synth::Rng;
+use predictor::{MappingType, Models, StackOptions, Tier, TierKind, TierStack};
+use testimg::oracle;
+
+fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
+    TierStack::build(
+        Arc::clone(fs),
+        Tier::Predictor,
+        models,
+        StackOptions { audit: true },
+    )
+    .unwrap_or_else(|e| panic!("building the stack: {e}"))
+    .0
+}
+
+#[test]
+fn sampled_blocks_equal_debugfs_bmap() {
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let mut checked = 0usize;
+    for img in images {
+        let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
+        let stack = predictor_stack(&fs, Models::Fit(FitParams::default()));
+        let bs = u64::from(fs.block_size());
+        for path in &img.files {
+            let inode = fs
+                .lookup_path(path)
+                .unwrap_or_else(|e| panic!("{} {path}: {e}", img.name));
+            if inode.kind != InodeKind::File || inode.has_inline_data() || inode.size == 0 {
+                continue;
+            }
+            // Block-mapped files address fewer blocks than debugfs will answer for.
+            let blocks = inode.size.div_ceil(bs).min(if inode.uses_extents() {
+                u64::MAX
+            } else {
+                16_843_020
+            });
+            let mut rng = Rng::new(u64::from(inode.ino));
+            let mut lblks: Vec<u32> = (0..200).map(|_| rng.below(blocks) as u32).collect();
+            lblks.push((blocks - 1) as u32);
+            let theirs =
+                oracle::bmap_many(&img.path, path, &lblks).unwrap_or_else(|e| panic!("{e}"));
+            for (&lblk, want) in lblks.iter().zip(theirs) {
+                let pos = u64::from(lblk) * bs;
+                let (m, _) = stack
+                    .query(inode.ino, pos, bs)
+                    .unwrap_or_else(|e| panic!("{} {path} block {lblk}: {e}", img.name));
+                let got = match m.kind {
+                    MappingType::Hole => None,
+                    kind => m.addr.map(|a| (a / bs, kind == MappingType::Unwritten)),
+                };
+                assert_eq!(
+                    got,
+                    want.map(|b| (b.pblk, b.unwritten)),
+                    "{} {path} block {lblk}: debugfs bmap",
+                    img.name
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(stack.stats().audit_mismatches, 0, "{}", img.name);
+    }
+    println!("{checked} sampled blocks equal debugfs bmap");
+}
+
+fn debugfs_write(image: &Path, script: &str) {
+    let file = image.with_extension("debugfs");
+    std::fs::write(&file, script).expect("write debugfs script");
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&file)
+        .arg(image)
+        .output()
+        .expect("run debugfs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("debugfs "))
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "debugfs -w failed: {stderr}"
+    );
+}
+
+#[test]
+fn files_changed_after_training_fall_back_and_stay_correct() {
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let img = images
+        .iter()
+        .find(|i| i.name == "ext4-4k")
+        .expect("ext4-4k image");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("copy.img");
+    std::fs::copy(&img.path, &copy).expect("copy image");
+    let src = dir.path().join("new-contents");
+    std::fs::write(&src, vec![0x5a_u8; 300_000]).expect("write source");
+
+    let trained = {
+        let fs = Fs::open_path(&copy).expect("open copy");
+        predictor::train::train(&fs, &FitParams::default(), 2, &|_| ())
+    };
+    assert!(trained.errors.is_empty(), "{:?}", trained.errors);
+
+    // Punch /depth1 and replace /depth2 with a different file.
+    debugfs_write(
+        &copy,
+        &format!(
+            "punch /depth1 3 40\nrm /depth2\nwrite {} /depth2\n",
+            src.display()
+        ),
+    );
+
+    let fs = Arc::new(Fs::open_path(&copy).expect("open modified copy"));
+    let stack = predictor_stack(&fs, Models::Pack(&trained.pack));
+    let reference = TierStack::build(
+        Arc::clone(&fs),
+        Tier::Ondisk,
+        Models::None,
+        StackOptions::default(),
+    )
+    .expect("ondisk stack")
+    .0;
+    let changed: Vec<u32> = ["/depth1", "/depth2"]
+        .iter()
+        .map(|p| fs.lookup_path(p).expect("changed file").ino)
+        .collect();
+    for &ino in &changed {
+        assert!(
+            matches!(
+                stack.model_status(ino),
+                Some(
+                    ModelStatus::StaleFingerprint { .. }
+                        | ModelStatus::StaleGeneration { .. }
+                        | ModelStatus::Untrained
+                )
+            ),
+            "inode {ino}: {:?}",
+            stack.model_status(ino)
+        );
+    }
+    let mut active = 0;
+    for ino in stack.inodes() {
+        if !changed.contains(&ino) {
+            let kept = matches!(
+                stack.model_status(ino),
+                Some(ModelStatus::Active { .. } | ModelStatus::Unavailable)
+            );
+            assert!(
+                kept,
+                "inode {ino} lost its model: {:?}",
+                stack.model_status(ino)
+            );
+            active += usize::from(matches!(
+                stack.model_status(ino),
+                Some(ModelStatus::Active { .. })
+            ));
+        }
+    }
+    assert!(active > 5, "other files keep their models ({active})");
+
+    // Every block of the changed files: the same answer as the on-disk walk, never from a model.
+    let bs = u64::from(fs.block_size());
+    for &ino in &changed {
+        let size = stack.inode(ino).expect("inode").size;
+        for pos in (0..size).step_by(bs as usize) {
+            let got = stack.query(ino, pos, bs).map(|(m, _)| m);
+            let want = reference.query(ino, pos, bs).map(|(m, _)| m);
+            assert_eq!(got.ok(), want.ok(), "inode {ino} pos {pos}");
+        }
+    }
+    let s = stack.stats();
+    assert_eq!(
+        s.tier(TierKind::Learned).answered,
+        0,
+        "a stale model answered"
+    );
+    assert!(s.tier(TierKind::Learned).declined > 0);
+    assert_eq!(s.audit_mismatches, 0);
+}
