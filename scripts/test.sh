@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README, CI). Dev profile (overflow checks on) at opt-level 1,
-# dependencies at opt-level 2 (see Cargo.toml): exhaustive per-block tests stay quick.
-# Tests that loop-mount images need root; as another user they say so and skip.
+# The project's test command (README, CI): every test of the workspace.
+# Dev profile (overflow checks and debug assertions on) at opt-level 1, dependencies at
+# opt-level 2 (see Cargo.toml), so exhaustive per-block contract tests stay quick.
+# Tests that loop-mount images or mount FUSE need root; as another user they say so and skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
 exec cargo test --workspace --locked "$@"

@@ -171,7 +171,7 @@ impl NodeCtx<'_> {
     }
 
     /// Decodes and checks the extents of a leaf: each inside `[lo, hi)`, sorted, not
-    /// overlapping, at most 2^32 logical blocks, and inside the filesystem.
+    /// overlapping, below `MAX_LBLK`, and inside the filesystem.
     fn leaf(&self, node: &[u8], block: u64, h: Header, lo: u64, hi: u64) -> Result<Vec<Extent>> {
         let sb = self.fs.superblock();
         let mut out: Vec<Extent> = Vec::with_capacity(usize::from(h.entries));
@@ -195,7 +195,7 @@ impl NodeCtx<'_> {
             }
             if ext.end() > MAX_LBLK {
                 return Err(bad(format!(
-                    "blocks {}+{} run past 2^32",
+                    "blocks {}+{} run past block 2^32 - 2",
                     ext.lblk, ext.len
                 )));
             }
@@ -251,56 +251,28 @@ impl NodeCtx<'_> {
     }
 
     /// Hands every leaf of the subtree rooted at `node`, in order, to `out`.
-    fn collect(
-        &self,
-        node: &[u8],
-        block: u64,
-        depth: Option<u16>,
-        lo: u64,
-        hi: u64,
-        out: &mut dyn FnMut(Vec<Extent>),
-    ) -> Result<()> {
-        let h = self.header(node, block, depth)?;
+    fn collect(&self, node: &[u8], at: Span, out: &mut dyn FnMut(Vec<Extent>)) -> Result<()> {
+        let h = self.header(node, at.block, at.depth)?;
         if h.depth == 0 {
-            out(self.leaf(node, block, h, lo, hi)?);
+            out(self.leaf(node, at.block, h, at.lo, at.hi)?);
             return Ok(());
         }
-        let index = self.index(node, block, h, lo, hi)?;
-        for (i, idx) in index.iter().enumerate() {
-            let child_hi = index.get(i + 1).map_or(hi, |n| u64::from(n.key));
-            let child = self.read_node(idx.child)?;
-            self.collect(
-                &child,
-                idx.child,
-                Some(h.depth - 1),
-                u64::from(idx.key),
-                child_hi,
-                out,
-            )?;
+        let index = self.index(node, at.block, h, at.lo, at.hi)?;
+        for child in children(&index, h.depth, at.hi) {
+            self.collect(&self.read_node(child.block)?, child, out)?;
         }
         Ok(())
     }
 
     /// First extent of the subtree at `node`, if it has one (leaves may be empty).
-    fn first_extent(
-        &self,
-        node: &[u8],
-        block: u64,
-        depth: u16,
-        lo: u64,
-        hi: u64,
-    ) -> Result<Option<Extent>> {
-        let h = self.header(node, block, Some(depth))?;
+    fn first_extent(&self, node: &[u8], at: Span) -> Result<Option<Extent>> {
+        let h = self.header(node, at.block, at.depth)?;
         if h.depth == 0 {
-            return Ok(self.leaf(node, block, h, lo, hi)?.first().copied());
+            return Ok(self.leaf(node, at.block, h, at.lo, at.hi)?.first().copied());
         }
-        let index = self.index(node, block, h, lo, hi)?;
-        for (i, idx) in index.iter().enumerate() {
-            let child_hi = index.get(i + 1).map_or(hi, |n| u64::from(n.key));
-            let child = self.read_node(idx.child)?;
-            if let Some(e) =
-                self.first_extent(&child, idx.child, h.depth - 1, u64::from(idx.key), child_hi)?
-            {
+        let index = self.index(node, at.block, h, at.lo, at.hi)?;
+        for child in children(&index, h.depth, at.hi) {
+            if let Some(e) = self.first_extent(&self.read_node(child.block)?, child)? {
                 return Ok(Some(e));
             }
         }
@@ -309,55 +281,31 @@ impl NodeCtx<'_> {
 
     /// Finds what `lblk` maps to in the subtree at `node`: one root-to-leaf path, plus, for a
     /// block in a hole at the end of a leaf, the first extent of the following subtrees.
-    fn lookup(
-        &self,
-        node: &[u8],
-        block: u64,
-        depth: Option<u16>,
-        lo: u64,
-        hi: u64,
-        lblk: u32,
-    ) -> Result<BlockMap> {
-        let h = self.header(node, block, depth)?;
+    fn lookup(&self, node: &[u8], at: Span, lblk: u32) -> Result<BlockMap> {
+        let h = self.header(node, at.block, at.depth)?;
         if h.depth == 0 {
-            let leaf = self.leaf(node, block, h, lo, hi)?;
+            let leaf = self.leaf(node, at.block, h, at.lo, at.hi)?;
             let i = leaf.partition_point(|e| e.lblk <= lblk);
-            if let Some(e) = i
-                .checked_sub(1)
-                .map(|p| leaf[p])
-                .filter(|e| e.contains(lblk))
-            {
-                return Ok(BlockMap::Mapped(e));
-            }
-            return Ok(BlockMap::Hole {
-                next: leaf.get(i).map(|e| e.lblk),
+            return Ok(match i.checked_sub(1).map(|p| leaf[p]) {
+                Some(e) if e.contains(lblk) => BlockMap::Mapped(e),
+                _ => BlockMap::Hole {
+                    next: leaf.get(i).map(|e| e.lblk),
+                },
             });
         }
-        let index = self.index(node, block, h, lo, hi)?;
+        let index = self.index(node, at.block, h, at.lo, at.hi)?;
         // The subtree whose key is the last one <= lblk (the first subtree for blocks before it).
         let i = index.partition_point(|x| x.key <= lblk).saturating_sub(1);
-        let child_hi = |i: usize| index.get(i + 1).map_or(hi, |n| u64::from(n.key));
-        let idx = index[i];
-        let child = self.read_node(idx.child)?;
-        let found = self.lookup(
-            &child,
-            idx.child,
-            Some(h.depth - 1),
-            u64::from(idx.key),
-            child_hi(i),
-            lblk,
-        )?;
+        let mut subtrees = children(&index, h.depth, at.hi).skip(i);
+        let Some(child) = subtrees.next() else {
+            // Unreachable: index nodes have at least one entry (checked by `header`).
+            return Ok(BlockMap::Hole { next: None });
+        };
+        let found = self.lookup(&self.read_node(child.block)?, child, lblk)?;
         if let BlockMap::Hole { next: None } = found {
             // The hole runs past this subtree: the next extent starts in a later sibling.
-            for (j, sib) in index.iter().enumerate().skip(i + 1) {
-                let node = self.read_node(sib.child)?;
-                if let Some(e) = self.first_extent(
-                    &node,
-                    sib.child,
-                    h.depth - 1,
-                    u64::from(sib.key),
-                    child_hi(j),
-                )? {
+            for sib in subtrees {
+                if let Some(e) = self.first_extent(&self.read_node(sib.block)?, sib)? {
                     return Ok(BlockMap::Hole { next: Some(e.lblk) });
                 }
             }
@@ -366,13 +314,41 @@ impl NodeCtx<'_> {
     }
 }
 
+/// A node to visit: its block (0 for the root in `i_block`), the depth its parent promises
+/// (none for the root), and the half-open key range its entries must stay in.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    block: u64,
+    depth: Option<u16>,
+    lo: u64,
+    hi: u64,
+}
+
+impl Span {
+    const ROOT: Span = Span {
+        block: 0,
+        depth: None,
+        lo: 0,
+        hi: MAX_LBLK,
+    };
+}
+
+/// The subtrees of an index node at `depth` whose own range ends at `hi`: child `i` holds
+/// keys from its index key up to the next entry's key.
+fn children(index: &[Index], depth: u16, hi: u64) -> impl Iterator<Item = Span> + '_ {
+    index.iter().enumerate().map(move |(i, idx)| Span {
+        block: idx.child,
+        depth: Some(depth - 1),
+        lo: u64::from(idx.key),
+        hi: index.get(i + 1).map_or(hi, |n| u64::from(n.key)),
+    })
+}
+
 /// Every extent of an extent-mapped inode, checked.
 pub(crate) fn extents(fs: &Fs, inode: &Inode) -> Result<Vec<Extent>> {
     let ctx = NodeCtx { fs, inode };
     let mut out = Vec::new();
-    ctx.collect(&inode.i_block, 0, None, 0, MAX_LBLK, &mut |leaf| {
-        out.extend(leaf)
-    })?;
+    ctx.collect(&inode.i_block, Span::ROOT, &mut |leaf| out.extend(leaf))?;
     Ok(out)
 }
 
@@ -380,16 +356,14 @@ pub(crate) fn extents(fs: &Fs, inode: &Inode) -> Result<Vec<Extent>> {
 pub(crate) fn leaves(fs: &Fs, inode: &Inode) -> Result<Vec<Vec<Extent>>> {
     let ctx = NodeCtx { fs, inode };
     let mut out = Vec::new();
-    ctx.collect(&inode.i_block, 0, None, 0, MAX_LBLK, &mut |leaf| {
-        out.push(leaf)
-    })?;
+    ctx.collect(&inode.i_block, Span::ROOT, &mut |leaf| out.push(leaf))?;
     Ok(out)
 }
 
 /// What logical block `lblk` of an extent-mapped inode maps to: O(depth) block reads.
 pub(crate) fn map_block(fs: &Fs, inode: &Inode, lblk: u32) -> Result<BlockMap> {
     let ctx = NodeCtx { fs, inode };
-    ctx.lookup(&inode.i_block, 0, None, 0, MAX_LBLK, lblk)
+    ctx.lookup(&inode.i_block, Span::ROOT, lblk)
 }
 
 /// Depth of an extent-mapped inode's tree (0: the root is a leaf).
