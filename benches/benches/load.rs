@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use benches::real_files;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use predictor::model::fit_extents;
-use predictor::{fingerprint, FitParams, Models, Pack, PackEntry, StackOptions, Tier, TierStack};
+use predictor::{FitParams, Models, Pack, StackOptions, Tier, TierStack};
 
 fn load(c: &mut Criterion) {
     // The image holding the most fragmented file.
@@ -23,28 +22,8 @@ fn load(c: &mut Criterion) {
         Ok((s, report)) => (s, report),
         Err(e) => panic!("building the stack: {e}"),
     };
-    let (btree, report) = build(Tier::Btree, Models::None);
-    let mut pack = Pack::new(
-        fs.superblock().uuid,
-        fs.block_size(),
-        FitParams::default().max_window,
-    );
-    for ino in btree.inodes() {
-        let Some(inode) = btree.inode(ino) else {
-            continue;
-        };
-        let Ok(exts) = fs.extents(inode) else {
-            continue;
-        };
-        if let Ok((model, _)) = fit_extents(&exts, &FitParams::default()) {
-            pack.insert(PackEntry {
-                ino,
-                generation: inode.generation,
-                fingerprint: fingerprint(&exts),
-                model,
-            });
-        }
-    }
+    let (_, report) = build(Tier::Btree, Models::None);
+    let pack = predictor::train::train(&fs, &FitParams::default(), 1, &|_| ()).pack;
     let bytes = pack.to_bytes();
     eprintln!(
         "load: image of {}: {} files, {} extents, pack {} bytes",

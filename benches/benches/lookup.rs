@@ -11,7 +11,8 @@ use criterion::{
 use ext4::Extent;
 use predictor::synth::{allocator_like, sequential_queries, uniform_queries};
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, LearnedIndex, OnDiskIndex, RangeMapIndex, SortedIndex,
+    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex, RangeMapIndex,
+    SortedIndex, XfsIextIndex,
 };
 
 /// Benches one structure on each query stream. Generic, so each structure's `find` is
@@ -42,6 +43,15 @@ fn bench_structures(
     bench_all(g, "sorted", &SortedIndex::new(exts.to_vec()), streams);
     bench_all(g, "btree", &BTreeIndex::new(exts), streams);
     bench_all(g, "rangemap", &RangeMapIndex::new(exts), streams);
+    // The kernel-style in-core extent tree, XFS's 16-byte records and fuse-iomap's 32-byte ones.
+    match XfsIextIndex::new(exts) {
+        Ok(t) => bench_all(g, "iext16", &t, streams),
+        Err(e) => panic!("building the xfs16 iext tree failed: {e}"),
+    }
+    match FuseIextIndex::new(exts) {
+        Ok(t) => bench_all(g, "iext32", &t, streams),
+        Err(e) => panic!("building the fuse32 iext tree failed: {e}"),
+    }
 }
 
 fn synthetic(c: &mut Criterion) {

@@ -6,7 +6,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
 use predictor::synth::allocator_like;
-use predictor::{BTreeIndex, ExtentIndex, FitParams, LearnedIndex, RangeMapIndex, SortedIndex};
+use predictor::{
+    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
+    XfsIextIndex,
+};
 
 /// Live heap bytes, counted on every allocation and free.
 struct Counting;
@@ -42,6 +45,23 @@ fn measure<T>(make: impl FnOnce() -> T) -> (isize, T) {
     (LIVE.load(Relaxed) - before, v)
 }
 
+/// Measured heap bytes of an iext tree, checked against its own exact count.
+fn iext_bytes<I: ExtentIndex, E: std::fmt::Display>(make: impl FnOnce() -> Result<I, E>) -> isize {
+    let (bytes, t) = measure(make);
+    match t {
+        Ok(t) => {
+            // heap_bytes claims to be exact for these trees: hold it to that.
+            assert_eq!(
+                t.heap_bytes() as isize,
+                bytes,
+                "iext heap_bytes is not exact"
+            );
+            bytes
+        }
+        Err(e) => panic!("building an iext tree failed: {e}"),
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs this too: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -51,7 +71,7 @@ fn main() {
         &[1, 10, 1_000, 100_000, 1_000_000, 10_000_000]
     };
     println!(
-        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "extents",
         "segments",
         "model",
@@ -61,7 +81,9 @@ fn main() {
         "btree",
         "btree~est",
         "rangemap",
-        "range~est"
+        "range~est",
+        "iext16",
+        "iext32"
     );
     for &n in sizes {
         let exts = allocator_like(n, benches::MAP_SEED);
@@ -78,8 +100,10 @@ fn main() {
         let (range_b, r) = measure(|| RangeMapIndex::new(&exts));
         let range_est = r.heap_bytes();
         drop(r);
+        let iext16_b = iext_bytes(|| XfsIextIndex::new(&exts));
+        let iext32_b = iext_bytes(|| FuseIextIndex::new(&exts));
         println!(
-            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             n,
             l.segment_count(),
             per(l.model_bytes() as isize),
@@ -90,6 +114,8 @@ fn main() {
             per(btree_est as isize),
             per(range_b),
             per(range_est as isize),
+            per(iext16_b),
+            per(iext32_b),
         );
     }
 }

@@ -4,7 +4,8 @@
 //! - [`mapping`]: the byte mapping, built by one function from a block's [`ext4::BlockMap`],
 //!   so every tier's answer is identical by construction once it finds the same extent.
 //! - [`index`]: per-file lookup structures behind [`index::ExtentIndex`]: the learned index
-//!   (model, window, search, verification), `BTreeMap`, `RangeMap`, sorted array.
+//!   (model, window, search, verification), `BTreeMap`, `RangeMap`, sorted array, and the
+//!   kernel-style in-core extent tree ([`IextIndex`], as XFS and the fuse-iomap cache keep it).
 //! - [`model`]: fitting per-file piecewise-linear models with exact error bounds, in `f64` and
 //!   in the fixed point a BPF program evaluates.
 //! - [`pack`]: the model pack file.
@@ -29,7 +30,10 @@ pub mod train;
 
 pub use error::{BuildError, QueryError};
 pub use fingerprint::fingerprint;
-pub use index::{BTreeIndex, ExtentIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex};
+pub use index::{
+    BTreeIndex, ExtentIndex, FuseIextIndex, IextIndex, LearnedIndex, Lookup, RangeMapIndex,
+    SortedIndex, XfsIextIndex,
+};
 pub use mapping::{Mapping, MappingType, Request};
 pub use model::{fit, FitParams, Model};
 pub use ondisk::{OnDisk, OnDiskIndex};

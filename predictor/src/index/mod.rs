@@ -1,14 +1,17 @@
 //! Per-file extent lookup structures: given a logical block, find the extent that holds it or
 //! the hole it is in. All of them answer [`ExtentIndex::find`] with the same [`BlockMap`]
-//! ([`SortedIndex`] is the reference the tests compare the others to).
+//! ([`SortedIndex`] is the reference the tests compare the others to). [`iext`] is the
+//! kernel-style in-core extent tree, the B-tree the kernel itself would consult.
 
 mod btree;
+pub mod iext;
 mod learned;
 mod radix;
 mod range;
 mod sorted;
 
 pub use btree::BTreeIndex;
+pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
 pub use learned::LearnedIndex;
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
@@ -111,5 +114,7 @@ pub fn check_extents(exts: &[Extent]) -> Result<(), crate::model::ModelError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -76,6 +76,14 @@ fn assert_all_agree(name: &str, exts: &[Extent], queries: &[u32]) {
     let mut others: Vec<(String, Box<dyn ExtentIndex>)> = vec![
         ("btree".into(), Box::new(BTreeIndex::new(exts))),
         ("rangemap".into(), Box::new(RangeMapIndex::new(exts))),
+        (
+            "iext xfs16".into(),
+            Box::new(XfsIextIndex::new(exts).unwrap()),
+        ),
+        (
+            "iext fuse32".into(),
+            Box::new(FuseIextIndex::new(exts).unwrap()),
+        ),
     ];
     for (n, l) in learned_variants(exts) {
         others.push((n, Box::new(l)));
@@ -200,4 +208,20 @@ fn heap_bytes_are_plausible() {
     assert!(l.model_bytes() < l.key_bytes());
     let b = BTreeIndex::new(&exts).heap_bytes();
     assert!(b > 20 * 10_000 && b < 40 * 10_000, "btree estimate {b}");
+    // Full nodes: 256 bytes per 15 (or 7) extents, plus about one inner node per 16 leaves.
+    let x = XfsIextIndex::new(&exts).unwrap().heap_bytes();
+    assert_eq!(x, (667 + 42 + 3 + 1) * 256, "xfs16 tree bytes");
+    let f = FuseIextIndex::new(&exts).unwrap().heap_bytes();
+    assert_eq!(f, (1429 + 90 + 6 + 1) * 256, "fuse32 tree bytes");
+}
+
+/// Every extent map the other tests use, read back through the iext trees' leaf chains.
+#[test]
+fn iext_leaf_chains_hold_every_extent_in_order() {
+    let mut all = maps();
+    all.push(("allocator 100k", allocator_like(100_000, 8)));
+    for (name, exts) in all {
+        assert_eq!(XfsIextIndex::new(&exts).unwrap().extents(), exts, "{name}");
+        assert_eq!(FuseIextIndex::new(&exts).unwrap().extents(), exts, "{name}");
+    }
 }

@@ -28,7 +28,7 @@ pub struct TierStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackStats {
     /// Per tier, in [`TierKind::ALL`] order.
-    pub tiers: [(TierKind, TierStats); 5],
+    pub tiers: [(TierKind, TierStats); TierKind::ALL.len()],
     /// Learned answers re-computed by the B-tree in audit mode.
     pub audit_checked: u64,
     /// Of those, how many differed (must be 0; the B-tree's answer was returned).
@@ -45,7 +45,7 @@ impl StackStats {
 /// All counters of a stack.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    tiers: [TierCounters; 5],
+    tiers: [TierCounters; TierKind::ALL.len()],
     audit_checked: AtomicU64,
     audit_mismatches: AtomicU64,
 }

@@ -10,7 +10,9 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
 use crate::error::BuildError;
 use crate::fingerprint::fingerprint;
-use crate::index::{check_extents, BTreeIndex, LearnedIndex, RangeMapIndex, SortedIndex};
+use crate::index::{
+    check_extents, BTreeIndex, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
+};
 use crate::model::{FitParams, ModelError};
 use crate::ondisk::OnDisk;
 use crate::pack::Pack;
@@ -178,13 +180,26 @@ fn load_file(
             return f;
         }
     };
-    f.extents = exts.len();
-    report.extents += exts.len() as u64;
-    f.mem = Some(match tier {
+    let mem = match tier {
         Tier::Sorted => MemIndex::Sorted(SortedIndex::new(exts.clone())),
         Tier::RangeMap => MemIndex::RangeMap(RangeMapIndex::new(&exts)),
+        // The fuse layout holds any checked extent map, so this fails only on a map that
+        // check_extents let through; then the file is served on disk like any unloadable one.
+        Tier::Iext => match FuseIextIndex::new(&exts) {
+            Ok(t) => MemIndex::Iext(t),
+            Err(e) => {
+                let e = e.to_string();
+                report.load_errors.push((f.inode.ino, e.clone()));
+                f.load_error = Some(e);
+                f.model = ModelStatus::Unavailable;
+                return f;
+            }
+        },
         Tier::Predictor | Tier::Btree | Tier::Ondisk => MemIndex::Btree(BTreeIndex::new(&exts)),
-    });
+    };
+    f.extents = exts.len();
+    report.extents += exts.len() as u64;
+    f.mem = Some(mem);
     if tier == Tier::Predictor {
         let (learned, status) = learned_for(&f.inode, &exts, models);
         match &status {

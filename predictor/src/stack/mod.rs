@@ -11,7 +11,9 @@ pub use counters::{StackStats, TierStats};
 pub use load::{BuildReport, ModelStatus, Models};
 
 use crate::error::QueryError;
-use crate::index::{BTreeIndex, ExtentIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex};
+use crate::index::{
+    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex,
+};
 use crate::mapping::{Mapping, Request};
 use crate::ondisk::OnDisk;
 use counters::Counters;
@@ -29,6 +31,10 @@ pub enum Tier {
     RangeMap,
     /// On-disk walk only.
     Ondisk,
+    /// The kernel-style in-core extent tree with the fuse-iomap mapping cache's 32-byte
+    /// `fuse_iomap_io` records ([`FuseIextIndex`]), then on-disk: what the kernel's own cache
+    /// would answer from.
+    Iext,
 }
 
 /// The structure that produced an answer.
@@ -44,16 +50,20 @@ pub enum TierKind {
     RangeMap = 3,
     /// On-disk extent-tree walk.
     Ondisk = 4,
+    /// The kernel-style extent tree with fuse-iomap records ([`FuseIextIndex`]). Numbered
+    /// after `Ondisk` so the earlier kinds keep their counter slots and wire codes.
+    Iext = 5,
 }
 
 impl TierKind {
     /// Every kind, in counter order.
-    pub const ALL: [TierKind; 5] = [
+    pub const ALL: [TierKind; 6] = [
         Self::Learned,
         Self::Btree,
         Self::Sorted,
         Self::RangeMap,
         Self::Ondisk,
+        Self::Iext,
     ];
 }
 
@@ -71,6 +81,7 @@ enum MemIndex {
     Btree(BTreeIndex),
     Sorted(SortedIndex),
     RangeMap(RangeMapIndex),
+    Iext(FuseIextIndex),
 }
 
 impl MemIndex {
@@ -79,6 +90,7 @@ impl MemIndex {
             MemIndex::Btree(i) => (i, TierKind::Btree),
             MemIndex::Sorted(i) => (i, TierKind::Sorted),
             MemIndex::RangeMap(i) => (i, TierKind::RangeMap),
+            MemIndex::Iext(i) => (i, TierKind::Iext),
         }
     }
 }
@@ -106,7 +118,7 @@ pub struct MemoryReport {
     pub key_bytes: u64,
     /// The learned index's per-extent records.
     pub record_bytes: u64,
-    /// The in-memory fallback (or only) structure: B-tree, sorted array or range map.
+    /// The in-memory fallback (or only) structure: B-tree, sorted array, range map or iext tree.
     pub index_bytes: u64,
 }
 

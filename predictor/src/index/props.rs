@@ -1,0 +1,189 @@
+//! Property tests: on random extent maps and random blocks, every structure answers what
+//! [`SortedIndex`] answers, and every model's window holds the true extent index.
+//!
+//! Maps have up to 3000 extents with gaps and lengths from a block to billions (log-uniform,
+//! with a per-map scale for gaps), 20% unwritten, starting anywhere in the 32-bit block space, some ending exactly at the last
+//! addressable block. One map in eight is "wild": lengths and physical blocks beyond what the
+//! XFS record packs, so that layout must refuse the map (and only then).
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{fit_extents, FitParams, Form};
+
+/// Log-uniform in `[1, 2^bits)`: mostly small values, some large, like real gaps and lengths.
+fn log_uniform(bits: u32) -> impl Strategy<Value = u64> {
+    (0..bits, any::<u64>()).prop_map(|(b, r)| (1u64 << b) + r % (1u64 << b))
+}
+
+/// Gap before an extent: none (40%), else log-uniform below `2^bits`.
+fn gap(bits: u32) -> impl Strategy<Value = u64> {
+    prop_oneof![2 => Just(0u64), 3 => log_uniform(bits)]
+}
+
+/// Length of an extent; `wild` adds lengths the XFS record cannot hold (2^21 and more).
+fn len(wild: bool) -> BoxedStrategy<u32> {
+    let tame = prop_oneof![
+        16 => 1..64u32,
+        4 => 64..32_769u32,
+        1 => 32_769..(1u32 << 21),
+    ];
+    if wild {
+        prop_oneof![20 => tame, 1 => (1u32 << 21)..=u32::MAX].boxed()
+    } else {
+        tame.boxed()
+    }
+}
+
+/// Physical start; `wild` adds blocks at and above 2^52.
+fn pblk(wild: bool) -> BoxedStrategy<u64> {
+    let tame = prop_oneof![4 => 0..(1u64 << 32), 1 => 0..(1u64 << 52)];
+    if wild {
+        prop_oneof![20 => tame, 1 => (1u64 << 52)..=u64::MAX].boxed()
+    } else {
+        tame.boxed()
+    }
+}
+
+/// A valid extent map: extents laid out from `start` by the drawn gaps and lengths, cut at the
+/// end of the block space, then (if `to_end`) shifted so the last ends at [`ext4::MAX_LBLK`].
+fn extent_map() -> impl Strategy<Value = Vec<Extent>> {
+    // Per map: wild or not, and how far apart extents lie (up to 2^32: only a few fit).
+    (
+        prop::bool::weighted(0.125),
+        prop_oneof![Just(8u32), Just(14), Just(20), Just(32)],
+    )
+        .prop_flat_map(|(wild, gap_bits)| {
+            (
+                prop_oneof![Just(0u64), 0..1000u64, 0..(1u64 << 32)],
+                prop::bool::weighted(0.25),
+                prop::collection::vec(
+                    (
+                        gap(gap_bits),
+                        len(wild),
+                        prop::bool::weighted(0.2),
+                        pblk(wild),
+                    ),
+                    0..3000,
+                ),
+            )
+                .prop_map(|(start, to_end, parts)| lay_out(start, to_end, &parts))
+        })
+}
+
+fn lay_out(start: u64, to_end: bool, parts: &[(u64, u32, bool, u64)]) -> Vec<Extent> {
+    let mut exts = Vec::with_capacity(parts.len());
+    let mut at = start;
+    for (i, &(gap, len, unwritten, pblk)) in parts.iter().enumerate() {
+        if i > 0 {
+            at += gap;
+        }
+        // Cut the extent at the end of the block space; stop once nothing fits.
+        let len = u64::from(len).min(ext4::MAX_LBLK.saturating_sub(at));
+        let (Ok(lblk), Ok(len)) = (u32::try_from(at), u32::try_from(len)) else {
+            break;
+        };
+        if len == 0 {
+            break;
+        }
+        exts.push(Extent {
+            lblk,
+            pblk,
+            len,
+            unwritten,
+        });
+        at += u64::from(len);
+    }
+    if to_end {
+        let shift = ext4::MAX_LBLK - crate::synth::span(&exts);
+        for e in &mut exts {
+            // OK to narrow: every extent ends at or before MAX_LBLK after the shift.
+            e.lblk = (u64::from(e.lblk) + shift) as u32;
+        }
+    }
+    exts
+}
+
+/// Random blocks, plus the blocks around every boundary of the map.
+fn blocks(exts: &[Extent], random: &[u32]) -> Vec<u32> {
+    let mut q: Vec<u32> = random.to_vec();
+    q.extend([0, 1, u32::MAX - 1, u32::MAX]);
+    for e in exts {
+        for v in [
+            u64::from(e.lblk).wrapping_sub(1),
+            u64::from(e.lblk),
+            e.end() - 1,
+            e.end(),
+        ] {
+            if let Ok(v) = u32::try_from(v) {
+                q.push(v);
+            }
+        }
+    }
+    q
+}
+
+/// Index of the last extent starting at or before `q`.
+fn truth(exts: &[Extent], q: u32) -> Option<usize> {
+    exts.partition_point(|e| e.lblk <= q).checked_sub(1)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_structure_equals_sorted(
+        exts in extent_map(),
+        random in prop::collection::vec(any::<u32>(), 0..300),
+    ) {
+        check_extents(&exts).unwrap();
+        let fits_xfs = exts
+            .iter()
+            .all(|e| e.len < 1 << 21 && e.pblk < 1 << 52);
+        let xfs = XfsIextIndex::new(&exts);
+        prop_assert_eq!(xfs.is_ok(), fits_xfs, "xfs16 builds iff every extent fits");
+
+        let mut structures: Vec<(String, Box<dyn ExtentIndex>)> = vec![
+            ("iext fuse32".into(), Box::new(FuseIextIndex::new(&exts).unwrap())),
+            ("btree".into(), Box::new(BTreeIndex::new(&exts))),
+            ("rangemap".into(), Box::new(RangeMapIndex::new(&exts))),
+        ];
+        if let Ok(x) = xfs {
+            structures.push(("iext xfs16".into(), Box::new(x)));
+        }
+        let mut models = Vec::new();
+        for max_window in [2, FitParams::default().max_window] {
+            let params = FitParams { max_window, ..FitParams::default() };
+            let (model, _) = fit_extents(&exts, &params).unwrap();
+            let l = LearnedIndex::new(&exts, &model).unwrap();
+            structures.push((format!("learned w={max_window}"), Box::new(l)));
+            models.push((max_window, model));
+        }
+
+        let reference = SortedIndex::new(exts.clone());
+        for q in blocks(&exts, &random) {
+            let want = reference.find(q);
+            for (name, s) in &structures {
+                prop_assert_eq!(s.find(q), want, "{} at block {}", name, q);
+            }
+            let j = truth(&exts, q);
+            for (max_window, m) in &models {
+                for form in [Form::Float, Form::Fixed] {
+                    match (j, m.window_for(q, form)) {
+                        (None, None) => {}
+                        (Some(j), Some((lo, hi))) => prop_assert!(
+                            lo <= j && j <= hi,
+                            "w={} {:?} block {}: index {} not in [{}, {}]",
+                            max_window, form, q, j, lo, hi
+                        ),
+                        (j, w) => prop_assert!(
+                            false,
+                            "w={} {:?} block {}: index {:?}, window {:?}",
+                            max_window, form, q, j, w
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}

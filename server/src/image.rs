@@ -1,0 +1,204 @@
+//! Opening an image and its model pack and building the tier stack: the one start-up path of
+//! every command, so each refuses a missing image, an unparsable image or a pack for another
+//! image with the same message, before doing anything else.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ext4::Fs;
+use predictor::stack::BuildReport;
+use predictor::{Models, Pack, StackOptions, Tier, TierKind, TierStack};
+
+/// Which tier stack to build (`--tier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TierChoice {
+    /// Learned model per file, verified; falls back to the B-tree, then the on-disk walk.
+    Predictor,
+    /// In-memory B-tree (`BTreeMap`) of each file's extents, then the on-disk walk.
+    Btree,
+    /// Walk the image's extent tree for every lookup (what fuse2fs does).
+    Ondisk,
+    /// Binary search over each file's sorted extent array (for experiments).
+    Sorted,
+    /// `rangemap::RangeMap` per file (for experiments).
+    Rangemap,
+    /// Kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the kernel's
+    /// own mapping cache would answer from), then the on-disk walk.
+    Iext,
+}
+
+impl TierChoice {
+    /// The predictor crate's tier.
+    pub fn tier(self) -> Tier {
+        match self {
+            TierChoice::Predictor => Tier::Predictor,
+            TierChoice::Btree => Tier::Btree,
+            TierChoice::Ondisk => Tier::Ondisk,
+            TierChoice::Sorted => Tier::Sorted,
+            TierChoice::Rangemap => Tier::RangeMap,
+            TierChoice::Iext => Tier::Iext,
+        }
+    }
+
+    /// The name used on the command line and in stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            TierChoice::Predictor => "predictor",
+            TierChoice::Btree => "btree",
+            TierChoice::Ondisk => "ondisk",
+            TierChoice::Sorted => "sorted",
+            TierChoice::Rangemap => "rangemap",
+            TierChoice::Iext => "iext",
+        }
+    }
+}
+
+/// The name of the structure that answered, as printed in JSON (`"tier":"predictor"`).
+pub fn tier_name(kind: TierKind) -> &'static str {
+    match kind {
+        TierKind::Learned => "predictor",
+        TierKind::Btree => "btree",
+        TierKind::Sorted => "sorted",
+        TierKind::RangeMap => "rangemap",
+        TierKind::Ondisk => "ondisk",
+        TierKind::Iext => "iext",
+    }
+}
+
+/// Why an image could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The image file does not exist or cannot be opened (the error names the path).
+    #[error(transparent)]
+    Open(ext4::Error),
+    /// The image cannot be read as ext2/3/4.
+    #[error("image {path}")]
+    Image {
+        /// The image path.
+        path: PathBuf,
+        /// What the ext4 reader said.
+        source: ext4::Error,
+    },
+    /// The model pack cannot be read, is corrupt, or belongs to another image.
+    #[error(transparent)]
+    Pack(#[from] predictor::PackError),
+    /// The tier stack refused the pack (another image's UUID or block size).
+    #[error(transparent)]
+    Build(#[from] predictor::BuildError),
+}
+
+/// An open image with its tier stack.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The image path as given.
+    pub path: PathBuf,
+    /// The filesystem (shared with the stack's on-disk tier).
+    pub fs: Arc<Fs>,
+    /// The tier stack over every regular file.
+    pub stack: Arc<TierStack>,
+    /// What building the stack found.
+    pub report: BuildReport,
+    /// The tier choice.
+    pub tier: TierChoice,
+    /// Whether learned answers are audited against the B-tree.
+    pub audit: bool,
+    /// Whether a model pack was given.
+    pub has_models: bool,
+}
+
+/// Opens `image`, reads `models` (if any) and builds the stack of `tier`.
+pub fn load(
+    image: &Path,
+    models: Option<&Path>,
+    tier: TierChoice,
+    audit: bool,
+) -> Result<Loaded, LoadError> {
+    let fs = Fs::open_path(image).map_err(|source| match source {
+        e @ ext4::Error::Open { .. } => LoadError::Open(e),
+        source => LoadError::Image {
+            path: image.to_owned(),
+            source,
+        },
+    })?;
+    let fs = Arc::new(fs);
+    let pack = models.map(Pack::read_file).transpose()?;
+    let source = match &pack {
+        Some(p) => Models::Pack(p),
+        None => {
+            if tier == TierChoice::Predictor {
+                tracing::warn!(
+                    "no --models given: the predictor tier declines every query and the B-tree \
+                     answers"
+                );
+            }
+            Models::None
+        }
+    };
+    let (stack, report) =
+        TierStack::build(fs.clone(), tier.tier(), source, StackOptions { audit })?;
+    log_report(image, &report);
+    Ok(Loaded {
+        path: image.to_owned(),
+        fs,
+        stack: Arc::new(stack),
+        report,
+        tier,
+        audit,
+        has_models: pack.is_some(),
+    })
+}
+
+/// Logs what the build found: a summary, and each per-file problem at debug level (a corrupt
+/// image can have thousands).
+fn log_report(image: &Path, r: &BuildReport) {
+    tracing::debug!(
+        image = %image.display(),
+        files = r.files,
+        extents = r.extents,
+        models_active = r.models_active,
+        models_stale = r.models_stale.len(),
+        models_invalid = r.models_invalid.len(),
+        load_errors = r.load_errors.len(),
+        walk_errors = r.walk_errors.len(),
+        ms = r.elapsed.as_millis() as u64,
+        "tier stack built"
+    );
+    if !r.models_stale.is_empty() {
+        tracing::warn!(
+            inodes = ?r.models_stale.iter().take(10).collect::<Vec<_>>(),
+            count = r.models_stale.len(),
+            "stale models (file changed since training): those files use the next tier"
+        );
+    }
+    // A corrupt image can have thousands of these: the first few, then a count.
+    const SHOWN: usize = 10;
+    for (ino, e) in r.models_invalid.iter().take(SHOWN) {
+        tracing::warn!(ino, error = %e, "model unusable: this file uses the next tier");
+    }
+    for (ino, e) in r.load_errors.iter().take(SHOWN) {
+        tracing::warn!(ino, error = %e, "extents not loaded: lookups for this file walk the image");
+    }
+    for e in r.walk_errors.iter().take(SHOWN) {
+        tracing::warn!(error = %e, "directory not read: its subtree is not served");
+    }
+    let hidden = [
+        r.models_invalid.len(),
+        r.load_errors.len(),
+        r.walk_errors.len(),
+    ]
+    .into_iter()
+    .map(|n| n.saturating_sub(SHOWN))
+    .sum::<usize>();
+    if hidden > 0 {
+        tracing::warn!("{hidden} more per-file problems not shown (IOMAP_LOG=debug lists them)");
+        for (ino, e) in r.load_errors.iter().skip(SHOWN) {
+            tracing::debug!(ino, error = %e, "extents not loaded");
+        }
+        for e in r.walk_errors.iter().skip(SHOWN) {
+            tracing::debug!(error = %e, "directory not read");
+        }
+        for (ino, e) in r.models_invalid.iter().skip(SHOWN) {
+            tracing::debug!(ino, error = %e, "model unusable");
+        }
+    }
+}

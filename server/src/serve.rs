@@ -1,0 +1,211 @@
+//! `server serve`: answers batches of `iomap_begin` queries on a Unix socket (format in
+//! [`crate::wire`]), one thread per connection, every query through the shared tier stack.
+
+use std::io::{BufReader, BufWriter, ErrorKind, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use predictor::QueryError;
+
+use crate::image::{self, TierChoice};
+use crate::signals;
+use crate::stats::{Counter, Stats};
+use crate::wire::{self, BeginIn, HeaderStatus, Reply, Status, WireError};
+
+/// Arguments of `server serve`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Protocol (little-endian; details in the server crate's `wire` module):
+  request = header + N x fuse_iomap_begin_in
+    header: magic \"IOMQ\" u32 | version u16 = 1 | flags u16 = 0 | N u32 (<= 65536) | 0 u32
+    record: opflags u32 | 0 u32 | ino u64 | pos u64 | count u64
+  reply   = header + N x record
+    header: magic \"IOMR\" u32 | version u16 = 1 | status u16 | N u32 | 0 u32
+    record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
+            dev u32 | status u32 | tier u16 | 0 u16
+  type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 predictor, 2 btree, 3 sorted, 4 rangemap,
+  5 ondisk, 6 iext.  record status: 0 ok, 1 malformed, 2 unknown inode, 3 past EOF, 4 inline data,
+  5 read-only, 6 out of range, 7 corrupt.  header status: 0 ok, 1 bad magic, 2 bad version,
+  3 too many records, 4 truncated, 5 bad header, 6 busy (the connection is then closed).
+
+Ctrl-C or SIGTERM stops the service and removes the socket; SIGUSR1 writes --stats-json.
+Client: server query --socket PATH --ino N --pos BYTES")]
+pub struct ServeArgs {
+    /// The ext4 image, read-only.
+    image: PathBuf,
+    /// Model pack trained on this image. Without it the predictor tier declines every query.
+    #[arg(long, value_name = "PACK")]
+    models: Option<PathBuf>,
+    /// Unix socket to listen on (a stale socket file is replaced; a live one is an error).
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+    /// Tier stack that answers.
+    #[arg(long, value_enum, default_value_t = TierChoice::Predictor)]
+    tier: TierChoice,
+    /// Check every predictor answer against the B-tree; mismatches are counted in the stats.
+    #[arg(long)]
+    audit: bool,
+    /// Write counters and latency histograms here at exit (and on SIGUSR1), as JSON.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Connections served at once; more are answered "busy" and closed.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_clients: usize,
+    /// Close a connection that sends nothing for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    idle_timeout: u64,
+}
+
+/// Runs `server serve` until SIGINT / SIGTERM.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let loaded = image::load(&args.image, args.models.as_deref(), args.tier, args.audit)?;
+    let stats = Arc::new(Stats::new(&loaded)?);
+    let listener = bind(&args.socket)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, socket) = (stop.clone(), args.socket.clone());
+        let (stats, dump) = (stats.clone(), args.stats_json.clone());
+        signals::spawn(
+            move |_| {
+                stop.store(true, Ordering::SeqCst);
+                // Wake the accept loop with a connection of our own.
+                let _ = UnixStream::connect(&socket);
+            },
+            move || write_stats(&stats, dump.as_deref()),
+        )?;
+    }
+    tracing::info!(socket = %args.socket.display(), tier = args.tier.name(), "serving iomap queries");
+    let active = Arc::new(AtomicUsize::new(0));
+    let idle = Duration::from_secs(args.idle_timeout.max(1));
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        stats.add(Counter::Connections, 1);
+        if active.load(Ordering::SeqCst) >= args.max_clients {
+            let _ = conn.write_all(&wire::reply_header(HeaderStatus::Busy, 0));
+            continue;
+        }
+        active.fetch_add(1, Ordering::SeqCst);
+        let (stats, active) = (stats.clone(), active.clone());
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || {
+                let _ = conn.set_read_timeout(Some(idle));
+                if let Err(e) = serve_connection(&stats, conn) {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start a connection thread");
+        }
+    }
+    if let Err(e) = std::fs::remove_file(&args.socket) {
+        tracing::warn!(socket = %args.socket.display(), error = %e, "could not remove the socket");
+    }
+    write_stats(&stats, args.stats_json.as_deref());
+    Ok(())
+}
+
+fn write_stats(stats: &Stats, path: Option<&Path>) {
+    if let Some(path) = path {
+        match stats.write(path) {
+            Ok(()) => tracing::info!(path = %path.display(), "stats written"),
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "writing stats"),
+        }
+    }
+}
+
+/// Binds the socket, replacing a stale socket file but never a live one or another file.
+fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{}: exists and is not a socket; not replacing it",
+                path.display()
+            );
+        }
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "{}: another server is listening on this socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))
+}
+
+/// Answers batches until the peer closes, times out or sends a bad header.
+fn serve_connection(stats: &Stats, conn: UnixStream) -> Result<(), WireError> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut writer = BufWriter::new(conn);
+    loop {
+        let queries = match wire::read_request(&mut reader) {
+            Ok(Some(q)) => q,
+            Ok(None) => return Ok(()),
+            Err(WireError::Header(status)) => {
+                stats.add(Counter::BadMessages, 1);
+                tracing::debug!(?status, "bad message; closing the connection");
+                writer.write_all(&wire::reply_header(status, 0))?;
+                writer.flush()?;
+                return Err(WireError::Header(status));
+            }
+            Err(WireError::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                return Ok(()); // idle timeout
+            }
+            Err(e) => return Err(e),
+        };
+        let replies: Vec<Reply> = queries.iter().map(|q| answer(stats, q)).collect();
+        let errors = replies.iter().filter(|r| r.status != 0).count() as u64;
+        stats.add(Counter::Batches, 1);
+        stats.add(Counter::Records, replies.len() as u64);
+        stats.add(Counter::RecordErrors, errors);
+        wire::write_reply(&mut writer, &replies)?;
+    }
+}
+
+/// The reply to one record.
+pub fn answer(stats: &Stats, q: &BeginIn) -> Reply {
+    let ino = match q.check() {
+        Ok(ino) => ino,
+        Err(status) => return Reply::error(status),
+    };
+    match stats.query(ino, q.pos, q.count) {
+        Ok((m, kind)) => Reply::mapped(&m, kind),
+        Err(e) => {
+            tracing::trace!(error = %e, "query refused");
+            Reply::error(status_of(&e))
+        }
+    }
+}
+
+/// The wire status of a query error.
+pub fn status_of(e: &QueryError) -> Status {
+    match e {
+        QueryError::ZeroCount { .. } => Status::Malformed,
+        QueryError::PastEof { .. } => Status::PastEof,
+        QueryError::BlockOutOfRange { .. } => Status::OutOfRange,
+        QueryError::UnknownInode { .. } => Status::UnknownInode,
+        QueryError::InlineData { .. } => Status::InlineData,
+        QueryError::Unavailable { .. }
+        | QueryError::Inconsistent { .. }
+        | QueryError::Ondisk { .. } => Status::Corrupt,
+    }
+}

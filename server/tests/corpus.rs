@@ -1,0 +1,184 @@
+//! Hostile images: e2fsprogs regression images (many deliberately corrupt) either mount and can
+//! be walked and read without the server crashing or hanging the mount, or are refused with a
+//! clear message. Needs root; skipped otherwise. A handful by default; `CORPUS_ALL=1` takes all
+//! of `../shared/corpus/e2fsprogs/`.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{kill_and_detach, root_or_skip, with_timeout, ServerMount};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/e2fsprogs");
+
+/// Corrupt extent trees (bad magic, checksum, depth, zeroed header, bad interior nodes),
+/// directories (bad entries, holes, bad htree nodes), symlinks, inline data, sparse files.
+const HANDFUL: &[&str] = &[
+    "f_extent_bad_node",
+    "f_extent_int_bad_magic",
+    "f_extent_leaf_bad_csum",
+    "f_extent_too_deep",
+    "f_zeroed_ext_header",
+    "f_baddir",
+    "f_h_badnode",
+    "f_holedir",
+    "f_badsymlinks",
+    "f_big_sparse",
+    "f_inlinedata_repair",
+    "f_uninit_ext_past_eof",
+];
+
+/// Bytes read from the start of each file (a corrupt inode may claim terabytes).
+const READ_CAP: u64 = 16 << 20;
+
+fn images() -> Vec<PathBuf> {
+    let all = std::env::var_os("CORPUS_ALL").is_some();
+    let mut out: Vec<PathBuf> = std::fs::read_dir(CORPUS)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        name.ends_with(".img.gz")
+            && (all
+                || HANDFUL
+                    .iter()
+                    .any(|h| name.strip_suffix(".img.gz") == Some(h)))
+    });
+    out.sort();
+    out
+}
+
+fn gunzip(src: &Path, dst: &Path) {
+    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut bytes)
+        .unwrap_or_else(|e| panic!("gunzip {}: {e}", src.display()));
+    std::fs::write(dst, bytes).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+}
+
+/// Walks `root`: readdir, lstat, readlink and reads every file (capped). Errors are fine (EIO
+/// for corrupt metadata); returns (objects seen, errors met).
+fn walk(root: &Path) -> (usize, usize) {
+    let (mut seen, mut errors) = (0, 0);
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            errors += 1;
+            continue;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else {
+                errors += 1;
+                continue;
+            };
+            seen += 1;
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                errors += 1;
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                errors += usize::from(std::fs::read_link(&path).is_err());
+            } else if meta.is_file() {
+                let Ok(f) = std::fs::File::open(&path) else {
+                    errors += 1;
+                    continue;
+                };
+                let mut buf = vec![0u8; 1 << 20];
+                let mut pos = 0u64;
+                while pos < meta.len().min(READ_CAP) {
+                    match f.read_at(&mut buf, pos) {
+                        Ok(0) => break,
+                        Ok(n) => pos += n as u64,
+                        Err(_) => {
+                            errors += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (seen, errors)
+}
+
+#[test]
+fn corpus_images_mount_and_walk_or_are_refused() {
+    if !root_or_skip("corpus_images_mount_and_walk_or_are_refused") {
+        return;
+    }
+    let images = images();
+    if images.is_empty() {
+        eprintln!("no corpus images in {CORPUS}; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut mounted, mut refused) = (0, 0);
+    for gz in &images {
+        let name = gz
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("image")
+            .trim_end_matches(".img.gz")
+            .to_owned();
+        let img = tmp.path().join(format!("{name}.img"));
+        gunzip(gz, &img);
+        let dir = tmp.path().join(format!("mnt-{name}"));
+        let mut m = match ServerMount::start(&img, &dir, &["--tier", "predictor"]) {
+            Ok(m) => m,
+            Err(ended) => {
+                // Refused: a one-line message naming the problem, not a crash.
+                assert!(!ended.status.success(), "{name}: exited 0 without mounting");
+                assert!(
+                    ended.status.code().is_some(),
+                    "{name}: killed by a signal:\n{}",
+                    ended.stderr
+                );
+                assert!(
+                    !ended.stderr.contains("panicked"),
+                    "{name}: panic:\n{}",
+                    ended.stderr
+                );
+                let msg = ended.stderr.lines().find(|l| l.starts_with("server: "));
+                assert!(msg.is_some(), "{name}: no error message:\n{}", ended.stderr);
+                eprintln!("{name}: refused: {}", msg.unwrap_or_default());
+                refused += 1;
+                continue;
+            }
+        };
+        let (pid, d, root) = (m.pid(), dir.clone(), dir.clone());
+        let (seen, errors) = with_timeout(
+            &format!("{name}: walking the mount"),
+            Duration::from_secs(30),
+            move || kill_and_detach(pid, &d),
+            move || walk(&root),
+        );
+        assert!(
+            m.running(),
+            "{name}: the server died during the walk:\n{}",
+            m.stderr()
+        );
+        assert!(
+            !m.stderr().contains("panicked"),
+            "{name}: panic:\n{}",
+            m.stderr()
+        );
+        let ended = m.unmount();
+        assert!(
+            ended.status.success(),
+            "{name}: exit {:?}:\n{}",
+            ended.status,
+            ended.stderr
+        );
+        eprintln!("{name}: mounted, walked {seen} objects ({errors} errors)");
+        mounted += 1;
+    }
+    eprintln!("corpus: {mounted} mounted and walked, {refused} refused");
+    assert!(mounted > 0, "no corpus image mounted");
+}
