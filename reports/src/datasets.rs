@@ -1,0 +1,126 @@
+//! The extent maps experiments run on: the most fragmented file of every image, and seeded
+//! allocator-like synthetic maps (`predictor::synth`) from 1 to 10^7 extents.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ext4::{Extent, Fs, Inode};
+use predictor::model::Model;
+
+use crate::images::LoadedImage;
+
+/// Seed of every synthetic map (the same maps on every machine, every run).
+pub const SYNTH_SEED: u64 = 42;
+
+/// Where a dataset's extents come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A file of an ext4 image.
+    Image,
+    /// `predictor::synth::allocator_like`.
+    Synthetic,
+}
+
+impl Source {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Image => "image",
+            Source::Synthetic => "synthetic",
+        }
+    }
+}
+
+/// A file of an image: what the on-disk walk needs.
+#[derive(Debug, Clone)]
+pub struct ImageFile {
+    /// The open image.
+    pub fs: Arc<Fs>,
+    /// The file's inode.
+    pub inode: Inode,
+}
+
+/// One extent map to measure.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Column name in tables and figures: `IMAGE:PATH` or `synthetic-1e5`.
+    pub name: String,
+    /// Image file or synthetic.
+    pub source: Source,
+    /// The sorted extents.
+    pub extents: Vec<Extent>,
+    /// The file, for image datasets.
+    pub file: Option<ImageFile>,
+    /// The model the pack holds for the file (image datasets), used by the learned index.
+    pub model: Option<Model>,
+}
+
+/// `1e5`-style label for a count that is a power of ten, else the number.
+pub fn count_label(n: usize) -> String {
+    let mut k = n;
+    let mut exp = 0;
+    while k >= 10 && k % 10 == 0 {
+        k /= 10;
+        exp += 1;
+    }
+    if k == 1 && exp > 0 {
+        format!("1e{exp}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// The synthetic dataset of `n` extents.
+pub fn synthetic(n: usize) -> Dataset {
+    Dataset {
+        name: format!("synthetic-{}", count_label(n)),
+        source: Source::Synthetic,
+        extents: predictor::synth::allocator_like(n, SYNTH_SEED),
+        file: None,
+        model: None,
+    }
+}
+
+/// The most fragmented regular file of `img` (ties: the lowest inode), if it has any file with
+/// extents.
+pub fn most_fragmented(img: &LoadedImage) -> Result<Option<Dataset>> {
+    let Some(best) = img
+        .files
+        .iter()
+        .filter(|f| f.extents > 0)
+        .max_by_key(|f| (f.extents, std::cmp::Reverse(f.ino)))
+    else {
+        return Ok(None);
+    };
+    file_dataset(img, best.ino, &best.path).map(Some)
+}
+
+/// The dataset of file `ino` (at `path`) of `img`.
+pub fn file_dataset(img: &LoadedImage, ino: u32, path: &str) -> Result<Dataset> {
+    let ctx = || format!("{}: inode {ino} ({path})", img.path.display());
+    let inode = img.fs.inode(ino).with_context(ctx)?;
+    let extents = img.fs.extents(&inode).with_context(ctx)?;
+    Ok(Dataset {
+        name: format!("{}:{path}", img.name),
+        source: Source::Image,
+        model: img.pack.get(ino).map(|e| e.model.clone()),
+        file: Some(ImageFile {
+            fs: img.fs.clone(),
+            inode,
+        }),
+        extents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(count_label(1), "1");
+        assert_eq!(count_label(10), "1e1");
+        assert_eq!(count_label(100_000), "1e5");
+        assert_eq!(count_label(40_000), "40000");
+    }
+}

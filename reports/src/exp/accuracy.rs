@@ -1,0 +1,401 @@
+//! Experiment 3: how wide the models' error windows are over all files of every image, and
+//! which tier answers lookups when a server runs the predictor stack (with the pack, audited
+//! against the B-tree, and without a pack).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use predictor::synth::Rng;
+use predictor::{Models, StackOptions, Tier, TierKind, TierStack};
+
+use super::{ratio, Ctx, Section};
+use crate::images::{kind_name, LoadedImage};
+use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::table::Table;
+
+/// Histogram bins of the largest window of a file's model, by upper bound (slots).
+const BINS: [(u64, &str); 8] = [
+    (2, "2"),
+    (4, "3-4"),
+    (8, "5-8"),
+    (16, "9-16"),
+    (32, "17-32"),
+    (64, "33-64"),
+    (128, "65-128"),
+    (u64::MAX, "> 128"),
+];
+
+/// Category of a file in the histogram: one extent (no search at all) or its window's bin.
+fn bin(extents: u32, window: u64) -> usize {
+    if extents <= 1 {
+        return 0;
+    }
+    1 + BINS
+        .iter()
+        .position(|(hi, _)| window <= *hi)
+        .unwrap_or(BINS.len() - 1)
+}
+
+/// Query streams of the tier-share runs.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    /// A random file (each equally likely), a random offset in it.
+    Files,
+    /// A random byte of all file data (big files get most queries, as reads would).
+    Bytes,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Files => "file-uniform",
+            Stream::Bytes => "byte-uniform",
+        }
+    }
+}
+
+/// `(ino, pos)` queries over the files of `img` with data.
+fn queries(img: &LoadedImage, stream: Stream, n: usize, seed: u64) -> Vec<(u32, u64)> {
+    let files: Vec<(u32, u64)> = img
+        .files
+        .iter()
+        .filter(|f| f.size > 0)
+        .map(|f| (f.ino, f.size))
+        .collect();
+    if files.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = Rng::new(seed);
+    let mut cum = Vec::with_capacity(files.len());
+    let mut total = 0u64;
+    for &(_, size) in &files {
+        total += size;
+        cum.push(total);
+    }
+    (0..n)
+        .map(|_| match stream {
+            Stream::Files => {
+                let (ino, size) = files[rng.below(files.len() as u64) as usize];
+                (ino, rng.below(size))
+            }
+            Stream::Bytes => {
+                let b = rng.below(total);
+                let i = cum.partition_point(|&c| c <= b).min(files.len() - 1);
+                let (ino, size) = files[i];
+                (ino, b - (cum[i] - size))
+            }
+        })
+        .collect()
+}
+
+/// Runs experiment 3.
+pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
+    ctx.bar.set_message("fig 3: error windows and tier shares");
+    let mut skipped = Vec::new();
+    let mut windows = Table::new("fig3_error_windows");
+    let mut hist = vec![vec![0u64; BINS.len() + 1]; ctx.images.len()];
+    for (k, img) in ctx.images.iter().enumerate() {
+        for f in img.files.iter().filter(|f| f.extents > 0) {
+            hist[k][bin(f.extents, f.window)] += 1;
+            windows.push(vec![
+                ("image", img.name.clone().into()),
+                ("ino", f.ino.into()),
+                ("path", f.path.clone().into()),
+                ("extents", f.extents.into()),
+                ("model_kind", kind_name(f.kind).into()),
+                ("segments", f.segments.into()),
+                ("max_window", f.window.into()),
+                ("model_bytes", f.model_bytes.into()),
+            ]);
+        }
+    }
+
+    let mut shares = Table::new("fig3_tier_shares");
+    let mut share_cats = Vec::new();
+    let tiers = [TierKind::Learned, TierKind::Btree, TierKind::Ondisk];
+    let mut share_vals = vec![Vec::new(); tiers.len()];
+    let mut learned_shares = Vec::new();
+    let mut audit = (0u64, 0u64);
+    // Scenarios: every image with its pack (audited) and without; and, on the demo image with
+    // the most files, a copy in which every 10th file was changed after training, so its pack
+    // entry is stale and the B-tree must answer for it.
+    let mut scenarios: Vec<(&LoadedImage, &'static str, Arc<ext4::Fs>, bool)> = Vec::new();
+    for img in ctx.images {
+        scenarios.push((img, "pack", Arc::clone(&img.fs), true));
+        scenarios.push((img, "none", Arc::clone(&img.fs), false));
+    }
+    let mut stale_note = String::new();
+    if let Some(img) = ctx
+        .images
+        .iter()
+        .filter(|_| ctx.demo)
+        .max_by_key(|i| i.files.len())
+    {
+        match stale_copy(ctx.work_dir, img) {
+            Ok((fs, changed)) => {
+                stale_note = format!(
+                    " The `stale` rows use a copy of `{}` in which {changed} of its {} files were \
+                     changed after training (one block punched), so their pack entries no longer \
+                     match and the B-tree answers for them.",
+                    img.name,
+                    img.files.len()
+                );
+                scenarios.push((img, "stale", fs, true));
+            }
+            Err(e) => skipped.push(("fig 3: stale-pack scenario".into(), format!("{e:#}"))),
+        }
+    }
+    let mut body = format!(
+        "Every regular file's model is trained with the default window bound (32 slots); its window \
+         is the largest fixed-point window `e_lo + e_hi + 2` over its segments. Single-extent files \
+         need no search. Tier shares: the predictor stack (learned index -> BTreeMap -> on-disk walk) \
+         answers 4 KiB `iomap_begin` queries, with the image's pack and audit mode on (every learned \
+         answer re-computed by the B-tree), and without a pack (every query declined by the learned \
+         tier).{stale_note}\n\n| image | models | stream | queries | learned answered | declined | missed | BTreeMap answered | on-disk answered | errors | audit mismatches |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (img, models_name, fs, with_pack) in scenarios {
+        {
+            let models = if with_pack {
+                Models::Pack(&img.pack)
+            } else {
+                Models::None
+            };
+            let (stack, _) = TierStack::build(
+                fs,
+                Tier::Predictor,
+                models,
+                StackOptions { audit: with_pack },
+            )
+            .with_context(|| format!("building the predictor stack of {}", img.path.display()))?;
+            for stream in [Stream::Files, Stream::Bytes] {
+                stack.reset_stats();
+                let qs = queries(img, stream, ctx.scale.tier_queries, 5);
+                let mut errors = 0u64;
+                for &(ino, pos) in &qs {
+                    if stack.query(ino, pos, 4096).is_err() {
+                        errors += 1;
+                    }
+                }
+                let st = stack.stats();
+                let n = qs.len() as u64;
+                for kind in TierKind::ALL {
+                    let ts = st.tier(kind);
+                    shares.push(vec![
+                        ("image", img.name.clone().into()),
+                        ("models", models_name.into()),
+                        ("stream", stream.name().into()),
+                        ("queries", n.into()),
+                        ("errors", errors.into()),
+                        ("tier", tier_name(kind).into()),
+                        ("answered", ts.answered.into()),
+                        ("declined", ts.declined.into()),
+                        ("missed", ts.missed.into()),
+                        ("answered_share", ratio(ts.answered as f64, n as f64).into()),
+                        ("audit_checked", st.audit_checked.into()),
+                        ("audit_mismatches", st.audit_mismatches.into()),
+                    ]);
+                }
+                let l = st.tier(TierKind::Learned);
+                audit.0 += st.audit_checked;
+                audit.1 += st.audit_mismatches;
+                if with_pack && matches!(stream, Stream::Bytes) {
+                    learned_shares.push(format!(
+                        "{} ({models_name}) {:.1}% learned",
+                        img.name,
+                        100.0 * ratio(l.answered as f64, n as f64)
+                    ));
+                }
+                body.push_str(&format!(
+                    "| {} | {models_name} | {} | {n} | {} ({:.1}%) | {} | {} | {} | {} | {errors} | {} of {} |\n",
+                    img.name,
+                    stream.name(),
+                    l.answered,
+                    100.0 * ratio(l.answered as f64, n as f64),
+                    l.declined,
+                    l.missed,
+                    st.tier(TierKind::Btree).answered,
+                    st.tier(TierKind::Ondisk).answered,
+                    st.audit_mismatches,
+                    st.audit_checked,
+                ));
+                share_cats.push(format!("{} / {models_name} / {}", img.name, stream.name()));
+                for (v, kind) in share_vals.iter_mut().zip(tiers) {
+                    v.push(Some(ratio(st.tier(kind).answered as f64, n as f64)));
+                }
+            }
+        }
+    }
+
+    let mut cats = vec!["1 extent (no search)".to_string()];
+    cats.extend(BINS.iter().map(|(_, l)| format!("window {l}")));
+    let hist_panel = BarPanel {
+        title: "files by largest model window (slots)".into(),
+        value_desc: "files (log)".into(),
+        log: true,
+        fmt: Fmt::Count,
+        categories: cats,
+        series: ctx
+            .images
+            .iter()
+            .enumerate()
+            .map(|(k, img)| Bars {
+                label: img.name.clone(),
+                color: color(k),
+                values: hist[k]
+                    .iter()
+                    .map(|&c| (c > 0).then_some(c as f64))
+                    .collect(),
+                notes: Vec::new(),
+            })
+            .collect(),
+        stacked: false,
+        value_labels: true,
+    };
+    let share_panel = BarPanel {
+        title: "who answered 4 KiB iomap queries".into(),
+        value_desc: "share of queries answered".into(),
+        log: false,
+        fmt: Fmt::Percent,
+        categories: share_cats,
+        series: tiers
+            .iter()
+            .zip(share_vals)
+            .enumerate()
+            .map(|(i, (kind, values))| Bars {
+                label: tier_label(*kind).into(),
+                color: color(tier_color(i)),
+                values,
+                notes: Vec::new(),
+            })
+            .collect(),
+        stacked: true,
+        value_labels: false,
+    };
+    let fig = Figure {
+        title: "Fig. 3: model error windows over all files, and tier shares of the predictor stack"
+            .into(),
+        footer: ctx.footer(),
+        panels: vec![Panel::Bars(hist_panel), Panel::Bars(share_panel)],
+    };
+    fig.save(ctx.fig_dir, "fig3_accuracy")?;
+
+    body.push_str("\n| image | files with extents | single extent | window <= 8 | window <= 32 | largest window |\n|---|---:|---:|---:|---:|---:|\n");
+    for img in ctx.images {
+        let fs: Vec<_> = img.files.iter().filter(|f| f.extents > 0).collect();
+        body.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            img.name,
+            fs.len(),
+            fs.iter().filter(|f| f.extents == 1).count(),
+            fs.iter().filter(|f| f.extents > 1 && f.window <= 8).count(),
+            fs.iter()
+                .filter(|f| f.extents > 1 && f.window <= 32)
+                .count(),
+            fs.iter().map(|f| f.window).max().unwrap_or(0)
+        ));
+    }
+    let summary = vec![format!(
+        "Tier shares with the pack, and with a pack gone stale for every 10th file (byte-uniform 4 KiB queries): {}. Audit: {} mismatches in {} checked learned answers.",
+        learned_shares.join("; "),
+        audit.1,
+        audit.0
+    )];
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "3. Accuracy: error windows and tier shares".into(),
+        body,
+        figures: vec!["fig3_accuracy".into()],
+        tables: vec![windows, shares],
+        skipped,
+        summary,
+    })
+}
+
+/// Copies `img` (sparse) into `work` and changes every 10th file with data after training
+/// (punches its first block with debugfs), so the pack's entries for those files are stale.
+/// Returns the opened copy and how many files changed.
+fn stale_copy(work: &Path, img: &LoadedImage) -> Result<(Arc<ext4::Fs>, usize)> {
+    let copy = work.join(format!("{}-stale.img", img.name));
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&img.path)
+        .arg(&copy)
+        .status()
+        .context("running cp")?;
+    anyhow::ensure!(
+        status.success(),
+        "cp {} {} failed: {status}",
+        img.path.display(),
+        copy.display()
+    );
+    let changed: Vec<&str> = img
+        .files
+        .iter()
+        .filter(|f| f.extents > 0 && f.size > u64::from(img.fs.block_size()))
+        .step_by(10)
+        .map(|f| f.path.as_str())
+        .collect();
+    let script = work.join(format!("{}-stale.debugfs", img.name));
+    let text: String = changed.iter().map(|p| format!("punch {p} 0 0\n")).collect();
+    std::fs::write(&script, text).with_context(|| format!("writing {}", script.display()))?;
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(&copy)
+        .output()
+        .context("running debugfs (e2fsprogs)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "debugfs -w -f {} {} failed: {}",
+        script.display(),
+        copy.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let fs = ext4::Fs::open_path(&copy).with_context(|| format!("opening {}", copy.display()))?;
+    Ok((Arc::new(fs), changed.len()))
+}
+
+/// A tier's name in tables.
+pub fn tier_name(k: TierKind) -> &'static str {
+    match k {
+        TierKind::Learned => "learned",
+        TierKind::Btree => "btree",
+        TierKind::Sorted => "sorted",
+        TierKind::RangeMap => "rangemap",
+        TierKind::Ondisk => "ondisk",
+        TierKind::Iext => "iext",
+    }
+}
+
+fn tier_label(k: TierKind) -> &'static str {
+    match k {
+        TierKind::Learned => "learned index",
+        TierKind::Btree => "BTreeMap",
+        TierKind::Ondisk => "on-disk walk",
+        TierKind::Sorted => "sorted array",
+        TierKind::RangeMap => "rangemap",
+        TierKind::Iext => "iext tree",
+    }
+}
+
+/// Same colours as the structures in figure 1 (learned, BTreeMap, on-disk walk).
+fn tier_color(i: usize) -> usize {
+    [0, 3, 7][i.min(2)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins() {
+        assert_eq!(bin(1, 2), 0);
+        assert_eq!(bin(5, 2), 1);
+        assert_eq!(bin(5, 3), 2);
+        assert_eq!(bin(5, 32), 5);
+        assert_eq!(bin(5, 1000), BINS.len());
+    }
+}

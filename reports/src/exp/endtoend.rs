@@ -1,0 +1,345 @@
+//! Experiment 6: end-to-end 4 KiB reads of the most fragmented file through the kernel's ext4
+//! (loop mount), fuse2fs, and our `server mount` with each tier. O_DIRECT, one job, a bounded
+//! time per run. Whatever cannot run here (not root, no fuse2fs, no server binary) is skipped
+//! with the reason in the report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{Ctx, Section};
+use crate::images::{FileInfo, LoadedImage};
+use crate::mounts::FuseMount;
+use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::reads::{self, DataSpans, Pattern, ReadRun};
+use crate::table::Table;
+use crate::timing::Summary;
+
+/// Tiers our mount is run with, slowest first.
+pub const OUR_TIERS: [&str; 3] = ["ondisk", "btree", "predictor"];
+
+/// One system's runs.
+#[derive(Debug)]
+pub struct SystemRuns {
+    /// Display name ("kernel ext4 (loop)", "fuse2fs", "ours: predictor").
+    pub system: String,
+    /// Our tier, or "" for the others.
+    pub tier: String,
+    /// Random and sequential runs.
+    pub runs: Vec<(Pattern, ReadRun)>,
+}
+
+/// What experiment 6 measured, for experiment 5.
+#[derive(Debug, Default)]
+pub struct EndToEnd {
+    /// Per system.
+    pub systems: Vec<SystemRuns>,
+}
+
+impl EndToEnd {
+    /// The random-read run of `system`.
+    pub fn random(&self, system: &str) -> Option<&ReadRun> {
+        self.systems
+            .iter()
+            .find(|s| s.system == system)
+            .and_then(|s| {
+                s.runs
+                    .iter()
+                    .find(|(p, _)| *p == Pattern::Random)
+                    .map(|(_, r)| r)
+            })
+    }
+}
+
+/// Display name of our mount with `tier`.
+pub fn ours(tier: &str) -> String {
+    format!("ours: {tier}")
+}
+/// Display name of the kernel mount.
+pub const KERNEL: &str = "kernel ext4 (loop)";
+/// Display name of fuse2fs.
+pub const FUSE2FS: &str = "fuse2fs";
+
+/// A mounted system: kept alive (mounted) while its reads run, unmounted on drop.
+enum Mounted {
+    Kernel(testimg::kernel::LoopMount),
+    Fuse(FuseMount),
+}
+
+impl Mounted {
+    fn host_path(&self, path: &str) -> PathBuf {
+        match self {
+            Mounted::Kernel(m) => m.host_path(path),
+            Mounted::Fuse(m) => m.host_path(path),
+        }
+    }
+}
+
+/// What could not be measured, and why.
+type Skipped = Vec<(String, String)>;
+
+/// Mounts every system that can run here: `(name, our tier or "", mount)`; the others are
+/// returned with the reason.
+fn mount_all(ctx: &Ctx<'_>, img: &LoadedImage) -> (Vec<(String, String, Mounted)>, Skipped) {
+    let mut mounted = Vec::new();
+    let mut skipped = Skipped::new();
+    let root = testimg::kernel::is_root();
+    let fuse_dev = Path::new("/dev/fuse").exists();
+    let not_root = "not root (reports mounts file systems as root only)";
+
+    ctx.bar.set_message(format!("fig 6: mounting {}", img.name));
+    if !root {
+        skipped.push((KERNEL.into(), "needs root for a loop mount".into()));
+    } else if !img.kernel_mountable {
+        skipped.push((
+            KERNEL.into(),
+            "this kernel cannot mount the image's block size".into(),
+        ));
+    } else {
+        match testimg::kernel::LoopMount::new(&img.path) {
+            Ok(m) => mounted.push((KERNEL.to_string(), String::new(), Mounted::Kernel(m))),
+            Err(e) => skipped.push((KERNEL.into(), format!("loop mount failed: {e}"))),
+        }
+    }
+    match ctx.fuse2fs {
+        None => skipped.push((
+            FUSE2FS.into(),
+            "fuse2fs not found (Debian package fuse2fs)".into(),
+        )),
+        Some(_) if !fuse_dev => skipped.push((FUSE2FS.into(), "/dev/fuse is missing".into())),
+        Some(_) if !root => skipped.push((FUSE2FS.into(), not_root.into())),
+        Some(bin) => match FuseMount::fuse2fs(bin, &img.path) {
+            Ok(m) => mounted.push((FUSE2FS.to_string(), String::new(), Mounted::Fuse(m))),
+            Err(e) => skipped.push((FUSE2FS.into(), format!("{e:#}"))),
+        },
+    }
+    for tier in OUR_TIERS {
+        let name = ours(tier);
+        match ctx.server {
+            None => skipped.push((
+                name,
+                "no `server` binary next to `reports` or on PATH (build it: cargo build --release -p server)".into(),
+            )),
+            Some(_) if !fuse_dev => skipped.push((name, "/dev/fuse is missing".into())),
+            Some(_) if !root => skipped.push((name, not_root.into())),
+            Some(bin) => match FuseMount::ours(bin, &img.path, &img.pack_path, tier, ctx.scale.server_threads) {
+                Ok(m) => mounted.push((name, tier.to_string(), Mounted::Fuse(m))),
+                Err(e) => skipped.push((name, format!("{e:#}"))),
+            },
+        }
+    }
+    (mounted, skipped)
+}
+
+/// Runs experiment 6 on file `f` of `img`. Every system is mounted at once and the runs go
+/// round-robin (each round: every system, random then sequential), so drift in the machine's
+/// state (other load, CPU frequency) is spread over all systems instead of favouring one.
+pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, EndToEnd)> {
+    let mut e2e = EndToEnd::default();
+    // Random reads go to written data only (see `DataSpans`); holes read as zeros, which the
+    // kernel serves without I/O and a FUSE server after one lookup.
+    let extents = img
+        .fs
+        .inode(f.ino)
+        .and_then(|i| img.fs.extents(&i))
+        .with_context(|| format!("{}: extents of {}", img.path.display(), f.path))?;
+    let data = DataSpans::new(&extents, img.fs.block_size());
+    let holes = 100.0 * (1.0 - data.bytes().min(f.size) as f64 / f.size.max(1) as f64);
+    let (mounted, skipped) = mount_all(ctx, img);
+    let patterns = [Pattern::Random, Pattern::Sequential];
+    let rounds = ctx.scale.e2e_rounds.max(1);
+    let slice = ctx.scale.e2e_time / rounds;
+    let files: Vec<PathBuf> = mounted
+        .iter()
+        .map(|(_, _, m)| m.host_path(&f.path))
+        .collect();
+    // A short unrecorded run first: mount-time lazy work (inode and directory loads, FUSE
+    // lookups, the kernel reading the extent tree) stays out of the numbers.
+    for ((name, _, _), file) in mounted.iter().zip(&files) {
+        for p in patterns {
+            reads::run(file, p, &data, slice / 5, 99)
+                .with_context(|| format!("warming up {name}"))?;
+        }
+    }
+    let mut runs: Vec<Vec<Option<ReadRun>>> = vec![vec![None, None]; mounted.len()];
+    for round in 0..rounds {
+        for (((name, _, _), file), out) in mounted.iter().zip(&files).zip(&mut runs) {
+            for (k, p) in patterns.into_iter().enumerate() {
+                ctx.bar.set_message(format!(
+                    "fig 6: round {}/{rounds}, {} reads through {name}",
+                    round + 1,
+                    p.name()
+                ));
+                let r = reads::run(file, p, &data, slice, u64::from(round) * 2 + k as u64 + 1)
+                    .with_context(|| format!("reading through {name}"))?;
+                out[k] = Some(match out[k].take() {
+                    Some(prev) => prev.merge(r),
+                    None => r,
+                });
+            }
+        }
+    }
+    for ((name, tier, _), out) in mounted.iter().zip(runs) {
+        e2e.systems.push(SystemRuns {
+            system: name.clone(),
+            tier: tier.clone(),
+            runs: patterns
+                .into_iter()
+                .zip(out)
+                .filter_map(|(p, r)| r.map(|r| (p, r)))
+                .collect(),
+        });
+    }
+    drop(mounted);
+    ctx.bar.inc(5);
+
+    let mut t = Table::new("fig6_end_to_end");
+    let mut body = format!(
+        "4 KiB reads of `{}:{}` ({} extents, {} MiB), O_DIRECT (each read reaches the file system; \
+         the image file itself sits in the host page cache), **1 job** (one thread, synchronous \
+         `pread`), {:.1} s per system and pattern in {} round-robin rounds over all systems, after a \
+         short warm-up. Our mount runs with {} FUSE threads. \
+         {holes:.0}% of the file's bytes are holes, which read as zeros without I/O in the kernel: \
+         random reads go to 4 KiB-aligned offsets inside written extents only; sequential reads \
+         run through the whole file, holes included. Our three tiers differ only in one lookup of \
+         0.1 to 3 us (figure 5) within a read of about 10 us, so their throughput differences are \
+         mostly run-to-run noise (FUSE wake-ups dominate): compare the medians. The kernel's reads \
+         go through the loop device: each becomes a read of the image file by a loop worker thread.\n\n\
+         | system | pattern | MB/s | IOPS | median us | p99 us | O_DIRECT |\n|---|---|---:|---:|---:|---:|---|\n",
+        img.name,
+        f.path,
+        f.extents,
+        f.size >> 20,
+        ctx.scale.e2e_time.as_secs_f64(),
+        rounds,
+        ctx.scale.server_threads
+    );
+    for s in &e2e.systems {
+        for (pattern, r) in &s.runs {
+            let mut lat = r.latencies.clone();
+            let sum = Summary::of(&mut lat);
+            let (med, p99) = sum.map_or((0.0, 0.0), |s| (s.median / 1e3, s.p99 / 1e3));
+            let mut row = vec![
+                ("system", s.system.clone().into()),
+                ("tier", s.tier.clone().into()),
+                ("pattern", pattern.name().into()),
+                ("image", img.name.clone().into()),
+                ("file", f.path.clone().into()),
+                ("extents", f.extents.into()),
+                ("jobs", 1u64.into()),
+                ("direct_io", r.direct.into()),
+                ("seconds", r.elapsed.as_secs_f64().into()),
+                ("reads", r.reads.into()),
+                ("mb_per_s", r.mb_per_s().into()),
+                ("iops", r.iops().into()),
+                ("median_us", med.into()),
+                ("p99_us", p99.into()),
+            ];
+            row.extend(ctx.machine_cols());
+            t.push(row);
+            body.push_str(&format!(
+                "| {} | {} | {:.1} | {:.0} | {med:.1} | {p99:.1} | {} |\n",
+                s.system,
+                pattern.name(),
+                r.mb_per_s(),
+                r.iops(),
+                if r.direct { "yes" } else { "no (buffered)" }
+            ));
+        }
+    }
+    let speed = |sys: &str| e2e.random(sys).map(ReadRun::mb_per_s);
+    let mut summary = vec![format!(
+        "End to end, random 4 KiB O_DIRECT reads, 1 job: {}.",
+        e2e.systems
+            .iter()
+            .filter_map(|s| e2e.random(&s.system).map(|r| format!(
+                "{} {:.1} MB/s ({:.0} IOPS)",
+                s.system,
+                r.mb_per_s(),
+                r.iops()
+            )))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )];
+    if let (Some(o), Some(f2)) = (speed(&ours("predictor")), speed(FUSE2FS)) {
+        let line = format!(
+            "Random reads: our mount (predictor tier) is **{:.2}x** fuse2fs (bar: at least 2x).",
+            o / f2.max(1e-9)
+        );
+        body.push_str(&format!("\n{line}\n"));
+        summary.push(line);
+    }
+    let mut figures = Vec::new();
+    if !e2e.systems.is_empty() {
+        let categories: Vec<String> = e2e.systems.iter().map(|s| s.system.clone()).collect();
+        let panels = [Pattern::Random, Pattern::Sequential]
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                Panel::Bars(BarPanel {
+                    title: format!("{} 4 KiB reads, O_DIRECT, 1 job", p.name()),
+                    value_desc: "MB/s".into(),
+                    log: false,
+                    fmt: Fmt::Plain,
+                    categories: categories.clone(),
+                    series: vec![Bars {
+                        label: String::new(),
+                        color: color(k),
+                        values: e2e
+                            .systems
+                            .iter()
+                            .map(|s| {
+                                s.runs
+                                    .iter()
+                                    .find(|(q, _)| q == p)
+                                    .map(|(_, r)| r.mb_per_s())
+                            })
+                            .collect(),
+                        notes: e2e
+                            .systems
+                            .iter()
+                            .map(|s| {
+                                s.runs.iter().find(|(q, _)| q == p).map_or_else(
+                                    String::new,
+                                    |(_, r)| {
+                                        format!(
+                                            "{:.0} MB/s, {:.0}k IOPS",
+                                            r.mb_per_s(),
+                                            r.iops() / 1e3
+                                        )
+                                    },
+                                )
+                            })
+                            .collect(),
+                    }],
+                    stacked: false,
+                    value_labels: true,
+                })
+            })
+            .collect();
+        let fig = Figure {
+            title: format!(
+                "Fig. 6: end-to-end read throughput on {}:{} ({} extents)",
+                img.name, f.path, f.extents
+            ),
+            footer: ctx.footer(),
+            panels,
+        };
+        fig.save(ctx.fig_dir, "fig6_end_to_end")?;
+        figures.push("fig6_end_to_end".into());
+    }
+    Ok((
+        Section {
+            title: "6. End-to-end read throughput".into(),
+            body,
+            figures,
+            tables: vec![t],
+            skipped: skipped
+                .into_iter()
+                .map(|(w, r)| (format!("fig 6: {w}"), r))
+                .collect(),
+            summary,
+        },
+        e2e,
+    ))
+}

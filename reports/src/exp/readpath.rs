@@ -1,0 +1,228 @@
+//! Experiment 5: where the time of one 4 KiB read goes: the tier lookup (a full
+//! `TierStack::query`, mapping included) against a 4 KiB pread of the image and a whole read
+//! through each mount (from experiment 6's random-read run).
+
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use predictor::synth::Rng;
+use predictor::{Models, StackOptions, Tier, TierStack};
+
+use super::endtoend::{ours, EndToEnd, FUSE2FS, KERNEL};
+use super::{Ctx, Section};
+use crate::images::{FileInfo, LoadedImage};
+use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::table::Table;
+use crate::timing::Summary;
+
+/// One component's latency.
+struct Part {
+    component: String,
+    what: &'static str,
+    ns: Summary,
+}
+
+/// Runs experiment 5 on file `f` of `img`.
+pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Result<Section> {
+    ctx.bar.set_message("fig 5: where the time of a read goes");
+    let mut parts = Vec::new();
+    let mut skipped = Vec::new();
+
+    // Tier lookups, raced batch by batch like figure 1.
+    let stacks: Vec<(&str, TierStack)> = [
+        ("predictor", Tier::Predictor),
+        ("btree", Tier::Btree),
+        ("ondisk", Tier::Ondisk),
+    ]
+    .into_iter()
+    .map(|(name, tier)| {
+        let models = if tier == Tier::Predictor {
+            Models::Pack(&img.pack)
+        } else {
+            Models::None
+        };
+        TierStack::build(Arc::clone(&img.fs), tier, models, StackOptions::default())
+            .map(|(s, _)| (name, s))
+            .with_context(|| format!("building the {name} stack of {}", img.path.display()))
+    })
+    .collect::<Result<_>>()?;
+    let mut rng = Rng::new(11);
+    let batch = ctx.scale.lookup.batch;
+    let batches: Vec<Vec<u64>> = (0..ctx.scale.query_batches)
+        .map(|_| (0..batch).map(|_| rng.below(f.size.max(1))).collect())
+        .collect();
+    let mut samples = vec![Vec::new(); stacks.len()];
+    let start = Instant::now();
+    for (round, qs) in batches.iter().cycle().enumerate() {
+        let b = &ctx.scale.lookup;
+        if round >= b.max_rounds || (round >= b.min_rounds && start.elapsed() >= b.time) {
+            break;
+        }
+        for ((_, stack), out) in stacks.iter().zip(&mut samples) {
+            let t = Instant::now();
+            let mut acc = 0u64;
+            for &pos in qs {
+                if let Ok((m, _)) = stack.query(f.ino, black_box(pos), 4096) {
+                    acc = acc.wrapping_add(m.length);
+                }
+            }
+            black_box(acc);
+            out.push(t.elapsed().as_nanos() as f64 / qs.len().max(1) as f64);
+        }
+    }
+    for ((name, _), mut s) in stacks.iter().zip(samples) {
+        if let Some(ns) = Summary::of(&mut s) {
+            parts.push(Part {
+                component: format!("tier lookup: {name}"),
+                what: "TierStack::query, ns per query (batches)",
+                ns,
+            });
+        }
+    }
+
+    // A 4 KiB pread of the image file (in the page cache): the data read itself.
+    let image = std::fs::File::open(&img.path)
+        .with_context(|| format!("opening {}", img.path.display()))?;
+    let blocks = (image
+        .metadata()
+        .with_context(|| format!("stat {}", img.path.display()))?
+        .len()
+        / 4096)
+        .max(1);
+    let mut buf = vec![0u8; 4096];
+    let mut lat = Vec::with_capacity(ctx.scale.preads);
+    for i in 0..ctx.scale.preads + 100 {
+        let off = rng.below(blocks) * 4096;
+        let t = Instant::now();
+        image
+            .read_at(&mut buf, off)
+            .with_context(|| format!("reading {}", img.path.display()))?;
+        let ns = t.elapsed().as_nanos() as f64;
+        if i >= 100 {
+            lat.push(ns.max(1.0));
+        }
+    }
+    if let Some(ns) = Summary::of(&mut lat) {
+        parts.push(Part {
+            component: "pread 4 KiB of the image".into(),
+            what: "buffered pread, image in page cache",
+            ns,
+        });
+    }
+
+    // Whole reads through the mounts, from experiment 6.
+    for sys in [
+        ours("predictor"),
+        ours("btree"),
+        ours("ondisk"),
+        FUSE2FS.to_string(),
+        KERNEL.to_string(),
+    ] {
+        match e2e.random(&sys) {
+            Some(r) => {
+                let mut v = r.latencies.clone();
+                if let Some(ns) = Summary::of(&mut v) {
+                    parts.push(Part {
+                        component: format!("read 4 KiB via {sys}"),
+                        what: "O_DIRECT pread through the mount (fig 6 run)",
+                        ns,
+                    });
+                }
+            }
+            None => skipped.push((
+                format!("fig 5: read via {sys}"),
+                "not measured in fig 6 (see its reasons)".to_string(),
+            )),
+        }
+    }
+    skipped.push((
+        "fig 5: BPF program run".into(),
+        "the BPF tier is not in the workspace yet".into(),
+    ));
+
+    let mut t = Table::new("fig5_read_path");
+    let mut body = format!(
+        "One 4 KiB read of `{}:{}` ({} extents), broken into parts. Tier lookups are full \
+         `TierStack::query` calls (model or tree, verification, byte mapping) at random offsets, \
+         timed in batches; the pread is of the image file from the page cache; the reads through \
+         the mounts are single O_DIRECT reads timed one by one in figure 6's random run (1 job). \
+         CPUs not pinned.\n\n| part | median | p99 | samples |\n|---|---:|---:|---:|\n",
+        img.name, f.path, f.extents
+    );
+    for p in &parts {
+        let mut row = vec![
+            ("component", p.component.clone().into()),
+            ("measured_as", p.what.into()),
+            ("median_ns", p.ns.median.into()),
+            ("p99_ns", p.ns.p99.into()),
+            ("samples", p.ns.samples.into()),
+        ];
+        row.extend(ctx.machine_cols());
+        t.push(row);
+        body.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            p.component,
+            Fmt::Nanos.format(p.ns.median),
+            Fmt::Nanos.format(p.ns.p99),
+            p.ns.samples
+        ));
+    }
+    let get = |c: &str| parts.iter().find(|p| p.component == c).map(|p| p.ns.median);
+    let mut summary = Vec::new();
+    if let (Some(l), Some(r)) = (
+        get("tier lookup: predictor"),
+        get(&format!("read 4 KiB via {}", ours("predictor"))),
+    ) {
+        let line = format!(
+            "Read path: the predictor lookup is {:.3}% of a 4 KiB read through our mount ({} of {}).",
+            100.0 * l / r.max(1e-9),
+            Fmt::Nanos.format(l),
+            Fmt::Nanos.format(r)
+        );
+        body.push_str(&format!("\n{line}\n"));
+        summary.push(line);
+    }
+    let fig = Figure {
+        title: format!(
+            "Fig. 5: where the time of one 4 KiB read goes ({}:{})",
+            img.name, f.path
+        ),
+        footer: ctx.footer(),
+        panels: vec![Panel::Bars(BarPanel {
+            title: "median and p99 per part".into(),
+            value_desc: "time (log)".into(),
+            log: true,
+            fmt: Fmt::Nanos,
+            categories: parts.iter().map(|p| p.component.clone()).collect(),
+            series: vec![
+                Bars {
+                    label: "median".into(),
+                    color: color(0),
+                    values: parts.iter().map(|p| Some(p.ns.median)).collect(),
+                    notes: Vec::new(),
+                },
+                Bars {
+                    label: "p99".into(),
+                    color: color(1),
+                    values: parts.iter().map(|p| Some(p.ns.p99)).collect(),
+                    notes: Vec::new(),
+                },
+            ],
+            stacked: false,
+            value_labels: true,
+        })],
+    };
+    fig.save(ctx.fig_dir, "fig5_read_path")?;
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "5. Where the time of one read goes".into(),
+        body,
+        figures: vec!["fig5_read_path".into()],
+        tables: vec![t],
+        skipped,
+        summary,
+    })
+}

@@ -1,0 +1,334 @@
+//! One `reports` run from start to end: images -> training -> experiments -> tables, figures
+//! and the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::datasets::{self, Dataset};
+use crate::exp::{self, Ctx, Scale, Section};
+use crate::images::{self, LoadedImage};
+use crate::machine::Machine;
+use crate::mounts::find_tool;
+use crate::report;
+use crate::table::Table;
+
+/// What to run on.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The built-in demo images (built in a temporary directory).
+    Demo,
+    /// A user's image, with its model pack if one is given.
+    Image {
+        /// The ext4 image.
+        path: PathBuf,
+        /// A model pack trained on it.
+        models: Option<PathBuf>,
+    },
+}
+
+/// Where results go and how much to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Report and figures.
+    pub out: PathBuf,
+    /// Tables.
+    pub tables: PathBuf,
+    /// Toy scale.
+    pub quick: bool,
+    /// Our server binary, if given explicitly.
+    pub server: Option<PathBuf>,
+    /// Keep the scratch directory (images, packs) instead of deleting it.
+    pub keep: bool,
+}
+
+/// An image to load.
+struct Spec {
+    name: String,
+    path: PathBuf,
+    models: Option<PathBuf>,
+    readable: bool,
+    kernel_mountable: bool,
+    note: String,
+}
+
+/// A scratch directory: tmpfs (/dev/shm) when it has room, so building and reading images
+/// never waits on a disk; else the system's temporary directory.
+fn scratch() -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let builder = |dir: &Path| {
+        tempfile::Builder::new()
+            .prefix("iomap-reports-")
+            .tempdir_in(dir)
+    };
+    if shm.is_dir() && free_bytes(shm).is_some_and(|b| b >= 6 << 30) {
+        if let Ok(d) = builder(shm) {
+            return Ok(d);
+        }
+    }
+    builder(&std::env::temp_dir()).context("creating a scratch directory")
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; all-zero is a valid value to be overwritten.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` a valid out-pointer for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    #[allow(clippy::useless_conversion)] // the field types differ between targets
+    let (avail, frsize) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
+    (rc == 0).then(|| avail.saturating_mul(frsize))
+}
+
+/// Runs everything and writes the report; returns its path.
+pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
+    let start = Instant::now();
+    let machine = Machine::detect();
+    let scale = if opts.quick {
+        Scale::quick()
+    } else {
+        Scale::full()
+    };
+    let work = scratch()?;
+    let work_path = work.path().to_path_buf();
+    let bar = ProgressBar::new(2).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut skipped: Vec<(String, String)> = Vec::new();
+
+    // 1. Images.
+    let mut specs = Vec::new();
+    match input {
+        Input::Demo => {
+            bar.set_message("building the demo images (mke2fs, debugfs)");
+            let built = testimg::demo(&work_path).context("building the demo images")?;
+            for img in built {
+                specs.push(Spec {
+                    name: img.name.clone(),
+                    note: img.description.clone(),
+                    path: img.path,
+                    models: None,
+                    readable: true,
+                    kernel_mountable: img.kernel_mountable,
+                });
+            }
+            match scale.kernel_punched {
+                Some(n) if testimg::kernel::is_root() => {
+                    bar.set_message(format!(
+                        "building a kernel-punched image with {n} extents (loop mount)"
+                    ));
+                    match testimg::kernel::punched_with_kernel(&work_path, n) {
+                        Ok(path) => specs.push(Spec {
+                            name: format!("kernel-punched-{}", datasets::count_label(n as usize)),
+                            note: format!("4 KiB blocks, /punched: {n} unwritten extents made by the kernel (fallocate, then a hole punched in every other block); only for lookups and training, its reads are zeros"),
+                            path,
+                            models: None,
+                            readable: false,
+                            kernel_mountable: true,
+                        }),
+                        Err(e) => skipped.push(("kernel-punched image".into(), format!("{e}"))),
+                    }
+                }
+                Some(_) => skipped.push((
+                    "kernel-punched image (10^6 extents, real on-disk walk at 10^6)".into(),
+                    "needs root for a loop mount".into(),
+                )),
+                None => {}
+            }
+        }
+        Input::Image { path, models } => {
+            let name = path
+                .file_stem()
+                .map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
+            specs.push(Spec {
+                name,
+                note: format!("{} (given with --image)", path.display()),
+                path: path.clone(),
+                models: models.clone(),
+                readable: true,
+                kernel_mountable: true,
+            });
+        }
+    }
+    bar.inc(1);
+
+    // 2. Train every image.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    bar.inc_length(specs.len() as u64);
+    let mut loaded: Vec<LoadedImage> = Vec::new();
+    for s in &specs {
+        bar.set_message(format!("training {}", s.name));
+        let counter = AtomicU64::new(0);
+        let what = format!("training {}", s.name);
+        let on = images::extent_counter(&counter, &bar, &what);
+        let mut img = images::load(
+            &s.name,
+            &s.path,
+            s.models.as_deref(),
+            &work_path.join("packs"),
+            jobs,
+            &on,
+        )?;
+        img.readable = s.readable;
+        img.kernel_mountable =
+            s.kernel_mountable && u64::from(img.fs.block_size()) <= testimg::kernel::page_size();
+        loaded.push(img);
+        bar.inc(1);
+    }
+
+    // 3. Datasets of figure 1: the most fragmented file of every image, and synthetic maps.
+    let mut sets: Vec<Dataset> = Vec::new();
+    for img in &loaded {
+        if let Some(d) = datasets::most_fragmented(img)? {
+            sets.push(d);
+        }
+    }
+    sets.extend(
+        scale
+            .synthetic_sizes
+            .iter()
+            .map(|&n| datasets::synthetic(n)),
+    );
+    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, report.
+    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1);
+
+    let server = find_tool("server", opts.server.as_deref());
+    let fuse2fs = find_tool("fuse2fs", None);
+    let ctx = Ctx {
+        machine: &machine,
+        scale: &scale,
+        images: &loaded,
+        fig_dir: &opts.out,
+        work_dir: &work_path,
+        demo: matches!(input, Input::Demo),
+        bar: &bar,
+        server: server.as_deref(),
+        fuse2fs: fuse2fs.as_deref(),
+    };
+    let mut sections: Vec<Section> = Vec::new();
+    let cells = exp::latency::measure(&ctx, &sets);
+    drop(sets); // the 10^7-extent maps are large; later experiments build their own
+    sections.push(exp::headline::section(&cells));
+    sections.push(exp::latency::section(&ctx, &cells)?);
+
+    let frag = ctx.fragmented();
+    match frag {
+        Some((img, f)) => {
+            let d = datasets::file_dataset(img, f.ino, &f.path)?;
+            sections.push(exp::cdf::run(&ctx, &d)?);
+        }
+        None => {
+            skipped.push(("fig 2".into(), "no image file with extents".into()));
+            bar.inc(1);
+        }
+    }
+    sections.push(exp::accuracy::run(&ctx)?);
+    sections.push(exp::memory::run(&ctx, &cells)?);
+    let (e2e_section, e2e) = match frag {
+        Some((img, f)) => {
+            let (s, e) = exp::endtoend::run(&ctx, img, f)?;
+            (Some(s), Some(e))
+        }
+        None => {
+            skipped.push(("fig 5, fig 6".into(), "no image file with extents".into()));
+            bar.inc(6);
+            (None, None)
+        }
+    };
+    if let (Some((img, f)), Some(e2e)) = (frag, &e2e) {
+        sections.push(exp::readpath::run(&ctx, img, f, e2e)?);
+    }
+    sections.extend(e2e_section);
+    sections.push(exp::training::run(&ctx)?);
+
+    // 4. Tables, report.
+    bar.set_message("writing tables and the report");
+    let mut extra = Table::new("skipped");
+    let all_skipped: Vec<(String, String)> = skipped
+        .iter()
+        .cloned()
+        .chain(sections.iter().flat_map(|s| s.skipped.iter().cloned()))
+        .collect();
+    for (what, why) in &all_skipped {
+        extra.push(vec![
+            ("what", what.clone().into()),
+            ("why", why.clone().into()),
+        ]);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut run_table = Table::new("run");
+    run_table.push(vec![
+        ("command", machine.command.clone().into()),
+        ("date", machine.date.clone().into()),
+        ("cpu_model", machine.cpu_model.clone().into()),
+        ("cores", machine.cores.into()),
+        ("cpus_pinned", machine.pinned.into()),
+        ("kernel", machine.kernel.clone().into()),
+        ("load_avg_at_start", machine.load_avg.clone().into()),
+        ("quick", opts.quick.into()),
+        ("seconds", elapsed.into()),
+    ]);
+    for t in sections
+        .iter()
+        .flat_map(|s| &s.tables)
+        .chain([&extra, &run_table])
+    {
+        t.write(&opts.tables)
+            .with_context(|| format!("writing table {} under {}", t.name, opts.tables.display()))?;
+    }
+    // The report lists the early skips too.
+    if !skipped.is_empty() {
+        sections.push(Section {
+            title: "Set-up notes".into(),
+            body: "Some inputs could not be prepared; see the list below.".into(),
+            skipped,
+            ..Section::default()
+        });
+    }
+    let summary: Vec<String> = sections
+        .iter()
+        .flat_map(|s| s.summary.iter().cloned())
+        .collect();
+    let meta = report::Meta {
+        machine: &machine,
+        tables_dir: &opts.tables,
+        images: loaded
+            .iter()
+            .zip(&specs)
+            .map(|(i, s)| {
+                format!(
+                    "`{}`: {} ({} files, {} extents, {} files not trainable, {} B blocks, models {})",
+                    i.name,
+                    s.note,
+                    i.files.len(),
+                    i.training.extents,
+                    i.training.errors,
+                    i.fs.block_size(),
+                    if i.pack_given { format!("from {}", i.pack_path.display()) } else { "trained in this run".into() }
+                )
+            })
+            .collect(),
+        summary,
+        elapsed_s: elapsed,
+        quick: opts.quick,
+    };
+    let path = report::write(&opts.out, &meta, &sections)?;
+    bar.inc(1);
+    bar.finish_and_clear();
+    if opts.keep {
+        let kept = work.keep();
+        eprintln!(
+            "kept the scratch directory (images, packs): {}",
+            kept.display()
+        );
+    }
+    Ok(path)
+}

@@ -1,0 +1,353 @@
+//! Runs `reports demo --quick` end to end into a temporary directory and checks what it wrote:
+//! every table has exactly the columns `notebooks-data/README.md` documents, values are
+//! plausible (every structure present, latencies positive, counts that add up), and every
+//! figure exists as PNG and SVG.
+//!
+//! Needs e2fsprogs (the demo images are built with mke2fs and debugfs); without them the test
+//! says so and passes. The FUSE and loop-mount parts run only as root and are skipped (with a
+//! reason in the report) otherwise.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Tables every quick run writes (fig6 needs root or FUSE and may be skipped).
+const ALWAYS: &[&str] = &[
+    "headline",
+    "fig1_lookup_latency",
+    "fig2_latency_cdf",
+    "fig3_error_windows",
+    "fig3_tier_shares",
+    "fig4_bytes_per_extent",
+    "fig4_stack_memory",
+    "fig5_read_path",
+    "fig7_training",
+    "run",
+    "skipped",
+];
+
+/// Structures figure 1 must show.
+const STRUCTURES: &[&str] = &[
+    "learned",
+    "learned-w8",
+    "learned-w128",
+    "btree",
+    "iext-fuse",
+    "iext-xfs",
+    "rangemap",
+    "sorted",
+    "ondisk",
+];
+
+/// A CSV table: header and rows of fields (RFC 4180 quoting, as polars writes it).
+struct Csv {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Csv {
+    fn read(path: &Path) -> Self {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut records = parse_csv(&text).into_iter();
+        let header = records.next().unwrap_or_default();
+        Self {
+            header,
+            rows: records.collect(),
+        }
+    }
+
+    fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    fn str(&self, row: &[String], name: &str) -> String {
+        row[self.col(name)].clone()
+    }
+
+    fn num(&self, row: &[String], name: &str) -> f64 {
+        let v = &row[self.col(name)];
+        v.parse()
+            .unwrap_or_else(|_| panic!("column {name}: {v:?} is not a number"))
+    }
+}
+
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let (mut row, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                out.push(std::mem::take(&mut row));
+            }
+            ('\r', false) => {}
+            (c, _) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        out.push(row);
+    }
+    out
+}
+
+/// The columns `notebooks-data/README.md` documents, per table: each table is a heading
+/// "### `name`" followed by a Markdown table whose first cells are "`column`".
+fn documented() -> HashMap<String, Vec<String>> {
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks-data/README.md");
+    let text =
+        std::fs::read_to_string(&readme).unwrap_or_else(|e| panic!("{}: {e}", readme.display()));
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            current = h
+                .trim()
+                .strip_prefix('`')
+                .and_then(|s| s.split('`').next())
+                .map(str::to_string);
+            if let Some(name) = &current {
+                out.entry(name.clone()).or_default();
+            }
+        } else if let (Some(name), Some(rest)) = (&current, line.strip_prefix("| `")) {
+            if let Some(col) = rest.split('`').next() {
+                out.entry(name.clone()).or_default().push(col.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn tool_exists(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(name).is_file())
+}
+
+#[test]
+fn quick_demo_writes_documented_plausible_tables() {
+    if !tool_exists("mke2fs") || !tool_exists("debugfs") {
+        eprintln!("SKIP: mke2fs/debugfs not installed (Debian package e2fsprogs)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (out, tables) = (dir.path().join("report"), dir.path().join("tables"));
+    let status = Command::new(env!("CARGO_BIN_EXE_reports"))
+        .args(["demo", "--quick", "-o"])
+        .arg(&out)
+        .arg("--tables")
+        .arg(&tables)
+        .status()
+        .expect("running reports");
+    assert!(status.success(), "reports demo --quick failed: {status}");
+
+    // Every table has the documented columns, in the documented order.
+    let docs = documented();
+    let mut written: HashMap<String, Csv> = HashMap::new();
+    for entry in std::fs::read_dir(&tables)
+        .expect("tables directory")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            assert!(
+                path.with_extension("parquet").is_file(),
+                "{name}: CSV without Parquet"
+            );
+            let csv = Csv::read(&path);
+            let cols = docs.get(&name).unwrap_or_else(|| {
+                panic!("table {name} is not documented in notebooks-data/README.md")
+            });
+            assert_eq!(
+                &csv.header, cols,
+                "table {name}: columns differ from notebooks-data/README.md"
+            );
+            assert!(!csv.rows.is_empty(), "table {name} is empty");
+            written.insert(name, csv);
+        }
+    }
+    for name in ALWAYS {
+        assert!(written.contains_key(*name), "table {name} was not written");
+    }
+
+    // Figure 1: every structure; latencies positive; p99 >= median; the baseline's speed-up 1.
+    let t = &written["fig1_lookup_latency"];
+    for s in STRUCTURES {
+        assert!(
+            t.rows.iter().any(|r| t.str(r, "structure") == *s),
+            "fig1: structure {s} missing"
+        );
+    }
+    for r in &t.rows {
+        let (med, p99, min) = (
+            t.num(r, "median_ns"),
+            t.num(r, "p99_ns"),
+            t.num(r, "min_ns"),
+        );
+        assert!(
+            min > 0.0 && med >= min && p99 >= med,
+            "fig1: bad latencies {r:?}"
+        );
+        assert!(
+            t.num(r, "batches") >= 1.0 && t.num(r, "speedup_vs_btree") > 0.0,
+            "fig1: {r:?}"
+        );
+        if t.str(r, "structure") == "btree" {
+            assert!((t.num(r, "speedup_vs_btree") - 1.0).abs() < 1e-9);
+        }
+        assert_eq!(t.str(r, "cpus_pinned"), "false");
+    }
+    for d in ["synthetic-1", "synthetic-1e5"] {
+        assert!(
+            t.rows.iter().any(|r| t.str(r, "dataset") == d),
+            "fig1: dataset {d} missing"
+        );
+    }
+
+    // Figure 2: quantiles in (0, 1], ns positive and non-decreasing per structure.
+    let t = &written["fig2_latency_cdf"];
+    let mut last: HashMap<String, (f64, f64)> = HashMap::new();
+    for r in &t.rows {
+        let (s, q, ns) = (t.str(r, "structure"), t.num(r, "quantile"), t.num(r, "ns"));
+        assert!(q > 0.0 && q <= 1.0 && ns > 0.0, "fig2: {r:?}");
+        if let Some(&(pq, pns)) = last.get(&s) {
+            assert!(q > pq && ns >= pns, "fig2: {s} not monotone at {q}");
+        }
+        last.insert(s, (q, ns));
+    }
+    for s in ["learned", "btree", "ondisk"] {
+        assert!(last.contains_key(s), "fig2: structure {s} missing");
+    }
+
+    // Figure 3: per run, answers plus errors add up to the queries; no audit mismatch; no
+    // learned answer without a pack.
+    let t = &written["fig3_tier_shares"];
+    let mut runs: HashMap<(String, String, String), (f64, f64, f64)> = HashMap::new();
+    for r in &t.rows {
+        let key = (t.str(r, "image"), t.str(r, "models"), t.str(r, "stream"));
+        let e = runs
+            .entry(key)
+            .or_insert((t.num(r, "queries"), t.num(r, "errors"), 0.0));
+        e.2 += t.num(r, "answered");
+        assert_eq!(
+            t.num(r, "audit_mismatches"),
+            0.0,
+            "fig3: audit mismatch {r:?}"
+        );
+        if t.str(r, "models") == "none" && t.str(r, "tier") == "learned" {
+            assert_eq!(t.num(r, "answered"), 0.0);
+        }
+    }
+    assert!(!runs.is_empty());
+    for (k, (queries, errors, answered)) in runs {
+        assert!(queries > 0.0, "fig3: {k:?} ran no queries");
+        assert_eq!(
+            answered + errors,
+            queries,
+            "fig3: {k:?}: answered + errors != queries"
+        );
+    }
+    let t = &written["fig3_error_windows"];
+    for r in &t.rows {
+        assert!(
+            t.num(r, "extents") >= 1.0 && t.num(r, "segments") >= 1.0,
+            "fig3 windows: {r:?}"
+        );
+        if t.num(r, "extents") > 1.0 {
+            assert!(t.num(r, "max_window") >= 2.0, "fig3 windows: {r:?}");
+        }
+    }
+
+    // Figure 4: every in-memory structure holds bytes; stack byte counts add up.
+    let t = &written["fig4_bytes_per_extent"];
+    for r in &t.rows {
+        assert!(
+            t.num(r, "bytes_per_extent") > 0.0 && t.num(r, "heap_bytes") > 0.0,
+            "fig4: {r:?}"
+        );
+    }
+    let t = &written["fig4_stack_memory"];
+    for r in &t.rows {
+        let parts =
+            ["model_bytes", "key_bytes", "record_bytes", "index_bytes"].map(|c| t.num(r, c));
+        assert_eq!(
+            parts.iter().sum::<f64>(),
+            t.num(r, "total_bytes"),
+            "fig4 stacks: {r:?}"
+        );
+    }
+
+    // Figures 5-7: positive times and rates.
+    let t = &written["fig5_read_path"];
+    assert!(t
+        .rows
+        .iter()
+        .any(|r| t.str(r, "component") == "tier lookup: predictor"));
+    for r in &t.rows {
+        assert!(
+            t.num(r, "median_ns") > 0.0 && t.num(r, "p99_ns") >= t.num(r, "median_ns"),
+            "fig5: {r:?}"
+        );
+    }
+    if let Some(t) = written.get("fig6_end_to_end") {
+        for r in &t.rows {
+            assert!(
+                t.num(r, "mb_per_s") > 0.0 && t.num(r, "iops") > 0.0 && t.num(r, "reads") > 0.0,
+                "fig6: {r:?}"
+            );
+            assert_eq!(t.num(r, "jobs"), 1.0);
+        }
+    }
+    let t = &written["fig7_training"];
+    assert!(t.rows.iter().any(|r| t.str(r, "source") == "image"));
+    for r in &t.rows {
+        assert!(
+            t.num(r, "extents_per_s") > 0.0 && t.num(r, "seconds") > 0.0,
+            "fig7: {r:?}"
+        );
+    }
+    let t = &written["headline"];
+    for r in &t.rows {
+        assert!(t.num(r, "median_ns") > 0.0, "headline: {r:?}");
+    }
+
+    // The report and its figures.
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for fig in [
+        "fig1_lookup_latency",
+        "fig2_latency_cdf",
+        "fig3_accuracy",
+        "fig4_bytes_per_extent",
+        "fig5_read_path",
+        "fig7_training",
+    ] {
+        assert!(
+            report.contains(&format!("({fig}.png)")),
+            "report does not show {fig}"
+        );
+        let png = std::fs::read(out.join(format!("{fig}.png"))).expect("PNG written");
+        assert!(png.starts_with(b"\x89PNG"), "{fig}.png is not a PNG");
+        let svg = std::fs::read_to_string(out.join(format!("{fig}.svg"))).expect("SVG written");
+        assert!(svg.contains("<svg"), "{fig}.svg is not an SVG");
+    }
+    assert!(
+        report.contains("Machine"),
+        "report does not state the machine"
+    );
+}
