@@ -83,3 +83,20 @@ pub enum BuildError {
     #[error(transparent)]
     Pack(#[from] crate::pack::PackError),
 }
+
+/// An error and its causes as one line, `outer: inner: ...`, skipping a cause whose message the
+/// previous one already contains (our error types embed their source in their message, and
+/// also expose it as `source()`, so a plain chain would print it twice). The binaries print
+/// their errors with it.
+pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}

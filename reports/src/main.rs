@@ -134,7 +134,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("reports: {e:#}");
+            eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -54,22 +54,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("server: {}", report(&e));
+            eprintln!("server: {}", predictor::error::chain_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, `: `-separated. The ext4 and predictor errors repeat their
-/// source in their own message, so a cause already contained in the previous message is left
-/// out.
-fn report(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let msg = cause.to_string();
-        if !parts.last().is_some_and(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-    }
-    parts.join(": ")
 }

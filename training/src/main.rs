@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("training: {e:#}");
+            eprintln!("training: {}", predictor::error::chain_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }
