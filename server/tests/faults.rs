@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{kill_and_detach, root_or_skip, umount, with_timeout, write_pack, ServerMount};
+use common::{
+    kill_and_detach, num, root_or_skip, stats_json, umount, with_timeout, write_pack, ServerMount,
+};
 use ext4::Fs;
 use testimg::kernel::LoopMount;
 use testimg::{Image, Kind};
@@ -93,19 +95,6 @@ fn read_direct(f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         done += n;
     }
     Ok(b[..done].to_vec())
-}
-
-/// The stats JSON the server wrote on exit.
-fn stats_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
-}
-
-fn num(v: &serde_json::Value, path: &[&str]) -> u64 {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_u64()
-        .unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
 
 /// Unmounts, then checks the stats: no audit mismatch (no wrong mapping), and `read_errors`

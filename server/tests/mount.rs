@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{kill_and_detach, root_or_skip, with_timeout, write_pack, ServerMount};
+use common::{
+    kill_and_detach, num, root_or_skip, stats_json, with_timeout, write_pack, ServerMount,
+};
 use testimg::kernel::LoopMount;
 use testimg::Image;
 
@@ -253,18 +255,6 @@ fn compare_trees(ours: &Path, kernel: &Path) -> Vec<String> {
         }
     }
     diffs
-}
-
-fn stats_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
-}
-
-fn num(v: &serde_json::Value, path: &[&str]) -> u64 {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_u64()
-        .unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ext4::{Fs, InodeKind};
-use predictor::model::{fit_extents, FitParams};
-use predictor::pack::{Pack, PackEntry};
+use ext4::Fs;
+use predictor::model::FitParams;
+use predictor::pack::Pack;
 
 /// The `server` binary under test.
 pub const SERVER: &str = env!("CARGO_BIN_EXE_server");
@@ -27,34 +27,11 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// A model pack with a fitted model for every regular file of `fs` that has extents, as
-/// `training fit` would write it.
+/// The model pack `training fit` would write for `fs`.
 pub fn build_pack(fs: &Fs) -> Pack {
-    let mut pack = Pack::new(
-        fs.superblock().uuid,
-        fs.block_size(),
-        FitParams::default().max_window,
-    );
-    let (entries, _) = fs.walk();
-    for e in entries {
-        let inode = e.inode;
-        if inode.kind != InodeKind::File || inode.has_inline_data() {
-            continue;
-        }
-        let Ok(exts) = fs.extents(&inode) else {
-            continue;
-        };
-        let Ok((model, _)) = fit_extents(&exts, &FitParams::default()) else {
-            continue;
-        };
-        pack.insert(PackEntry {
-            ino: inode.ino,
-            generation: inode.generation,
-            fingerprint: predictor::fingerprint(&exts),
-            model,
-        });
-    }
-    pack
+    let trained = predictor::train::train(fs, &FitParams::default(), 2, &|_| ());
+    assert!(trained.errors.is_empty(), "training: {:?}", trained.errors);
+    trained.pack
 }
 
 /// Writes the pack of `image` to `path`.
@@ -291,4 +268,18 @@ pub fn run_server(args: &[&std::ffi::OsStr]) -> Output {
         .env("IOMAP_LOG", "warn")
         .output()
         .unwrap_or_else(|e| panic!("running {SERVER}: {e}"))
+}
+
+/// The stats JSON the server wrote (at exit, or on SIGUSR1).
+pub fn stats_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
+}
+
+/// The number at `path` (a list of object keys) in a stats JSON.
+pub fn num(v: &serde_json::Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
