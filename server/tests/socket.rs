@@ -1,7 +1,8 @@
 //! `server serve` and `server query`: a served image answers batches exactly as an in-process
 //! tier stack does; malformed, truncated and oversized messages get errors and the service
-//! keeps serving its other clients; the query command prints the same JSON in-process and
-//! through the socket, and fails clearly. No root needed.
+//! keeps serving its other clients (64 at once, and one that leaves mid-batch); the query
+//! command prints the same JSON in-process and through the socket, and fails clearly. No root
+//! needed.
 
 mod common;
 
@@ -37,6 +38,8 @@ impl Service {
             .arg("--socket")
             .arg(socket)
             .arg("--audit")
+            .arg("--max-clients")
+            .arg("128")
             .arg("--stats-json")
             .arg(stats)
             .env("IOMAP_LOG", "warn")
@@ -227,10 +230,18 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
     bad_version[4] = 99;
     refused(&bad_version, false, HeaderStatus::BadVersion);
 
-    // The first client still gets the same answers, and so do four at once.
+    // A client that disconnects in the middle of a batch (header and one of five records).
+    {
+        let mut c = service.connect();
+        let mut partial = wire::request_header(5).to_vec();
+        partial.extend_from_slice(&qs[0].encode());
+        c.write_all(&partial).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // The first client still gets the same answers, and so do 64 at once.
     check(&mut good);
     std::thread::scope(|s| {
-        for _ in 0..4 {
+        for _ in 0..64 {
             s.spawn(|| check(&mut service.connect()));
         }
     });
@@ -250,9 +261,10 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s["audit_mismatches"], 0, "{s}");
-    assert_eq!(s["counters"]["bad_messages"], 6, "{s}");
+    // Six refused headers and the client that left mid-batch.
+    assert_eq!(s["counters"]["bad_messages"], 7, "{s}");
     assert!(
-        s["counters"]["records"].as_u64().unwrap_or(0) >= 6 * qs.len() as u64,
+        s["counters"]["records"].as_u64().unwrap_or(0) >= 66 * qs.len() as u64,
         "{s}"
     );
 }
