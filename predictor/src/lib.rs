@@ -38,4 +38,4 @@ pub use mapping::{Mapping, MappingType, Request};
 pub use model::{fit, FitParams, Model};
 pub use ondisk::{OnDisk, OnDiskIndex};
 pub use pack::{Pack, PackEntry, PackError};
-pub use stack::{Models, StackOptions, Tier, TierKind, TierStack};
+pub use stack::{Models, Outcome, StackOptions, Tier, TierKind, TierStack};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ext4::Fs;
 use predictor::stack::BuildReport;
-use predictor::{Models, Pack, StackOptions, Tier, TierKind, TierStack};
+use predictor::{Mapping, Models, Pack, QueryError, StackOptions, Tier, TierKind, TierStack};
+
+use crate::bpf::{self, BpfTier};
 
 /// Which tier stack to build (`--tier`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +27,9 @@ pub enum TierChoice {
     /// Kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the kernel's
     /// own mapping cache would answer from), then the on-disk walk.
     Iext,
+    /// The learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), then
+    /// the predictor's userspace tiers; without CAP_BPF the userspace tiers answer alone.
+    Bpf,
 }
 
 impl TierChoice {
@@ -37,6 +42,8 @@ impl TierChoice {
             TierChoice::Sorted => Tier::Sorted,
             TierChoice::Rangemap => Tier::RangeMap,
             TierChoice::Iext => Tier::Iext,
+            // The BPF program is loaded from the predictor stack's learned indexes.
+            TierChoice::Bpf => Tier::Predictor,
         }
     }
 
@@ -49,6 +56,7 @@ impl TierChoice {
             TierChoice::Sorted => "sorted",
             TierChoice::Rangemap => "rangemap",
             TierChoice::Iext => "iext",
+            TierChoice::Bpf => "bpf",
         }
     }
 }
@@ -62,6 +70,7 @@ pub fn tier_name(kind: TierKind) -> &'static str {
         TierKind::RangeMap => "rangemap",
         TierKind::Ondisk => "ondisk",
         TierKind::Iext => "iext",
+        TierKind::Bpf => "bpf",
     }
 }
 
@@ -104,6 +113,23 @@ pub struct Loaded {
     pub audit: bool,
     /// Whether a model pack was given.
     pub has_models: bool,
+    /// The BPF tier in front of the stack (`--tier bpf`), if it could be loaded.
+    pub bpf: Option<Arc<BpfTier>>,
+    /// Why the BPF tier was asked for and could not be loaded.
+    pub bpf_error: Option<String>,
+}
+
+impl Loaded {
+    /// The mapping of `count` bytes at `pos` of `ino`: the BPF tier first if loaded, then the
+    /// stack.
+    pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
+        match &self.bpf {
+            Some(bpf) => bpf::query_many(bpf, &self.stack, &[(ino, pos, count)])
+                .pop()
+                .unwrap_or(Err(QueryError::UnknownInode { ino })),
+            None => self.stack.query(ino, pos, count),
+        }
+    }
 }
 
 /// Opens `image`, reads `models` (if any) and builds the stack of `tier`.
@@ -125,7 +151,7 @@ pub fn load(
     let source = match &pack {
         Some(p) => Models::Pack(p),
         None => {
-            if tier == TierChoice::Predictor {
+            if matches!(tier, TierChoice::Predictor | TierChoice::Bpf) {
                 tracing::warn!(
                     "no --models given: the predictor tier declines every query and the B-tree \
                      answers"
@@ -137,6 +163,11 @@ pub fn load(
     let (stack, report) =
         TierStack::build(fs.clone(), tier.tier(), source, StackOptions { audit })?;
     log_report(image, &report);
+    let (bpf, bpf_error) = if tier == TierChoice::Bpf {
+        load_bpf(&stack)
+    } else {
+        (None, None)
+    };
     Ok(Loaded {
         path: image.to_owned(),
         fs,
@@ -145,7 +176,36 @@ pub fn load(
         tier,
         audit,
         has_models: pack.is_some(),
+        bpf,
+        bpf_error,
     })
+}
+
+/// Loads the BPF tier over the stack's learned indexes. A failure (no CAP_BPF, a kernel that
+/// refuses the program) is logged with its cause and leaves the userspace tiers serving.
+fn load_bpf(stack: &TierStack) -> (Option<Arc<BpfTier>>, Option<String>) {
+    match bpf::load_stack(stack, bpf::Limits::default()) {
+        Ok(t) => {
+            let r = t.report();
+            tracing::info!(
+                files = r.files,
+                extents = r.extents,
+                skipped = r.skipped.len(),
+                load_ms = r.load.as_millis() as u64,
+                fill_ms = r.fill.as_millis() as u64,
+                "BPF tier loaded: it answers first"
+            );
+            for (ino, why) in r.skipped.iter().take(10) {
+                tracing::info!(ino, reason = %why, "not loaded into the BPF program: falls back");
+            }
+            (Some(Arc::new(t)), None)
+        }
+        Err(e) => {
+            let msg = predictor::error::chain_message(&e);
+            tracing::error!("BPF tier unavailable, the userspace tiers answer alone: {msg}");
+            (None, Some(msg))
+        }
+    }
 }
 
 /// Logs what the build found: a summary, and each per-file problem at debug level (a corrupt

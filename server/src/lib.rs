@@ -2,6 +2,7 @@
 //! queries served over a Unix socket, with every block mapping answered by a
 //! [`predictor::TierStack`].
 //!
+//! - [`bpf`]: the BPF tier, the learned model evaluated in the kernel (`server bpf`).
 //! - [`image`]: open an image and its model pack, build the tier stack (shared by every command).
 //! - [`query`]: `server query`, one mapping as JSON, in-process or through the socket.
 //! - [`wire`]: the socket's message format (records shaped like the fuse-iomap uapi).
@@ -10,6 +11,7 @@
 //! - [`mount`]: `server mount`, the life cycle around it: checks, signals, stats at unmount.
 //! - [`stats`]: per-tier counters and lookup-latency histograms, as JSON.
 
+pub mod bpf;
 pub mod fusefs;
 pub mod image;
 pub mod load;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use server::{load, mount, query, serve};
+use server::{bpf, load, mount, query, serve};
 
 /// Serves an ext4 image read-only, answering every block mapping with a learned model per file
 /// (verified; a B-tree and the on-disk extent tree behind it).
@@ -30,6 +30,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure a running `serve`: random queries from N clients; prints queries/s and latency.
     Load(load::LoadArgs),
+    /// The BPF tier: check the in-kernel model against the userspace predictor, or time it.
+    Bpf(bpf::command::BpfArgs),
 }
 
 /// Log filter when IOMAP_LOG is unset. fuser's session warns "Failed to umount" at the end of
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => mount::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Load(args) => load::run(args),
+        Command::Bpf(args) => bpf::command::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,8 @@ Output, one line: {\"offset\":B,\"length\":B,\"addr\":B,\"type\":\"MAPPED\",\"ti
   length  bytes from offset with one type and one physical run, clipped to --count and EOF
   addr    image byte offset of `offset` (null for holes)
   type    HOLE, MAPPED or UNWRITTEN
-  tier    the structure that answered: predictor, btree, sorted, rangemap, ondisk or iext
+  tier    the structure that answered: predictor, btree, sorted, rangemap, ondisk, iext
+          or bpf
 
 Examples:
   server query disk.img --models disk.pack --path /big --pos 1048576
@@ -136,7 +137,6 @@ fn in_process(args: &QueryArgs, count: u64) -> anyhow::Result<QueryJson> {
         (None, None) => bail!("give --path or --ino"),
     };
     let (m, kind) = loaded
-        .stack
         .query(ino, args.pos, count)
         .with_context(|| context(image, args))?;
     Ok(QueryJson::new(&m, tier_name(kind)))

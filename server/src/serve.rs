@@ -29,7 +29,7 @@ Protocol (little-endian; details in the server crate's `wire` module):
     record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
             dev u32 | status u32 | tier u16 | 0 u16
   type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 predictor, 2 btree, 3 sorted, 4 rangemap,
-  5 ondisk, 6 iext.  record status: 0 ok, 1 malformed, 2 unknown inode, 3 past EOF, 4 inline data,
+  5 ondisk, 6 iext, 7 bpf.  record status: 0 ok, 1 malformed, 2 unknown inode, 3 past EOF, 4 inline data,
   5 read-only, 6 out of range, 7 corrupt.  header status: 0 ok, 1 bad magic, 2 bad version,
   3 too many records, 4 truncated, 5 bad header, 6 busy (the connection is then closed).
 
@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Tier stack that answers.
     #[arg(long, value_enum, default_value_t = TierChoice::Predictor)]
     tier: TierChoice,
+    /// Answer each batch with the BPF program first, in one in-kernel run, and the predictor's
+    /// userspace tiers for what it falls back on (same as --tier bpf; needs CAP_BPF, and
+    /// without it the userspace tiers answer alone).
+    #[arg(long, conflicts_with = "tier")]
+    bpf: bool,
     /// Check every predictor answer against the B-tree; mismatches are counted in the stats.
     #[arg(long)]
     audit: bool,
@@ -63,7 +68,8 @@ pub struct ServeArgs {
 
 /// Runs `server serve` until SIGINT / SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let loaded = image::load(&args.image, args.models.as_deref(), args.tier, args.audit)?;
+    let tier = if args.bpf { TierChoice::Bpf } else { args.tier };
+    let loaded = image::load(&args.image, args.models.as_deref(), tier, args.audit)?;
     let stats = Arc::new(Stats::new(&loaded)?);
     let listener = bind(&args.socket)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -79,7 +85,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             move || write_stats(&stats, dump.as_deref()),
         )?;
     }
-    tracing::info!(socket = %args.socket.display(), tier = args.tier.name(), "serving iomap queries");
+    tracing::info!(socket = %args.socket.display(), tier = tier.name(), "serving iomap queries");
     let active = Arc::new(AtomicUsize::new(0));
     let idle = Duration::from_secs(args.idle_timeout.max(1));
     for conn in listener.incoming() {
@@ -172,7 +178,7 @@ fn serve_connection(stats: &Stats, conn: UnixStream) -> Result<(), WireError> {
             }
             Err(e) => return Err(e),
         };
-        let replies: Vec<Reply> = queries.iter().map(|q| answer(stats, q)).collect();
+        let replies = answer_batch(stats, &queries);
         let errors = replies.iter().filter(|r| r.status != 0).count() as u64;
         stats.add(Counter::Batches, 1);
         stats.add(Counter::Records, replies.len() as u64);
@@ -181,19 +187,30 @@ fn serve_connection(stats: &Stats, conn: UnixStream) -> Result<(), WireError> {
     }
 }
 
-/// The reply to one record.
-pub fn answer(stats: &Stats, q: &BeginIn) -> Reply {
-    let ino = match q.check() {
-        Ok(ino) => ino,
-        Err(status) => return Reply::error(status),
-    };
-    match stats.query(ino, q.pos, q.count) {
-        Ok((m, kind)) => Reply::mapped(&m, kind),
-        Err(e) => {
-            tracing::trace!(error = %e, "query refused");
-            Reply::error(status_of(&e))
-        }
-    }
+/// The replies to a batch: the malformed records refused, the rest answered together (with
+/// the BPF tier, in one program run).
+pub fn answer_batch(stats: &Stats, queries: &[BeginIn]) -> Vec<Reply> {
+    let checked: Vec<Result<u32, Status>> = queries.iter().map(BeginIn::check).collect();
+    let valid: Vec<(u32, u64, u64)> = queries
+        .iter()
+        .zip(&checked)
+        .filter_map(|(q, c)| c.ok().map(|ino| (ino, q.pos, q.count)))
+        .collect();
+    let mut results = stats.query_many(&valid).into_iter();
+    checked
+        .iter()
+        .map(|c| match c {
+            Err(status) => Reply::error(*status),
+            Ok(_) => match results.next() {
+                Some(Ok((m, kind))) => Reply::mapped(&m, kind),
+                Some(Err(e)) => {
+                    tracing::trace!(error = %e, "query refused");
+                    Reply::error(status_of(&e))
+                }
+                None => Reply::error(Status::Corrupt),
+            },
+        })
+        .collect()
 }
 
 /// The wire status of a query error.

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use predictor::{Mapping, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
+use crate::bpf::{self, BpfTier};
 use crate::image::{tier_name, Loaded, TierChoice};
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
@@ -98,6 +99,27 @@ pub struct Meta {
     pub models: bool,
     /// What building the stack found.
     pub build: BuildJson,
+    /// The BPF tier, when asked for (`--tier bpf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfJson>,
+}
+
+/// The BPF tier's load report, or why it is not running.
+#[derive(Debug, Clone, Serialize)]
+pub struct BpfJson {
+    /// Whether the program is loaded and answering first.
+    pub loaded: bool,
+    /// Why not, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Files in the program's maps.
+    pub files: usize,
+    /// Extents in the program's maps.
+    pub extents: u64,
+    /// Files with an active model that the program did not take (they fall back).
+    pub skipped: usize,
+    /// Bytes of map memory.
+    pub map_bytes: u64,
 }
 
 /// The build report, summarised.
@@ -156,6 +178,17 @@ impl Meta {
                 learned_index_bytes: m.key_bytes + m.record_bytes,
                 index_bytes: m.index_bytes,
             },
+            bpf: (loaded.tier == TierChoice::Bpf).then(|| {
+                let r = loaded.bpf.as_ref().map(|b| b.report());
+                BpfJson {
+                    loaded: r.is_some(),
+                    error: loaded.bpf_error.clone(),
+                    files: r.map_or(0, |r| r.files),
+                    extents: r.map_or(0, |r| r.extents),
+                    skipped: r.map_or(0, |r| r.skipped.len()),
+                    map_bytes: r.map_or(0, |r| r.map_bytes),
+                }
+            }),
         }
     }
 }
@@ -202,7 +235,7 @@ pub struct StatsJson {
     pub meta: Meta,
     /// Seconds since the server started serving.
     pub uptime_s: f64,
-    /// Per tier, by name (`predictor`, `btree`, `sorted`, `rangemap`, `ondisk`, `iext`).
+    /// Per tier, by name (`predictor`, `btree`, `sorted`, `rangemap`, `ondisk`, `iext`, `bpf`).
     pub tiers: BTreeMap<&'static str, TierJson>,
     /// Learned answers re-checked with the B-tree (`--audit`).
     pub audit_checked: u64,
@@ -219,6 +252,7 @@ type Stripe = [Mutex<Histogram<u64>>; TierKind::ALL.len()];
 pub struct Stats {
     meta: Meta,
     stack: Arc<TierStack>,
+    bpf: Option<Arc<BpfTier>>,
     started: Instant,
     stripes: Vec<Stripe>,
     counters: [AtomicU64; Counter::ALL.len()],
@@ -240,6 +274,7 @@ impl Stats {
         Ok(Self {
             meta: Meta::of(loaded),
             stack: loaded.stack.clone(),
+            bpf: loaded.bpf.clone(),
             started: Instant::now(),
             stripes: (0..STRIPES)
                 .map(|_| std::array::from_fn(|_| Mutex::new(empty.clone())))
@@ -254,19 +289,50 @@ impl Stats {
         &self.stack
     }
 
-    /// Asks the stack for the mapping of `count` bytes at `pos` of inode `ino`, timing the
-    /// lookup into the histogram of the tier that answered.
+    /// Asks the tiers (the BPF tier first, if loaded, then the stack) for the mapping of
+    /// `count` bytes at `pos` of inode `ino`, timing the lookup into the histogram of the tier
+    /// that answered.
     pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
         let start = Instant::now();
-        let result = self.stack.query(ino, pos, count);
-        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if let Ok((_, kind)) = &result {
+        let result = match &self.bpf {
+            Some(bpf) => bpf::query_many(bpf, &self.stack, &[(ino, pos, count)])
+                .pop()
+                .unwrap_or(Err(QueryError::UnknownInode { ino })),
+            None => self.stack.query(ino, pos, count),
+        };
+        self.record(&result, start.elapsed().as_nanos());
+        result
+    }
+
+    /// [`Stats::query`] for a batch: with the BPF tier, one program run answers the whole
+    /// batch, and each query is recorded with the batch's time divided by its size.
+    pub fn query_many(
+        &self,
+        queries: &[(u32, u64, u64)],
+    ) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+        let Some(bpf) = &self.bpf else {
+            return queries
+                .iter()
+                .map(|&(ino, pos, count)| self.query(ino, pos, count))
+                .collect();
+        };
+        let start = Instant::now();
+        let results = bpf::query_many(bpf, &self.stack, queries);
+        let each = start.elapsed().as_nanos() / queries.len().max(1) as u128;
+        for r in &results {
+            self.record(r, each);
+        }
+        results
+    }
+
+    fn record(&self, result: &Result<(Mapping, TierKind), QueryError>, ns: u128) {
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+        if let Ok((_, kind)) = result {
             let stripe = STRIPE.with(|s| *s);
             self.stripes[stripe][*kind as usize]
                 .lock()
                 .saturating_record(ns.max(1));
         }
-        result
     }
 
     /// Adds `n` to a counter.

@@ -20,7 +20,7 @@
 //! - `type` is `FUSE_IOMAP_TYPE_*` (HOLE 0, MAPPED 2, UNWRITTEN 3); `addr` is
 //!   `FUSE_IOMAP_NULL_ADDR` (`u64::MAX`) for holes; `flags` and `dev` are 0. Only the read
 //!   mapping of `fuse_iomap_begin_out` is sent: nothing is ever written.
-//! - `tier`: 0 none (error), 1 predictor, 2 btree, 3 sorted, 4 rangemap, 5 ondisk, 6 iext.
+//! - `tier`: 0 none (error), 1 predictor, 2 btree, 3 sorted, 4 rangemap, 5 ondisk, 6 iext, 7 bpf.
 //! - A record that cannot be answered gets a non-zero [`Status`] and a zero mapping; the other
 //!   records of the batch and the connection carry on. A bad header gets a reply header with a
 //!   non-zero [`HeaderStatus`] and no records, and the server closes that connection (the

@@ -24,6 +24,20 @@ struct Seg {
     last: i64,
 }
 
+/// One segment of a [`LearnedIndex`] as its lookup evaluates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentView {
+    /// First logical block of the segment: it answers queries from here to the next
+    /// segment's `first_key`.
+    pub first_key: u32,
+    /// Index of the segment's first extent.
+    pub first: u32,
+    /// Index of its last extent.
+    pub last: u32,
+    /// The fixed-point line and its window bounds.
+    pub line: FixedLine,
+}
+
 /// A file's extents with a model over them.
 ///
 /// Extent starts live in their own `Vec<u32>` (the window search touches only them: 16 per
@@ -108,6 +122,31 @@ impl LearnedIndex {
     /// Heap bytes of the per-extent records.
     pub fn record_bytes(&self) -> usize {
         self.recs.capacity() * std::mem::size_of::<Record>()
+    }
+
+    /// The segments as the lookup evaluates them, in order: for other evaluators of the same
+    /// model (the BPF tier loads exactly these lines, bounds and index ranges).
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = SegmentView> + '_ {
+        self.segs
+            .iter()
+            .zip(&self.seg_keys)
+            .map(|(s, &first_key)| SegmentView {
+                first_key,
+                // Validated extent indices (< keys.len(), which the model's u32 count bounds).
+                first: u32::try_from(s.first).unwrap_or(u32::MAX),
+                last: u32::try_from(s.last).unwrap_or(u32::MAX),
+                line: s.line,
+            })
+    }
+
+    /// The extents, in order.
+    pub fn extents(&self) -> impl ExactSizeIterator<Item = Extent> + '_ {
+        self.keys.iter().zip(&self.recs).map(|(&k, r)| r.extent(k))
+    }
+
+    /// Largest fixed-point window over the segments, in extent slots (0 with no extents).
+    pub fn max_window(&self) -> u64 {
+        self.segs.iter().map(|s| s.line.window()).max().unwrap_or(0)
     }
 
     /// The window `[lo, hi]` of extent indices the model gives for `q >= keys[0]`.

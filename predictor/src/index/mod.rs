@@ -12,7 +12,7 @@ mod sorted;
 
 pub use btree::BTreeIndex;
 pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
-pub use learned::LearnedIndex;
+pub use learned::{LearnedIndex, SegmentView};
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
 

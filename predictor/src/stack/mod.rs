@@ -53,18 +53,33 @@ pub enum TierKind {
     /// The kernel-style extent tree with fuse-iomap records ([`FuseIextIndex`]). Numbered
     /// after `Ondisk` so the earlier kinds keep their counter slots and wire codes.
     Iext = 5,
+    /// The learned model evaluated in the kernel by a BPF program. It runs outside the stack
+    /// (the server loads it) and reports its outcomes with [`TierStack::count_outside`].
+    Bpf = 6,
 }
 
 impl TierKind {
     /// Every kind, in counter order.
-    pub const ALL: [TierKind; 6] = [
+    pub const ALL: [TierKind; 7] = [
         Self::Learned,
         Self::Btree,
         Self::Sorted,
         Self::RangeMap,
         Self::Ondisk,
         Self::Iext,
+        Self::Bpf,
     ];
+}
+
+/// What one tier did with one query (see [`TierStats`] for the meaning of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered.
+    Answered,
+    /// It could not try (no model for the file, a query it does not take).
+    Declined,
+    /// It tried and could not verify its candidate.
+    Missed,
 }
 
 /// Build options.
@@ -170,6 +185,12 @@ impl TierStack {
         self.files.get(&ino).map(|f| f.extents)
     }
 
+    /// The learned index of a file whose model is active: what another evaluator of the same
+    /// model (the BPF tier) loads.
+    pub fn learned(&self, ino: u32) -> Option<&LearnedIndex> {
+        self.files.get(&ino).and_then(|f| f.learned.as_ref())
+    }
+
     /// The state of a file's model.
     pub fn model_status(&self, ino: u32) -> Option<&ModelStatus> {
         self.files.get(&ino).map(|f| &f.model)
@@ -232,6 +253,16 @@ impl TierStack {
             }
         }
         (bm, TierKind::Learned)
+    }
+
+    /// Counts the outcome of a tier that runs in front of the stack (the BPF tier), so one
+    /// snapshot holds every tier's counters.
+    pub fn count_outside(&self, kind: TierKind, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered => self.counters.answered(kind),
+            Outcome::Declined => self.counters.declined(kind),
+            Outcome::Missed => self.counters.missed(kind),
+        }
     }
 
     /// A snapshot of the counters.

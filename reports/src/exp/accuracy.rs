@@ -367,6 +367,7 @@ pub fn tier_name(k: TierKind) -> &'static str {
         TierKind::RangeMap => "rangemap",
         TierKind::Ondisk => "ondisk",
         TierKind::Iext => "iext",
+        TierKind::Bpf => "bpf",
     }
 }
 
@@ -378,6 +379,7 @@ fn tier_label(k: TierKind) -> &'static str {
         TierKind::Sorted => "sorted array",
         TierKind::RangeMap => "rangemap",
         TierKind::Iext => "iext tree",
+        TierKind::Bpf => "BPF program",
     }
 }
 

@@ -1,0 +1,93 @@
+/* The BPF tier's data layout, shared by the program (iomap_begin.bpf.c) and the loader
+ * (server/src/bpf/abi.rs mirrors every struct with #[repr(C)] and size assertions).
+ *
+ * Every array-map element is a multiple of 8 bytes: the kernel rounds array elements up to 8,
+ * and the loader writes the arrays through mmap (BPF_F_MMAPABLE), so the element size must be
+ * the stride. All indices are u32 (array maps are u32-indexed); all arithmetic is integer.
+ */
+#ifndef IOMAP_BEGIN_H
+#define IOMAP_BEGIN_H
+
+#include <linux/types.h>
+
+/* Largest search window (in extent slots) the program accepts. The window search is a binary
+ * search, so this bounds the probes per lookup (11) rather than the verifier's work; models with
+ * a larger window are not loaded, and a larger window at run time (a hostile map) falls back. */
+#define IOMAP_BPF_MAX_WINDOW 1024
+
+/* FILES (hash, key: inode number as u64): one file's model and where its extents are. */
+struct iomap_bpf_file {
+	__u64 size;      /* i_size in bytes */
+	__u32 ext_first; /* index of the file's first extent in EXTENTS */
+	__u32 ext_count; /* extents (>= 1) */
+	__u32 seg_first; /* index of the file's first segment in SEGS */
+	__u32 seg_count; /* segments (>= 1) */
+	__u32 blkbits;   /* log2(block size), 10..16 */
+	__u32 pad;
+};
+
+/* SEGS (array): one segment of a file's model, the fixed-point line of predictor::model. */
+struct iomap_bpf_seg {
+	__u32 first_key; /* logical block where the segment starts */
+	__u32 first;     /* first extent index of the segment, relative to the file */
+	__u32 last;      /* last extent index of the segment, relative to the file */
+	__u32 e_lo;      /* window below the prediction (the window is [p - e_lo - 1, p + e_hi]) */
+	__u32 e_hi;      /* window above the prediction */
+	__u32 pad;
+	__u64 slope;     /* extents per block, scaled by 2^32 */
+	__s64 intercept; /* index at first_key + 1/2, scaled by 2^16 */
+};
+
+/* EXTENTS (array): one extent, 16 bytes like an XFS in-core record. */
+#define IOMAP_BPF_UNWRITTEN (1ULL << 63)
+struct iomap_bpf_extent {
+	__u32 lblk;  /* first logical block */
+	__u32 len;   /* blocks */
+	__u64 pblk;  /* first physical block (< 2^48), IOMAP_BPF_UNWRITTEN if never written */
+};
+
+/* QUERIES (array): one iomap_begin call, as fuse_iomap_begin_in has it. */
+struct iomap_bpf_query {
+	__u64 ino;
+	__u64 pos;
+	__u64 count;
+};
+
+/* ANSWERS (array): the mapping (fuse_iomap_io's fields) or why the program fell back. */
+struct iomap_bpf_answer {
+	__u64 offset;
+	__u64 length;
+	__u64 addr;    /* IOMAP_BPF_NULL_ADDR for holes */
+	__u16 type;    /* IOMAP_HOLE 0, IOMAP_MAPPED 2, IOMAP_UNWRITTEN 3 */
+	__u16 status;  /* enum iomap_bpf_status */
+	__u32 probes;  /* extent and segment reads */
+};
+
+#define IOMAP_BPF_NULL_ADDR (~0ULL)
+#define IOMAP_BPF_HOLE 0
+#define IOMAP_BPF_MAPPED 2
+#define IOMAP_BPF_UNWRITTEN_TYPE 3
+
+/* What the program did with a query: HANDLED, or the reason for FALLBACK. */
+enum iomap_bpf_status {
+	IOMAP_BPF_HANDLED = 0,
+	IOMAP_BPF_NO_MODEL = 1,   /* inode not in FILES */
+	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, pos at or past EOF, block beyond 2^32 - 1 */
+	IOMAP_BPF_WINDOW = 3,     /* window larger than IOMAP_BPF_MAX_WINDOW */
+	IOMAP_BPF_MISSED = 4,     /* candidate failed verification */
+	IOMAP_BPF_MAP_ERROR = 5,  /* an index outside a map (inconsistent maps) */
+	IOMAP_BPF_NOT_RUN = 0xffff, /* written by the loader before a run; never by the program */
+};
+
+/* The packet of one BPF_PROG_TEST_RUN: which queries to answer. */
+struct iomap_bpf_run {
+	__u32 first; /* first QUERIES slot */
+	__u32 n;     /* queries to answer, from first (+ rotation) */
+	__u32 mask;  /* rotation: start at first + (per-CPU run counter & mask); 0 = none */
+	__u32 flags; /* IOMAP_BPF_RUN_* */
+};
+
+#define IOMAP_BPF_RUN_NOOP 1        /* read the query, write an empty answer: run overhead */
+#define IOMAP_BPF_RUN_FULL_SEARCH 2 /* ignore the model, binary-search all the file's extents */
+
+#endif

@@ -1,0 +1,153 @@
+//! The program's data layout, mirrored from `server/bpf/iomap_begin.h` (the one definition;
+//! the size assertions below fail the build if the two drift apart).
+
+/// Largest window (extent slots) the program searches (`IOMAP_BPF_MAX_WINDOW`).
+pub const MAX_WINDOW: u64 = 1024;
+/// `IOMAP_BPF_UNWRITTEN`: the flag bit in [`Extent::pblk`].
+pub const UNWRITTEN: u64 = 1 << 63;
+/// `IOMAP_BPF_NULL_ADDR`: the address of a hole.
+pub const NULL_ADDR: u64 = u64::MAX;
+/// `IOMAP_BPF_HOLE`, `_MAPPED`, `_UNWRITTEN_TYPE`: the iomap types.
+pub const TYPE_HOLE: u16 = 0;
+/// See [`TYPE_HOLE`].
+pub const TYPE_MAPPED: u16 = 2;
+/// See [`TYPE_HOLE`].
+pub const TYPE_UNWRITTEN: u16 = 3;
+/// `IOMAP_BPF_RUN_NOOP`: read the query, answer nothing (measures the run's own cost).
+pub const RUN_NOOP: u32 = 1;
+/// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.
+pub const RUN_FULL_SEARCH: u32 = 2;
+/// `XDP_PASS`: what the program returns when every slot it was given was answered.
+pub const XDP_PASS: u32 = 2;
+
+/// `struct iomap_bpf_file`, the FILES value.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct File {
+    /// i_size in bytes.
+    pub size: u64,
+    /// Index of the file's first extent in EXTENTS.
+    pub ext_first: u32,
+    /// Extents (>= 1).
+    pub ext_count: u32,
+    /// Index of the file's first segment in SEGS.
+    pub seg_first: u32,
+    /// Segments (>= 1).
+    pub seg_count: u32,
+    /// log2 of the block size.
+    pub blkbits: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// `struct iomap_bpf_seg`, a SEGS element.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seg {
+    /// First logical block of the segment.
+    pub first_key: u32,
+    /// First extent index, relative to the file.
+    pub first: u32,
+    /// Last extent index, relative to the file.
+    pub last: u32,
+    /// Window below the prediction.
+    pub e_lo: u32,
+    /// Window above the prediction.
+    pub e_hi: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Slope, scaled by 2^32.
+    pub slope: u64,
+    /// Intercept + 1/2, scaled by 2^16.
+    pub intercept: i64,
+}
+
+/// `struct iomap_bpf_extent`, an EXTENTS element.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// First logical block.
+    pub lblk: u32,
+    /// Length in blocks.
+    pub len: u32,
+    /// First physical block, with [`UNWRITTEN`] set for unwritten extents.
+    pub pblk: u64,
+}
+
+/// `struct iomap_bpf_query`, a QUERIES element: one `iomap_begin` call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Inode (the FUSE node id).
+    pub ino: u64,
+    /// File byte offset.
+    pub pos: u64,
+    /// Bytes wanted.
+    pub count: u64,
+}
+
+/// `struct iomap_bpf_answer`, an ANSWERS element.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Mapping start (the query's `pos`).
+    pub offset: u64,
+    /// Mapping length in bytes.
+    pub length: u64,
+    /// Image byte address, [`NULL_ADDR`] for holes.
+    pub addr: u64,
+    /// [`TYPE_HOLE`], [`TYPE_MAPPED`] or [`TYPE_UNWRITTEN`].
+    pub kind: u16,
+    /// `enum iomap_bpf_status` (see [`super::Status`]).
+    pub status: u16,
+    /// Extent and segment entries read.
+    pub probes: u32,
+}
+
+/// `struct iomap_bpf_run`: the test-run packet.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    /// First QUERIES slot.
+    pub first: u32,
+    /// Queries to answer.
+    pub n: u32,
+    /// Rotation mask (0: none).
+    pub mask: u32,
+    /// `RUN_*` flags.
+    pub flags: u32,
+}
+
+// The C layout, checked at compile time.
+const _: () = {
+    assert!(std::mem::size_of::<File>() == 32);
+    assert!(std::mem::size_of::<Seg>() == 40);
+    assert!(std::mem::size_of::<Extent>() == 16);
+    assert!(std::mem::size_of::<Query>() == 24);
+    assert!(std::mem::size_of::<Answer>() == 32);
+    assert!(std::mem::size_of::<Run>() == 16);
+};
+
+// SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
+// valid, which is what aya's `Pod` requires for values copied to and from maps.
+unsafe impl aya::Pod for File {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Seg {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Extent {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Query {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Answer {}
+
+impl Run {
+    /// The packet bytes (XDP test runs want at least an Ethernet header's worth: 64 bytes).
+    pub fn packet(&self) -> [u8; 64] {
+        let mut p = [0u8; 64];
+        p[0..4].copy_from_slice(&self.first.to_ne_bytes());
+        p[4..8].copy_from_slice(&self.n.to_ne_bytes());
+        p[8..12].copy_from_slice(&self.mask.to_ne_bytes());
+        p[12..16].copy_from_slice(&self.flags.to_ne_bytes());
+        p
+    }
+}

@@ -1,0 +1,210 @@
+//! The BPF tier against the userspace predictor: every query of every file through both, the
+//! answers compared. The userspace stack is the reference (its contract tests hold it equal to
+//! the on-disk extent tree); the program must give exactly its mapping wherever the userspace
+//! learned index answers, and fall back everywhere else.
+
+use std::collections::BTreeMap;
+
+use predictor::synth::Rng;
+use predictor::{Mapping, QueryError, TierKind, TierStack};
+use serde::Serialize;
+
+use super::abi::Query;
+use super::{BpfTier, Status};
+
+/// How many queries per file.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Files of at most this many blocks get every block; larger ones get their extents'
+    /// boundaries and [`CheckOptions::samples`] random blocks.
+    pub exhaustive_blocks: u64,
+    /// Random blocks per large file.
+    pub samples: usize,
+    /// Seed of the random blocks and in-block offsets.
+    pub seed: u64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            exhaustive_blocks: 1 << 17,
+            samples: 1 << 17,
+            seed: 1,
+        }
+    }
+}
+
+/// What the comparison found. `wrong`, `unexpected_fallbacks` and `unexpected_answers` must be 0.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    /// Regular files of the image.
+    pub files: usize,
+    /// Files loaded into the program's maps.
+    pub files_loaded: usize,
+    /// Files with an active userspace model that the program did not take (window, limits).
+    pub files_skipped: usize,
+    /// Queries run through both.
+    pub queries: u64,
+    /// Queries the program answered with the userspace predictor's mapping.
+    pub handled: u64,
+    /// Queries the program fell back on, by reason.
+    pub fallbacks: BTreeMap<&'static str, u64>,
+    /// Answers that differ from the userspace predictor's mapping.
+    pub wrong: u64,
+    /// Fallbacks on a loaded file where the userspace learned index answered.
+    pub unexpected_fallbacks: u64,
+    /// Answers where the userspace learned index did not answer (an error or another tier).
+    pub unexpected_answers: u64,
+    /// The first disagreements, described.
+    pub examples: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether the two evaluators agreed everywhere.
+    pub fn agrees(&self) -> bool {
+        self.wrong == 0 && self.unexpected_fallbacks == 0 && self.unexpected_answers == 0
+    }
+
+    fn disagree(&mut self, what: String) {
+        if self.examples.len() < 10 {
+            self.examples.push(what);
+        }
+    }
+}
+
+/// Runs the queries of every file of `stack` through `bpf` and the stack, and compares.
+/// `progress` is called with the number of files done.
+pub fn check(
+    stack: &TierStack,
+    bpf: &BpfTier,
+    opts: &CheckOptions,
+    progress: &dyn Fn(u64),
+) -> Result<CheckReport, super::BpfError> {
+    let mut report = CheckReport::default();
+    let loaded: std::collections::HashSet<u64> = {
+        let skipped: std::collections::HashSet<u64> =
+            bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();
+        stack
+            .inodes()
+            .map(u64::from)
+            .filter(|ino| stack.learned(*ino as u32).is_some() && !skipped.contains(ino))
+            .collect()
+    };
+    report.files_loaded = bpf.report().files;
+    report.files_skipped = bpf.report().skipped.len();
+    let mut inodes: Vec<u32> = stack.inodes().collect();
+    inodes.sort_unstable();
+    report.files = inodes.len();
+    let mut rng = Rng::new(opts.seed);
+    for (done, &ino) in inodes.iter().enumerate() {
+        let queries = queries_for(stack, ino, opts, &mut rng);
+        let answers = bpf.answer(&queries, 0)?;
+        for (q, a) in queries.iter().zip(&answers) {
+            let user = stack.query(ino, q.pos, q.count);
+            compare(
+                &mut report,
+                q,
+                a.status(),
+                a.mapping(),
+                &user,
+                loaded.contains(&q.ino),
+            );
+        }
+        report.queries += queries.len() as u64;
+        progress(done as u64 + 1);
+    }
+    Ok(report)
+}
+
+/// Records one query's outcome.
+fn compare(
+    report: &mut CheckReport,
+    q: &Query,
+    status: Status,
+    bpf: Option<Mapping>,
+    user: &Result<(Mapping, TierKind), QueryError>,
+    loaded: bool,
+) {
+    let at = format!("inode {} pos {} count {}", q.ino, q.pos, q.count);
+    match (bpf, user) {
+        (Some(b), Ok((u, kind))) => {
+            if b != *u {
+                report.wrong += 1;
+                report.disagree(format!("{at}: bpf {b:?}, userspace {u:?} ({kind:?})"));
+            } else if *kind != TierKind::Learned {
+                report.unexpected_answers += 1;
+                report.disagree(format!(
+                    "{at}: bpf answered, userspace learned index did not"
+                ));
+            } else {
+                report.handled += 1;
+            }
+        }
+        (Some(b), Err(e)) => {
+            report.unexpected_answers += 1;
+            report.disagree(format!("{at}: bpf {b:?}, userspace error: {e}"));
+        }
+        (None, user) => {
+            *report.fallbacks.entry(status.name()).or_default() += 1;
+            let learned = matches!(user, Ok((_, TierKind::Learned)));
+            if learned && loaded {
+                report.unexpected_fallbacks += 1;
+                report.disagree(format!(
+                    "{at}: bpf fell back ({}), userspace learned answered",
+                    status.name()
+                ));
+            }
+        }
+    }
+}
+
+/// The queries of one file: every block of small files, boundaries and random blocks of large
+/// ones, with varying in-block offsets and counts, plus the edge cases (EOF, count 0).
+fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) -> Vec<Query> {
+    let Some(inode) = stack.inode(ino) else {
+        return Vec::new();
+    };
+    let bs = u64::from(stack.block_size());
+    let size = inode.size;
+    let blocks = size.div_ceil(bs);
+    let mut lblks: Vec<u64> = if blocks <= opts.exhaustive_blocks {
+        (0..blocks).collect()
+    } else {
+        let mut v: Vec<u64> = (0..opts.samples).map(|_| rng.below(blocks)).collect();
+        if let Some(ix) = stack.learned(ino) {
+            for e in ix.extents().take(opts.samples) {
+                let (s, end) = (u64::from(e.lblk), e.end());
+                v.extend([s.saturating_sub(1), s, end - 1, end]);
+            }
+        }
+        v.retain(|&b| b < blocks);
+        v
+    };
+    lblks.sort_unstable();
+    lblks.dedup();
+    let counts = [1, bs, 1 << 20, u64::MAX];
+    let mut out: Vec<Query> = lblks
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let pos = (b * bs + rng.below(bs)).min(size.saturating_sub(1));
+            Query {
+                ino: u64::from(ino),
+                pos,
+                count: counts[i % counts.len()],
+            }
+        })
+        .collect();
+    // At EOF, and a zero count: both evaluators must refuse.
+    out.push(Query {
+        ino: u64::from(ino),
+        pos: size,
+        count: 1,
+    });
+    out.push(Query {
+        ino: u64::from(ino),
+        pos: 0,
+        count: 0,
+    });
+    out
+}

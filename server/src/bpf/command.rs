@@ -1,0 +1,207 @@
+//! `server bpf check` and `server bpf latency`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use predictor::synth::Rng;
+
+use super::check::{check, CheckOptions};
+use super::latency::measure;
+use super::{load_stack, Limits};
+use crate::image::{self, TierChoice};
+
+/// Arguments of `server bpf`.
+#[derive(clap::Args, Debug)]
+pub struct BpfArgs {
+    #[command(subcommand)]
+    command: BpfCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum BpfCommand {
+    /// Run every query of every file through the BPF program and the userspace predictor and
+    /// compare; prints a JSON report, exits 1 on any disagreement.
+    Check(CheckArgs),
+    /// Time lookups in the BPF program beside the userspace learned index and BTreeMap on the
+    /// same files and queries; prints one JSON object per file.
+    Latency(LatencyArgs),
+}
+
+/// What both subcommands load.
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// The ext4 image, read-only.
+    image: PathBuf,
+    /// Model pack trained on this image (by `training fit`).
+    #[arg(long, value_name = "PACK")]
+    models: PathBuf,
+    /// Most extents loaded into the program's maps (16 bytes each); files past it fall back.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_extents)]
+    max_extents: u32,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Needs root (CAP_BPF): the program is loaded and run in the kernel with BPF_PROG_TEST_RUN.
+Output: {\"files\":..,\"files_loaded\":..,\"queries\":..,\"handled\":..,\"fallbacks\":{reason:n},
+         \"wrong\":0,\"unexpected_fallbacks\":0,\"unexpected_answers\":0,...}
+Fallback reasons: no_model (no active model for the file, or the program did not take it),
+bad_query (count 0, at or past EOF), window (over the program's bound), missed (verification).
+
+Example:
+  server bpf check disk.img --models disk.pack")]
+struct CheckArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Files with at most this many blocks are checked at every block.
+    #[arg(long, value_name = "N", default_value_t = CheckOptions::default().exhaustive_blocks)]
+    exhaustive_blocks: u64,
+    /// Random blocks checked in each larger file (besides every extent boundary).
+    #[arg(long, value_name = "N", default_value_t = CheckOptions::default().samples)]
+    samples: usize,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Needs root (CAP_BPF). Times are kernel-measured means of one-query program runs (repeat N),
+median of --rounds; the noop run is the test-run harness's own cost per run; bpf_syscall_ns is
+one BPF_PROG_TEST_RUN from user space answering one query. Pin to one CPU for stable numbers:
+  taskset -c 1 server bpf latency disk.img --models disk.pack")]
+struct LatencyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Files to time, by inode [default: the --files files with the most extents].
+    #[arg(long, value_name = "N")]
+    ino: Vec<u32>,
+    /// How many of the largest files to time when no --ino is given.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    files: usize,
+    /// Queries (uniform random blocks of the file) in the rotating set, at most 4096.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    queries: usize,
+    /// Rounds; each figure is the median.
+    #[arg(long, value_name = "N", default_value_t = 21)]
+    rounds: usize,
+    /// Program runs per round.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    repeat: u32,
+}
+
+/// Runs `server bpf ...`.
+pub fn run(args: &BpfArgs) -> anyhow::Result<()> {
+    match &args.command {
+        BpfCommand::Check(a) => run_check(a),
+        BpfCommand::Latency(a) => run_latency(a),
+    }
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
+    let c = &args.common;
+    let loaded = image::load(&c.image, Some(&c.models), TierChoice::Predictor, false)?;
+    let bpf = load_stack(&loaded.stack, limits(c))?;
+    log_load(&bpf);
+    let bar = ProgressBar::new(loaded.report.files as u64).with_style(
+        ProgressStyle::with_template("checking {pos}/{len} files {wide_bar} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let opts = CheckOptions {
+        exhaustive_blocks: args.exhaustive_blocks,
+        samples: args.samples,
+        ..CheckOptions::default()
+    };
+    let report = check(&loaded.stack, &bpf, &opts, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.agrees() {
+        bail!(
+            "the BPF program disagrees with the userspace predictor ({} wrong, {} unexpected \
+             fallbacks, {} unexpected answers)",
+            report.wrong,
+            report.unexpected_fallbacks,
+            report.unexpected_answers
+        );
+    }
+    Ok(())
+}
+
+fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
+    let c = &args.common;
+    let loaded = image::load(&c.image, Some(&c.models), TierChoice::Predictor, false)?;
+    let stack = &loaded.stack;
+    let bpf = load_stack(stack, limits(c))?;
+    log_load(&bpf);
+    let inodes: Vec<u32> = if args.ino.is_empty() {
+        let mut by_size: Vec<(usize, u32)> = stack
+            .inodes()
+            .filter(|&i| stack.learned(i).is_some())
+            .map(|i| (stack.extent_count(i).unwrap_or(0), i))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        by_size
+            .into_iter()
+            .take(args.files)
+            .map(|(_, i)| i)
+            .collect()
+    } else {
+        args.ino.clone()
+    };
+    let mut rng = Rng::new(7);
+    for ino in inodes {
+        let index = stack
+            .learned(ino)
+            .with_context(|| format!("inode {ino}: no active model in {}", c.models.display()))?;
+        if bpf
+            .report()
+            .skipped
+            .iter()
+            .any(|(i, _)| *i == u64::from(ino))
+        {
+            bail!("inode {ino}: not loaded into the BPF program (see the log)");
+        }
+        let (first, last) = match (index.extents().next(), index.extents().last()) {
+            (Some(f), Some(l)) => (u64::from(f.lblk), l.end()),
+            _ => continue,
+        };
+        let lblks: Vec<u32> = (0..args.queries.min(4096))
+            .map(|_| (first + rng.below(last - first)) as u32)
+            .collect();
+        let row = measure(
+            &bpf,
+            u64::from(ino),
+            stack.block_size(),
+            index,
+            &lblks,
+            args.rounds,
+            args.repeat,
+        )?;
+        let mut json = serde_json::to_value(&row)?;
+        json["ino"] = ino.into();
+        println!("{json}");
+    }
+    Ok(())
+}
+
+fn limits(c: &Common) -> Limits {
+    Limits {
+        max_extents: c.max_extents,
+        ..Limits::default()
+    }
+}
+
+fn log_load(bpf: &super::BpfTier) {
+    let r = bpf.report();
+    tracing::info!(
+        files = r.files,
+        extents = r.extents,
+        segments = r.segments,
+        skipped = r.skipped.len(),
+        map_kib = r.map_bytes / 1024,
+        load_ms = r.load.as_millis() as u64,
+        fill_ms = r.fill.as_millis() as u64,
+        "BPF program loaded"
+    );
+    for (ino, why) in r.skipped.iter().take(10) {
+        tracing::info!(ino, reason = %why, "not loaded into the BPF program: falls back");
+    }
+}

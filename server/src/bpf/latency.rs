@@ -1,0 +1,134 @@
+//! Lookup latency of the BPF tier beside the userspace structures, on the same extents, model
+//! and query stream.
+//!
+//! BPF times are the kernel's own (`BPF_PROG_TEST_RUN` with `repeat`: mean ns per run, one query
+//! per run, the run rotating through the query set as a struct_ops hook would be called once per
+//! `iomap_begin`). Each figure is the median of `rounds` such means. The noop run (read the
+//! query, answer nothing) is the test-run harness's own cost per run; the syscall figure is the
+//! wall time of one test run answering one query from user space, what the server pays per
+//! query without struct_ops.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ext4::Extent;
+use predictor::{BTreeIndex, ExtentIndex, LearnedIndex};
+use serde::Serialize;
+
+use super::abi::{self, Query};
+use super::{BpfError, BpfTier};
+
+/// One file's numbers, in nanoseconds per lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRow {
+    /// Extents of the file.
+    pub extents: usize,
+    /// Model segments.
+    pub segments: usize,
+    /// Largest model window, in extents.
+    pub max_window: u64,
+    /// Queries in the rotating set.
+    pub queries: usize,
+    /// BPF program run that reads the query and answers nothing (harness overhead).
+    pub bpf_noop_ns: f64,
+    /// BPF program: model, window search, verification, mapping.
+    pub bpf_model_ns: f64,
+    /// BPF program ignoring the model: binary search over all the file's extents.
+    pub bpf_full_search_ns: f64,
+    /// Wall time of one test-run syscall answering one query, from user space.
+    pub bpf_syscall_ns: f64,
+    /// Mean probes (extent and segment reads) per BPF lookup with the model.
+    pub bpf_probes: f64,
+    /// The userspace learned index (`LearnedIndex::probe`) on the same queries.
+    pub user_learned_ns: f64,
+    /// `BTreeMap` (the `btree` tier) on the same queries.
+    pub user_btree_ns: f64,
+}
+
+/// Measures file `ino` (loaded in `bpf`, with userspace index `index`) on the blocks `lblks`
+/// (at most [`super::tier::REGION_SLOTS`] are used), each figure the median of `rounds`
+/// rounds of `repeat` runs.
+pub fn measure(
+    bpf: &BpfTier,
+    ino: u64,
+    block_size: u32,
+    index: &LearnedIndex,
+    lblks: &[u32],
+    rounds: usize,
+    repeat: u32,
+) -> Result<LatencyRow, BpfError> {
+    let lblks = &lblks[..lblks.len().min(super::tier::REGION_SLOTS)];
+    let queries: Vec<Query> = lblks
+        .iter()
+        .map(|&b| Query {
+            ino,
+            pos: u64::from(b) * u64::from(block_size),
+            count: u64::from(block_size),
+        })
+        .collect();
+    let rounds = rounds.max(1);
+    let bpf_median = |flags: u32| -> Result<f64, BpfError> {
+        let mut v = (0..rounds)
+            .map(|_| bpf.time_one_per_run(&queries, flags, repeat))
+            .collect::<Result<Vec<f64>, _>>()?;
+        Ok(median(&mut v))
+    };
+    let bpf_noop_ns = bpf_median(abi::RUN_NOOP)?;
+    let bpf_model_ns = bpf_median(0)?;
+    let bpf_full_search_ns = bpf_median(abi::RUN_FULL_SEARCH)?;
+
+    // One syscall per query, as `serve --bpf` and `mount --tier bpf` pay it.
+    let single = queries.first().copied().into_iter().collect::<Vec<_>>();
+    let calls = 2000;
+    let start = Instant::now();
+    for _ in 0..calls {
+        black_box(bpf.answer(&single, 0)?);
+    }
+    let bpf_syscall_ns = start.elapsed().as_nanos() as f64 / f64::from(calls);
+    let answers = bpf.answer(&queries, 0)?;
+    let bpf_probes =
+        answers.iter().map(|a| f64::from(a.probes)).sum::<f64>() / answers.len().max(1) as f64;
+
+    let extents: Vec<Extent> = index.extents().collect();
+    let btree = BTreeIndex::new(&extents);
+    let user_learned_ns = time_user(lblks, rounds, |q| index.probe(q));
+    let user_btree_ns = time_user(lblks, rounds, |q| btree.find(q));
+    Ok(LatencyRow {
+        extents: index.len(),
+        segments: index.segment_count(),
+        max_window: index.max_window(),
+        queries: queries.len(),
+        bpf_noop_ns,
+        bpf_model_ns,
+        bpf_full_search_ns,
+        bpf_syscall_ns,
+        bpf_probes,
+        user_learned_ns,
+        user_btree_ns,
+    })
+}
+
+/// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
+fn time_user<R>(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> R) -> f64 {
+    if lblks.is_empty() {
+        return 0.0;
+    }
+    let loops = (250_000 / lblks.len()).max(1);
+    let mut v: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..loops {
+                for &q in lblks {
+                    black_box(f(black_box(q)));
+                }
+            }
+            start.elapsed().as_nanos() as f64 / (loops * lblks.len()) as f64
+        })
+        .collect();
+    median(&mut v)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}

@@ -1,0 +1,169 @@
+//! The BPF tier: each file's learned model evaluated in the kernel.
+//!
+//! The program (`server/bpf/iomap_begin.bpf.c`) is the `iomap_begin` of fuse-iomap's proposed
+//! `fuse_iomap_bpf_ops`: look up the inode's model, evaluate its fixed-point line, binary-search
+//! the window of the file's extents, verify, and fill the mapping, or return FALLBACK. Mainline
+//! kernels have no such struct_ops, so the program is an XDP program driven by
+//! `BPF_PROG_TEST_RUN`: real in-kernel execution, verified and JIT-compiled, with one syscall
+//! per batch of queries.
+//!
+//! - [`abi`]: the maps' element layouts, mirrored from `server/bpf/iomap_begin.h`.
+//! - [`tier`]: loading ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
+//!   the userspace predictor uses) and running ([`BpfTier::answer`], timing).
+//! - [`check`]: every query of every file through both evaluators, compared.
+//! - [`latency`]: its lookup latency beside the userspace structures on the same maps.
+//! - [`command`]: `server bpf check` and `server bpf latency`.
+//!
+//! Limits: maps are u32-indexed arrays, bounded by [`Limits`] (16 Mi extents by default, 256
+//! MiB); windows over [`abi::MAX_WINDOW`] extents are not loaded; files past the limits, with a
+//! block size outside 1-64 KiB or with physical addresses past 2^63 bytes are skipped and fall
+//! back. The verifier sees bounded loops only (33 halvings at most) and the batch loop is
+//! `bpf_loop`, so its work does not grow with the batch size.
+
+pub mod abi;
+pub mod check;
+pub mod command;
+pub mod latency;
+mod mmap;
+pub mod tier;
+
+use std::io;
+
+pub use tier::{BpfFile, BpfTier, Limits, LoadReport, Skip, Status};
+
+use predictor::{Mapping, Outcome, QueryError, TierKind, TierStack};
+
+/// Why the BPF tier is not available.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    /// The process may not use bpf(2).
+    #[error(
+        "{what}: {source}; the BPF tier needs CAP_BPF and CAP_PERFMON (run as root); the \
+         userspace tiers still work"
+    )]
+    Permission {
+        /// The step that was refused.
+        what: &'static str,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// The kernel's verifier refused the program (the message carries the verifier log).
+    #[error("the kernel refused the BPF program: {0}")]
+    Verifier(String),
+    /// The embedded object is not what the loader expects.
+    #[error("BPF object: {0}")]
+    Object(String),
+    /// Mapping a map's memory failed.
+    #[error("mmap of BPF map {name}")]
+    Mmap {
+        /// The map.
+        name: &'static str,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// A test run failed.
+    #[error("BPF_PROG_TEST_RUN: {0}")]
+    Run(String),
+}
+
+impl BpfError {
+    /// The error of loading the object (creating maps, relocating).
+    fn from_load(e: aya::EbpfError) -> Self {
+        match permission_denied(&e) {
+            Some(source) => Self::Permission {
+                what: "creating the BPF maps",
+                source,
+            },
+            None => Self::Object(e.to_string()),
+        }
+    }
+
+    /// The error of loading the program (verification).
+    fn from_program(e: aya::programs::ProgramError) -> Self {
+        match permission_denied(&e) {
+            Some(source) => Self::Permission {
+                what: "loading the BPF program",
+                source,
+            },
+            None => Self::Verifier(e.to_string()),
+        }
+    }
+}
+
+/// The `EPERM`/`EACCES` somewhere in an error's source chain, if any.
+fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+                return io.raw_os_error().map(io::Error::from_raw_os_error);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Loads every file of `stack` whose learned model is active.
+pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError> {
+    let mut inodes: Vec<u32> = stack.inodes().collect();
+    inodes.sort_unstable();
+    let files: Vec<BpfFile<'_>> = inodes
+        .iter()
+        .filter_map(|&ino| {
+            Some(BpfFile {
+                ino: u64::from(ino),
+                size: stack.inode(ino)?.size,
+                block_size: stack.block_size(),
+                index: stack.learned(ino)?,
+            })
+        })
+        .collect();
+    BpfTier::load(&files, limits)
+}
+
+/// Answers `queries` (inode, pos, count) with the BPF program first, in one test run, and the
+/// stack for every query it falls back on: the query path of `mount --tier bpf`, `serve --bpf`
+/// and `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters. If the test run
+/// itself fails, every query goes to the stack (logged once).
+pub fn query_many(
+    bpf: &BpfTier,
+    stack: &TierStack,
+    queries: &[(u32, u64, u64)],
+) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+    let input: Vec<abi::Query> = queries
+        .iter()
+        .map(|&(ino, pos, count)| abi::Query {
+            ino: u64::from(ino),
+            pos,
+            count,
+        })
+        .collect();
+    let answers = match bpf.answer(&input, 0) {
+        Ok(a) => a,
+        Err(e) => {
+            static LOGGED: std::sync::Once = std::sync::Once::new();
+            LOGGED.call_once(
+                || tracing::error!(error = %e, "BPF tier failed; the userspace tiers answer"),
+            );
+            Vec::new()
+        }
+    };
+    queries
+        .iter()
+        .enumerate()
+        .map(|(i, &(ino, pos, count))| {
+            let answer = answers.get(i);
+            if let Some(m) = answer.and_then(abi::Answer::mapping) {
+                stack.count_outside(TierKind::Bpf, Outcome::Answered);
+                return Ok((m, TierKind::Bpf));
+            }
+            let outcome = match answer.map(abi::Answer::status) {
+                Some(Status::Missed) => Outcome::Missed,
+                _ => Outcome::Declined,
+            };
+            stack.count_outside(TierKind::Bpf, outcome);
+            stack.query(ino, pos, count)
+        })
+        .collect()
+}

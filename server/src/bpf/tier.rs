@@ -1,0 +1,497 @@
+//! Loading the program with its maps filled from learned indexes, and running queries through
+//! `BPF_PROG_TEST_RUN`.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use parking_lot::Mutex;
+use predictor::{LearnedIndex, Mapping, MappingType};
+
+use super::abi::{self, Answer, Query, Run};
+use super::mmap::MmapArray;
+use super::BpfError;
+
+/// The compiled program (built from `server/bpf/iomap_begin.bpf.c` by `scripts/build-bpf.sh`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../bpf/iomap_begin.bpf.o");
+/// The program's name in the object.
+const PROGRAM: &str = "iomap_begin";
+
+/// Query slots per region: a batch larger than this is run in pieces.
+pub const REGION_SLOTS: usize = 4096;
+/// Regions, so this many threads can run batches at once without sharing slots.
+const REGIONS: usize = 8;
+
+/// One file to load: its inode (the key the program looks up), size, block size and the
+/// learned index the userspace predictor uses for it.
+#[derive(Debug, Clone, Copy)]
+pub struct BpfFile<'a> {
+    /// Inode number (FUSE node id).
+    pub ino: u64,
+    /// i_size in bytes.
+    pub size: u64,
+    /// Filesystem block size.
+    pub block_size: u32,
+    /// The file's extents and model.
+    pub index: &'a LearnedIndex,
+}
+
+/// Why a file was not loaded into the program's maps (its queries then fall back).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// The model's largest window is over the program's bound.
+    #[error(
+        "window of {window} extents is over the program's bound of {}",
+        abi::MAX_WINDOW
+    )]
+    Window {
+        /// The model's largest window.
+        window: u64,
+    },
+    /// No extents: nothing to model.
+    #[error("no extents")]
+    NoExtents,
+    /// A block size the program does not take (a power of two from 1 KiB to 64 KiB).
+    #[error("block size {0}")]
+    BlockSize(u32),
+    /// An extent whose byte address does not fit 64 bits (a corrupt image).
+    #[error("extent {index}: physical byte address overflows 64 bits")]
+    Address {
+        /// Index of the extent.
+        index: usize,
+    },
+    /// The maps are full (see [`Limits`]).
+    #[error("maps full ({0} extents at most)")]
+    Full(u32),
+}
+
+/// Bounds on the maps, so a huge image cannot make the loader allocate without limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Extents in EXTENTS (16 bytes each); files past it are skipped.
+    pub max_extents: u32,
+    /// Files in FILES.
+    pub max_files: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 16 Mi extents = 256 MiB of map memory: far beyond the demo and test images.
+        Self {
+            max_extents: 1 << 24,
+            max_files: 1 << 20,
+        }
+    }
+}
+
+/// What loading found.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Files loaded.
+    pub files: usize,
+    /// Extents loaded.
+    pub extents: u64,
+    /// Model segments loaded.
+    pub segments: u64,
+    /// Files not loaded, and why.
+    pub skipped: Vec<(u64, Skip)>,
+    /// Bytes of map memory for files, segments and extents (the kernel's element sizes).
+    pub map_bytes: u64,
+    /// Time to load the object, create the maps and have the program verified and JIT-compiled.
+    pub load: Duration,
+    /// Time to fill the maps.
+    pub fill: Duration,
+}
+
+/// What the program did with one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Answered.
+    Handled,
+    /// FALLBACK: no model loaded for the inode.
+    NoModel,
+    /// FALLBACK: a query the userspace tiers must refuse (count 0, past EOF, block too large).
+    BadQuery,
+    /// FALLBACK: the window is over the program's bound.
+    Window,
+    /// FALLBACK: the candidate failed verification.
+    Missed,
+    /// FALLBACK: an index outside a map (maps inconsistent with each other).
+    MapError,
+    /// The program did not reach this slot.
+    NotRun,
+    /// A status the loader does not know.
+    Unknown(u16),
+}
+
+impl Status {
+    /// The status of an answer's raw word.
+    pub fn of(raw: u16) -> Self {
+        match raw {
+            0 => Self::Handled,
+            1 => Self::NoModel,
+            2 => Self::BadQuery,
+            3 => Self::Window,
+            4 => Self::Missed,
+            5 => Self::MapError,
+            NOT_RUN => Self::NotRun,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::NoModel => "no_model",
+            Self::BadQuery => "bad_query",
+            Self::Window => "window",
+            Self::Missed => "missed",
+            Self::MapError => "map_error",
+            Self::NotRun => "not_run",
+            Self::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// `IOMAP_BPF_NOT_RUN`.
+const NOT_RUN: u16 = 0xffff;
+
+impl Answer {
+    /// What the program did.
+    pub fn status(&self) -> Status {
+        Status::of(self.status)
+    }
+
+    /// The mapping, if the program handled the query and gave a known type.
+    pub fn mapping(&self) -> Option<Mapping> {
+        if self.status() != Status::Handled {
+            return None;
+        }
+        let (kind, addr) = match self.kind {
+            abi::TYPE_HOLE => (MappingType::Hole, None),
+            abi::TYPE_MAPPED => (MappingType::Mapped, Some(self.addr)),
+            abi::TYPE_UNWRITTEN => (MappingType::Unwritten, Some(self.addr)),
+            _ => return None,
+        };
+        Some(Mapping {
+            offset: self.offset,
+            length: self.length,
+            addr,
+            kind,
+        })
+    }
+}
+
+/// The loaded program and its maps.
+pub struct BpfTier {
+    ebpf: Ebpf,
+    queries: MmapArray<Query>,
+    answers: MmapArray<Answer>,
+    regions: Vec<Mutex<()>>,
+    report: LoadReport,
+}
+
+impl std::fmt::Debug for BpfTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BpfTier")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file accepted for loading, with its place in the arrays.
+struct Planned<'a> {
+    file: BpfFile<'a>,
+    entry: abi::File,
+}
+
+/// Decides which files fit and where each goes.
+fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> Vec<Planned<'a>> {
+    let mut out = Vec::new();
+    let (mut exts, mut segs) = (0u64, 0u64);
+    for f in files {
+        match check_file(f) {
+            Err(skip) => report.skipped.push((f.ino, skip)),
+            Ok(blkbits) => {
+                let n = f.index.len() as u64;
+                let s = f.index.segment_count() as u64;
+                if exts + n > u64::from(limits.max_extents)
+                    || out.len() >= limits.max_files as usize
+                {
+                    report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
+                    continue;
+                }
+                // Fit u32: exts + n <= max_extents (a u32), and segments <= extents.
+                let entry = abi::File {
+                    size: f.size,
+                    ext_first: exts as u32,
+                    ext_count: n as u32,
+                    seg_first: segs as u32,
+                    seg_count: s as u32,
+                    blkbits,
+                    pad: 0,
+                };
+                exts += n;
+                segs += s;
+                out.push(Planned { file: *f, entry });
+            }
+        }
+    }
+    report.files = out.len();
+    report.extents = exts;
+    report.segments = segs;
+    report.map_bytes = exts * std::mem::size_of::<abi::Extent>() as u64
+        + segs * std::mem::size_of::<abi::Seg>() as u64
+        + out.len() as u64 * (std::mem::size_of::<abi::File>() as u64 + 8);
+    out
+}
+
+/// The file's log2 block size if the program can take it.
+fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
+    if !f.block_size.is_power_of_two() || !(1024..=65536).contains(&f.block_size) {
+        return Err(Skip::BlockSize(f.block_size));
+    }
+    let bits = f.block_size.trailing_zeros();
+    if f.index.is_empty() {
+        return Err(Skip::NoExtents);
+    }
+    let window = f.index.max_window();
+    if window > abi::MAX_WINDOW {
+        return Err(Skip::Window { window });
+    }
+    for (index, e) in f.index.extents().enumerate() {
+        // The program computes (pblk << bits) + offset and (lblk + len) << bits unchecked.
+        let fits = e
+            .pblk
+            .checked_add(u64::from(e.len))
+            .filter(|&end| end < abi::UNWRITTEN)
+            .and_then(|end| end.checked_mul(u64::from(f.block_size)))
+            .is_some();
+        if !fits {
+            return Err(Skip::Address { index });
+        }
+    }
+    Ok(bits)
+}
+
+/// The fd of array map `name`.
+fn array_fd<'e>(ebpf: &'e Ebpf, name: &'static str) -> Result<BorrowedFd<'e>, BpfError> {
+    match ebpf.map(name) {
+        Some(Map::Array(data)) => Ok(data.fd().as_fd()),
+        _ => Err(BpfError::Object(format!(
+            "no array map {name} in the object"
+        ))),
+    }
+}
+
+fn mmap<T: aya::Pod>(
+    ebpf: &Ebpf,
+    name: &'static str,
+    len: usize,
+) -> Result<MmapArray<T>, BpfError> {
+    MmapArray::new(array_fd(ebpf, name)?, len).map_err(|source| BpfError::Mmap { name, source })
+}
+
+impl BpfTier {
+    /// Loads the program and fills its maps with `files` (those that fit; the rest are in the
+    /// report's `skipped`).
+    pub fn load(files: &[BpfFile<'_>], limits: Limits) -> Result<Self, BpfError> {
+        let mut report = LoadReport::default();
+        let planned = plan(files, limits, &mut report);
+        let slots = REGIONS * REGION_SLOTS;
+        let start = Instant::now();
+        // Array maps need at least one entry; with no files the program answers NO_MODEL.
+        let at_least_one = |n: u64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("FILES", at_least_one(planned.len() as u64))
+            .map_max_entries("SEGS", at_least_one(report.segments))
+            .map_max_entries("EXTENTS", at_least_one(report.extents))
+            .map_max_entries("QUERIES", slots as u32)
+            .map_max_entries("ANSWERS", slots as u32)
+            .load(OBJECT)
+            .map_err(BpfError::from_load)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| BpfError::Object(format!("no program {PROGRAM} in the object")))?
+            .try_into()
+            .map_err(|e| BpfError::Object(format!("program {PROGRAM}: {e}")))?;
+        program.load().map_err(BpfError::from_program)?;
+        report.load = start.elapsed();
+
+        let start = Instant::now();
+        fill(&mut ebpf, &planned, &report)?;
+        report.fill = start.elapsed();
+        let queries = mmap(&ebpf, "QUERIES", slots)?;
+        let answers = mmap(&ebpf, "ANSWERS", slots)?;
+        Ok(Self {
+            ebpf,
+            queries,
+            answers,
+            regions: (0..REGIONS).map(|_| Mutex::new(())).collect(),
+            report,
+        })
+    }
+
+    /// What loading found.
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    fn program(&self) -> Result<&Xdp, BpfError> {
+        self.ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| BpfError::Object(format!("no program {PROGRAM}")))?
+            .try_into()
+            .map_err(|e| BpfError::Object(format!("program {PROGRAM}: {e}")))
+    }
+
+    /// One test run of the program with packet `run`, `repeat` times; the kernel's mean time
+    /// per run.
+    fn test_run(&self, run: Run, repeat: u32) -> Result<Duration, BpfError> {
+        let packet = run.packet();
+        let mut out = [0u8; 64];
+        let r = self
+            .program()?
+            .test_run(TestRunOptions {
+                data_in: Some(&packet),
+                data_out: Some(&mut out),
+                repeat,
+                ..Default::default()
+            })
+            .map_err(|e| BpfError::Run(e.to_string()))?;
+        if r.return_value != abi::XDP_PASS {
+            return Err(BpfError::Run(format!(
+                "program returned {} (a slot outside QUERIES/ANSWERS)",
+                r.return_value
+            )));
+        }
+        Ok(r.duration)
+    }
+
+    /// Answers `queries` in the kernel, one test run per [`REGION_SLOTS`] queries; `flags` are
+    /// the packet's `RUN_*` flags (0 for the model).
+    pub fn answer(&self, queries: &[Query], flags: u32) -> Result<Vec<Answer>, BpfError> {
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(REGION_SLOTS) {
+            let (region, _guard) = self.region();
+            let first = region * REGION_SLOTS;
+            for (i, q) in chunk.iter().enumerate() {
+                self.queries.set(first + i, *q);
+                self.answers.set(
+                    first + i,
+                    Answer {
+                        status: NOT_RUN,
+                        ..Answer::default()
+                    },
+                );
+            }
+            // chunk.len() <= REGION_SLOTS and first + REGION_SLOTS <= slots: both fit u32.
+            let run = Run {
+                first: first as u32,
+                n: chunk.len() as u32,
+                mask: 0,
+                flags,
+            };
+            self.test_run(run, 1)?;
+            out.extend((0..chunk.len()).filter_map(|i| self.answers.get(first + i)));
+        }
+        Ok(out)
+    }
+
+    /// Kernel-measured nanoseconds per program run, each run answering one of `queries` in
+    /// turn (at most [`REGION_SLOTS`], rounded down to a power of two), `repeat` runs: one
+    /// `iomap_begin` call's cost in the kernel, as a struct_ops hook would pay it.
+    pub fn time_one_per_run(
+        &self,
+        queries: &[Query],
+        flags: u32,
+        repeat: u32,
+    ) -> Result<f64, BpfError> {
+        let n = queries.len().min(REGION_SLOTS);
+        if n == 0 {
+            return Ok(0.0);
+        }
+        let n = 1usize << n.ilog2();
+        let (region, _guard) = self.region();
+        let first = region * REGION_SLOTS;
+        for (i, q) in queries.iter().take(n).enumerate() {
+            self.queries.set(first + i, *q);
+        }
+        let run = Run {
+            first: first as u32,
+            n: 1,
+            mask: (n - 1) as u32,
+            flags,
+        };
+        Ok(self.test_run(run, repeat.max(1))?.as_nanos() as f64)
+    }
+
+    /// A free region, or the calling thread's own if all are busy.
+    fn region(&self) -> (usize, parking_lot::MutexGuard<'_, ()>) {
+        for (i, m) in self.regions.iter().enumerate() {
+            if let Some(g) = m.try_lock() {
+                return (i, g);
+            }
+        }
+        let i = thread_slot() % REGIONS;
+        (i, self.regions[i].lock())
+    }
+}
+
+fn thread_slot() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Relaxed));
+    SLOT.with(|s| *s)
+}
+
+/// Writes the planned files into FILES, SEGS and EXTENTS.
+fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result<(), BpfError> {
+    {
+        let segs = mmap::<abi::Seg>(ebpf, "SEGS", report.segments as usize)?;
+        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", report.extents as usize)?;
+        for p in planned {
+            let (e0, s0) = (p.entry.ext_first as usize, p.entry.seg_first as usize);
+            for (i, e) in p.file.index.extents().enumerate() {
+                let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
+                exts.set(
+                    e0 + i,
+                    abi::Extent {
+                        lblk: e.lblk,
+                        len: e.len,
+                        pblk: e.pblk | flag,
+                    },
+                );
+            }
+            for (i, s) in p.file.index.segments().enumerate() {
+                segs.set(
+                    s0 + i,
+                    abi::Seg {
+                        first_key: s.first_key,
+                        first: s.first,
+                        last: s.last,
+                        e_lo: s.line.e_lo,
+                        e_hi: s.line.e_hi,
+                        pad: 0,
+                        slope: s.line.slope,
+                        intercept: s.line.intercept,
+                    },
+                );
+            }
+        }
+    }
+    let map = ebpf
+        .map_mut("FILES")
+        .ok_or_else(|| BpfError::Object("no map FILES in the object".into()))?;
+    let mut files: BpfHashMap<&mut MapData, u64, abi::File> =
+        BpfHashMap::try_from(map).map_err(|e| BpfError::Object(format!("map FILES: {e}")))?;
+    for p in planned {
+        files
+            .insert(p.file.ino, p.entry, 0)
+            .map_err(|e| BpfError::Object(format!("map FILES, inode {}: {e}", p.file.ino)))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The BPF tier, run for real in the kernel (as root; skipped otherwise): the program must give
+//! exactly the userspace predictor's mapping for every query of every file it takes, fall back
+//! on everything else, and a process without CAP_BPF must get a clear error while the
+//! userspace tiers keep serving.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ext4::{Extent, Fs};
+use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
+use predictor::synth::Rng;
+use predictor::{LearnedIndex, Models, Request, StackOptions, Tier, TierStack};
+use server::bpf::abi::{self, Query};
+use server::bpf::check::{check, CheckOptions};
+use server::bpf::{load_stack, BpfFile, BpfTier, Limits, Skip, Status};
+
+use common::{build_pack, root_or_skip, SERVER};
+
+fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
+    let (stack, _) = TierStack::build(fs.clone(), Tier::Predictor, models, StackOptions::default())
+        .unwrap_or_else(|e| panic!("building the stack: {e}"));
+    stack
+}
+
+#[test]
+fn bpf_equals_the_userspace_predictor_on_every_standard_image() {
+    if !root_or_skip("bpf_equals_the_userspace_predictor_on_every_standard_image") {
+        return;
+    }
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let mut handled = 0;
+    for img in images {
+        let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+        let pack = build_pack(&fs);
+        let stack = predictor_stack(&fs, Models::Pack(&pack));
+        let bpf = load_stack(&stack, Limits::default())
+            .unwrap_or_else(|e| panic!("{}: loading the BPF tier: {e}", img.name));
+        let active = stack
+            .inodes()
+            .filter(|&i| stack.learned(i).is_some())
+            .count();
+        assert_eq!(
+            bpf.report().files + bpf.report().skipped.len(),
+            active,
+            "{}: every active model is loaded or skipped",
+            img.name
+        );
+        let r = check(&stack, &bpf, &CheckOptions::default(), &|_| ())
+            .unwrap_or_else(|e| panic!("{}: {e}", img.name));
+        assert!(r.agrees(), "{}: {r:#?}", img.name);
+        // Every loaded file gets an at-EOF and a zero-count query, which must fall back.
+        assert!(
+            r.fallbacks.get("bad_query").copied().unwrap_or(0) >= 2 * r.files_loaded as u64,
+            "{}: {r:#?}",
+            img.name
+        );
+        // Only files without extents (nothing to model) are skipped at the default limits.
+        for (ino, why) in &bpf.report().skipped {
+            assert_eq!(*why, Skip::NoExtents, "{}: inode {ino}", img.name);
+        }
+        eprintln!(
+            "{}: {} files, {} loaded, {} queries, {} handled, fallbacks {:?}",
+            img.name, r.files, r.files_loaded, r.queries, r.handled, r.fallbacks
+        );
+        handled += r.handled;
+    }
+    assert!(handled > 100_000, "only {handled} queries handled in BPF");
+}
+
+#[test]
+fn files_without_a_model_or_over_the_limits_fall_back() {
+    if !root_or_skip("files_without_a_model_or_over_the_limits_fall_back") {
+        return;
+    }
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    // The image with the most files with extents.
+    let img = images
+        .iter()
+        .max_by_key(|i| i.files.len())
+        .unwrap_or_else(|| panic!("no images"));
+    let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+    let mut pack = build_pack(&fs);
+    // Half the files lose their model: the userspace predictor declines them, BPF has none.
+    let mut inos: Vec<u32> = pack.entries.keys().copied().collect();
+    inos.sort_unstable();
+    for ino in inos.iter().step_by(2) {
+        pack.entries.remove(ino);
+    }
+    let stack = predictor_stack(&fs, Models::Pack(&pack));
+    // Room for a few extents only: most of the remaining files are skipped as "full".
+    let limits = Limits {
+        max_extents: 64,
+        ..Limits::default()
+    };
+    let bpf = load_stack(&stack, limits).unwrap_or_else(|e| panic!("{e}"));
+    assert!(bpf
+        .report()
+        .skipped
+        .iter()
+        .any(|(_, why)| matches!(why, Skip::Full(64))));
+    assert!(bpf.report().extents <= 64);
+    let r =
+        check(&stack, &bpf, &CheckOptions::default(), &|_| ()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.agrees(), "{r:#?}");
+    assert!(
+        r.fallbacks.get("no_model").copied().unwrap_or(0) > 0,
+        "{r:#?}"
+    );
+
+    // An inode the image does not have.
+    let a = bpf
+        .answer(
+            &[Query {
+                ino: u64::from(u32::MAX),
+                pos: 0,
+                count: 1,
+            }],
+            0,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a[0].status(), Status::NoModel);
+}
+
+/// `n` extents with gaps and random lengths, some unwritten, ending below 2^32.
+fn synthetic(n: usize, seed: u64) -> Vec<Extent> {
+    let mut rng = Rng::new(seed);
+    let mut lblk = rng.below(1000) as u32;
+    (0..n)
+        .map(|i| {
+            let len = 1 + rng.below(8) as u32;
+            let e = Extent {
+                lblk,
+                pblk: 1_000_000 + 3 * u64::from(lblk) + rng.below(5),
+                len,
+                unwritten: i % 7 == 3,
+            };
+            lblk += len + rng.below(3) as u32;
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn large_synthetic_maps_and_models_over_the_window_bound() {
+    if !root_or_skip("large_synthetic_maps_and_models_over_the_window_bound") {
+        return;
+    }
+    const BS: u32 = 4096;
+    let big = synthetic(300_000, 1);
+    let big_ix = LearnedIndex::fit(&big, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+    // A valid model whose single segment has a window of 10,002 extents.
+    let wide_exts = synthetic(20_000, 2);
+    let wide_model = Model {
+        extent_count: 20_000,
+        segments: vec![Segment {
+            first_idx: 0,
+            first_key: wide_exts[0].lblk,
+            line: Line {
+                slope: 0.0,
+                intercept: 0.0,
+                e_lo: 5000,
+                e_hi: 5000,
+            },
+            fixed: FixedLine {
+                slope: 0,
+                intercept: 0,
+                e_lo: 5000,
+                e_hi: 5000,
+            },
+        }],
+    };
+    let wide_ix = LearnedIndex::new(&wide_exts, &wide_model).unwrap_or_else(|e| panic!("{e}"));
+    let size = |e: &[Extent]| e.last().map_or(0, |l| l.end() * u64::from(BS) + 5000);
+    let files = [
+        BpfFile {
+            ino: 11,
+            size: size(&big),
+            block_size: BS,
+            index: &big_ix,
+        },
+        BpfFile {
+            ino: 12,
+            size: size(&wide_exts),
+            block_size: BS,
+            index: &wide_ix,
+        },
+    ];
+    let bpf = BpfTier::load(&files, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bpf.report().files, 1);
+    assert_eq!(
+        bpf.report().skipped,
+        vec![(12, Skip::Window { window: 10_002 })]
+    );
+
+    let mut rng = Rng::new(3);
+    let span = size(&big);
+    let queries: Vec<Query> = (0..200_000)
+        .map(|i| Query {
+            ino: if i % 50 == 0 { 12 } else { 11 },
+            pos: rng.below(span + 10),
+            count: 1 + rng.below(1 << 22),
+        })
+        .collect();
+    let answers = bpf.answer(&queries, 0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answers.len(), queries.len());
+    let mut handled = 0;
+    for (q, a) in queries.iter().zip(&answers) {
+        if q.ino == 12 {
+            assert_eq!(a.status(), Status::NoModel, "{q:?}");
+            continue;
+        }
+        // The userspace predictor's answer for the same query.
+        let want = Request::new(11, q.pos, q.count, span, BS)
+            .ok()
+            .and_then(|r| {
+                let bm = big_ix.probe(r.lblk()).found()?;
+                r.mapping(bm).ok()
+            });
+        match want {
+            Some(m) => {
+                assert_eq!(a.mapping(), Some(m), "{q:?}: {a:?}");
+                handled += 1;
+            }
+            None => assert_eq!(a.status(), Status::BadQuery, "{q:?}: {a:?}"),
+        }
+    }
+    assert!(handled > 190_000);
+
+    // The full-search run (no model) gives the same mappings.
+    let full = bpf
+        .answer(&queries[..4096], abi::RUN_FULL_SEARCH)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (a, b) in full.iter().zip(&answers) {
+        assert_eq!(a.mapping(), b.mapping());
+    }
+}
+
+/// Makes `dir` and its parents up to the temp dir readable by an unprivileged user.
+fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+}
+
+#[test]
+fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
+    if !root_or_skip("without_cap_bpf_the_error_names_the_cause_and_userspace_serves") {
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: no setpriv (util-linux)");
+        return;
+    }
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let img = &images[0];
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    open_up(dir.path());
+    let image = dir.path().join("disk.img");
+    std::fs::copy(&img.path, &image).unwrap_or_else(|e| panic!("{e}"));
+    let pack_path = dir.path().join("disk.pack");
+    common::write_pack(&image, &pack_path);
+    for f in [&image, &pack_path] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(SERVER)
+            .args(args);
+        c
+    };
+    let (img_s, pack_s) = (image.to_string_lossy(), pack_path.to_string_lossy());
+
+    // `server bpf check` fails, naming the capability.
+    let out = nobody(&["bpf", "check", &img_s, "--models", &pack_s])
+        .output()
+        .unwrap_or_else(|e| panic!("setpriv: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+
+    // `server serve --bpf` keeps serving with the userspace tiers.
+    let socket = dir.path().join("s.sock");
+    let child = nobody(&[
+        "serve",
+        &img_s,
+        "--models",
+        &pack_s,
+        "--bpf",
+        "--socket",
+        &socket.to_string_lossy(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ino = img
+        .specs
+        .iter()
+        .find(|s| s.layout == testimg::Layout::Extents)
+        .map(|s| s.path.clone())
+        .unwrap_or_else(|| panic!("{}: no file with extents", img.name));
+    let q = Command::new(SERVER)
+        .args([
+            "query",
+            &img_s,
+            "--socket",
+            &socket.to_string_lossy(),
+            "--path",
+            &ino,
+            "--pos",
+            "0",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let served = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let log = String::from_utf8_lossy(&served.stderr);
+    assert!(
+        q.status.success(),
+        "query: {}\nserver: {log}",
+        String::from_utf8_lossy(&q.stderr)
+    );
+    let answer = String::from_utf8_lossy(&q.stdout);
+    assert!(
+        answer.contains("\"tier\":\"predictor\"") || answer.contains("\"tier\":\"btree\""),
+        "{answer}"
+    );
+    assert!(
+        log.contains("BPF tier unavailable") && log.contains("CAP_BPF"),
+        "{log}"
+    );
+}
