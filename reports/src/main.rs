@@ -1,6 +1,7 @@
 //! `reports`: runs the experiments of DESIGN section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
+mod bpf;
 mod datasets;
 mod exp;
 mod images;

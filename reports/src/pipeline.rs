@@ -214,7 +214,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         fuse2fs: fuse2fs.as_deref(),
     };
     let mut sections: Vec<Section> = Vec::new();
-    let cells = exp::latency::measure(&ctx, &sets);
+    let (cells, not_measured) = exp::latency::measure(&ctx, &sets);
+    skipped.extend(not_measured);
     drop(sets); // the 10^7-extent maps are large; later experiments build their own
     sections.push(exp::headline::section(&cells));
     sections.push(exp::latency::section(&ctx, &cells)?);

@@ -1,5 +1,5 @@
-//! Every lookup structure the experiments compare, in one list. Adding one (the BPF tier, an
-//! iext-style B-tree) is one line in [`STRUCTURES`] plus its build function.
+//! Every lookup structure the experiments compare, in one list. Adding one is one line in
+//! [`STRUCTURES`] plus its build function (the BPF rows are measured by [`crate::bpf`]).
 
 use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
@@ -66,35 +66,45 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: "rangemap", label: "rangemap::RangeMap", in_figure: true, color: 1, build: |d| Built::plain(RangeMapIndex::new(&d.extents)) },
     Structure { name: "sorted", label: "sorted array (binary search)", in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
     Structure { name: "ondisk", label: "on-disk extent-tree walk", in_figure: true, color: 7, build: ondisk },
+    // Measured in the kernel (crate::bpf), not raced in user space: no userspace build.
+    Structure { name: crate::bpf::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
+    Structure { name: crate::bpf::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::bpf::NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
 ];
 
 /// The baseline every speed-up is relative to.
 pub const BASELINE: &str = "btree";
 
 /// The learned index as a server would run it: the pack's model for image files (trained by
-/// `predictor::train` with the default window), a default fit for synthetic maps.
-fn learned_default(d: &Dataset) -> Option<Built> {
-    match &d.model {
-        Some(model) => match LearnedIndex::new(&d.extents, model) {
-            Ok(ix) => Built::learned(ix, model.max_window()),
+/// `predictor::train` with the default window), a default fit for synthetic maps. The BPF
+/// tier's cells load this same index into the kernel.
+pub fn learned_index(d: &Dataset) -> Option<LearnedIndex> {
+    if let Some(model) = &d.model {
+        match LearnedIndex::new(&d.extents, model) {
+            Ok(ix) => return Some(ix),
             Err(e) => {
-                tracing::warn!(dataset = %d.name, error = %e, "pack model unusable; fitting afresh");
-                learned_fit(d, FitParams::default().max_window)
+                tracing::warn!(dataset = %d.name, error = %e, "pack model unusable; fitting afresh")
             }
-        },
-        None => learned_fit(d, FitParams::default().max_window),
+        }
     }
+    fit_index(d, FitParams::default().max_window)
+}
+
+fn learned_default(d: &Dataset) -> Option<Built> {
+    let ix = learned_index(d)?;
+    let w = ix.max_window();
+    Built::learned(ix, w)
 }
 
 /// A learned index fitted with window bound `max_window`.
-fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
+fn fit_index(d: &Dataset, max_window: u32) -> Option<LearnedIndex> {
     let params = FitParams {
         max_window,
         ..FitParams::default()
     };
     match predictor::model::fit_extents(&d.extents, &params) {
         Ok((model, _)) => match LearnedIndex::new(&d.extents, &model) {
-            Ok(ix) => Built::learned(ix, model.max_window()),
+            Ok(ix) => Some(ix),
             Err(e) => {
                 tracing::warn!(dataset = %d.name, error = %e, "learned index build failed");
                 None
@@ -105,6 +115,12 @@ fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
             None
         }
     }
+}
+
+fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
+    let ix = fit_index(d, max_window)?;
+    let w = ix.max_window();
+    Built::learned(ix, w)
 }
 
 /// The on-disk walk of an image file; none for synthetic maps (there is no tree to walk).

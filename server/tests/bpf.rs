@@ -340,3 +340,58 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
         "{log}"
     );
 }
+
+#[test]
+fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
+    if !root_or_skip("mount_with_the_bpf_tier_reads_what_the_kernel_reads") {
+        return;
+    }
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut compared = 0;
+    for img in images
+        .iter()
+        .filter(|i| i.kernel_mountable && i.name.starts_with("frag"))
+    {
+        let pack = tmp.path().join(format!("{}.pack", img.name));
+        common::write_pack(&img.path, &pack);
+        let dir = tmp.path().join(format!("mnt-{}", img.name));
+        let args = [
+            "--tier",
+            "bpf",
+            "--models",
+            pack.to_str().unwrap_or_default(),
+        ];
+        let ours = common::ServerMount::start(&img.path, &dir, &args)
+            .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
+        let kernel = testimg::kernel::LoopMount::new(&img.path)
+            .unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
+        for spec in img
+            .specs
+            .iter()
+            .filter(|s| s.layout == testimg::Layout::Extents)
+        {
+            let rel = spec.path.trim_start_matches('/');
+            let a = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            let b = std::fs::read(kernel.path().join(rel)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                a == b,
+                "{}:{}: contents differ from the kernel's",
+                img.name,
+                spec.path
+            );
+            compared += 1;
+        }
+        let stats = std::fs::read_to_string(dir.join(server::fusefs::STATS_NAME))
+            .unwrap_or_else(|e| panic!("stats: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&stats).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["bpf"]["loaded"], true, "{stats}");
+        assert!(
+            v["tiers"]["bpf"]["answered"].as_u64().unwrap_or(0) > 0,
+            "{stats}"
+        );
+        drop(kernel);
+        drop(ours);
+    }
+    assert!(compared > 0, "no fragmented file compared");
+}

@@ -2,7 +2,7 @@
 //! tier stack does; malformed, truncated and oversized messages get errors and the service
 //! keeps serving its other clients (64 at once, and one that leaves mid-batch); the query
 //! command prints the same JSON in-process and through the socket, and fails clearly. No root
-//! needed.
+//! needed, except for the BPF tier's batches (`serve --bpf`), which skip otherwise.
 
 mod common;
 
@@ -29,7 +29,7 @@ struct Service {
 }
 
 impl Service {
-    fn start(image: &Path, pack: &Path, socket: &Path, stats: &Path) -> Self {
+    fn start(image: &Path, pack: &Path, socket: &Path, stats: &Path, extra: &[&str]) -> Self {
         let child = Command::new(SERVER)
             .arg("serve")
             .arg(image)
@@ -42,6 +42,7 @@ impl Service {
             .arg("128")
             .arg("--stats-json")
             .arg(stats)
+            .args(extra)
             .env("IOMAP_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -141,6 +142,47 @@ fn ext4k() -> &'static testimg::Image {
 }
 
 #[test]
+fn with_the_bpf_tier_batches_get_the_same_mappings() {
+    if !common::root_or_skip("with_the_bpf_tier_batches_get_the_same_mappings") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let img = ext4k();
+    let pack_path = tmp.path().join("ext4-4k.pack");
+    let pack = write_pack(&img.path, &pack_path);
+    let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+    let (stack, _) = TierStack::build(
+        fs.clone(),
+        Tier::Predictor,
+        Models::Pack(&pack),
+        StackOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let socket = tmp.path().join("iomap.sock");
+    let stats = tmp.path().join("stats.json");
+    let service = Service::start(&img.path, &pack_path, &socket, &stats, &["--bpf"]);
+    let qs = queries(&fs);
+    let mut conn = service.connect();
+    let (learned, bpf) = (
+        wire::tier_code(predictor::TierKind::Learned),
+        wire::tier_code(predictor::TierKind::Bpf),
+    );
+    let mut in_kernel = 0;
+    for chunk in qs.chunks(wire::MAX_RECORDS as usize) {
+        for (q, got) in chunk.iter().zip(ask(&mut conn, chunk)) {
+            let mut want = expected(&stack, q);
+            // What the userspace learned index answers, the program answers in the kernel.
+            if want.tier == learned {
+                want.tier = bpf;
+                in_kernel += 1;
+            }
+            assert_eq!(got, want, "{q:?}");
+        }
+    }
+    assert!(in_kernel > 1000, "{in_kernel}");
+}
+
+#[test]
 fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let img = ext4k();
@@ -158,7 +200,7 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
 
     let socket = tmp.path().join("iomap.sock");
     let stats = tmp.path().join("stats.json");
-    let service = Service::start(&img.path, &pack_path, &socket, &stats);
+    let service = Service::start(&img.path, &pack_path, &socket, &stats, &[]);
 
     let qs = queries(&fs);
     let want: Vec<Reply> = qs.iter().map(|q| expected(&stack, q)).collect();
@@ -289,7 +331,7 @@ fn query_prints_the_same_json_in_process_and_through_the_socket() {
     write_pack(&img.path, &pack);
     let socket = tmp.path().join("q.sock");
     let stats = tmp.path().join("stats.json");
-    let service = Service::start(&img.path, &pack, &socket, &stats);
+    let service = Service::start(&img.path, &pack, &socket, &stats, &[]);
     let fs = Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}"));
     let os = |s: &str| OsStr::new(s).to_owned();
     let image = img.path.as_os_str().to_owned();

@@ -19,10 +19,14 @@ use crate::table::Table;
 pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     ctx.bar.set_message("fig 4: memory");
     // One row per (dataset, structure): the uniform stream's cell carries the sizes.
-    // The on-disk walk holds nothing in memory; it has no row here.
+    // The on-disk walk holds nothing in memory; it has no row here. The BPF rows share one set
+    // of maps: only the model's row carries them.
     let sized: Vec<&Cell> = cells
         .iter()
-        .filter(|c| c.stream == "uniform" && c.structure != "ondisk")
+        .filter(|c| {
+            c.stream == "uniform"
+                && !["ondisk", crate::bpf::FULL_SEARCH, crate::bpf::NOOP].contains(&c.structure)
+        })
         .collect();
     let mut t = Table::new("fig4_bytes_per_extent");
     for c in &sized {

@@ -66,12 +66,10 @@ pub fn measure(
             count: u64::from(block_size),
         })
         .collect();
-    let rounds = rounds.max(1);
     let bpf_median = |flags: u32| -> Result<f64, BpfError> {
-        let mut v = (0..rounds)
-            .map(|_| bpf.time_one_per_run(&queries, flags, repeat))
-            .collect::<Result<Vec<f64>, _>>()?;
-        Ok(median(&mut v))
+        Ok(median(&mut samples(
+            bpf, ino, block_size, lblks, flags, rounds, repeat,
+        )?))
     };
     let bpf_noop_ns = bpf_median(abi::RUN_NOOP)?;
     let bpf_model_ns = bpf_median(0)?;
@@ -106,6 +104,49 @@ pub fn measure(
         user_learned_ns,
         user_btree_ns,
     })
+}
+
+/// Kernel-measured ns per program run, one sample per round: each round is `repeat` runs,
+/// one query per run, rotating over the blocks `lblks` of file `ino` (at most
+/// [`super::tier::REGION_SLOTS`], rounded down to a power of two). `flags`: `abi::RUN_*`.
+pub fn samples(
+    bpf: &BpfTier,
+    ino: u64,
+    block_size: u32,
+    lblks: &[u32],
+    flags: u32,
+    rounds: usize,
+    repeat: u32,
+) -> Result<Vec<f64>, BpfError> {
+    let queries: Vec<Query> = lblks
+        .iter()
+        .take(super::tier::REGION_SLOTS)
+        .map(|&b| Query {
+            ino,
+            pos: u64::from(b) * u64::from(block_size),
+            count: u64::from(block_size),
+        })
+        .collect();
+    (0..rounds.max(1))
+        .map(|_| bpf.time_one_per_run(&queries, flags, repeat))
+        .collect()
+}
+
+/// Inode number of the file [`single_file`] loads.
+pub const SINGLE_INO: u64 = 1;
+/// Block size of the file [`single_file`] loads.
+pub const SINGLE_BLOCK_SIZE: u32 = 4096;
+
+/// A BPF tier holding one file, [`SINGLE_INO`], with `index`'s extents and model and a size
+/// covering every addressable block: for experiments on extent maps that are not in an image.
+pub fn single_file(index: &LearnedIndex) -> Result<BpfTier, BpfError> {
+    let file = super::BpfFile {
+        ino: SINGLE_INO,
+        size: ext4::MAX_LBLK * u64::from(SINGLE_BLOCK_SIZE),
+        block_size: SINGLE_BLOCK_SIZE,
+        index,
+    };
+    BpfTier::load(&[file], super::Limits::default())
 }
 
 /// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
