@@ -123,12 +123,7 @@ impl Loaded {
     /// The mapping of `count` bytes at `pos` of `ino`: the BPF tier first if loaded, then the
     /// stack.
     pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
-        match &self.bpf {
-            Some(bpf) => bpf::query_many(bpf, &self.stack, &[(ino, pos, count)])
-                .pop()
-                .unwrap_or(Err(QueryError::UnknownInode { ino })),
-            None => self.stack.query(ino, pos, count),
-        }
+        bpf::query(self.bpf.as_deref(), &self.stack, ino, pos, count)
     }
 }
 

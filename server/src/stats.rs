@@ -294,12 +294,7 @@ impl Stats {
     /// that answered.
     pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
         let start = Instant::now();
-        let result = match &self.bpf {
-            Some(bpf) => bpf::query_many(bpf, &self.stack, &[(ino, pos, count)])
-                .pop()
-                .unwrap_or(Err(QueryError::UnknownInode { ino })),
-            None => self.stack.query(ino, pos, count),
-        };
+        let result = bpf::query(self.bpf.as_deref(), &self.stack, ino, pos, count);
         self.record(&result, start.elapsed().as_nanos());
         result
     }

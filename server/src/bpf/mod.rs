@@ -122,6 +122,22 @@ pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError
     BpfTier::load(&files, limits)
 }
 
+/// One query through the BPF tier, if there is one, and the stack (see [`query_many`]).
+pub fn query(
+    bpf: Option<&BpfTier>,
+    stack: &TierStack,
+    ino: u32,
+    pos: u64,
+    count: u64,
+) -> Result<(Mapping, TierKind), QueryError> {
+    match bpf {
+        Some(bpf) => query_many(bpf, stack, &[(ino, pos, count)])
+            .pop()
+            .unwrap_or(Err(QueryError::UnknownInode { ino })),
+        None => stack.query(ino, pos, count),
+    }
+}
+
 /// Answers `queries` (inode, pos, count) with the BPF program first, in one test run, and the
 /// stack for every query it falls back on: the query path of `mount --tier bpf`, `serve --bpf`
 /// and `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters. If the test run
