@@ -39,6 +39,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, u32);
+	__type(value, struct iomap_bpf_bucket);
+	__uint(max_entries, 1);
+} RADIX SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, u32);
 	__type(value, struct iomap_bpf_extent);
 	__uint(max_entries, 1);
 } EXTENTS SEC(".maps");
@@ -90,11 +98,26 @@ static __always_inline u32 extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, u
 }
 
 /* Index (relative to the file) of the last segment starting at or before q (q >= the first
- * segment's start), by binary search over the segments' first keys. */
+ * segment's start): the radix bucket of q narrows the segment starts to search, then a binary
+ * search over them, as predictor's RadixTable::segment does. */
 static __always_inline u32 segment_of(const struct iomap_bpf_file *f, u32 q, u32 *probes,
 				      int *err)
 {
 	u32 lo = 0, hi = f->seg_count;
+	if (f->radix_buckets) {
+		u64 b = (u32)(q - f->radix_base) >> (f->radix_shift & 31);
+		if (b > f->radix_buckets - 1)
+			b = f->radix_buckets - 1;
+		u32 at = f->radix_first + (u32)b;
+		struct iomap_bpf_bucket *k = bpf_map_lookup_elem(&RADIX, &at);
+		if (!k) {
+			*err = 1;
+			return 0;
+		}
+		(*probes)++;
+		lo = k->lo;
+		hi = k->hi < f->seg_count ? k->hi : f->seg_count;
+	}
 	for (int i = 0; i < 33 && lo < hi; i++) {
 		u32 mid = lo + ((hi - lo) >> 1);
 		u32 at = f->seg_first + mid;

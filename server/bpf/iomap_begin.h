@@ -23,7 +23,18 @@ struct iomap_bpf_file {
 	__u32 seg_first; /* index of the file's first segment in SEGS */
 	__u32 seg_count; /* segments (>= 1) */
 	__u32 blkbits;   /* log2(block size), 10..16 */
+	__u32 radix_shift;   /* bits dropped from q - radix_base to get a bucket */
+	__u32 radix_first;   /* index of the file's first bucket in RADIX */
+	__u32 radix_buckets; /* buckets (a power of two); 0: one segment, no table */
+	__u32 radix_base;    /* first key of the file: buckets count from here */
 	__u32 pad;
+};
+
+/* RADIX (array): one bucket of a file's segment radix table (predictor's RadixTable): the
+ * segments whose first key falls in the bucket are [lo, hi), relative to the file. */
+struct iomap_bpf_bucket {
+	__u32 lo;
+	__u32 hi;
 };
 
 /* SEGS (array): one segment of a file's model, the fixed-point line of predictor::model. */

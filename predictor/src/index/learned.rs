@@ -139,6 +139,14 @@ impl LearnedIndex {
             })
     }
 
+    /// The segment radix table: `(base, shift, counts)`. Block `q >= base` falls in bucket
+    /// `min((q - base) >> shift, buckets - 1)`, whose segment starts are those with index in
+    /// `counts[b]..counts[b + 1]`; `q`'s segment is the last of them at or below `q`, or the
+    /// one before them. `counts` is empty when the model has one segment.
+    pub fn radix(&self) -> (u32, u32, &[u32]) {
+        self.radix.parts()
+    }
+
     /// The extents, in order.
     pub fn extents(&self) -> impl ExactSizeIterator<Item = Extent> + '_ {
         self.keys.iter().zip(&self.recs).map(|(&k, r)| r.extent(k))

@@ -64,6 +64,12 @@ impl RadixTable {
         (lo + within).saturating_sub(1)
     }
 
+    /// The table's parts: first key, shift, and the cumulative counts (`buckets + 1` entries,
+    /// empty for single-segment files).
+    pub(crate) fn parts(&self) -> (u32, u32, &[u32]) {
+        (self.base, self.shift, &self.table)
+    }
+
     /// Heap bytes of the table.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.capacity() * std::mem::size_of::<u32>()

@@ -36,8 +36,26 @@ pub struct File {
     pub seg_count: u32,
     /// log2 of the block size.
     pub blkbits: u32,
+    /// Bits dropped from `q - radix_base` to get a bucket.
+    pub radix_shift: u32,
+    /// Index of the file's first bucket in RADIX.
+    pub radix_first: u32,
+    /// Buckets (0: one segment, no table).
+    pub radix_buckets: u32,
+    /// First key of the file.
+    pub radix_base: u32,
     /// Zero.
     pub pad: u32,
+}
+
+/// `struct iomap_bpf_bucket`, a RADIX element: the bucket's segments `lo..hi`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bucket {
+    /// First segment starting in the bucket (relative to the file).
+    pub lo: u32,
+    /// One past the last.
+    pub hi: u32,
 }
 
 /// `struct iomap_bpf_seg`, a SEGS element.
@@ -120,7 +138,8 @@ pub struct Run {
 
 // The C layout, checked at compile time.
 const _: () = {
-    assert!(std::mem::size_of::<File>() == 32);
+    assert!(std::mem::size_of::<File>() == 48);
+    assert!(std::mem::size_of::<Bucket>() == 8);
     assert!(std::mem::size_of::<Seg>() == 40);
     assert!(std::mem::size_of::<Extent>() == 16);
     assert!(std::mem::size_of::<Query>() == 24);
@@ -131,6 +150,8 @@ const _: () = {
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
 // valid, which is what aya's `Pod` requires for values copied to and from maps.
 unsafe impl aya::Pod for File {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Bucket {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for Seg {}
 // SAFETY: as for File.

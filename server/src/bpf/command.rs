@@ -28,7 +28,7 @@ enum BpfCommand {
     Latency(LatencyArgs),
 }
 
-/// What both subcommands load.
+/// The image and pack `check` loads.
 #[derive(clap::Args, Debug)]
 struct Common {
     /// The ext4 image, read-only.
@@ -66,11 +66,26 @@ struct CheckArgs {
 #[command(after_help = "\
 Needs root (CAP_BPF). Times are kernel-measured means of one-query program runs (repeat N),
 median of --rounds; the noop run is the test-run harness's own cost per run; bpf_syscall_ns is
-one BPF_PROG_TEST_RUN from user space answering one query. Pin to one CPU for stable numbers:
-  taskset -c 1 server bpf latency disk.img --models disk.pack")]
+one BPF_PROG_TEST_RUN from user space answering one query. The userspace figures time the same
+queries through the same learned index and a BTreeMap of the same extents. Pin to one CPU:
+  taskset -c 1 server bpf latency disk.img --models disk.pack
+  taskset -c 1 server bpf latency --synthetic 1000,100000,1000000")]
 struct LatencyArgs {
-    #[command(flatten)]
-    common: Common,
+    /// The ext4 image, read-only (or use --synthetic).
+    #[arg(required_unless_present = "synthetic", requires = "models")]
+    image: Option<PathBuf>,
+    /// Model pack trained on this image (by `training fit`).
+    #[arg(long, value_name = "PACK")]
+    models: Option<PathBuf>,
+    /// Time synthetic allocator-like extent maps of these sizes instead (the maps of the
+    /// reports' figure 1, seed 42), each fitted with the default window.
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        conflicts_with = "image"
+    )]
+    synthetic: Vec<usize>,
     /// Files to time, by inode [default: the --files files with the most extents].
     #[arg(long, value_name = "N")]
     ino: Vec<u32>,
@@ -126,10 +141,12 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
 }
 
 fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
-    let c = &args.common;
-    let loaded = image::load(&c.image, Some(&c.models), TierChoice::Predictor, false)?;
+    let (Some(image), Some(models)) = (&args.image, &args.models) else {
+        return run_latency_synthetic(args);
+    };
+    let loaded = image::load(image, Some(models), TierChoice::Predictor, false)?;
     let stack = &loaded.stack;
-    let bpf = load_stack(stack, limits(c))?;
+    let bpf = load_stack(stack, Limits::default())?;
     log_load(&bpf);
     let inodes: Vec<u32> = if args.ino.is_empty() {
         let mut by_size: Vec<(usize, u32)> = stack
@@ -150,7 +167,7 @@ fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
     for ino in inodes {
         let index = stack
             .learned(ino)
-            .with_context(|| format!("inode {ino}: no active model in {}", c.models.display()))?;
+            .with_context(|| format!("inode {ino}: no active model in {}", models.display()))?;
         if bpf
             .report()
             .skipped
@@ -177,6 +194,34 @@ fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
         )?;
         let mut json = serde_json::to_value(&row)?;
         json["ino"] = ino.into();
+        println!("{json}");
+    }
+    Ok(())
+}
+
+/// `server bpf latency --synthetic`: allocator-like maps, one file each.
+fn run_latency_synthetic(args: &LatencyArgs) -> anyhow::Result<()> {
+    use super::latency::{single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
+    for &n in &args.synthetic {
+        let extents = predictor::synth::allocator_like(n, 42);
+        let index = predictor::LearnedIndex::fit(&extents, &predictor::FitParams::default())
+            .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
+        let bpf = single_file(&index)?;
+        if let Some((_, why)) = bpf.report().skipped.first() {
+            bail!("synthetic map of {n} extents not loaded: {why}");
+        }
+        let lblks = predictor::synth::uniform_queries(&extents, args.queries.min(4096), 7);
+        let row = measure(
+            &bpf,
+            SINGLE_INO,
+            SINGLE_BLOCK_SIZE,
+            &index,
+            &lblks,
+            args.rounds,
+            args.repeat,
+        )?;
+        let mut json = serde_json::to_value(&row)?;
+        json["dataset"] = format!("synthetic-{n}").into();
         println!("{json}");
     }
     Ok(())

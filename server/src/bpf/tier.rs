@@ -95,6 +95,8 @@ pub struct LoadReport {
     pub extents: u64,
     /// Model segments loaded.
     pub segments: u64,
+    /// Segment radix-table buckets loaded.
+    pub buckets: u64,
     /// Files not loaded, and why.
     pub skipped: Vec<(u64, Skip)>,
     /// Bytes of map memory for files, segments and extents (the kernel's element sizes).
@@ -211,20 +213,23 @@ struct Planned<'a> {
 /// Decides which files fit and where each goes.
 fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> Vec<Planned<'a>> {
     let mut out = Vec::new();
-    let (mut exts, mut segs) = (0u64, 0u64);
+    let (mut exts, mut segs, mut buckets) = (0u64, 0u64, 0u64);
     for f in files {
         match check_file(f) {
             Err(skip) => report.skipped.push((f.ino, skip)),
             Ok(blkbits) => {
                 let n = f.index.len() as u64;
                 let s = f.index.segment_count() as u64;
-                if exts + n > u64::from(limits.max_extents)
+                if exts + n > u64::from(limits.max_extents.min(1 << 30))
                     || out.len() >= limits.max_files as usize
                 {
                     report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
                     continue;
                 }
-                // Fit u32: exts + n <= max_extents (a u32), and segments <= extents.
+                let (radix_base, radix_shift, counts) = f.index.radix();
+                let b = counts.len().saturating_sub(1) as u64;
+                // Fit u32: exts + n <= max_extents (a u32), segments <= extents, and buckets
+                // <= 4 * segments with extents below 2^30 (checked above).
                 let entry = abi::File {
                     size: f.size,
                     ext_first: exts as u32,
@@ -232,10 +237,15 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
                     seg_first: segs as u32,
                     seg_count: s as u32,
                     blkbits,
+                    radix_shift,
+                    radix_first: buckets as u32,
+                    radix_buckets: b as u32,
+                    radix_base,
                     pad: 0,
                 };
                 exts += n;
                 segs += s;
+                buckets += b;
                 out.push(Planned { file: *f, entry });
             }
         }
@@ -243,8 +253,10 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
     report.files = out.len();
     report.extents = exts;
     report.segments = segs;
+    report.buckets = buckets;
     report.map_bytes = exts * std::mem::size_of::<abi::Extent>() as u64
         + segs * std::mem::size_of::<abi::Seg>() as u64
+        + buckets * std::mem::size_of::<abi::Bucket>() as u64
         + out.len() as u64 * (std::mem::size_of::<abi::File>() as u64 + 8);
     out
 }
@@ -308,6 +320,7 @@ impl BpfTier {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("FILES", at_least_one(planned.len() as u64))
             .map_max_entries("SEGS", at_least_one(report.segments))
+            .map_max_entries("RADIX", at_least_one(report.buckets))
             .map_max_entries("EXTENTS", at_least_one(report.extents))
             .map_max_entries("QUERIES", slots as u32)
             .map_max_entries("ANSWERS", slots as u32)
@@ -453,6 +466,7 @@ fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result
     {
         let segs = mmap::<abi::Seg>(ebpf, "SEGS", report.segments as usize)?;
         let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", report.extents as usize)?;
+        let radix = mmap::<abi::Bucket>(ebpf, "RADIX", report.buckets as usize)?;
         for p in planned {
             let (e0, s0) = (p.entry.ext_first as usize, p.entry.seg_first as usize);
             for (i, e) in p.file.index.extents().enumerate() {
@@ -465,6 +479,11 @@ fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result
                         pblk: e.pblk | flag,
                     },
                 );
+            }
+            let (_, _, counts) = p.file.index.radix();
+            for (i, w) in counts.windows(2).enumerate() {
+                let b = abi::Bucket { lo: w[0], hi: w[1] };
+                radix.set(p.entry.radix_first as usize + i, b);
             }
             for (i, s) in p.file.index.segments().enumerate() {
                 segs.set(
