@@ -247,7 +247,7 @@ pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     ));
     body.push_str(
         "BPF rows are the kernel's own time per `BPF_PROG_TEST_RUN` run (one query per run, the \
-         runs rotating through a batch; median over batches of 20,000 runs each): the program \
+         runs going through a batch, one pass per sample, median over the batches): the program \
          with the model, the same program binary-searching every extent, and the harness alone \
          (a run that reads its query and answers nothing), which every BPF figure includes.\n\n",
     );
