@@ -49,7 +49,8 @@ pub struct MountArgs {
     /// Tier stack that maps file blocks (predictor falls back to btree, then ondisk).
     #[arg(long, value_enum, default_value_t = TierChoice::Predictor)]
     tier: TierChoice,
-    /// Check every predictor answer against the B-tree; mismatches are counted in the stats.
+    /// Check every predictor (and BPF) answer against the B-tree; mismatches are counted in
+    /// the stats.
     #[arg(long)]
     audit: bool,
     /// Write the stats here as JSON at unmount (and on SIGUSR1).

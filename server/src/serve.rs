@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// without it the userspace tiers answer alone).
     #[arg(long, conflicts_with = "tier")]
     bpf: bool,
-    /// Check every predictor answer against the B-tree; mismatches are counted in the stats.
+    /// Check every predictor (and BPF) answer against the B-tree; mismatches are counted in
+    /// the stats.
     #[arg(long)]
     audit: bool,
     /// Write counters and latency histograms here at exit (and on SIGUSR1), as JSON.

@@ -237,7 +237,7 @@ pub struct StatsJson {
     pub uptime_s: f64,
     /// Per tier, by name (`predictor`, `btree`, `sorted`, `rangemap`, `ondisk`, `iext`, `bpf`).
     pub tiers: BTreeMap<&'static str, TierJson>,
-    /// Learned answers re-checked with the B-tree (`--audit`).
+    /// Learned and BPF answers re-checked with the B-tree (`--audit`).
     pub audit_checked: u64,
     /// Of those, how many differed (must be 0).
     pub audit_mismatches: u64,

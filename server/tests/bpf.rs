@@ -359,6 +359,7 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
         let args = [
             "--tier",
             "bpf",
+            "--audit",
             "--models",
             pack.to_str().unwrap_or_default(),
         ];
@@ -390,6 +391,9 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
             v["tiers"]["bpf"]["answered"].as_u64().unwrap_or(0) > 0,
             "{stats}"
         );
+        // --audit re-checks the kernel's answers with the B-tree.
+        assert!(v["audit_checked"].as_u64().unwrap_or(0) > 0, "{stats}");
+        assert_eq!(v["audit_mismatches"], 0, "{stats}");
         drop(kernel);
         drop(ours);
     }

@@ -265,6 +265,34 @@ impl TierStack {
         }
     }
 
+    /// In audit mode, re-computes a mapping that a tier outside the stack (the BPF tier) gave
+    /// for `count` bytes at `pos` of `ino` with the in-memory structure, and counts it with the
+    /// learned answers' audits; returns the structure's mapping if the two differ. Outside
+    /// audit mode, or where the structure cannot answer, returns `m` unchecked.
+    pub fn audit_outside(&self, ino: u32, pos: u64, count: u64, m: Mapping) -> Mapping {
+        if !self.audit {
+            return m;
+        }
+        let Some(f) = self.files.get(&ino) else {
+            return m;
+        };
+        let Some((index, _)) = f.mem.as_ref().map(MemIndex::get) else {
+            return m;
+        };
+        let Ok(req) = Request::new(ino, pos, count, f.inode.size, self.block_size) else {
+            return m;
+        };
+        let Some(want) = index
+            .find(req.lblk())
+            .found()
+            .and_then(|bm| req.mapping(bm).ok())
+        else {
+            return m;
+        };
+        self.counters.audited(want != m);
+        want
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> StackStats {
         self.counters.snapshot()

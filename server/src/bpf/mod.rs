@@ -140,7 +140,8 @@ pub fn query(
 
 /// Answers `queries` (inode, pos, count) with the BPF program first, in one test run, and the
 /// stack for every query it falls back on: the query path of `mount --tier bpf`, `serve --bpf`
-/// and `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters. If the test run
+/// and `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters, and audited like
+/// learned answers when the stack audits. If the test run
 /// itself fails, every query goes to the stack (logged once).
 pub fn query_many(
     bpf: &BpfTier,
@@ -172,7 +173,8 @@ pub fn query_many(
             let answer = answers.get(i);
             if let Some(m) = answer.and_then(abi::Answer::mapping) {
                 stack.count_outside(TierKind::Bpf, Outcome::Answered);
-                return Ok((m, TierKind::Bpf));
+                // With --audit, the B-tree checks the kernel's answer too.
+                return Ok((stack.audit_outside(ino, pos, count, m), TierKind::Bpf));
             }
             let outcome = match answer.map(abi::Answer::status) {
                 Some(Status::Missed) => Outcome::Missed,
