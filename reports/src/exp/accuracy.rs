@@ -14,6 +14,8 @@ use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::table::Table;
+use server::bpf::tier::REGION_SLOTS;
+use server::bpf::{load_stack, query_many, Limits};
 
 /// Histogram bins of the largest window of a file's model, by upper bound (slots).
 const BINS: [(u64, &str); 8] = [
@@ -114,18 +116,27 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
 
     let mut shares = Table::new("fig3_tier_shares");
     let mut share_cats = Vec::new();
-    let tiers = [TierKind::Learned, TierKind::Btree, TierKind::Ondisk];
+    let tiers = [
+        TierKind::Bpf,
+        TierKind::Learned,
+        TierKind::Btree,
+        TierKind::Ondisk,
+    ];
     let mut share_vals = vec![Vec::new(); tiers.len()];
     let mut learned_shares = Vec::new();
     let mut audit = (0u64, 0u64);
     // Scenarios: every image with its pack (audited) and without; and, on the demo image with
     // the most files, a copy in which every 10th file was changed after training, so its pack
     // entry is stale and the B-tree must answer for it.
+    // With "pack+bpf", the BPF program answers first (a batch per test run) and the predictor
+    // stack takes what it falls back on.
     let mut scenarios: Vec<(&LoadedImage, &'static str, Arc<ext4::Fs>, bool)> = Vec::new();
     for img in ctx.images {
         scenarios.push((img, "pack", Arc::clone(&img.fs), true));
+        scenarios.push((img, BPF_SCENARIO, Arc::clone(&img.fs), true));
         scenarios.push((img, "none", Arc::clone(&img.fs), false));
     }
+    let mut bpf_unavailable: Option<String> = None;
     let mut stale_note = String::new();
     if let Some(img) = ctx
         .images
@@ -153,7 +164,8 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
          need no search. Tier shares: the predictor stack (learned index -> BTreeMap -> on-disk walk) \
          answers 4 KiB `iomap_begin` queries, with the image's pack and audit mode on (every learned \
          answer re-computed by the B-tree), and without a pack (every query declined by the learned \
-         tier).{stale_note}\n\n| image | models | stream | queries | learned answered | declined | missed | BTreeMap answered | on-disk answered | errors | audit mismatches |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         tier). In the `pack+bpf` rows the BPF program (the same models, in the kernel) answers first \
+         and the stack answers what it falls back on.{stale_note}\n\n| image | models | stream | queries | BPF answered | learned answered | declined | missed | BTreeMap answered | on-disk answered | errors | audit mismatches |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (img, models_name, fs, with_pack) in scenarios {
         {
@@ -169,13 +181,40 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 StackOptions { audit: with_pack },
             )
             .with_context(|| format!("building the predictor stack of {}", img.path.display()))?;
+            let in_kernel = if models_name != BPF_SCENARIO {
+                None
+            } else if bpf_unavailable.is_some() {
+                continue;
+            } else {
+                match load_stack(&stack, Limits::default()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        bpf_unavailable = Some(predictor::error::chain_message(&e));
+                        continue;
+                    }
+                }
+            };
             for stream in [Stream::Files, Stream::Bytes] {
                 stack.reset_stats();
                 let qs = queries(img, stream, ctx.scale.tier_queries, 5);
                 let mut errors = 0u64;
-                for &(ino, pos) in &qs {
-                    if stack.query(ino, pos, 4096).is_err() {
-                        errors += 1;
+                match &in_kernel {
+                    Some(bpf) => {
+                        for chunk in qs.chunks(REGION_SLOTS) {
+                            let batch: Vec<(u32, u64, u64)> =
+                                chunk.iter().map(|&(ino, pos)| (ino, pos, 4096)).collect();
+                            errors += query_many(bpf, &stack, &batch)
+                                .iter()
+                                .filter(|r| r.is_err())
+                                .count() as u64;
+                        }
+                    }
+                    None => {
+                        for &(ino, pos) in &qs {
+                            if stack.query(ino, pos, 4096).is_err() {
+                                errors += 1;
+                            }
+                        }
                     }
                 }
                 let st = stack.stats();
@@ -200,17 +239,23 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 let l = st.tier(TierKind::Learned);
                 audit.0 += st.audit_checked;
                 audit.1 += st.audit_mismatches;
+                let b = st.tier(TierKind::Bpf).answered;
                 if with_pack && matches!(stream, Stream::Bytes) {
+                    let (who, count) = match in_kernel {
+                        Some(_) => ("BPF", b),
+                        None => ("learned", l.answered),
+                    };
                     learned_shares.push(format!(
-                        "{} ({models_name}) {:.1}% learned",
+                        "{} ({models_name}) {:.1}% {who}",
                         img.name,
-                        100.0 * ratio(l.answered as f64, n as f64)
+                        100.0 * ratio(count as f64, n as f64)
                     ));
                 }
                 body.push_str(&format!(
-                    "| {} | {models_name} | {} | {n} | {} ({:.1}%) | {} | {} | {} | {} | {errors} | {} of {} |\n",
+                    "| {} | {models_name} | {} | {n} | {b} ({:.1}%) | {} ({:.1}%) | {} | {} | {} | {} | {errors} | {} of {} |\n",
                     img.name,
                     stream.name(),
+                    100.0 * ratio(b as f64, n as f64),
                     l.answered,
                     100.0 * ratio(l.answered as f64, n as f64),
                     l.declined,
@@ -297,11 +342,14 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         ));
     }
     let summary = vec![format!(
-        "Tier shares with the pack, and with a pack gone stale for every 10th file (byte-uniform 4 KiB queries): {}. Audit: {} mismatches in {} checked learned answers.",
+        "Tier shares with the pack, and with a pack gone stale for every 10th file (byte-uniform 4 KiB queries): {}. Audit: {} mismatches in {} checked learned and BPF answers.",
         learned_shares.join("; "),
         audit.1,
         audit.0
     )];
+    if let Some(e) = bpf_unavailable {
+        skipped.push(("fig 3: pack+bpf scenario".into(), e));
+    }
     ctx.bar.inc(1);
     Ok(Section {
         title: "3. Accuracy: error windows and tier shares".into(),
@@ -383,10 +431,13 @@ fn tier_label(k: TierKind) -> &'static str {
     }
 }
 
-/// Same colours as the structures in figure 1 (learned, BTreeMap, on-disk walk).
+/// Same colours as the structures in figure 1 (BPF, learned, BTreeMap, on-disk walk).
 fn tier_color(i: usize) -> usize {
-    [0, 3, 7][i.min(2)]
+    [6, 0, 3, 7][i.min(3)]
 }
+
+/// The scenario with the BPF tier in front of the stack.
+const BPF_SCENARIO: &str = "pack+bpf";
 
 #[cfg(test)]
 mod tests {
