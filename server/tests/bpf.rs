@@ -399,3 +399,51 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
     }
     assert!(compared > 0, "no fragmented file compared");
 }
+
+#[test]
+fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
+    if !root_or_skip("a_program_the_verifier_refuses_is_an_error_with_its_log") {
+        return;
+    }
+    if Command::new("clang").arg("--version").output().is_err() {
+        eprintln!("skipped: no clang (scripts/build-bpf.sh installs it)");
+        return;
+    }
+    // The real program's name and section, reading the packet without a bounds check.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = dir.path().join("bad.bpf.c");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+         SEC(\"xdp\") int iomap_begin(struct xdp_md *ctx)\n\
+         { return *(int *)(long)ctx->data; }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let obj = dir.path().join("bad.bpf.o");
+    let out = Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf"])
+        .arg(format!(
+            "-I/usr/include/{}-linux-gnu",
+            std::env::consts::ARCH
+        ))
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .unwrap_or_else(|e| panic!("clang: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&obj).unwrap_or_else(|e| panic!("{e}"));
+    let err = BpfTier::load_object(&bytes, &[], Limits::default())
+        .err()
+        .unwrap_or_else(|| panic!("the verifier accepted an unchecked packet read"));
+    let msg = predictor::error::chain_message(&err);
+    assert!(msg.contains("the kernel refused the BPF program"), "{msg}");
+    // The verifier's own words are in the message.
+    assert!(msg.contains("invalid access to packet"), "{msg}");
+}

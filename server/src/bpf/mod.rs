@@ -90,13 +90,15 @@ impl BpfError {
     }
 }
 
-/// The `EPERM`/`EACCES` somewhere in an error's source chain, if any.
+/// The `EPERM` somewhere in an error's source chain, if any: what bpf(2) says to a process
+/// without CAP_BPF. (Not `EACCES`: that is what the verifier answers for most programs it
+/// refuses, with its log.)
 fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error> {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<io::Error>() {
-            if matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
-                return io.raw_os_error().map(io::Error::from_raw_os_error);
+            if io.raw_os_error() == Some(libc::EPERM) {
+                return Some(io::Error::from_raw_os_error(libc::EPERM));
             }
         }
         cur = err.source();

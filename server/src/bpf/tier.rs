@@ -311,6 +311,16 @@ impl BpfTier {
     /// Loads the program and fills its maps with `files` (those that fit; the rest are in the
     /// report's `skipped`).
     pub fn load(files: &[BpfFile<'_>], limits: Limits) -> Result<Self, BpfError> {
+        Self::load_object(OBJECT, files, limits)
+    }
+
+    /// [`BpfTier::load`] with another build of the program: an ELF object with an XDP program
+    /// `iomap_begin` and the maps of `iomap_begin.h` (for trying variants of the program).
+    pub fn load_object(
+        object: &[u8],
+        files: &[BpfFile<'_>],
+        limits: Limits,
+    ) -> Result<Self, BpfError> {
         let mut report = LoadReport::default();
         let planned = plan(files, limits, &mut report);
         let slots = REGIONS * REGION_SLOTS;
@@ -324,7 +334,7 @@ impl BpfTier {
             .map_max_entries("EXTENTS", at_least_one(report.extents))
             .map_max_entries("QUERIES", slots as u32)
             .map_max_entries("ANSWERS", slots as u32)
-            .load(OBJECT)
+            .load(object)
             .map_err(BpfError::from_load)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
