@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use predictor::LearnedIndex;
 use server::bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
-use server::bpf::latency::{samples, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
+use server::bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
 use server::bpf::BpfTier;
 
 use crate::datasets::Dataset;
@@ -73,10 +73,8 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
         .filter_map(|&(structure, flags)| {
             let mut ns = Vec::with_capacity(batches.len());
             for b in batches {
-                // time_one_per_run rotates over a power-of-two prefix of the batch.
-                let pass = 1u32 << b.len().clamp(1, server::bpf::tier::REGION_SLOTS).ilog2();
-                match samples(&l.tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags, 1, pass) {
-                    Ok(v) => ns.extend(v),
+                match one_pass(&l.tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags) {
+                    Ok(v) => ns.push(v),
                     Err(e) => {
                         tracing::warn!(dataset = %d.name, error = %e, "BPF test run failed");
                         return None;

@@ -165,6 +165,13 @@ static __always_inline int model_window(const struct iomap_bpf_file *f, u32 q, u
 	return IOMAP_BPF_HANDLED;
 }
 
+/* FALLBACK with the reason `status`, after `probes` map reads. */
+static __always_inline void fall_back(struct iomap_bpf_answer *a, int status, u32 probes)
+{
+	a->status = status;
+	a->probes = probes;
+}
+
 /* Answers one query into *a: the mapping from pos to the end of its extent or hole, clipped
  * to pos + count and to i_size (predictor::Request::mapping), or a fallback status. */
 static __always_inline void answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a,
@@ -175,22 +182,21 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 	a->length = 0;
 	a->addr = IOMAP_BPF_NULL_ADDR;
 	a->type = IOMAP_BPF_HOLE;
-	a->probes = 0;
 	if (flags & IOMAP_BPF_RUN_NOOP) {
-		a->status = IOMAP_BPF_NO_MODEL;
+		fall_back(a, IOMAP_BPF_NO_MODEL, probes);
 		return;
 	}
 	u64 ino = qr->ino;
 	struct iomap_bpf_file *f = bpf_map_lookup_elem(&FILES, &ino);
 	if (!f) {
-		a->status = IOMAP_BPF_NO_MODEL;
+		fall_back(a, IOMAP_BPF_NO_MODEL, probes);
 		return;
 	}
 	u64 pos = qr->pos, count = qr->count, size = f->size;
 	u32 bits = f->blkbits & 31;
 	u64 lblk = pos >> bits;
 	if (count == 0 || pos >= size || lblk > 0xffffffffULL || f->ext_count == 0) {
-		a->status = IOMAP_BPF_BAD_QUERY;
+		fall_back(a, IOMAP_BPF_BAD_QUERY, probes);
 		return;
 	}
 	u32 q = (u32)lblk;
@@ -199,7 +205,7 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 	u32 at = f->ext_first;
 	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 	if (!e) {
-		a->status = IOMAP_BPF_MAP_ERROR;
+		fall_back(a, IOMAP_BPF_MAP_ERROR, probes);
 		return;
 	}
 	probes++;
@@ -211,21 +217,19 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 		if (!(flags & IOMAP_BPF_RUN_FULL_SEARCH)) {
 			int st = model_window(f, q, &lo, &hi, &probes);
 			if (st != IOMAP_BPF_HANDLED) {
-				a->status = st;
-				a->probes = probes;
+				fall_back(a, st, probes);
 				return;
 			}
 		}
 		int err = 0;
 		u32 below = extent_upper_bound(f->ext_first, lo, hi + 1, q, &probes, &err) - lo;
 		if (err) {
-			a->status = IOMAP_BPF_MAP_ERROR;
+			fall_back(a, IOMAP_BPF_MAP_ERROR, probes);
 			return;
 		}
 		/* Verify: extent j starts at or before q, and the next one (if any) after q. */
 		if (below == 0) {
-			a->status = IOMAP_BPF_MISSED;
-			a->probes = probes;
+			fall_back(a, IOMAP_BPF_MISSED, probes);
 			return;
 		}
 		u32 j = lo + below - 1;
@@ -234,13 +238,12 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 			at = f->ext_first + j + 1;
 			struct iomap_bpf_extent *n = bpf_map_lookup_elem(&EXTENTS, &at);
 			if (!n) {
-				a->status = IOMAP_BPF_MAP_ERROR;
+				fall_back(a, IOMAP_BPF_MAP_ERROR, probes);
 				return;
 			}
 			probes++;
 			if (n->lblk <= q) {
-				a->status = IOMAP_BPF_MISSED;
-				a->probes = probes;
+				fall_back(a, IOMAP_BPF_MISSED, probes);
 				return;
 			}
 			next_start = (u64)n->lblk << bits;
@@ -248,7 +251,7 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 		at = f->ext_first + j;
 		e = bpf_map_lookup_elem(&EXTENTS, &at);
 		if (!e) {
-			a->status = IOMAP_BPF_MAP_ERROR;
+			fall_back(a, IOMAP_BPF_MAP_ERROR, probes);
 			return;
 		}
 		u64 start = e->lblk, end = start + e->len;

@@ -181,18 +181,7 @@ pub fn load(
 fn load_bpf(stack: &TierStack) -> (Option<Arc<BpfTier>>, Option<String>) {
     match bpf::load_stack(stack, bpf::Limits::default()) {
         Ok(t) => {
-            let r = t.report();
-            tracing::info!(
-                files = r.files,
-                extents = r.extents,
-                skipped = r.skipped.len(),
-                load_ms = r.load.as_millis() as u64,
-                fill_ms = r.fill.as_millis() as u64,
-                "BPF tier loaded: it answers first"
-            );
-            for (ino, why) in r.skipped.iter().take(10) {
-                tracing::info!(ino, reason = %why, "not loaded into the BPF program: falls back");
-            }
+            t.report().log();
             (Some(Arc::new(t)), None)
         }
         Err(e) => {

@@ -312,7 +312,7 @@ impl Stats {
                 .collect();
         };
         let start = Instant::now();
-        let results = bpf::query_many(bpf, &self.stack, queries);
+        let results = bpf::query_many(Some(bpf), &self.stack, queries);
         let each = start.elapsed().as_nanos() / queries.len().max(1) as u128;
         for r in &results {
             self.record(r, each);

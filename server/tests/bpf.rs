@@ -240,7 +240,16 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
     }
 }
 
-/// Makes `dir` and its parents up to the temp dir readable by an unprivileged user.
+/// Whether `tool` runs; prints why the test skips if not (`hint`: where to get it).
+fn have(tool: &str, hint: &str) -> bool {
+    let ok = Command::new(tool).arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("skipped: no {tool} ({hint})");
+    }
+    ok
+}
+
+/// Makes `dir` readable and writable by an unprivileged user.
 fn open_up(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -251,8 +260,7 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
     if !root_or_skip("without_cap_bpf_the_error_names_the_cause_and_userspace_serves") {
         return;
     }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("skipped: no setpriv (util-linux)");
+    if !have("setpriv", "util-linux") {
         return;
     }
     let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
@@ -405,8 +413,7 @@ fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
     if !root_or_skip("a_program_the_verifier_refuses_is_an_error_with_its_log") {
         return;
     }
-    if Command::new("clang").arg("--version").output().is_err() {
-        eprintln!("skipped: no clang (scripts/build-bpf.sh installs it)");
+    if !have("clang", "scripts/build-bpf.sh installs it") {
         return;
     }
     // The real program's name and section, reading the packet without a bounds check.

@@ -14,7 +14,6 @@ use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::table::Table;
-use server::bpf::tier::REGION_SLOTS;
 use server::bpf::{load_stack, query_many, Limits};
 
 /// Histogram bins of the largest window of a file's model, by upper bound (slots).
@@ -128,7 +127,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     // Scenarios: every image with its pack (audited) and without; and, on the demo image with
     // the most files, a copy in which every 10th file was changed after training, so its pack
     // entry is stale and the B-tree must answer for it.
-    // With "pack+bpf", the BPF program answers first (a batch per test run) and the predictor
+    // With "+bpf", the BPF program answers first (4096 queries per test run) and the predictor
     // stack takes what it falls back on.
     let mut scenarios: Vec<(&LoadedImage, &'static str, Arc<ext4::Fs>, bool)> = Vec::new();
     for img in ctx.images {
@@ -197,27 +196,14 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             };
             for stream in [Stream::Files, Stream::Bytes] {
                 stack.reset_stats();
-                let qs = queries(img, stream, ctx.scale.tier_queries, 5);
-                let mut errors = 0u64;
-                match &in_kernel {
-                    Some(bpf) => {
-                        for chunk in qs.chunks(REGION_SLOTS) {
-                            let batch: Vec<(u32, u64, u64)> =
-                                chunk.iter().map(|&(ino, pos)| (ino, pos, 4096)).collect();
-                            errors += query_many(bpf, &stack, &batch)
-                                .iter()
-                                .filter(|r| r.is_err())
-                                .count() as u64;
-                        }
-                    }
-                    None => {
-                        for &(ino, pos) in &qs {
-                            if stack.query(ino, pos, 4096).is_err() {
-                                errors += 1;
-                            }
-                        }
-                    }
-                }
+                let qs: Vec<(u32, u64, u64)> = queries(img, stream, ctx.scale.tier_queries, 5)
+                    .into_iter()
+                    .map(|(ino, pos)| (ino, pos, 4096))
+                    .collect();
+                let errors = query_many(in_kernel.as_ref(), &stack, &qs)
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .count() as u64;
                 let st = stack.stats();
                 let n = qs.len() as u64;
                 for kind in TierKind::ALL {

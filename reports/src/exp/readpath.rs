@@ -35,7 +35,8 @@ fn bpf_parts(
     predictor: &TierStack,
     calls: usize,
 ) -> std::result::Result<Vec<Part>, String> {
-    use server::bpf::{abi::Query, latency::samples, load_stack, Limits};
+    use server::bpf::latency::{block_queries, one_pass, syscall_samples};
+    use server::bpf::{load_stack, Limits};
     let msg = |e: server::bpf::BpfError| predictor::error::chain_message(&e);
     let tier = load_stack(predictor, Limits::default()).map_err(msg)?;
     if predictor.learned(f.ino).is_none() {
@@ -50,13 +51,11 @@ fn bpf_parts(
             .collect()
     };
     // One pass over fresh random blocks per sample (each query once), like the userspace rows.
-    let mut runs = Vec::new();
-    for _ in 0..31 {
-        runs.extend(
-            samples(&tier, u64::from(f.ino), bs, &random_blocks(), 0, 1, 4096).map_err(msg)?,
-        );
-    }
-    let lblks = random_blocks();
+    let ino = u64::from(f.ino);
+    let mut runs = (0..31)
+        .map(|_| one_pass(&tier, ino, bs, &random_blocks(), 0))
+        .collect::<Result<Vec<f64>, _>>()
+        .map_err(msg)?;
     let mut parts = Vec::new();
     if let Some(ns) = Summary::of(&mut runs) {
         parts.push(Part {
@@ -65,19 +64,8 @@ fn bpf_parts(
             ns,
         });
     }
-    let mut wall = Vec::with_capacity(calls);
-    for i in 0..calls + 100 {
-        let q = Query {
-            ino: u64::from(f.ino),
-            pos: u64::from(lblks[i % lblks.len()]) * u64::from(bs),
-            count: 4096,
-        };
-        let t = Instant::now();
-        black_box(tier.answer(&[q], 0).map_err(msg)?);
-        if i >= 100 {
-            wall.push(t.elapsed().as_nanos() as f64);
-        }
-    }
+    let queries = block_queries(ino, bs, &random_blocks());
+    let mut wall = syscall_samples(&tier, &queries, calls).map_err(msg)?;
     if let Some(ns) = Summary::of(&mut wall) {
         parts.push(Part {
             component: "BPF test-run syscall, 1 query".into(),

@@ -3,7 +3,7 @@
 //! the on-disk extent tree); the program must give exactly its mapping wherever the userspace
 //! learned index answers, and fall back everywhere else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use predictor::synth::Rng;
 use predictor::{Mapping, QueryError, TierKind, TierStack};
@@ -81,15 +81,9 @@ pub fn check(
     progress: &dyn Fn(u64),
 ) -> Result<CheckReport, super::BpfError> {
     let mut report = CheckReport::default();
-    let loaded: std::collections::HashSet<u64> = {
-        let skipped: std::collections::HashSet<u64> =
-            bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();
-        stack
-            .inodes()
-            .map(u64::from)
-            .filter(|ino| stack.learned(*ino as u32).is_some() && !skipped.contains(ino))
-            .collect()
-    };
+    // Loaded: files with an active model that the program did not skip.
+    let skipped: HashSet<u64> = bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();
+    let loaded = |ino: u32| stack.learned(ino).is_some() && !skipped.contains(&u64::from(ino));
     report.files_loaded = bpf.report().files;
     report.files_skipped = bpf.report().skipped.len();
     let mut inodes: Vec<u32> = stack.inodes().collect();
@@ -101,14 +95,7 @@ pub fn check(
         let answers = bpf.answer(&queries, 0)?;
         for (q, a) in queries.iter().zip(&answers) {
             let user = stack.query(ino, q.pos, q.count);
-            compare(
-                &mut report,
-                q,
-                a.status(),
-                a.mapping(),
-                &user,
-                loaded.contains(&q.ino),
-            );
+            compare(&mut report, q, a.status(), a.mapping(), &user, loaded(ino));
         }
         report.queries += queries.len() as u64;
         progress(done as u64 + 1);

@@ -115,7 +115,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     let c = &args.common;
     let loaded = image::load(&c.image, Some(&c.models), TierChoice::Predictor, false)?;
     let bpf = load_stack(&loaded.stack, limits(c))?;
-    log_load(&bpf);
+    bpf.report().log();
     let bar = ProgressBar::new(loaded.report.files as u64).with_style(
         ProgressStyle::with_template("checking {pos}/{len} files {wide_bar} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -147,7 +147,7 @@ fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
     let loaded = image::load(image, Some(models), TierChoice::Predictor, false)?;
     let stack = &loaded.stack;
     let bpf = load_stack(stack, Limits::default())?;
-    log_load(&bpf);
+    bpf.report().log();
     let inodes: Vec<u32> = if args.ino.is_empty() {
         let mut by_size: Vec<(usize, u32)> = stack
             .inodes()
@@ -231,22 +231,5 @@ fn limits(c: &Common) -> Limits {
     Limits {
         max_extents: c.max_extents,
         ..Limits::default()
-    }
-}
-
-fn log_load(bpf: &super::BpfTier) {
-    let r = bpf.report();
-    tracing::info!(
-        files = r.files,
-        extents = r.extents,
-        segments = r.segments,
-        skipped = r.skipped.len(),
-        map_kib = r.map_bytes / 1024,
-        load_ms = r.load.as_millis() as u64,
-        fill_ms = r.fill.as_millis() as u64,
-        "BPF program loaded"
-    );
-    for (ino, why) in r.skipped.iter().take(10) {
-        tracing::info!(ino, reason = %why, "not loaded into the BPF program: falls back");
     }
 }

@@ -16,6 +16,7 @@ use predictor::{BTreeIndex, ExtentIndex, LearnedIndex};
 use serde::Serialize;
 
 use super::abi::{self, Query};
+use super::tier::rotation_len;
 use super::{BpfError, BpfTier};
 
 /// One file's numbers, in nanoseconds per lookup.
@@ -35,7 +36,8 @@ pub struct LatencyRow {
     pub bpf_model_ns: f64,
     /// BPF program ignoring the model: binary search over all the file's extents.
     pub bpf_full_search_ns: f64,
-    /// Wall time of one test-run syscall answering one query, from user space.
+    /// Wall time of one test-run syscall answering one query, from user space (median of
+    /// 2000).
     pub bpf_syscall_ns: f64,
     /// Mean probes (extent and segment reads) per BPF lookup with the model.
     pub bpf_probes: f64,
@@ -58,14 +60,7 @@ pub fn measure(
     repeat: u32,
 ) -> Result<LatencyRow, BpfError> {
     let lblks = &lblks[..lblks.len().min(super::tier::REGION_SLOTS)];
-    let queries: Vec<Query> = lblks
-        .iter()
-        .map(|&b| Query {
-            ino,
-            pos: u64::from(b) * u64::from(block_size),
-            count: u64::from(block_size),
-        })
-        .collect();
+    let queries = block_queries(ino, block_size, lblks);
     let bpf_median = |flags: u32| -> Result<f64, BpfError> {
         Ok(median(&mut samples(
             bpf, ino, block_size, lblks, flags, rounds, repeat,
@@ -76,13 +71,7 @@ pub fn measure(
     let bpf_full_search_ns = bpf_median(abi::RUN_FULL_SEARCH)?;
 
     // One syscall per query, as `serve --bpf` and `mount --tier bpf` pay it.
-    let single = queries.first().copied().into_iter().collect::<Vec<_>>();
-    let calls = 2000;
-    let start = Instant::now();
-    for _ in 0..calls {
-        black_box(bpf.answer(&single, 0)?);
-    }
-    let bpf_syscall_ns = start.elapsed().as_nanos() as f64 / f64::from(calls);
+    let bpf_syscall_ns = median(&mut syscall_samples(bpf, &queries, 2000)?);
     let answers = bpf.answer(&queries, 0)?;
     let bpf_probes =
         answers.iter().map(|a| f64::from(a.probes)).sum::<f64>() / answers.len().max(1) as f64;
@@ -106,9 +95,23 @@ pub fn measure(
     })
 }
 
+/// One block-sized query at each block of `lblks` of file `ino` (at most
+/// [`super::tier::REGION_SLOTS`], the most one run rotates through).
+pub fn block_queries(ino: u64, block_size: u32, lblks: &[u32]) -> Vec<Query> {
+    lblks
+        .iter()
+        .take(super::tier::REGION_SLOTS)
+        .map(|&b| Query {
+            ino,
+            pos: u64::from(b) * u64::from(block_size),
+            count: u64::from(block_size),
+        })
+        .collect()
+}
+
 /// Kernel-measured ns per program run, one sample per round: each round is `repeat` runs,
-/// one query per run, rotating over the blocks `lblks` of file `ino` (at most
-/// [`super::tier::REGION_SLOTS`], rounded down to a power of two). `flags`: `abi::RUN_*`.
+/// one query per run, rotating over the blocks `lblks` of file `ino` (the first
+/// [`rotation_len`] of them). `flags`: `abi::RUN_*`.
 pub fn samples(
     bpf: &BpfTier,
     ino: u64,
@@ -118,18 +121,44 @@ pub fn samples(
     rounds: usize,
     repeat: u32,
 ) -> Result<Vec<f64>, BpfError> {
-    let queries: Vec<Query> = lblks
-        .iter()
-        .take(super::tier::REGION_SLOTS)
-        .map(|&b| Query {
-            ino,
-            pos: u64::from(b) * u64::from(block_size),
-            count: u64::from(block_size),
-        })
-        .collect();
+    let queries = block_queries(ino, block_size, lblks);
     (0..rounds.max(1))
         .map(|_| bpf.time_one_per_run(&queries, flags, repeat))
         .collect()
+}
+
+/// Kernel-measured ns per program run over one pass through `lblks` (each of the first
+/// [`rotation_len`] blocks queried once): what the caches see when every query is new, as
+/// in a userspace race over the same batch.
+pub fn one_pass(
+    bpf: &BpfTier,
+    ino: u64,
+    block_size: u32,
+    lblks: &[u32],
+    flags: u32,
+) -> Result<f64, BpfError> {
+    let runs = u32::try_from(rotation_len(lblks.len())).unwrap_or(u32::MAX);
+    let queries = block_queries(ino, block_size, lblks);
+    bpf.time_one_per_run(&queries, flags, runs)
+}
+
+/// Wall ns of `calls` one-query test runs from user space, one sample each (after 100 warm-up
+/// calls), cycling through `queries`: the syscall the server pays per lookup without
+/// struct_ops.
+pub fn syscall_samples(
+    bpf: &BpfTier,
+    queries: &[Query],
+    calls: usize,
+) -> Result<Vec<f64>, BpfError> {
+    let mut out = Vec::with_capacity(calls);
+    for (i, q) in queries.iter().cycle().take(calls + 100).enumerate() {
+        let start = Instant::now();
+        black_box(bpf.answer(std::slice::from_ref(q), 0)?);
+        if i >= 100 {
+            out.push(start.elapsed().as_nanos() as f64);
+        }
+    }
+    Ok(out)
 }
 
 /// Inode number of the file [`single_file`] loads.

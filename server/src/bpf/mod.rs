@@ -106,7 +106,8 @@ fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error>
     None
 }
 
-/// Loads every file of `stack` whose learned model is active.
+/// Loads every file of `stack` whose learned model is active (see [`LoadReport::log`] to say
+/// what was loaded).
 pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError> {
     let mut inodes: Vec<u32> = stack.inodes().collect();
     inodes.sort_unstable();
@@ -132,24 +133,28 @@ pub fn query(
     pos: u64,
     count: u64,
 ) -> Result<(Mapping, TierKind), QueryError> {
-    match bpf {
-        Some(bpf) => query_many(bpf, stack, &[(ino, pos, count)])
-            .pop()
-            .unwrap_or(Err(QueryError::UnknownInode { ino })),
-        None => stack.query(ino, pos, count),
-    }
+    query_many(bpf, stack, &[(ino, pos, count)])
+        .pop()
+        .unwrap_or(Err(QueryError::UnknownInode { ino }))
 }
 
-/// Answers `queries` (inode, pos, count) with the BPF program first, in one test run, and the
-/// stack for every query it falls back on: the query path of `mount --tier bpf`, `serve --bpf`
-/// and `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters, and audited like
-/// learned answers when the stack audits. If the test run
-/// itself fails, every query goes to the stack (logged once).
+/// Answers `queries` (inode, pos, count) with the BPF program first, one test run per
+/// [`tier::REGION_SLOTS`] queries, and the stack for every query it falls back on (or for all
+/// of them without a BPF tier): the query path of `mount --tier bpf`, `serve --bpf` and
+/// `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters, and audited like
+/// learned answers when the stack audits. If a test run itself fails, every query goes to the
+/// stack (logged once).
 pub fn query_many(
-    bpf: &BpfTier,
+    bpf: Option<&BpfTier>,
     stack: &TierStack,
     queries: &[(u32, u64, u64)],
 ) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+    let Some(bpf) = bpf else {
+        return queries
+            .iter()
+            .map(|&(ino, pos, count)| stack.query(ino, pos, count))
+            .collect();
+    };
     let input: Vec<abi::Query> = queries
         .iter()
         .map(|&(ino, pos, count)| abi::Query {

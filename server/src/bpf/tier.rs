@@ -99,12 +99,41 @@ pub struct LoadReport {
     pub buckets: u64,
     /// Files not loaded, and why.
     pub skipped: Vec<(u64, Skip)>,
-    /// Bytes of map memory for files, segments and extents (the kernel's element sizes).
+    /// Bytes of map memory for files, segments, radix buckets and extents (the kernel's
+    /// element sizes).
     pub map_bytes: u64,
     /// Time to load the object, create the maps and have the program verified and JIT-compiled.
     pub load: Duration,
     /// Time to fill the maps.
     pub fill: Duration,
+}
+
+impl LoadReport {
+    /// Logs the report: a summary, and the first files left out with why.
+    pub fn log(&self) {
+        tracing::info!(
+            files = self.files,
+            extents = self.extents,
+            segments = self.segments,
+            skipped = self.skipped.len(),
+            map_kib = self.map_bytes / 1024,
+            load_ms = self.load.as_millis() as u64,
+            fill_ms = self.fill.as_millis() as u64,
+            "BPF program loaded"
+        );
+        for (ino, why) in self.skipped.iter().take(10) {
+            tracing::info!(ino, reason = %why, "not loaded into the BPF program: falls back");
+        }
+    }
+}
+
+/// How many of `n` queries a rotating run goes through: the largest power of two at most
+/// `min(n, REGION_SLOTS)` (the rotation is a mask), 0 for none.
+pub fn rotation_len(n: usize) -> usize {
+    match n.min(REGION_SLOTS) {
+        0 => 0,
+        m => 1 << m.ilog2(),
+    }
 }
 
 /// What the program did with one query.
@@ -425,19 +454,18 @@ impl BpfTier {
     }
 
     /// Kernel-measured nanoseconds per program run, each run answering one of `queries` in
-    /// turn (at most [`REGION_SLOTS`], rounded down to a power of two), `repeat` runs: one
-    /// `iomap_begin` call's cost in the kernel, as a struct_ops hook would pay it.
+    /// turn (the first [`rotation_len`] of them), `repeat` runs: one `iomap_begin` call's cost
+    /// in the kernel, as a struct_ops hook would pay it.
     pub fn time_one_per_run(
         &self,
         queries: &[Query],
         flags: u32,
         repeat: u32,
     ) -> Result<f64, BpfError> {
-        let n = queries.len().min(REGION_SLOTS);
+        let n = rotation_len(queries.len());
         if n == 0 {
             return Ok(0.0);
         }
-        let n = 1usize << n.ilog2();
         let (region, _guard) = self.region();
         let first = region * REGION_SLOTS;
         for (i, q) in queries.iter().take(n).enumerate() {
