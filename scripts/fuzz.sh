@@ -115,7 +115,7 @@ PY
             for img in "$WORK"/{template,csum,ext2,noextent}.img; do
                 p="$c/$(basename "$img" .img).pack"
                 [ -s "$p" ] || cargo run -q -p training -- fit "$img" -o "$p" \
-                    --no-stats --max-window 4 >/dev/null 2>&1 || echo "fit failed for $img"
+                    --max-window 4 >/dev/null 2>&1 || echo "fit failed for $img"
             done
             ;;
     esac

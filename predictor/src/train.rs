@@ -1,14 +1,16 @@
-//! Training a whole image: every regular file's extent map -> a model -> a pack entry.
+//! Training a whole image, or the files of a live file system: every regular file's extent map
+//! -> a model -> a pack entry.
 //!
-//! Shared by the `training` binary, the server's tests and `reports`, so one image is always
-//! trained the same way. Files are independent; `jobs` threads take them from a shared
-//! counter, largest first, so one huge file does not finish last on an idle pool.
+//! Shared by the `training` binary, the server's tests and `reports`, so files are always
+//! trained the same way whatever their maps came from. Files are independent; `jobs` threads
+//! take them from a shared counter, largest first, so one huge file does not finish last on an
+//! idle pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ext4::{Fs, Inode, InodeKind};
+use ext4::{Extent, Fs, Inode, InodeKind};
 
 use crate::fingerprint::fingerprint;
 use crate::model::{fit_extents, FitParams, ModelKind};
@@ -97,34 +99,180 @@ pub fn regular_files(fs: &Fs) -> (Vec<(String, Inode)>, Vec<FileError>) {
     (files, errors)
 }
 
+/// One file's extent map with what a pack entry binds it to, read from any source: an image's
+/// extent tree, or a live file system through FIEMAP ([`FileMap::from_live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMap {
+    /// Inode number.
+    pub ino: u32,
+    /// Inode generation.
+    pub generation: u32,
+    /// One path of the file.
+    pub path: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// The sorted extents.
+    pub extents: Vec<Extent>,
+}
+
+impl FileMap {
+    /// A live file's map. Fails for a file whose inode number does not fit the pack's 32 bits
+    /// (ext4's never do; other file systems' may). A file system that does not tell the
+    /// generation gets 0, so its pack entries only fit an image whose inodes say 0 too.
+    pub fn from_live(f: &livefs::LiveFile) -> Result<Self, FileError> {
+        let path = f.path.to_string_lossy().into_owned();
+        let ino = u32::try_from(f.ino).map_err(|_| FileError {
+            ino: 0,
+            path: path.clone(),
+            error: format!(
+                "inode number {} does not fit the 32 bits a model pack holds (ext4's inode numbers)",
+                f.ino
+            ),
+        })?;
+        Ok(Self {
+            ino,
+            generation: f.generation.unwrap_or(0),
+            path,
+            size: f.size,
+            extents: f
+                .extents
+                .iter()
+                .map(|e| Extent {
+                    lblk: e.lblk,
+                    pblk: e.pblk,
+                    len: e.len,
+                    unwritten: e.unwritten,
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Trains every regular file of `fs` on `jobs` threads (at least one). `progress` is called
 /// with the number of extents of each file as it finishes.
 pub fn train(fs: &Fs, params: &FitParams, jobs: usize, progress: &(dyn Fn(u64) + Sync)) -> Trained {
     let start = Instant::now();
     let sb = fs.superblock();
-    let (mut files, mut errors) = regular_files(fs);
+    let (mut files, errors) = regular_files(fs);
     // Largest first (by blocks the inode owns: known without reading the extent tree).
     files.sort_by_key(|(_, inode)| std::cmp::Reverse(inode.blocks_512));
+    let read = |(path, inode): &(String, Inode)| {
+        let t0 = Instant::now();
+        let extents = fs.extents(inode).map_err(|e| FileError {
+            ino: inode.ino,
+            path: path.clone(),
+            error: e.to_string(),
+        })?;
+        let map = FileMap {
+            ino: inode.ino,
+            generation: inode.generation,
+            path: path.clone(),
+            size: inode.size,
+            extents,
+        };
+        Ok((map, t0.elapsed()))
+    };
+    let parts = in_parallel(&files, jobs, progress, &|f| {
+        let (map, read_time) = read(f)?;
+        fit_file(&map, read_time, params)
+    });
+    finish(
+        Pack::new(sb.uuid, sb.block_size, params.max_window),
+        parts,
+        errors,
+        start,
+    )
+}
+
+/// Trains already-read maps (a live scan's, say) for a pack bound to a file system with
+/// `uuid` and `block_size`; like [`train`] otherwise (reading time is 0: the maps are read).
+pub fn train_maps(
+    maps: &[FileMap],
+    uuid: [u8; 16],
+    block_size: u32,
+    params: &FitParams,
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Trained {
+    let start = Instant::now();
+    let mut order: Vec<&FileMap> = maps.iter().collect();
+    order.sort_by_key(|m| std::cmp::Reverse(m.extents.len()));
+    let parts = in_parallel(&order, jobs, progress, &|m| {
+        fit_file(m, Duration::ZERO, params)
+    });
+    finish(
+        Pack::new(uuid, block_size, params.max_window),
+        parts,
+        Vec::new(),
+        start,
+    )
+}
+
+/// Trains the files of a live scan ([`livefs::scan`]); files that cannot be a pack entry
+/// (64-bit inode numbers) are errors of the result, the others train as from an image.
+pub fn train_live(
+    scan: &livefs::Scan,
+    params: &FitParams,
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Trained {
+    let (maps, errors) = live_maps(scan);
+    let mut t = train_maps(
+        &maps,
+        scan.fs.uuid.unwrap_or_default(),
+        scan.fs.block_size,
+        params,
+        jobs,
+        progress,
+    );
+    t.errors.extend(errors);
+    t.errors.sort_by_key(|e| e.ino);
+    t
+}
+
+/// The maps of a live scan as [`FileMap`]s, and the files that cannot be one.
+pub fn live_maps(scan: &livefs::Scan) -> (Vec<FileMap>, Vec<FileError>) {
+    let mut maps = Vec::with_capacity(scan.files.len());
+    let mut errors = Vec::new();
+    for f in &scan.files {
+        match FileMap::from_live(f) {
+            Ok(m) => maps.push(m),
+            Err(e) => errors.push(e),
+        }
+    }
+    (maps, errors)
+}
+
+/// What the worker threads produced: pack entries, statistics, failures.
+type Parts = (Vec<PackEntry>, Vec<FileStats>, Vec<FileError>);
+
+/// One file trained: its pack entry and statistics, or why not.
+type Outcome = Result<(PackEntry, FileStats), FileError>;
+
+/// Runs `work` over `items` on `jobs` threads (at least one), each thread taking the next item
+/// from a shared counter; `progress` hears every file's extent count (0 for a failure).
+fn in_parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    work: &(dyn Fn(&T) -> Outcome + Sync),
+) -> Parts {
     let next = AtomicUsize::new(0);
-    let done = Mutex::new((Vec::with_capacity(files.len()), Vec::new(), Vec::new()));
+    let done = Mutex::new((Vec::with_capacity(items.len()), Vec::new(), Vec::new()));
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
-                let mut local = (Vec::new(), Vec::new(), Vec::new());
-                while let Some((path, inode)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    match train_file(fs, path, inode, params) {
+                let mut local: Parts = (Vec::new(), Vec::new(), Vec::new());
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    match work(item) {
                         Ok((entry, stats)) => {
                             progress(u64::from(stats.extents));
                             local.0.push(entry);
                             local.1.push(stats);
                         }
-                        Err(error) => {
+                        Err(e) => {
                             progress(0);
-                            local.2.push(FileError {
-                                ino: inode.ino,
-                                path: path.clone(),
-                                error,
-                            });
+                            local.2.push(e);
                         }
                     }
                 }
@@ -136,9 +284,12 @@ pub fn train(fs: &Fs, params: &FitParams, jobs: usize, progress: &(dyn Fn(u64) +
             });
         }
     });
-    let (entries, mut stats, mut file_errors) =
-        done.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut pack = Pack::new(sb.uuid, sb.block_size, params.max_window);
+    done.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Puts the workers' parts into `pack` and the result, sorted by inode number.
+fn finish(mut pack: Pack, parts: Parts, mut errors: Vec<FileError>, start: Instant) -> Trained {
+    let (entries, mut stats, mut file_errors) = parts;
     for e in entries {
         pack.insert(e);
     }
@@ -153,24 +304,21 @@ pub fn train(fs: &Fs, params: &FitParams, jobs: usize, progress: &(dyn Fn(u64) +
     }
 }
 
-/// Reads one file's extents and fits its model. Inline-data files have no block map and get
-/// an empty model (every query on them goes to the ext4 reader).
-fn train_file(
-    fs: &Fs,
-    path: &str,
-    inode: &Inode,
-    params: &FitParams,
-) -> Result<(PackEntry, FileStats), String> {
-    let t0 = Instant::now();
-    let extents = fs.extents(inode).map_err(|e| e.to_string())?;
-    let read_time = t0.elapsed();
+/// Fits one file's model. Inline-data files have no block map and get an empty model (every
+/// query on them goes to the ext4 reader).
+fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
+    let extents = &map.extents;
     let t1 = Instant::now();
-    let (model, _) = fit_extents(&extents, params).map_err(|e| e.to_string())?;
+    let (model, _) = fit_extents(extents, params).map_err(|e| FileError {
+        ino: map.ino,
+        path: map.path.clone(),
+        error: e.to_string(),
+    })?;
     let fit_time = t1.elapsed();
     let stats = FileStats {
-        ino: inode.ino,
-        path: path.to_string(),
-        size: inode.size,
+        ino: map.ino,
+        path: map.path.clone(),
+        size: map.size,
         extents: model.extent_count,
         blocks: extents.iter().map(|e| u64::from(e.len)).sum(),
         unwritten: extents.iter().filter(|e| e.unwritten).count() as u32,
@@ -188,9 +336,9 @@ fn train_file(
         fit_time,
     };
     let entry = PackEntry {
-        ino: inode.ino,
-        generation: inode.generation,
-        fingerprint: fingerprint(&extents),
+        ino: map.ino,
+        generation: map.generation,
+        fingerprint: fingerprint(extents),
         model,
     };
     Ok((entry, stats))

@@ -1,5 +1,6 @@
-//! The extent maps experiments run on: the most fragmented file of every image, and seeded
-//! allocator-like synthetic maps (`predictor::synth`) from 1 to 10^7 extents.
+//! The extent maps experiments run on: the most fragmented file of every image, the most
+//! fragmented file of every extent-count class of a live scan, and seeded allocator-like
+//! synthetic maps (`predictor::synth`) from 1 to 10^7 extents.
 
 use std::sync::Arc;
 
@@ -8,6 +9,8 @@ use ext4::{Extent, Fs, Inode};
 use predictor::model::Model;
 
 use crate::images::LoadedImage;
+use crate::live::LiveSet;
+use crate::population::CLASSES;
 
 /// Seed of every synthetic map (the same maps on every machine, every run).
 pub const SYNTH_SEED: u64 = 42;
@@ -17,6 +20,8 @@ pub const SYNTH_SEED: u64 = 42;
 pub enum Source {
     /// A file of an ext4 image.
     Image,
+    /// A file of a live file system (FIEMAP).
+    Live,
     /// `predictor::synth::allocator_like`.
     Synthetic,
 }
@@ -26,6 +31,7 @@ impl Source {
     pub fn name(self) -> &'static str {
         match self {
             Source::Image => "image",
+            Source::Live => "live",
             Source::Synthetic => "synthetic",
         }
     }
@@ -43,7 +49,7 @@ pub struct ImageFile {
 /// One extent map to measure.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Column name in tables and figures: `IMAGE:PATH` or `synthetic-1e5`.
+    /// Column name in tables and figures: `IMAGE:PATH`, `live:PATH` or `synthetic-1e5`.
     pub name: String,
     /// Image file or synthetic.
     pub source: Source,
@@ -110,6 +116,31 @@ pub fn file_dataset(img: &LoadedImage, ino: u32, path: &str) -> Result<Dataset> 
         }),
         extents,
     })
+}
+
+/// The most fragmented file of every extent-count class from 2 extents up of a live scan
+/// (ties: the lowest inode): real maps across the sizes the scan has.
+pub fn live_files(set: &LiveSet) -> Vec<Dataset> {
+    let mut out = Vec::new();
+    for class in CLASSES.iter().filter(|c| c.min >= 2) {
+        let best = set
+            .files
+            .iter()
+            .filter(|f| (class.min..=class.max).contains(&u64::from(f.extents)))
+            .max_by_key(|f| (f.extents, std::cmp::Reverse(f.ino)));
+        let Some(f) = best else { continue };
+        let Some(extents) = set.extents(f.ino) else {
+            continue;
+        };
+        out.push(Dataset {
+            name: format!("live:{}", f.path),
+            source: Source::Live,
+            extents: extents.to_vec(),
+            file: None,
+            model: set.pack.get(f.ino).map(|e| e.model.clone()),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -129,24 +129,7 @@ pub fn load(
             (trained.pack, p, false)
         }
     };
-    let files = trained
-        .files
-        .iter()
-        .map(|f| {
-            // The facts of the model in use (a given pack's, when there is one).
-            let m = pack.get(f.ino).map(|e| &e.model);
-            FileInfo {
-                ino: f.ino,
-                path: f.path.clone(),
-                size: f.size,
-                extents: f.extents,
-                kind: m.map_or(f.kind, |m| m.kind()),
-                segments: m.map_or(f.segments, |m| m.segments.len() as u32),
-                window: m.map_or(f.window_fixed, |m| m.max_window()),
-                model_bytes: m.map_or(f.model_bytes, |m| m.heap_bytes() as u64),
-            }
-        })
-        .collect();
+    let files = file_infos(&trained.files, &pack);
     Ok(LoadedImage {
         name: name.to_string(),
         path: path.to_path_buf(),
@@ -159,6 +142,27 @@ pub fn load(
         readable: true,
         kernel_mountable: true,
     })
+}
+
+/// What a run knows of each trained file, with the facts of the model in use: `pack`'s
+/// (a given pack's, when there is one), else the training's.
+pub fn file_infos(trained: &[predictor::train::FileStats], pack: &Pack) -> Vec<FileInfo> {
+    trained
+        .iter()
+        .map(|f| {
+            let m = pack.get(f.ino).map(|e| &e.model);
+            FileInfo {
+                ino: f.ino,
+                path: f.path.clone(),
+                size: f.size,
+                extents: f.extents,
+                kind: m.map_or(f.kind, |m| m.kind()),
+                segments: m.map_or(f.segments, |m| m.segments.len() as u32),
+                window: m.map_or(f.window_fixed, |m| m.max_window()),
+                model_bytes: m.map_or(f.model_bytes, |m| m.heap_bytes() as u64),
+            }
+        })
+        .collect()
 }
 
 /// A progress callback counting extents into `counter` and showing the total on `bar`.

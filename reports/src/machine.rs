@@ -22,6 +22,10 @@ pub struct Machine {
     /// /proc/loadavg's 1, 5 and 15 minute load averages when the run started: other work on
     /// the machine (builds, other benchmarks) shows here and makes every number noisier.
     pub load_avg: String,
+    /// The code that ran: the git commit of the working directory, if it is a checkout.
+    pub commit: Option<String>,
+    /// Whether tracked files had no uncommitted changes when the run started.
+    pub tree_clean: bool,
 }
 
 impl Machine {
@@ -54,6 +58,18 @@ impl Machine {
             load_avg: std::fs::read_to_string("/proc/loadavg")
                 .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
                 .unwrap_or_else(|_| "unknown".into()),
+            commit: git(&["rev-parse", "HEAD"]).filter(|c| c.len() == 40),
+            tree_clean: git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| s.is_empty()),
+        }
+    }
+
+    /// "commit <40 hex> (clean tree)", "commit ... with uncommitted changes", or why none.
+    pub fn code(&self) -> String {
+        match &self.commit {
+            Some(c) if self.tree_clean => format!("commit {c} (clean tree)"),
+            Some(c) => format!("commit {c} with uncommitted changes"),
+            None => "not run from a git checkout".into(),
         }
     }
 
@@ -132,6 +148,14 @@ pub fn iso_date(secs: u64) -> String {
         rem / 3600,
         (rem % 3600) / 60
     )
+}
+
+/// The trimmed output of `git ARGS` in the working directory, if git ran and succeeded.
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@ mod bpf;
 mod datasets;
 mod exp;
 mod images;
+mod live;
 mod machine;
 mod mounts;
 mod pipeline;
 mod plot;
+mod population;
+mod readme;
 mod reads;
 mod report;
 mod structures;
@@ -45,8 +48,26 @@ enum Command {
     /// Our FUSE mount is measured when a `server` binary sits next to `reports` (build both:
     /// cargo build --release -p server -p reports); fuse2fs and the kernel mount need root.
     Demo(Common),
-    /// Run every experiment on your own ext4 image (opened read-only).
+    /// Run every experiment on your own ext4 image (opened read-only), or the lookup, memory,
+    /// training and population experiments on the files of a mounted file system (--live).
     Run(RunArgs),
+    /// Rewrite the README's demo section from the committed demo report (its run facts and
+    /// summary, verbatim), so the README never quotes a number by hand; --check only says
+    /// whether the README is up to date (exit 1 if not).
+    Readme(ReadmeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReadmeArgs {
+    /// The README to rewrite.
+    #[arg(long, default_value = "README.md")]
+    readme: PathBuf,
+    /// The demo report it quotes.
+    #[arg(long, default_value = "reports/demo/report.md")]
+    report: PathBuf,
+    /// Change nothing; exit 1 if the README differs from what would be written.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args, Debug)]
@@ -72,10 +93,21 @@ struct Common {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// The ext4 image to measure, opened read-only.
-    #[arg(long, value_name = "IMAGE")]
-    image: PathBuf,
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    image: Option<PathBuf>,
+    /// Instead of an image: a file, or a directory whose regular files are all measured, on a
+    /// mounted file system (any with FIEMAP: ext4, XFS, btrfs, ...). Maps are read with the
+    /// FIEMAP ioctl (read-only; one file system; symbolic links not followed). Runs the
+    /// lookup, memory, training and population experiments; there is no image to mount.
+    #[arg(long, value_name = "PATH")]
+    live: Option<PathBuf>,
     /// A model pack trained on IMAGE (by `training fit`); without it the image is trained here.
-    #[arg(long, value_name = "PACK")]
+    #[arg(long, value_name = "PACK", conflicts_with = "live")]
     models: Option<PathBuf>,
     /// Directory for report.md and the figures.
     #[arg(short, long)]
@@ -104,6 +136,34 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let (input, opts) = match cli.command {
+        Command::Readme(r) => {
+            return match readme::run(&r.readme, &r.report, r.check) {
+                Ok(true) => {
+                    println!(
+                        "{} is up to date with {}",
+                        r.readme.display(),
+                        r.report.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(false) if r.check => {
+                    eprintln!(
+                        "reports readme --check: {} does not quote {}; run `reports readme`",
+                        r.readme.display(),
+                        r.report.display()
+                    );
+                    ExitCode::FAILURE
+                }
+                Ok(false) => {
+                    println!("rewrote the demo section of {}", r.readme.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Demo(c) => (
             Input::Demo,
             Options {
@@ -115,9 +175,17 @@ fn main() -> ExitCode {
             },
         ),
         Command::Run(r) => (
-            Input::Image {
-                path: r.image,
-                models: r.models,
+            match (r.image, r.live) {
+                (_, Some(path)) => Input::Live { path },
+                (Some(path), None) => Input::Image {
+                    path,
+                    models: r.models,
+                },
+                // clap makes one of the two required.
+                (None, None) => {
+                    eprintln!("reports run: give --image IMAGE or --live PATH");
+                    return ExitCode::from(2);
+                }
             },
             Options {
                 tables: r.tables.unwrap_or_else(|| r.output.join("tables")),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::datasets::{self, Dataset};
 use crate::exp::{self, Ctx, Scale, Section};
 use crate::images::{self, LoadedImage};
+use crate::live;
 use crate::machine::Machine;
 use crate::mounts::find_tool;
 use crate::report;
@@ -27,6 +28,11 @@ pub enum Input {
         path: PathBuf,
         /// A model pack trained on it.
         models: Option<PathBuf>,
+    },
+    /// The files of a mounted file system (a file, or a directory's tree), read by FIEMAP.
+    Live {
+        /// The file or directory.
+        path: PathBuf,
     },
 }
 
@@ -157,6 +163,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                 kernel_mountable: true,
             });
         }
+        Input::Live { .. } => {}
     }
     bar.inc(1);
 
@@ -184,12 +191,47 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         bar.inc(1);
     }
 
-    // 3. Datasets of figure 1: the most fragmented file of every image, and synthetic maps.
+    let live = match input {
+        Input::Live { path } => {
+            bar.set_message(format!("scanning {}", path.display()));
+            let counter = AtomicU64::new(0);
+            let what = format!("training {}", path.display());
+            let on = images::extent_counter(&counter, &bar, &what);
+            let set = live::load(
+                path,
+                jobs,
+                &mut |p| {
+                    bar.set_message(format!(
+                        "scanning {}: {} files, {} extents, {} skipped",
+                        path.display(),
+                        p.files,
+                        p.extents,
+                        p.skipped
+                    ));
+                },
+                &on,
+            )?;
+            if set.skipped > 0 {
+                skipped.push((
+                    format!("{} path(s) under {}", set.skipped, path.display()),
+                    "could not be read (permissions, vanished files, delayed allocation; the warnings name each)".into(),
+                ));
+            }
+            Some(set)
+        }
+        _ => None,
+    };
+
+    // 3. Datasets of figure 1: the most fragmented file of every image (of every extent-count
+    // class of a live scan), and synthetic maps.
     let mut sets: Vec<Dataset> = Vec::new();
     for img in &loaded {
         if let Some(d) = datasets::most_fragmented(img)? {
             sets.push(d);
         }
+    }
+    if let Some(l) = &live {
+        sets.extend(datasets::live_files(l));
     }
     sets.extend(
         scale
@@ -197,8 +239,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             .iter()
             .map(|&n| datasets::synthetic(n)),
     );
-    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, report.
-    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1);
+    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, 8, report.
+    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 1);
 
     let server = find_tool("server", opts.server.as_deref());
     let fuse2fs = find_tool("fuse2fs", None);
@@ -206,6 +248,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         machine: &machine,
         scale: &scale,
         images: &loaded,
+        live: live.as_ref(),
         fig_dir: &opts.out,
         work_dir: &work_path,
         demo: matches!(input, Input::Demo),
@@ -213,7 +256,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         server: server.as_deref(),
         fuse2fs: fuse2fs.as_deref(),
     };
-    let mut sections: Vec<Section> = Vec::new();
+    // The population first: the question for every file, before the most fragmented ones.
+    let mut sections: Vec<Section> = vec![exp::population::run(&ctx)?];
     let (cells, not_measured) = exp::latency::measure(&ctx, &sets);
     skipped.extend(not_measured);
     drop(sets); // the 10^7-extent maps are large; later experiments build their own
@@ -221,17 +265,34 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     sections.push(exp::latency::section(&ctx, &cells)?);
 
     let frag = ctx.fragmented();
-    match frag {
-        Some((img, f)) => {
+    // Why the experiments that need an image file cannot run.
+    let no_image = if live.is_some() {
+        "a live run has no image: nothing to walk on disk, mount or read end to end"
+    } else {
+        "no image file with extents"
+    };
+    let live_frag = live.as_ref().and_then(|l| {
+        datasets::live_files(l)
+            .into_iter()
+            .max_by_key(|d| d.extents.len())
+    });
+    match (frag, live_frag) {
+        (Some((img, f)), _) => {
             let d = datasets::file_dataset(img, f.ino, &f.path)?;
             sections.push(exp::cdf::run(&ctx, &d)?);
         }
-        None => {
-            skipped.push(("fig 2".into(), "no image file with extents".into()));
+        (None, Some(d)) => sections.push(exp::cdf::run(&ctx, &d)?),
+        (None, None) => {
+            skipped.push(("fig 2".into(), "no file with more than one extent".into()));
             bar.inc(1);
         }
     }
-    sections.push(exp::accuracy::run(&ctx)?);
+    if live.is_some() {
+        skipped.push(("fig 3 (tier shares, audit)".into(), no_image.into()));
+        bar.inc(1);
+    } else {
+        sections.push(exp::accuracy::run(&ctx)?);
+    }
     sections.push(exp::memory::run(&ctx, &cells)?);
     let (e2e_section, e2e) = match frag {
         Some((img, f)) => {
@@ -239,7 +300,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             (Some(s), Some(e))
         }
         None => {
-            skipped.push(("fig 5, fig 6".into(), "no image file with extents".into()));
+            skipped.push(("fig 5, fig 6".into(), no_image.into()));
             bar.inc(6);
             (None, None)
         }
@@ -268,6 +329,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     let mut run_table = Table::new("run");
     run_table.push(vec![
         ("command", machine.command.clone().into()),
+        ("commit", machine.commit.clone().unwrap_or_default().into()),
+        ("tree_clean", machine.tree_clean.into()),
         ("date", machine.date.clone().into()),
         ("cpu_model", machine.cpu_model.clone().into()),
         ("cores", machine.cores.into()),
@@ -316,6 +379,18 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                     if i.pack_given { format!("from {}", i.pack_path.display()) } else { "trained in this run".into() }
                 )
             })
+            .chain(live.iter().map(|l| {
+                format!(
+                    "`{}`: the regular files under {} on a mounted file system, read by FIEMAP ({} files, {} extents, {} paths not readable, {} files not trainable, {} B blocks, models trained in this run)",
+                    l.name,
+                    l.root.display(),
+                    l.files.len(),
+                    l.training.extents,
+                    l.skipped,
+                    l.training.errors,
+                    l.block_size
+                )
+            }))
             .collect(),
         summary,
         elapsed_s: elapsed,

@@ -35,8 +35,9 @@ pub fn write(dir: &Path, meta: &Meta<'_>, sections: &[Section]) -> Result<std::p
     }
     let _ = writeln!(
         md,
-        "- **Command**: `{}`\n- **Date**: {}\n- **Machine**: {}, {} cores ({}), Linux {}\n- **Load average at start** (1, 5, 15 min): {} (above 0 means other work shared the CPUs and adds noise)\n- **Run time**: {:.0} s\n- **Tables** (Parquet + CSV, columns in `notebooks-data/README.md`): `{}`\n",
+        "- **Command**: `{}`\n- **Code**: {}\n- **Date**: {}\n- **Machine**: {}, {} cores ({}), Linux {}\n- **Load average at start** (1, 5, 15 min): {} (above 0 means other work shared the CPUs and adds noise)\n- **Run time**: {:.0} s\n- **Tables** (Parquet + CSV, columns in `notebooks-data/README.md`): `{}`\n",
         m.command,
+        m.code(),
         m.date,
         m.cpu_model,
         m.cores,

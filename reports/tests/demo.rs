@@ -1,11 +1,13 @@
 //! Runs `reports demo --quick` end to end into a temporary directory and checks what it wrote:
 //! every table has exactly the columns `notebooks-data/README.md` documents, values are
 //! plausible (every structure present, latencies positive, counts that add up), and every
-//! figure exists as PNG and SVG.
+//! figure exists as PNG and SVG. Then `reports run --live --quick` on a kernel loop mount of a
+//! test image: the live report's population counts the image's files.
 //!
 //! Needs e2fsprogs (the demo images are built with mke2fs and debugfs); without them the test
 //! says so and passes. The FUSE and loop-mount parts run only as root and are skipped (with a
-//! reason in the report) otherwise.
+//! reason in the report) otherwise; the live report needs root for its loop mount. Under
+//! `IOMAP_REQUIRE_ALL` (CI) any of these skips is a failure.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,9 @@ const ALWAYS: &[&str] = &[
     "fig4_stack_memory",
     "fig5_read_path",
     "fig7_training",
+    "fig8_population",
+    "fig8_population_cost",
+    "fig8_expected_cost",
     "run",
     "skipped",
 ];
@@ -129,34 +134,12 @@ fn documented() -> HashMap<String, Vec<String>> {
     out
 }
 
-fn tool_exists(name: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .any(|d| d.join(name).is_file())
-}
-
-#[test]
-fn quick_demo_writes_documented_plausible_tables() {
-    if !tool_exists("mke2fs") || !tool_exists("debugfs") {
-        eprintln!("SKIP: mke2fs/debugfs not installed (Debian package e2fsprogs)");
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (out, tables) = (dir.path().join("report"), dir.path().join("tables"));
-    let status = Command::new(env!("CARGO_BIN_EXE_reports"))
-        .args(["demo", "--quick", "-o"])
-        .arg(&out)
-        .arg("--tables")
-        .arg(&tables)
-        .status()
-        .expect("running reports");
-    assert!(status.success(), "reports demo --quick failed: {status}");
-
-    // Every table has the documented columns, in the documented order.
+/// Reads every table under `tables` and checks it has the documented columns, in order, and
+/// rows; returns them by name.
+fn documented_tables(tables: &Path) -> HashMap<String, Csv> {
     let docs = documented();
     let mut written: HashMap<String, Csv> = HashMap::new();
-    for entry in std::fs::read_dir(&tables)
+    for entry in std::fs::read_dir(tables)
         .expect("tables directory")
         .flatten()
     {
@@ -182,6 +165,123 @@ fn quick_demo_writes_documented_plausible_tables() {
             written.insert(name, csv);
         }
     }
+    written
+}
+
+/// The population tables: per population, class counts add up to its files and extents, the
+/// shares to 1, and every class with extents has costs for every structure.
+fn check_population(written: &HashMap<String, Csv>) -> HashMap<String, (f64, f64)> {
+    let t = &written["fig8_population"];
+    let mut totals: HashMap<String, (f64, f64, f64)> = HashMap::new();
+    for r in &t.rows {
+        let e = totals.entry(t.str(r, "population")).or_default();
+        e.0 += t.num(r, "files");
+        e.1 += t.num(r, "extents");
+        e.2 += t.num(r, "files_share");
+        let kinds: f64 = [
+            "model_empty",
+            "model_single",
+            "model_linear",
+            "model_piecewise",
+        ]
+        .iter()
+        .map(|c| t.num(r, c))
+        .sum();
+        assert_eq!(kinds, t.num(r, "files"), "fig8: models of {r:?}");
+        let (lo, hi, n) = (
+            t.num(r, "min_extents"),
+            t.num(r, "max_extents"),
+            t.num(r, "extents"),
+        );
+        let files = t.num(r, "files");
+        assert!(
+            n >= lo * files && n <= hi * files,
+            "fig8: extents outside the class {r:?}"
+        );
+    }
+    let costs = &written["fig8_population_cost"];
+    for r in &t.rows {
+        if t.num(r, "min_extents") == 0.0 {
+            continue;
+        }
+        for s in ["learned", "iext-xfs", "iext-fuse", "btree"] {
+            assert!(
+                costs
+                    .rows
+                    .iter()
+                    .any(|c| costs.str(c, "population") == t.str(r, "population")
+                        && costs.str(c, "class") == t.str(r, "class")
+                        && costs.str(c, "structure") == s
+                        && costs.num(c, "median_ns") > 0.0
+                        && costs.num(c, "sampled_files") >= 1.0),
+                "fig8: no cost for {s} on {r:?}"
+            );
+        }
+    }
+    let expected = &written["fig8_expected_cost"];
+    for r in &expected.rows {
+        let (files, extents, _) = totals[&expected.str(r, "population")];
+        assert_eq!(expected.num(r, "files"), files, "fig8 expected: {r:?}");
+        assert_eq!(expected.num(r, "extents"), extents, "fig8 expected: {r:?}");
+        assert!(expected.num(r, "per_file_ns") > 0.0 && expected.num(r, "per_byte_ns") > 0.0);
+        assert!(expected.num(r, "heap_bytes") > 0.0, "fig8 expected: {r:?}");
+    }
+    totals
+        .into_iter()
+        .map(|(k, (files, extents, share))| {
+            assert!(
+                (share - 1.0).abs() < 1e-9,
+                "fig8: {k}: file shares add up to {share}"
+            );
+            (k, (files, extents))
+        })
+        .collect()
+}
+
+/// Whether a test that needs root may run; as another user it skips, unless
+/// `IOMAP_REQUIRE_ALL` is set.
+fn root_or_skip(test: &str) -> bool {
+    if testimg::kernel::is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("IOMAP_REQUIRE_ALL").is_none(),
+        "{test}: needs root, and IOMAP_REQUIRE_ALL forbids skipping"
+    );
+    eprintln!("{test}: skipped: needs root");
+    false
+}
+
+fn tool_exists(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(name).is_file())
+}
+
+#[test]
+fn quick_demo_writes_documented_plausible_tables() {
+    if !tool_exists("mke2fs") || !tool_exists("debugfs") {
+        assert!(
+            std::env::var_os("IOMAP_REQUIRE_ALL").is_none(),
+            "mke2fs/debugfs not installed, and IOMAP_REQUIRE_ALL forbids skipping"
+        );
+        eprintln!("SKIP: mke2fs/debugfs not installed (Debian package e2fsprogs)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (out, tables) = (dir.path().join("report"), dir.path().join("tables"));
+    let status = Command::new(env!("CARGO_BIN_EXE_reports"))
+        .args(["demo", "--quick", "-o"])
+        .arg(&out)
+        .arg("--tables")
+        .arg(&tables)
+        .status()
+        .expect("running reports");
+    assert!(status.success(), "reports demo --quick failed: {status}");
+
+    // Every table has the documented columns, in the documented order.
+    let written = documented_tables(&tables);
     for name in ALWAYS {
         assert!(written.contains_key(*name), "table {name} was not written");
     }
@@ -326,6 +426,9 @@ fn quick_demo_writes_documented_plausible_tables() {
     for r in &t.rows {
         assert!(t.num(r, "median_ns") > 0.0, "headline: {r:?}");
     }
+    // Figure 8: one population per image, plus the run's files together.
+    let pops = check_population(&written);
+    assert!(pops.contains_key("all files of this run"), "fig8: {pops:?}");
 
     // The report and its figures.
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
@@ -336,6 +439,7 @@ fn quick_demo_writes_documented_plausible_tables() {
         "fig4_bytes_per_extent",
         "fig5_read_path",
         "fig7_training",
+        "fig8_population",
     ] {
         assert!(
             report.contains(&format!("({fig}.png)")),
@@ -349,5 +453,79 @@ fn quick_demo_writes_documented_plausible_tables() {
     assert!(
         report.contains("Machine"),
         "report does not state the machine"
+    );
+}
+
+/// `reports run --live` on a kernel loop mount of a test image: the report and its tables are
+/// written, documented, and the population is the image's regular files (each path once:
+/// the image's inodes have one link each).
+#[test]
+fn quick_live_report_on_a_mounted_image() {
+    if !root_or_skip("quick_live_report_on_a_mounted_image") {
+        return;
+    }
+    let images = testimg::standard().expect("standard images");
+    let image = images
+        .iter()
+        .find(|i| i.name == "frag-4k")
+        .expect("the frag-4k standard image");
+    let fs = ext4::Fs::open_path(&image.path).expect("opening the image");
+    let (files, errors) = predictor::train::regular_files(&fs);
+    assert!(errors.is_empty(), "{errors:?}");
+    let extents: u64 = files
+        .iter()
+        .map(|(_, i)| fs.extents(i).expect("extents").len() as u64)
+        .sum();
+    let mount = testimg::kernel::LoopMount::new(&image.path).expect("loop mount");
+    let root = std::fs::canonicalize(mount.path()).expect("mount point");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (out, tables) = (dir.path().join("report"), dir.path().join("tables"));
+    let status = Command::new(env!("CARGO_BIN_EXE_reports"))
+        .args(["run", "--quick", "--live"])
+        .arg(mount.path())
+        .arg("-o")
+        .arg(&out)
+        .arg("--tables")
+        .arg(&tables)
+        .status()
+        .expect("running reports");
+    assert!(status.success(), "reports run --live failed: {status}");
+    mount.unmount().expect("unmount");
+
+    let written = documented_tables(&tables);
+    for name in [
+        "fig1_lookup_latency",
+        "fig4_bytes_per_extent",
+        "fig7_training",
+        "run",
+    ] {
+        assert!(written.contains_key(name), "table {name} was not written");
+    }
+    let pops = check_population(&written);
+    let name = format!("live:{}", root.display());
+    assert_eq!(pops.len(), 1, "{pops:?}");
+    assert_eq!(
+        pops.get(&name),
+        Some(&(files.len() as f64, extents as f64)),
+        "{pops:?}"
+    );
+    let t = &written["fig1_lookup_latency"];
+    assert!(
+        t.rows.iter().any(|r| t.str(r, "source") == "live"),
+        "fig1: no live dataset"
+    );
+    let t = &written["fig7_training"];
+    assert!(
+        t.rows.iter().any(|r| t.str(r, "source") == "live"),
+        "fig7: no live run"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        report.contains("(fig8_population.png)"),
+        "report does not show fig 8"
+    );
+    assert!(
+        report.contains(&format!("Population ({name})")),
+        "no population headline"
     );
 }

@@ -138,177 +138,52 @@ impl Drop for LoopMount {
     }
 }
 
-/// The extent is the last one of the file.
-pub const FIEMAP_EXTENT_LAST: u32 = 0x0000_0001;
-/// The location is not known.
-pub const FIEMAP_EXTENT_UNKNOWN: u32 = 0x0000_0002;
-/// Delayed allocation.
-pub const FIEMAP_EXTENT_DELALLOC: u32 = 0x0000_0004;
-/// The data is stored in the inode (inline data); `physical` is a byte address, not aligned.
-pub const FIEMAP_EXTENT_DATA_INLINE: u32 = 0x0000_0200;
-/// The offsets are not block aligned.
-pub const FIEMAP_EXTENT_NOT_ALIGNED: u32 = 0x0000_0100;
-/// Unwritten (preallocated) extent.
-pub const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x0000_0800;
-/// The kernel merged several on-disk extents (block-mapped files).
-pub const FIEMAP_EXTENT_MERGED: u32 = 0x0000_1000;
+pub use livefs::FiemapExtent;
 
-/// One extent as FIEMAP reports it, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FiemapExtent {
-    /// Byte offset in the file.
-    pub logical: u64,
-    /// Byte offset on the device.
-    pub physical: u64,
-    /// Length in bytes.
-    pub length: u64,
-    /// `FIEMAP_EXTENT_*` flags.
-    pub flags: u32,
-}
-
-impl FiemapExtent {
-    /// `FIEMAP_EXTENT_UNWRITTEN` is set.
-    #[must_use]
-    pub fn is_unwritten(&self) -> bool {
-        self.flags & FIEMAP_EXTENT_UNWRITTEN != 0
-    }
-
-    /// `FIEMAP_EXTENT_LAST` is set.
-    #[must_use]
-    pub fn is_last(&self) -> bool {
-        self.flags & FIEMAP_EXTENT_LAST != 0
-    }
-
-    /// `FIEMAP_EXTENT_DATA_INLINE` is set.
-    #[must_use]
-    pub fn is_inline(&self) -> bool {
-        self.flags & FIEMAP_EXTENT_DATA_INLINE != 0
-    }
-}
-
-/// `struct fiemap` header (linux/fiemap.h).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct RawFiemap {
-    fm_start: u64,
-    fm_length: u64,
-    fm_flags: u32,
-    fm_mapped_extents: u32,
-    fm_extent_count: u32,
-    fm_reserved: u32,
-}
-
-/// `struct fiemap_extent` (linux/fiemap.h).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct RawFiemapExtent {
-    fe_logical: u64,
-    fe_physical: u64,
-    fe_length: u64,
-    fe_reserved64: [u64; 2],
-    fe_flags: u32,
-    fe_reserved: [u32; 3],
-}
-
-const BATCH: usize = 1024;
-
-/// The header followed by room for `BATCH` extents, as the ioctl expects them in one buffer.
-#[repr(C)]
-struct FiemapBuffer {
-    header: RawFiemap,
-    extents: [RawFiemapExtent; BATCH],
-}
-
-/// `_IOWR('f', 11, struct fiemap)`.
-const FS_IOC_FIEMAP: u64 = 0xC020_660B;
-
-/// All extents of `file` from the `FS_IOC_FIEMAP` ioctl (no `FIEMAP_FLAG_SYNC`: the mounts here
-/// are read-only), in ascending logical order, asked for in batches of 1024. Opens the file
-/// read-only: do not call it on FIFOs or devices.
+/// All extents of `file` (a regular file or a directory) from the kernel's FIEMAP
+/// ([`livefs::fiemap`]: no `FIEMAP_FLAG_SYNC`, the mounts here are read-only).
 pub fn fiemap(file: &Path) -> Result<Vec<FiemapExtent>> {
     let handle = File::open(file).map_err(io_err("opening for FIEMAP", file))?;
-    let fd = handle.as_raw_fd();
-    let mut buffer = Box::new(FiemapBuffer {
-        header: RawFiemap::default(),
-        extents: [RawFiemapExtent::default(); BATCH],
-    });
-    let mut out = Vec::new();
-    let mut start = 0u64;
-    loop {
-        buffer.header = RawFiemap {
-            fm_start: start,
-            fm_length: u64::MAX - start,
-            fm_flags: 0,
-            fm_mapped_extents: 0,
-            fm_extent_count: BATCH as u32,
-            fm_reserved: 0,
-        };
-        let ptr: *mut FiemapBuffer = &mut *buffer;
-        // SAFETY: `ptr` points to a live, writable buffer laid out as `struct fiemap` followed
-        // by `fm_extent_count` `struct fiemap_extent`s, which is what the ioctl reads and
-        // writes; `fd` is open for the duration of the call.
-        let rc = unsafe { libc::ioctl(fd, FS_IOC_FIEMAP as _, ptr) };
-        if rc < 0 {
-            return Err(io_err("FIEMAP on", file)(std::io::Error::last_os_error()));
-        }
-        let mapped = (buffer.header.fm_mapped_extents as usize).min(BATCH);
-        if mapped == 0 {
-            break;
-        }
-        let mut last = false;
-        for raw in &buffer.extents[..mapped] {
-            let e = FiemapExtent {
-                logical: raw.fe_logical,
-                physical: raw.fe_physical,
-                length: raw.fe_length,
-                flags: raw.fe_flags,
-            };
-            last |= e.is_last();
-            out.push(e);
-        }
-        let Some(tail) = out.last() else { break };
-        let next = tail.logical.saturating_add(tail.length);
-        if last || next <= start {
-            break;
-        }
-        start = next;
-    }
-    Ok(out)
+    livefs::fiemap(&handle, file).map_err(|e| unexpected(file, &e))
 }
 
-/// Converts FIEMAP extents to blocks of `block_size` bytes, leaving out inline-data extents
-/// (which have no blocks). Fails on an extent that is not block aligned or does not fit the
-/// block number ranges.
+/// Converts FIEMAP extents to blocks of `block_size` bytes ([`livefs::blocks`]: inline data
+/// left out; an extent that is not block aligned or past the block number range is an error).
 pub fn fiemap_blocks(
     file: &Path,
     extents: &[FiemapExtent],
     block_size: u32,
 ) -> Result<Vec<OracleExtent>> {
-    let bs = u64::from(block_size);
-    let bad = |reason: String| Error::Unexpected {
+    let blocks = livefs::blocks(file, extents, block_size).map_err(|e| unexpected(file, &e))?;
+    Ok(blocks
+        .into_iter()
+        .map(|b| OracleExtent {
+            lblk: b.lblk,
+            pblk: b.pblk,
+            len: b.len,
+            unwritten: b.unwritten,
+        })
+        .collect())
+}
+
+/// A FIEMAP failure as this crate's error (the oracle answered something unusable).
+fn unexpected(file: &Path, e: &livefs::Error) -> Error {
+    Error::Unexpected {
         image: file.to_owned(),
         path: String::new(),
-        reason,
-    };
-    let mut out = Vec::with_capacity(extents.len());
-    for e in extents.iter().filter(|e| !e.is_inline()) {
-        if bs == 0 || e.logical % bs != 0 || e.physical % bs != 0 || e.length % bs != 0 {
-            return Err(bad(format!(
-                "FIEMAP extent {e:?} is not aligned to {block_size}-byte blocks"
-            )));
-        }
-        let lblk = u32::try_from(e.logical / bs)
-            .map_err(|_| bad(format!("FIEMAP extent {e:?} starts beyond block 2^32")))?;
-        let len = u32::try_from(e.length / bs)
-            .map_err(|_| bad(format!("FIEMAP extent {e:?} is longer than 2^32 blocks")))?;
-        out.push(OracleExtent {
-            lblk,
-            pblk: e.physical / bs,
-            len,
-            unwritten: e.is_unwritten(),
-        });
+        reason: chain(e),
     }
-    Ok(out)
+}
+
+/// `e` and its sources, joined by ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
 }
 
 /// Reads a whole file through the kernel (for content comparisons).

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use ext4::{Extent, Fs, Inode, InodeKind};
 
-use crate::ImageArg;
+use crate::SourceArg;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -20,14 +20,14 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    image: ImageArg,
+    source: SourceArg,
     /// Only this file (absolute path inside the image).
-    #[arg(long, conflicts_with = "ino")]
+    #[arg(long, conflicts_with_all = ["ino", "live"])]
     path: Option<String>,
     /// Only this inode number.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     ino: Option<u32>,
-    /// Output format.
+    /// Output format (`debugfs` only for images).
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
 }
@@ -39,7 +39,11 @@ struct Target {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let image = &args.image.image;
+    let image = match (&args.source.image, &args.source.live) {
+        (_, Some(live)) => return run_live(live, args.format),
+        (Some(image), None) => image,
+        (None, None) => bail!("give an image, or --live PATH"),
+    };
     let fs = Fs::open_path(image).with_context(|| format!("opening {}", image.display()))?;
     let mut failures = 0usize;
     let targets = if let Some(path) = &args.path {
@@ -128,28 +132,66 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of `--format jsonl`, fields in this order.
+/// `dump --live`: every regular file under `path`, as JSON lines with absolute paths.
+fn run_live(path: &std::path::Path, format: Format) -> Result<ExitCode> {
+    if format != Format::Jsonl {
+        bail!("--format debugfs prints an image's extent-tree leaves; a live dump is jsonl only");
+    }
+    let scan = crate::live::scan(path)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for f in &scan.files {
+        let extents = f
+            .extents
+            .iter()
+            .map(|e| (e.lblk, e.pblk, e.len, e.unwritten));
+        let path = f.path.to_string_lossy();
+        let line = JsonFile {
+            ino: f.ino,
+            path: Some(&path),
+            size: f.size,
+            extents: extents.collect(),
+        };
+        line.write(&mut out).context("writing to stdout")?;
+    }
+    out.flush().context("writing to stdout")?;
+    if !scan.skipped.is_empty() {
+        eprintln!(
+            "training dump: {} path(s) could not be read (see warnings above)",
+            scan.skipped.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `--format jsonl`, fields in this order (the same for images and live maps).
 #[derive(serde::Serialize)]
 struct JsonFile<'a> {
-    ino: u32,
+    ino: u64,
     path: Option<&'a str>,
     size: u64,
     /// `[lblk, pblk, len, unwritten]`
     extents: Vec<(u32, u64, u32, bool)>,
 }
 
+impl JsonFile<'_> {
+    fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        writeln!(out)
+    }
+}
+
 fn write_json(out: &mut impl Write, t: &Target, extents: &[Extent]) -> io::Result<()> {
-    let line = JsonFile {
-        ino: t.inode.ino,
+    JsonFile {
+        ino: u64::from(t.inode.ino),
         path: t.path.as_deref(),
         size: t.inode.size,
         extents: extents
             .iter()
             .map(|e| (e.lblk, e.pblk, e.len, e.unwritten))
             .collect(),
-    };
-    serde_json::to_writer(&mut *out, &line)?;
-    writeln!(out)
+    }
+    .write(out)
 }
 
 /// Digits of `n` in decimal (`int_log10(n) + 1` in debugfs).

@@ -11,12 +11,12 @@ use predictor::model::{FitParams, ModelKind, DEFAULT_MAX_WINDOW};
 use predictor::train::{self, FileStats, Trained};
 use tables::Column;
 
-use crate::ImageArg;
+use crate::SourceArg;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    image: ImageArg,
+    source: SourceArg,
     /// Where to write the model pack.
     #[arg(short, long)]
     output: PathBuf,
@@ -27,17 +27,14 @@ pub struct Args {
     /// Threads fitting files in parallel (default: the number of CPUs).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Directory for the per-file statistics table (`<image>-files.parquet` and `.csv`).
-    #[arg(long, default_value = "notebooks-data/training")]
-    stats_dir: PathBuf,
-    /// Do not write the statistics table.
-    #[arg(long)]
-    no_stats: bool,
+    /// Also write the per-file statistics table (`<name>-files.parquet` and `.csv`, one row
+    /// per file; columns in notebooks-data/README.md) into this directory. Nothing is written
+    /// but the pack without it.
+    #[arg(long, value_name = "DIR")]
+    tables: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let image = &args.image.image;
-    let fs = Fs::open_path(image).with_context(|| format!("opening {}", image.display()))?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -51,14 +48,39 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         ProgressStyle::with_template("{spinner} fitting: {pos} files, {msg} extents [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.enable_steady_tick(Duration::from_millis(200));
     let extents_done = std::sync::atomic::AtomicU64::new(0);
-    let trained = train::train(&fs, &params, jobs, &|n| {
+    let progress = |n| {
         let total = extents_done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         bar.inc(1);
         bar.set_message(total.to_string());
-    });
+    };
+    let (source, trained, skipped) = match (&args.source.image, &args.source.live) {
+        (_, Some(live)) => {
+            let scan = crate::live::scan(live)?;
+            if scan.fs.uuid.is_none() {
+                tracing::warn!(
+                    "{}: the file system does not tell its UUID; the pack is bound to the zero UUID and fits no image",
+                    live.display()
+                );
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let trained = train::train_live(&scan, &params, jobs, &progress);
+            (scan.root.clone(), trained, scan.skipped.len())
+        }
+        (Some(image), None) => {
+            let fs =
+                Fs::open_path(image).with_context(|| format!("opening {}", image.display()))?;
+            bar.enable_steady_tick(Duration::from_millis(200));
+            (
+                image.clone(),
+                train::train(&fs, &params, jobs, &progress),
+                0,
+            )
+        }
+        (None, None) => anyhow::bail!("give an image, or --live PATH"),
+    };
     bar.finish_and_clear();
+    let image = source.as_path();
 
     for e in &trained.errors {
         tracing::warn!(
@@ -74,15 +96,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .write_file(&args.output)
         .with_context(|| format!("writing the model pack {}", args.output.display()))?;
     print_summary(image, &args.output, &trained, jobs);
-    if !args.no_stats {
-        let path = write_stats(&args.stats_dir, image, &trained.files)?;
+    if let Some(dir) = &args.tables {
+        let path = write_stats(dir, image, &trained.files)?;
         println!("per-file statistics: {}", path.display());
+    }
+    if skipped > 0 {
+        eprintln!("training fit: {skipped} path(s) could not be read (see warnings above)");
     }
     if !trained.errors.is_empty() {
         eprintln!(
             "training fit: {} file(s) could not be trained (see warnings above); their queries fall to the B-tree and on-disk tiers",
             trained.errors.len()
         );
+    }
+    if skipped > 0 || !trained.errors.is_empty() {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
@@ -110,7 +137,7 @@ fn print_summary(image: &Path, pack: &Path, t: &Trained, jobs: usize) {
     let fit: Duration = t.files.iter().map(|f| f.fit_time).sum();
     let read: Duration = t.files.iter().map(|f| f.read_time).sum();
     let secs = t.elapsed.as_secs_f64().max(1e-9);
-    println!("image       {}", image.display());
+    println!("source      {}", image.display());
     println!(
         "pack        {} ({} models)",
         pack.display(),
@@ -133,11 +160,16 @@ fn print_summary(image: &Path, pack: &Path, t: &Trained, jobs: usize) {
         windows.last().copied().unwrap_or(0)
     );
     println!(
-        "speed       {:.0} extents/s overall ({:.2} s wall, {jobs} jobs); fitting alone {:.0} extents/s per thread, reading {:.0} extents/s",
+        "speed       {:.0} extents/s overall ({:.2} s wall, {jobs} jobs); fitting alone {:.0} extents/s per thread, {}",
         extents as f64 / secs,
         secs,
         extents as f64 / fit.as_secs_f64().max(1e-9),
-        extents as f64 / read.as_secs_f64().max(1e-9),
+        if read.is_zero() {
+            // --live: FIEMAP read the maps before training started.
+            "maps read before (FIEMAP)".to_string()
+        } else {
+            format!("reading {:.0} extents/s", extents as f64 / read.as_secs_f64())
+        }
     );
     if let Some(kib) = peak_rss_kib() {
         println!("peak memory {:.1} MiB (resident)", kib as f64 / 1024.0);
@@ -151,7 +183,8 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Writes `<dir>/<image stem>-files.{parquet,csv}`: one row per trained file.
+/// Writes `<dir>/<stem>-files.{parquet,csv}` (the image's file stem, or the live directory's
+/// name): one row per trained file.
 fn write_stats(dir: &Path, image: &Path, files: &[FileStats]) -> Result<PathBuf> {
     let stem = image
         .file_stem()

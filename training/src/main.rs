@@ -2,6 +2,7 @@
 
 mod dump;
 mod fit;
+mod live;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,22 +24,32 @@ enum Command {
     /// Print the extent map of every regular file (or of one file).
     ///
     /// `jsonl` prints one object per file:
-    /// {"ino":12,"path":"/big","size":67108864,"extents":[[lblk,pblk,len,unwritten],...]}.
-    /// `debugfs` prints the leaf lines of `debugfs -R "ex PATH"` (same columns and widths,
-    /// index nodes left out) so the two can be diffed.
+    /// {"ino":12,"path":"/big","size":67108864,"extents":[[lblk,pblk,len,unwritten],...]}
+    /// (blocks of the file system's block size). `debugfs` prints the leaf lines of
+    /// `debugfs -R "ex PATH"` (same columns and widths, index nodes left out) so the two can be
+    /// diffed. With --live, the maps of files on a mounted file system, in the same JSON lines
+    /// with absolute paths.
     Dump(dump::Args),
     /// Fit a model to every regular file and write a model pack.
     ///
-    /// Prints a summary (files, extents, model kinds, window sizes, speed, peak memory) and
-    /// writes per-file statistics as a table (Parquet + CSV) under --stats-dir.
+    /// Prints a summary (files, extents, model kinds, window sizes, speed, peak memory); with
+    /// --tables, also writes per-file statistics as a table (Parquet + CSV). With --live, fits
+    /// the files of a mounted file system; on ext4 the pack then fits that file system's image.
     Fit(fit::Args),
 }
 
-/// Image argument shared by the commands.
+/// Where the extent maps come from: an image, or a live (mounted) file system.
 #[derive(clap::Args, Debug)]
-struct ImageArg {
+#[group(required = true, multiple = false)]
+struct SourceArg {
     /// The ext2/3/4 image file (or block device), opened read-only.
-    image: PathBuf,
+    image: Option<PathBuf>,
+    /// Instead of an image: a file on a mounted file system, or a directory whose regular
+    /// files are all read (one file system: mounts below it are not entered, symbolic links
+    /// are not followed; unreadable files are reported and skipped). Read through the FIEMAP
+    /// ioctl, read-only: no file is opened for writing.
+    #[arg(long, value_name = "PATH")]
+    live: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

@@ -185,7 +185,10 @@ pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
                         v.sort_by_key(|c| c.extents);
                         v
                     };
-                    let (synth, real) = (of(Source::Synthetic), of(Source::Image));
+                    let synth = of(Source::Synthetic);
+                    let mut real = of(Source::Image);
+                    real.extend(of(Source::Live));
+                    real.sort_by_key(|c| c.extents);
                     // Synthetic maps make the line (with its p99 band); files of real images are
                     // dots of the same colour. A structure with only real files (the on-disk
                     // walk) gets its line through them.

@@ -7,6 +7,7 @@ pub mod endtoend;
 pub mod headline;
 pub mod latency;
 pub mod memory;
+pub mod population;
 pub mod readpath;
 pub mod training;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use crate::images::LoadedImage;
+use crate::live::LiveSet;
 use crate::machine::Machine;
 use crate::table::{Table, Val};
 use crate::timing::Budget;
@@ -49,6 +51,10 @@ pub struct Scale {
     pub train_many_files: usize,
     /// Extents of the kernel-punched image built as an extra dataset (root only).
     pub kernel_punched: Option<u32>,
+    /// Files timed per extent-count class in the population view.
+    pub population_samples: usize,
+    /// Lookup timing of each sampled file in the population view.
+    pub population_lookup: Budget,
 }
 
 impl Scale {
@@ -73,6 +79,13 @@ impl Scale {
             train_sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             train_many_files: 100_000,
             kernel_punched: Some(1_000_000),
+            population_samples: 8,
+            population_lookup: Budget {
+                batch: 1024,
+                min_rounds: 5,
+                max_rounds: 400,
+                time: Duration::from_millis(25),
+            },
         }
     }
 
@@ -97,6 +110,13 @@ impl Scale {
             train_sizes: vec![1_000, 100_000],
             train_many_files: 2_000,
             kernel_punched: None,
+            population_samples: 2,
+            population_lookup: Budget {
+                batch: 256,
+                min_rounds: 2,
+                max_rounds: 5,
+                time: Duration::from_millis(1),
+            },
         }
     }
 }
@@ -107,8 +127,10 @@ pub struct Ctx<'a> {
     pub machine: &'a Machine,
     /// How much to do.
     pub scale: &'a Scale,
-    /// The images, trained.
+    /// The images, trained (none in a live run).
     pub images: &'a [LoadedImage],
+    /// The live scan, trained (live runs only).
+    pub live: Option<&'a LiveSet>,
     /// Where figures go.
     pub fig_dir: &'a Path,
     /// Scratch directory of the run (images, packs, modified copies); removed at the end.

@@ -39,6 +39,17 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             jobs: img.training.jobs,
         });
     }
+    if let Some(live) = ctx.live {
+        runs.push(Run {
+            dataset: live.name.clone(),
+            source: "live",
+            what: "predictor::train::train_maps: fit + pack entry (maps read by FIEMAP before, not timed)",
+            files: live.training.files as u64,
+            extents: live.training.extents,
+            secs: live.training.elapsed.as_secs_f64(),
+            jobs: live.training.jobs,
+        });
+    }
     let params = FitParams::default();
     for &n in &ctx.scale.train_sizes {
         ctx.bar
@@ -88,6 +99,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     let mut body = String::from(
         "Training throughput. Images: the whole of `predictor::train` (walk the directory tree, \
          read every file's extent tree from the image, fit, build the pack entry) on all cores. \
+         Live scan: the same fitting of the maps FIEMAP read (the scan itself is not timed). \
          Synthetic: fitting alone on one thread. The bar: at least 10^6 extents per second.\n\n\
          | dataset | what | files | extents | seconds | extents/s | files/s | jobs |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -132,7 +144,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         .iter()
         .filter(|r| r.source == "synthetic" && r.files > 1)
         .collect();
-    let images: Vec<&Run> = runs.iter().filter(|r| r.source == "image").collect();
+    let images: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.source == "image" || r.source == "live")
+        .collect();
     let mut l1 = Line::new(
         "synthetic: one file, fit only (1 thread)",
         color(0),
@@ -146,7 +161,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     );
     (l2.markers, l2.connect) = (true, false);
     let mut l3 = Line::new(
-        "images: predictor::train (all cores)",
+        "images / live scan: predictor::train (all cores)",
         color(2),
         images.iter().map(point).collect(),
     );

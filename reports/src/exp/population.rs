@@ -1,0 +1,533 @@
+//! The population view: every regular file of the run's images (or live scan) by extent-count
+//! class; the files, bytes and extents of each class; the model each class gets; and what a
+//! lookup costs a query drawn uniformly over files or over bytes, for the learned index and
+//! the kernel's cache structure (the iext tree) and `BTreeMap`.
+//!
+//! Per class, up to `Scale::population_samples` files (spread evenly over the class's extent
+//! counts) are timed: each file's structures are built and raced on uniform queries over that
+//! file, one file at a time, so every structure is warm in cache (the regime of an iomap cache
+//! that holds the file's map). The class's cost is the mean over its sampled files of each
+//! file's median ns per lookup. Heap bytes are summed over every file of the class.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::{ratio, Ctx, Section};
+use crate::datasets::Dataset;
+use crate::images::kind_name;
+use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::population::{class_index, Class, Population, CLASSES};
+use crate::structures::STRUCTURES;
+use crate::table::Table;
+use crate::timing::{race, Summary};
+
+/// The structures a population is costed with: the learned index, the kernel's iext tree with
+/// its two record layouts, and the `BTreeMap` baseline.
+const COSTED: [&str; 4] = ["learned", "iext-xfs", "iext-fuse", "btree"];
+
+/// The kernel's structure every ratio is against: fuse-iomap's cache (iext tree, 32-byte
+/// `fuse_iomap_io` records).
+const KERNEL: &str = "iext-fuse";
+
+/// Model shapes, in table column order.
+const KINDS: [predictor::model::ModelKind; 4] = [
+    predictor::model::ModelKind::Empty,
+    predictor::model::ModelKind::Single,
+    predictor::model::ModelKind::Linear,
+    predictor::model::ModelKind::Piecewise,
+];
+
+/// One class of one population.
+#[derive(Debug, Clone, Default)]
+struct ClassStats {
+    files: u64,
+    bytes: u64,
+    extents: u64,
+    /// Files per model shape (`KINDS` order).
+    kinds: [u64; 4],
+    /// Per costed structure: each sampled file's median ns per lookup.
+    ns: [Vec<f64>; 4],
+    /// Per costed structure: heap bytes over every file of the class.
+    heap: [u64; 4],
+    /// Files whose map could not be read for the memory count.
+    unreadable: u64,
+}
+
+impl ClassStats {
+    fn mean_ns(&self, s: usize) -> Option<f64> {
+        let v = &self.ns[s];
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    fn add(&mut self, o: &ClassStats) {
+        self.files += o.files;
+        self.bytes += o.bytes;
+        self.extents += o.extents;
+        for k in 0..4 {
+            self.kinds[k] += o.kinds[k];
+            self.ns[k].extend_from_slice(&o.ns[k]);
+            self.heap[k] += o.heap[k];
+        }
+        self.unreadable += o.unreadable;
+    }
+}
+
+/// Expected ns per lookup of structure `s` for a query drawn over files with extents (`false`)
+/// or over bytes (`true`); `None` where a class with weight has no measurement.
+fn expected_ns(classes: &[ClassStats], s: usize, by_bytes: bool) -> Option<f64> {
+    let weight = |c: &ClassStats| if by_bytes { c.bytes } else { c.files } as f64;
+    let costed: Vec<(&ClassStats, &Class)> = classes
+        .iter()
+        .zip(CLASSES)
+        .filter(|(c, k)| k.min > 0 && weight(c) > 0.0)
+        .collect();
+    let total: f64 = costed.iter().map(|(c, _)| weight(c)).sum();
+    if total == 0.0 {
+        return None;
+    }
+    let mut sum = 0.0;
+    for (c, _) in costed {
+        sum += weight(c) * c.mean_ns(s)?;
+    }
+    Some(sum / total)
+}
+
+/// Measures one population.
+fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
+    let mut classes = vec![ClassStats::default(); CLASSES.len()];
+    let mut members: Vec<Vec<&crate::images::FileInfo>> = vec![Vec::new(); CLASSES.len()];
+    for f in pop.files {
+        let k = class_index(u64::from(f.extents));
+        let c = &mut classes[k];
+        c.files += 1;
+        c.bytes += f.size;
+        c.extents += u64::from(f.extents);
+        if let Some(i) = KINDS.iter().position(|&kind| kind == f.kind) {
+            c.kinds[i] += 1;
+        }
+        members[k].push(f);
+    }
+    let build = |d: &Dataset, name: &str| {
+        STRUCTURES
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| (s.build)(d))
+    };
+    for (k, files) in members.iter_mut().enumerate() {
+        if CLASSES[k].min == 0 || files.is_empty() {
+            continue;
+        }
+        ctx.bar.set_message(format!(
+            "population of {}: {} files of {} extents",
+            pop.name,
+            files.len(),
+            CLASSES[k].label
+        ));
+        files.sort_by_key(|f| (f.extents, f.ino));
+        let n = ctx.scale.population_samples.min(files.len()).max(1);
+        // Evenly spread over the class, by extent count: the first, the last, and between.
+        let sampled: Vec<usize> = (0..n)
+            .map(|i| {
+                if n == 1 {
+                    files.len() / 2
+                } else {
+                    i * (files.len() - 1) / (n - 1)
+                }
+            })
+            .collect();
+        for (i, f) in files.iter().enumerate() {
+            let extents = match pop.extents(f) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "population: map not read");
+                    classes[k].unreadable += 1;
+                    continue;
+                }
+            };
+            let d = Dataset {
+                name: format!("{}:{}", pop.name, f.path),
+                source: pop.source(),
+                model: pop.pack.get(f.ino).map(|e| e.model.clone()),
+                file: None,
+                extents,
+            };
+            let built: Vec<_> = COSTED.iter().map(|s| build(&d, s)).collect();
+            for (s, b) in built.iter().enumerate() {
+                if let Some(b) = b {
+                    classes[k].heap[s] += b.index.heap_bytes() as u64;
+                }
+            }
+            if !sampled.contains(&i) {
+                continue;
+            }
+            let present: Vec<(usize, &dyn predictor::ExtentIndex)> = built
+                .iter()
+                .enumerate()
+                .filter_map(|(s, b)| b.as_ref().map(|b| (s, b.index.as_ref())))
+                .collect();
+            let contenders: Vec<&dyn predictor::ExtentIndex> =
+                present.iter().map(|(_, ix)| *ix).collect();
+            let batches: Vec<Vec<u32>> = (0..2)
+                .map(|seed| {
+                    predictor::synth::uniform_queries(
+                        &d.extents,
+                        ctx.scale.population_lookup.batch,
+                        u64::from(f.ino) * 2 + seed,
+                    )
+                })
+                .collect();
+            let samples = race(&contenders, &batches, &ctx.scale.population_lookup);
+            for ((s, _), mut v) in present.iter().zip(samples) {
+                if let Some(sum) = Summary::of(&mut v) {
+                    classes[k].ns[*s].push(sum.median);
+                }
+            }
+        }
+    }
+    classes
+}
+
+/// Runs the population experiment over every image of the run and the live scan.
+pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
+    let mut pops: Vec<Population<'_>> = ctx.images.iter().map(Population::image).collect();
+    pops.extend(ctx.live.map(Population::live));
+    let measured: Vec<(&str, Vec<ClassStats>)> =
+        pops.iter().map(|p| (p.name, measure(ctx, p))).collect();
+    // The run's files together (one population in a live run).
+    let mut all = vec![ClassStats::default(); CLASSES.len()];
+    for (_, classes) in &measured {
+        for (a, c) in all.iter_mut().zip(classes) {
+            a.add(c);
+        }
+    }
+    let all_name = if measured.len() == 1 {
+        measured[0].0.to_string()
+    } else {
+        "all files of this run".to_string()
+    };
+
+    let mut classes_t = Table::new("fig8_population");
+    let mut cost_t = Table::new("fig8_population_cost");
+    let mut expected_t = Table::new("fig8_expected_cost");
+    let mut rows: Vec<(&str, &[ClassStats])> =
+        measured.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    if measured.len() > 1 {
+        rows.push((all_name.as_str(), all.as_slice()));
+    }
+    for (name, classes) in &rows {
+        let (files, bytes, extents) = classes.iter().fold((0, 0, 0), |a, c| {
+            (a.0 + c.files, a.1 + c.bytes, a.2 + c.extents)
+        });
+        for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
+            let mut row = vec![
+                ("population", (*name).into()),
+                ("class", class.label.into()),
+                ("min_extents", class.min.into()),
+                ("max_extents", class.max.into()),
+                ("files", c.files.into()),
+                ("bytes", c.bytes.into()),
+                ("extents", c.extents.into()),
+                ("files_share", ratio(c.files as f64, files as f64).into()),
+                ("bytes_share", ratio(c.bytes as f64, bytes as f64).into()),
+                (
+                    "extents_share",
+                    ratio(c.extents as f64, extents as f64).into(),
+                ),
+            ];
+            for (k, col) in [
+                "model_empty",
+                "model_single",
+                "model_linear",
+                "model_piecewise",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                row.push((col, c.kinds[k].into()));
+            }
+            classes_t.push(row);
+            if class.min == 0 {
+                continue;
+            }
+            for (s, structure) in COSTED.iter().enumerate() {
+                let Some(ns) = c.mean_ns(s) else { continue };
+                let mut row = vec![
+                    ("population", (*name).into()),
+                    ("class", class.label.into()),
+                    ("structure", (*structure).into()),
+                    ("sampled_files", c.ns[s].len().into()),
+                    ("median_ns", ns.into()),
+                    ("heap_bytes", c.heap[s].into()),
+                    (
+                        "bytes_per_extent",
+                        ratio(c.heap[s] as f64, c.extents as f64).into(),
+                    ),
+                ];
+                row.extend(ctx.machine_cols());
+                cost_t.push(row);
+            }
+        }
+        for (s, structure) in COSTED.iter().enumerate() {
+            let (Some(per_file), Some(per_byte)) = (
+                expected_ns(classes, s, false),
+                expected_ns(classes, s, true),
+            ) else {
+                continue;
+            };
+            let heap: u64 = classes.iter().map(|c| c.heap[s]).sum();
+            let mut row = vec![
+                ("population", (*name).into()),
+                ("structure", (*structure).into()),
+                ("files", files.into()),
+                ("extents", extents.into()),
+                ("per_file_ns", per_file.into()),
+                ("per_byte_ns", per_byte.into()),
+                ("heap_bytes", heap.into()),
+                (
+                    "bytes_per_extent",
+                    ratio(heap as f64, extents as f64).into(),
+                ),
+            ];
+            row.extend(ctx.machine_cols());
+            expected_t.push(row);
+        }
+    }
+
+    // Figure: the run's files together.
+    let shown: Vec<(usize, &ClassStats)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.files > 0)
+        .collect();
+    let label =
+        |(k, c): &(usize, &ClassStats)| format!("{} ({} files)", CLASSES[*k].label, c.files);
+    let categories: Vec<String> = shown.iter().map(label).collect();
+    let (files, bytes, extents) = all.iter().fold((0, 0, 0), |a, c| {
+        (a.0 + c.files, a.1 + c.bytes, a.2 + c.extents)
+    });
+    let share = |f: &dyn Fn(&ClassStats) -> u64, total: u64| -> Vec<Option<f64>> {
+        shown
+            .iter()
+            .map(|(_, c)| Some(100.0 * ratio(f(c) as f64, total as f64)))
+            .collect()
+    };
+    let bars = |label: &str, k: usize, values: Vec<Option<f64>>| Bars {
+        label: label.into(),
+        color: color(k),
+        values,
+        notes: Vec::new(),
+    };
+    // Empty files have no lookups: the cost panel starts at one extent.
+    let costed: Vec<(usize, &ClassStats)> = shown
+        .iter()
+        .copied()
+        .filter(|(k, _)| CLASSES[*k].min > 0)
+        .collect();
+    let cost_series: Vec<Bars> = COSTED
+        .iter()
+        .enumerate()
+        .filter_map(|(s, name)| {
+            let st = STRUCTURES.iter().find(|x| x.name == *name)?;
+            Some(bars(
+                st.label,
+                st.color,
+                costed.iter().map(|(_, c)| c.mean_ns(s)).collect(),
+            ))
+        })
+        .collect();
+    let fig = Figure {
+        title: format!("Fig. 8: the population by extent count ({all_name})"),
+        footer: ctx.footer(),
+        panels: vec![
+            Panel::Bars(BarPanel {
+                title: "share of files, bytes and extents per class".into(),
+                value_desc: "% of the population".into(),
+                log: false,
+                fmt: Fmt::Plain,
+                categories,
+                series: vec![
+                    bars("files", 0, share(&|c| c.files, files)),
+                    bars("bytes", 1, share(&|c| c.bytes, bytes)),
+                    bars("extents", 2, share(&|c| c.extents, extents)),
+                ],
+                stacked: false,
+                value_labels: false,
+            }),
+            Panel::Bars(BarPanel {
+                title: "ns per uniform lookup (warm), mean over sampled files".into(),
+                value_desc: "ns per lookup (log)".into(),
+                log: true,
+                fmt: Fmt::Plain,
+                categories: costed.iter().map(label).collect(),
+                series: cost_series,
+                stacked: false,
+                value_labels: false,
+            }),
+        ],
+    };
+    fig.save(ctx.fig_dir, "fig8_population")?;
+
+    let body = body(&rows, ctx.scale.population_samples);
+    let summary = summary(&all_name, &all);
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "The population: files by extent count".into(),
+        body,
+        figures: vec!["fig8_population".into()],
+        tables: vec![classes_t, cost_t, expected_t],
+        skipped: Vec::new(),
+        summary,
+    })
+}
+
+/// The headline bullet: the whole population's expected lookup cost and memory against the
+/// kernel's structure.
+fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
+    let files: u64 = all.iter().map(|c| c.files).sum();
+    if files == 0 {
+        return Vec::new();
+    }
+    let one = all.get(1).map_or(0, |c| c.files);
+    let bytes: u64 = all.iter().map(|c| c.bytes).sum();
+    let tail_bytes: u64 = all
+        .iter()
+        .zip(CLASSES)
+        .filter(|(_, k)| k.min > 100)
+        .map(|(c, _)| c.bytes)
+        .sum();
+    let idx = |n: &str| COSTED.iter().position(|s| *s == n).unwrap_or(0);
+    let (l, kern) = (idx("learned"), idx(KERNEL));
+    let heap = |s: usize| all.iter().map(|c| c.heap[s]).sum::<u64>();
+    let mut line = format!(
+        "Population ({name}): {files} files, {:.2}% of them with one extent; files with more than 100 extents hold {:.1}% of the bytes.",
+        100.0 * ratio(one as f64, files as f64),
+        100.0 * ratio(tail_bytes as f64, bytes as f64),
+    );
+    if let (Some(lf), Some(kf), Some(lb), Some(kb)) = (
+        expected_ns(all, l, false),
+        expected_ns(all, kern, false),
+        expected_ns(all, l, true),
+        expected_ns(all, kern, true),
+    ) {
+        let _ = write!(
+            line,
+            " A lookup about a random file costs {lf:.1} ns with the learned index and {kf:.1} ns with the kernel's iext tree (32 B records), {:.2}x its time; about a random byte, {lb:.1} and {kb:.1} ns, {:.2}x (warm, per-class means of sampled files).",
+            ratio(lf, kf),
+            ratio(lb, kb)
+        );
+    }
+    let extents: u64 = all.iter().map(|c| c.extents).sum();
+    let _ = write!(
+        line,
+        " Every map in memory: learned index {} B ({:.1} B/extent), iext tree {} B ({:.1} B/extent), {:.2}x its memory.",
+        heap(l),
+        ratio(heap(l) as f64, extents as f64),
+        heap(kern),
+        ratio(heap(kern) as f64, extents as f64),
+        ratio(heap(l) as f64, heap(kern) as f64)
+    );
+    vec![line]
+}
+
+/// The section's text: what was measured, then per population the classes and the expected
+/// costs.
+fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
+    let mut md = format!(
+        "Every regular file, grouped by the number of extents in its map. For each class: files, \
+         bytes (file sizes), extents, the model shape training gave its files (`empty`, `single`, \
+         `linear`, `piecewise`), and the ns per lookup of each structure: up to {samples} files \
+         per class, spread over its extent counts, each raced alone on uniform queries over that \
+         file (structures warm in cache), averaged over the sampled files. The expected cost \
+         weighs each class by its share of files (a query about a random file with extents) or of \
+         bytes (a query about a random byte). Heap bytes are summed over every file.\n"
+    );
+    let idx = |n: &str| COSTED.iter().position(|s| *s == n).unwrap_or(0);
+    for (name, classes) in rows {
+        let _ = write!(
+            md,
+            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | learned B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        );
+        for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
+            let models: Vec<String> = KINDS
+                .iter()
+                .zip(c.kinds)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{} {n}", kind_name(*k)))
+                .collect();
+            let ns = |s: &str| c.mean_ns(idx(s)).map_or("-".into(), |v| format!("{v:.1}"));
+            let bpe = |s: &str| {
+                if c.extents == 0 {
+                    "-".into()
+                } else {
+                    format!("{:.1}", ratio(c.heap[idx(s)] as f64, c.extents as f64))
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                class.label,
+                c.files,
+                c.bytes,
+                c.extents,
+                models.join(", "),
+                ns("learned"),
+                ns("iext-fuse"),
+                ns("iext-xfs"),
+                ns("btree"),
+                bpe("learned"),
+                bpe("iext-fuse"),
+            );
+        }
+        let _ = write!(
+            md,
+            "\n| structure | expected ns, query over files | expected ns, query over bytes | heap bytes, every map |\n|---|---:|---:|---:|\n"
+        );
+        for (s, structure) in COSTED.iter().enumerate() {
+            let f = expected_ns(classes, s, false);
+            let b = expected_ns(classes, s, true);
+            let heap: u64 = classes.iter().map(|c| c.heap[s]).sum();
+            let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+            let _ = writeln!(md, "| {structure} | {} | {} | {heap} |", fmt(f), fmt(b));
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_cost_weighs_classes_by_files_and_bytes() {
+        let mut classes = vec![ClassStats::default(); CLASSES.len()];
+        // 3 empty files (never queried), 9 one-extent files of 1 byte at 10 ns, 1 file of
+        // 1000 extents and 91 bytes at 50 ns.
+        classes[0].files = 3;
+        classes[1] = ClassStats {
+            files: 9,
+            bytes: 9,
+            ..ClassStats::default()
+        };
+        classes[1].ns[0] = vec![10.0];
+        classes[4] = ClassStats {
+            files: 1,
+            bytes: 91,
+            ..ClassStats::default()
+        };
+        classes[4].ns[0] = vec![40.0, 60.0];
+        let by_files = expected_ns(&classes, 0, false).unwrap();
+        let by_bytes = expected_ns(&classes, 0, true).unwrap();
+        assert!(
+            (by_files - (9.0 * 10.0 + 50.0) / 10.0).abs() < 1e-9,
+            "{by_files}"
+        );
+        assert!(
+            (by_bytes - (9.0 * 10.0 + 91.0 * 50.0) / 100.0).abs() < 1e-9,
+            "{by_bytes}"
+        );
+        // A class with weight but no measurement leaves the expectation unknown.
+        classes[5].files = 1;
+        assert_eq!(expected_ns(&classes, 0, false), None);
+    }
+}
