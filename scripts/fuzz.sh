@@ -19,7 +19,7 @@ SECS=${1:-150}
 shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(superblock extent_tree directory pack)
-CORPUS_SRC=${IOMAP_CORPUS:-../shared/corpus/e2fsprogs}
+CORPUS_SRC=${IOMAP_CORPUS:-testdata/e2fsprogs}
 WORK=fuzz/work
 JOBS=${FUZZ_JOBS:-1}
 

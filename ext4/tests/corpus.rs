@@ -1,4 +1,4 @@
-//! The e2fsprogs regression images (`../shared/corpus/e2fsprogs/*.img.gz`), many deliberately
+//! The e2fsprogs regression images (`testdata/e2fsprogs/*.img.gz`), many deliberately
 //! corrupt, read fully: superblock, every in-use inode, every extent tree, directory and
 //! symlink, and a walk from the root. Each image must end in `Ok` or errors that name what is
 //! wrong; never a panic, a hang (a watchdog per image) or an allocation out of proportion to
@@ -42,7 +42,7 @@ fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("IOMAP_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/e2fsprogs")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/e2fsprogs")
         });
     assert!(
         dir.is_dir(),

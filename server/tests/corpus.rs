@@ -1,7 +1,7 @@
 //! Hostile images: e2fsprogs regression images (many deliberately corrupt) either mount and can
 //! be walked and read without the server crashing or hanging the mount, or are refused with a
 //! clear message. Needs root; skipped otherwise. A handful by default; `CORPUS_ALL=1` takes all
-//! of `../shared/corpus/e2fsprogs/`.
+//! of `testdata/e2fsprogs/`.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{kill_and_detach, root_or_skip, with_timeout, ServerMount};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/e2fsprogs");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/e2fsprogs");
 
 /// Corrupt extent trees (bad magic, checksum, depth, zeroed header, bad interior nodes),
 /// directories (bad entries, holes, bad htree nodes), symlinks, inline data, sparse files.
