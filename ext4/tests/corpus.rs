@@ -41,9 +41,7 @@ static ALLOC: Counting = Counting;
 fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("IOMAP_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/e2fsprogs")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/e2fsprogs"));
     assert!(
         dir.is_dir(),
         "corpus not found at {} (set IOMAP_CORPUS to the folder of *.img.gz)",

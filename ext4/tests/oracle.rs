@@ -232,8 +232,7 @@ fn same_bytes(
 
 #[test]
 fn kernel_agrees_on_mappings_and_contents() {
-    if !kernel::is_root() {
-        eprintln!("skipped: loop-mounting images needs root");
+    if !testimg::root_or_skip("kernel_agrees_on_mappings_and_contents") {
         return;
     }
     let mut checked = 0usize;

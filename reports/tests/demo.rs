@@ -238,20 +238,6 @@ fn check_population(written: &HashMap<String, Csv>) -> HashMap<String, (f64, f64
         .collect()
 }
 
-/// Whether a test that needs root may run; as another user it skips, unless
-/// `IOMAP_REQUIRE_ALL` is set.
-fn root_or_skip(test: &str) -> bool {
-    if testimg::kernel::is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("IOMAP_REQUIRE_ALL").is_none(),
-        "{test}: needs root, and IOMAP_REQUIRE_ALL forbids skipping"
-    );
-    eprintln!("{test}: skipped: needs root");
-    false
-}
-
 fn tool_exists(name: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -262,11 +248,10 @@ fn tool_exists(name: &str) -> bool {
 #[test]
 fn quick_demo_writes_documented_plausible_tables() {
     if !tool_exists("mke2fs") || !tool_exists("debugfs") {
-        assert!(
-            std::env::var_os("IOMAP_REQUIRE_ALL").is_none(),
-            "mke2fs/debugfs not installed, and IOMAP_REQUIRE_ALL forbids skipping"
+        testimg::skip(
+            "quick_demo_writes_documented_plausible_tables",
+            "mke2fs/debugfs not installed (Debian package e2fsprogs)",
         );
-        eprintln!("SKIP: mke2fs/debugfs not installed (Debian package e2fsprogs)");
         return;
     }
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -461,7 +446,7 @@ fn quick_demo_writes_documented_plausible_tables() {
 /// the image's inodes have one link each).
 #[test]
 fn quick_live_report_on_a_mounted_image() {
-    if !root_or_skip("quick_live_report_on_a_mounted_image") {
+    if !testimg::root_or_skip("quick_live_report_on_a_mounted_image") {
         return;
     }
     let images = testimg::standard().expect("standard images");

@@ -240,11 +240,12 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
     }
 }
 
-/// Whether `tool` runs; prints why the test skips if not (`hint`: where to get it).
+/// Whether `tool` runs; the test skips if not (`hint`: where to get it), or fails under
+/// `IOMAP_REQUIRE_ALL`.
 fn have(tool: &str, hint: &str) -> bool {
     let ok = Command::new(tool).arg("--version").output().is_ok();
     if !ok {
-        eprintln!("skipped: no {tool} ({hint})");
+        testimg::skip("this BPF test", &format!("no {tool} ({hint})"));
     }
     ok
 }

@@ -32,6 +32,7 @@ mod rng;
 
 pub mod kernel;
 pub mod oracle;
+mod skip;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use error::{Error, Result};
 pub use oracle::{FileKind, OracleExtent};
 pub use recipe::MAX_LBLK;
 pub use rng::Rng;
+pub use skip::{root_or_skip, skip, REQUIRE_ALL};
 
 /// One kind of test image. [`Kind::STANDARD`] are the ones [`standard`] builds,
 /// [`Kind::DEMO`] the ones [`demo`] builds.

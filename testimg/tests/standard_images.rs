@@ -291,8 +291,7 @@ fn list_files_sees_the_tree() {
 
 #[test]
 fn kernel_agrees_with_debugfs() {
-    if !kernel::is_root() {
-        eprintln!("kernel_agrees_with_debugfs: skipped, needs root for loop mounts");
+    if !testimg::root_or_skip("kernel_agrees_with_debugfs") {
         return;
     }
     for image in images() {

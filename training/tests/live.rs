@@ -11,26 +11,10 @@ use std::path::Path;
 use std::process::Command;
 
 use predictor::Pack;
-use testimg::kernel::{self, LoopMount};
+use testimg::kernel::LoopMount;
 use testimg::oracle::{normalize, OracleExtent};
 
 const TRAINING: &str = env!("CARGO_BIN_EXE_training");
-
-/// Whether the test can run; a skip fails under `IOMAP_REQUIRE_ALL`.
-fn root_or_skip(test: &str) -> bool {
-    if kernel::is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("IOMAP_REQUIRE_ALL").is_none(),
-        "{test}: needs root for loop mounts, and IOMAP_REQUIRE_ALL forbids skipping"
-    );
-    eprintln!(
-        "{test}: skipped: loop mounts need root (euid {})",
-        kernel::euid()
-    );
-    false
-}
 
 /// One line of `training dump`.
 #[derive(serde::Deserialize, Debug)]
@@ -81,7 +65,7 @@ fn dump(args: &[&std::ffi::OsStr]) -> Vec<Line> {
 
 #[test]
 fn live_maps_and_packs_equal_the_images() {
-    if !root_or_skip("live_maps_and_packs_equal_the_images") {
+    if !testimg::root_or_skip("live_maps_and_packs_equal_the_images") {
         return;
     }
     let images = testimg::standard().expect("standard images");

@@ -15,17 +15,7 @@ use predictor::pack::Pack;
 /// The `server` binary under test.
 pub const SERVER: &str = env!("CARGO_BIN_EXE_server");
 
-/// Whether the tests that mount can run; prints why not.
-pub fn root_or_skip(test: &str) -> bool {
-    if testimg::kernel::is_root() {
-        return true;
-    }
-    eprintln!(
-        "{test}: skipped: mounting needs root (euid {})",
-        testimg::kernel::euid()
-    );
-    false
-}
+pub use testimg::root_or_skip;
 
 /// The model pack `training fit` would write for `fs`.
 pub fn build_pack(fs: &Fs) -> Pack {
