@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the ext4 reader and the model-pack reader with cargo-fuzz (libFuzzer, nightly) for a
 # bounded time per target, then prints execs and coverage per target. Not part of `cargo test`;
-# crashes it finds become regression tests in ext4/tests/fuzz_regressions.rs (or the crate's).
+# a crash it finds becomes a regression test in the crate whose reader it broke.
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     # default 150 s, all four targets
 #

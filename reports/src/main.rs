@@ -1,4 +1,4 @@
-//! `reports`: runs the experiments of DESIGN section 7 (lookup latency, accuracy, memory,
+//! `reports`: runs the experiments of docs/design.md section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
 mod bpf;

@@ -1,6 +1,6 @@
 //! `server load`: drives a running `server serve` with random queries from several clients and
 //! prints queries per second and round-trip latency percentiles, for measuring the socket
-//! service (DESIGN section 7, experiment 4).
+//! service (docs/design.md section 7).
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The experiments of DESIGN section 7, one module each. Every experiment returns a
+//! The experiments of docs/design.md section 7, one module each. Every experiment returns a
 //! [`Section`] of the report: its text, its figures (already written) and its tables.
 
 pub mod accuracy;
