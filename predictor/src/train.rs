@@ -230,11 +230,14 @@ pub fn train_live(
     t
 }
 
-/// The maps of a live scan as [`FileMap`]s, and the files that cannot be one.
+/// The maps of a live scan as [`FileMap`]s, one per inode, and the files that cannot be one.
 pub fn live_maps(scan: &livefs::Scan) -> (Vec<FileMap>, Vec<FileError>) {
     let mut maps = Vec::with_capacity(scan.files.len());
     let mut errors = Vec::new();
-    for f in &scan.files {
+    // A scan lists every path; hard links share an inode, which is one file (its first path,
+    // in the scan's name order), as `regular_files` does for an image.
+    let mut seen = std::collections::HashSet::new();
+    for f in scan.files.iter().filter(|f| seen.insert(f.ino)) {
         match FileMap::from_live(f) {
             Ok(m) => maps.push(m),
             Err(e) => errors.push(e),
@@ -342,4 +345,56 @@ fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
         model,
     };
     Ok((entry, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_maps_take_each_inode_once_and_refuse_64_bit_inodes() {
+        let file = |path: &str, ino| livefs::LiveFile {
+            path: path.into(),
+            ino,
+            generation: Some(7),
+            size: 4096,
+            extents: vec![livefs::BlockExtent {
+                lblk: 0,
+                pblk: 10,
+                len: 1,
+                unwritten: false,
+            }],
+        };
+        let scan = livefs::Scan {
+            root: "/".into(),
+            fs: livefs::FileSystemInfo {
+                block_size: 4096,
+                uuid: None,
+                dev: 1,
+            },
+            // "/b" is a hard link of "/a".
+            files: vec![file("/a", 12), file("/b", 12), file("/c", 1 << 40)],
+            skipped: Vec::new(),
+        };
+        let (maps, errors) = live_maps(&scan);
+        let got: Vec<(u32, &str, u32)> = maps
+            .iter()
+            .map(|m| (m.ino, m.path.as_str(), m.generation))
+            .collect();
+        assert_eq!(got, vec![(12, "/a", 7)]);
+        assert_eq!(
+            maps[0].extents,
+            vec![Extent {
+                lblk: 0,
+                pblk: 10,
+                len: 1,
+                unwritten: false
+            }]
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].error.contains("32 bits"), "{:?}", errors[0]);
+        let trained = train_live(&scan, &FitParams::default(), 1, &|_| ());
+        assert_eq!((trained.files.len(), trained.errors.len()), (1, 1));
+        assert_eq!(trained.pack.header.uuid, [0; 16]);
+    }
 }
