@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use ext4::{Extent, Fs, Inode};
 use predictor::model::Model;
 
-use crate::images::LoadedImage;
+use crate::images::{FileInfo, LoadedImage};
 use crate::live::LiveSet;
 use crate::population::CLASSES;
 
@@ -121,26 +121,39 @@ pub fn file_dataset(img: &LoadedImage, ino: u32, path: &str) -> Result<Dataset> 
 /// The most fragmented file of every extent-count class from 2 extents up of a live scan
 /// (ties: the lowest inode): real maps across the sizes the scan has.
 pub fn live_files(set: &LiveSet) -> Vec<Dataset> {
-    let mut out = Vec::new();
-    for class in CLASSES.iter().filter(|c| c.min >= 2) {
-        let best = set
-            .files
-            .iter()
-            .filter(|f| (class.min..=class.max).contains(&u64::from(f.extents)))
-            .max_by_key(|f| (f.extents, std::cmp::Reverse(f.ino)));
-        let Some(f) = best else { continue };
-        let Some(extents) = set.extents(f.ino) else {
-            continue;
-        };
-        out.push(Dataset {
-            name: format!("live:{}", f.path),
-            source: Source::Live,
-            extents: extents.to_vec(),
-            file: None,
-            model: set.pack.get(f.ino).map(|e| e.model.clone()),
-        });
-    }
-    out
+    CLASSES
+        .iter()
+        .filter(|c| c.min >= 2)
+        .filter_map(|class| {
+            let best = set
+                .files
+                .iter()
+                .filter(|f| (class.min..=class.max).contains(&u64::from(f.extents)))
+                .max_by_key(|f| (f.extents, std::cmp::Reverse(f.ino)))?;
+            live_file(set, best)
+        })
+        .collect()
+}
+
+/// The most fragmented file of a live scan (ties: the lowest inode), if one has extents.
+pub fn live_most_fragmented(set: &LiveSet) -> Option<Dataset> {
+    let best = set
+        .files
+        .iter()
+        .filter(|f| f.extents > 0)
+        .max_by_key(|f| (f.extents, std::cmp::Reverse(f.ino)))?;
+    live_file(set, best)
+}
+
+/// The dataset of file `f` of a live scan.
+fn live_file(set: &LiveSet, f: &FileInfo) -> Option<Dataset> {
+    Some(Dataset {
+        name: format!("live:{}", f.path),
+        source: Source::Live,
+        extents: set.extents(f.ino)?.to_vec(),
+        file: None,
+        model: set.pack.get(f.ino).map(|e| e.model.clone()),
+    })
 }
 
 #[cfg(test)]

@@ -370,13 +370,24 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
 
     let body = body(&rows, ctx.scale.population_samples);
     let summary = summary(&all_name, &all);
+    let skipped = measured
+        .iter()
+        .map(|(name, classes)| (name, classes.iter().map(|c| c.unreadable).sum::<u64>()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| {
+            (
+                format!("fig 8: {n} file(s) of {name}"),
+                "extent map not readable (see the warnings): left out of the timing and the memory count".to_string(),
+            )
+        })
+        .collect();
     ctx.bar.inc(1);
     Ok(Section {
         title: "The population: files by extent count".into(),
         body,
         figures: vec!["fig8_population".into()],
         tables: vec![classes_t, cost_t, expected_t],
-        skipped: Vec::new(),
+        skipped,
         summary,
     })
 }
