@@ -159,13 +159,14 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         }
     }
     let mut body = format!(
-        "Every regular file's model is trained with the default window bound (32 slots); its window \
+        "Every regular file's model is trained with the default window bound ({} slots); its window \
          is the largest fixed-point window `e_lo + e_hi + 2` over its segments. Single-extent files \
          need no search. Tier shares: the predictor stack (learned index -> BTreeMap -> on-disk walk) \
          answers 4 KiB `iomap_begin` queries, with the image's pack and audit mode on (every learned \
          answer re-computed by the B-tree), and without a pack (every query declined by the learned \
          tier). In the `pack+bpf` and `stale+bpf` rows the BPF program (the same models, in the kernel) answers first \
          and the stack answers what it falls back on.{stale_note}\n\n| image | models | stream | queries | BPF answered | learned answered | declined | missed | BTreeMap answered | on-disk answered | errors | audit mismatches |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        predictor::model::DEFAULT_MAX_WINDOW,
     );
     for (img, models_name, fs, with_pack) in scenarios {
         {

@@ -141,6 +141,44 @@ pub fn baseline_median(cells: &[Cell], c: &Cell) -> Option<f64> {
         .map(|b| b.ns.median)
 }
 
+/// What this run measured on maps of 1 to 10 extents (userspace structures): the range of
+/// medians, and how far apart the three learned rows are there, although they hold the same
+/// one-segment model: the run-to-run noise at that scale. Empty without such maps.
+fn small_maps(cells: &[Cell]) -> String {
+    let small: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.extents <= 10 && !c.structure.starts_with("bpf") && c.structure != "ondisk")
+        .collect();
+    let (Some(lo), Some(hi)) = (
+        small.iter().map(|c| c.ns.median).reduce(f64::min),
+        small.iter().map(|c| c.ns.median).reduce(f64::max),
+    ) else {
+        return String::new();
+    };
+    // Per (dataset, stream): the spread of the learned rows.
+    let mut spread = 0f64;
+    for c in small.iter().filter(|c| c.structure == "learned") {
+        let learned: Vec<f64> = small
+            .iter()
+            .filter(|o| {
+                o.dataset == c.dataset && o.stream == c.stream && o.structure.starts_with("learned")
+            })
+            .map(|o| o.ns.median)
+            .collect();
+        let (a, b) = learned
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        if learned.len() > 1 {
+            spread = spread.max(b - a);
+        }
+    }
+    format!(
+        " At 1 to 10 extents the structures took {lo:.1} to {hi:.1} ns in this run; the three \
+         learned rows, which hold the same one-segment model there, differ by up to {spread:.1} ns: \
+         differences of that size are run-to-run noise."
+    )
+}
+
 /// Writes figure 1 and its table.
 pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     let mut t = Table::new("fig1_lookup_latency");
@@ -243,10 +281,11 @@ pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
          batches per structure, all structures of a dataset raced batch by batch in one run. \
          The line is the median of the per-batch ns/lookup, the band reaches the p99. \
          Uniform: random blocks over the file's span plus 1/8 (holes included); sequential: \
-         consecutive blocks from a random start. CPUs not pinned. At 1 to 10 extents every \
-         structure takes 5 to 15 ns and differences of a few ns are within run-to-run noise: the \
-         three learned rows hold identical one-segment models there and still differ by that much.\n\n",
-        ctx.scale.lookup.batch, ctx.scale.lookup.min_rounds, ctx.scale.lookup.max_rounds
+         consecutive blocks from a random start. CPUs not pinned.{}\n\n",
+        ctx.scale.lookup.batch,
+        ctx.scale.lookup.min_rounds,
+        ctx.scale.lookup.max_rounds,
+        small_maps(cells)
     ));
     body.push_str(
         "BPF rows are the kernel's own time per `BPF_PROG_TEST_RUN` run (one query per run, the \
