@@ -2,47 +2,20 @@
 //! estimate): the heap growth while building each structure from an extent list. Prints a
 //! table; not a criterion bench.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-
+use predictor::alloc::counted;
 use predictor::synth::allocator_like;
 use predictor::{
     BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
     XfsIextIndex,
 };
 
-/// Live heap bytes, counted on every allocation and free.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Relaxed);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static ALLOC: predictor::alloc::Counting = predictor::alloc::Counting;
 
 /// Heap bytes `make` leaves allocated (its result kept alive until measured), and the result.
 fn measure<T>(make: impl FnOnce() -> T) -> (isize, T) {
-    let before = LIVE.load(Relaxed);
-    let v = make();
-    (LIVE.load(Relaxed) - before, v)
+    let (bytes, v) = counted(make);
+    (isize::try_from(bytes).unwrap_or(isize::MAX), v)
 }
 
 /// Measured heap bytes of an iext tree, checked against its own exact count.

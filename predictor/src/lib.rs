@@ -12,11 +12,14 @@
 //! - [`ondisk`]: the on-disk extent-tree walk, the tier every other must equal.
 //! - [`stack`]: the tier stack a server queries, with per-tier counters and an audit mode.
 //! - [`synth`]: seeded synthetic extent maps and query streams for tests and benches.
-//! - [`train`]: training every file of an image into a model pack.
+//! - [`train`]: training every file of an image (or of a live scan) into a model pack.
+//! - [`alloc`]: a counting global allocator, so binaries count heap bytes instead of
+//!   estimating them.
 //!
 //! The contract: every answer equals the on-disk answer. The learned index never returns an
 //! unverified guess; it declines or misses and the next tier answers.
 
+pub mod alloc;
 pub mod error;
 pub mod fingerprint;
 pub mod index;

@@ -25,6 +25,11 @@ use clap::{Args, Parser, Subcommand};
 
 use pipeline::{Input, Options};
 
+/// Every allocation is counted, so each structure's bytes in the tables are measured, not
+/// estimated (`structures::Structure::make`).
+#[global_allocator]
+static ALLOC: predictor::alloc::Counting = predictor::alloc::Counting;
+
 /// Measures learned extent lookups against B-trees and the on-disk walk, and writes a report.
 ///
 /// Each run trains models for its images, times every lookup structure side by side, reads
@@ -206,5 +211,18 @@ fn main() -> ExitCode {
             eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn allocations_are_counted() {
+        assert!(predictor::alloc::installed());
+        let (bytes, v) = predictor::alloc::counted(|| vec![0u64; 1000]);
+        assert!(bytes >= 8000, "{bytes}");
+        drop(v);
+        let (bytes, ()) = predictor::alloc::counted(|| drop(vec![0u8; 1 << 20]));
+        assert_eq!(bytes, 0, "a temporary is not kept");
     }
 }

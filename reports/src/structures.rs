@@ -11,6 +11,8 @@ use crate::datasets::Dataset;
 pub struct Built {
     /// The structure.
     pub index: Box<dyn ExtentIndex>,
+    /// Heap bytes it holds, counted by the allocator while it was built ([`Structure::make`]).
+    pub heap_bytes: usize,
     /// Model segments (learned structures; 0 for the others).
     pub segments: usize,
     /// Largest search window in extent slots (learned structures; 0 for the others).
@@ -23,6 +25,7 @@ impl Built {
     fn plain(index: impl ExtentIndex + 'static) -> Option<Self> {
         Some(Self {
             index: Box::new(index),
+            heap_bytes: 0,
             segments: 0,
             max_window: 0,
             model_bytes: 0,
@@ -31,6 +34,7 @@ impl Built {
 
     fn learned(ix: LearnedIndex, max_window: u64) -> Option<Self> {
         Some(Self {
+            heap_bytes: 0,
             segments: ix.segment_count(),
             max_window,
             model_bytes: ix.model_bytes(),
@@ -52,6 +56,18 @@ pub struct Structure {
     /// Builds it over a dataset; `None` where it does not apply (the on-disk walk needs an
     /// image) or the build failed (logged).
     pub build: fn(&Dataset) -> Option<Built>,
+}
+
+impl Structure {
+    /// Builds it over `d`, with the heap bytes it keeps counted by the allocator
+    /// (`predictor::alloc`, the global allocator of `reports`), not estimated.
+    pub fn make(&self, d: &Dataset) -> Option<Built> {
+        let (bytes, built) = predictor::alloc::counted(|| (self.build)(d));
+        built.map(|b| Built {
+            heap_bytes: bytes,
+            ..b
+        })
+    }
 }
 
 /// The structures, baseline (`btree`) included; figures draw them in this order.

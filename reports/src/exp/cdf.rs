@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx<'_>, d: &Dataset) -> Result<Section> {
     let built: Vec<_> = STRUCTURES
         .iter()
         .filter(|s| s.in_figure)
-        .filter_map(|s| (s.build)(d).map(|b| (s, b)))
+        .filter_map(|s| s.make(d).map(|b| (s, b)))
         .collect();
     let (groups, group) = (ctx.scale.cdf_groups, ctx.scale.cdf_group.max(1));
     let queries = predictor::synth::uniform_queries(&d.extents, groups * group, 77);

@@ -61,7 +61,7 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
             .iter()
             .filter_map(|s| {
                 let t = Instant::now();
-                let b = (s.build)(d)?;
+                let b = s.make(d)?;
                 Some((s.name, b, t.elapsed().as_secs_f64() * 1e3))
             })
             .collect();
@@ -114,7 +114,7 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
                     structure: name,
                     stream,
                     ns,
-                    heap_bytes: b.index.heap_bytes(),
+                    heap_bytes: b.heap_bytes,
                     segments: b.segments,
                     max_window: b.max_window,
                     model_bytes: b.model_bytes,

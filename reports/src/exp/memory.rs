@@ -1,6 +1,6 @@
-//! Experiment 4: bytes per extent of every structure (heap bytes as each structure reports
-//! them: exact for arrays, a node-layout estimate for the B-trees, checked against a counting
-//! allocator by the `memory` bench), and of whole tier stacks per image.
+//! Experiment 4: bytes per extent of every structure (heap bytes counted by the allocator while
+//! figure 1 built it: `structures::Structure::make`), and of whole tier stacks per image (as
+//! the stack reports its parts).
 
 use std::sync::Arc;
 
@@ -136,7 +136,9 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     fig.save(ctx.fig_dir, "fig4_bytes_per_extent")?;
 
     let mut body = String::from(
-        "Heap bytes per extent. The on-disk walk holds nothing in memory (it reads the image). \
+        "Heap bytes per extent, counted by a counting allocator while each structure was built \
+         (what it keeps; temporaries of the build excluded). The on-disk walk holds nothing in \
+         memory (it reads the image). \
          For the learned index, the model alone (segments and the radix table over them) is what \
          a pack stores; the key and record arrays are the extent list it searches.\n\n\
          | dataset | extents | learned B/ext | model alone B/ext | BTreeMap B/ext | rangemap B/ext | sorted B/ext | model / BTreeMap |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",

@@ -112,7 +112,7 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
         STRUCTURES
             .iter()
             .find(|s| s.name == name)
-            .and_then(|s| (s.build)(d))
+            .and_then(|s| s.make(d))
     };
     for (k, files) in members.iter_mut().enumerate() {
         if CLASSES[k].min == 0 || files.is_empty() {
@@ -155,7 +155,7 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
             let built: Vec<_> = COSTED.iter().map(|s| build(&d, s)).collect();
             for (s, b) in built.iter().enumerate() {
                 if let Some(b) = b {
-                    classes[k].heap[s] += b.index.heap_bytes() as u64;
+                    classes[k].heap[s] += b.heap_bytes as u64;
                 }
             }
             if !sampled.contains(&i) {
