@@ -2,7 +2,8 @@
 //! corrupt, read fully: superblock, every in-use inode, every extent tree, directory and
 //! symlink, and a walk from the root. Each image must end in `Ok` or errors that name what is
 //! wrong; never a panic, a hang (a watchdog per image) or an allocation out of proportion to
-//! the image (a counting allocator measures the peak).
+//! the image (a counting allocator measures the peak). Which images must read cleanly and
+//! which must fail, with which first error, is asserted per image (`EXPECTED_ERRORS`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
@@ -105,6 +106,98 @@ fn read_fully(image: Vec<u8>) -> Result<Outcome, Error> {
     Ok(out)
 }
 
+/// The images that must not read cleanly, with what the first error must say (the damage
+/// upstream's `expect.1` describes, as our reader names it). Every other image must read with
+/// no error at all, so a reader that refused everything, or accepted damage, fails here.
+const EXPECTED_ERRORS: &[(&str, &str)] = &[
+    (
+        "f_baddir",
+        "inode 12: directory block 0, byte 0: record length 8234",
+    ),
+    (
+        "f_baddir2",
+        "inode 12: directory block 0, byte 60: record length 23236",
+    ),
+    ("f_badsymlinks", "inode 12: symlink: target length 0"),
+    ("f_badsymlinks2", "inode 22: symlink: target length 4096"),
+    (
+        "f_ext_zero_len",
+        "inode 12: extent node at block 0, entry 0: zero length",
+    ),
+    (
+        "f_extent_bad_node",
+        "inode 12: extent node at block 22: bad magic",
+    ),
+    (
+        "f_extent_int_bad_csum",
+        "inode 12: extent block 1295: checksum mismatch",
+    ),
+    (
+        "f_extent_int_bad_extent",
+        "inode 12: extent block 1295: checksum mismatch",
+    ),
+    (
+        "f_extent_int_bad_magic",
+        "inode 12: extent node at block 1295: bad magic",
+    ),
+    (
+        "f_extent_leaf_bad_csum",
+        "inode 12: extent block 1604: checksum mismatch",
+    ),
+    (
+        "f_extent_leaf_bad_extent",
+        "inode 12: extent block 1604: checksum mismatch",
+    ),
+    (
+        "f_extent_leaf_bad_magic",
+        "inode 12: extent node at block 1604: bad magic",
+    ),
+    (
+        "f_extent_too_deep",
+        "inode 12: extent node at block 0: depth 7 over 5",
+    ),
+    (
+        "f_extents",
+        "inode 13: block map: block 0 at 127754, outside the filesystem",
+    ),
+    (
+        "f_extents2",
+        "inode 12: extent node at block 0, entry 1: logical blocks 0..12 out of order",
+    ),
+    (
+        "f_holedir",
+        "inode 11: block map: block 6 at 200, outside the filesystem",
+    ),
+    (
+        "f_htree_bad_csum",
+        "inode 24: directory block 0, byte 1020: 4 trailing bytes",
+    ),
+    (
+        "f_inlinedata_dirblocks",
+        "inode 12: directory block 0, byte 0: record length 27753",
+    ),
+    (
+        "f_inlinedata_repair",
+        "inode 12: inline data: size 80 but only 60 inline bytes",
+    ),
+    (
+        "f_invalid_extent_symlink",
+        "inode 12: symlink: target of 1098 bytes is over one block",
+    ),
+    (
+        "f_write_ea_toobig_extra_isize",
+        "inode 12: bad inode field: i_extra_isize 126",
+    ),
+    (
+        "f_zeroed_ext_header",
+        "inode 12: extent node at block 0: bad magic 0x0000",
+    ),
+    (
+        "j_ext_dumpe2fs",
+        "unsupported incompatible feature(s): journal_dev",
+    ),
+];
+
 #[test]
 fn every_corpus_image_reads_or_errors_cleanly() {
     let mut images: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
@@ -148,6 +241,10 @@ fn every_corpus_image_reads_or_errors_cleanly() {
             "{name}: reading a {size}-byte image allocated {extra} bytes more"
         );
 
+        let first_error = match &result {
+            Ok(o) => o.errors.first().cloned(),
+            Err(e) => Some(e.to_string()),
+        };
         let line = match result {
             Ok(o) if o.errors.is_empty() => {
                 ok += 1;
@@ -173,11 +270,32 @@ fn every_corpus_image_reads_or_errors_cleanly() {
                 format!("REFUSED {name}: {e}")
             }
         };
+        // The outcome this image must have.
+        let stem = name.trim_end_matches(".img.gz");
+        match (
+            EXPECTED_ERRORS.iter().find(|(n, _)| *n == stem),
+            &first_error,
+        ) {
+            (Some((_, says)), Some(first)) => assert!(
+                first.starts_with(says),
+                "{stem}: expected an error starting {says:?}, got: {first}"
+            ),
+            (Some((_, says)), None) => {
+                panic!("{stem}: expected an error starting {says:?}, but it read cleanly")
+            }
+            (None, Some(first)) => panic!("{stem}: expected to read cleanly, got: {first}"),
+            (None, None) => {}
+        }
         report.push_str(&line);
         report.push('\n');
     }
     println!("{report}");
     println!("{ok} images read without error, {clean_errors} with clean errors");
+    assert_eq!(
+        clean_errors,
+        EXPECTED_ERRORS.len(),
+        "every expected error must be an image of the corpus"
+    );
     if let Ok(out) = std::env::var("IOMAP_CORPUS_REPORT") {
         std::fs::write(out, &report).expect("write corpus report");
     }
