@@ -297,3 +297,64 @@ fn kernel_agrees_on_mappings_and_contents() {
     assert!(checked > 0, "no file compared with the kernel");
     println!("{checked} files agree with the kernel (FIEMAP and contents)");
 }
+
+/// The maps the kernel's allocator makes ([`kernel::Allocated`], small scale): our reader's map
+/// of every file equals `debugfs -R "ex"` extent for extent and the kernel's FIEMAP block for
+/// block, and the maps are what the recipes promise: many extents of irregular lengths (not
+/// one arithmetic run a line would predict exactly).
+#[test]
+fn kernel_allocated_maps_equal_debugfs_and_fiemap() {
+    if !testimg::root_or_skip("kernel_allocated_maps_equal_debugfs_and_fiemap") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for recipe in kernel::Allocated::ALL {
+        let what = recipe.name();
+        let image = kernel::allocated_with_kernel(dir.path(), recipe, 2000, 7)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let fs = Fs::open_path(&image).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (entries, errors) = fs.walk();
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+        let files: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.inode.kind == InodeKind::File)
+            .collect();
+        assert_eq!(
+            files.len(),
+            if recipe == kernel::Allocated::Appenders {
+                4
+            } else {
+                1
+            },
+            "{what}: files"
+        );
+        let mount = kernel::LoopMount::new(&image).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let paths: Vec<&str> = files.iter().map(|e| e.path.as_str()).collect();
+        let debugfs = oracle::extents_many(&image, &paths).unwrap_or_else(|e| panic!("{e}"));
+        for (e, theirs) in files.iter().zip(&debugfs) {
+            let at = format!("{what} {}", e.path);
+            let ours = fs
+                .extents(&e.inode)
+                .unwrap_or_else(|err| panic!("{at}: {err}"));
+            assert_eq!(as_oracle(&ours), *theirs, "{at}: vs debugfs");
+            let host = mount.host_path(&e.path);
+            let fiemap = kernel::fiemap(&host).unwrap_or_else(|err| panic!("{at}: {err}"));
+            let blocks = kernel::fiemap_blocks(&host, &fiemap, 4096)
+                .unwrap_or_else(|err| panic!("{at}: {err}"));
+            assert_eq!(
+                oracle::normalize(&as_oracle(&ours)),
+                oracle::normalize(&blocks),
+                "{at}: vs FIEMAP"
+            );
+            // Fragmented, with lengths and gaps that vary.
+            assert!(ours.len() >= 200, "{at}: only {} extents", ours.len());
+            let lens: std::collections::BTreeSet<u32> = ours.iter().map(|x| x.len).collect();
+            assert!(lens.len() >= 4, "{at}: extent lengths {lens:?}");
+            assert!(
+                ours.iter().all(|x| x.unwritten != recipe.written()),
+                "{at}: written/unwritten"
+            );
+        }
+        mount.unmount().unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::datasets::{self, Dataset};
+use crate::datasets::{self, Dataset, SYNTH_SEED};
 use crate::exp::{self, Ctx, Scale, Section};
 use crate::images::{self, LoadedImage};
 use crate::live;
@@ -148,6 +148,33 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                     "needs root for a loop mount".into(),
                 )),
                 None => {}
+            }
+            for &(recipe, n) in &scale.kernel_allocated {
+                if !testimg::kernel::is_root() {
+                    skipped.push((
+                        format!(
+                            "{} image (maps made by the kernel allocator)",
+                            recipe.name()
+                        ),
+                        "needs root for a loop mount".into(),
+                    ));
+                    continue;
+                }
+                bar.set_message(format!(
+                    "building {} through the kernel (loop mount)",
+                    recipe.name()
+                ));
+                match testimg::kernel::allocated_with_kernel(&work_path, recipe, n, SYNTH_SEED) {
+                    Ok(path) => specs.push(Spec {
+                        name: recipe.name().to_string(),
+                        note: recipe.description(n),
+                        path,
+                        models: None,
+                        readable: recipe.written(),
+                        kernel_mountable: true,
+                    }),
+                    Err(e) => skipped.push((format!("{} image", recipe.name()), format!("{e}"))),
+                }
             }
         }
         Input::Image { path, models } => {

@@ -102,6 +102,29 @@ impl LoopMount {
         &self.image
     }
 
+    /// The block device's name (`loop3`), from /proc/self/mounts: the directory under
+    /// `/sys/fs/ext4/` that holds this mount's allocator knobs.
+    pub fn device_name(&self) -> Result<String> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts")
+            .map_err(io_err("reading", "/proc/self/mounts"))?;
+        let dir = self.dir.to_string_lossy();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.next()?))
+            })
+            .filter(|(_, d)| *d == dir)
+            .filter_map(|(dev, _)| dev.rsplit('/').next())
+            .next_back()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Unexpected {
+                image: self.image.clone(),
+                path: String::new(),
+                reason: format!("no mount at {dir} in /proc/self/mounts"),
+            })
+    }
+
     /// Unmounts now and reports failure (drop only logs it).
     pub fn unmount(mut self) -> Result<()> {
         self.do_unmount()
@@ -235,6 +258,176 @@ pub fn punched_with_kernel(dir: &Path, extents: u32) -> Result<PathBuf> {
     }
     file.sync_all().map_err(io_err("syncing", &path))?;
     drop(file);
+    mount.unmount()?;
+    Ok(image)
+}
+
+/// A map the kernel's allocator makes, on a read-write loop mount of a fresh 4 KiB-block ext4
+/// image: irregular gaps and lengths, as real workloads leave them (unlike the regular
+/// every-other-block punch of [`punched_with_kernel`], which one line predicts exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocated {
+    /// `/random-punched`: a fallocated file with holes of 1 to 8 blocks punched at random
+    /// gaps of 1 to 16 blocks: `scale` unwritten extents of irregular lengths.
+    RandomPunched,
+    /// `/append-0` .. `/append-3`: four files appended in turn, 1 to 8 blocks of random data
+    /// at a time, each append `fsync`ed, with the allocator's stream and group-preallocation
+    /// knobs set so the appends interleave on disk (a log directory, a mail spool): `scale`
+    /// appends per file.
+    Appenders,
+    /// `/sparse-disk`: a 16 GiB sparse file (a VM disk) with `scale` writes of 1 to 16 blocks
+    /// of random data at random block offsets, then one `fsync` (delayed allocation places
+    /// them).
+    SparseDisk,
+}
+
+impl Allocated {
+    /// Every recipe.
+    pub const ALL: [Allocated; 3] = [Self::RandomPunched, Self::Appenders, Self::SparseDisk];
+
+    /// Short name (image file stem and dataset prefix).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RandomPunched => "kernel-random-punched",
+            Self::Appenders => "kernel-appenders",
+            Self::SparseDisk => "kernel-sparse-disk",
+        }
+    }
+
+    /// One line on what the image holds.
+    #[must_use]
+    pub fn description(self, scale: u32) -> String {
+        match self {
+            Self::RandomPunched => format!("4 KiB blocks, /random-punched: fallocated, then {scale} holes of 1-8 blocks punched at random gaps of 1-16 blocks by the kernel (unwritten extents; reads are zeros)"),
+            Self::Appenders => format!("4 KiB blocks, /append-0..3: four files appended in turn {scale} times each (1-8 blocks of data, fsync after each), allocator knobs set so the appends interleave"),
+            Self::SparseDisk => format!("4 KiB blocks, /sparse-disk: a 16 GiB sparse file with {scale} writes of 1-16 blocks at random offsets, placed by delayed allocation"),
+        }
+    }
+
+    /// Whether its files hold written data (worth reading end to end).
+    #[must_use]
+    pub fn written(self) -> bool {
+        !matches!(self, Self::RandomPunched)
+    }
+}
+
+/// Writes `buf` at byte `offset` of `file`, all of it.
+fn pwrite_all(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+        .map_err(io_err("writing", path))
+}
+
+/// Builds `DIR/<recipe name>.img` ([`Allocated`]) through the kernel with `scale` operations and
+/// the seed `seed`. Needs root.
+pub fn allocated_with_kernel(
+    dir: &Path,
+    recipe: Allocated,
+    scale: u32,
+    seed: u64,
+) -> Result<PathBuf> {
+    const BS: u64 = 4096;
+    let image = dir.join(format!("{}.img", recipe.name()));
+    let n = u64::from(scale);
+    // Room for the data (at most 16 blocks an operation, four files for the appenders), the
+    // extent trees and the rest.
+    let data_blocks = match recipe {
+        Allocated::RandomPunched => n * 25,
+        Allocated::Appenders => n * 4 * 8,
+        Allocated::SparseDisk => n * 16,
+    };
+    let fs_bytes = (data_blocks + data_blocks / 16 + 65_536) * BS;
+    let mut mkfs = Command::new(cmd::tool("mke2fs")?);
+    mkfs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"])
+        .args(["-E", "lazy_itable_init=1,nodiscard"])
+        .arg(&image)
+        .arg(format!("{}k", fs_bytes / 1024));
+    cmd::run_checked(mkfs, &image, &[0])?;
+    let mount = LoopMount::new_rw(&image)?;
+    let mut rng = crate::Rng::new(seed);
+    let create = |name: &str| {
+        let path = mount.host_path(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map(|f| (f, path.clone()))
+            .map_err(io_err("creating", &path))
+    };
+    let too_big = |what: &str| Error::Unexpected {
+        image: image.clone(),
+        path: String::new(),
+        reason: format!("{what}: {scale} operations is too many"),
+    };
+    match recipe {
+        Allocated::RandomPunched => {
+            let (file, path) = create("/random-punched")?;
+            let len = i64::try_from(data_blocks * BS).map_err(|_| too_big("fallocate"))?;
+            // SAFETY: `file` is open for writing for the duration of the call.
+            if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
+                return Err(io_err("fallocate", &path)(std::io::Error::last_os_error()));
+            }
+            let mut at = 0u64;
+            for _ in 0..n {
+                at += rng.range(1, 16);
+                let hole = rng.range(1, 8);
+                if at + hole >= data_blocks {
+                    break;
+                }
+                let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+                let (off, l) = ((at * BS) as i64, (hole * BS) as i64);
+                // SAFETY: as above; the range lies inside the file.
+                if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, l) } != 0 {
+                    return Err(io_err("punching a hole in", &path)(
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                at += hole;
+            }
+            file.sync_all().map_err(io_err("syncing", &path))?;
+        }
+        Allocated::Appenders => {
+            // Small requests go to the locality group's shared preallocation, one block
+            // preallocated at a time: consecutive appends of different files take adjacent
+            // blocks, as on a busy machine.
+            let sys = Path::new("/sys/fs/ext4").join(mount.device_name()?);
+            for (knob, value) in [("mb_stream_req", "1000000"), ("mb_group_prealloc", "1")] {
+                let p = sys.join(knob);
+                std::fs::write(&p, value).map_err(io_err("setting", &p))?;
+            }
+            let files: Vec<(File, PathBuf)> = (0..4)
+                .map(|i| create(&format!("/append-{i}")))
+                .collect::<Result<_>>()?;
+            let mut ends = [0u64; 4];
+            let mut buf = vec![0u8; 8 * BS as usize];
+            for _ in 0..n {
+                for (k, (file, path)) in files.iter().enumerate() {
+                    let len = (rng.range(1, 8) * BS) as usize;
+                    rng.fill(&mut buf[..len]);
+                    pwrite_all(file, path, &buf[..len], ends[k])?;
+                    ends[k] += len as u64;
+                    file.sync_data().map_err(io_err("fsync of", path))?;
+                }
+            }
+        }
+        Allocated::SparseDisk => {
+            let (file, path) = create("/sparse-disk")?;
+            let size = 16u64 << 30;
+            file.set_len(size).map_err(io_err("sizing", &path))?;
+            let mut buf = vec![0u8; 16 * BS as usize];
+            for _ in 0..n {
+                let blocks = rng.range(1, 16);
+                let at = rng.below(size / BS - blocks);
+                let len = (blocks * BS) as usize;
+                rng.fill(&mut buf[..len]);
+                pwrite_all(&file, &path, &buf[..len], at * BS)?;
+            }
+            file.sync_all().map_err(io_err("syncing", &path))?;
+        }
+    }
     mount.unmount()?;
     Ok(image)
 }

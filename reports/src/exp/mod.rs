@@ -51,6 +51,9 @@ pub struct Scale {
     pub train_many_files: usize,
     /// Extents of the kernel-punched image built as an extra dataset (root only).
     pub kernel_punched: Option<u32>,
+    /// Images whose maps the kernel's allocator makes, with the operations of each recipe
+    /// (root only): "maps made by the kernel allocator" beside the regular punch.
+    pub kernel_allocated: Vec<(testimg::kernel::Allocated, u32)>,
     /// Files timed per extent-count class in the population view.
     pub population_samples: usize,
     /// Lookup timing of each sampled file in the population view.
@@ -79,6 +82,11 @@ impl Scale {
             train_sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             train_many_files: 100_000,
             kernel_punched: Some(1_000_000),
+            kernel_allocated: vec![
+                (testimg::kernel::Allocated::RandomPunched, 1_000_000),
+                (testimg::kernel::Allocated::Appenders, 5_000),
+                (testimg::kernel::Allocated::SparseDisk, 30_000),
+            ],
             population_samples: 8,
             population_lookup: Budget {
                 batch: 1024,
@@ -110,6 +118,7 @@ impl Scale {
             train_sizes: vec![1_000, 100_000],
             train_many_files: 2_000,
             kernel_punched: None,
+            kernel_allocated: Vec::new(),
             population_samples: 2,
             population_lookup: Budget {
                 batch: 256,
