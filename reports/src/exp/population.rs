@@ -60,6 +60,14 @@ impl ClassStats {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
+    /// The costed structure with the lowest mean ns on this class, if any was measured.
+    fn fastest(&self) -> Option<usize> {
+        (0..COSTED.len())
+            .filter_map(|s| self.mean_ns(s).map(|ns| (s, ns)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(s, _)| s)
+    }
+
     fn add(&mut self, o: &ClassStats) {
         self.files += o.files;
         self.bytes += o.bytes;
@@ -73,9 +81,44 @@ impl ClassStats {
     }
 }
 
-/// Expected ns per lookup of structure `s` for a query drawn over files with extents (`false`)
+/// What answers a class's lookups: one structure for every class, or the cost-benefit choice
+/// of the fastest structure measured for each class (what a Bourbon-style rule would pick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    /// `COSTED[i]` everywhere.
+    Fixed(usize),
+    /// Per class, the structure with the lowest measured ns.
+    FastestPerClass,
+}
+
+impl Choice {
+    /// Every fixed structure, then the per-class choice.
+    fn all() -> impl Iterator<Item = Choice> {
+        (0..COSTED.len())
+            .map(Choice::Fixed)
+            .chain([Choice::FastestPerClass])
+    }
+
+    /// Its id in tables.
+    fn name(self) -> &'static str {
+        match self {
+            Choice::Fixed(s) => COSTED[s],
+            Choice::FastestPerClass => "per-class-fastest",
+        }
+    }
+
+    /// The structure it uses for class `c`.
+    fn pick(self, c: &ClassStats) -> Option<usize> {
+        match self {
+            Choice::Fixed(s) => Some(s),
+            Choice::FastestPerClass => c.fastest(),
+        }
+    }
+}
+
+/// Expected ns per lookup under `choice` for a query drawn over files with extents (`false`)
 /// or over bytes (`true`); `None` where a class with weight has no measurement.
-fn expected_ns(classes: &[ClassStats], s: usize, by_bytes: bool) -> Option<f64> {
+fn expected_ns(classes: &[ClassStats], choice: Choice, by_bytes: bool) -> Option<f64> {
     let weight = |c: &ClassStats| if by_bytes { c.bytes } else { c.files } as f64;
     let costed: Vec<(&ClassStats, &Class)> = classes
         .iter()
@@ -88,9 +131,17 @@ fn expected_ns(classes: &[ClassStats], s: usize, by_bytes: bool) -> Option<f64> 
     }
     let mut sum = 0.0;
     for (c, _) in costed {
-        sum += weight(c) * c.mean_ns(s)?;
+        sum += weight(c) * c.mean_ns(choice.pick(c)?)?;
     }
     Some(sum / total)
+}
+
+/// Heap bytes of every map under `choice`.
+fn heap_bytes(classes: &[ClassStats], choice: Choice) -> u64 {
+    classes
+        .iter()
+        .filter_map(|c| choice.pick(c).map(|s| c.heap[s]))
+        .sum()
 }
 
 /// Measures one population.
@@ -268,17 +319,17 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 cost_t.push(row);
             }
         }
-        for (s, structure) in COSTED.iter().enumerate() {
+        for choice in Choice::all() {
             let (Some(per_file), Some(per_byte)) = (
-                expected_ns(classes, s, false),
-                expected_ns(classes, s, true),
+                expected_ns(classes, choice, false),
+                expected_ns(classes, choice, true),
             ) else {
                 continue;
             };
-            let heap: u64 = classes.iter().map(|c| c.heap[s]).sum();
+            let heap = heap_bytes(classes, choice);
             let mut row = vec![
                 ("population", (*name).into()),
-                ("structure", (*structure).into()),
+                ("structure", choice.name().into()),
                 ("files", files.into()),
                 ("extents", extents.into()),
                 ("per_file_ns", per_file.into()),
@@ -408,8 +459,8 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
         .map(|(c, _)| c.bytes)
         .sum();
     let idx = |n: &str| COSTED.iter().position(|s| *s == n).unwrap_or(0);
-    let (l, kern) = (idx("learned"), idx(KERNEL));
-    let heap = |s: usize| all.iter().map(|c| c.heap[s]).sum::<u64>();
+    let (l, kern) = (Choice::Fixed(idx("learned")), Choice::Fixed(idx(KERNEL)));
+    let heap = |choice| heap_bytes(all, choice);
     let mut line = format!(
         "Population ({name}): {files} files, {:.2}% of them with one extent; files with more than 100 extents hold {:.1}% of the bytes.",
         100.0 * ratio(one as f64, files as f64),
@@ -438,6 +489,21 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
         ratio(heap(kern) as f64, extents as f64),
         ratio(heap(l) as f64, heap(kern) as f64)
     );
+    let best = Choice::FastestPerClass;
+    if let (Some(bf), Some(bb)) = (expected_ns(all, best, false), expected_ns(all, best, true)) {
+        let picks: Vec<String> = all
+            .iter()
+            .zip(CLASSES)
+            .filter(|(c, k)| k.min > 0 && c.files > 0)
+            .filter_map(|(c, k)| c.fastest().map(|s| format!("{} {}", k.label, COSTED[s])))
+            .collect();
+        let _ = write!(
+            line,
+            " Picking the fastest structure per class ({}) costs {bf:.1} ns about a random file and {bb:.1} ns about a random byte, in {} B.",
+            picks.join(", "),
+            heap(best)
+        );
+    }
     vec![line]
 }
 
@@ -457,7 +523,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
     for (name, classes) in rows {
         let _ = write!(
             md,
-            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | learned B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
+            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|\n"
         );
         for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
             let models: Vec<String> = KINDS
@@ -476,7 +542,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 class.label,
                 c.files,
                 c.bytes,
@@ -486,6 +552,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
                 ns("iext-fuse"),
                 ns("iext-xfs"),
                 ns("btree"),
+                c.fastest().map_or("-", |s| COSTED[s]),
                 bpe("learned"),
                 bpe("iext-fuse"),
             );
@@ -494,12 +561,18 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
             md,
             "\n| structure | expected ns, query over files | expected ns, query over bytes | heap bytes, every map |\n|---|---:|---:|---:|\n"
         );
-        for (s, structure) in COSTED.iter().enumerate() {
-            let f = expected_ns(classes, s, false);
-            let b = expected_ns(classes, s, true);
-            let heap: u64 = classes.iter().map(|c| c.heap[s]).sum();
+        for choice in Choice::all() {
+            let f = expected_ns(classes, choice, false);
+            let b = expected_ns(classes, choice, true);
+            let heap = heap_bytes(classes, choice);
             let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-            let _ = writeln!(md, "| {structure} | {} | {} | {heap} |", fmt(f), fmt(b));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {heap} |",
+                choice.name(),
+                fmt(f),
+                fmt(b)
+            );
         }
     }
     md
@@ -527,8 +600,8 @@ mod tests {
             ..ClassStats::default()
         };
         classes[4].ns[0] = vec![40.0, 60.0];
-        let by_files = expected_ns(&classes, 0, false).unwrap();
-        let by_bytes = expected_ns(&classes, 0, true).unwrap();
+        let by_files = expected_ns(&classes, Choice::Fixed(0), false).unwrap();
+        let by_bytes = expected_ns(&classes, Choice::Fixed(0), true).unwrap();
         assert!(
             (by_files - (9.0 * 10.0 + 50.0) / 10.0).abs() < 1e-9,
             "{by_files}"
@@ -537,8 +610,22 @@ mod tests {
             (by_bytes - (9.0 * 10.0 + 91.0 * 50.0) / 100.0).abs() < 1e-9,
             "{by_bytes}"
         );
+        // Per class, the fastest: structure 1 is faster on the 1000-extent class only.
+        classes[1].ns[1] = vec![20.0];
+        classes[4].ns[1] = vec![30.0];
+        assert_eq!(
+            (classes[1].fastest(), classes[4].fastest()),
+            (Some(0), Some(1))
+        );
+        let best = expected_ns(&classes, Choice::FastestPerClass, false).unwrap();
+        assert!((best - (9.0 * 10.0 + 30.0) / 10.0).abs() < 1e-9, "{best}");
+        classes[1].heap = [5, 50, 0, 0];
+        classes[4].heap = [70, 7, 0, 0];
+        assert_eq!(heap_bytes(&classes, Choice::FastestPerClass), 5 + 7);
+        assert_eq!(heap_bytes(&classes, Choice::Fixed(0)), 5 + 70);
         // A class with weight but no measurement leaves the expectation unknown.
         classes[5].files = 1;
-        assert_eq!(expected_ns(&classes, 0, false), None);
+        assert_eq!(expected_ns(&classes, Choice::Fixed(0), false), None);
+        assert_eq!(expected_ns(&classes, Choice::FastestPerClass, false), None);
     }
 }
