@@ -214,6 +214,19 @@ pub fn read(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).map_err(io_err("reading", file))
 }
 
+/// Makes `image` a fresh `fs_bytes`-byte ext4 file system with 4 KiB blocks and no journal
+/// (the kernel's allocator is what the recipes measure; a journal only slows their `fsync`s),
+/// and mounts it read-write.
+fn fresh_rw_mount(image: &Path, fs_bytes: u64) -> Result<LoopMount> {
+    let mut mkfs = Command::new(cmd::tool("mke2fs")?);
+    mkfs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"])
+        .args(["-E", "lazy_itable_init=1,nodiscard"])
+        .arg(image)
+        .arg(format!("{}k", fs_bytes / 1024));
+    cmd::run_checked(mkfs, image, &[0])?;
+    LoopMount::new_rw(image)
+}
+
 /// Builds `DIR/kernel-punched-N.img`: a 4 KiB-block ext4 image whose file `/punched` has exactly
 /// `extents` unwritten extents, made by the kernel: `fallocate` of `2 * extents` blocks on a
 /// read-write loop mount, then a hole punched in every other block. Nothing is written but
@@ -223,13 +236,7 @@ pub fn punched_with_kernel(dir: &Path, extents: u32) -> Result<PathBuf> {
     let blocks = u64::from(extents) * 2;
     // Room for the file's blocks, its extent tree (12 bytes an extent) and the rest.
     let fs_bytes = (blocks + blocks / 64 + 65_536) * 4096;
-    let mut mkfs = Command::new(cmd::tool("mke2fs")?);
-    mkfs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"])
-        .args(["-E", "lazy_itable_init=1,nodiscard"])
-        .arg(&image)
-        .arg(format!("{}k", fs_bytes / 1024));
-    cmd::run_checked(mkfs, &image, &[0])?;
-    let mount = LoopMount::new_rw(&image)?;
+    let mount = fresh_rw_mount(&image, fs_bytes)?;
     let path = mount.host_path("/punched");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -338,13 +345,7 @@ pub fn allocated_with_kernel(
         Allocated::SparseDisk => n * 16,
     };
     let fs_bytes = (data_blocks + data_blocks / 16 + 65_536) * BS;
-    let mut mkfs = Command::new(cmd::tool("mke2fs")?);
-    mkfs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"])
-        .args(["-E", "lazy_itable_init=1,nodiscard"])
-        .arg(&image)
-        .arg(format!("{}k", fs_bytes / 1024));
-    cmd::run_checked(mkfs, &image, &[0])?;
-    let mount = LoopMount::new_rw(&image)?;
+    let mount = fresh_rw_mount(&image, fs_bytes)?;
     let mut rng = crate::Rng::new(seed);
     let create = |name: &str| {
         let path = mount.host_path(name);
