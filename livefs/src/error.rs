@@ -58,6 +58,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The path the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Io { path, .. }
+            | Self::Unsupported { path, .. }
+            | Self::Fiemap { path, .. }
+            | Self::Map { path, .. }
+            | Self::NotAFile { path } => path,
+        }
+    }
+
     /// `Io` error builder for `map_err`.
     pub(crate) fn io(
         what: &'static str,

@@ -22,4 +22,4 @@ pub use fiemap::{
     FIEMAP_EXTENT_NOT_ALIGNED, FIEMAP_EXTENT_SHARED, FIEMAP_EXTENT_UNKNOWN,
     FIEMAP_EXTENT_UNWRITTEN,
 };
-pub use scan::{file_system, map_file, scan, FileSystemInfo, LiveFile, Progress, Scan, Skipped};
+pub use scan::{file_system, map_file, scan, FileSystemInfo, LiveFile, Progress, Scan};

@@ -36,15 +36,6 @@ pub struct LiveFile {
     pub extents: Vec<BlockExtent>,
 }
 
-/// A path a directory scan could not read, and why. The scan goes on without it.
-#[derive(Debug)]
-pub struct Skipped {
-    /// The path.
-    pub path: PathBuf,
-    /// Why.
-    pub error: Error,
-}
-
 /// What a scan has seen so far (given to the progress callback after every file).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -65,11 +56,21 @@ pub struct Scan {
     pub fs: FileSystemInfo,
     /// Every regular file mapped, in path order.
     pub files: Vec<LiveFile>,
-    /// Paths that could not be read.
-    pub skipped: Vec<Skipped>,
+    /// Paths that could not be read, and why (each error names its path: [`Error::path`]).
+    pub skipped: Vec<Error>,
 }
 
 impl Scan {
+    /// Records a path the scan goes on without, and warns about it (with the OS error) here,
+    /// so every caller's log says the same.
+    fn skip(&mut self, error: Error) {
+        match std::error::Error::source(&error) {
+            Some(cause) => tracing::warn!("skipped: {error}: {cause}"),
+            None => tracing::warn!("skipped: {error}"),
+        }
+        self.skipped.push(error);
+    }
+
     /// Extents over all files.
     #[must_use]
     pub fn extents(&self) -> u64 {
@@ -170,7 +171,7 @@ pub fn map_file(path: &Path, block_size: u32) -> Result<LiveFile> {
 /// Maps `root` (a regular file) or every regular file under `root` (a directory) on the file
 /// system `root` is on: symbolic links are not followed, other file systems mounted below are
 /// not entered, and files or directories that cannot be read are reported in
-/// [`Scan::skipped`]. A file system without FIEMAP is an error at its first file.
+/// [`Scan::skipped`] (and logged). A file system without FIEMAP is an error at its first file.
 /// `on_file` is told the running totals after every file.
 pub fn scan(root: &Path, on_file: &mut dyn FnMut(&Progress)) -> Result<Scan> {
     let root = std::fs::canonicalize(root).map_err(Error::io("resolving", root))?;
@@ -206,14 +207,10 @@ pub fn scan(root: &Path, on_file: &mut dyn FnMut(&Progress)) -> Result<Scan> {
                 let source = e
                     .into_io_error()
                     .unwrap_or_else(|| std::io::Error::other("file system loop"));
-                tracing::debug!(path = %path.display(), error = %source, "skipped");
-                out.skipped.push(Skipped {
-                    error: Error::Io {
-                        what: "reading",
-                        path: path.clone(),
-                        source,
-                    },
+                out.skip(Error::Io {
+                    what: "reading",
                     path,
+                    source,
                 });
                 progress.skipped += 1;
                 on_file(&progress);
@@ -232,11 +229,7 @@ pub fn scan(root: &Path, on_file: &mut dyn FnMut(&Progress)) -> Result<Scan> {
             // The whole file system lacks FIEMAP: say so once instead of once per file.
             Err(e @ Error::Unsupported { .. }) => return Err(e),
             Err(error) => {
-                tracing::debug!(path = %entry.path().display(), %error, "skipped");
-                out.skipped.push(Skipped {
-                    path: entry.path().to_path_buf(),
-                    error,
-                });
+                out.skip(error);
                 progress.skipped += 1;
             }
         }

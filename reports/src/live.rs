@@ -51,9 +51,6 @@ pub fn load(
 ) -> Result<LiveSet> {
     let scan = livefs::scan(path, on_scan)
         .with_context(|| format!("reading the extent maps under {}", path.display()))?;
-    for s in &scan.skipped {
-        tracing::warn!("skipped: {}", predictor::error::chain_message(&s.error));
-    }
     let (maps, unusable) = predictor::train::live_maps(&scan);
     let (root, fs, skipped) = (scan.root.clone(), scan.fs, scan.skipped.len());
     drop(scan); // the maps hold the extents now

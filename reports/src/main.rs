@@ -139,36 +139,19 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let (input, opts) = match cli.command {
-        Command::Readme(r) => {
-            return match readme::run(&r.readme, &r.report, r.check) {
-                Ok(true) => {
-                    println!(
-                        "{} is up to date with {}",
-                        r.readme.display(),
-                        r.report.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(false) if r.check => {
-                    eprintln!(
-                        "reports readme --check: {} does not quote {}; run `reports readme`",
-                        r.readme.display(),
-                        r.report.display()
-                    );
-                    ExitCode::FAILURE
-                }
-                Ok(false) => {
-                    println!("rewrote the demo section of {}", r.readme.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
-                    ExitCode::FAILURE
-                }
-            };
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs one command; errors go to `main`'s one printer.
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let (input, opts) = match command {
+        Command::Readme(r) => return readme(&r),
         Command::Demo(c) => (
             Input::Demo,
             Options {
@@ -187,10 +170,7 @@ fn main() -> ExitCode {
                     models: r.models,
                 },
                 // clap makes one of the two required.
-                (None, None) => {
-                    eprintln!("reports run: give --image IMAGE or --live PATH");
-                    return ExitCode::from(2);
-                }
+                (None, None) => anyhow::bail!("give --image IMAGE or --live PATH"),
             },
             Options {
                 tables: r.tables.unwrap_or_else(|| r.output.join("tables")),
@@ -201,17 +181,33 @@ fn main() -> ExitCode {
             },
         ),
     };
-    match pipeline::run(&input, &opts) {
-        Ok(report) => {
-            println!("report: {}", report.display());
-            println!("tables: {}", opts.tables.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
+    let report = pipeline::run(&input, &opts)?;
+    println!("report: {}", report.display());
+    println!("tables: {}", opts.tables.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reports readme [--check]`.
+fn readme(r: &ReadmeArgs) -> anyhow::Result<ExitCode> {
+    let up_to_date = readme::run(&r.readme, &r.report, r.check)?;
+    Ok(if up_to_date {
+        println!(
+            "{} is up to date with {}",
+            r.readme.display(),
+            r.report.display()
+        );
+        ExitCode::SUCCESS
+    } else if r.check {
+        eprintln!(
+            "reports readme --check: {} does not quote {}; run `reports readme`",
+            r.readme.display(),
+            r.report.display()
+        );
+        ExitCode::FAILURE
+    } else {
+        println!("rewrote the demo section of {}", r.readme.display());
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

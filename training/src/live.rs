@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Scans `path` ([`livefs::scan`]) showing files, extents and skipped paths as it goes; every
-/// skipped path is logged as a warning with its cause.
+/// Scans `path` ([`livefs::scan`], which logs every skipped path with its cause) showing files,
+/// extents and skipped paths as it goes.
 pub fn scan(path: &Path) -> Result<livefs::Scan> {
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} scanning {prefix}: {msg} [{elapsed}]")
@@ -22,10 +22,5 @@ pub fn scan(path: &Path) -> Result<livefs::Scan> {
         ));
     });
     bar.finish_and_clear();
-    let scan = scan.with_context(|| format!("reading the extent maps under {}", path.display()))?;
-    for s in &scan.skipped {
-        // The error names the path.
-        tracing::warn!("skipped: {}", predictor::error::chain_message(&s.error));
-    }
-    Ok(scan)
+    scan.with_context(|| format!("reading the extent maps under {}", path.display()))
 }
