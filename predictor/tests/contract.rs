@@ -148,6 +148,7 @@ fn every_tier_equals_ondisk_on_every_image() {
             ("sorted", build(&fs, Tier::Sorted, Models::None)),
             ("rangemap", build(&fs, Tier::RangeMap, Models::None)),
             ("iext (fuse32)", build(&fs, Tier::Iext, Models::None)),
+            ("compact", build(&fs, Tier::Compact, Models::None)),
         ];
         let mut checked = 0u64;
         for ino in reference.inodes() {
@@ -167,20 +168,29 @@ fn every_tier_equals_ondisk_on_every_image() {
         for (name, stack) in &stacks {
             assert_clean(name, &stack.stats());
         }
-        // The kernel-style tree answers every query of a file it loaded, never missing.
-        if let Some((_, iext)) = stacks.iter().find(|(n, _)| n.starts_with("iext")) {
-            let s = iext.stats().tier(TierKind::Iext);
+        // The kernel-style tree and the compact learned index hold whole maps: they answer
+        // every query of a file they loaded, never missing or declining; the compact index's
+        // answers were each re-checked against the on-disk walk (audit mode, 0 mismatches).
+        for (prefix, kind) in [("iext", TierKind::Iext), ("compact", TierKind::Compact)] {
+            let Some((_, stack)) = stacks.iter().find(|(n, _)| n.starts_with(prefix)) else {
+                panic!("no {prefix} stack");
+            };
+            let s = stack.stats().tier(kind);
             assert_eq!(
                 (s.missed, s.declined),
                 (0, 0),
-                "{}: iext fell through",
+                "{}: {prefix} fell through",
                 img.name
             );
             assert!(
                 s.answered > 0 || checked == 0,
-                "{}: iext answered nothing",
+                "{}: {prefix} answered nothing",
                 img.name
             );
+            if kind == TierKind::Compact {
+                let audited = stack.stats().audit_checked;
+                assert_eq!(audited, s.answered, "{}: compact audits", img.name);
+            }
         }
         let learned = stacks[0].1.stats().tier(TierKind::Learned).answered;
         assert!(

@@ -3,7 +3,9 @@
 
 use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
-use predictor::{BTreeIndex, ExtentIndex, LearnedIndex, OnDiskIndex, RangeMapIndex, SortedIndex};
+use predictor::{
+    BTreeIndex, CompactIndex, ExtentIndex, LearnedIndex, OnDiskIndex, RangeMapIndex, SortedIndex,
+};
 
 use crate::datasets::Dataset;
 
@@ -74,6 +76,7 @@ impl Structure {
 #[rustfmt::skip]
 pub const STRUCTURES: &[Structure] = &[
     Structure { name: "learned", label: "learned index (window <= 32)", in_figure: true, color: 0, build: learned_default },
+    Structure { name: "learned-compact", label: "compact learned index (bit-packed, runs)", in_figure: true, color: 10, build: compact },
     Structure { name: "learned-w8", label: "learned index (window <= 8)", in_figure: false, color: 8, build: |d| learned_fit(d, 8) },
     Structure { name: "learned-w128", label: "learned index (window <= 128)", in_figure: false, color: 9, build: |d| learned_fit(d, 128) },
     Structure { name: "btree", label: "BTreeMap", in_figure: true, color: 3, build: |d| Built::plain(BTreeIndex::new(&d.extents)) },
@@ -137,6 +140,26 @@ fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
     let ix = fit_index(d, max_window)?;
     let w = ix.max_window();
     Built::learned(ix, w)
+}
+
+/// The compact learned index (`predictor::CompactIndex`): fits its own lines per stretch.
+fn compact(d: &Dataset) -> Option<Built> {
+    match CompactIndex::new(&d.extents) {
+        Ok(ix) => {
+            let s = ix.shape();
+            Some(Built {
+                segments: s.runs + s.lines,
+                max_window: 0,
+                model_bytes: 0,
+                heap_bytes: 0,
+                index: Box::new(ix),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(dataset = %d.name, error = %e, "compact index not built");
+            None
+        }
+    }
 }
 
 /// The on-disk walk of an image file; none for synthetic maps (there is no tree to walk).

@@ -27,6 +27,9 @@ pub enum TierChoice {
     /// Kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the kernel's
     /// own mapping cache would answer from), then the on-disk walk.
     Iext,
+    /// Compact learned index per file (bit-packed extents addressed by fitted lines, arithmetic
+    /// runs; a few bytes per extent), fitted at start-up; then the on-disk walk.
+    Compact,
     /// The learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), then
     /// the predictor's userspace tiers; without CAP_BPF the userspace tiers answer alone.
     Bpf,
@@ -42,6 +45,7 @@ impl TierChoice {
             TierChoice::Sorted => Tier::Sorted,
             TierChoice::Rangemap => Tier::RangeMap,
             TierChoice::Iext => Tier::Iext,
+            TierChoice::Compact => Tier::Compact,
             // The BPF program is loaded from the predictor stack's learned indexes.
             TierChoice::Bpf => Tier::Predictor,
         }
@@ -56,6 +60,7 @@ impl TierChoice {
             TierChoice::Sorted => "sorted",
             TierChoice::Rangemap => "rangemap",
             TierChoice::Iext => "iext",
+            TierChoice::Compact => "compact",
             TierChoice::Bpf => "bpf",
         }
     }
@@ -70,6 +75,7 @@ pub fn tier_name(kind: TierKind) -> &'static str {
         TierKind::RangeMap => "rangemap",
         TierKind::Ondisk => "ondisk",
         TierKind::Iext => "iext",
+        TierKind::Compact => "compact",
         TierKind::Bpf => "bpf",
     }
 }

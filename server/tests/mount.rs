@@ -376,6 +376,75 @@ fn tree_matches_the_kernel_on_every_image() {
     assert!(compared >= 10, "only {compared} images compared");
 }
 
+/// The compact learned tier behind the mount: on every image the kernel can mount, the whole
+/// tree reads byte-equal to the kernel's, and every compact answer was audited against the
+/// on-disk walk with no mismatch.
+#[test]
+fn compact_tier_tree_matches_the_kernel() {
+    if !root_or_skip("compact_tier_tree_matches_the_kernel") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut compared = 0;
+    for img in images().iter().filter(|i| i.kernel_mountable) {
+        let stats = tmp.path().join(format!("{}.compact.json", img.name));
+        let dir = tmp.path().join(format!("mnt-compact-{}", img.name));
+        let args = [
+            "--tier",
+            "compact",
+            "--audit",
+            "--stats-json",
+            stats.to_str().unwrap_or_default(),
+        ];
+        let ours = ServerMount::start(&img.path, &dir, &args)
+            .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
+        let kernel =
+            LoopMount::new(&img.path).unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
+        let (pid, d) = (ours.pid(), dir.clone());
+        let (a, b) = (dir.clone(), kernel.path().to_owned());
+        let diffs = with_timeout(
+            &format!("{}: comparing trees", img.name),
+            Duration::from_secs(90),
+            move || kill_and_detach(pid, &d),
+            move || compare_trees(&a, &b),
+        );
+        assert!(
+            diffs.is_empty(),
+            "{}: {} differences with the kernel, first ones:\n{}",
+            img.name,
+            diffs.len(),
+            diffs
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let ended = ours.unmount();
+        assert!(ended.status.success(), "{}: {}", img.name, ended.stderr);
+        drop(kernel);
+        let s = stats_json(&stats);
+        let answered = num(&s, &["tiers", "compact", "answered"]);
+        assert_eq!(num(&s, &["audit_mismatches"]), 0, "{}: {s}", img.name);
+        assert_eq!(
+            num(&s, &["tiers", "compact", "missed"]),
+            0,
+            "{}: {s}",
+            img.name
+        );
+        assert_eq!(num(&s, &["audit_checked"]), answered, "{}: {s}", img.name);
+        if num(&s, &["counters", "read_bytes"]) > 0 {
+            assert!(answered > 0, "{}: compact tier idle\n{s}", img.name);
+        }
+        eprintln!(
+            "{}: compact tier equal to the kernel ({answered} answers audited)",
+            img.name
+        );
+        compared += 1;
+    }
+    assert!(compared >= 10, "only {compared} images compared");
+}
+
 /// A 4 KiB-aligned buffer for O_DIRECT reads.
 struct Aligned(Vec<u8>);
 

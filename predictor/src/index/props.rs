@@ -151,6 +151,12 @@ proptest! {
         if let Ok(x) = xfs {
             structures.push(("iext xfs16".into(), Box::new(x)));
         }
+        for max_window in [2, FitParams::default().max_window] {
+            let params = FitParams { max_window, ..FitParams::default() };
+            let c = CompactIndex::with_params(&exts, &params).unwrap();
+            prop_assert_eq!(&c.extents(), &exts, "compact w={} round trip", max_window);
+            structures.push((format!("compact w={max_window}"), Box::new(c)));
+        }
         let mut models = Vec::new();
         for max_window in [2, FitParams::default().max_window] {
             let params = FitParams { max_window, ..FitParams::default() };

@@ -88,6 +88,15 @@ fn assert_all_agree(name: &str, exts: &[Extent], queries: &[u32]) {
     for (n, l) in learned_variants(exts) {
         others.push((n, Box::new(l)));
     }
+    for max_window in [2, 32] {
+        let params = FitParams {
+            max_window,
+            ..FitParams::default()
+        };
+        let c = CompactIndex::with_params(exts, &params).unwrap();
+        assert_eq!(c.extents(), exts, "map {name}: compact round trip");
+        others.push((format!("compact w={max_window}"), Box::new(c)));
+    }
     for &q in queries {
         let want = reference.find(q);
         assert!(matches!(want, Lookup::Found(_)));

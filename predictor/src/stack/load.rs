@@ -11,7 +11,8 @@ use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
 use crate::error::BuildError;
 use crate::fingerprint::fingerprint;
 use crate::index::{
-    check_extents, BTreeIndex, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
+    check_extents, BTreeIndex, CompactIndex, FuseIextIndex, LearnedIndex, RangeMapIndex,
+    SortedIndex,
 };
 use crate::model::{FitParams, ModelError};
 use crate::ondisk::OnDisk;
@@ -187,6 +188,16 @@ fn load_file(
         // check_extents let through; then the file is served on disk like any unloadable one.
         Tier::Iext => match FuseIextIndex::new(&exts) {
             Ok(t) => MemIndex::Iext(t),
+            Err(e) => {
+                let e = e.to_string();
+                report.load_errors.push((f.inode.ino, e.clone()));
+                f.load_error = Some(e);
+                f.model = ModelStatus::Unavailable;
+                return f;
+            }
+        },
+        Tier::Compact => match CompactIndex::new(&exts) {
+            Ok(c) => MemIndex::Compact(c),
             Err(e) => {
                 let e = e.to_string();
                 report.load_errors.push((f.inode.ino, e.clone()));

@@ -12,7 +12,8 @@ pub use load::{BuildReport, ModelStatus, Models};
 
 use crate::error::QueryError;
 use crate::index::{
-    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex,
+    BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
+    SortedIndex,
 };
 use crate::mapping::{Mapping, Request};
 use crate::ondisk::OnDisk;
@@ -35,6 +36,10 @@ pub enum Tier {
     /// `fuse_iomap_io` records ([`FuseIextIndex`]), then on-disk: what the kernel's own cache
     /// would answer from.
     Iext,
+    /// The compact learned index ([`CompactIndex`]: bit-packed extents, arithmetic runs, lines
+    /// fitted at build time), then on-disk. It holds the whole map exactly, so it needs no
+    /// B-tree behind it; audit mode checks its answers against the on-disk walk.
+    Compact,
 }
 
 /// The structure that produced an answer.
@@ -56,11 +61,13 @@ pub enum TierKind {
     /// The learned model evaluated in the kernel by a BPF program. It runs outside the stack
     /// (the server loads it) and reports its outcomes with [`TierStack::count_outside`].
     Bpf = 6,
+    /// The compact learned index ([`CompactIndex`]).
+    Compact = 7,
 }
 
 impl TierKind {
     /// Every kind, in counter order.
-    pub const ALL: [TierKind; 7] = [
+    pub const ALL: [TierKind; 8] = [
         Self::Learned,
         Self::Btree,
         Self::Sorted,
@@ -68,6 +75,7 @@ impl TierKind {
         Self::Ondisk,
         Self::Iext,
         Self::Bpf,
+        Self::Compact,
     ];
 }
 
@@ -97,11 +105,13 @@ enum MemIndex {
     Sorted(SortedIndex),
     RangeMap(RangeMapIndex),
     Iext(FuseIextIndex),
+    Compact(CompactIndex),
 }
 
 impl MemIndex {
     fn get(&self) -> (&dyn ExtentIndex, TierKind) {
         match self {
+            MemIndex::Compact(i) => (i, TierKind::Compact),
             MemIndex::Btree(i) => (i, TierKind::Btree),
             MemIndex::Sorted(i) => (i, TierKind::Sorted),
             MemIndex::RangeMap(i) => (i, TierKind::RangeMap),
@@ -222,6 +232,13 @@ impl TierStack {
         }
         if let Some((index, kind)) = mem {
             match index.find(q) {
+                Lookup::Found(bm) if kind == TierKind::Compact && self.audit => {
+                    // Its own oracle: the on-disk walk (there is no second in-memory copy).
+                    self.counters.answered(kind);
+                    let disk = self.ondisk.find(&f.inode, q)?;
+                    self.counters.audited(disk != bm);
+                    return Ok((disk, kind));
+                }
                 Lookup::Found(bm) => {
                     self.counters.answered(kind);
                     return Ok((bm, kind));

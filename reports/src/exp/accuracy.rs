@@ -403,6 +403,7 @@ pub fn tier_name(k: TierKind) -> &'static str {
         TierKind::RangeMap => "rangemap",
         TierKind::Ondisk => "ondisk",
         TierKind::Iext => "iext",
+        TierKind::Compact => "learned-compact",
         TierKind::Bpf => "bpf",
     }
 }
@@ -415,6 +416,7 @@ fn tier_label(k: TierKind) -> &'static str {
         TierKind::Sorted => "sorted array",
         TierKind::RangeMap => "rangemap",
         TierKind::Iext => "iext tree",
+        TierKind::Compact => "compact learned index",
         TierKind::Bpf => "BPF program",
     }
 }

@@ -1,0 +1,390 @@
+//! `reports structures`: every lookup structure built over one file's extent map and raced on
+//! the same queries in three regimes, with its heap bytes counted by the allocator.
+//!
+//! # Regimes
+//! - **uniform, warm**: one batch of [`BATCH`] uniform random blocks over the file's span,
+//!   repeated (two untimed passes first), each structure in turn: the working set is the cache
+//!   lines that batch touches, which stay in the caches. What a kernel cache sees when one file
+//!   is being read hard.
+//! - **uniform, cold**: before every timed lookup, a buffer of twice the last-level cache is
+//!   read (one load per 64-byte line; the size comes from sysfs, see [`Evictor`]), so the
+//!   structure's lines and their TLB entries are gone; one lookup is then timed alone and the
+//!   clock's own cost subtracted. What an `iomap_begin` sees after the task did other work.
+//! - **sequential**: [`BATCH`] consecutive blocks from a random start, as a sequential read asks
+//!   for them (warm).
+//!
+//! Medians over the timed batches (or cold lookups). The structures take turns within every
+//! round, so drift in clock speed or cache state hits them alike.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ext4::{Extent, Fs};
+use predictor::synth::{sequential_queries, uniform_queries};
+use predictor::ExtentIndex;
+
+use crate::datasets::{Dataset, ImageFile, Source};
+use crate::structures::{Built, STRUCTURES};
+use crate::timing::{clock_overhead_ns, race, Budget, Summary};
+
+/// Queries per timed batch in the warm regimes.
+pub const BATCH: usize = 4096;
+
+/// The structures raced, by their name in this command's output and in the experiments'
+/// tables. `iext16` and `iext32` are the kernel-style iext tree with XFS's 16-byte records and
+/// with fuse-iomap's 32-byte `fuse_iomap_io` records.
+pub const RACED: [(&str, &str); 6] = [
+    ("learned-compact", "learned-compact"),
+    ("learned", "learned"),
+    ("iext16", "iext-xfs"),
+    ("iext32", "iext-fuse"),
+    ("btreemap", "btree"),
+    ("sorted", "sorted"),
+];
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Effort {
+    /// Warm regimes.
+    pub warm: Budget,
+    /// Cold lookups timed per structure.
+    pub cold_samples: usize,
+}
+
+impl Effort {
+    /// The default of the command and the demo.
+    pub fn full() -> Self {
+        Self {
+            warm: Budget {
+                batch: BATCH,
+                min_rounds: 15,
+                max_rounds: 201,
+                time: Duration::from_millis(300),
+            },
+            cold_samples: 201,
+        }
+    }
+
+    /// Toy scale for tests.
+    pub fn quick() -> Self {
+        Self {
+            warm: Budget {
+                batch: BATCH,
+                min_rounds: 3,
+                max_rounds: 3,
+                time: Duration::ZERO,
+            },
+            cold_samples: 5,
+        }
+    }
+}
+
+/// One structure over one file: the command's output record (its JSON keys are these names).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// The file (`PATH` within the image, or a dataset name).
+    pub file: String,
+    /// Extents in the file's map.
+    pub extents: usize,
+    /// Structure name (see [`RACED`]).
+    pub structure: &'static str,
+    /// Heap bytes the structure holds, counted by the allocator while it was built.
+    pub bytes: usize,
+    /// `bytes / extents`.
+    pub bytes_per_extent: f64,
+    /// Median ns per lookup, uniform queries, warm.
+    pub ns_uniform_warm: f64,
+    /// Median ns per lookup, uniform queries, cold.
+    pub ns_uniform_cold: f64,
+    /// Median ns per lookup, sequential queries (warm).
+    pub ns_sequential: f64,
+}
+
+/// Evicts the caches by reading a buffer of twice the last-level cache, mapped with huge pages
+/// where the kernel allows them (`MADV_HUGEPAGE`).
+///
+/// Huge pages keep the eviction from also flushing the TLB: reading 64 MiB through 4 KiB pages
+/// evicts every translation, and in a virtual machine a lookup then pays nested page walks of
+/// microseconds that have nothing to do with the structure (measured here: every structure's
+/// cold lookup took 3-4 us, whatever its cache-line count). The kernel's own mapping cache lives
+/// in slab memory behind the direct map's huge pages, so "cold" here means what it means there:
+/// the structure's cache lines are gone, its translations are not.
+pub struct Evictor {
+    map: *mut u8,
+    len: usize,
+}
+
+impl Evictor {
+    /// Sized from `/sys/devices/system/cpu/cpu0/cache/index*/size` (the largest level; 32 MiB
+    /// if sysfs does not say).
+    pub fn new() -> Result<Self> {
+        let llc = largest_cache().unwrap_or(32 << 20);
+        let len = (2 * llc).next_multiple_of(2 << 20);
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .context(format!("mapping a {len}-byte eviction buffer"));
+        }
+        // SAFETY: `map` is our mapping of `len` bytes. Without huge pages (THP disabled) the
+        // buffer still evicts the caches, with 4 KiB pages.
+        if unsafe { libc::madvise(map, len, libc::MADV_HUGEPAGE) } != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "no huge pages for the eviction buffer: cold lookups will include TLB misses"
+            );
+        }
+        let mut ev = Self {
+            map: map.cast(),
+            len,
+        };
+        // Fault every page in (non-zero, so they are not the shared zero page).
+        ev.buf_mut().fill(1);
+        Ok(ev)
+    }
+
+    fn buf_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is ours, `len` bytes, alive until drop; `&mut self` makes this
+        // the only view of it.
+        unsafe { std::slice::from_raw_parts_mut(self.map, self.len) }
+    }
+
+    fn buf(&self) -> &[u8] {
+        // SAFETY: as in `buf_mut`.
+        unsafe { std::slice::from_raw_parts(self.map, self.len) }
+    }
+
+    /// Bytes read per eviction.
+    pub fn bytes(&self) -> usize {
+        self.len
+    }
+
+    /// Reads one byte of every cache line of the buffer.
+    pub fn evict(&self) {
+        let sum = self
+            .buf()
+            .iter()
+            .step_by(64)
+            .fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
+        black_box(sum);
+    }
+}
+
+impl Drop for Evictor {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.map.cast(), self.len) };
+    }
+}
+
+/// The largest cache size sysfs lists for CPU 0, in bytes.
+fn largest_cache() -> Option<usize> {
+    let dir = Path::new("/sys/devices/system/cpu/cpu0/cache");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
+        .filter_map(|s| parse_size(s.trim()))
+        .max()
+}
+
+/// `32768K` / `1M` / `512` as bytes.
+fn parse_size(s: &str) -> Option<usize> {
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>().ok().map(|n| n * mult)
+}
+
+/// Builds every structure of [`RACED`] over `d` and races them; one row per structure that
+/// applies (an iext layout that cannot hold the map is left out, with a log line).
+pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> Vec<Row> {
+    let built: Vec<(&'static str, Built)> = RACED
+        .iter()
+        .filter_map(|&(name, id)| {
+            let s = STRUCTURES.iter().find(|s| s.name == id)?;
+            Some((name, s.make(d)?))
+        })
+        .collect();
+    let seed = 0x5eed ^ d.extents.len() as u64;
+    let uniform = uniform_queries(&d.extents, effort.warm.batch, seed);
+    let sequential = sequential_queries(&d.extents, effort.warm.batch, seed);
+    let contenders: Vec<&dyn ExtentIndex> = built.iter().map(|(_, b)| b.index.as_ref()).collect();
+    let median = |mut v: Vec<f64>| Summary::of(&mut v).map_or(f64::NAN, |s| s.median);
+    let warm = race(&contenders, std::slice::from_ref(&uniform), &effort.warm);
+    let seq = race(&contenders, std::slice::from_ref(&sequential), &effort.warm);
+    let cold = cold_race(&contenders, &d.extents, effort.cold_samples, seed, evictor);
+    let n = d.extents.len();
+    built
+        .iter()
+        .zip(warm.into_iter().zip(seq).zip(cold))
+        .map(|((name, b), ((w, s), c))| Row {
+            file: file.to_string(),
+            extents: n,
+            structure: name,
+            bytes: b.heap_bytes,
+            bytes_per_extent: b.heap_bytes as f64 / n.max(1) as f64,
+            ns_uniform_warm: median(w),
+            ns_uniform_cold: median(c),
+            ns_sequential: median(s),
+        })
+        .collect()
+}
+
+/// Per contender, the ns of `samples` single lookups of uniform random blocks, each after an
+/// eviction, clock cost subtracted.
+fn cold_race(
+    contenders: &[&dyn ExtentIndex],
+    exts: &[Extent],
+    samples: usize,
+    seed: u64,
+    evictor: &Evictor,
+) -> Vec<Vec<f64>> {
+    let clock = clock_overhead_ns();
+    let queries = uniform_queries(exts, samples, seed ^ 0xc01d);
+    let mut out = vec![Vec::with_capacity(samples); contenders.len()];
+    for &q in &queries {
+        for (c, v) in contenders.iter().zip(&mut out) {
+            evictor.evict();
+            // Bring the clock's own data (the vDSO page) back, so only the lookup is cold.
+            black_box(Instant::now());
+            let t = Instant::now();
+            black_box(c.find(black_box(q)));
+            v.push((t.elapsed().as_nanos() as f64 - clock).max(0.0));
+        }
+    }
+    out
+}
+
+/// The command's arguments.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// The image, opened read-only.
+    pub image: PathBuf,
+    /// Files to measure (absolute paths in the image); all with at least `min_extents` if none.
+    pub paths: Vec<String>,
+    /// Smallest map measured when no path is given.
+    pub min_extents: usize,
+    /// JSON lines instead of a table.
+    pub json: bool,
+    /// Toy scale.
+    pub quick: bool,
+}
+
+/// `reports structures`: measures the chosen files of an image and prints one row per file and
+/// structure.
+pub fn run(args: &Args) -> Result<()> {
+    let fs = std::sync::Arc::new(
+        Fs::open_path(&args.image).with_context(|| format!("opening {}", args.image.display()))?,
+    );
+    let files = chosen_files(&fs, args)?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "{}: no regular file with at least {} extents (give --path or a lower --min-extents)",
+            args.image.display(),
+            args.min_extents
+        );
+    }
+    let effort = if args.quick {
+        Effort::quick()
+    } else {
+        Effort::full()
+    };
+    let evictor = Evictor::new()?;
+    tracing::info!(
+        bytes = evictor.bytes(),
+        "eviction buffer for the cold regime"
+    );
+    let bar = indicatif::ProgressBar::new(files.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if !args.json {
+        println!(
+            "{:<32} {:>9} {:<16} {:>12} {:>7} {:>9} {:>9} {:>9}",
+            "file", "extents", "structure", "bytes", "B/ext", "warm ns", "cold ns", "seq ns"
+        );
+    }
+    for (path, inode, extents) in files {
+        bar.set_message(path.clone());
+        let d = Dataset {
+            name: path.clone(),
+            source: Source::Image,
+            extents,
+            file: Some(ImageFile {
+                fs: fs.clone(),
+                inode,
+            }),
+            model: None,
+        };
+        for r in measure(&d, &path, &effort, &evictor) {
+            bar.suspend(|| print_row(&r, args.json));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn print_row(r: &Row, json: bool) {
+    if json {
+        match serde_json::to_string(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => tracing::error!(error = %e, "row not serialised"),
+        }
+    } else {
+        println!(
+            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>9.1} {:>9.1} {:>9.1}",
+            r.file,
+            r.extents,
+            r.structure,
+            r.bytes,
+            r.bytes_per_extent,
+            r.ns_uniform_warm,
+            r.ns_uniform_cold,
+            r.ns_sequential
+        );
+    }
+}
+
+/// The files named by `--path`, or every regular file with at least `min_extents` extents.
+fn chosen_files(fs: &Fs, args: &Args) -> Result<Vec<(String, ext4::Inode, Vec<Extent>)>> {
+    if !args.paths.is_empty() {
+        return args
+            .paths
+            .iter()
+            .map(|p| {
+                let ctx = || format!("{}: {p}", args.image.display());
+                let inode = fs.lookup_path(p).with_context(ctx)?;
+                let extents = fs.extents(&inode).with_context(ctx)?;
+                Ok((p.clone(), inode, extents))
+            })
+            .collect();
+    }
+    let (files, errors) = predictor::train::regular_files(fs);
+    for e in &errors {
+        tracing::warn!(ino = e.ino, path = %e.path, error = %e.error, "file skipped");
+    }
+    let mut out = Vec::new();
+    for (path, inode) in files {
+        match fs.extents(&inode) {
+            Ok(e) if e.len() >= args.min_extents => out.push((path, inode, e)),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(path, error = %e, "extents unreadable; file skipped"),
+        }
+    }
+    Ok(out)
+}
