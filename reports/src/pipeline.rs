@@ -266,8 +266,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             .iter()
             .map(|&n| datasets::synthetic(n)),
     );
-    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, 8, report.
-    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 1);
+    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, 8, 9, report.
+    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 1 + 1);
 
     let server = find_tool("server", opts.server.as_deref());
     let fuse2fs = find_tool("fuse2fs", None);
@@ -285,6 +285,8 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     };
     // The population first: the question for every file, before the most fragmented ones.
     let mut sections: Vec<Section> = vec![exp::population::run(&ctx)?];
+    // Then the compact learned mapping against the kernel's structure, per group of maps.
+    sections.push(exp::compact::run(&ctx, &sets)?);
     let (cells, not_measured) = exp::latency::measure(&ctx, &sets);
     skipped.extend(not_measured);
     drop(sets); // the 10^7-extent maps are large; later experiments build their own

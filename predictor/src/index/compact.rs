@@ -53,7 +53,7 @@ pub const RUN_MIN: usize = 16;
 /// Widest packed field: one unaligned 8-byte read at any bit offset yields 57 bits.
 pub const MAX_FIELD_BITS: u32 = 56;
 /// Directory buckets per piece (rounded up to a power of two), as in the radix table.
-const BUCKETS_PER_PIECE: usize = 2;
+const BUCKETS_PER_PIECE: usize = 8;
 /// Bytes of a block header: first key (u32), smallest length (u32), smallest delta (u64).
 const HEAD: usize = 16;
 /// The `end_key` of the last piece: no extent starts at 2^32 - 1 (extents end by 2^32 - 1).
@@ -186,7 +186,7 @@ impl Line {
         let last = i64::from(self.count) - 1;
         let (lo, hi) = clamp_window(p, self.line.e_lo, self.line.e_hi, 0, last);
         // OK to narrow: clamped to 0..count.
-        let (mut lo, hi) = (lo as usize, hi as usize);
+        let (mut lo, mut hi) = (lo as usize, hi as usize);
         let bb = self.block_bytes();
         let mut at = self.off as usize + lo / BLOCK * bb;
         if hi / BLOCK != lo / BLOCK {
@@ -197,22 +197,24 @@ impl Line {
                 (lo, at) = (split, next_at);
             }
         }
-        let hi = hi.min(lo / BLOCK * BLOCK + BLOCK - 1);
+        hi = hi.min(lo / BLOCK * BLOCK + BLOCK - 1);
         let key0 = field(bytes, at * 8, 32) as u32;
         let qd = u64::from(q.checked_sub(key0)?);
         let kw = self.wk;
         let keys = (at + HEAD) * 8;
         let off = |j: usize| field(bytes, keys + j % BLOCK * usize::from(kw), kw);
-        let mut j = lo;
-        let mut size = hi - lo + 1;
-        while size > 1 {
-            let half = size / 2;
-            // A branch, not a conditional move: measured, cmov (select_unpredictable) made
-            // sequential lookups 1.3-1.6x slower, since it chains every step's load on the last.
-            if off(j + half) <= qd {
-                j += half;
+        // Walk from the prediction: it is usually a slot or two off, and a walk costs one
+        // unpredictable branch (which way) where a binary search over the window costs one per
+        // step. Both loops stay inside the window.
+        let mut j = (p.clamp(lo as i64, hi as i64)) as usize;
+        if off(j) <= qd {
+            while j < hi && off(j + 1) <= qd {
+                j += 1;
             }
-            size -= half;
+        } else {
+            while j > lo && off(j) > qd {
+                j -= 1;
+            }
         }
         let k = off(j);
         if k > qd {

@@ -3,6 +3,7 @@
 
 pub mod accuracy;
 pub mod cdf;
+pub mod compact;
 pub mod endtoend;
 pub mod headline;
 pub mod latency;
@@ -58,6 +59,8 @@ pub struct Scale {
     pub population_samples: usize,
     /// Lookup timing of each sampled file in the population view.
     pub population_lookup: Budget,
+    /// The per-file structure race of figure 9 (`reports structures`).
+    pub structures: crate::compare::Effort,
 }
 
 impl Scale {
@@ -94,6 +97,7 @@ impl Scale {
                 max_rounds: 400,
                 time: Duration::from_millis(25),
             },
+            structures: crate::compare::Effort::full(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Scale {
                 max_rounds: 5,
                 time: Duration::from_millis(1),
             },
+            structures: crate::compare::Effort::quick(),
         }
     }
 }
