@@ -23,8 +23,15 @@ use crate::table::Table;
 use crate::timing::{race, Summary};
 
 /// The structures a population is costed with: the learned index, the kernel's iext tree with
-/// its two record layouts, and the `BTreeMap` baseline.
-const COSTED: [&str; 4] = ["learned", "iext-xfs", "iext-fuse", "btree"];
+/// its two record layouts, the `BTreeMap` baseline, and the compact learned index (whose
+/// per-file forms give a one-extent file no heap at all).
+const COSTED: [&str; 5] = [
+    "learned",
+    "iext-xfs",
+    "iext-fuse",
+    "btree",
+    "learned-compact",
+];
 
 /// The kernel's structure every ratio is against: fuse-iomap's cache (iext tree, 32-byte
 /// `fuse_iomap_io` records).
@@ -47,9 +54,9 @@ struct ClassStats {
     /// Files per model shape (`KINDS` order).
     kinds: [u64; 4],
     /// Per costed structure: each sampled file's median ns per lookup.
-    ns: [Vec<f64>; 4],
+    ns: [Vec<f64>; COSTED.len()],
     /// Per costed structure: heap bytes over every file of the class.
-    heap: [u64; 4],
+    heap: [u64; COSTED.len()],
     /// Files whose map could not be read for the memory count.
     unreadable: u64,
 }
@@ -460,6 +467,7 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
         .sum();
     let idx = |n: &str| COSTED.iter().position(|s| *s == n).unwrap_or(0);
     let (l, kern) = (Choice::Fixed(idx("learned")), Choice::Fixed(idx(KERNEL)));
+    let compact = Choice::Fixed(idx("learned-compact"));
     let heap = |choice| heap_bytes(all, choice);
     let mut line = format!(
         "Population ({name}): {files} files, {:.2}% of them with one extent; files with more than 100 extents hold {:.1}% of the bytes.",
@@ -489,6 +497,22 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
         ratio(heap(kern) as f64, extents as f64),
         ratio(heap(l) as f64, heap(kern) as f64)
     );
+    if let (Some(cf), Some(cb), Some(kf), Some(kb)) = (
+        expected_ns(all, compact, false),
+        expected_ns(all, compact, true),
+        expected_ns(all, kern, false),
+        expected_ns(all, kern, true),
+    ) {
+        let _ = write!(
+            line,
+            " The compact learned index: {cf:.1} ns about a random file ({:.2}x iext's time), {cb:.1} ns about a random byte ({:.2}x), in {} B ({:.1} B/extent, {:.2}x iext's memory).",
+            ratio(cf, kf),
+            ratio(cb, kb),
+            heap(compact),
+            ratio(heap(compact) as f64, extents as f64),
+            ratio(heap(compact) as f64, heap(kern) as f64)
+        );
+    }
     let best = Choice::FastestPerClass;
     if let (Some(bf), Some(bb)) = (expected_ns(all, best, false), expected_ns(all, best, true)) {
         let picks: Vec<String> = all
@@ -523,7 +547,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
     for (name, classes) in rows {
         let _ = write!(
             md,
-            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|\n"
+            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | compact ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | compact B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
         );
         for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
             let models: Vec<String> = KINDS
@@ -542,18 +566,20 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 class.label,
                 c.files,
                 c.bytes,
                 c.extents,
                 models.join(", "),
                 ns("learned"),
+                ns("learned-compact"),
                 ns("iext-fuse"),
                 ns("iext-xfs"),
                 ns("btree"),
                 c.fastest().map_or("-", |s| COSTED[s]),
                 bpe("learned"),
+                bpe("learned-compact"),
                 bpe("iext-fuse"),
             );
         }
@@ -619,8 +645,8 @@ mod tests {
         );
         let best = expected_ns(&classes, Choice::FastestPerClass, false).unwrap();
         assert!((best - (9.0 * 10.0 + 30.0) / 10.0).abs() < 1e-9, "{best}");
-        classes[1].heap = [5, 50, 0, 0];
-        classes[4].heap = [70, 7, 0, 0];
+        classes[1].heap = [5, 50, 0, 0, 0];
+        classes[4].heap = [70, 7, 0, 0, 0];
         assert_eq!(heap_bytes(&classes, Choice::FastestPerClass), 5 + 7);
         assert_eq!(heap_bytes(&classes, Choice::Fixed(0)), 5 + 70);
         // A class with weight but no measurement leaves the expectation unknown.
