@@ -34,8 +34,8 @@ pub mod train;
 pub use error::{BuildError, QueryError};
 pub use fingerprint::fingerprint;
 pub use index::{
-    BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, IextIndex, LearnedIndex, Lookup,
-    RangeMapIndex, SortedIndex, XfsIextIndex,
+    BTreeIndex, CompactForm, CompactIndex, CompactShape, ExtentIndex, FuseIextIndex, IextIndex,
+    LearnedIndex, Lookup, RangeMapIndex, SortedIndex, XfsIextIndex,
 };
 pub use mapping::{Mapping, MappingType, Request};
 pub use model::{fit, FitParams, Model};

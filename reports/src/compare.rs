@@ -106,6 +106,10 @@ pub struct Row {
     pub ns_uniform_cold: f64,
     /// Median ns per lookup, sequential queries (warm).
     pub ns_sequential: f64,
+    /// The compact index's chosen form (empty for the others); not in the JSON, whose keys
+    /// are fixed.
+    #[serde(skip)]
+    pub form: String,
 }
 
 /// Evicts the caches by reading a buffer of twice the last-level cache, mapped with huge pages
@@ -276,6 +280,7 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
             ns_uniform_warm: median(w),
             ns_uniform_cold: median(c),
             ns_sequential: median(s),
+            form: b.form(),
         })
         .collect()
 }
@@ -354,7 +359,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     if !args.json {
         println!(
-            "{:<32} {:>9} {:<16} {:>12} {:>7} {:>9} {:>9} {:>9}",
+            "{:<32} {:>9} {:<16} {:>12} {:>7} {:>9} {:>9} {:>9}  form",
             "file", "extents", "structure", "bytes", "B/ext", "warm ns", "cold ns", "seq ns"
         );
     }
@@ -387,7 +392,7 @@ fn print_row(r: &Row, json: bool) {
         }
     } else {
         println!(
-            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>9.1} {:>9.1} {:>9.1}  {}",
             r.file,
             r.extents,
             r.structure,
@@ -395,7 +400,8 @@ fn print_row(r: &Row, json: bool) {
             r.bytes_per_extent,
             r.ns_uniform_warm,
             r.ns_uniform_cold,
-            r.ns_sequential
+            r.ns_sequential,
+            r.form
         );
     }
 }

@@ -27,6 +27,7 @@ const ALWAYS: &[&str] = &[
     "fig8_population",
     "fig8_population_cost",
     "fig8_expected_cost",
+    "fig9_compact",
     "run",
     "skipped",
 ];
@@ -36,6 +37,7 @@ const STRUCTURES: &[&str] = &[
     "learned",
     "learned-w8",
     "learned-w128",
+    "learned-compact",
     "btree",
     "iext-fuse",
     "iext-xfs",

@@ -102,6 +102,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
                 ("ns_uniform_warm", r.ns_uniform_warm.into()),
                 ("ns_uniform_cold", r.ns_uniform_cold.into()),
                 ("ns_sequential", r.ns_sequential.into()),
+                ("form", r.form.clone().into()),
             ];
             row.extend(ctx.machine_cols());
             table.push(row);
@@ -125,7 +126,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         cold = effort.cold_samples,
     );
     body.push_str(
-        "| map | group | extents | compact B/ext | iext16 B/ext | memory | warm speed-up | cold speed-up | sequential speed-up |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| map | group | extents | compact form | compact B/ext | iext16 B/ext | memory | warm speed-up | cold speed-up | sequential speed-up |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in &measured {
         let (Some(c), Some(k), Some(v)) = (m.get(COMPACT), m.get(KERNEL), m.versus()) else {
@@ -133,10 +134,11 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         };
         let _ = writeln!(
             body,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
             m.name,
             m.group,
             count_label(c.extents),
+            c.form,
             c.bytes_per_extent,
             k.bytes_per_extent,
             v[0],
