@@ -26,6 +26,18 @@ const FULL_COMPARE_MAX: u64 = 256 << 20;
 /// SEEK_DATA/SEEK_HOLE transitions followed from offset 0 per file (each is an upcall).
 const SEEK_TRANSITIONS: usize = 300;
 
+/// Held by every test that loop-mounts an image. Two loop mounts of one image file at once may
+/// share a loop device, hence one superblock and one page cache: one test's reads then turn the
+/// other's unwritten extents into cached data, and the kernel's SEEK_DATA answers change.
+static KERNEL_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lock, even if a test holding it failed.
+fn kernel_mounts() -> std::sync::MutexGuard<'static, ()> {
+    KERNEL_MOUNTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn images() -> &'static [Image] {
     testimg::standard().unwrap_or_else(|e| panic!("building the standard test images: {e}"))
 }
@@ -262,6 +274,7 @@ fn tree_matches_the_kernel_on_every_image() {
     if !root_or_skip("tree_matches_the_kernel_on_every_image") {
         return;
     }
+    let _one_at_a_time = kernel_mounts();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut compared = 0;
     for (i, img) in images().iter().enumerate() {
@@ -384,6 +397,7 @@ fn compact_tier_tree_matches_the_kernel() {
     if !root_or_skip("compact_tier_tree_matches_the_kernel") {
         return;
     }
+    let _one_at_a_time = kernel_mounts();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut compared = 0;
     for img in images().iter().filter(|i| i.kernel_mountable) {
@@ -463,6 +477,7 @@ fn random_reads_from_eight_threads_match_the_kernel() {
     if !root_or_skip("random_reads_from_eight_threads_match_the_kernel") {
         return;
     }
+    let _one_at_a_time = kernel_mounts();
     let imgs = images();
     let (img, path) = imgs
         .iter()
