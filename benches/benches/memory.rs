@@ -5,8 +5,8 @@
 use predictor::alloc::counted;
 use predictor::synth::allocator_like;
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
-    XfsIextIndex,
+    BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex,
+    SortedIndex, XfsIextIndex,
 };
 
 #[global_allocator]
@@ -35,6 +35,26 @@ fn iext_bytes<I: ExtentIndex, E: std::fmt::Display>(make: impl FnOnce() -> Resul
     }
 }
 
+/// The bytes a structure reports for itself must match what the allocator counted: exactly for
+/// arrays and the compact index, within 2% for the std trees (`BTreeMap`, `RangeMap`) whose
+/// figure is a node-layout estimate, the fallback of `TierStack::memory` in processes without
+/// the counting allocator (from 10^3 extents; small trees round to whole nodes).
+fn check_own_account(name: &str, n: usize, own: usize, counted: isize, exact: bool) {
+    let counted = counted.max(0) as f64;
+    if exact {
+        assert_eq!(
+            own as f64, counted,
+            "{name} at {n} extents: heap_bytes is not exact"
+        );
+    } else if n >= 1000 {
+        let off = (own as f64 - counted).abs() / counted.max(1.0);
+        assert!(
+            off <= 0.02,
+            "{name} at {n} extents: estimate {own} B, counted {counted} B"
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs this too: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -44,7 +64,7 @@ fn main() {
         &[1, 10, 1_000, 100_000, 1_000_000, 10_000_000]
     };
     println!(
-        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "extents",
         "segments",
         "model",
@@ -52,11 +72,10 @@ fn main() {
         "learned(all)",
         "sorted",
         "btree",
-        "btree~est",
         "rangemap",
-        "range~est",
         "iext16",
-        "iext32"
+        "iext32",
+        "compact"
     );
     for &n in sizes {
         let exts = allocator_like(n, benches::MAP_SEED);
@@ -66,17 +85,24 @@ fn main() {
             panic!("fitting a synthetic map failed")
         };
         let (sorted_b, s) = measure(|| SortedIndex::new(exts.clone()));
+        check_own_account("sorted", n, s.heap_bytes(), sorted_b, true);
         drop(s);
         let (btree_b, b) = measure(|| BTreeIndex::new(&exts));
-        let btree_est = b.heap_bytes();
+        check_own_account("btree", n, b.heap_bytes(), btree_b, false);
         drop(b);
         let (range_b, r) = measure(|| RangeMapIndex::new(&exts));
-        let range_est = r.heap_bytes();
+        check_own_account("rangemap", n, r.heap_bytes(), range_b, false);
         drop(r);
+        let (compact_b, c) = measure(|| CompactIndex::new(&exts));
+        let Ok(c) = c else {
+            panic!("building the compact index of a synthetic map failed")
+        };
+        check_own_account("compact", n, c.heap_bytes(), compact_b, true);
+        drop(c);
         let iext16_b = iext_bytes(|| XfsIextIndex::new(&exts));
         let iext32_b = iext_bytes(|| FuseIextIndex::new(&exts));
         println!(
-            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             n,
             l.segment_count(),
             per(l.model_bytes() as isize),
@@ -84,11 +110,10 @@ fn main() {
             per(learned_b),
             per(sorted_b),
             per(btree_b),
-            per(btree_est as isize),
             per(range_b),
-            per(range_est as isize),
             per(iext16_b),
             per(iext32_b),
+            per(compact_b),
         );
     }
 }

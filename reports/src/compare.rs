@@ -113,14 +113,14 @@ pub struct Row {
 }
 
 /// Evicts the caches by reading a buffer of twice the last-level cache, mapped with huge pages
-/// where the kernel allows them (`MADV_HUGEPAGE`).
+/// where the kernel allows them (`MADV_HUGEPAGE`), so the eviction itself takes few TLB entries
+/// and the structure's translations mostly survive, as the kernel's mapping cache keeps its
+/// translations in the direct map's huge pages. Its cache lines do not survive.
 ///
-/// Huge pages keep the eviction from also flushing the TLB: reading 64 MiB through 4 KiB pages
-/// evicts every translation, and in a virtual machine a lookup then pays nested page walks of
-/// microseconds that have nothing to do with the structure (measured here: every structure's
-/// cold lookup took 3-4 us, whatever its cache-line count). The kernel's own mapping cache lives
-/// in slab memory behind the direct map's huge pages, so "cold" here means what it means there:
-/// the structure's cache lines are gone, its translations are not.
+/// Evicting alone is not the regime: it also evicts the lookup code and the clock, and on this
+/// virtual machine those misses (3-4 us per lookup for every structure, whatever its own
+/// cache-line count) hid the structures' differences; [`measure`] therefore warms the code with
+/// a twin structure before each timed lookup.
 pub struct Evictor {
     map: *mut u8,
     len: usize,

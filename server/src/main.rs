@@ -38,6 +38,11 @@ enum Command {
 /// every session ended by an outside `umount` (it tries once more); that one is noise.
 const DEFAULT_LOG: &str = "warn,server=info,fuser::session=error";
 
+/// Every allocation counted, so the structures' bytes in the stats are measured, not estimated
+/// (`predictor::stack::MemoryReport::counted`).
+#[global_allocator]
+static ALLOC: predictor::alloc::Counting = predictor::alloc::Counting;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

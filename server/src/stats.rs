@@ -151,6 +151,9 @@ pub struct BuildJson {
     pub learned_index_bytes: u64,
     /// Heap bytes of the in-memory fallback (or only) structure.
     pub index_bytes: u64,
+    /// Whether `index_bytes` was counted by the allocator (always, in the `server` binary)
+    /// rather than estimated.
+    pub index_bytes_counted: bool,
 }
 
 impl Meta {
@@ -177,6 +180,7 @@ impl Meta {
                 model_bytes: m.model_bytes,
                 learned_index_bytes: m.key_bytes + m.record_bytes,
                 index_bytes: m.index_bytes,
+                index_bytes_counted: m.counted,
             },
             bpf: (loaded.tier == TierChoice::Bpf).then(|| {
                 let r = loaded.bpf.as_ref().map(|b| b.report());

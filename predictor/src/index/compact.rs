@@ -7,8 +7,9 @@
 //! - no extents: nothing; one extent: the extent itself, inline, no heap and no model;
 //! - up to [`PLAIN_MAX`] extents: a plain array (a few cache lines; a model would cost more
 //!   bytes than it saves, and a search over 8 records is as fast as any prediction);
-//! - more: the **packed** form below (or the plain array if a field does not pack, e.g. a
-//!   physical delta wider than [`MAX_FIELD_BITS`], which no ext4 map produces).
+//! - more: the **packed** form below, unless the plain array is smaller (a dozen extents or
+//!   so) or a field does not pack (a physical delta wider than [`MAX_FIELD_BITS`], which no ext4
+//!   map produces).
 //!
 //! # The packed form
 //! The extents are cut into *pieces* in logical order:
@@ -413,9 +414,11 @@ impl CompactIndex {
             [] => Form::Empty,
             [e] => Form::One(*e),
             _ if exts.len() <= PLAIN_MAX => Form::Plain(exts.into()),
+            // Packed only where it is smaller than the plain array (from a dozen extents or so:
+            // a bucket, a piece and a block header cost some 160 bytes).
             _ => match Packed::new(exts, params)? {
-                Some(p) => Form::Packed(p),
-                None => Form::Plain(exts.into()),
+                Some(p) if p.heap_bytes() < std::mem::size_of_val(exts) => Form::Packed(p),
+                _ => Form::Plain(exts.into()),
             },
         };
         Ok(Self { form })
@@ -493,11 +496,7 @@ impl ExtentIndex for CompactIndex {
         match &self.form {
             Form::Empty | Form::One(_) => 0,
             Form::Plain(e) => std::mem::size_of_val::<[Extent]>(e),
-            Form::Packed(p) => {
-                std::mem::size_of_val::<[Bucket]>(&p.buckets)
-                    + std::mem::size_of_val::<[Piece]>(&p.pieces)
-                    + p.bytes.len()
-            }
+            Form::Packed(p) => p.heap_bytes(),
         }
     }
 }
@@ -524,6 +523,13 @@ fn run_len(exts: &[Extent]) -> usize {
 }
 
 impl Packed {
+    /// Heap bytes: the directory, the pieces and the packed blocks.
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[Bucket]>(&self.buckets)
+            + std::mem::size_of_val::<[Piece]>(&self.pieces)
+            + self.bytes.len()
+    }
+
     /// `None` when a field does not pack (the caller keeps a plain array).
     fn new(exts: &[Extent], params: &FitParams) -> Result<Option<Self>, ModelError> {
         // Pieces: runs of RUN_MIN or more, and lines over the stretches between them.
@@ -868,7 +874,15 @@ mod tests {
         assert_eq!(form(0), CompactForm::Empty);
         assert_eq!(form(1), CompactForm::One);
         assert_eq!(form(PLAIN_MAX), CompactForm::Plain);
-        assert_eq!(form(PLAIN_MAX + 1), CompactForm::Packed);
+        assert_eq!(form(100), CompactForm::Packed);
+        // Past PLAIN_MAX the packed form is taken only where it is the smaller.
+        for n in PLAIN_MAX + 1..=100 {
+            let c = CompactIndex::new(&exts[..n]).unwrap();
+            assert!(
+                c.heap_bytes() <= n * std::mem::size_of::<Extent>(),
+                "{n} extents"
+            );
+        }
         assert_eq!(CompactIndex::new(&exts[..1]).unwrap().heap_bytes(), 0);
         // A whole-file run stores no extent at all.
         let r = run(10, 100_000, 3, 2, 77, 3);

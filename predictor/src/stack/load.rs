@@ -128,6 +128,7 @@ impl TierStack {
         report.elapsed = start.elapsed();
         let stack = TierStack {
             tier,
+            counted: crate::alloc::installed(),
             block_size: fs.block_size(),
             audit: opts.audit,
             ondisk: OnDisk::new(fs),
@@ -155,6 +156,7 @@ fn load_file(
     let mut f = FileEntry {
         inode,
         extents: 0,
+        mem_bytes: 0,
         learned: None,
         mem: None,
         model,
@@ -181,33 +183,31 @@ fn load_file(
             return f;
         }
     };
-    let mem = match tier {
-        Tier::Sorted => MemIndex::Sorted(SortedIndex::new(exts.clone())),
-        Tier::RangeMap => MemIndex::RangeMap(RangeMapIndex::new(&exts)),
-        // The fuse layout holds any checked extent map, so this fails only on a map that
-        // check_extents let through; then the file is served on disk like any unloadable one.
-        Tier::Iext => match FuseIextIndex::new(&exts) {
-            Ok(t) => MemIndex::Iext(t),
-            Err(e) => {
-                let e = e.to_string();
-                report.load_errors.push((f.inode.ino, e.clone()));
-                f.load_error = Some(e);
-                f.model = ModelStatus::Unavailable;
-                return f;
+    // Counted by the allocator when `alloc::Counting` is installed (servers and reports do);
+    // else `MemoryReport` falls back to the structures' own figures.
+    let (mem_bytes, mem) = crate::alloc::counted(|| -> Result<MemIndex, String> {
+        Ok(match tier {
+            Tier::Sorted => MemIndex::Sorted(SortedIndex::new(exts.clone())),
+            Tier::RangeMap => MemIndex::RangeMap(RangeMapIndex::new(&exts)),
+            // Both hold any checked extent map, so these fail only on a map check_extents let
+            // through; then the file is served on disk like any unloadable one.
+            Tier::Iext => MemIndex::Iext(FuseIextIndex::new(&exts).map_err(|e| e.to_string())?),
+            Tier::Compact => {
+                MemIndex::Compact(CompactIndex::new(&exts).map_err(|e| e.to_string())?)
             }
-        },
-        Tier::Compact => match CompactIndex::new(&exts) {
-            Ok(c) => MemIndex::Compact(c),
-            Err(e) => {
-                let e = e.to_string();
-                report.load_errors.push((f.inode.ino, e.clone()));
-                f.load_error = Some(e);
-                f.model = ModelStatus::Unavailable;
-                return f;
-            }
-        },
-        Tier::Predictor | Tier::Btree | Tier::Ondisk => MemIndex::Btree(BTreeIndex::new(&exts)),
+            Tier::Predictor | Tier::Btree | Tier::Ondisk => MemIndex::Btree(BTreeIndex::new(&exts)),
+        })
+    });
+    let mem = match mem {
+        Ok(m) => m,
+        Err(e) => {
+            report.load_errors.push((f.inode.ino, e.clone()));
+            f.load_error = Some(e);
+            f.model = ModelStatus::Unavailable;
+            return f;
+        }
     };
+    f.mem_bytes = mem_bytes;
     f.extents = exts.len();
     report.extents += exts.len() as u64;
     f.mem = Some(mem);

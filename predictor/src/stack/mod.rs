@@ -127,6 +127,9 @@ struct FileEntry {
     extents: usize,
     learned: Option<LearnedIndex>,
     mem: Option<MemIndex>,
+    /// Heap bytes of `mem`, counted by the allocator while it was built (0 when the counting
+    /// allocator is not installed).
+    mem_bytes: usize,
     model: ModelStatus,
     /// Why the extents could not be loaded; queries then go on disk.
     load_error: Option<String>,
@@ -143,8 +146,14 @@ pub struct MemoryReport {
     pub key_bytes: u64,
     /// The learned index's per-extent records.
     pub record_bytes: u64,
-    /// The in-memory fallback (or only) structure: B-tree, sorted array, range map or iext tree.
+    /// The in-memory fallback (or only) structure: B-tree, sorted array, range map, iext tree
+    /// or compact index.
     pub index_bytes: u64,
+    /// Whether `index_bytes` was counted by the allocator (`predictor::alloc::Counting`
+    /// installed in this process); if not, it is the structures' own account, an estimate for
+    /// `BTreeMap` and `RangeMap`. The learned index's three figures are always exact (vector
+    /// capacities).
+    pub counted: bool,
 }
 
 impl MemoryReport {
@@ -162,6 +171,8 @@ impl MemoryReport {
 #[derive(Debug)]
 pub struct TierStack {
     tier: Tier,
+    /// Whether structure bytes were counted by the allocator at build.
+    counted: bool,
     block_size: u32,
     audit: bool,
     ondisk: OnDisk,
@@ -322,7 +333,10 @@ impl TierStack {
 
     /// Heap bytes of the loaded structures.
     pub fn memory(&self) -> MemoryReport {
-        let mut m = MemoryReport::default();
+        let mut m = MemoryReport {
+            counted: self.counted,
+            ..MemoryReport::default()
+        };
         for f in self.files.values() {
             m.extents += f.extents as u64;
             if let Some(l) = &f.learned {
@@ -331,7 +345,11 @@ impl TierStack {
                 m.record_bytes += l.record_bytes() as u64;
             }
             if let Some(i) = &f.mem {
-                m.index_bytes += i.get().0.heap_bytes() as u64;
+                m.index_bytes += if self.counted {
+                    f.mem_bytes
+                } else {
+                    i.get().0.heap_bytes()
+                } as u64;
             }
         }
         m

@@ -51,6 +51,7 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
             ("btree", Tier::Btree),
             ("sorted", Tier::Sorted),
             ("rangemap", Tier::RangeMap),
+            ("compact", Tier::Compact),
         ] {
             let models = if tier == Tier::Predictor {
                 Models::Pack(&img.pack)

@@ -79,10 +79,14 @@ impl ClassStats {
         self.files += o.files;
         self.bytes += o.bytes;
         self.extents += o.extents;
-        for k in 0..4 {
-            self.kinds[k] += o.kinds[k];
-            self.ns[k].extend_from_slice(&o.ns[k]);
-            self.heap[k] += o.heap[k];
+        for (k, n) in self.kinds.iter_mut().zip(o.kinds) {
+            *k += n;
+        }
+        for (ns, other) in self.ns.iter_mut().zip(&o.ns) {
+            ns.extend_from_slice(other);
+        }
+        for (h, other) in self.heap.iter_mut().zip(o.heap) {
+            *h += other;
         }
         self.unreadable += o.unreadable;
     }
@@ -607,6 +611,26 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merging_classes_keeps_every_structure() {
+        let mut a = ClassStats::default();
+        let mut b = ClassStats {
+            files: 2,
+            ..ClassStats::default()
+        };
+        for (s, (ns, heap)) in b.ns.iter_mut().zip(&mut b.heap).enumerate() {
+            *ns = vec![s as f64 + 1.0];
+            *heap = 10 * s as u64 + 1;
+        }
+        a.add(&b);
+        a.add(&b);
+        assert_eq!(a.files, 4);
+        for (s, name) in COSTED.iter().enumerate() {
+            assert_eq!(a.ns[s].len(), 2, "{name}");
+            assert_eq!(a.heap[s], 2 * (10 * s as u64 + 1), "{name}");
+        }
+    }
 
     #[test]
     fn expected_cost_weighs_classes_by_files_and_bytes() {
