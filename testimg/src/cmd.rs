@@ -8,7 +8,7 @@ use crate::error::{cut, io_err, Error, Result};
 
 /// Finds a program in `PATH`, then in `/usr/sbin` and `/sbin` (a non-root `PATH` often lacks
 /// them, and e2fsprogs lives there).
-pub(crate) fn tool(name: &str) -> Result<PathBuf> {
+pub fn tool(name: &str) -> Result<PathBuf> {
     let path_dirs = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_dirs)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))

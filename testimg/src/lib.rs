@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use cmd::tool;
 pub use error::{Error, Result};
 pub use oracle::{FileKind, OracleExtent};
 pub use recipe::MAX_LBLK;
