@@ -21,7 +21,7 @@
 //!   extents stored bit-packed right behind it.
 //!
 //! A line piece stores its extents in blocks of [`BLOCK`], frame-of-reference packed: each
-//! block has a 16-byte header (first logical block, smallest length, smallest `pblk - lblk`)
+//! block has a 16-byte header (first logical block, smallest length, smallest physical field)
 //! followed by two columns, the logical starts as offsets from the first (all a window search
 //! reads: one or two cache lines) and, per extent, its length and physical field above the
 //! block's smallest and its unwritten flag (read once, for the answer). The bit widths are the
@@ -64,7 +64,8 @@ pub const MAX_FIELD_BITS: u32 = 56;
 /// Directory buckets per piece (rounded up to a power of two), as in the radix table. Each
 /// bucket copies a piece (72 bytes); 2 and 8 per piece measured no faster on kernel maps.
 const BUCKETS_PER_PIECE: usize = 1;
-/// Bytes of a block header: first key (u32), smallest length (u32), smallest delta (u64).
+/// Bytes of a block header: first key (u32), smallest length (u32), smallest physical field
+/// (u64, two's complement).
 const HEAD: usize = 16;
 /// The `end_key` of the last piece: no extent starts at 2^32 - 1 (extents end by 2^32 - 1).
 const NO_KEY: u32 = u32::MAX;
