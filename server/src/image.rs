@@ -66,20 +66,6 @@ impl TierChoice {
     }
 }
 
-/// The name of the structure that answered, as printed in JSON (`"tier":"predictor"`).
-pub fn tier_name(kind: TierKind) -> &'static str {
-    match kind {
-        TierKind::Learned => "predictor",
-        TierKind::Btree => "btree",
-        TierKind::Sorted => "sorted",
-        TierKind::RangeMap => "rangemap",
-        TierKind::Ondisk => "ondisk",
-        TierKind::Iext => "iext",
-        TierKind::Compact => "compact",
-        TierKind::Bpf => "bpf",
-    }
-}
-
 /// Why an image could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

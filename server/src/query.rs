@@ -8,13 +8,13 @@ use anyhow::{bail, Context};
 use predictor::{Mapping, MappingType};
 use serde::Serialize;
 
-use crate::image::{self, tier_name, TierChoice};
+use crate::image::{self, TierChoice};
 use crate::wire::{self, BeginIn, Status};
 
 /// Arguments of `server query`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Output, one line: {\"offset\":B,\"length\":B,\"addr\":B,\"type\":\"MAPPED\",\"tier\":\"predictor\"}
+Output, one line: {\"offset\":B,\"length\":B,\"addr\":B,\"type\":\"MAPPED\",\"tier\":\"learned\"}
   offset  the queried position (bytes)
   length  bytes from offset with one type and one physical run, clipped to --count and EOF
   addr    image byte offset of `offset` (null for holes)
@@ -139,7 +139,7 @@ fn in_process(args: &QueryArgs, count: u64) -> anyhow::Result<QueryJson> {
     let (m, kind) = loaded
         .query(ino, args.pos, count)
         .with_context(|| context(image, args))?;
-    Ok(QueryJson::new(&m, tier_name(kind)))
+    Ok(QueryJson::new(&m, kind.name()))
 }
 
 fn via_socket(args: &QueryArgs, socket: &std::path::Path, count: u64) -> anyhow::Result<QueryJson> {
@@ -193,6 +193,6 @@ fn via_socket(args: &QueryArgs, socket: &std::path::Path, count: u64) -> anyhow:
         length: r.length,
         addr: (r.addr != wire::NULL_ADDR).then_some(r.addr),
         kind: kind.into(),
-        tier: tier_name(tier).into(),
+        tier: tier.name().into(),
     })
 }

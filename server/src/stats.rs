@@ -19,7 +19,7 @@ use predictor::{Mapping, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
 use crate::bpf::{self, BpfTier};
-use crate::image::{tier_name, Loaded, TierChoice};
+use crate::image::{Loaded, TierChoice};
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
 const STRIPES: usize = 16;
@@ -370,7 +370,7 @@ impl Stats {
                     }
                 };
                 (
-                    tier_name(k),
+                    k.name(),
                     TierJson {
                         answered: t.answered,
                         declined: t.declined,

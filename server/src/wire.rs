@@ -251,7 +251,7 @@ impl Reply {
             flags: 0,
             dev: 0,
             status: Status::Ok as u32,
-            tier: tier_code(tier),
+            tier: tier.code(),
         }
     }
 
@@ -309,15 +309,8 @@ impl Reply {
 
     /// The tier that answered, if any.
     pub fn tier_kind(&self) -> Option<TierKind> {
-        TierKind::ALL
-            .get(usize::from(self.tier.checked_sub(1)?))
-            .copied()
+        TierKind::from_code(self.tier)
     }
-}
-
-/// The wire code of a tier.
-pub fn tier_code(t: TierKind) -> u16 {
-    t as u16 + 1
 }
 
 /// Why a message could not be read.

@@ -341,7 +341,7 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
     );
     let answer = String::from_utf8_lossy(&q.stdout);
     assert!(
-        answer.contains("\"tier\":\"predictor\"") || answer.contains("\"tier\":\"btree\""),
+        answer.contains("\"tier\":\"learned\"") || answer.contains("\"tier\":\"btree\""),
         "{answer}"
     );
     assert!(

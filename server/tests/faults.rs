@@ -355,7 +355,7 @@ fn pack_overwritten_while_serving_changes_no_answer() {
     );
     let s = finish(ours, &stats, false);
     assert!(
-        num(&s, &["tiers", "predictor", "answered"]) > 0,
+        num(&s, &["tiers", "learned", "answered"]) > 0,
         "predictor idle\n{s}"
     );
     drop(kernel);

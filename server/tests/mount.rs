@@ -359,14 +359,14 @@ fn tree_matches_the_kernel_on_every_image() {
             img.name
         );
         assert_eq!(
-            num(&s, &["tiers", "predictor", "missed"]),
+            num(&s, &["tiers", "learned", "missed"]),
             0,
             "{}: stale answers\n{s}",
             img.name
         );
         if num(&s, &["build", "models_active"]) > 0 && num(&s, &["counters", "read_bytes"]) > 0 {
             assert!(
-                num(&s, &["tiers", "predictor", "answered"]) > 0,
+                num(&s, &["tiers", "learned", "answered"]) > 0,
                 "{}: predictor idle\n{s}",
                 img.name
             );
@@ -380,7 +380,7 @@ fn tree_matches_the_kernel_on_every_image() {
             "{}: tree equal to the kernel's ({} models, predictor answered {}, audited {}, {:?})",
             img.name,
             entries,
-            num(&s, &["tiers", "predictor", "answered"]),
+            num(&s, &["tiers", "learned", "answered"]),
             num(&s, &["audit_checked"]),
             start.elapsed()
         );
@@ -581,9 +581,9 @@ fn random_reads_from_eight_threads_match_the_kernel() {
          kernel's; predictor answered {}, p50 {} ns, p99 {} ns",
         img.name,
         n / 5,
-        num(&s, &["tiers", "predictor", "answered"]),
-        num(&s, &["tiers", "predictor", "latency_ns", "p50"]),
-        num(&s, &["tiers", "predictor", "latency_ns", "p99"]),
+        num(&s, &["tiers", "learned", "answered"]),
+        num(&s, &["tiers", "learned", "latency_ns", "p50"]),
+        num(&s, &["tiers", "learned", "latency_ns", "p99"]),
     );
     assert!(n > 1000, "only {n} reads in 5 s");
 }

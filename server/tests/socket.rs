@@ -164,8 +164,8 @@ fn with_the_bpf_tier_batches_get_the_same_mappings() {
     let qs = queries(&fs);
     let mut conn = service.connect();
     let (learned, bpf) = (
-        wire::tier_code(predictor::TierKind::Learned),
-        wire::tier_code(predictor::TierKind::Bpf),
+        predictor::TierKind::Learned.code(),
+        predictor::TierKind::Bpf.code(),
     );
     let mut in_kernel = 0;
     for chunk in qs.chunks(wire::MAX_RECORDS as usize) {
@@ -206,7 +206,7 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
     let want: Vec<Reply> = qs.iter().map(|q| expected(&stack, q)).collect();
     assert!(want
         .iter()
-        .any(|r| r.status == 0 && r.tier == wire::tier_code(predictor::TierKind::Learned)));
+        .any(|r| r.status == 0 && r.tier == predictor::TierKind::Learned.code()));
     for status in [
         Status::UnknownInode,
         Status::Malformed,

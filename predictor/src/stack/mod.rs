@@ -77,6 +77,46 @@ impl TierKind {
         Self::Bpf,
         Self::Compact,
     ];
+
+    /// Every kind's name (in JSON, stats, tables, logs) and wire code (the socket protocol's
+    /// `tier` field; 0 means none), written once. Codes are part of the protocol: never reuse
+    /// or renumber one.
+    const VOCABULARY: [(TierKind, &'static str, u16); 8] = [
+        (Self::Learned, "learned", 1),
+        (Self::Btree, "btree", 2),
+        (Self::Sorted, "sorted", 3),
+        (Self::RangeMap, "rangemap", 4),
+        (Self::Ondisk, "ondisk", 5),
+        (Self::Iext, "iext", 6),
+        (Self::Bpf, "bpf", 7),
+        (Self::Compact, "compact", 8),
+    ];
+
+    fn entry(self) -> (TierKind, &'static str, u16) {
+        Self::VOCABULARY
+            .iter()
+            .copied()
+            .find(|(k, _, _)| *k == self)
+            .unwrap_or((self, "unknown", 0))
+    }
+
+    /// Its name everywhere: JSON answers, stats, report tables, logs.
+    pub fn name(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// Its code on the wire.
+    pub fn code(self) -> u16 {
+        self.entry().2
+    }
+
+    /// The kind with wire code `code` (`None` for 0, "no tier", and unknown codes).
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::VOCABULARY
+            .iter()
+            .find(|(_, _, c)| *c == code)
+            .map(|(k, _, _)| *k)
+    }
 }
 
 /// What one tier did with one query (see [`TierStats`] for the meaning of each).
@@ -371,3 +411,32 @@ const _: fn() = || {
     fn is<T: Send + Sync>() {}
     is::<TierStack>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_name_and_one_fixed_wire_code() {
+        // The socket protocol: these codes never change.
+        let codes: Vec<(&str, u16)> = TierKind::ALL.iter().map(|k| (k.name(), k.code())).collect();
+        assert_eq!(
+            codes,
+            [
+                ("learned", 1),
+                ("btree", 2),
+                ("sorted", 3),
+                ("rangemap", 4),
+                ("ondisk", 5),
+                ("iext", 6),
+                ("bpf", 7),
+                ("compact", 8)
+            ]
+        );
+        for k in TierKind::ALL {
+            assert_eq!(TierKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(TierKind::from_code(0), None);
+        assert_eq!(TierKind::from_code(9), None);
+    }
+}

@@ -215,7 +215,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                         ("stream", stream.name().into()),
                         ("queries", n.into()),
                         ("errors", errors.into()),
-                        ("tier", tier_name(kind).into()),
+                        ("tier", kind.name().into()),
                         ("answered", ts.answered.into()),
                         ("declined", ts.declined.into()),
                         ("missed", ts.missed.into()),
@@ -392,20 +392,6 @@ fn stale_copy(work: &Path, img: &LoadedImage) -> Result<(Arc<ext4::Fs>, usize)> 
     );
     let fs = ext4::Fs::open_path(&copy).with_context(|| format!("opening {}", copy.display()))?;
     Ok((Arc::new(fs), changed.len()))
-}
-
-/// A tier's name in tables.
-pub fn tier_name(k: TierKind) -> &'static str {
-    match k {
-        TierKind::Learned => "learned",
-        TierKind::Btree => "btree",
-        TierKind::Sorted => "sorted",
-        TierKind::RangeMap => "rangemap",
-        TierKind::Ondisk => "ondisk",
-        TierKind::Iext => "iext",
-        TierKind::Compact => "learned-compact",
-        TierKind::Bpf => "bpf",
-    }
 }
 
 fn tier_label(k: TierKind) -> &'static str {
