@@ -6,8 +6,7 @@
 //! which must fail, with which first error, is asserted per image (`EXPECTED_ERRORS`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -38,18 +37,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("IOMAP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/e2fsprogs"));
-    assert!(
-        dir.is_dir(),
-        "corpus not found at {} (set IOMAP_CORPUS to the folder of *.img.gz)",
-        dir.display()
-    );
-    dir
-}
 
 /// What reading one image found.
 #[derive(Default)]
@@ -200,26 +187,19 @@ const EXPECTED_ERRORS: &[(&str, &str)] = &[
 
 #[test]
 fn every_corpus_image_reads_or_errors_cleanly() {
-    let mut images: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
-        .expect("corpus dir readable")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.to_string_lossy().ends_with(".img.gz"))
-        .collect();
-    images.sort();
+    let images = testimg::corpus::images().unwrap_or_else(|e| {
+        panic!(
+            "corpus not found at {} (set IOMAP_CORPUS to the folder of *.img.gz): {e}",
+            testimg::corpus::dir().display()
+        )
+    });
     assert!(images.len() >= 50, "only {} corpus images", images.len());
 
     let mut report = String::new();
     let (mut ok, mut clean_errors) = (0, 0);
-    for path in &images {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let mut bytes = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open corpus image"))
-            .read_to_end(&mut bytes)
-            .expect("gunzip corpus image");
+    for (stem, path) in &images {
+        let name = format!("{stem}.img.gz");
+        let bytes = testimg::corpus::read(path).unwrap_or_else(|e| panic!("{e}"));
         let size = bytes.len();
 
         // A watchdog: the image must be read within a bound, or the test fails (not hangs).
@@ -271,9 +251,8 @@ fn every_corpus_image_reads_or_errors_cleanly() {
             }
         };
         // The outcome this image must have.
-        let stem = name.trim_end_matches(".img.gz");
         match (
-            EXPECTED_ERRORS.iter().find(|(n, _)| *n == stem),
+            EXPECTED_ERRORS.iter().find(|(n, _)| n == stem),
             &first_error,
         ) {
             (Some((_, says)), Some(first)) => assert!(

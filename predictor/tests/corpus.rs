@@ -10,8 +10,7 @@
 //! block-mapped (ext2/3) maps up to `i_size`, which is as far as our reader follows them.
 //! Needs debugfs (e2fsprogs); under `IOMAP_REQUIRE_ALL` (CI) its absence fails the test.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use ext4::{Extent, Fs};
@@ -19,19 +18,8 @@ use predictor::stack::StackOptions;
 use predictor::{FitParams, MappingType, Models, Tier, TierKind, TierStack};
 use testimg::oracle::{self, OracleExtent};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/e2fsprogs");
-
 /// Mapped blocks checked one by one per file before sampling.
 const BLOCK_CAP: u64 = 1 << 14;
-
-fn gunzip(src: &Path, dst: &Path) {
-    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .unwrap_or_else(|e| panic!("gunzip {}: {e}", src.display()));
-    std::fs::write(dst, bytes).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
-}
 
 fn oracle_of(e: &Extent) -> OracleExtent {
     OracleExtent {
@@ -184,13 +172,7 @@ fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
         );
         return;
     }
-    let mut images: Vec<PathBuf> = std::fs::read_dir(CORPUS)
-        .unwrap_or_else(|e| panic!("{CORPUS}: {e}"))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".img.gz"))
-        .collect();
-    images.sort();
+    let images = testimg::corpus::images().unwrap_or_else(|e| panic!("{e}"));
     assert!(images.len() >= 60, "corpus: only {} images", images.len());
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut t = Tally {
@@ -200,18 +182,12 @@ fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
         learned: 0,
         debugfs_unreadable: 0,
     };
-    for gz in &images {
-        let name = gz
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("image")
-            .trim_end_matches(".img.gz")
-            .to_owned();
+    for (name, gz) in &images {
         let img = tmp.path().join(format!("{name}.img"));
-        gunzip(gz, &img);
+        testimg::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
         let start = std::time::Instant::now();
         let before = (t.files, t.blocks);
-        check_image(&name, &img, &mut t);
+        check_image(name, &img, &mut t);
         eprintln!(
             "{name}: {} files, {} blocks, {:?}",
             t.files - before.0,

@@ -8,36 +8,14 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{kill_and_detach, num, root_or_skip, stats_json, with_timeout, ServerMount};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/e2fsprogs");
-
 /// Bytes read from the start of each file (a corrupt inode may claim terabytes).
 const READ_CAP: u64 = 16 << 20;
-
-/// Every image of the corpus (about 40 s for all 62 here).
-fn images() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(CORPUS)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    out.retain(|p| p.to_string_lossy().ends_with(".img.gz"));
-    out.sort();
-    out
-}
-
-fn gunzip(src: &Path, dst: &Path) {
-    let file = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .unwrap_or_else(|e| panic!("gunzip {}: {e}", src.display()));
-    std::fs::write(dst, bytes).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
-}
 
 /// Walks `root`: readdir, lstat, readlink and reads every file (capped). Errors are fine (EIO
 /// for corrupt metadata); returns (objects seen, errors met).
@@ -92,19 +70,17 @@ fn corpus_images_mount_and_walk_or_are_refused() {
     if !root_or_skip("corpus_images_mount_and_walk_or_are_refused") {
         return;
     }
-    let images = images();
-    assert!(!images.is_empty(), "no corpus images in {CORPUS}");
+    let images = testimg::corpus::images().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !images.is_empty(),
+        "no corpus images in {}",
+        testimg::corpus::dir().display()
+    );
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (mut mounted, mut refused) = (0, 0);
-    for gz in &images {
-        let name = gz
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("image")
-            .trim_end_matches(".img.gz")
-            .to_owned();
+    for (name, gz) in &images {
         let img = tmp.path().join(format!("{name}.img"));
-        gunzip(gz, &img);
+        testimg::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join(format!("mnt-{name}"));
         let pack = tmp.path().join(format!("{name}.pack"));
         let stats = tmp.path().join(format!("{name}.stats.json"));

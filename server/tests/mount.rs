@@ -269,6 +269,38 @@ fn compare_trees(ours: &Path, kernel: &Path) -> Vec<String> {
     diffs
 }
 
+/// Mounts `img` at `dir` with our server (`args`) and with the kernel, and asserts the two
+/// trees are equal (`compare_trees`, under a timeout that kills the server); returns both
+/// mounts, still mounted.
+fn mount_beside_kernel(img: &Image, dir: &Path, args: &[&str]) -> (ServerMount, LoopMount) {
+    let ours = ServerMount::start(&img.path, dir, args)
+        .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
+    let kernel =
+        LoopMount::new(&img.path).unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
+    let (pid, d) = (ours.pid(), dir.to_owned());
+    let (a, b) = (dir.to_owned(), kernel.path().to_owned());
+    let diffs = with_timeout(
+        &format!("{}: comparing trees", img.name),
+        Duration::from_secs(90),
+        move || kill_and_detach(pid, &d),
+        move || compare_trees(&a, &b),
+    );
+    assert!(
+        diffs.is_empty(),
+        "{}: {} differences with the kernel, first ones:\n{}\nserver log:\n{}",
+        img.name,
+        diffs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ours.stderr()
+    );
+    (ours, kernel)
+}
+
 #[test]
 fn tree_matches_the_kernel_on_every_image() {
     if !root_or_skip("tree_matches_the_kernel_on_every_image") {
@@ -296,32 +328,7 @@ fn tree_matches_the_kernel_on_every_image() {
             "--stats-json",
             stats.to_str().unwrap_or_default(),
         ];
-        let ours = ServerMount::start(&img.path, &dir, &args)
-            .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
-        let kernel =
-            LoopMount::new(&img.path).unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
-
-        let (pid, d) = (ours.pid(), dir.clone());
-        let (a, b) = (dir.clone(), kernel.path().to_owned());
-        let diffs = with_timeout(
-            &format!("{}: comparing trees", img.name),
-            Duration::from_secs(90),
-            move || kill_and_detach(pid, &d),
-            move || compare_trees(&a, &b),
-        );
-        assert!(
-            diffs.is_empty(),
-            "{}: {} differences with the kernel, first ones:\n{}\nserver log:\n{}",
-            img.name,
-            diffs.len(),
-            diffs
-                .iter()
-                .take(20)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n"),
-            ours.stderr()
-        );
+        let (ours, kernel) = mount_beside_kernel(img, &dir, &args);
 
         // Stats are readable while mounted, through the hidden file.
         let live: serde_json::Value = serde_json::from_str(
@@ -410,30 +417,7 @@ fn compact_tier_tree_matches_the_kernel() {
             "--stats-json",
             stats.to_str().unwrap_or_default(),
         ];
-        let ours = ServerMount::start(&img.path, &dir, &args)
-            .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
-        let kernel =
-            LoopMount::new(&img.path).unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
-        let (pid, d) = (ours.pid(), dir.clone());
-        let (a, b) = (dir.clone(), kernel.path().to_owned());
-        let diffs = with_timeout(
-            &format!("{}: comparing trees", img.name),
-            Duration::from_secs(90),
-            move || kill_and_detach(pid, &d),
-            move || compare_trees(&a, &b),
-        );
-        assert!(
-            diffs.is_empty(),
-            "{}: {} differences with the kernel, first ones:\n{}",
-            img.name,
-            diffs.len(),
-            diffs
-                .iter()
-                .take(20)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        let (ours, kernel) = mount_beside_kernel(img, &dir, &args);
         let ended = ours.unmount();
         assert!(ended.status.success(), "{}: {}", img.name, ended.stderr);
         drop(kernel);

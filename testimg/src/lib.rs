@@ -30,6 +30,7 @@ mod kinds;
 mod recipe;
 mod rng;
 
+pub mod corpus;
 pub mod kernel;
 pub mod oracle;
 mod skip;
