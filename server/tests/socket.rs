@@ -182,6 +182,58 @@ fn with_the_bpf_tier_batches_get_the_same_mappings() {
     assert!(in_kernel > 1000, "{in_kernel}");
 }
 
+/// `serve --tier compact`: every batch record equals the in-process compact stack's, tier code
+/// `compact` on the wire, and the server's audit (against the on-disk walk) finds nothing.
+#[test]
+fn with_the_compact_tier_batches_get_the_same_mappings() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let img = ext4k();
+    let pack_path = tmp.path().join("ext4-4k.pack");
+    write_pack(&img.path, &pack_path);
+    let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+    let (stack, _) = TierStack::build(
+        fs.clone(),
+        Tier::Compact,
+        Models::None,
+        StackOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let socket = tmp.path().join("iomap.sock");
+    let stats = tmp.path().join("stats.json");
+    let service = Service::start(
+        &img.path,
+        &pack_path,
+        &socket,
+        &stats,
+        &["--tier", "compact"],
+    );
+    let qs = queries(&fs);
+    let mut conn = service.connect();
+    let compact = predictor::TierKind::Compact.code();
+    let mut answered = 0;
+    for chunk in qs.chunks(wire::MAX_RECORDS as usize) {
+        for (q, got) in chunk.iter().zip(ask(&mut conn, chunk)) {
+            let want = expected(&stack, q);
+            answered += usize::from(want.status == 0 && want.tier == compact);
+            assert_eq!(got, want, "{q:?}");
+        }
+    }
+    assert!(answered > 1000, "{answered}");
+    drop(conn);
+    // SIGTERM writes the stats.
+    let mut service = service;
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(service.child.id() as i32, libc::SIGTERM) };
+    let status = service.child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "serve exited {status:?}");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&stats).unwrap_or_else(|e| panic!("stats: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s["audit_mismatches"], 0, "{s}");
+    assert!(s["audit_checked"].as_u64().unwrap_or(0) > 1000, "{s}");
+}
+
 #[test]
 fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
