@@ -34,7 +34,7 @@ pub fn register_font() -> Result<()> {
 }
 
 /// Distinct colours (the "tab10" palette), assigned to structures and systems in order.
-pub const COLORS: [RGBColor; 10] = [
+pub const COLORS: [RGBColor; 11] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -45,6 +45,8 @@ pub const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    // Black, for the compact learned index: apart from every other line.
+    RGBColor(0, 0, 0),
 ];
 
 /// The `i`th palette colour (cycling).

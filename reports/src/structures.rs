@@ -40,9 +40,7 @@ impl Built {
             None => String::new(),
         }
     }
-}
 
-impl Built {
     fn plain(index: impl ExtentIndex + 'static) -> Option<Self> {
         Some(Self {
             index: Box::new(index),
