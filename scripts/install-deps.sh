@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and tools use: e2fsprogs (mkfs.ext4, debugfs, filefrag: the
-# oracles), fuse3 and fuse2fs (FUSE comparisons), fio (throughput experiments).
+# oracles), fuse3 and fuse2fs (FUSE comparisons), fio (throughput experiments), sqlite3 (the
+# kernel-allocator recipe of a database under inserts and deletes).
 # Installs only what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v filefrag >/dev/null || need+=(e2fsprogs)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v fuse2fs >/dev/null || need+=(fuse2fs)
 command -v fio >/dev/null || need+=(fio)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 if [ ${#need[@]} -eq 0 ]; then
   echo "all system packages present"
   exit 0

@@ -107,6 +107,7 @@ fn compact_holds_a_third_of_iext16_on_kernel_allocator_maps() {
         (testimg::kernel::Allocated::RandomPunched, 20_000),
         (testimg::kernel::Allocated::SparseDisk, 10_000),
         (testimg::kernel::Allocated::Appenders, 4_000),
+        (testimg::kernel::Allocated::Sqlite, 2_000),
     ] {
         let image = testimg::kernel::allocated_with_kernel(tmp.path(), recipe, n, 7)
             .unwrap_or_else(|e| panic!("{}: {e}", recipe.name()));

@@ -286,11 +286,22 @@ pub enum Allocated {
     /// of random data at random block offsets, then one `fsync` (delayed allocation places
     /// them).
     SparseDisk,
+    /// `/database.sqlite`: an SQLite database (the `sqlite3` shell, rollback journal,
+    /// `synchronous=FULL`) under `scale` transactions of 1 to 4 inserts of 0.5 to 20 KB blobs,
+    /// one in three also deleting a row: every commit writes, fsyncs and deletes its journal,
+    /// so the database's growth interleaves with the journals' blocks (allocator knobs as for
+    /// the appenders).
+    Sqlite,
 }
 
 impl Allocated {
     /// Every recipe.
-    pub const ALL: [Allocated; 3] = [Self::RandomPunched, Self::Appenders, Self::SparseDisk];
+    pub const ALL: [Allocated; 4] = [
+        Self::RandomPunched,
+        Self::Appenders,
+        Self::SparseDisk,
+        Self::Sqlite,
+    ];
 
     /// Short name (image file stem and dataset prefix).
     #[must_use]
@@ -299,6 +310,7 @@ impl Allocated {
             Self::RandomPunched => "kernel-random-punched",
             Self::Appenders => "kernel-appenders",
             Self::SparseDisk => "kernel-sparse-disk",
+            Self::Sqlite => "kernel-sqlite",
         }
     }
 
@@ -309,6 +321,7 @@ impl Allocated {
             Self::RandomPunched => format!("4 KiB blocks, /random-punched: fallocated, then {scale} holes of 1-8 blocks punched at random gaps of 1-16 blocks by the kernel (unwritten extents; reads are zeros)"),
             Self::Appenders => format!("4 KiB blocks, /append-0..3: four files appended in turn {scale} times each (1-8 blocks of data, fsync after each), allocator knobs set so the appends interleave"),
             Self::SparseDisk => format!("4 KiB blocks, /sparse-disk: a 16 GiB sparse file with {scale} writes of 1-16 blocks at random offsets, placed by delayed allocation"),
+            Self::Sqlite => format!("4 KiB blocks, /database.sqlite: an SQLite database after {scale} fsynced transactions of 1-4 inserts of 0.5-20 KB blobs (one in three with a delete), rollback journal"),
         }
     }
 
@@ -343,6 +356,7 @@ pub fn allocated_with_kernel(
         Allocated::RandomPunched => n * 25,
         Allocated::Appenders => n * 4 * 8,
         Allocated::SparseDisk => n * 16,
+        Allocated::Sqlite => n * 24,
     };
     let fs_bytes = (data_blocks + data_blocks / 16 + 65_536) * BS;
     let mount = fresh_rw_mount(&image, fs_bytes)?;
@@ -391,14 +405,7 @@ pub fn allocated_with_kernel(
             file.sync_all().map_err(io_err("syncing", &path))?;
         }
         Allocated::Appenders => {
-            // Small requests go to the locality group's shared preallocation, one block
-            // preallocated at a time: consecutive appends of different files take adjacent
-            // blocks, as on a busy machine.
-            let sys = Path::new("/sys/fs/ext4").join(mount.device_name()?);
-            for (knob, value) in [("mb_stream_req", "1000000"), ("mb_group_prealloc", "1")] {
-                let p = sys.join(knob);
-                std::fs::write(&p, value).map_err(io_err("setting", &p))?;
-            }
+            interleave_small_allocations(&mount)?;
             let files: Vec<(File, PathBuf)> = (0..4)
                 .map(|i| create(&format!("/append-{i}")))
                 .collect::<Result<_>>()?;
@@ -428,7 +435,49 @@ pub fn allocated_with_kernel(
             }
             file.sync_all().map_err(io_err("syncing", &path))?;
         }
+        Allocated::Sqlite => {
+            interleave_small_allocations(&mount)?;
+            let mut sql = String::from(
+                "PRAGMA journal_mode=DELETE;\nPRAGMA synchronous=FULL;\n\
+                 CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);\n",
+            );
+            let mut rows = 0u64;
+            for _ in 0..n {
+                sql.push_str("BEGIN;\n");
+                for _ in 0..rng.range(1, 4) {
+                    rows += 1;
+                    let bytes = rng.range(500, 20_000);
+                    sql.push_str(&format!("INSERT INTO t(v) VALUES (randomblob({bytes}));\n"));
+                }
+                if rows > 10 && rng.range(1, 3) == 1 {
+                    let row = rng.range(1, rows);
+                    sql.push_str(&format!("DELETE FROM t WHERE id={row};\n"));
+                }
+                sql.push_str("COMMIT;\n");
+            }
+            let script = dir.join(format!("{}.sql", recipe.name()));
+            std::fs::write(&script, sql).map_err(io_err("writing", &script))?;
+            let mut cmd = std::process::Command::new(crate::cmd::tool("sqlite3")?);
+            cmd.arg("-bail")
+                .arg(mount.host_path("/database.sqlite"))
+                .arg(format!(".read {}", script.display()));
+            let ran = crate::cmd::run_checked(cmd, &image, &[0]);
+            let _ = std::fs::remove_file(&script);
+            ran?;
+        }
     }
     mount.unmount()?;
     Ok(image)
+}
+
+/// Sets the allocator knobs under which small allocations of different files interleave:
+/// requests go to the locality group's shared preallocation, one block preallocated at a time,
+/// so consecutive small writes of different files take adjacent blocks, as on a busy machine.
+fn interleave_small_allocations(mount: &LoopMount) -> Result<()> {
+    let sys = Path::new("/sys/fs/ext4").join(mount.device_name()?);
+    for (knob, value) in [("mb_stream_req", "1000000"), ("mb_group_prealloc", "1")] {
+        let p = sys.join(knob);
+        std::fs::write(&p, value).map_err(io_err("setting", &p))?;
+    }
+    Ok(())
 }

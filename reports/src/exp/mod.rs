@@ -89,6 +89,7 @@ impl Scale {
                 (testimg::kernel::Allocated::RandomPunched, 1_000_000),
                 (testimg::kernel::Allocated::Appenders, 5_000),
                 (testimg::kernel::Allocated::SparseDisk, 30_000),
+                (testimg::kernel::Allocated::Sqlite, 5_000),
             ],
             population_samples: 8,
             population_lookup: Budget {
