@@ -3,7 +3,8 @@
 # model pack for each, runs every experiment and writes reports/demo/report.md with its
 # figures, and the tables under notebooks-data/demo/. The server binary is built too, so the
 # end-to-end figures include our FUSE mount. The first run compiles the release build (polars
-# takes about 10 minutes on 2 cores); the demo itself then takes about two minutes.
+# takes about 10 minutes on 2 cores); the demo itself then takes about two minutes, about four
+# as root (which also builds the kernel-allocator images).
 # As root it also loop-mounts images (kernel ext4, fuse2fs, our mount) and runs the BPF tier in
 # the kernel; otherwise those parts are skipped and the report says why.
 set -euo pipefail

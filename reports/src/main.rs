@@ -48,9 +48,12 @@ struct Cli {
 enum Command {
     /// Run every experiment on the built-in demo images (built in seconds in a temporary
     /// directory: 2000 ordinary files, a file with 10^5 extents, unwritten extents, a depth-3
-    /// tree on 1 KiB blocks; plus a kernel-made file of 10^6 extents when run as root).
+    /// tree on 1 KiB blocks; as root also a kernel-made file of 10^6 extents and maps made by
+    /// the kernel's allocator: random punches, interleaved appenders, a sparse disk, an SQLite
+    /// database).
     ///
-    /// Takes about two minutes in release mode: cargo run --release -p reports -- demo
+    /// Takes about two minutes in release mode (about four as root, 2 cores):
+    /// cargo run --release -p reports -- demo
     /// Our FUSE mount is measured when a `server` binary sits next to `reports` (build both:
     /// cargo build --release -p server -p reports); fuse2fs and the kernel mount need root.
     Demo(Common),
