@@ -29,7 +29,7 @@ use predictor::synth::{sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
-use crate::structures::{Built, STRUCTURES};
+use crate::structures::{Built, Structure, STRUCTURES};
 use crate::timing::{clock_overhead_ns, race, Budget, Summary};
 
 /// Extents of the twin each structure is paired with in the cold regime.
@@ -222,17 +222,19 @@ fn parse_size(s: &str) -> Option<usize> {
 /// Builds every structure of [`RACED`] over `d` and races them; one row per structure that
 /// applies (an iext layout that cannot hold the map is left out, with a log line).
 pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> Vec<Row> {
-    let built: Vec<(&'static str, Built)> = RACED
+    let raced: Vec<(&'static str, &Structure)> = RACED
         .iter()
-        .filter_map(|&(name, id)| {
-            let s = STRUCTURES.iter().find(|s| s.name == id)?;
-            Some((name, s.make(d)?))
-        })
+        .filter_map(|&(name, id)| Some((name, STRUCTURES.iter().find(|s| s.name == id)?)))
+        .collect();
+    let built: Vec<(&'static str, &Structure, Built)> = raced
+        .iter()
+        .filter_map(|&(name, s)| Some((name, s, s.make(d)?)))
         .collect();
     let seed = 0x5eed ^ d.extents.len() as u64;
     let uniform = uniform_queries(&d.extents, effort.warm.batch, seed);
     let sequential = sequential_queries(&d.extents, effort.warm.batch, seed);
-    let contenders: Vec<&dyn ExtentIndex> = built.iter().map(|(_, b)| b.index.as_ref()).collect();
+    let contenders: Vec<&dyn ExtentIndex> =
+        built.iter().map(|(_, _, b)| b.index.as_ref()).collect();
     let median = |mut v: Vec<f64>| Summary::of(&mut v).map_or(f64::NAN, |s| s.median);
     let warm = race(&contenders, std::slice::from_ref(&uniform), &effort.warm);
     let seq = race(&contenders, std::slice::from_ref(&sequential), &effort.warm);
@@ -246,10 +248,7 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
     };
     let twins: Vec<Built> = built
         .iter()
-        .filter_map(|(name, _)| {
-            let id = RACED.iter().find(|(n, _)| n == name)?.1;
-            (STRUCTURES.iter().find(|s| s.name == id)?.build)(&twin_set)
-        })
+        .filter_map(|(_, s, _)| (s.build)(&twin_set))
         .collect();
     let cold = if twins.len() == built.len() {
         let twins: Vec<&dyn ExtentIndex> = twins.iter().map(|b| b.index.as_ref()).collect();
@@ -271,7 +270,7 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
     built
         .iter()
         .zip(warm.into_iter().zip(seq).zip(cold))
-        .map(|((name, b), ((w, s), c))| Row {
+        .map(|((name, _, b), ((w, s), c))| Row {
             file: file.to_string(),
             extents: n,
             structure: name,
@@ -314,18 +313,24 @@ fn cold_race(
     out
 }
 
-/// The command's arguments.
-#[derive(Debug, Clone)]
+/// The command's arguments (`reports structures`).
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The image, opened read-only.
+    /// The ext4 image, opened read-only.
     pub image: PathBuf,
-    /// Files to measure (absolute paths in the image); all with at least `min_extents` if none.
+    /// A file to measure (absolute path in the image); repeat for more. Default: every regular
+    /// file with at least --min-extents extents.
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
-    /// Smallest map measured when no path is given.
+    /// Smallest extent count measured when no --path is given.
+    #[arg(long, default_value_t = 1000)]
     pub min_extents: usize,
-    /// JSON lines instead of a table.
+    /// One JSON object per line (keys: file, extents, structure, bytes, bytes_per_extent,
+    /// ns_uniform_warm, ns_uniform_cold, ns_sequential) instead of a table.
+    #[arg(long)]
     pub json: bool,
-    /// Toy scale.
+    /// Toy scale (a few samples; numbers are not meaningful).
+    #[arg(long)]
     pub quick: bool,
 }
 

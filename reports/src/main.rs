@@ -64,31 +64,11 @@ enum Command {
     /// on chosen files of an ext4 image (opened read-only): heap bytes counted by the
     /// allocator, median ns per lookup for uniform queries warm and cold (caches evicted by
     /// reading twice the last-level cache before each lookup) and sequential queries.
-    Structures(StructuresArgs),
+    Structures(compare::Args),
     /// Rewrite the README's demo section from the committed demo report (its run facts and
     /// summary, verbatim), so the README never quotes a number by hand; --check only says
     /// whether the README is up to date (exit 1 if not).
     Readme(ReadmeArgs),
-}
-
-#[derive(Args, Debug)]
-struct StructuresArgs {
-    /// The ext4 image, opened read-only.
-    image: PathBuf,
-    /// A file to measure (absolute path in the image); repeat for more. Default: every regular
-    /// file with at least --min-extents extents.
-    #[arg(long = "path", value_name = "PATH")]
-    paths: Vec<String>,
-    /// Smallest extent count measured when no --path is given.
-    #[arg(long, default_value_t = 1000)]
-    min_extents: usize,
-    /// One JSON object per line (keys: file, extents, structure, bytes, bytes_per_extent,
-    /// ns_uniform_warm, ns_uniform_cold, ns_sequential) instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Toy scale (a few samples; numbers are not meaningful).
-    #[arg(long)]
-    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -182,13 +162,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     let (input, opts) = match command {
         Command::Readme(r) => return readme(&r),
         Command::Structures(a) => {
-            compare::run(&compare::Args {
-                image: a.image,
-                paths: a.paths,
-                min_extents: a.min_extents,
-                json: a.json,
-                quick: a.quick,
-            })?;
+            compare::run(&a)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo(c) => (

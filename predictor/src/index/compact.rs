@@ -203,11 +203,13 @@ impl Line {
         let at = self.block_at(j);
         let key0 = word(bytes, at) as u32;
         // A real start: key0 plus an offset below 2^32 - key0.
-        key0.wrapping_add(field(
-            bytes,
-            (at + HEAD) * 8 + j % BLOCK * usize::from(self.wk),
-            self.wk,
-        ) as u32)
+        key0.wrapping_add(self.offset(bytes, at, j % BLOCK) as u32)
+    }
+
+    /// Key offset `r` (from the block's first key) of the block at byte `at`.
+    #[inline(always)]
+    fn offset(&self, bytes: &[u8], at: usize, r: usize) -> u64 {
+        field(bytes, (at + HEAD) * 8 + r * usize::from(self.wk), self.wk)
     }
 
     /// The extent of the last window key at or below `q` (`d = q - first_key`) and the start
@@ -236,9 +238,7 @@ impl Line {
         let head = word(bytes, at);
         let key0 = head as u32;
         let qd = u64::from(q.checked_sub(key0)?);
-        let kw = self.wk;
-        let keys = (at + HEAD) * 8;
-        let off = |j: usize| field(bytes, keys + j % BLOCK * usize::from(kw), kw);
+        let off = |j: usize| self.offset(bytes, at, j % BLOCK);
         // Walk from the prediction: it is usually a few slots off, and a walk costs one
         // unpredictable branch (which way) where a binary search over the window costs one per
         // step (measured: byte-aligned keys counted with vector instructions, as the learned

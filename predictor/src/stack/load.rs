@@ -176,12 +176,7 @@ fn load_file(
         .and_then(|x| check_extents(&x).map(|()| x).map_err(|e| e.to_string()));
     let exts = match loaded {
         Ok(x) => x,
-        Err(e) => {
-            report.load_errors.push((f.inode.ino, e.clone()));
-            f.load_error = Some(e);
-            f.model = ModelStatus::Unavailable;
-            return f;
-        }
+        Err(e) => return unloadable(f, report, e),
     };
     // Counted by the allocator when `alloc::Counting` is installed (servers and reports do);
     // else `MemoryReport` falls back to the structures' own figures.
@@ -200,12 +195,7 @@ fn load_file(
     });
     let mem = match mem {
         Ok(m) => m,
-        Err(e) => {
-            report.load_errors.push((f.inode.ino, e.clone()));
-            f.load_error = Some(e);
-            f.model = ModelStatus::Unavailable;
-            return f;
-        }
+        Err(e) => return unloadable(f, report, e),
     };
     f.mem_bytes = mem_bytes;
     f.extents = exts.len();
@@ -224,6 +214,14 @@ fn load_file(
         }
         (f.learned, f.model) = (learned, status);
     }
+    f
+}
+
+/// `f` with its map marked unloadable for `why` (its queries go on disk), counted in `report`.
+fn unloadable(mut f: FileEntry, report: &mut BuildReport, why: String) -> FileEntry {
+    report.load_errors.push((f.inode.ino, why.clone()));
+    f.load_error = Some(why);
+    f.model = ModelStatus::Unavailable;
     f
 }
 
