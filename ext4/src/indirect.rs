@@ -1,22 +1,27 @@
 //! ext2/ext3 block maps (`i_block` as 12 direct pointers and single, double and triple indirect
 //! blocks), converted to extents so the rest of the program sees one kind of map.
 
+use std::collections::HashSet;
+
 use crate::error::{Corrupt, Error, Result};
-use crate::extent::Extent;
+use crate::extent::{Extent, MAX_LBLK};
 use crate::fs::Fs;
 use crate::inode::Inode;
 use crate::le::u32_at;
 
 const DIRECT: u64 = 12;
 
+/// The walk of one map. What bounds its work on a hostile image is not `i_size` or `i_blocks`
+/// (the kernel follows the map whatever they say, and e2fsprogs' `f_hugedir_blocks` maps more
+/// blocks than its `i_blocks` counts) but the filesystem itself: each indirect block may be
+/// read once (a second reference to one is a cycle or a shared subtree, never a valid map), so
+/// at most `blocks_count` reads; and the map may hold at most `blocks_count` blocks.
 struct Walk<'a> {
     fs: &'a Fs,
     inode: &'a Inode,
-    /// Logical blocks past this are beyond EOF and not collected.
-    end_lblk: u64,
-    /// Block reads and mapped blocks left before the map is declared corrupt. It starts at the
-    /// blocks the inode says it owns (`i_blocks`, which counts indirect blocks too), so a map
-    /// that points many times at the same block cannot make us read without bound.
+    /// Indirect blocks read so far.
+    seen: HashSet<u32>,
+    /// Mapped blocks left before the map is declared corrupt.
     budget: u64,
     out: Vec<Extent>,
 }
@@ -26,7 +31,7 @@ impl Walk<'_> {
         self.budget = self.budget.checked_sub(1).ok_or_else(|| {
             Error::corrupt(
                 self.inode.ino,
-                Corrupt::BlockMap("maps more blocks than the inode owns (i_blocks)".into()),
+                Corrupt::BlockMap("maps more blocks than the filesystem has".into()),
             )
         })?;
         Ok(())
@@ -41,7 +46,7 @@ impl Walk<'_> {
             ));
         }
         self.spend()?;
-        // lblk < end_lblk <= 2^32, checked by the caller.
+        // lblk < MAX_LBLK, checked by the caller.
         let lblk32 = u32::try_from(lblk).unwrap_or(u32::MAX);
         if let Some(last) = self.out.last_mut() {
             if last.end() == lblk && last.pblk + u64::from(last.len) == pblk && last.len < u32::MAX
@@ -60,9 +65,11 @@ impl Walk<'_> {
     }
 
     /// Maps the subtree of `level` levels of indirection under pointer `ptr`, whose first
-    /// logical block is `first`. Returns the number of logical blocks it spans.
+    /// logical block is `first`.
     fn subtree(&mut self, ptr: u32, level: u32, first: u64) -> Result<()> {
-        if ptr == 0 || first >= self.end_lblk {
+        // Blocks from 2^32 - 1 on are not addressable by ext4's 32-bit block numbers (only a
+        // triple-indirect tree of 64 KiB blocks reaches them).
+        if ptr == 0 || first >= MAX_LBLK {
             return Ok(());
         }
         if level == 0 {
@@ -75,7 +82,12 @@ impl Walk<'_> {
                 Corrupt::BlockMap(format!("indirect block {ptr} outside the filesystem")),
             ));
         }
-        self.spend()?;
+        if !self.seen.insert(ptr) {
+            return Err(Error::corrupt(
+                self.inode.ino,
+                Corrupt::BlockMap(format!("indirect block {ptr} is referenced twice")),
+            ));
+        }
         let block = self.fs.read_block(u64::from(ptr))?;
         let per_block = u64::from(sb.block_size / 4);
         let span = per_block.pow(level - 1);
@@ -87,17 +99,17 @@ impl Walk<'_> {
     }
 }
 
-/// The extents of a block-mapped inode, up to its size.
+/// The extents of a block-mapped inode: every mapped block, past `i_size` too (the kernel's
+/// `ext4_ind_map_blocks` and debugfs follow the map whatever the size says, and FIEMAP reports
+/// those blocks). See [`Walk`] for what bounds the work.
 pub(crate) fn extents(fs: &Fs, inode: &Inode) -> Result<Vec<Extent>> {
     let sb = fs.superblock();
     let bs = u64::from(sb.block_size);
-    let end_lblk = inode.size.div_ceil(bs).min(crate::extent::MAX_LBLK);
-    let owned = inode.blocks_512 / (bs / 512).max(1);
     let mut w = Walk {
         fs,
         inode,
-        end_lblk,
-        budget: owned.min(sb.blocks_count),
+        seen: HashSet::new(),
+        budget: sb.blocks_count,
         out: Vec::new(),
     };
     let ptr = |i: usize| u32_at(&inode.i_block, i * 4);

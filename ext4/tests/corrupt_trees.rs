@@ -3,6 +3,10 @@
 //! `Corrupt` error naming the inode, from both the full walk and the single-block lookup; never
 //! a hang, a panic or a wrong mapping. Checksums are recomputed after each edit, so the
 //! structural checks (not the checksum) are what catch the damage.
+//!
+//! Block maps (ext3's `/dind`, `ext3-1k`): a double-indirect block whose entries all point at
+//! one indirect block is an error; a size or `i_blocks` that understates the map is not (the
+//! kernel and debugfs follow the map whatever they say, and so do we).
 
 use ext4::{Corrupt, Error, Fs, Inode, MemSource};
 use testimg::Image;
@@ -180,4 +184,83 @@ fn a_bad_checksum_is_reported_as_such() {
     let off = l1 as usize * f.bs + 12 + 12 * usize::from(u16_at(f.block(l1), 4));
     f.bytes[off] ^= 0xFF;
     f.assert_corrupt(0, |c| matches!(c, Corrupt::ExtentChecksum { .. }));
+}
+
+/// `ext3-1k`'s bytes and its `/dind` inode (direct, indirect and double-indirect blocks).
+fn dind() -> (Vec<u8>, Inode, &'static Image) {
+    let images =
+        testimg::standard().unwrap_or_else(|e| panic!("building the standard images: {e}"));
+    let img = images
+        .iter()
+        .find(|i| i.name == "ext3-1k")
+        .expect("ext3-1k image");
+    let bytes = std::fs::read(&img.path).expect("read image");
+    let fs = Fs::open(MemSource(bytes.clone())).expect("open");
+    let inode = fs.lookup_path("/dind").expect("/dind");
+    assert!(!inode.uses_extents());
+    (bytes, inode, img)
+}
+
+#[test]
+fn an_indirect_block_referenced_twice_is_an_error() {
+    let (mut bytes, inode, img) = dind();
+    let bs = img.block_size as usize;
+    let dind_block = u32_at(&inode.i_block, 13 * 4) as usize;
+    assert_ne!(dind_block, 0, "/dind has a double-indirect block");
+    // Every entry of the double-indirect block points at its first indirect block: without
+    // the check, 256 copies of that subtree.
+    let node = &mut bytes[dind_block * bs..][..bs];
+    let first = u32_at(node, 0);
+    for i in 1..bs / 4 {
+        put_u32(node, i * 4, first);
+    }
+    let fs = Fs::open(MemSource(bytes)).expect("open edited image");
+    for (what, r) in [
+        ("extents", fs.extents(&inode).map(|_| ())),
+        ("map_block", fs.map_block(&inode, 0).map(|_| ())),
+    ] {
+        match r {
+            Err(Error::Corrupt {
+                ino,
+                what: Corrupt::BlockMap(m),
+            }) if ino == inode.ino && m.contains("referenced twice") => {}
+            other => panic!("{what}: expected a repeated-block error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_map_past_the_size_or_the_block_count_is_read_whole() {
+    let (bytes, inode, img) = dind();
+    let want = Fs::open(MemSource(bytes.clone()))
+        .and_then(|fs| fs.extents(&inode))
+        .expect("pristine map");
+    let debugfs = testimg::tool("debugfs").unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // i_size of one block (the rest of the map is past EOF), and i_blocks of one block (the
+    // map holds more than the inode says it owns, like e2fsprogs' f_hugedir_blocks).
+    for (field, value) in [("size", img.block_size), ("blocks", 2)] {
+        let copy = tmp.path().join(format!("{field}.img"));
+        std::fs::write(&copy, &bytes).expect("copy image");
+        let out = std::process::Command::new(&debugfs)
+            .args(["-w", "-R", &format!("sif /dind {field} {value}")])
+            .arg(&copy)
+            .output()
+            .expect("run debugfs");
+        assert!(out.status.success(), "debugfs: {out:?}");
+        let fs = Fs::open_path(&copy).expect("open edited image");
+        let edited = fs.lookup_path("/dind").expect("/dind");
+        assert_ne!(
+            (edited.size, edited.blocks_512),
+            (inode.size, inode.blocks_512),
+            "{field} edited"
+        );
+        assert_eq!(fs.extents(&edited).expect("edited map"), want, "{field}");
+        let last = want.last().expect("extents");
+        assert_eq!(
+            fs.map_block(&edited, last.lblk).expect("lookup"),
+            ext4::BlockMap::Mapped(*last),
+            "{field}: the last block"
+        );
+    }
 }

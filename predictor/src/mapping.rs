@@ -1,6 +1,10 @@
 //! The answer to one `iomap_begin` query, in bytes, and the one function every tier uses to
 //! build it.
 //!
+//! A query carries what the kernel's `iomap_begin` is asked for ([`Op`]): a read is clipped to
+//! `i_size`, a report (FIEMAP, SEEK_DATA/SEEK_HOLE) is not, because blocks preallocated past
+//! the size (`fallocate --keep-size`) are part of the file's map and the kernel reports them.
+//!
 //! Tiers only ever find the [`BlockMap`] of one logical block. [`Request::mapping`] turns that
 //! into the byte mapping, so two tiers that agree on the block's `BlockMap` return identical
 //! mappings by construction; the contract "every tier equals `ondisk`" reduces to "every tier
@@ -36,34 +40,83 @@ pub struct Mapping {
     pub kind: MappingType,
 }
 
-/// A validated query: `count` bytes from `pos` of a file of `size` bytes, on a filesystem with
-/// `block_size`-byte blocks.
+/// What an `iomap_begin` call maps for: the part of `fuse_iomap_begin_in.opflags` (the
+/// kernel's `IOMAP_*` flags) that changes a read-only answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Op {
+    /// A read (buffered, direct, page fault): only bytes before `i_size` exist, so a query at
+    /// or past it is refused and a mapping stops at it.
+    #[default]
+    Read,
+    /// `IOMAP_REPORT` (FIEMAP, SEEK_DATA/SEEK_HOLE): the extent map as it is, past `i_size`
+    /// too, like ext4's `ext4_iomap_begin_report`: preallocated blocks past the size answer
+    /// UNWRITTEN, and the hole after the last extent runs to `pos + count`.
+    Report,
+}
+
+/// One `iomap_begin` call: `count` bytes from byte `pos` of inode `ino`, for `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Query {
+    /// Inode number.
+    pub ino: u32,
+    /// File byte offset.
+    pub pos: u64,
+    /// Bytes asked about (at least 1).
+    pub count: u64,
+    /// What the mapping is for.
+    pub op: Op,
+}
+
+impl Query {
+    /// A read query.
+    pub fn read(ino: u32, pos: u64, count: u64) -> Self {
+        Self {
+            ino,
+            pos,
+            count,
+            op: Op::Read,
+        }
+    }
+
+    /// A report query (FIEMAP, SEEK_DATA/SEEK_HOLE).
+    pub fn report(ino: u32, pos: u64, count: u64) -> Self {
+        Self {
+            op: Op::Report,
+            ..Self::read(ino, pos, count)
+        }
+    }
+}
+
+/// A validated query on a file of `size` bytes, on a filesystem with `block_size`-byte blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
     ino: u32,
     pos: u64,
     count: u64,
-    size: u64,
+    /// Where mappings stop: `i_size` for reads, never (`u64::MAX`) for reports.
+    limit: u64,
     block_size: u32,
     lblk: u32,
 }
 
 impl Request {
-    /// Checks a query: `count` must be non-zero, `pos` inside the file, and its block must be
-    /// addressable by ext4's 32-bit logical block numbers.
-    pub fn new(
-        ino: u32,
-        pos: u64,
-        count: u64,
-        size: u64,
-        block_size: u32,
-    ) -> Result<Self, QueryError> {
+    /// Checks a query: `count` must be non-zero, a read's `pos` inside the file, and the
+    /// block addressable by ext4's 32-bit logical block numbers.
+    pub fn new(query: Query, size: u64, block_size: u32) -> Result<Self, QueryError> {
+        let Query {
+            ino,
+            pos,
+            count,
+            op,
+        } = query;
         if count == 0 {
             return Err(QueryError::ZeroCount { ino, pos });
         }
-        if pos >= size {
-            return Err(QueryError::PastEof { ino, pos, size });
-        }
+        let limit = match op {
+            Op::Read if pos >= size => return Err(QueryError::PastEof { ino, pos, size }),
+            Op::Read => size,
+            Op::Report => u64::MAX,
+        };
         if block_size == 0 {
             return Err(QueryError::Inconsistent {
                 ino,
@@ -71,14 +124,15 @@ impl Request {
                 what: "block size 0",
             });
         }
-        // A corrupt inode can claim a size past 2^32 blocks; such a block has no mapping.
+        // A corrupt inode can claim a size past 2^32 blocks, and a report may ask past the
+        // last addressable block; such a block has no mapping.
         let lblk = u32::try_from(pos / u64::from(block_size))
             .map_err(|_| QueryError::BlockOutOfRange { ino, pos })?;
         Ok(Self {
             ino,
             pos,
             count,
-            size,
+            limit,
             block_size,
             lblk,
         })
@@ -93,7 +147,7 @@ impl Request {
     ///
     /// The mapping starts at `pos` and runs to the end of the extent (mapped, unwritten) or of
     /// the hole (the start of the next extent, or forever if none follows), clipped to
-    /// `pos + count` and to the file size. It stops at the extent's end even when the next
+    /// `pos + count` and, for reads, to the file size. It stops at the extent's end even when the next
     /// extent continues physically and with the same type: that is what `ext4_map_blocks`
     /// reports to iomap (one extent per call), and it keeps the answer a function of one
     /// `BlockMap`, so every tier can produce it from a single lookup.
@@ -138,8 +192,9 @@ impl Request {
         };
         let stop = run_end
             .min(self.pos.saturating_add(self.count))
-            .min(self.size);
-        // stop > pos: run_end > pos (checked above), count > 0 and size > pos (checked in new).
+            .min(self.limit);
+        // stop > pos: run_end > pos (checked above), count > 0 and limit > pos (checked in
+        // new; pos < u64::MAX because its block fits 32 bits).
         Ok(Mapping {
             offset: self.pos,
             length: stop - self.pos,
@@ -168,23 +223,23 @@ mod tests {
     #[test]
     fn mapped_runs_to_extent_end_and_clips() {
         let e = ext(10, 1000, 5, false);
-        let r = Request::new(1, 11 * 4096 + 7, 1 << 30, 1 << 40, BS).unwrap();
+        let r = Request::new(Query::read(1, 11 * 4096 + 7, 1 << 30), 1 << 40, BS).unwrap();
         let m = r.mapping(BlockMap::Mapped(e)).unwrap();
         assert_eq!(m.offset, 11 * 4096 + 7);
         assert_eq!(m.addr, Some(1001 * 4096 + 7));
         assert_eq!(m.offset + m.length, 15 * 4096);
         assert_eq!(m.kind, MappingType::Mapped);
         // Clipped to count.
-        let r = Request::new(1, 11 * 4096, 100, 1 << 40, BS).unwrap();
+        let r = Request::new(Query::read(1, 11 * 4096, 100), 1 << 40, BS).unwrap();
         assert_eq!(r.mapping(BlockMap::Mapped(e)).unwrap().length, 100);
         // Clipped to EOF inside the extent.
-        let r = Request::new(1, 11 * 4096, 1 << 30, 12 * 4096 + 1, BS).unwrap();
+        let r = Request::new(Query::read(1, 11 * 4096, 1 << 30), 12 * 4096 + 1, BS).unwrap();
         assert_eq!(r.mapping(BlockMap::Mapped(e)).unwrap().length, 4096 + 1);
     }
 
     #[test]
     fn unwritten_and_holes() {
-        let r = Request::new(1, 10 * 4096, 1 << 20, 1 << 40, BS).unwrap();
+        let r = Request::new(Query::read(1, 10 * 4096, 1 << 20), 1 << 40, BS).unwrap();
         let m = r.mapping(BlockMap::Mapped(ext(10, 5, 1, true))).unwrap();
         assert_eq!(
             (m.kind, m.length, m.addr),
@@ -202,14 +257,53 @@ mod tests {
     #[test]
     fn last_block_of_the_lblk_space() {
         let size = (1u64 << 32) * 4096;
-        let r = Request::new(1, size - 1, u64::MAX, size, BS).unwrap();
+        let r = Request::new(Query::read(1, size - 1, u64::MAX), size, BS).unwrap();
         assert_eq!(r.lblk(), u32::MAX);
         let m = r
             .mapping(BlockMap::Mapped(ext(u32::MAX, 7, 1, false)))
             .unwrap();
         assert_eq!((m.length, m.addr), (1, Some(7 * 4096 + 4095)));
         assert!(matches!(
-            Request::new(1, size, 1, size + 1, BS),
+            Request::new(Query::read(1, size, 1), size + 1, BS),
+            Err(QueryError::BlockOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn reports_answer_past_eof_and_reads_do_not() {
+        // Blocks 10..20 preallocated past a 12-block file (fallocate --keep-size).
+        let size = 12 * 4096;
+        let e = ext(10, 500, 10, true);
+        let read = Request::new(Query::read(1, 11 * 4096, u64::MAX), size, BS).unwrap();
+        assert_eq!(read.mapping(BlockMap::Mapped(e)).unwrap().length, 4096);
+        let report = Request::new(Query::report(1, 11 * 4096, u64::MAX), size, BS).unwrap();
+        let m = report.mapping(BlockMap::Mapped(e)).unwrap();
+        assert_eq!(
+            (m.kind, m.length, m.addr),
+            (MappingType::Unwritten, 9 * 4096, Some(501 * 4096))
+        );
+        // Past EOF: a read is refused, a report maps the block.
+        assert!(matches!(
+            Request::new(Query::read(1, 15 * 4096, 1), size, BS),
+            Err(QueryError::PastEof { .. })
+        ));
+        let report = Request::new(Query::report(1, 15 * 4096 + 3, 1 << 20), size, BS).unwrap();
+        let m = report.mapping(BlockMap::Mapped(e)).unwrap();
+        assert_eq!((m.length, m.addr), (5 * 4096 - 3, Some(505 * 4096 + 3)));
+        // The hole after the last extent runs to pos + count, saturating.
+        let report = Request::new(Query::report(1, 30 * 4096, u64::MAX), size, BS).unwrap();
+        let m = report.mapping(BlockMap::Hole { next: None }).unwrap();
+        assert_eq!(
+            (m.kind, m.length),
+            (MappingType::Hole, u64::MAX - 30 * 4096)
+        );
+        // Zero counts and blocks past 2^32 - 1 are refused for reports too.
+        assert!(matches!(
+            Request::new(Query::report(1, 0, 0), size, BS),
+            Err(QueryError::ZeroCount { .. })
+        ));
+        assert!(matches!(
+            Request::new(Query::report(1, (1 << 32) * 4096, 1), size, BS),
             Err(QueryError::BlockOutOfRange { .. })
         ));
     }
@@ -217,14 +311,14 @@ mod tests {
     #[test]
     fn rejects_bad_requests_and_inconsistent_maps() {
         assert!(matches!(
-            Request::new(1, 0, 0, 10, BS),
+            Request::new(Query::read(1, 0, 0), 10, BS),
             Err(QueryError::ZeroCount { .. })
         ));
         assert!(matches!(
-            Request::new(1, 10, 1, 10, BS),
+            Request::new(Query::read(1, 10, 1), 10, BS),
             Err(QueryError::PastEof { .. })
         ));
-        let r = Request::new(1, 4096 * 20, 1, 1 << 30, BS).unwrap();
+        let r = Request::new(Query::read(1, 4096 * 20, 1), 1 << 30, BS).unwrap();
         assert!(r.mapping(BlockMap::Mapped(ext(0, 0, 20, false))).is_err());
         assert!(r.mapping(BlockMap::Hole { next: Some(20) }).is_err());
         let huge = ext(20, u64::MAX / 2, 1, false);

@@ -1,7 +1,9 @@
 //! The contract over real images: for every test image and regular file, every tier's mapping
 //! equals the on-disk tier's, exhaustively per block for files under 10^5 blocks and on seeded
 //! random queries beyond (10^6 per file; `CONTRACT_RANDOM` overrides),
-//! plus every extent boundary, EOF and the last block of the block space.
+//! plus every extent boundary, EOF and the last block of the block space. Queries alternate
+//! between reads and reports; boundaries and EOF are asked both ways, so preallocated blocks
+//! past `i_size` are answered by reports and refused to reads identically in every tier.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use predictor::model::FitParams;
 use predictor::pack::Pack;
 use predictor::stack::{ModelStatus, StackStats};
 use predictor::synth::Rng;
-use predictor::{Mapping, Models, QueryError, StackOptions, Tier, TierKind, TierStack};
+use predictor::{Mapping, Models, Query, QueryError, StackOptions, Tier, TierKind, TierStack};
 
 /// Files with fewer blocks are checked at every block.
 const EXHAUSTIVE_BLOCKS: u64 = 100_000;
@@ -23,8 +25,8 @@ fn random_queries() -> usize {
         .unwrap_or(default)
 }
 
-/// The byte positions and counts to ask about for one file.
-fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<(u64, u64)> {
+/// The queries to ask about one file.
+fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<Query> {
     let bs = u64::from(fs.block_size());
     let Some(inode) = stack.inode(ino) else {
         return Vec::new();
@@ -33,7 +35,14 @@ fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<(u64, u64)> {
     let blocks = size.div_ceil(bs);
     let counts = [1, bs, 3 * bs + 5, u64::MAX, bs / 2];
     let mut out = Vec::new();
-    let mut push = |pos: u64, i: usize| out.push((pos, counts[i % counts.len()]));
+    let mut push = |pos: u64, i: usize| {
+        let count = counts[i % counts.len()];
+        out.push(if i % 2 == 0 {
+            Query::read(ino, pos, count)
+        } else {
+            Query::report(ino, pos, count)
+        });
+    };
     if blocks < EXHAUSTIVE_BLOCKS {
         for b in 0..blocks {
             push(b * bs, b as usize);
@@ -57,7 +66,8 @@ fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<(u64, u64)> {
                 e.end(),
             ] {
                 if let Some(pos) = b.checked_mul(bs) {
-                    push(pos, i);
+                    push(pos, 2 * i);
+                    push(pos, 2 * i + 1);
                 }
             }
         }
@@ -69,6 +79,7 @@ fn queries(fs: &Fs, stack: &TierStack, ino: u32) -> Vec<(u64, u64)> {
         size + 1,
         (u64::from(u32::MAX)) * bs,
     ] {
+        push(pos, 2);
         push(pos, 3);
     }
     out
@@ -152,13 +163,13 @@ fn every_tier_equals_ondisk_on_every_image() {
         ];
         let mut checked = 0u64;
         for ino in reference.inodes() {
-            for (pos, count) in queries(&fs, &reference, ino) {
-                let want = reference.query(ino, pos, count);
+            for q in queries(&fs, &reference, ino) {
+                let want = reference.query(q);
                 for (name, stack) in &stacks {
-                    let got = stack.query(ino, pos, count);
+                    let got = stack.query(q);
                     assert!(
                         same(&got, &want),
-                        "{} ino {ino} pos {pos} count {count}: {name} gave {got:?}, ondisk {want:?}",
+                        "{} {q:?}: {name} gave {got:?}, ondisk {want:?}",
                         img.name
                     );
                 }
@@ -242,14 +253,8 @@ fn stale_pack_entries_fall_back_per_file() {
         .all(|i| matches!(stack.model_status(*i), Some(ModelStatus::Active { .. })));
     assert!(others_active, "other files keep their models");
     for ino in [gen_victim, fp_victim] {
-        for (pos, count) in queries(&fs, &reference, ino).into_iter().take(2000) {
-            assert!(
-                same(
-                    &stack.query(ino, pos, count),
-                    &reference.query(ino, pos, count)
-                ),
-                "ino {ino} pos {pos}"
-            );
+        for q in queries(&fs, &reference, ino).into_iter().take(2000) {
+            assert!(same(&stack.query(q), &reference.query(q)), "{q:?}");
         }
     }
     let s = stack.stats();

@@ -5,9 +5,9 @@
 //! extents: same physical block, same written/unwritten state, and 0 audit mismatches.
 //!
 //! Files over [`BLOCK_CAP`] mapped blocks are checked at every extent boundary plus an even
-//! spread of blocks. Blocks at or past `i_size` are not queried (a read query past EOF is
-//! refused by design, issue 14 item 9); extent maps are compared whole, past EOF included, and
-//! block-mapped (ext2/3) maps up to `i_size`, which is as far as our reader follows them.
+//! spread of blocks. Maps are compared whole, past EOF included; every checked block is asked
+//! as a report query (FIEMAP's, which answers past `i_size`), and as a read query, which must
+//! give the same mapping before `i_size` and be refused past it.
 //! Needs debugfs (e2fsprogs); under `IOMAP_REQUIRE_ALL` (CI) its absence fails the test.
 
 use std::path::Path;
@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use ext4::{Extent, Fs};
 use predictor::stack::StackOptions;
-use predictor::{FitParams, MappingType, Models, Tier, TierKind, TierStack};
+use predictor::{
+    FitParams, Mapping, MappingType, Models, Query, QueryError, Tier, TierKind, TierStack,
+};
 use testimg::oracle::{self, OracleExtent};
 
 /// Mapped blocks checked one by one per file before sampling.
@@ -28,18 +30,6 @@ fn oracle_of(e: &Extent) -> OracleExtent {
         len: e.len,
         unwritten: e.unwritten,
     }
-}
-
-/// `map` cut at logical block `end`.
-fn clip(map: &[OracleExtent], end: u64) -> Vec<OracleExtent> {
-    map.iter()
-        .filter(|e| u64::from(e.lblk) < end)
-        .map(|e| OracleExtent {
-            // OK to narrow: below e.len since e.lblk < end.
-            len: (e.lblk_end().min(end) - u64::from(e.lblk)) as u32,
-            ..*e
-        })
-        .collect()
 }
 
 /// The logical blocks of `map` to query: all of them up to [`BLOCK_CAP`], else each extent's
@@ -67,6 +57,7 @@ struct Tally {
     files: usize,
     blocks: u64,
     learned: u64,
+    past_eof: u64,
     debugfs_unreadable: usize,
 }
 
@@ -114,14 +105,6 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
             t.debugfs_unreadable += 1;
             continue;
         };
-        // A block-mapped (ext2/3) map is read up to i_size (ext4::indirect); debugfs lists
-        // blocks past it too, so those are compared within EOF. Extent maps are compared
-        // whole, past EOF included.
-        let theirs = if inode.uses_extents() {
-            theirs
-        } else {
-            clip(&theirs, inode.size.div_ceil(bs))
-        };
         let ours_o: Vec<OracleExtent> = ours.iter().map(oracle_of).collect();
         assert_eq!(
             oracle::normalize(&ours_o),
@@ -131,9 +114,8 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
         t.files += 1;
         for (lblk, e) in blocks_to_check(&theirs) {
             let pos = u64::from(lblk) * bs;
-            if pos >= inode.size {
-                continue;
-            }
+            let past_eof = pos >= inode.size;
+            t.past_eof += u64::from(past_eof);
             let want_addr = (e.pblk + u64::from(lblk - e.lblk)) * bs;
             let want_kind = if e.unwritten {
                 MappingType::Unwritten
@@ -142,13 +124,30 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
             };
             for (tier, stack) in [("predictor", &learned), ("compact", &compact)] {
                 let (m, kind) = stack
-                    .query(inode.ino, pos, bs)
+                    .query(Query::report(inode.ino, pos, bs))
                     .unwrap_or_else(|e| panic!("{name}:{path} block {lblk}: {tier}: {e}"));
                 assert_eq!(
                     (m.addr, m.kind),
                     (Some(want_addr), want_kind),
-                    "{name}:{path} block {lblk}: {tier} answered {m:?} ({kind:?})"
+                    "{name}:{path} block {lblk}: {tier} report answered {m:?} ({kind:?})"
                 );
+                let read = stack.query(Query::read(inode.ino, pos, bs));
+                if past_eof {
+                    assert!(
+                        matches!(read, Err(QueryError::PastEof { .. })),
+                        "{name}:{path} block {lblk} (past EOF): {tier} read gave {read:?}"
+                    );
+                } else {
+                    let read = read.map(|(m, _)| m).ok();
+                    assert_eq!(
+                        read,
+                        Some(Mapping {
+                            length: m.length.min(inode.size - pos),
+                            ..m
+                        }),
+                        "{name}:{path} block {lblk}: {tier} read differs from the report"
+                    );
+                }
                 if kind == TierKind::Learned {
                     t.learned += 1;
                 }
@@ -180,6 +179,7 @@ fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
         files: 0,
         blocks: 0,
         learned: 0,
+        past_eof: 0,
         debugfs_unreadable: 0,
     };
     for (name, gz) in &images {
@@ -198,9 +198,10 @@ fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
         let _ = std::fs::remove_file(&img);
     }
     eprintln!(
-        "corpus vs debugfs: {} images opened, {} files compared ({} debugfs could not read), {} blocks looked up, {} answered by the learned tier",
-        t.images_open, t.files, t.debugfs_unreadable, t.blocks, t.learned
+        "corpus vs debugfs: {} images opened, {} files compared ({} debugfs could not read), {} blocks looked up ({} past EOF), {} answered by the learned tier",
+        t.images_open, t.files, t.debugfs_unreadable, t.blocks, t.past_eof, t.learned
     );
     assert!(t.images_open >= 30, "only {} images opened", t.images_open);
     assert!(t.blocks > 1000 && t.learned > 0, "too little checked");
+    assert!(t.past_eof > 0, "no block past EOF checked");
 }

@@ -1,5 +1,6 @@
 //! Oracles outside the project, and a real change to an image after training:
-//! - the predictor stack's answers for sampled blocks equal `debugfs -R "bmap PATH LBLK"`;
+//! - the predictor stack's answers for sampled blocks, preallocated blocks past `i_size`
+//!   included (report queries, as FIEMAP asks), equal `debugfs -R "bmap PATH LBLK"`;
 //! - after `debugfs -w` punches one file and rewrites another, their models are stale: their
 //!   queries stay right and fall through, the other files keep their models.
 
@@ -11,7 +12,7 @@ use ext4::{Fs, InodeKind};
 use predictor::model::FitParams;
 use predictor::stack::ModelStatus;
 use predictor::synth::Rng;
-use predictor::{MappingType, Models, StackOptions, Tier, TierKind, TierStack};
+use predictor::{MappingType, Models, Query, StackOptions, Tier, TierKind, TierStack};
 use testimg::oracle;
 
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
@@ -28,7 +29,7 @@ fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
 #[test]
 fn sampled_blocks_equal_debugfs_bmap() {
     let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
-    let mut checked = 0usize;
+    let (mut checked, mut past_eof) = (0usize, 0usize);
     for img in images {
         let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
         let stack = predictor_stack(&fs, Models::Fit(FitParams::default()));
@@ -37,15 +38,28 @@ fn sampled_blocks_equal_debugfs_bmap() {
             let inode = fs
                 .lookup_path(path)
                 .unwrap_or_else(|e| panic!("{} {path}: {e}", img.name));
-            if inode.kind != InodeKind::File || inode.has_inline_data() || inode.size == 0 {
+            if inode.kind != InodeKind::File || inode.has_inline_data() {
                 continue;
             }
+            // Up to EOF or the end of the last extent, whichever is later.
+            let mapped_end = fs
+                .extents(&inode)
+                .unwrap_or_else(|e| panic!("{} {path}: {e}", img.name))
+                .last()
+                .map_or(0, |e| e.end());
             // Block-mapped files address fewer blocks than debugfs will answer for.
-            let blocks = inode.size.div_ceil(bs).min(if inode.uses_extents() {
-                u64::MAX
-            } else {
-                16_843_020
-            });
+            let blocks = inode
+                .size
+                .div_ceil(bs)
+                .max(mapped_end)
+                .min(if inode.uses_extents() {
+                    u64::MAX
+                } else {
+                    16_843_020
+                });
+            if blocks == 0 {
+                continue;
+            }
             let mut rng = Rng::new(u64::from(inode.ino));
             let mut lblks: Vec<u32> = (0..200).map(|_| rng.below(blocks) as u32).collect();
             lblks.push((blocks - 1) as u32);
@@ -53,8 +67,9 @@ fn sampled_blocks_equal_debugfs_bmap() {
                 oracle::bmap_many(&img.path, path, &lblks).unwrap_or_else(|e| panic!("{e}"));
             for (&lblk, want) in lblks.iter().zip(theirs) {
                 let pos = u64::from(lblk) * bs;
+                past_eof += usize::from(pos >= inode.size);
                 let (m, _) = stack
-                    .query(inode.ino, pos, bs)
+                    .query(Query::report(inode.ino, pos, bs))
                     .unwrap_or_else(|e| panic!("{} {path} block {lblk}: {e}", img.name));
                 let got = match m.kind {
                     MappingType::Hole => None,
@@ -71,7 +86,8 @@ fn sampled_blocks_equal_debugfs_bmap() {
         }
         assert_eq!(stack.stats().audit_mismatches, 0, "{}", img.name);
     }
-    println!("{checked} sampled blocks equal debugfs bmap");
+    println!("{checked} sampled blocks ({past_eof} past EOF) equal debugfs bmap");
+    assert!(past_eof > 0, "no preallocated block past EOF was sampled");
 }
 
 fn debugfs_write(image: &Path, script: &str) {
@@ -176,8 +192,8 @@ fn files_changed_after_training_fall_back_and_stay_correct() {
     for &ino in &changed {
         let size = stack.inode(ino).expect("inode").size;
         for pos in (0..size).step_by(bs as usize) {
-            let got = stack.query(ino, pos, bs).map(|(m, _)| m);
-            let want = reference.query(ino, pos, bs).map(|(m, _)| m);
+            let got = stack.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
+            let want = reference.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
             assert_eq!(got.ok(), want.ok(), "inode {ino} pos {pos}");
         }
     }

@@ -173,7 +173,8 @@ static __always_inline void fall_back(struct iomap_bpf_answer *a, int status, u3
 }
 
 /* Answers one query into *a: the mapping from pos to the end of its extent or hole, clipped
- * to pos + count and to i_size (predictor::Request::mapping), or a fallback status. */
+ * to pos + count and, for reads, to i_size (predictor::Request::mapping), or a fallback
+ * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. */
 static __always_inline void answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a,
 				   u32 flags)
 {
@@ -192,10 +193,12 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 		fall_back(a, IOMAP_BPF_NO_MODEL, probes);
 		return;
 	}
-	u64 pos = qr->pos, count = qr->count, size = f->size;
+	u64 pos = qr->pos, count = qr->count;
+	/* Where the mapping stops: i_size for reads, nowhere for reports. */
+	u64 limit = (qr->opflags & IOMAP_BPF_OP_REPORT) ? ~0ULL : f->size;
 	u32 bits = f->blkbits & 31;
 	u64 lblk = pos >> bits;
-	if (count == 0 || pos >= size || lblk > 0xffffffffULL || f->ext_count == 0) {
+	if (count == 0 || pos >= limit || lblk > 0xffffffffULL || f->ext_count == 0) {
 		fall_back(a, IOMAP_BPF_BAD_QUERY, probes);
 		return;
 	}
@@ -269,8 +272,8 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 	u64 stop = pos + count < pos ? ~0ULL : pos + count;
 	if (run_end < stop)
 		stop = run_end;
-	if (size < stop)
-		stop = size;
+	if (limit < stop)
+		stop = limit;
 	a->length = stop - pos;
 	a->probes = probes;
 	a->status = IOMAP_BPF_HANDLED;

@@ -57,12 +57,18 @@ struct iomap_bpf_extent {
 	__u64 pblk;  /* first physical block (< 2^48), IOMAP_BPF_UNWRITTEN if never written */
 };
 
-/* QUERIES (array): one iomap_begin call, as fuse_iomap_begin_in has it. */
+/* QUERIES (array): one iomap_begin call, laid out as fuse_iomap_begin_in. */
 struct iomap_bpf_query {
+	__u32 opflags;  /* FUSE_IOMAP_OP_*: only REPORT changes a read-only answer */
+	__u32 reserved;
 	__u64 ino;
 	__u64 pos;
 	__u64 count;
 };
+
+/* FUSE_IOMAP_OP_REPORT (FIEMAP, SEEK_DATA/SEEK_HOLE): map past i_size too. Without it (reads)
+ * a pos at or past i_size falls back and mappings stop at i_size. */
+#define IOMAP_BPF_OP_REPORT (1U << 2)
 
 /* ANSWERS (array): the mapping (fuse_iomap_io's fields) or why the program fell back. */
 struct iomap_bpf_answer {
@@ -83,7 +89,7 @@ struct iomap_bpf_answer {
 enum iomap_bpf_status {
 	IOMAP_BPF_HANDLED = 0,
 	IOMAP_BPF_NO_MODEL = 1,   /* inode not in FILES */
-	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, pos at or past EOF, block beyond 2^32 - 1 */
+	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, a read at or past EOF, block beyond 2^32 - 1 */
 	IOMAP_BPF_WINDOW = 3,     /* window larger than IOMAP_BPF_MAX_WINDOW */
 	IOMAP_BPF_MISSED = 4,     /* candidate failed verification */
 	IOMAP_BPF_MAP_ERROR = 5,  /* an index outside a map (inconsistent maps) */

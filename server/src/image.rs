@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ext4::Fs;
 use predictor::stack::BuildReport;
-use predictor::{Mapping, Models, Pack, QueryError, StackOptions, Tier, TierKind, TierStack};
+use predictor::{
+    Mapping, Models, Pack, Query, QueryError, StackOptions, Tier, TierKind, TierStack,
+};
 
 use crate::bpf::{self, BpfTier};
 
@@ -112,10 +114,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The mapping of `count` bytes at `pos` of `ino`: the BPF tier first if loaded, then the
-    /// stack.
-    pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
-        bpf::query(self.bpf.as_deref(), &self.stack, ino, pos, count)
+    /// The mapping `query` asks for: the BPF tier first if loaded, then the stack.
+    pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
+        bpf::query(self.bpf.as_deref(), &self.stack, query)
     }
 }
 

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use predictor::{Mapping, MappingType};
+use predictor::{Mapping, MappingType, Query};
 use serde::Serialize;
 
 use crate::image::{self, TierChoice};
@@ -16,14 +16,16 @@ use crate::wire::{self, BeginIn, Status};
 #[command(after_help = "\
 Output, one line: {\"offset\":B,\"length\":B,\"addr\":B,\"type\":\"MAPPED\",\"tier\":\"learned\"}
   offset  the queried position (bytes)
-  length  bytes from offset with one type and one physical run, clipped to --count and EOF
+  length  bytes from offset with one type and one physical run, clipped to --count (and,
+          with --op read, to EOF)
   addr    image byte offset of `offset` (null for holes)
   type    HOLE, MAPPED or UNWRITTEN
-  tier    the structure that answered: predictor, btree, sorted, rangemap, ondisk, iext
-          or bpf
+  tier    the structure that answered: learned, btree, sorted, rangemap, ondisk, iext,
+          bpf or compact
 
 Examples:
   server query disk.img --models disk.pack --path /big --pos 1048576
+  server query disk.img --path /db --pos 1073741824 --op read
   server query --socket /run/iomap.sock --ino 12 --pos 0 --count 4096
   server query disk.img --socket /run/iomap.sock --path /big --pos 0")]
 pub struct QueryArgs {
@@ -47,15 +49,41 @@ pub struct QueryArgs {
     /// Byte offset in the file to map.
     #[arg(long, value_name = "BYTES")]
     pos: u64,
-    /// Bytes to map from --pos [default: to end of file].
+    /// Bytes to map from --pos [default: as far as the mapping goes].
     #[arg(long, value_name = "BYTES")]
     count: Option<u64>,
+    /// What the mapping is for, as iomap's op flags say: `report` (FIEMAP, SEEK_DATA/HOLE)
+    /// maps past the file size too, where blocks preallocated with `fallocate --keep-size`
+    /// answer UNWRITTEN; `read` refuses a --pos at or past the size and stops at it.
+    #[arg(long, value_enum, default_value_t = OpArg::Report)]
+    op: OpArg,
     /// Tier stack to build (in-process only; a socket service has its own).
     #[arg(long, value_enum, default_value_t = TierChoice::Predictor, conflicts_with = "socket")]
     tier: TierChoice,
     /// Ask a running `server serve` on this Unix socket instead of building a stack here.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+}
+
+/// `--op`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum OpArg {
+    /// `FUSE_IOMAP_OP_REPORT`.
+    Report,
+    /// A read (no op flags).
+    Read,
+}
+
+impl QueryArgs {
+    /// The query for inode `ino` ("as far as it goes": the mapping stops at its extent or
+    /// hole, and for reads at EOF, anyway).
+    fn query(&self, ino: u32) -> Query {
+        let count = self.count.unwrap_or(u64::MAX);
+        match self.op {
+            OpArg::Report => Query::report(ino, self.pos, count),
+            OpArg::Read => Query::read(ino, self.pos, count),
+        }
+    }
 }
 
 /// The printed answer.
@@ -94,11 +122,9 @@ impl QueryJson {
 
 /// Runs `server query`.
 pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
-    // "To EOF": the mapping is clipped to the file size anyway.
-    let count = args.count.unwrap_or(u64::MAX);
     let answer = match &args.socket {
-        Some(socket) => via_socket(args, socket, count)?,
-        None => in_process(args, count)?,
+        Some(socket) => via_socket(args, socket)?,
+        None => in_process(args)?,
     };
     println!("{}", serde_json::to_string(&answer)?);
     Ok(())
@@ -120,7 +146,7 @@ fn context(image: &std::path::Path, args: &QueryArgs) -> String {
     }
 }
 
-fn in_process(args: &QueryArgs, count: u64) -> anyhow::Result<QueryJson> {
+fn in_process(args: &QueryArgs) -> anyhow::Result<QueryJson> {
     let Some(image) = &args.image else {
         bail!("an IMAGE is needed to answer in-process (or give --socket)");
     };
@@ -137,12 +163,12 @@ fn in_process(args: &QueryArgs, count: u64) -> anyhow::Result<QueryJson> {
         (None, None) => bail!("give --path or --ino"),
     };
     let (m, kind) = loaded
-        .query(ino, args.pos, count)
+        .query(args.query(ino))
         .with_context(|| context(image, args))?;
     Ok(QueryJson::new(&m, kind.name()))
 }
 
-fn via_socket(args: &QueryArgs, socket: &std::path::Path, count: u64) -> anyhow::Result<QueryJson> {
+fn via_socket(args: &QueryArgs, socket: &std::path::Path) -> anyhow::Result<QueryJson> {
     let ino = match (&args.path, args.ino) {
         (_, Some(ino)) => ino,
         (Some(path), None) => {
@@ -161,7 +187,7 @@ fn via_socket(args: &QueryArgs, socket: &std::path::Path, count: u64) -> anyhow:
     };
     let mut stream = UnixStream::connect(socket)
         .with_context(|| format!("connecting to {}", socket.display()))?;
-    let req = wire::encode_request(&[BeginIn::report(u64::from(ino), args.pos, count)])?;
+    let req = wire::encode_request(&[BeginIn::of(args.query(ino))])?;
     std::io::Write::write_all(&mut stream, &req)
         .with_context(|| format!("sending to {}", socket.display()))?;
     let replies = wire::read_reply(&mut stream, 1)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use predictor::QueryError;
+use predictor::{Query, QueryError};
 
 use crate::image::{self, TierChoice};
 use crate::signals;
@@ -191,12 +191,8 @@ fn serve_connection(stats: &Stats, conn: UnixStream) -> Result<(), WireError> {
 /// The replies to a batch: the malformed records refused, the rest answered together (with
 /// the BPF tier, in one program run).
 pub fn answer_batch(stats: &Stats, queries: &[BeginIn]) -> Vec<Reply> {
-    let checked: Vec<Result<u32, Status>> = queries.iter().map(BeginIn::check).collect();
-    let valid: Vec<(u32, u64, u64)> = queries
-        .iter()
-        .zip(&checked)
-        .filter_map(|(q, c)| c.ok().map(|ino| (ino, q.pos, q.count)))
-        .collect();
+    let checked: Vec<Result<Query, Status>> = queries.iter().map(BeginIn::check).collect();
+    let valid: Vec<Query> = checked.iter().filter_map(|c| c.ok()).collect();
     let mut results = stats.query_many(&valid).into_iter();
     checked
         .iter()

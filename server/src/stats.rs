@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use predictor::{Mapping, QueryError, TierKind, TierStack};
+use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
 use crate::bpf::{self, BpfTier};
@@ -293,27 +293,20 @@ impl Stats {
         &self.stack
     }
 
-    /// Asks the tiers (the BPF tier first, if loaded, then the stack) for the mapping of
-    /// `count` bytes at `pos` of inode `ino`, timing the lookup into the histogram of the tier
-    /// that answered.
-    pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
+    /// Asks the tiers (the BPF tier first, if loaded, then the stack) for the mapping `query`
+    /// asks for, timing the lookup into the histogram of the tier that answered.
+    pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
         let start = Instant::now();
-        let result = bpf::query(self.bpf.as_deref(), &self.stack, ino, pos, count);
+        let result = bpf::query(self.bpf.as_deref(), &self.stack, query);
         self.record(&result, start.elapsed().as_nanos());
         result
     }
 
     /// [`Stats::query`] for a batch: with the BPF tier, one program run answers the whole
     /// batch, and each query is recorded with the batch's time divided by its size.
-    pub fn query_many(
-        &self,
-        queries: &[(u32, u64, u64)],
-    ) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+    pub fn query_many(&self, queries: &[Query]) -> Vec<Result<(Mapping, TierKind), QueryError>> {
         let Some(bpf) = &self.bpf else {
-            return queries
-                .iter()
-                .map(|&(ino, pos, count)| self.query(ino, pos, count))
-                .collect();
+            return queries.iter().map(|&q| self.query(q)).collect();
         };
         let start = Instant::now();
         let results = bpf::query_many(Some(bpf), &self.stack, queries);

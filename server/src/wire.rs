@@ -16,11 +16,15 @@
 //! - `ino` is the ext4 inode number (what `stat` reports for it on a kernel mount).
 //! - `opflags` are `FUSE_IOMAP_OP_*`; the server is read-only, so a request that would write
 //!   (`WRITE`, `ZERO`, `UNSHARE`, `OVERWRITE_ONLY`, `ATOMIC`) gets [`Status::ReadOnly`], and
-//!   unknown bits get [`Status::Malformed`].
+//!   unknown bits get [`Status::Malformed`]. With `REPORT` (FIEMAP, SEEK_DATA/SEEK_HOLE) the
+//!   mapping is the extent map as it is, past `i_size` too (preallocated blocks answer
+//!   UNWRITTEN); without it (reads) a `pos` at or past `i_size` gets [`Status::PastEof`] and
+//!   mappings stop at `i_size` ([`predictor::Op`]).
 //! - `type` is `FUSE_IOMAP_TYPE_*` (HOLE 0, MAPPED 2, UNWRITTEN 3); `addr` is
 //!   `FUSE_IOMAP_NULL_ADDR` (`u64::MAX`) for holes; `flags` and `dev` are 0. Only the read
 //!   mapping of `fuse_iomap_begin_out` is sent: nothing is ever written.
-//! - `tier`: 0 none (error), 1 predictor, 2 btree, 3 sorted, 4 rangemap, 5 ondisk, 6 iext, 7 bpf.
+//! - `tier`: 0 none (error), then the wire code of [`TierKind`] (1 learned, 2 btree, 3 sorted,
+//!   4 rangemap, 5 ondisk, 6 iext, 7 bpf, 8 compact).
 //! - A record that cannot be answered gets a non-zero [`Status`] and a zero mapping; the other
 //!   records of the batch and the connection carry on. A bad header gets a reply header with a
 //!   non-zero [`HeaderStatus`] and no records, and the server closes that connection (the
@@ -28,7 +32,7 @@
 
 use std::io::{self, Read, Write};
 
-use predictor::{Mapping, MappingType, TierKind};
+use predictor::{Mapping, MappingType, Op, Query, TierKind};
 
 /// Request magic, "IOMQ" in little-endian byte order.
 pub const REQUEST_MAGIC: u32 = u32::from_le_bytes(*b"IOMQ");
@@ -63,6 +67,23 @@ pub const OP_REPORT: u32 = 1 << 2;
 /// `ATOMIC`.
 pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9);
 
+/// What `FUSE_IOMAP_OP_*` flags ask a read-only server for: a report, or a read.
+pub fn op_of(opflags: u32) -> Op {
+    if opflags & OP_REPORT != 0 {
+        Op::Report
+    } else {
+        Op::Read
+    }
+}
+
+/// The `FUSE_IOMAP_OP_*` flags of a read-only query.
+pub fn opflags_of(op: Op) -> u32 {
+    match op {
+        Op::Read => 0,
+        Op::Report => OP_REPORT,
+    }
+}
+
 /// Per-record result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
@@ -74,7 +95,7 @@ pub enum Status {
     Malformed = 1,
     /// No regular file with this inode number in the image.
     UnknownInode = 2,
-    /// `pos` is at or past the end of the file.
+    /// A read's `pos` is at or past the end of the file.
     PastEof = 3,
     /// The file's data is inline in the inode: there is no block mapping (`IOMAP_INLINE`).
     InlineData = 4,
@@ -180,6 +201,17 @@ impl BeginIn {
         }
     }
 
+    /// The record of `q`.
+    pub fn of(q: Query) -> Self {
+        Self {
+            opflags: opflags_of(q.op),
+            reserved: 0,
+            ino: u64::from(q.ino),
+            pos: q.pos,
+            count: q.count,
+        }
+    }
+
     /// The record's bytes.
     pub fn encode(&self) -> [u8; REQUEST_LEN] {
         let mut b = [0u8; REQUEST_LEN];
@@ -202,15 +234,21 @@ impl BeginIn {
         }
     }
 
-    /// The ext4 inode number, or why this record cannot be asked of a read-only tier stack.
-    pub fn check(&self) -> Result<u32, Status> {
+    /// The query this record asks of a read-only tier stack, or why it cannot be asked.
+    pub fn check(&self) -> Result<Query, Status> {
         if self.reserved != 0 || self.count == 0 || self.opflags & !OP_KNOWN != 0 {
             return Err(Status::Malformed);
         }
         if self.opflags & OP_WRITING != 0 {
             return Err(Status::ReadOnly);
         }
-        u32::try_from(self.ino).map_err(|_| Status::Malformed)
+        let ino = u32::try_from(self.ino).map_err(|_| Status::Malformed)?;
+        Ok(Query {
+            ino,
+            pos: self.pos,
+            count: self.count,
+            op: op_of(self.opflags),
+        })
     }
 }
 
@@ -611,7 +649,13 @@ mod tests {
 
     #[test]
     fn record_checks() {
-        assert_eq!(BeginIn::report(12, 0, 1).check(), Ok(12));
+        assert_eq!(
+            BeginIn::report(12, 0, 1).check(),
+            Ok(Query::report(12, 0, 1))
+        );
+        let read = BeginIn::of(Query::read(12, 5, 1));
+        assert_eq!(read.opflags, 0);
+        assert_eq!(read.check(), Ok(Query::read(12, 5, 1)));
         let mut q = BeginIn::report(12, 0, 1);
         q.reserved = 1;
         assert_eq!(q.check(), Err(Status::Malformed));
@@ -625,6 +669,9 @@ mod tests {
         assert_eq!(q.check(), Err(Status::Malformed));
         q.opflags = 1; // FUSE_IOMAP_OP_WRITE
         assert_eq!(q.check(), Err(Status::ReadOnly));
+        // FAULT | DIRECT without REPORT: a read.
+        q.opflags = (1 << 3) | (1 << 4);
+        assert_eq!(q.check().map(|q| q.op), Ok(Op::Read));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ext4::{Fs, InodeKind};
-use predictor::{Models, Pack, StackOptions, Tier, TierStack};
+use predictor::{Models, Pack, Query, StackOptions, Tier, TierStack};
 use server::serve::status_of;
 use server::wire::{self, BeginIn, HeaderStatus, Reply, Status};
 
@@ -85,33 +85,47 @@ fn ask(conn: &mut UnixStream, queries: &[BeginIn]) -> Vec<Reply> {
 
 /// The reply the in-process stack gives to `q`.
 fn expected(stack: &TierStack, q: &BeginIn) -> Reply {
-    let ino = match q.check() {
-        Ok(ino) => ino,
+    let q = match q.check() {
+        Ok(q) => q,
         Err(s) => return Reply::error(s),
     };
-    match stack.query(ino, q.pos, q.count) {
+    match stack.query(q) {
         Ok((m, kind)) => Reply::mapped(&m, kind),
         Err(e) => Reply::error(status_of(&e)),
     }
 }
 
 /// Queries over every regular file: each block of small files, 2000 evenly spread over larger
-/// ones (2^32-block sparse files included), around EOF, with assorted counts; plus records that
-/// must fail.
+/// ones (2^32-block sparse files included), up to EOF or the end of the last extent, whichever
+/// is later, reads and reports alternating (reports past EOF), around EOF both ways, with
+/// assorted counts; plus records that must fail.
 fn queries(fs: &Fs) -> Vec<BeginIn> {
     let bs = u64::from(fs.block_size());
     let mut out = Vec::new();
     let (entries, _) = fs.walk();
     for e in entries.iter().filter(|e| e.inode.kind == InodeKind::File) {
-        let (ino, size) = (u64::from(e.inode.ino), e.inode.size);
-        let blocks = size.div_ceil(bs);
+        let (ino, size) = (e.inode.ino, e.inode.size);
+        let mapped_end = fs
+            .extents(&e.inode)
+            .ok()
+            .and_then(|m| m.last().map(|l| l.end()))
+            .unwrap_or(0);
+        let blocks = size.div_ceil(bs).max(mapped_end);
         let step = usize::try_from((blocks / 2000).max(1)).unwrap_or(usize::MAX);
         for (i, b) in (0..blocks).step_by(step).enumerate() {
-            let count = [1, bs, 3 * bs + 5, u64::MAX][i % 4];
-            out.push(BeginIn::report(ino, b * bs + (i as u64 % bs), count));
+            let (pos, count) = (
+                b * bs + (i as u64 % bs),
+                [1, bs, 3 * bs + 5, u64::MAX][i % 4],
+            );
+            out.push(BeginIn::of(if i % 2 == 0 && pos < size {
+                Query::read(ino, pos, count)
+            } else {
+                Query::report(ino, pos, count)
+            }));
         }
         for pos in [size.saturating_sub(1), size, size + 1] {
-            out.push(BeginIn::report(ino, pos, u64::MAX));
+            out.push(BeginIn::of(Query::read(ino, pos, u64::MAX)));
+            out.push(BeginIn::of(Query::report(ino, pos, u64::MAX)));
         }
     }
     out.push(BeginIn::report(999_999, 0, 1)); // no such inode
@@ -167,12 +181,17 @@ fn with_the_bpf_tier_batches_get_the_same_mappings() {
         predictor::TierKind::Learned.code(),
         predictor::TierKind::Bpf.code(),
     );
+    // Files with extents: the program loads their models (one without extents has nothing
+    // to model, and the userspace learned index answers its report queries alone).
+    let with_extents = |ino: u64| {
+        u32::try_from(ino).is_ok_and(|ino| stack.extent_count(ino).is_some_and(|n| n > 0))
+    };
     let mut in_kernel = 0;
     for chunk in qs.chunks(wire::MAX_RECORDS as usize) {
         for (q, got) in chunk.iter().zip(ask(&mut conn, chunk)) {
             let mut want = expected(&stack, q);
             // What the userspace learned index answers, the program answers in the kernel.
-            if want.tier == learned {
+            if want.tier == learned && with_extents(q.ino) {
                 want.tier = bpf;
                 in_kernel += 1;
             }
@@ -270,6 +289,15 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
             "no {status:?} case"
         );
     }
+    // Reports of blocks preallocated past EOF (/mixed) answer UNWRITTEN.
+    let past_eof_unwritten = qs.iter().zip(&want).any(|(q, r)| {
+        let size = u32::try_from(q.ino)
+            .ok()
+            .and_then(|ino| fs.inode(ino).ok())
+            .map_or(u64::MAX, |i| i.size);
+        q.pos >= size && r.status == 0 && r.kind == wire::TYPE_UNWRITTEN
+    });
+    assert!(past_eof_unwritten, "no report past EOF answered UNWRITTEN");
 
     // A well-behaved client, connected before the bad ones and used after them.
     let mut good = service.connect();
@@ -432,13 +460,51 @@ fn query_prints_the_same_json_in_process_and_through_the_socket() {
         OsStr::new("0"),
     ]);
     assert!(!ok && err.contains("no entry"), "{err}");
-    let (_, err, ok) = query(&[
+    // An empty file: a read at 0 is past EOF, a report (the default) finds the hole.
+    let empty = [
         img_os,
         OsStr::new("--path"),
         OsStr::new("/empty"),
         OsStr::new("--pos"),
         OsStr::new("0"),
-    ]);
+    ];
+    let (_, err, ok) = query(&[&empty[..], &[OsStr::new("--op"), OsStr::new("read")]].concat());
+    assert!(!ok && err.contains("end of file"), "{err}");
+    let (out, err, ok) = query(&empty);
+    assert!(ok && out.contains("\"HOLE\""), "{out} {err}");
+    // /mixed has blocks 80..128 preallocated past its 80-block size: a report there answers
+    // UNWRITTEN, in-process and through the socket alike; a read is refused.
+    let past = (100 * 4096).to_string();
+    let mixed = [
+        OsStr::new("--path"),
+        OsStr::new("/mixed"),
+        OsStr::new("--pos"),
+        OsStr::new(&past),
+    ];
+    let (a, err_a, ok_a) = query(
+        &[
+            &[img_os, OsStr::new("--models"), pack.as_os_str()][..],
+            &mixed,
+        ]
+        .concat(),
+    );
+    let (b, err_b, ok_b) = query(
+        &[
+            &[img_os, OsStr::new("--socket"), socket.as_os_str()][..],
+            &mixed,
+        ]
+        .concat(),
+    );
+    assert!(ok_a && ok_b && a == b, "{a} {err_a} | {b} {err_b}");
+    assert!(a.contains("\"UNWRITTEN\""), "{a}");
+    let (_, err, ok) = query(
+        &[
+            &[img_os][..],
+            &mixed,
+            &[OsStr::new("--op"), OsStr::new("read")],
+        ]
+        .concat(),
+    );
     assert!(!ok && err.contains("end of file"), "{err}");
     let (_, err, ok) = query(&[
         OsStr::new("--socket"),

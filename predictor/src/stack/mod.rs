@@ -15,7 +15,7 @@ use crate::index::{
     BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
     SortedIndex,
 };
-use crate::mapping::{Mapping, Request};
+use crate::mapping::{Mapping, Query, Request};
 use crate::ondisk::OnDisk;
 use counters::Counters;
 
@@ -257,8 +257,9 @@ impl TierStack {
         self.files.get(&ino).map(|f| &f.model)
     }
 
-    /// The mapping for `count` bytes at `pos` of file `ino`, and the tier that found it.
-    pub fn query(&self, ino: u32, pos: u64, count: u64) -> Result<(Mapping, TierKind), QueryError> {
+    /// The mapping `query` asks for, and the tier that found it.
+    pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
+        let ino = query.ino;
         let f = self
             .files
             .get(&ino)
@@ -266,7 +267,7 @@ impl TierStack {
         if f.inode.has_inline_data() {
             return Err(QueryError::InlineData { ino });
         }
-        let req = Request::new(ino, pos, count, f.inode.size, self.block_size)?;
+        let req = Request::new(query, f.inode.size, self.block_size)?;
         let (bm, kind) = self.find(f, req.lblk())?;
         Ok((req.mapping(bm)?, kind))
     }
@@ -334,20 +335,20 @@ impl TierStack {
     }
 
     /// In audit mode, re-computes a mapping that a tier outside the stack (the BPF tier) gave
-    /// for `count` bytes at `pos` of `ino` with the in-memory structure, and counts it with the
-    /// learned answers' audits; returns the structure's mapping if the two differ. Outside
-    /// audit mode, or where the structure cannot answer, returns `m` unchecked.
-    pub fn audit_outside(&self, ino: u32, pos: u64, count: u64, m: Mapping) -> Mapping {
+    /// for `query` with the in-memory structure, and counts it with the learned answers'
+    /// audits; returns the structure's mapping if the two differ. Outside audit mode, or where
+    /// the structure cannot answer, returns `m` unchecked.
+    pub fn audit_outside(&self, query: Query, m: Mapping) -> Mapping {
         if !self.audit {
             return m;
         }
-        let Some(f) = self.files.get(&ino) else {
+        let Some(f) = self.files.get(&query.ino) else {
             return m;
         };
         let Some((index, _)) = f.mem.as_ref().map(MemIndex::get) else {
             return m;
         };
-        let Ok(req) = Request::new(ino, pos, count, f.inode.size, self.block_size) else {
+        let Ok(req) = Request::new(query, f.inode.size, self.block_size) else {
             return m;
         };
         let Some(want) = index

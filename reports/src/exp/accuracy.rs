@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use predictor::synth::Rng;
-use predictor::{Models, StackOptions, Tier, TierKind, TierStack};
+use predictor::{Models, Query, StackOptions, Tier, TierKind, TierStack};
 
 use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
@@ -197,9 +197,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             };
             for stream in [Stream::Files, Stream::Bytes] {
                 stack.reset_stats();
-                let qs: Vec<(u32, u64, u64)> = queries(img, stream, ctx.scale.tier_queries, 5)
+                let qs: Vec<Query> = queries(img, stream, ctx.scale.tier_queries, 5)
                     .into_iter()
-                    .map(|(ino, pos)| (ino, pos, 4096))
+                    .map(|(ino, pos)| Query::read(ino, pos, 4096))
                     .collect();
                 let errors = query_many(in_kernel.as_ref(), &stack, &qs)
                     .iter()

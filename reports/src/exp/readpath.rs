@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use predictor::synth::Rng;
-use predictor::{Models, StackOptions, Tier, TierStack};
+use predictor::{Models, Query, StackOptions, Tier, TierStack};
 
 use super::endtoend::{ours, EndToEnd, FUSE2FS, KERNEL};
 use super::{Ctx, Section};
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             let t = Instant::now();
             let mut acc = 0u64;
             for &pos in qs {
-                if let Ok((m, _)) = stack.query(f.ino, black_box(pos), 4096) {
+                if let Ok((m, _)) = stack.query(Query::read(f.ino, black_box(pos), 4096)) {
                     acc = acc.wrapping_add(m.length);
                 }
             }

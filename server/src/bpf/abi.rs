@@ -17,6 +17,8 @@ pub const TYPE_UNWRITTEN: u16 = 3;
 pub const RUN_NOOP: u32 = 1;
 /// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.
 pub const RUN_FULL_SEARCH: u32 = 2;
+/// `IOMAP_BPF_OP_REPORT` (`FUSE_IOMAP_OP_REPORT`): answer past `i_size`.
+pub const OP_REPORT: u32 = 1 << 2;
 /// `XDP_PASS`: what the program returns when every slot it was given was answered.
 pub const XDP_PASS: u32 = 2;
 
@@ -92,16 +94,33 @@ pub struct Extent {
     pub pblk: u64,
 }
 
-/// `struct iomap_bpf_query`, a QUERIES element: one `iomap_begin` call.
+/// `struct iomap_bpf_query`, a QUERIES element: one `iomap_begin` call, laid out as
+/// `fuse_iomap_begin_in`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Query {
+    /// `FUSE_IOMAP_OP_*` ([`OP_REPORT`] or 0 for a read).
+    pub opflags: u32,
+    /// Zero.
+    pub reserved: u32,
     /// Inode (the FUSE node id).
     pub ino: u64,
     /// File byte offset.
     pub pos: u64,
     /// Bytes wanted.
     pub count: u64,
+}
+
+impl From<predictor::Query> for Query {
+    fn from(q: predictor::Query) -> Self {
+        Self {
+            opflags: crate::wire::opflags_of(q.op),
+            reserved: 0,
+            ino: u64::from(q.ino),
+            pos: q.pos,
+            count: q.count,
+        }
+    }
 }
 
 /// `struct iomap_bpf_answer`, an ANSWERS element.
@@ -142,7 +161,8 @@ const _: () = {
     assert!(std::mem::size_of::<Bucket>() == 8);
     assert!(std::mem::size_of::<Seg>() == 40);
     assert!(std::mem::size_of::<Extent>() == 16);
-    assert!(std::mem::size_of::<Query>() == 24);
+    assert!(std::mem::size_of::<Query>() == 32);
+    assert!(OP_REPORT == crate::wire::OP_REPORT);
     assert!(std::mem::size_of::<Answer>() == 32);
     assert!(std::mem::size_of::<Run>() == 16);
 };

@@ -6,11 +6,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use predictor::synth::Rng;
-use predictor::{Mapping, QueryError, TierKind, TierStack};
+use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use super::abi::Query;
-use super::{BpfTier, Status};
+use super::{abi, BpfTier, Status};
 
 /// How many queries per file.
 #[derive(Debug, Clone, Copy)]
@@ -92,9 +91,10 @@ pub fn check(
     let mut rng = Rng::new(opts.seed);
     for (done, &ino) in inodes.iter().enumerate() {
         let queries = queries_for(stack, ino, opts, &mut rng);
-        let answers = bpf.answer(&queries, 0)?;
-        for (q, a) in queries.iter().zip(&answers) {
-            let user = stack.query(ino, q.pos, q.count);
+        let input: Vec<abi::Query> = queries.iter().map(|&q| q.into()).collect();
+        let answers = bpf.answer(&input, 0)?;
+        for (&q, a) in queries.iter().zip(&answers) {
+            let user = stack.query(q);
             compare(&mut report, q, a.status(), a.mapping(), &user, loaded(ino));
         }
         report.queries += queries.len() as u64;
@@ -106,13 +106,13 @@ pub fn check(
 /// Records one query's outcome.
 fn compare(
     report: &mut CheckReport,
-    q: &Query,
+    q: Query,
     status: Status,
     bpf: Option<Mapping>,
     user: &Result<(Mapping, TierKind), QueryError>,
     loaded: bool,
 ) {
-    let at = format!("inode {} pos {} count {}", q.ino, q.pos, q.count);
+    let at = format!("inode {} pos {} count {} {:?}", q.ino, q.pos, q.count, q.op);
     match (bpf, user) {
         (Some(b), Ok((u, kind))) => {
             if b != *u {
@@ -146,14 +146,20 @@ fn compare(
 }
 
 /// The queries of one file: every block of small files, boundaries and random blocks of large
-/// ones, with varying in-block offsets and counts, plus the edge cases (EOF, count 0).
+/// ones, with varying in-block offsets and counts, reads and reports alternating (reports
+/// reach the blocks preallocated past EOF), plus the edge cases (EOF, count 0).
 fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) -> Vec<Query> {
     let Some(inode) = stack.inode(ino) else {
         return Vec::new();
     };
     let bs = u64::from(stack.block_size());
     let size = inode.size;
-    let blocks = size.div_ceil(bs);
+    // To EOF or the end of the last extent, whichever is later.
+    let mapped_end = stack
+        .learned(ino)
+        .and_then(|ix| ix.extents().last())
+        .map_or(0, |e| e.end());
+    let blocks = size.div_ceil(bs).max(mapped_end);
     let mut lblks: Vec<u64> = if blocks <= opts.exhaustive_blocks {
         (0..blocks).collect()
     } else {
@@ -174,24 +180,21 @@ fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) 
         .iter()
         .enumerate()
         .map(|(i, &b)| {
-            let pos = (b * bs + rng.below(bs)).min(size.saturating_sub(1));
-            Query {
-                ino: u64::from(ino),
-                pos,
-                count: counts[i % counts.len()],
+            let pos = b * bs + rng.below(bs);
+            let count = counts[i % counts.len()];
+            if i % 2 == 1 || pos >= size {
+                Query::report(ino, pos, count)
+            } else {
+                Query::read(ino, pos, count)
             }
         })
         .collect();
-    // At EOF, and a zero count: both evaluators must refuse.
-    out.push(Query {
-        ino: u64::from(ino),
-        pos: size,
-        count: 1,
-    });
-    out.push(Query {
-        ino: u64::from(ino),
-        pos: 0,
-        count: 0,
-    });
+    // At EOF: a read must be refused by both, a report answered. A zero count: refused.
+    out.extend([
+        Query::read(ino, size, 1),
+        Query::report(ino, size, 1),
+        Query::read(ino, 0, 0),
+        Query::report(ino, 0, 0),
+    ]);
     out
 }

@@ -105,6 +105,7 @@ pub fn block_queries(ino: u64, block_size: u32, lblks: &[u32]) -> Vec<Query> {
             ino,
             pos: u64::from(b) * u64::from(block_size),
             count: u64::from(block_size),
+            ..Query::default()
         })
         .collect()
 }

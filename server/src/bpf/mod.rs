@@ -31,7 +31,7 @@ use std::io;
 
 pub use tier::{BpfFile, BpfTier, Limits, LoadReport, Skip, Status};
 
-use predictor::{Mapping, Outcome, QueryError, TierKind, TierStack};
+use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
 
 /// Why the BPF tier is not available.
 #[derive(Debug, thiserror::Error)]
@@ -129,16 +129,14 @@ pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError
 pub fn query(
     bpf: Option<&BpfTier>,
     stack: &TierStack,
-    ino: u32,
-    pos: u64,
-    count: u64,
+    query: Query,
 ) -> Result<(Mapping, TierKind), QueryError> {
-    query_many(bpf, stack, &[(ino, pos, count)])
+    query_many(bpf, stack, &[query])
         .pop()
-        .unwrap_or(Err(QueryError::UnknownInode { ino }))
+        .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }))
 }
 
-/// Answers `queries` (inode, pos, count) with the BPF program first, one test run per
+/// Answers `queries` with the BPF program first, one test run per
 /// [`tier::REGION_SLOTS`] queries, and the stack for every query it falls back on (or for all
 /// of them without a BPF tier): the query path of `mount --tier bpf`, `serve --bpf` and
 /// `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters, and audited like
@@ -147,22 +145,12 @@ pub fn query(
 pub fn query_many(
     bpf: Option<&BpfTier>,
     stack: &TierStack,
-    queries: &[(u32, u64, u64)],
+    queries: &[Query],
 ) -> Vec<Result<(Mapping, TierKind), QueryError>> {
     let Some(bpf) = bpf else {
-        return queries
-            .iter()
-            .map(|&(ino, pos, count)| stack.query(ino, pos, count))
-            .collect();
+        return queries.iter().map(|&q| stack.query(q)).collect();
     };
-    let input: Vec<abi::Query> = queries
-        .iter()
-        .map(|&(ino, pos, count)| abi::Query {
-            ino: u64::from(ino),
-            pos,
-            count,
-        })
-        .collect();
+    let input: Vec<abi::Query> = queries.iter().map(|&q| abi::Query::from(q)).collect();
     let answers = match bpf.answer(&input, 0) {
         Ok(a) => a,
         Err(e) => {
@@ -176,19 +164,19 @@ pub fn query_many(
     queries
         .iter()
         .enumerate()
-        .map(|(i, &(ino, pos, count))| {
+        .map(|(i, &q)| {
             let answer = answers.get(i);
             if let Some(m) = answer.and_then(abi::Answer::mapping) {
                 stack.count_outside(TierKind::Bpf, Outcome::Answered);
                 // With --audit, the B-tree checks the kernel's answer too.
-                return Ok((stack.audit_outside(ino, pos, count, m), TierKind::Bpf));
+                return Ok((stack.audit_outside(q, m), TierKind::Bpf));
             }
             let outcome = match answer.map(abi::Answer::status) {
                 Some(Status::Missed) => Outcome::Missed,
                 _ => Outcome::Declined,
             };
             stack.count_outside(TierKind::Bpf, outcome);
-            stack.query(ino, pos, count)
+            stack.query(q)
         })
         .collect()
 }

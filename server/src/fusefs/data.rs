@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use ext4::{Fs, Inode};
-use predictor::{MappingType, QueryError};
+use predictor::{MappingType, Query, QueryError};
 
 use crate::stats::{Counter, Stats};
 
@@ -116,7 +116,7 @@ impl Data {
         while pos < end {
             let (m, _) = self
                 .stats
-                .query(ino, pos, end - pos)
+                .query(Query::read(ino, pos, end - pos))
                 .map_err(|source| DataError::Query { ino, pos, source })?;
             let len = m.length.min(end - pos);
             if len == 0 {
@@ -165,7 +165,8 @@ impl Data {
         while pos < size {
             let (m, _) = self
                 .stats
-                .query(ino, pos, size - pos)
+                // The kernel's iomap_seek_data/hole ask with IOMAP_REPORT, bounded by i_size.
+                .query(Query::report(ino, pos, size - pos))
                 .map_err(|source| DataError::Query { ino, pos, source })?;
             if m.length == 0 {
                 return Err(DataError::Empty { ino, pos });
