@@ -5,6 +5,9 @@
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     # default 150 s, all four targets
 #
+# With JSON=FILE, each target's result is also appended to FILE as one JSON object (target,
+# seconds, execs, cov, ft, corpus, artifacts, exit): what `scripts/results.sh` collects.
+#
 # Seeds are generated here into fuzz/work/ and fuzz/corpus/ (git-ignored), never committed:
 #   superblock   the e2fsprogs corpus images (gunzipped, cut to 1 MiB; libFuzzer reads the
 #                first max_len = 256 KiB) and small mkfs images
@@ -145,6 +148,10 @@ for t in "${TARGETS[@]}"; do
     line="$t: execs=$execs cov=${cov:-?} ft=${ft:-?} corpus=$units artifacts=$crashes exit=$rc (log $log)"
     echo "$line" >&2
     summary+="$line"$'\n'
+    if [ -n "${JSON:-}" ]; then
+        printf '{"target":"%s","seconds":%s,"execs":%s,"cov":%s,"ft":%s,"corpus":%s,"artifacts":%s,"exit":%s}\n' \
+            "$t" "$SECS" "${execs:-0}" "${cov:-null}" "${ft:-null}" "$units" "$crashes" "$rc" >>"$JSON"
+    fi
 done
 echo "== summary (${SECS}s per target)"
 printf '%s' "$summary"

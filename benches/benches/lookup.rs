@@ -1,9 +1,14 @@
-//! Lookup time per structure and extent-map size, uniform and sequential query streams; and on
-//! real images, the same plus the on-disk walk.
+//! Lookup time per structure and extent-map size in the two regimes (`benches` crate docs):
+//! warm (`uniform-warm`, `sequential-warm`: one structure, one batch of 4096 queries repeated)
+//! and cold (`uniform-cold`: the batch spread over copies of the structure filling twice the
+//! last-level cache); and on real images, warm uniform queries plus the on-disk walk.
 
 use std::hint::black_box;
 
-use benches::{budget, real_files, run_batch, BATCH, MAP_SEED, SIZES};
+use benches::{
+    budget, cold_copies, cold_queries, real_files, run_batch, run_cold_batch, BATCH, MAP_SEED,
+    SIZES,
+};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
@@ -11,13 +16,12 @@ use criterion::{
 use ext4::Extent;
 use predictor::synth::{allocator_like, sequential_queries, uniform_queries};
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex, RangeMapIndex,
-    SortedIndex, XfsIextIndex,
+    BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
+    RangeMapIndex, SortedIndex, XfsIextIndex,
 };
 
-/// Benches one structure on each query stream. Generic, so each structure's `find` is
-/// inlined into the loop as it would be in a server (no virtual call per lookup).
-fn bench_all<I: ExtentIndex>(
+/// Warm-regime streams: one structure, one batch repeated.
+fn bench_warm<I: ExtentIndex>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     ix: &I,
@@ -30,41 +34,72 @@ fn bench_all<I: ExtentIndex>(
     }
 }
 
-/// Builds each structure in turn (only one large one alive at a time) and benches it.
+/// Benches one structure, built by `build`, in both regimes: the warm streams on one copy,
+/// then `uniform-cold` over as many copies as fill twice the last-level cache (only one
+/// structure's copies alive at a time). Generic, so each structure's `find` is inlined into
+/// the loop as it would be in a server (no virtual call per lookup).
+fn bench_structure<I: ExtentIndex>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    build: impl Fn() -> I,
+    warm: &[(&str, Vec<u32>)],
+    cold_keys: &[u32],
+) {
+    let ix = build();
+    bench_warm(g, name, &ix, warm);
+    let copies = cold_copies(ix.heap_bytes() + std::mem::size_of::<I>());
+    drop(ix);
+    let all: Vec<I> = (0..copies).map(|_| build()).collect();
+    let qs = cold_queries(cold_keys, copies, 4);
+    g.bench_with_input(BenchmarkId::new(name, "uniform-cold"), &qs, |b, qs| {
+        b.iter(|| run_cold_batch(&all, black_box(qs)))
+    });
+}
+
+/// Every structure over `exts`, in turn.
 fn bench_structures(
     g: &mut BenchmarkGroup<'_, WallTime>,
     exts: &[Extent],
-    streams: &[(&str, Vec<u32>)],
+    warm: &[(&str, Vec<u32>)],
+    cold_keys: &[u32],
 ) {
-    match LearnedIndex::fit(exts, &FitParams::default()) {
-        Ok(l) => bench_all(g, "learned", &l, streams),
-        Err(e) => panic!("fitting the map failed: {e}"),
-    }
-    bench_all(g, "sorted", &SortedIndex::new(exts.to_vec()), streams);
-    bench_all(g, "btree", &BTreeIndex::new(exts), streams);
-    bench_all(g, "rangemap", &RangeMapIndex::new(exts), streams);
+    let or_panic = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("{what}: {e}") };
+    let fit = || {
+        LearnedIndex::fit(exts, &FitParams::default())
+            .unwrap_or_else(|e| or_panic("fitting the map", &e))
+    };
+    bench_structure(g, "learned", fit, warm, cold_keys);
+    let compact =
+        || CompactIndex::new(exts).unwrap_or_else(|e| or_panic("building the compact index", &e));
+    bench_structure(g, "learned-compact", compact, warm, cold_keys);
+    bench_structure(
+        g,
+        "sorted",
+        || SortedIndex::new(exts.to_vec()),
+        warm,
+        cold_keys,
+    );
+    bench_structure(g, "btree", || BTreeIndex::new(exts), warm, cold_keys);
+    bench_structure(g, "rangemap", || RangeMapIndex::new(exts), warm, cold_keys);
     // The kernel-style in-core extent tree, XFS's 16-byte records and fuse-iomap's 32-byte ones.
-    match XfsIextIndex::new(exts) {
-        Ok(t) => bench_all(g, "iext16", &t, streams),
-        Err(e) => panic!("building the xfs16 iext tree failed: {e}"),
-    }
-    match FuseIextIndex::new(exts) {
-        Ok(t) => bench_all(g, "iext32", &t, streams),
-        Err(e) => panic!("building the fuse32 iext tree failed: {e}"),
-    }
+    let xfs = || XfsIextIndex::new(exts).unwrap_or_else(|e| or_panic("the xfs16 iext tree", &e));
+    bench_structure(g, "iext16", xfs, warm, cold_keys);
+    let fuse = || FuseIextIndex::new(exts).unwrap_or_else(|e| or_panic("the fuse32 iext tree", &e));
+    bench_structure(g, "iext32", fuse, warm, cold_keys);
 }
 
 fn synthetic(c: &mut Criterion) {
     for n in SIZES {
         let exts = allocator_like(n, MAP_SEED);
-        let streams = [
-            ("uniform", uniform_queries(&exts, BATCH, 1)),
-            ("sequential", sequential_queries(&exts, BATCH, 2)),
+        let uniform = uniform_queries(&exts, BATCH, 1);
+        let warm = [
+            ("uniform-warm", uniform.clone()),
+            ("sequential-warm", sequential_queries(&exts, BATCH, 2)),
         ];
         let mut g = c.benchmark_group(format!("lookup/{n}"));
         budget(&mut g, n);
         g.throughput(Throughput::Elements(BATCH as u64));
-        bench_structures(&mut g, &exts, &streams);
+        bench_structures(&mut g, &exts, &warm, &uniform);
         g.finish();
     }
 }
@@ -74,9 +109,10 @@ fn real(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("real/{} ({} extents)", f.name, f.extents.len()));
         budget(&mut g, f.extents.len());
         g.throughput(Throughput::Elements(BATCH as u64));
-        let streams = [("uniform", uniform_queries(&f.extents, BATCH, 3))];
-        bench_structures(&mut g, &f.extents, &streams);
-        bench_all(
+        let uniform = uniform_queries(&f.extents, BATCH, 3);
+        let streams = [("uniform-warm", uniform.clone())];
+        bench_structures(&mut g, &f.extents, &streams, &uniform);
+        bench_warm(
             &mut g,
             "ondisk",
             &OnDiskIndex::new(f.fs.clone(), f.inode.clone()),

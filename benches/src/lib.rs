@@ -1,9 +1,12 @@
 //! Shared setup of the benches: extent-map sizes, query batches, timing budgets, and the real
 //! test images' most fragmented files.
 //!
-//! Benches: `lookup` (every structure, every size, uniform and sequential queries, plus the
-//! on-disk walk on real images), `window` (learned lookup cost against `max_window`), `fit`
-//! (fitting throughput), `memory` (bytes per extent, measured with a counting allocator).
+//! Benches: `lookup` (every structure, every size, in two regimes: warm, one structure and its
+//! query batch resident in cache, uniform and sequential queries; cold, uniform queries spread
+//! over copies of the structure whose bytes together are twice the last-level cache, as an
+//! in-kernel mapping cache sees when it holds many files' maps; plus the on-disk walk on real
+//! images), `window` (learned lookup cost against `max_window`), `fit` (fitting throughput),
+//! `memory` (bytes per extent, measured with a counting allocator).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,38 @@ pub const MAP_SEED: u64 = 42;
 pub fn run_batch<I: ExtentIndex + ?Sized>(ix: &I, queries: &[u32]) -> u64 {
     queries.iter().fold(0u64, |acc, &q| {
         acc.wrapping_add(match ix.find(q) {
+            Lookup::Found(ext4::BlockMap::Mapped(e)) => e.pblk,
+            Lookup::Found(ext4::BlockMap::Hole { next }) => u64::from(next.unwrap_or(1)),
+            Lookup::Declined | Lookup::Missed => 7,
+        })
+    })
+}
+
+/// Most copies of one structure in the cold regime (maps of one or ten extents would need
+/// millions to fill twice the cache).
+pub const MAX_COLD_COPIES: usize = 100_000;
+
+/// How many copies of a structure of `bytes_each` bytes (heap and value) make the cold
+/// regime's working set: twice the last-level cache, at most [`MAX_COLD_COPIES`].
+pub fn cold_copies(bytes_each: usize) -> usize {
+    (2 * predictor::synth::last_level_cache())
+        .div_ceil(bytes_each.max(64))
+        .clamp(1, MAX_COLD_COPIES)
+}
+
+/// Cold-regime queries: each key of `keys` sent to a random one of `copies` structures.
+pub fn cold_queries(keys: &[u32], copies: usize, seed: u64) -> Vec<(u32, u32)> {
+    let mut rng = predictor::synth::Rng::new(seed);
+    keys.iter()
+        .map(|&q| (rng.below(copies as u64) as u32, q))
+        .collect()
+}
+
+/// [`run_batch`] over the copies: each query looks its key up in its copy.
+#[inline]
+pub fn run_cold_batch<I: ExtentIndex>(copies: &[I], queries: &[(u32, u32)]) -> u64 {
+    queries.iter().fold(0u64, |acc, &(c, q)| {
+        acc.wrapping_add(match copies[c as usize].find(q) {
             Lookup::Found(ext4::BlockMap::Mapped(e)) => e.pblk,
             Lookup::Found(ext4::BlockMap::Hole { next }) => u64::from(next.unwrap_or(1)),
             Lookup::Declined | Lookup::Missed => 7,

@@ -118,3 +118,29 @@ pub fn sequential_queries(exts: &[Extent], count: usize, seed: u64) -> Vec<u32> 
         .map(|i| ((start + i) % top) as u32)
         .collect()
 }
+
+/// Bytes of this machine's largest CPU cache (the last level), from
+/// `/sys/devices/system/cpu/cpu0/cache/index*/size`; 32 MiB if sysfs does not say. What the
+/// cold lookup regime (a working set of twice this, or this evicted between lookups) is sized
+/// from.
+pub fn last_level_cache() -> usize {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
+        .filter_map(|s| parse_size(s.trim()))
+        .max()
+        .unwrap_or(32 << 20)
+}
+
+/// `32768K` / `1M` / `512` as bytes.
+fn parse_size(s: &str) -> Option<usize> {
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>().ok().map(|n| n * mult)
+}

@@ -20,7 +20,7 @@
 //! round, so drift in clock speed or cache state hits them alike.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -130,7 +130,7 @@ impl Evictor {
     /// Sized from `/sys/devices/system/cpu/cpu0/cache/index*/size` (the largest level; 32 MiB
     /// if sysfs does not say).
     pub fn new() -> Result<Self> {
-        let llc = largest_cache().unwrap_or(32 << 20);
+        let llc = predictor::synth::last_level_cache();
         let len = (2 * llc).next_multiple_of(2 << 20);
         // SAFETY: an anonymous private mapping with no address hint; the result is checked.
         let map = unsafe {
@@ -196,27 +196,6 @@ impl Drop for Evictor {
         // SAFETY: unmapping our own mapping once; no slice of it outlives `self`.
         unsafe { libc::munmap(self.map.cast(), self.len) };
     }
-}
-
-/// The largest cache size sysfs lists for CPU 0, in bytes.
-fn largest_cache() -> Option<usize> {
-    let dir = Path::new("/sys/devices/system/cpu/cpu0/cache");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
-        .filter_map(|s| parse_size(s.trim()))
-        .max()
-}
-
-/// `32768K` / `1M` / `512` as bytes.
-fn parse_size(s: &str) -> Option<usize> {
-    let (num, mult) = match s.chars().last()? {
-        'K' => (&s[..s.len() - 1], 1 << 10),
-        'M' => (&s[..s.len() - 1], 1 << 20),
-        'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<usize>().ok().map(|n| n * mult)
 }
 
 /// Builds every structure of [`RACED`] over `d` and races them; one row per structure that

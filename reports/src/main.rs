@@ -15,6 +15,7 @@ mod population;
 mod readme;
 mod reads;
 mod report;
+mod results;
 mod structures;
 mod table;
 mod timing;
@@ -65,10 +66,15 @@ enum Command {
     /// allocator, median ns per lookup for uniform queries warm and cold (caches evicted by
     /// reading twice the last-level cache before each lookup) and sequential queries.
     Structures(compare::Args),
-    /// Rewrite the README's demo section from the committed demo report (its run facts and
-    /// summary, verbatim), so the README never quotes a number by hand; --check only says
+    /// Rewrite the README's generated sections: the demo section from the committed demo
+    /// report (its run facts and summary, verbatim) and the results section from
+    /// results/results.json, so the README never quotes a number by hand; --check only says
     /// whether the README is up to date (exit 1 if not).
     Readme(ReadmeArgs),
+    /// Gather the measurements of `scripts/results.sh` (criterion's lookup bench, `server bpf
+    /// latency`, `server load`, reads.sh, fuzz.sh) into results/results.json, with the commit
+    /// and machine they came from; `reports readme` renders them into the README.
+    Results(results::Args),
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +85,9 @@ struct ReadmeArgs {
     /// The demo report it quotes.
     #[arg(long, default_value = "reports/demo/report.md")]
     report: PathBuf,
+    /// The results file it quotes (written by `reports results`).
+    #[arg(long, default_value = results::DEFAULT_FILE)]
+    results: PathBuf,
     /// Change nothing; exit 1 if the README differs from what would be written.
     #[arg(long)]
     check: bool,
@@ -161,6 +170,10 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     let (input, opts) = match command {
         Command::Readme(r) => return readme(&r),
+        Command::Results(a) => {
+            results::run(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Structures(a) => {
             compare::run(&a)?;
             return Ok(ExitCode::SUCCESS);
@@ -202,7 +215,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `reports readme [--check]`.
 fn readme(r: &ReadmeArgs) -> anyhow::Result<ExitCode> {
-    let up_to_date = readme::run(&r.readme, &r.report, r.check)?;
+    let up_to_date = readme::run(&r.readme, &r.report, &r.results, r.check)?;
     Ok(if up_to_date {
         println!(
             "{} is up to date with {}",

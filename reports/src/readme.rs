@@ -1,17 +1,24 @@
-//! `reports readme`: the README's demo section, rebuilt from the committed demo report, so the
-//! numbers the README quotes are the report's own and never typed by hand. `--check` says
-//! whether the README is what it would write (CI runs it).
+//! `reports readme`: the README's generated sections, rebuilt from committed files so the
+//! numbers the README quotes are never typed by hand: the demo section from the committed demo
+//! report, the results section from `results/results.json` (criterion, BPF latency, fio,
+//! socket load, fuzzing; see [`crate::results`]). `--check` says whether the README is what it
+//! would write (CI runs it).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-/// The line before the generated section.
+/// The line before the demo section.
 pub const BEGIN: &str =
     "<!-- reports readme: begin. Generated from reports/demo/report.md by `reports readme`; do not edit. -->";
 /// The line after it.
 pub const END: &str = "<!-- reports readme: end -->";
+/// The line before the results section.
+pub const RESULTS_BEGIN: &str =
+    "<!-- reports readme results: begin. Generated from results/results.json by `reports readme`; do not edit. -->";
+/// The line after it.
+pub const RESULTS_END: &str = "<!-- reports readme results: end -->";
 
 /// The generated section: the run's facts (command, date, machine, load, run time) and the
 /// report's summary bullets, verbatim, with figures 8 and 1. `report_link` is the report's
@@ -52,10 +59,17 @@ pub fn section(report: &str, report_link: &str) -> Result<String> {
     Ok(md)
 }
 
-/// `readme` with the section replaced by `generated`; fails without the two marker lines.
+/// `readme` with the demo section replaced by `generated` (which carries its marker lines);
+/// fails without the two marker lines.
 pub fn splice(readme: &str, generated: &str) -> Result<String> {
-    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
-        bail!("the README has no generated section (the lines {BEGIN:?} ... {END:?})");
+    splice_between(readme, BEGIN, END, generated)
+}
+
+/// `readme` with the text from the line `begin` to the line `end` (both included) replaced by
+/// `generated`.
+fn splice_between(readme: &str, begin: &str, end: &str, generated: &str) -> Result<String> {
+    let (Some(b), Some(e)) = (readme.find(begin), readme.find(end)) else {
+        bail!("the README has no generated section (the lines {begin:?} ... {end:?})");
     };
     if e < b {
         bail!("the README's generated section ends before it begins");
@@ -63,17 +77,18 @@ pub fn splice(readme: &str, generated: &str) -> Result<String> {
     Ok(format!(
         "{}{generated}{}",
         &readme[..b],
-        &readme[e + END.len()..]
+        &readme[e + end.len()..]
     ))
 }
 
-/// Rewrites (or, with `check`, compares) the README's generated section from `report`.
-/// Returns whether the README already was up to date.
-pub fn run(readme: &Path, report: &Path, check: bool) -> Result<bool> {
+/// Rewrites (or, with `check`, compares) the README's generated sections from `report` and
+/// `results`. Returns whether the README already was up to date.
+pub fn run(readme: &Path, report: &Path, results: &Path, check: bool) -> Result<bool> {
     let text =
         std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let rep =
         std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
+    let res = crate::results::read(results)?;
     // The README links the report relative to itself.
     let base = readme.parent().unwrap_or(Path::new("."));
     let link = report
@@ -82,6 +97,11 @@ pub fn run(readme: &Path, report: &Path, check: bool) -> Result<bool> {
         .to_string_lossy()
         .into_owned();
     let new = splice(&text, &section(&rep, &link)?)?;
+    let generated = format!(
+        "{RESULTS_BEGIN}\n\n{}\n\n{RESULTS_END}",
+        crate::results::render(&res)
+    );
+    let new = splice_between(&new, RESULTS_BEGIN, RESULTS_END, &generated)?;
     let same = new == text;
     if !check && !same {
         std::fs::write(readme, &new).with_context(|| format!("writing {}", readme.display()))?;

@@ -6,6 +6,8 @@
 # the image file itself is read into the host page cache first, so every path reads warm
 # bytes and the differences are the mapping and FUSE paths. Not pinned to CPUs unless
 # PIN=same (server / fuse2fs and fio all on CPU 0) or PIN=split (server on CPU 0, fio on CPU 1).
+# With JSON=FILE, each fio run also appends one JSON object (path, rw, jobs, pin, seconds, iops,
+# p50_us, p99_us) to FILE: what `scripts/results.sh` collects for the README.
 #
 #   bash server/bench/reads.sh IMAGE PATH-IN-IMAGE PACK [SECONDS] [JOBS...]
 #   e.g. bash server/bench/reads.sh demo-punched-4k.img /punched-100k punched.pack 8 1 4
@@ -14,7 +16,7 @@
 set -euo pipefail
 IMAGE=$(realpath "$1"); FILE=${2#/}; PACK=$(realpath "$3"); SECS=${4:-8}; shift $(( $# < 4 ? $# : 4 ))
 JOBS=("${@:-1}")
-SERVER=${SERVER:-$(dirname "$0")/../../target/release/server}
+SERVER=${SERVER:-${CARGO_TARGET_DIR:-$(dirname "$0")/../../target}/release/server}
 WORK=$(mktemp -d); MNT=$WORK/mnt; mkdir -p "$MNT"
 PIN_SERVER=(); PIN_FIO=()
 case "${PIN:-}" in
@@ -32,10 +34,16 @@ wait_mounted() {
 SUMMARY=$(cat <<'PY'
 import json, sys
 r = json.load(sys.stdin)["jobs"][0]["read"]
-label, rw, jobs = sys.argv[1:]
+label, rw, jobs, pin, secs, out = sys.argv[1:]
 lat = r["clat_ns"]["percentile"]
+p50, p99 = lat["50.000000"] / 1000, lat["99.000000"] / 1000
 print(f"{label:22} {rw:9} jobs={jobs}  {r['iops']:9.0f} IOPS  {r['bw'] / 1024:7.1f} MiB/s  "
-      f"p50 {lat['50.000000'] / 1000:6.1f} us  p99 {lat['99.000000'] / 1000:6.1f} us")
+      f"p50 {p50:6.1f} us  p99 {p99:6.1f} us")
+if out:
+    with open(out, "a") as f:
+        f.write(json.dumps({"path": label, "rw": rw, "jobs": int(jobs), "pin": pin or "none",
+                            "seconds": float(secs), "iops": r["iops"], "p50_us": p50,
+                            "p99_us": p99}) + "\n")
 PY
 )
 
@@ -45,7 +53,7 @@ run_fio() { # label
       out=$("${PIN_FIO[@]}" fio --name=r --filename="$MNT/$FILE" --rw=$rw --bs=4k --direct=1 \
         --ioengine=psync --runtime="$SECS" --time_based --numjobs="$j" --group_reporting \
         --output-format=json)
-      python3 -c "$SUMMARY" "$1" "$rw" "$j" <<<"$out"
+      python3 -c "$SUMMARY" "$1" "$rw" "$j" "${PIN:-}" "$SECS" "${JSON:-}" <<<"$out"
     done
   done
 }

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ext4::Extent;
-use predictor::{BTreeIndex, ExtentIndex, LearnedIndex};
+use predictor::{BTreeIndex, ExtentIndex, LearnedIndex, XfsIextIndex};
 use serde::Serialize;
 
 use super::abi::{self, Query};
@@ -45,6 +45,9 @@ pub struct LatencyRow {
     pub user_learned_ns: f64,
     /// `BTreeMap` (the `btree` tier) on the same queries.
     pub user_btree_ns: f64,
+    /// The kernel's in-core extent tree design with XFS's 16-byte records (`iext16`), the
+    /// structure fuse-iomap caches mappings in, on the same queries.
+    pub user_iext16_ns: f64,
 }
 
 /// Measures file `ino` (loaded in `bpf`, with userspace index `index`) on the blocks `lblks`
@@ -80,6 +83,11 @@ pub fn measure(
     let btree = BTreeIndex::new(&extents);
     let user_learned_ns = time_user(lblks, rounds, |q| index.probe(q));
     let user_btree_ns = time_user(lblks, rounds, |q| btree.find(q));
+    let user_iext16_ns = match XfsIextIndex::new(&extents) {
+        Ok(iext) => time_user(lblks, rounds, |q| iext.find(q)),
+        // A map the 16-byte records cannot hold (lengths or addresses over their fields).
+        Err(_) => f64::NAN,
+    };
     Ok(LatencyRow {
         extents: index.len(),
         segments: index.segment_count(),
@@ -92,6 +100,7 @@ pub fn measure(
         bpf_probes,
         user_learned_ns,
         user_btree_ns,
+        user_iext16_ns,
     })
 }
 
