@@ -147,10 +147,10 @@ impl Request {
     ///
     /// The mapping starts at `pos` and runs to the end of the extent (mapped, unwritten) or of
     /// the hole (the start of the next extent, or forever if none follows), clipped to
-    /// `pos + count` and, for reads, to the file size. It stops at the extent's end even when the next
-    /// extent continues physically and with the same type: that is what `ext4_map_blocks`
-    /// reports to iomap (one extent per call), and it keeps the answer a function of one
-    /// `BlockMap`, so every tier can produce it from a single lookup.
+    /// `pos + count` and, for reads, to the file size. It stops at the extent's end even when
+    /// the next extent continues physically and with the same type: that is what
+    /// `ext4_map_blocks` reports to iomap (one extent per call), and it keeps the answer a
+    /// function of one `BlockMap`, so every tier can produce it from a single lookup.
     ///
     /// A `BlockMap` that does not cover the request's block (an extent that does not contain
     /// it, a hole whose end is not after it) is an [`QueryError::Inconsistent`] error: the

@@ -47,7 +47,8 @@ Needs root (CAP_BPF): the program is loaded and run in the kernel with BPF_PROG_
 Output: {\"files\":..,\"files_loaded\":..,\"queries\":..,\"handled\":..,\"fallbacks\":{reason:n},
          \"wrong\":0,\"unexpected_fallbacks\":0,\"unexpected_answers\":0,...}
 Fallback reasons: no_model (no active model for the file, or the program did not take it),
-bad_query (count 0, a read at or past EOF), window (over the program's bound), missed (verification).
+bad_query (count 0, a read at or past EOF), window (over the program's bound), missed
+(verification).
 
 Example:
   server bpf check disk.img --models disk.pack")]

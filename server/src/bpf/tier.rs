@@ -143,7 +143,8 @@ pub enum Status {
     Handled,
     /// FALLBACK: no model loaded for the inode.
     NoModel,
-    /// FALLBACK: a query the userspace tiers must refuse (count 0, a read past EOF, block too large).
+    /// FALLBACK: a query the userspace tiers must refuse (count 0, a read past EOF, block too
+    /// large).
     BadQuery,
     /// FALLBACK: the window is over the program's bound.
     Window,
