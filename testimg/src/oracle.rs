@@ -472,23 +472,50 @@ fn batch(image: &Path, script: &str) -> Result<(Output, String)> {
     cmd::debugfs_script(image, script, file.path(), false)
 }
 
-fn expect_sections<'a>(
-    ctx: &Ctx<'_>,
-    stdout: &'a str,
-    count: usize,
-    complaints: &str,
-) -> Result<Vec<Vec<&'a str>>> {
-    let sections = split_sections(stdout);
-    if sections.len() != count {
+/// The one debugfs runner of the oracles: runs `commands` in one read-only batch and parses
+/// each command's output section with `parse`, which gets the command's index, a context
+/// naming the command (so errors say which path), the section's lines, and what debugfs
+/// printed on stderr for the whole batch (the parser decides whether that is fatal for its
+/// section).
+fn each_command<T>(
+    image: &Path,
+    commands: &[String],
+    parse: impl Fn(usize, &Ctx<'_>, &[&str], &str) -> Result<T>,
+) -> Result<Vec<T>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let script: String = commands.iter().map(|c| format!("{c}\n")).collect();
+    let (out, complaints) = batch(image, &script)?;
+    let text = out.stdout_text();
+    let sections = split_sections(&text);
+    if sections.len() != commands.len() {
+        let run = Ctx {
+            command: &out.command,
+            image,
+        };
         if !complaints.is_empty() {
-            return Err(ctx.debugfs_err(complaints));
+            return Err(run.debugfs_err(&complaints));
         }
-        return Err(ctx.parse_err(
-            format!("expected {count} echoed commands, found {}", sections.len()),
-            stdout.lines().next().unwrap_or(""),
+        return Err(run.parse_err(
+            format!(
+                "expected {} echoed commands, found {}",
+                commands.len(),
+                sections.len()
+            ),
+            text.lines().next().unwrap_or(""),
         ));
     }
-    Ok(sections.into_iter().map(|(_, lines)| lines).collect())
+    sections
+        .iter()
+        .enumerate()
+        .map(|(i, (command, lines))| parse(i, &Ctx { command, image }, lines, &complaints))
+        .collect()
+}
+
+/// Whether a section printed nothing.
+fn blank(lines: &[&str]) -> bool {
+    lines.iter().all(|l| l.trim().is_empty())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,18 +524,19 @@ fn expect_sections<'a>(
 /// The extent tree of `path` from `debugfs -R "ex PATH" IMAGE`: depth, leaf extents and index
 /// entries. Fails for a file that is not extent-mapped (block map, inline data, fast symlink).
 pub fn extent_tree(image: &Path, path: &str) -> Result<ExtentTree> {
-    let request = format!("ex {}", debugfs_path(path)?);
-    let (out, complaints) = cmd::debugfs_request(image, &request)?;
-    let ctx = Ctx {
-        command: &out.command,
-        image,
-    };
-    if !complaints.is_empty() {
-        return Err(ctx.debugfs_err(&complaints));
-    }
-    let text = out.stdout_text();
-    let lines: Vec<&str> = text.lines().collect();
-    parse_ex(&ctx, &lines)
+    let command = format!("ex {}", debugfs_path(path)?);
+    let mut trees = each_command(image, &[command], |_, ctx, lines, complaints| {
+        // One command: whatever debugfs complained about is about it.
+        if !complaints.is_empty() {
+            return Err(ctx.debugfs_err(complaints));
+        }
+        parse_ex(ctx, lines)
+    })?;
+    trees.pop().ok_or_else(|| Error::Unexpected {
+        image: image.to_owned(),
+        path: path.to_owned(),
+        reason: "ex gave no answer".into(),
+    })
 }
 
 /// Leaf extents of `path`, whatever maps its blocks:
@@ -524,47 +552,33 @@ pub fn extents(image: &Path, path: &str) -> Result<Vec<OracleExtent>> {
 /// [`extents`] for many paths in one or two debugfs runs (one `ex` per path, then one `stat`
 /// for the paths that are not extent-mapped). The result is in the order of `paths`.
 pub fn extents_many(image: &Path, paths: &[&str]) -> Result<Vec<Vec<OracleExtent>>> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut script = String::new();
-    for path in paths {
-        script.push_str("ex ");
-        script.push_str(&debugfs_path(path)?);
-        script.push('\n');
-    }
-    let (out, complaints) = batch(image, &script)?;
-    let text = out.stdout_text();
-    let ctx = Ctx {
-        command: &out.command,
-        image,
-    };
-    let sections = expect_sections(&ctx, &text, paths.len(), &complaints)?;
-    let mut result: Vec<Option<Vec<OracleExtent>>> = Vec::with_capacity(paths.len());
-    let mut others = Vec::new();
-    for (i, lines) in sections.iter().enumerate() {
-        // An extent-mapped file always gets the header line, even with no extents.
+    let commands = paths
+        .iter()
+        .map(|p| Ok(format!("ex {}", debugfs_path(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    // An extent-mapped file always gets the header line, even with no extents; the others
+    // (block maps, inline data) print nothing and are asked with `stat`.
+    let mut result = each_command(image, &commands, |_, ctx, lines, _| {
         if lines.iter().any(|l| l.starts_with("Level")) {
-            result.push(Some(parse_ex(&ctx, lines)?.extents));
+            Ok(Some(parse_ex(ctx, lines)?.extents))
         } else {
-            result.push(None);
-            others.push(i);
+            Ok(None)
         }
-    }
+    })?;
+    let others: Vec<usize> = (0..paths.len()).filter(|&i| result[i].is_none()).collect();
     if !others.is_empty() {
         let other_paths: Vec<&str> = others.iter().map(|&i| paths[i]).collect();
         let stats = stat_many(image, &other_paths)?;
         for (&i, stat) in others.iter().zip(stats) {
-            let runs = if stat.uses_extents() {
+            if stat.uses_extents() {
                 // `ex` printed nothing for an extent-mapped inode: that is debugfs failing.
-                return Err(ctx.debugfs_err(&format!(
-                    "{}: extent-mapped, but `ex` printed no tree: {complaints}",
-                    paths[i]
-                )));
-            } else {
-                stat.runs.unwrap_or_default()
-            };
-            result[i] = Some(runs);
+                return Err(Error::Unexpected {
+                    image: image.to_owned(),
+                    path: paths[i].to_owned(),
+                    reason: "extent-mapped, but `ex` printed no tree".into(),
+                });
+            }
+            result[i] = Some(stat.runs.unwrap_or_default());
         }
     }
     Ok(result.into_iter().map(Option::unwrap_or_default).collect())
@@ -582,77 +596,34 @@ pub fn stat(image: &Path, path: &str) -> Result<OracleStat> {
 
 /// [`stat`] for many paths in one debugfs run, in the order of `paths`.
 pub fn stat_many(image: &Path, paths: &[&str]) -> Result<Vec<OracleStat>> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut script = String::new();
-    for path in paths {
-        script.push_str("stat ");
-        script.push_str(&debugfs_path(path)?);
-        script.push('\n');
-    }
-    let (out, complaints) = batch(image, &script)?;
-    let text = out.stdout_text();
-    let ctx = Ctx {
-        command: &out.command,
-        image,
-    };
-    let sections = expect_sections(&ctx, &text, paths.len(), &complaints)?;
-    sections
+    let commands = paths
         .iter()
-        .zip(paths)
-        .map(|(lines, path)| {
-            if lines.iter().all(|l| l.trim().is_empty()) {
-                return Err(ctx.debugfs_err(&format!("no stat output for {path}: {complaints}")));
-            }
-            parse_stat(&ctx, lines)
-        })
-        .collect()
+        .map(|p| Ok(format!("stat {}", debugfs_path(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    each_command(image, &commands, |_, ctx, lines, complaints| {
+        if blank(lines) {
+            return Err(ctx.debugfs_err(complaints));
+        }
+        parse_stat(ctx, lines)
+    })
 }
 
 /// `debugfs -R "bmap PATH LBLK"`: the physical block of logical block `lblk`, or `None` for a
 /// hole.
 pub fn bmap(image: &Path, path: &str, lblk: u32) -> Result<Option<Bmap>> {
-    let request = format!("bmap {} {lblk}", debugfs_path(path)?);
-    let (out, complaints) = cmd::debugfs_request(image, &request)?;
-    let ctx = Ctx {
-        command: &out.command,
-        image,
-    };
-    if !complaints.is_empty() {
-        return Err(ctx.debugfs_err(&complaints));
-    }
-    let text = out.stdout_text();
-    let lines: Vec<&str> = text.lines().collect();
-    parse_bmap(&ctx, &lines)
+    Ok(bmap_many(image, path, &[lblk])?.pop().flatten())
 }
 
 /// [`bmap`] for many logical blocks of one file in one debugfs run, in the order of `lblks`.
 pub fn bmap_many(image: &Path, path: &str, lblks: &[u32]) -> Result<Vec<Option<Bmap>>> {
-    if lblks.is_empty() {
-        return Ok(Vec::new());
-    }
     let quoted = debugfs_path(path)?;
-    let mut script = String::with_capacity(lblks.len() * (quoted.len() + 16));
-    for lblk in lblks {
-        script.push_str(&format!("bmap {quoted} {lblk}\n"));
-    }
-    let (out, complaints) = batch(image, &script)?;
-    let text = out.stdout_text();
-    let ctx = Ctx {
-        command: &out.command,
-        image,
-    };
-    let sections = expect_sections(&ctx, &text, lblks.len(), &complaints)?;
-    sections
-        .iter()
-        .map(|lines| {
-            if lines.iter().all(|l| l.trim().is_empty()) {
-                return Err(ctx.debugfs_err(&complaints));
-            }
-            parse_bmap(&ctx, lines)
-        })
-        .collect()
+    let commands: Vec<String> = lblks.iter().map(|b| format!("bmap {quoted} {b}")).collect();
+    each_command(image, &commands, |_, ctx, lines, complaints| {
+        if blank(lines) {
+            return Err(ctx.debugfs_err(complaints));
+        }
+        parse_bmap(ctx, lines)
+    })
 }
 
 fn parse_ls_line(ctx: &Ctx<'_>, dir: &str, line: &str) -> Result<Option<OracleFile>> {
@@ -706,33 +677,31 @@ pub fn list_files(image: &Path) -> Result<Vec<OracleFile>> {
     let mut level: VecDeque<String> = VecDeque::from([String::from("/")]);
     while !level.is_empty() {
         let dirs: Vec<String> = level.drain(..).collect();
-        let mut script = String::new();
-        for dir in &dirs {
-            script.push_str("ls -p ");
-            script.push_str(&debugfs_path(dir)?);
-            script.push('\n');
-        }
-        let (run, complaints) = batch(image, &script)?;
-        let text = run.stdout_text();
-        let ctx = Ctx {
-            command: &run.command,
-            image,
-        };
-        let sections = expect_sections(&ctx, &text, dirs.len(), &complaints)?;
-        for (dir, lines) in dirs.iter().zip(sections) {
-            let entries: Vec<&str> = lines.into_iter().filter(|l| l.starts_with('/')).collect();
+        let commands = dirs
+            .iter()
+            .map(|d| Ok(format!("ls -p {}", debugfs_path(d)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let listed = each_command(image, &commands, |i, ctx, lines, complaints| {
+            let entries: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with('/'))
+                .collect();
+            // Every directory has at least "." and "..": nothing means debugfs failed.
             if entries.is_empty() {
-                // Every directory has at least "." and "..": nothing means debugfs failed.
-                return Err(ctx.debugfs_err(&format!("ls -p {dir} printed nothing: {complaints}")));
+                return Err(ctx.debugfs_err(complaints));
             }
-            for line in entries {
-                if let Some(file) = parse_ls_line(&ctx, dir, line)? {
-                    if file.kind == FileKind::Dir {
-                        level.push_back(file.path.clone());
-                    }
-                    out.push(file);
-                }
+            let parsed: Result<Vec<Option<OracleFile>>> = entries
+                .into_iter()
+                .map(|l| parse_ls_line(ctx, &dirs[i], l))
+                .collect();
+            Ok(parsed?.into_iter().flatten().collect::<Vec<_>>())
+        })?;
+        for file in listed.into_iter().flatten() {
+            if file.kind == FileKind::Dir {
+                level.push_back(file.path.clone());
             }
+            out.push(file);
         }
     }
     Ok(out)
