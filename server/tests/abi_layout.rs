@@ -1,0 +1,204 @@
+//! The BPF program's record layout, field by field. Every struct the program shares with the
+//! loader (`server/bpf/iomap_begin.h`) is read back from the BTF that clang wrote into the
+//! committed object, and each member's name and byte offset is compared with the Rust mirror in
+//! `server::bpf::abi`: two swapped fields of the same size, which the size assertions in
+//! `abi.rs` cannot see, fail here. No root or kernel needed: the object is parsed, not loaded.
+
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+
+use server::bpf::abi;
+
+/// The object the server embeds (`scripts/build-bpf.sh` builds it; CI checks it is the build
+/// of its source).
+const OBJECT: &[u8] = include_bytes!("../bpf/iomap_begin.bpf.o");
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
+}
+
+/// The bytes of ELF64 little-endian section `name`.
+fn section<'a>(elf: &'a [u8], name: &str) -> &'a [u8] {
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!((elf[4], elf[5]), (2, 1), "not ELF64 little-endian");
+    let shoff = u64_at(elf, 0x28) as usize;
+    let shentsize = usize::from(u16_at(elf, 0x3a));
+    let shnum = usize::from(u16_at(elf, 0x3c));
+    let shstrndx = usize::from(u16_at(elf, 0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let bytes = |i: usize| {
+        let h = header(i);
+        let (off, len) = (u64_at(elf, h + 24) as usize, u64_at(elf, h + 32) as usize);
+        &elf[off..off + len]
+    };
+    let names = bytes(shstrndx);
+    (0..shnum)
+        .find(|&i| {
+            let at = u32_at(elf, header(i)) as usize;
+            names[at..].split(|&c| c == 0).next() == Some(name.as_bytes())
+        })
+        .map(bytes)
+        .unwrap_or_else(|| panic!("no {name} section in the BPF object"))
+}
+
+/// Every struct of a BTF blob: name -> (size, members as (name, byte offset)).
+fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, Vec<(String, u32)>)> {
+    assert_eq!(u16_at(btf, 0), 0xeb9f, "BTF magic");
+    let hdr_len = u32_at(btf, 4) as usize;
+    let (type_off, type_len) = (u32_at(btf, 8) as usize, u32_at(btf, 12) as usize);
+    let str_off = u32_at(btf, 16) as usize;
+    let strings = &btf[hdr_len + str_off..];
+    let name = |at: u32| {
+        let s = strings[at as usize..]
+            .split(|&c| c == 0)
+            .next()
+            .unwrap_or(&[]);
+        String::from_utf8_lossy(s).into_owned()
+    };
+    let types = &btf[hdr_len + type_off..hdr_len + type_off + type_len];
+    let mut out = HashMap::new();
+    let mut at = 0;
+    while at < types.len() {
+        let (name_off, info, size) = (
+            u32_at(types, at),
+            u32_at(types, at + 4),
+            u32_at(types, at + 8),
+        );
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        at += 12;
+        // Bytes after the common header, by kind (linux/btf.h).
+        let extra = match kind {
+            1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+            3 => 12,              // ARRAY
+            4 | 5 => 12 * vlen,   // STRUCT, UNION
+            6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+            15 | 19 => 12 * vlen, // DATASEC, ENUM64
+            2 | 7..=12 | 16 | 18 => 0,
+            other => panic!("unknown BTF kind {other}"),
+        };
+        if kind == 4 {
+            let bitfields = info >> 31 == 1;
+            let members = (0..vlen)
+                .map(|i| {
+                    let m = at + 12 * i;
+                    let bits = u32_at(types, m + 8);
+                    let bits = if bitfields { bits & 0x00ff_ffff } else { bits };
+                    assert_eq!(bits % 8, 0, "a bit field in a shared struct");
+                    (name(u32_at(types, m)), bits / 8)
+                })
+                .collect();
+            out.insert(name(name_off), (size, members));
+        }
+        at += extra;
+    }
+    out
+}
+
+/// One shared struct: its C name, the Rust mirror's size and (C member name, Rust offset).
+/// `struct iomap_bpf_run` is not here: the program only casts the test-run packet to it, so
+/// clang emits no BTF for it, and the loader writes that packet byte by byte (`Run::packet`).
+type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
+
+fn layouts() -> Vec<Layout> {
+    use abi::{Answer, Bucket, Extent, File, Query, Seg};
+    vec![
+        (
+            "iomap_bpf_file",
+            size_of::<File>(),
+            vec![
+                ("size", offset_of!(File, size)),
+                ("ext_first", offset_of!(File, ext_first)),
+                ("ext_count", offset_of!(File, ext_count)),
+                ("seg_first", offset_of!(File, seg_first)),
+                ("seg_count", offset_of!(File, seg_count)),
+                ("blkbits", offset_of!(File, blkbits)),
+                ("radix_shift", offset_of!(File, radix_shift)),
+                ("radix_first", offset_of!(File, radix_first)),
+                ("radix_buckets", offset_of!(File, radix_buckets)),
+                ("radix_base", offset_of!(File, radix_base)),
+                ("pad", offset_of!(File, pad)),
+            ],
+        ),
+        (
+            "iomap_bpf_bucket",
+            size_of::<Bucket>(),
+            vec![
+                ("lo", offset_of!(Bucket, lo)),
+                ("hi", offset_of!(Bucket, hi)),
+            ],
+        ),
+        (
+            "iomap_bpf_seg",
+            size_of::<Seg>(),
+            vec![
+                ("first_key", offset_of!(Seg, first_key)),
+                ("first", offset_of!(Seg, first)),
+                ("last", offset_of!(Seg, last)),
+                ("e_lo", offset_of!(Seg, e_lo)),
+                ("e_hi", offset_of!(Seg, e_hi)),
+                ("pad", offset_of!(Seg, pad)),
+                ("slope", offset_of!(Seg, slope)),
+                ("intercept", offset_of!(Seg, intercept)),
+            ],
+        ),
+        (
+            "iomap_bpf_extent",
+            size_of::<Extent>(),
+            vec![
+                ("lblk", offset_of!(Extent, lblk)),
+                ("len", offset_of!(Extent, len)),
+                ("pblk", offset_of!(Extent, pblk)),
+            ],
+        ),
+        (
+            "iomap_bpf_query",
+            size_of::<Query>(),
+            vec![
+                ("opflags", offset_of!(Query, opflags)),
+                ("reserved", offset_of!(Query, reserved)),
+                ("ino", offset_of!(Query, ino)),
+                ("pos", offset_of!(Query, pos)),
+                ("count", offset_of!(Query, count)),
+            ],
+        ),
+        (
+            "iomap_bpf_answer",
+            size_of::<Answer>(),
+            vec![
+                ("offset", offset_of!(Answer, offset)),
+                ("length", offset_of!(Answer, length)),
+                ("addr", offset_of!(Answer, addr)),
+                ("type", offset_of!(Answer, kind)),
+                ("status", offset_of!(Answer, status)),
+                ("probes", offset_of!(Answer, probes)),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn every_shared_struct_matches_the_compiled_program_field_by_field() {
+    let structs = btf_structs(section(OBJECT, ".BTF"));
+    for (c_name, rust_size, members) in layouts() {
+        let Some((size, theirs)) = structs.get(c_name) else {
+            panic!("struct {c_name} is not in the object's BTF");
+        };
+        assert_eq!(*size as usize, rust_size, "struct {c_name}: size");
+        let ours: Vec<(String, u32)> = members
+            .iter()
+            .map(|&(n, off)| (n.to_string(), off as u32))
+            .collect();
+        assert_eq!(
+            theirs, &ours,
+            "struct {c_name}: members (name, byte offset)"
+        );
+    }
+}
