@@ -58,7 +58,7 @@ done
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""
 
 echo "== 4. fio reads"
-export SERVER="$BIN/server" TIERS="ondisk btree predictor compact bpf" JSON="$WORK/reads.jsonl"
+export SERVER="$BIN/server" TIERS="ondisk btree learned compact bpf" JSON="$WORK/reads.jsonl"
 bash server/bench/reads.sh "$IMG" /punched-100k "$WORK/punched.pack" "$READ_SECS" 1 4
 PIN=same bash server/bench/reads.sh "$IMG" /punched-100k "$WORK/punched.pack" "$READ_SECS" 1
 unset JSON

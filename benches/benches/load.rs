@@ -42,10 +42,10 @@ fn load(c: &mut Criterion) {
         b.iter(|| build(Tier::Btree, Models::None))
     });
     g.bench_function(BenchmarkId::new("stack", "predictor+pack"), |b| {
-        b.iter(|| build(Tier::Predictor, Models::Pack(&pack)))
+        b.iter(|| build(Tier::Learned, Models::Pack(&pack)))
     });
     g.bench_function(BenchmarkId::new("stack", "predictor+fit"), |b| {
-        b.iter(|| build(Tier::Predictor, Models::Fit(FitParams::default())))
+        b.iter(|| build(Tier::Learned, Models::Fit(FitParams::default())))
     });
     g.bench_function(BenchmarkId::new("pack", "parse"), |b| {
         b.iter(|| Pack::from_bytes(&bytes).map(|p| p.entries.len()))

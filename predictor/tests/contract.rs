@@ -141,19 +141,19 @@ fn every_tier_equals_ondisk_on_every_image() {
         let stacks = [
             (
                 "predictor (fit)",
-                build(&fs, Tier::Predictor, Models::Fit(FitParams::default())),
+                build(&fs, Tier::Learned, Models::Fit(FitParams::default())),
             ),
             (
                 "predictor (fit, window 2)",
-                build(&fs, Tier::Predictor, Models::Fit(narrow)),
+                build(&fs, Tier::Learned, Models::Fit(narrow)),
             ),
             (
                 "predictor (pack)",
-                build(&fs, Tier::Predictor, Models::Pack(&pack)),
+                build(&fs, Tier::Learned, Models::Pack(&pack)),
             ),
             (
                 "predictor (no models)",
-                build(&fs, Tier::Predictor, Models::None),
+                build(&fs, Tier::Learned, Models::None),
             ),
             ("btree", build(&fs, Tier::Btree, Models::None)),
             ("sorted", build(&fs, Tier::Sorted, Models::None)),
@@ -239,7 +239,7 @@ fn stale_pack_entries_fall_back_per_file() {
     if let Some(e) = pack.entries.get_mut(&fp_victim) {
         e.fingerprint ^= 1;
     }
-    let stack = build(&fs, Tier::Predictor, Models::Pack(&pack));
+    let stack = build(&fs, Tier::Learned, Models::Pack(&pack));
     assert!(matches!(
         stack.model_status(gen_victim),
         Some(ModelStatus::StaleGeneration { .. })
@@ -269,7 +269,7 @@ fn stale_pack_entries_fall_back_per_file() {
     alien.header.uuid[0] ^= 1;
     assert!(TierStack::build(
         fs,
-        Tier::Predictor,
+        Tier::Learned,
         Models::Pack(&alien),
         StackOptions::default()
     )

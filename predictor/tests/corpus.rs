@@ -75,7 +75,7 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
             .unwrap_or_else(|e| panic!("{name}: {tier:?} stack: {e}"))
             .0
     };
-    let learned = build(Tier::Predictor, Models::Pack(&trained.pack));
+    let learned = build(Tier::Learned, Models::Pack(&trained.pack));
     let compact = build(Tier::Compact, Models::None);
     let bs = u64::from(fs.block_size());
     let (files, _) = predictor::train::regular_files(&fs);
@@ -122,7 +122,7 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
             } else {
                 MappingType::Mapped
             };
-            for (tier, stack) in [("predictor", &learned), ("compact", &compact)] {
+            for (tier, stack) in [("learned", &learned), ("compact", &compact)] {
                 let (m, kind) = stack
                     .query(Query::report(inode.ino, pos, bs))
                     .unwrap_or_else(|e| panic!("{name}:{path} block {lblk}: {tier}: {e}"));
@@ -155,7 +155,7 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
             t.blocks += 1;
         }
     }
-    for (tier, stack) in [("predictor", &learned), ("compact", &compact)] {
+    for (tier, stack) in [("learned", &learned), ("compact", &compact)] {
         let s = stack.stats();
         assert_eq!(s.audit_mismatches, 0, "{name}: {tier} audit mismatches");
         assert_eq!(s.tier(TierKind::Learned).missed, 0, "{name}: {tier} misses");

@@ -18,7 +18,7 @@ use testimg::oracle;
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
     TierStack::build(
         Arc::clone(fs),
-        Tier::Predictor,
+        Tier::Learned,
         models,
         StackOptions { audit: true },
     )

@@ -385,7 +385,7 @@ fn quick_demo_writes_documented_plausible_tables() {
     assert!(t
         .rows
         .iter()
-        .any(|r| t.str(r, "component") == "tier lookup: predictor"));
+        .any(|r| t.str(r, "component") == "tier lookup: learned"));
     for r in &t.rows {
         assert!(
             t.num(r, "median_ns") > 0.0 && t.num(r, "p99_ns") >= t.num(r, "median_ns"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Random and sequential 4 KiB reads of one file through: the kernel's ext4 (loop, ro), fuse2fs
-# (-o ro), and `server mount` with the ondisk, btree, predictor and bpf tiers (TIERS="..." to
+# (-o ro), and `server mount` with the ondisk, btree, learned and bpf tiers (TIERS="..." to
 # choose). fio, O_DIRECT on the
 # mounted file (every read reaches the file system, none is served from the mount's page cache);
 # the image file itself is read into the host page cache first, so every path reads warm
@@ -67,7 +67,7 @@ umount "$MNT"
 "${PIN_SERVER[@]}" fuse2fs -o ro,fakeroot "$IMAGE" "$MNT" -f 2>"$WORK/fuse2fs.log" &
 wait_mounted; run_fio "fuse2fs"; umount "$MNT"; wait
 
-for tier in ${TIERS:-ondisk btree predictor bpf}; do
+for tier in ${TIERS:-ondisk btree learned bpf}; do
   "${PIN_SERVER[@]}" "$SERVER" mount "$IMAGE" "$MNT" --models "$PACK" --tier $tier \
     --stats-json "$WORK/$tier.json" 2>"$WORK/server.log" &
   wait_mounted; run_fio "server --tier $tier"; umount "$MNT"; wait

@@ -13,59 +13,20 @@ use predictor::{
 
 use crate::bpf::{self, BpfTier};
 
-/// Which tier stack to build (`--tier`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TierChoice {
-    /// Learned model per file, verified; falls back to the B-tree, then the on-disk walk.
-    Predictor,
-    /// In-memory B-tree (`BTreeMap`) of each file's extents, then the on-disk walk.
-    Btree,
-    /// Walk the image's extent tree for every lookup (what fuse2fs does).
-    Ondisk,
-    /// Binary search over each file's sorted extent array (for experiments).
-    Sorted,
-    /// `rangemap::RangeMap` per file (for experiments).
-    Rangemap,
-    /// Kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the kernel's
-    /// own mapping cache would answer from), then the on-disk walk.
-    Iext,
-    /// Compact learned index per file (bit-packed extents addressed by fitted lines, arithmetic
-    /// runs; a few bytes per extent), fitted at start-up; then the on-disk walk.
-    Compact,
-    /// The learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), then
-    /// the predictor's userspace tiers; without CAP_BPF the userspace tiers answer alone.
-    Bpf,
-}
-
-impl TierChoice {
-    /// The predictor crate's tier.
-    pub fn tier(self) -> Tier {
-        match self {
-            TierChoice::Predictor => Tier::Predictor,
-            TierChoice::Btree => Tier::Btree,
-            TierChoice::Ondisk => Tier::Ondisk,
-            TierChoice::Sorted => Tier::Sorted,
-            TierChoice::Rangemap => Tier::RangeMap,
-            TierChoice::Iext => Tier::Iext,
-            TierChoice::Compact => Tier::Compact,
-            // The BPF program is loaded from the predictor stack's learned indexes.
-            TierChoice::Bpf => Tier::Predictor,
+/// The `--tier` option of every command: the tiers of [`Tier::VOCABULARY`], each value with its
+/// help line, the learned tier also accepted under its earlier name
+/// ([`Tier::LEARNED_ALIAS`]).
+pub fn tier_parser() -> impl clap::builder::TypedValueParser<Value = Tier> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let values = Tier::ALL.map(|t| {
+        let v = PossibleValue::new(t.name()).help(t.help());
+        if t == Tier::Learned {
+            v.alias(Tier::LEARNED_ALIAS)
+        } else {
+            v
         }
-    }
-
-    /// The name used on the command line and in stats.
-    pub fn name(self) -> &'static str {
-        match self {
-            TierChoice::Predictor => "predictor",
-            TierChoice::Btree => "btree",
-            TierChoice::Ondisk => "ondisk",
-            TierChoice::Sorted => "sorted",
-            TierChoice::Rangemap => "rangemap",
-            TierChoice::Iext => "iext",
-            TierChoice::Compact => "compact",
-            TierChoice::Bpf => "bpf",
-        }
-    }
+    });
+    PossibleValuesParser::new(values).try_map(|name: String| name.parse::<Tier>())
 }
 
 /// Why an image could not be served.
@@ -102,7 +63,7 @@ pub struct Loaded {
     /// What building the stack found.
     pub report: BuildReport,
     /// The tier choice.
-    pub tier: TierChoice,
+    pub tier: Tier,
     /// Whether learned answers are audited against the B-tree.
     pub audit: bool,
     /// Whether a model pack was given.
@@ -124,7 +85,7 @@ impl Loaded {
 pub fn load(
     image: &Path,
     models: Option<&Path>,
-    tier: TierChoice,
+    tier: Tier,
     audit: bool,
 ) -> Result<Loaded, LoadError> {
     let fs = Fs::open_path(image).map_err(|source| match source {
@@ -139,19 +100,18 @@ pub fn load(
     let source = match &pack {
         Some(p) => Models::Pack(p),
         None => {
-            if matches!(tier, TierChoice::Predictor | TierChoice::Bpf) {
+            if tier.learned() {
                 tracing::warn!(
-                    "no --models given: the predictor tier declines every query and the B-tree \
+                    "no --models given: the learned tier declines every query and the B-tree \
                      answers"
                 );
             }
             Models::None
         }
     };
-    let (stack, report) =
-        TierStack::build(fs.clone(), tier.tier(), source, StackOptions { audit })?;
+    let (stack, report) = TierStack::build(fs.clone(), tier, source, StackOptions { audit })?;
     log_report(image, &report);
-    let (bpf, bpf_error) = if tier == TierChoice::Bpf {
+    let (bpf, bpf_error) = if tier == Tier::Bpf {
         load_bpf(&stack)
     } else {
         (None, None)

@@ -1,6 +1,6 @@
 //! `server`: an ext4 image served read-only over FUSE (`mount`), iomap queries over a Unix
 //! socket (`serve`) and one query at a time (`query`), every block mapping answered by the
-//! predictor tier stack.
+//! learned tier stack.
 
 use std::process::ExitCode;
 
@@ -30,7 +30,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure a running `serve`: random queries from N clients; prints queries/s and latency.
     Load(load::LoadArgs),
-    /// The BPF tier: check the in-kernel model against the userspace predictor, or time it.
+    /// The BPF tier: check the in-kernel model against the userspace learned index, or time it.
     Bpf(bpf::command::BpfArgs),
 }
 

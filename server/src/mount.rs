@@ -12,10 +12,11 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use parking_lot::Mutex;
 
 use crate::fusefs::{ImageFs, STATS_NAME};
-use crate::image::{self, TierChoice};
+use crate::image;
 use crate::mountinfo;
 use crate::signals;
 use crate::stats::Stats;
+use predictor::Tier;
 
 /// Arguments of `server mount`.
 #[derive(clap::Args, Debug)]
@@ -42,13 +43,13 @@ pub struct MountArgs {
     /// An existing directory that is not already a mount point (its contents are hidden while
     /// mounted).
     mountpoint: PathBuf,
-    /// Model pack trained on this image (by `training fit`). Without it the predictor tier
+    /// Model pack trained on this image (by `training fit`). Without it the learned tier
     /// declines every query and the B-tree answers.
     #[arg(long, value_name = "PACK")]
     models: Option<PathBuf>,
-    /// Tier stack that maps file blocks (predictor falls back to btree, then ondisk).
-    #[arg(long, value_enum, default_value_t = TierChoice::Predictor)]
-    tier: TierChoice,
+    /// Tier stack that maps file blocks (learned falls back to btree, then ondisk).
+    #[arg(long, value_parser = image::tier_parser(), default_value = "learned")]
+    tier: Tier,
     /// Check every predictor (and BPF) answer against the B-tree; mismatches are counted in
     /// the stats.
     #[arg(long)]

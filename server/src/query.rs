@@ -5,10 +5,10 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use predictor::{Mapping, MappingType, Query};
+use predictor::{Mapping, MappingType, Query, Tier};
 use serde::Serialize;
 
-use crate::image::{self, TierChoice};
+use crate::image;
 use crate::wire::{self, BeginIn, Status};
 
 /// Arguments of `server query`.
@@ -31,7 +31,7 @@ Examples:
 pub struct QueryArgs {
     /// The ext4 image, read-only. Needed in-process; with --socket only to resolve --path.
     image: Option<PathBuf>,
-    /// Model pack trained on this image (by `training fit`). Without it the predictor tier
+    /// Model pack trained on this image (by `training fit`). Without it the learned tier
     /// declines every query and the B-tree answers.
     #[arg(long, value_name = "PACK", conflicts_with = "socket")]
     models: Option<PathBuf>,
@@ -58,8 +58,13 @@ pub struct QueryArgs {
     #[arg(long, value_enum, default_value_t = OpArg::Report)]
     op: OpArg,
     /// Tier stack to build (in-process only; a socket service has its own).
-    #[arg(long, value_enum, default_value_t = TierChoice::Predictor, conflicts_with = "socket")]
-    tier: TierChoice,
+    #[arg(
+        long,
+        value_parser = image::tier_parser(),
+        default_value = "learned",
+        conflicts_with = "socket"
+    )]
+    tier: Tier,
     /// Ask a running `server serve` on this Unix socket instead of building a stack here.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,

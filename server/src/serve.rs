@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use predictor::{Query, QueryError};
+use predictor::{Query, QueryError, Tier};
 
-use crate::image::{self, TierChoice};
+use crate::image;
 use crate::signals;
 use crate::stats::{Counter, Stats};
 use crate::wire::{self, BeginIn, HeaderStatus, Reply, Status, WireError};
@@ -28,8 +28,9 @@ Protocol (little-endian; details in the server crate's `wire` module):
     header: magic \"IOMR\" u32 | version u16 = 1 | status u16 | N u32 | 0 u32
     record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
             dev u32 | status u32 | tier u16 | 0 u16
-  type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 predictor, 2 btree, 3 sorted, 4 rangemap,
-  5 ondisk, 6 iext, 7 bpf.  record status: 0 ok, 1 malformed, 2 unknown inode, 3 past EOF, 4 inline data,
+  type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 learned, 2 btree, 3 sorted, 4 rangemap,
+  5 ondisk, 6 iext, 7 bpf, 8 compact.  opflags: REPORT (bit 2) maps past EOF; without it a read.
+  record status: 0 ok, 1 malformed, 2 unknown inode, 3 read past EOF, 4 inline data,
   5 read-only, 6 out of range, 7 corrupt.  header status: 0 ok, 1 bad magic, 2 bad version,
   3 too many records, 4 truncated, 5 bad header, 6 busy (the connection is then closed).
 
@@ -38,15 +39,15 @@ Client: server query --socket PATH --ino N --pos BYTES")]
 pub struct ServeArgs {
     /// The ext4 image, read-only.
     image: PathBuf,
-    /// Model pack trained on this image. Without it the predictor tier declines every query.
+    /// Model pack trained on this image. Without it the learned tier declines every query.
     #[arg(long, value_name = "PACK")]
     models: Option<PathBuf>,
     /// Unix socket to listen on (a stale socket file is replaced; a live one is an error).
     #[arg(long, value_name = "PATH")]
     socket: PathBuf,
     /// Tier stack that answers.
-    #[arg(long, value_enum, default_value_t = TierChoice::Predictor)]
-    tier: TierChoice,
+    #[arg(long, value_parser = image::tier_parser(), default_value = "learned")]
+    tier: Tier,
     /// Answer each batch with the BPF program first, in one in-kernel run, and the predictor's
     /// userspace tiers for what it falls back on (same as --tier bpf; needs CAP_BPF, and
     /// without it the userspace tiers answer alone).
@@ -69,7 +70,7 @@ pub struct ServeArgs {
 
 /// Runs `server serve` until SIGINT / SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let tier = if args.bpf { TierChoice::Bpf } else { args.tier };
+    let tier = if args.bpf { Tier::Bpf } else { args.tier };
     let loaded = image::load(&args.image, args.models.as_deref(), tier, args.audit)?;
     let stats = Arc::new(Stats::new(&loaded)?);
     let listener = bind(&args.socket)?;

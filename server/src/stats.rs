@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
+use predictor::{Mapping, Query, QueryError, Tier, TierKind, TierStack};
 use serde::Serialize;
 
 use crate::bpf::{self, BpfTier};
-use crate::image::{Loaded, TierChoice};
+use crate::image::Loaded;
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
 const STRIPES: usize = 16;
@@ -163,7 +163,7 @@ impl Meta {
         let m = loaded.stack.memory();
         Self {
             image: loaded.path.display().to_string(),
-            tier: TierChoice::name(loaded.tier),
+            tier: loaded.tier.name(),
             audit: loaded.audit,
             models: loaded.has_models,
             build: BuildJson {
@@ -182,7 +182,7 @@ impl Meta {
                 index_bytes: m.index_bytes,
                 index_bytes_counted: m.counted,
             },
-            bpf: (loaded.tier == TierChoice::Bpf).then(|| {
+            bpf: (loaded.tier == Tier::Bpf).then(|| {
                 let r = loaded.bpf.as_ref().map(|b| b.report());
                 BpfJson {
                     loaded: r.is_some(),

@@ -22,7 +22,7 @@ use server::bpf::{load_stack, BpfFile, BpfTier, Limits, Skip, Status};
 use common::{build_pack, root_or_skip, SERVER};
 
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
-    let (stack, _) = TierStack::build(fs.clone(), Tier::Predictor, models, StackOptions::default())
+    let (stack, _) = TierStack::build(fs.clone(), Tier::Learned, models, StackOptions::default())
         .unwrap_or_else(|e| panic!("building the stack: {e}"));
     stack
 }

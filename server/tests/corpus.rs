@@ -84,7 +84,7 @@ fn corpus_images_mount_and_walk_or_are_refused() {
         let dir = tmp.path().join(format!("mnt-{name}"));
         let pack = tmp.path().join(format!("{name}.pack"));
         let stats = tmp.path().join(format!("{name}.stats.json"));
-        let mut args = vec!["--tier", "predictor", "--audit", "--stats-json"];
+        let mut args = vec!["--tier", "learned", "--audit", "--stats-json"];
         args.push(stats.to_str().unwrap_or_default());
         // Trained where our reader opens the image (refused images have nothing to train).
         let trained = ext4::Fs::open_path(&img).ok().map(|fs| {

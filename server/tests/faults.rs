@@ -40,11 +40,11 @@ fn image() -> &'static (tempfile::TempDir, Image, PathBuf) {
     })
 }
 
-/// Mount arguments: predictor tier with audit, the pack, stats to `stats`.
+/// Mount arguments: learned tier with audit, the pack, stats to `stats`.
 fn args<'a>(pack: &'a Path, stats: &'a Path) -> [&'a str; 8] {
     [
         "--tier",
-        "predictor",
+        "learned",
         "--audit",
         "--models",
         pack.to_str().unwrap_or_default(),

@@ -321,7 +321,7 @@ fn tree_matches_the_kernel_on_every_image() {
         let dir = tmp.path().join(format!("mnt-{}", img.name));
         let args = [
             "--tier",
-            "predictor",
+            "learned",
             "--audit",
             "--models",
             pack.to_str().unwrap_or_default(),
@@ -335,7 +335,7 @@ fn tree_matches_the_kernel_on_every_image() {
             &std::fs::read_to_string(dir.join(".iomap-stats")).unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{}: .iomap-stats is not JSON: {e}", img.name));
-        assert_eq!(live["tier"], "predictor");
+        assert_eq!(live["tier"], "learned");
 
         // Both ways of stopping: umount from outside, and SIGTERM.
         let ended = if i % 2 == 0 {

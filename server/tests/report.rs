@@ -11,10 +11,9 @@ mod common;
 
 use std::path::Path;
 
-use clap::ValueEnum;
 use ext4::{Fs, InodeKind};
-use predictor::{MappingType, Query, QueryError};
-use server::image::{self, Loaded, TierChoice};
+use predictor::{MappingType, Query, QueryError, Tier};
+use server::image::{self, Loaded};
 use testimg::kernel::{self, LoopMount};
 use testimg::oracle::{self, OracleExtent};
 
@@ -85,11 +84,11 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
         mount
             .unmount()
             .unwrap_or_else(|e| panic!("{}: {e}", img.name));
-        for &choice in TierChoice::value_variants() {
+        for choice in Tier::ALL {
             let loaded = image::load(&img.path, Some(Path::new(&pack)), choice, true)
                 .unwrap_or_else(|e| panic!("{}: {choice:?}: {e}", img.name));
             assert!(
-                choice != TierChoice::Bpf || loaded.bpf.is_some(),
+                choice != Tier::Bpf || loaded.bpf.is_some(),
                 "{}: BPF tier not loaded: {:?}",
                 img.name,
                 loaded.bpf_error
@@ -98,7 +97,7 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
                 let what = format!("{} {} ({choice:?})", img.name, e.path);
                 let ours = map_by_reports(&loaded, e.inode.ino, bs, &what);
                 assert_eq!(&oracle::normalize(&ours), theirs, "{what}: FIEMAP");
-                if choice == TierChoice::Predictor {
+                if choice == Tier::Learned {
                     let eof = e.inode.size.div_ceil(bs);
                     past_eof += theirs
                         .iter()

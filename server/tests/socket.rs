@@ -167,7 +167,7 @@ fn with_the_bpf_tier_batches_get_the_same_mappings() {
     let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
     let (stack, _) = TierStack::build(
         fs.clone(),
-        Tier::Predictor,
+        Tier::Learned,
         Models::Pack(&pack),
         StackOptions::default(),
     )
@@ -263,7 +263,7 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
     let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
     let (stack, _) = TierStack::build(
         fs.clone(),
-        Tier::Predictor,
+        Tier::Learned,
         Models::Pack(&pack),
         StackOptions { audit: true },
     )

@@ -148,7 +148,7 @@ fn load_file(
     models: Models<'_>,
     report: &mut BuildReport,
 ) -> FileEntry {
-    let model = if tier == Tier::Predictor {
+    let model = if tier.learned() {
         ModelStatus::Untrained
     } else {
         ModelStatus::NotUsed
@@ -190,7 +190,9 @@ fn load_file(
             Tier::Compact => {
                 MemIndex::Compact(CompactIndex::new(&exts).map_err(|e| e.to_string())?)
             }
-            Tier::Predictor | Tier::Btree | Tier::Ondisk => MemIndex::Btree(BTreeIndex::new(&exts)),
+            Tier::Learned | Tier::Bpf | Tier::Btree | Tier::Ondisk => {
+                MemIndex::Btree(BTreeIndex::new(&exts))
+            }
         })
     });
     let mem = match mem {
@@ -201,7 +203,7 @@ fn load_file(
     f.extents = exts.len();
     report.extents += exts.len() as u64;
     f.mem = Some(mem);
-    if tier == Tier::Predictor {
+    if tier.learned() {
         let (learned, status) = learned_for(&f.inode, &exts, models);
         match &status {
             ModelStatus::Active { .. } => report.models_active += 1,

@@ -19,11 +19,12 @@ use crate::mapping::{Mapping, Query, Request};
 use crate::ondisk::OnDisk;
 use counters::Counters;
 
-/// Which tiers a stack runs (each falls back to `ondisk` for files it could not load).
+/// Which tiers a stack runs (each falls back to `ondisk` for files it could not load): the
+/// `--tier` of every command, named by [`Tier::name`] (one table, [`Tier::VOCABULARY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tier {
     /// Learned index, then B-tree, then on-disk.
-    Predictor,
+    Learned,
     /// B-tree (`BTreeMap`), then on-disk.
     Btree,
     /// Binary search over the sorted extent array (experiments).
@@ -40,6 +41,125 @@ pub enum Tier {
     /// fitted at build time), then on-disk. It holds the whole map exactly, so it needs no
     /// B-tree behind it; audit mode checks its answers against the on-disk walk.
     Compact,
+    /// The learned model evaluated in the kernel by a BPF program first, then the
+    /// [`Tier::Learned`] stack. The stack itself is the learned one; the server loads the
+    /// program from its learned indexes and counts its outcomes as [`TierKind::Bpf`].
+    Bpf,
+}
+
+impl Tier {
+    /// Every tier, with its name (the `--tier` value, stats and logs) and what it runs.
+    pub const VOCABULARY: [(Tier, &'static str, &'static str); 8] = [
+        (
+            Self::Learned,
+            "learned",
+            "learned model per file, verified; falls back to the B-tree, then the on-disk walk",
+        ),
+        (
+            Self::Btree,
+            "btree",
+            "in-memory B-tree (BTreeMap) of each file's extents, then the on-disk walk",
+        ),
+        (
+            Self::Ondisk,
+            "ondisk",
+            "walk the image's extent tree for every lookup (what fuse2fs does)",
+        ),
+        (
+            Self::Sorted,
+            "sorted",
+            "binary search over each file's sorted extent array (for experiments)",
+        ),
+        (
+            Self::RangeMap,
+            "rangemap",
+            "rangemap::RangeMap per file (for experiments)",
+        ),
+        (
+            Self::Iext,
+            "iext",
+            "kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the \
+             kernel's own mapping cache would answer from), then the on-disk walk",
+        ),
+        (
+            Self::Compact,
+            "compact",
+            "compact learned index per file (bit-packed extents addressed by fitted lines, \
+             arithmetic runs; a few bytes per extent), fitted at start-up; then the on-disk walk",
+        ),
+        (
+            Self::Bpf,
+            "bpf",
+            "the learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), \
+             then the learned tier's userspace stack; without CAP_BPF that stack answers alone",
+        ),
+    ];
+
+    /// Every tier, in [`Tier::VOCABULARY`] order.
+    pub const ALL: [Tier; 8] = [
+        Self::Learned,
+        Self::Btree,
+        Self::Ondisk,
+        Self::Sorted,
+        Self::RangeMap,
+        Self::Iext,
+        Self::Compact,
+        Self::Bpf,
+    ];
+
+    /// An earlier name of [`Tier::Learned`], still accepted by [`Tier::from_name`].
+    pub const LEARNED_ALIAS: &'static str = "predictor";
+
+    fn entry(self) -> (Tier, &'static str, &'static str) {
+        Self::VOCABULARY
+            .iter()
+            .copied()
+            .find(|(t, _, _)| *t == self)
+            .unwrap_or((self, "unknown", ""))
+    }
+
+    /// Its name everywhere: `--tier` values, stats, reports, logs.
+    pub fn name(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// One line on what it runs (the `--tier` help).
+    pub fn help(self) -> &'static str {
+        self.entry().2
+    }
+
+    /// The tier named `name` (or [`Tier::LEARNED_ALIAS`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name == Self::LEARNED_ALIAS {
+            return Some(Self::Learned);
+        }
+        Self::VOCABULARY
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(t, _, _)| *t)
+    }
+
+    /// Whether the stack runs the learned index (the BPF tier loads its program from it).
+    pub fn learned(self) -> bool {
+        matches!(self, Self::Learned | Self::Bpf)
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown tier {s:?} (one of {})", names.join(", "))
+        })
+    }
 }
 
 /// The structure that produced an answer.
@@ -275,7 +395,7 @@ impl TierStack {
     /// What block `lblk` of `f` maps to, fastest tier first.
     fn find(&self, f: &FileEntry, q: u32) -> Result<(BlockMap, TierKind), QueryError> {
         let mem = f.mem.as_ref().map(MemIndex::get);
-        if self.tier == Tier::Predictor {
+        if self.tier.learned() {
             match f.learned.as_ref().map(|l| l.probe(q)) {
                 Some(Lookup::Found(bm)) => return Ok(self.audited(bm, q, mem)),
                 Some(Lookup::Missed) => self.counters.missed(TierKind::Learned),
@@ -439,5 +559,22 @@ mod tests {
         }
         assert_eq!(TierKind::from_code(0), None);
         assert_eq!(TierKind::from_code(9), None);
+    }
+
+    #[test]
+    fn every_tier_has_one_name() {
+        for t in Tier::ALL {
+            assert_eq!(Tier::from_name(t.name()), Some(t));
+            assert_eq!(t.name().parse::<Tier>(), Ok(t));
+            assert!(!t.help().is_empty());
+        }
+        let names: Vec<&str> = Tier::VOCABULARY.iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(names.len(), Tier::ALL.len());
+        assert_eq!("predictor".parse::<Tier>(), Ok(Tier::Learned));
+        assert!("nope".parse::<Tier>().is_err());
+        // The learned tier and the BPF tier it feeds share one name with the TierKind that
+        // answers for them.
+        assert_eq!(Tier::Learned.name(), TierKind::Learned.name());
+        assert_eq!(Tier::Bpf.name(), TierKind::Bpf.name());
     }
 }

@@ -1,5 +1,5 @@
 //! Experiment 3: how wide the models' error windows are over all files of every image, and
-//! which tier answers lookups when a server runs the predictor stack (with the pack, audited
+//! which tier answers lookups when a server runs the learned stack (with the pack, audited
 //! against the B-tree, and without a pack).
 
 use std::path::Path;
@@ -127,7 +127,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     // Scenarios: every image with its pack (audited) and without; and, on the demo image with
     // the most files, a copy in which every 10th file was changed after training, so its pack
     // entry is stale and the B-tree must answer for it.
-    // With "+bpf", the BPF program answers first (4096 queries per test run) and the predictor
+    // With "+bpf", the BPF program answers first (4096 queries per test run) and the learned
     // stack takes what it falls back on.
     let mut scenarios: Vec<(&LoadedImage, &'static str, Arc<ext4::Fs>, bool)> = Vec::new();
     for img in ctx.images {
@@ -161,7 +161,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     let mut body = format!(
         "Every regular file's model is trained with the default window bound ({} slots); its window \
          is the largest fixed-point window `e_lo + e_hi + 2` over its segments. Single-extent files \
-         need no search. Tier shares: the predictor stack (learned index -> BTreeMap -> on-disk walk) \
+         need no search. Tier shares: the learned stack (learned index -> BTreeMap -> on-disk walk) \
          answers 4 KiB `iomap_begin` queries, with the image's pack and audit mode on (every learned \
          answer re-computed by the B-tree), and without a pack (every query declined by the learned \
          tier). In the `pack+bpf` and `stale+bpf` rows the BPF program (the same models, in the kernel) answers first \
@@ -175,13 +175,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             } else {
                 Models::None
             };
-            let (stack, _) = TierStack::build(
-                fs,
-                Tier::Predictor,
-                models,
-                StackOptions { audit: with_pack },
-            )
-            .with_context(|| format!("building the predictor stack of {}", img.path.display()))?;
+            let (stack, _) =
+                TierStack::build(fs, Tier::Learned, models, StackOptions { audit: with_pack })
+                    .with_context(|| {
+                        format!("building the learned stack of {}", img.path.display())
+                    })?;
             let in_kernel = if !models_name.ends_with(BPF_SUFFIX) {
                 None
             } else if bpf_unavailable.is_some() {
@@ -307,7 +305,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         value_labels: false,
     };
     let fig = Figure {
-        title: "Fig. 3: model error windows over all files, and tier shares of the predictor stack"
+        title: "Fig. 3: model error windows over all files, and tier shares of the learned stack"
             .into(),
         footer: ctx.footer(),
         panels: vec![Panel::Bars(hist_panel), Panel::Bars(share_panel)],

@@ -16,12 +16,12 @@ use crate::table::Table;
 use crate::timing::Summary;
 
 /// Tiers our mount is run with, slowest first.
-pub const OUR_TIERS: [&str; 3] = ["ondisk", "btree", "predictor"];
+pub const OUR_TIERS: [&str; 3] = ["ondisk", "btree", "learned"];
 
 /// One system's runs.
 #[derive(Debug)]
 pub struct SystemRuns {
-    /// Display name ("kernel ext4 (loop)", "fuse2fs", "ours: predictor").
+    /// Display name ("kernel ext4 (loop)", "fuse2fs", "ours: learned").
     pub system: String,
     /// Our tier, or "" for the others.
     pub tier: String,
@@ -278,9 +278,9 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
             .collect::<Vec<_>>()
             .join("; ")
     )];
-    if let (Some(o), Some(f2)) = (speed(&ours("predictor")), speed(FUSE2FS)) {
+    if let (Some(o), Some(f2)) = (speed(&ours("learned")), speed(FUSE2FS)) {
         let line = format!(
-            "Random reads: our mount (predictor tier) is **{:.2}x** fuse2fs (bar: at least 2x).",
+            "Random reads: our mount (learned tier) is **{:.2}x** fuse2fs (bar: at least 2x).",
             o / f2.max(1e-9)
         );
         body.push_str(&format!("\n{line}\n"));

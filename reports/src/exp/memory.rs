@@ -47,13 +47,13 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     let mut stacks = Table::new("fig4_stack_memory");
     for img in ctx.images {
         for (name, tier) in [
-            ("predictor", Tier::Predictor),
+            ("learned", Tier::Learned),
             ("btree", Tier::Btree),
             ("sorted", Tier::Sorted),
             ("rangemap", Tier::RangeMap),
             ("compact", Tier::Compact),
         ] {
-            let models = if tier == Tier::Predictor {
+            let models = if tier == Tier::Learned {
                 Models::Pack(&img.pack)
             } else {
                 Models::None

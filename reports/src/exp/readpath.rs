@@ -59,7 +59,7 @@ fn bpf_parts(
     let mut parts = Vec::new();
     if let Some(ns) = Summary::of(&mut runs) {
         parts.push(Part {
-            component: "BPF program run: predictor in the kernel".into(),
+            component: "BPF program run: learned model in the kernel".into(),
             what: "BPF_PROG_TEST_RUN kernel time per run, 1 query per run (passes of 4096 queries)",
             ns,
         });
@@ -84,13 +84,13 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
 
     // Tier lookups, raced batch by batch like figure 1.
     let stacks: Vec<(&str, TierStack)> = [
-        ("predictor", Tier::Predictor),
+        ("learned", Tier::Learned),
         ("btree", Tier::Btree),
         ("ondisk", Tier::Ondisk),
     ]
     .into_iter()
     .map(|(name, tier)| {
-        let models = if tier == Tier::Predictor {
+        let models = if tier == Tier::Learned {
             Models::Pack(&img.pack)
         } else {
             Models::None
@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
 
     // Whole reads through the mounts, from experiment 6.
     for sys in [
-        ours("predictor"),
+        ours("learned"),
         ours("btree"),
         ours("ondisk"),
         FUSE2FS.to_string(),
@@ -226,11 +226,11 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
     let get = |c: &str| parts.iter().find(|p| p.component == c).map(|p| p.ns.median);
     let mut summary = Vec::new();
     if let (Some(l), Some(r)) = (
-        get("tier lookup: predictor"),
-        get(&format!("read 4 KiB via {}", ours("predictor"))),
+        get("tier lookup: learned"),
+        get(&format!("read 4 KiB via {}", ours("learned"))),
     ) {
         let line = format!(
-            "Read path: the predictor lookup is {:.3}% of a 4 KiB read through our mount ({} of {}).",
+            "Read path: the learned lookup is {:.3}% of a 4 KiB read through our mount ({} of {}).",
             100.0 * l / r.max(1e-9),
             Fmt::Nanos.format(l),
             Fmt::Nanos.format(r)
@@ -239,12 +239,12 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
         summary.push(line);
     }
     if let (Some(k), Some(sys), Some(r)) = (
-        get("BPF program run: predictor in the kernel"),
+        get("BPF program run: learned model in the kernel"),
         get("BPF test-run syscall, 1 query"),
-        get(&format!("read 4 KiB via {}", ours("predictor"))),
+        get(&format!("read 4 KiB via {}", ours("learned"))),
     ) {
         let line = format!(
-            "In the kernel: the BPF predictor run takes {} per lookup (test-run harness included), \
+            "In the kernel: the BPF learned-model run takes {} per lookup (test-run harness included), \
              {:.2}% of a FUSE read round trip through our mount ({}); reached from user space by \
              one test-run syscall it costs {}.",
             Fmt::Nanos.format(k),

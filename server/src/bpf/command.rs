@@ -9,7 +9,7 @@ use predictor::synth::Rng;
 use super::check::{check, CheckOptions};
 use super::latency::measure;
 use super::{load_stack, Limits};
-use crate::image::{self, TierChoice};
+use crate::image;
 
 /// Arguments of `server bpf`.
 #[derive(clap::Args, Debug)]
@@ -114,7 +114,7 @@ pub fn run(args: &BpfArgs) -> anyhow::Result<()> {
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     let c = &args.common;
-    let loaded = image::load(&c.image, Some(&c.models), TierChoice::Predictor, false)?;
+    let loaded = image::load(&c.image, Some(&c.models), predictor::Tier::Learned, false)?;
     let bpf = load_stack(&loaded.stack, limits(c))?;
     bpf.report().log();
     let bar = ProgressBar::new(loaded.report.files as u64).with_style(
@@ -145,7 +145,7 @@ fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
     let (Some(image), Some(models)) = (&args.image, &args.models) else {
         return run_latency_synthetic(args);
     };
-    let loaded = image::load(image, Some(models), TierChoice::Predictor, false)?;
+    let loaded = image::load(image, Some(models), predictor::Tier::Learned, false)?;
     let stack = &loaded.stack;
     let bpf = load_stack(stack, Limits::default())?;
     bpf.report().log();
