@@ -95,17 +95,16 @@ impl Tier {
         ),
     ];
 
-    /// Every tier, in [`Tier::VOCABULARY`] order.
-    pub const ALL: [Tier; 8] = [
-        Self::Learned,
-        Self::Btree,
-        Self::Ondisk,
-        Self::Sorted,
-        Self::RangeMap,
-        Self::Iext,
-        Self::Compact,
-        Self::Bpf,
-    ];
+    /// Every tier, in [`Tier::VOCABULARY`] order (taken from it).
+    pub const ALL: [Tier; 8] = {
+        let mut all = [Self::Learned; 8];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = Self::VOCABULARY[i].0;
+            i += 1;
+        }
+        all
+    };
 
     /// An earlier name of [`Tier::Learned`], still accepted by [`Tier::from_name`].
     pub const LEARNED_ALIAS: &'static str = "predictor";
@@ -186,17 +185,17 @@ pub enum TierKind {
 }
 
 impl TierKind {
-    /// Every kind, in counter order.
-    pub const ALL: [TierKind; 8] = [
-        Self::Learned,
-        Self::Btree,
-        Self::Sorted,
-        Self::RangeMap,
-        Self::Ondisk,
-        Self::Iext,
-        Self::Bpf,
-        Self::Compact,
-    ];
+    /// Every kind, in counter order: the order of [`TierKind::VOCABULARY`], which lists the
+    /// kinds by discriminant (a test holds it to that).
+    pub const ALL: [TierKind; 8] = {
+        let mut all = [Self::Learned; 8];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = Self::VOCABULARY[i].0;
+            i += 1;
+        }
+        all
+    };
 
     /// Every kind's name (in JSON, stats, tables, logs) and wire code (the socket protocol's
     /// `tier` field; 0 means none), written once. Codes are part of the protocol: never reuse
@@ -554,8 +553,9 @@ mod tests {
                 ("compact", 8)
             ]
         );
-        for k in TierKind::ALL {
+        for (slot, k) in TierKind::ALL.into_iter().enumerate() {
             assert_eq!(TierKind::from_code(k.code()), Some(k));
+            assert_eq!(k as usize, slot, "{k:?}: counter slot");
         }
         assert_eq!(TierKind::from_code(0), None);
         assert_eq!(TierKind::from_code(9), None);
