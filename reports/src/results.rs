@@ -379,12 +379,13 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
     let _ = writeln!(
         md,
         "**Lookup** (`cargo bench -p benches --bench lookup`), median ns per lookup over batches \
-         of 4096 queries, synthetic allocator-like maps (irregular gaps and lengths), release \
-         build. Two regimes. **Warm**: one structure, one batch repeated, so the cache lines \
-         the batch touches stay cached: what an in-kernel mapping cache sees while one file is \
-         read hard. **Cold**: the same uniform queries, each sent to a random one of as many \
-         copies of the structure as fill twice the last-level cache (at most 100,000 copies): \
-         what it sees when it holds many files' maps and each lookup is about another file. \
+         of queries (`benches::BATCH`), synthetic allocator-like maps (irregular gaps and \
+         lengths), release build. Two regimes. **Warm**: one structure, one batch repeated, so \
+         the cache lines the batch touches stay cached: what an in-kernel mapping cache sees \
+         while one file is read hard. **Cold**: the same uniform queries, each sent to a random \
+         one of as many copies of the structure as fill twice the last-level cache (capped for \
+         tiny maps, `benches::MAX_COLD_COPIES`): what it sees when it holds many files' maps \
+         and each lookup is about another file. \
          Speed-ups are against `iext16`, the kernel's in-core extent tree with XFS's 16-byte \
          records (fuse-iomap caches in the same tree with 32-byte records, `iext32`); above 1 \
          means faster.\n"
@@ -459,7 +460,7 @@ fn render_bpf(md: &mut String, rows: &[BpfRow]) {
         md,
         "**The BPF tier** (`server bpf latency --synthetic ...`, pinned with `taskset -c 1`): \
          kernel-measured ns per `BPF_PROG_TEST_RUN` run, one query per run, median of rounds \
-         of runs rotating over 4096 uniform queries (warm: the run repeats the same queries); \
+         of runs rotating over a set of uniform queries (warm: the runs repeat the same set); \
          the harness alone is a run that reads its query and answers nothing; the syscall is \
          the wall time of one test run from user space, as `mount --tier bpf` pays it. \
          Userspace columns time the same queries on the same maps (warm).\n\n\
@@ -490,7 +491,7 @@ fn render_reads(md: &mut String, reads: &[ReadRow], load: &[LoadRow]) {
         let _ = writeln!(
             md,
             "**End to end** (`server/bench/reads.sh`): fio 4 KiB `O_DIRECT` reads of \
-             `/punched-100k` (10^5 extents, demo image, image file in the host page cache), \
+             `/punched-100k` (the demo's punched file, image file in the host page cache), \
              {secs:.0} s per run, read IOPS; pinned: fio and the file system on CPU 0 \
              (`PIN=same`), with the median completion latency.\n\n\
              | path | random, 1 job | random, 4 jobs | sequential, 1 job | random, 1 job, pinned (p50) |\n\
