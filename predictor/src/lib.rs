@@ -37,7 +37,7 @@ pub use index::{
     BTreeIndex, CompactForm, CompactIndex, CompactShape, ExtentIndex, FuseIextIndex, IextIndex,
     LearnedIndex, Lookup, RangeMapIndex, SortedIndex, XfsIextIndex,
 };
-pub use mapping::{Mapping, MappingType, Op, Query, Request};
+pub use mapping::{Mapping, MappingType, Op, Query, Request, NULL_ADDR};
 pub use model::{fit, FitParams, Model};
 pub use ondisk::{OnDisk, OnDiskIndex};
 pub use pack::{Pack, PackEntry, PackError};

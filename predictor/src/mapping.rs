@@ -26,6 +26,40 @@ pub enum MappingType {
     Unwritten,
 }
 
+impl MappingType {
+    /// Every type, holes first.
+    pub const ALL: [MappingType; 3] = [Self::Hole, Self::Mapped, Self::Unwritten];
+
+    /// Its `FUSE_IOMAP_TYPE_*` code (= the kernel's `IOMAP_*`), the `type` of `fuse_iomap_io`:
+    /// the one place these uapi numbers are written (the socket protocol, the BPF program's
+    /// records and the iext tree's 32-byte records use it).
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Hole => 0,
+            Self::Mapped => 2,
+            Self::Unwritten => 3,
+        }
+    }
+
+    /// The type with code `code` (`None` for codes this read-only server never gives:
+    /// `DELALLOC`, `INLINE`, unknown ones).
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// `HOLE`, `MAPPED` or `UNWRITTEN`, as JSON answers print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Hole => "HOLE",
+            Self::Mapped => "MAPPED",
+            Self::Unwritten => "UNWRITTEN",
+        }
+    }
+}
+
+/// `FUSE_IOMAP_NULL_ADDR`: the `addr` of a hole in `fuse_iomap_io`.
+pub const NULL_ADDR: u64 = u64::MAX;
+
 /// One mapping, shaped like `fuse_iomap_io`: file bytes `[offset, offset + length)` are backed
 /// by `kind`, starting at image byte `addr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,6 +301,18 @@ mod tests {
             Request::new(Query::read(1, size, 1), size + 1, BS),
             Err(QueryError::BlockOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn types_carry_the_uapi_codes() {
+        // FUSE_IOMAP_TYPE_HOLE 0, _MAPPED 2, _UNWRITTEN 3 (the kernel's IOMAP_* values).
+        let codes: Vec<(u16, &str)> = MappingType::ALL.map(|t| (t.code(), t.name())).to_vec();
+        assert_eq!(codes, [(0, "HOLE"), (2, "MAPPED"), (3, "UNWRITTEN")]);
+        for t in MappingType::ALL {
+            assert_eq!(MappingType::from_code(t.code()), Some(t));
+        }
+        assert_eq!(MappingType::from_code(1), None); // IOMAP_DELALLOC: never ours
+        assert_eq!(NULL_ADDR, u64::MAX);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use predictor::{Mapping, MappingType, Query, Tier};
+use predictor::{Mapping, Query, Tier};
 use serde::Serialize;
 
 use crate::image;
@@ -110,16 +110,11 @@ pub struct QueryJson {
 impl QueryJson {
     /// The JSON of a mapping found by `tier`.
     pub fn new(m: &Mapping, tier: &str) -> Self {
-        let kind = match m.kind {
-            MappingType::Hole => "HOLE",
-            MappingType::Mapped => "MAPPED",
-            MappingType::Unwritten => "UNWRITTEN",
-        };
         Self {
             offset: m.offset,
             length: m.length,
             addr: m.addr,
-            kind: kind.into(),
+            kind: m.kind.name().into(),
             tier: tier.into(),
         }
     }

@@ -50,14 +50,14 @@ pub const REPLY_LEN: usize = 40;
 /// anything is allocated for it.
 pub const MAX_RECORDS: u32 = 1 << 16;
 
-/// `FUSE_IOMAP_TYPE_HOLE`.
-pub const TYPE_HOLE: u16 = 0;
+/// `FUSE_IOMAP_TYPE_HOLE` ([`MappingType::code`] holds the uapi numbers).
+pub const TYPE_HOLE: u16 = MappingType::Hole.code();
 /// `FUSE_IOMAP_TYPE_MAPPED`.
-pub const TYPE_MAPPED: u16 = 2;
+pub const TYPE_MAPPED: u16 = MappingType::Mapped.code();
 /// `FUSE_IOMAP_TYPE_UNWRITTEN`.
-pub const TYPE_UNWRITTEN: u16 = 3;
+pub const TYPE_UNWRITTEN: u16 = MappingType::Unwritten.code();
 /// `FUSE_IOMAP_NULL_ADDR`: no address (holes).
-pub const NULL_ADDR: u64 = u64::MAX;
+pub use predictor::NULL_ADDR;
 
 /// `FUSE_IOMAP_OP_*` bits this protocol knows (bits 0..=10).
 pub const OP_KNOWN: u32 = (1 << 11) - 1;
@@ -276,16 +276,11 @@ pub struct Reply {
 impl Reply {
     /// The reply for a mapping found by `tier`.
     pub fn mapped(m: &Mapping, tier: TierKind) -> Self {
-        let kind = match m.kind {
-            MappingType::Hole => TYPE_HOLE,
-            MappingType::Mapped => TYPE_MAPPED,
-            MappingType::Unwritten => TYPE_UNWRITTEN,
-        };
         Self {
             offset: m.offset,
             length: m.length,
             addr: m.addr.unwrap_or(NULL_ADDR),
-            kind,
+            kind: m.kind.code(),
             flags: 0,
             dev: 0,
             status: Status::Ok as u32,
@@ -337,12 +332,7 @@ impl Reply {
 
     /// The mapping type's name (`HOLE`, `MAPPED`, `UNWRITTEN`), if known.
     pub fn type_name(&self) -> Option<&'static str> {
-        match self.kind {
-            TYPE_HOLE => Some("HOLE"),
-            TYPE_MAPPED => Some("MAPPED"),
-            TYPE_UNWRITTEN => Some("UNWRITTEN"),
-            _ => None,
-        }
+        MappingType::from_code(self.kind).map(MappingType::name)
     }
 
     /// The tier that answered, if any.

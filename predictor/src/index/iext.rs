@@ -43,6 +43,7 @@ use std::fmt::Debug;
 use ext4::{BlockMap, Extent};
 
 use super::{check_extents, ExtentIndex, Lookup};
+use crate::mapping::MappingType;
 use crate::model::ModelError;
 
 /// Bytes of every tree node, inner or leaf (four cache lines).
@@ -210,11 +211,6 @@ impl IextRecord for XfsRec {
     }
 }
 
-/// `FUSE_IOMAP_TYPE_MAPPED` (= the kernel's `IOMAP_MAPPED`).
-pub const FUSE_IOMAP_TYPE_MAPPED: u16 = 2;
-/// `FUSE_IOMAP_TYPE_UNWRITTEN` (= the kernel's `IOMAP_UNWRITTEN`).
-pub const FUSE_IOMAP_TYPE_UNWRITTEN: u16 = 3;
-
 /// A record shaped like the fuse-iomap uapi's `struct fuse_iomap_io`, which the fuse-iomap
 /// mapping cache stores unpacked in its leaves: three `u64`s, two `u16`s and a `u32`.
 ///
@@ -231,7 +227,7 @@ pub struct FuseRec {
     pub length: u64,
     /// First physical block (the cache: disk byte address).
     pub addr: u64,
-    /// [`FUSE_IOMAP_TYPE_MAPPED`] or [`FUSE_IOMAP_TYPE_UNWRITTEN`].
+    /// `FUSE_IOMAP_TYPE_MAPPED` or `_UNWRITTEN` ([`MappingType::code`]).
     pub kind: u16,
     /// `FUSE_IOMAP_F_*` flags; always 0 here.
     pub flags: u16,
@@ -257,9 +253,9 @@ impl IextRecord for FuseRec {
             length: u64::from(e.len),
             addr: e.pblk,
             kind: if e.unwritten {
-                FUSE_IOMAP_TYPE_UNWRITTEN
+                MappingType::Unwritten.code()
             } else {
-                FUSE_IOMAP_TYPE_MAPPED
+                MappingType::Mapped.code()
             },
             flags: 0,
             dev: 0,
@@ -283,7 +279,7 @@ impl IextRecord for FuseRec {
             lblk: self.offset as u32,
             pblk: self.addr,
             len: self.length as u32,
-            unwritten: self.kind == FUSE_IOMAP_TYPE_UNWRITTEN,
+            unwritten: self.kind == MappingType::Unwritten.code(),
         }
     }
 }

@@ -5,14 +5,17 @@
 pub const MAX_WINDOW: u64 = 1024;
 /// `IOMAP_BPF_UNWRITTEN`: the flag bit in [`Extent::pblk`].
 pub const UNWRITTEN: u64 = 1 << 63;
-/// `IOMAP_BPF_NULL_ADDR`: the address of a hole.
-pub const NULL_ADDR: u64 = u64::MAX;
-/// `IOMAP_BPF_HOLE`, `_MAPPED`, `_UNWRITTEN_TYPE`: the iomap types.
-pub const TYPE_HOLE: u16 = 0;
+/// `IOMAP_BPF_NULL_ADDR`: the address of a hole (`FUSE_IOMAP_NULL_ADDR`; the program's header
+/// writes the same uapi numbers as these, and every BPF test compares its answers with the
+/// userspace mapping, type and address included).
+pub use predictor::NULL_ADDR;
+/// `IOMAP_BPF_HOLE`, `_MAPPED`, `_UNWRITTEN_TYPE`: the iomap types
+/// ([`predictor::MappingType::code`]).
+pub const TYPE_HOLE: u16 = predictor::MappingType::Hole.code();
 /// See [`TYPE_HOLE`].
-pub const TYPE_MAPPED: u16 = 2;
+pub const TYPE_MAPPED: u16 = predictor::MappingType::Mapped.code();
 /// See [`TYPE_HOLE`].
-pub const TYPE_UNWRITTEN: u16 = 3;
+pub const TYPE_UNWRITTEN: u16 = predictor::MappingType::Unwritten.code();
 /// `IOMAP_BPF_RUN_NOOP`: read the query, answer nothing (measures the run's own cost).
 pub const RUN_NOOP: u32 = 1;
 /// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.

@@ -202,12 +202,8 @@ impl Answer {
         if self.status() != Status::Handled {
             return None;
         }
-        let (kind, addr) = match self.kind {
-            abi::TYPE_HOLE => (MappingType::Hole, None),
-            abi::TYPE_MAPPED => (MappingType::Mapped, Some(self.addr)),
-            abi::TYPE_UNWRITTEN => (MappingType::Unwritten, Some(self.addr)),
-            _ => return None,
-        };
+        let kind = MappingType::from_code(self.kind)?;
+        let addr = (kind != MappingType::Hole).then_some(self.addr);
         Some(Mapping {
             offset: self.offset,
             length: self.length,
