@@ -250,41 +250,33 @@ fn criterion_rows(dir: &Path) -> Result<Vec<LookupRow>> {
     struct Estimate {
         point_estimate: f64,
     }
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     let mut rows = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))?;
-        for e in entries {
-            let path = e
-                .with_context(|| format!("listing {}", d.display()))?
-                .path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let in_new = path.parent().and_then(Path::file_name) == Some("new".as_ref());
-            if !in_new || path.file_name() != Some("benchmark.json".as_ref()) {
-                continue;
-            }
-            let read = |p: &Path| {
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-            };
-            let b: Bench = serde_json::from_str(&read(&path)?)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            let est_path = path.with_file_name("estimates.json");
-            let est: Estimates = serde_json::from_str(&read(&est_path)?)
-                .with_context(|| format!("parsing {}", est_path.display()))?;
-            let per = match b.throughput {
-                Some(Throughput::Elements(n)) if n > 0 => n as f64,
-                _ => 1.0,
-            };
-            rows.push(LookupRow {
-                group: b.group_id,
-                structure: b.function_id.unwrap_or_default(),
-                stream: b.value_str.unwrap_or_default(),
-                ns: est.median.point_estimate / per,
-            });
+    // Symbolic links are not followed (walkdir's default), so a link cycle cannot loop.
+    for entry in walkdir::WalkDir::new(dir) {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .into_path();
+        let in_new = path.parent().and_then(Path::file_name) == Some("new".as_ref());
+        if !in_new || path.file_name() != Some("benchmark.json".as_ref()) {
+            continue;
         }
+        let b: Bench = serde_json::from_str(&read(&path)?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let est_path = path.with_file_name("estimates.json");
+        let est: Estimates = serde_json::from_str(&read(&est_path)?)
+            .with_context(|| format!("parsing {}", est_path.display()))?;
+        let per = match b.throughput {
+            Some(Throughput::Elements(n)) if n > 0 => n as f64,
+            _ => 1.0,
+        };
+        rows.push(LookupRow {
+            group: b.group_id,
+            structure: b.function_id.unwrap_or_default(),
+            stream: b.value_str.unwrap_or_default(),
+            ns: est.median.point_estimate / per,
+        });
     }
     rows.sort_by(|a, b| {
         (&a.group, &a.structure, &a.stream).cmp(&(&b.group, &b.structure, &b.stream))
@@ -331,11 +323,12 @@ fn speedup(base: Option<f64>, x: Option<f64>) -> String {
     }
 }
 
-/// `1000000` as `10^6`, other sizes as they are.
-fn size_label(n: &str) -> String {
-    match n.parse::<u64>() {
-        Ok(v) if v >= 1000 && 10u64.pow(v.ilog10()) == v => format!("10^{}", v.ilog10()),
-        _ => n.to_string(),
+/// `1000000` as `10^6`, other sizes as they are (the README's notation; the report's dataset
+/// names use `datasets::count_label`'s `1e6`).
+fn size_label(n: u64) -> String {
+    match n {
+        v if v >= 1000 && 10u64.pow(v.ilog10()) == v => format!("10^{}", v.ilog10()),
+        v => v.to_string(),
     }
 }
 
@@ -399,10 +392,10 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
     header.push_str(" learned vs iext16 | compact vs iext16 |");
     rule.push_str("---:|---:|");
     let _ = writeln!(md, "{header}\n{rule}");
-    for (_, n) in &sizes {
+    for &(size, n) in &sizes {
         let group = format!("lookup/{n}");
         for (stream, label) in STREAMS {
-            let mut line = format!("| {} | {label} |", size_label(n));
+            let mut line = format!("| {} | {label} |", size_label(size));
             for (id, _) in STRUCTURES {
                 let _ = write!(
                     line,
@@ -472,7 +465,7 @@ fn render_bpf(md: &mut String, rows: &[BpfRow]) {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            size_label(&r.extents.to_string()),
+            size_label(r.extents as u64),
             ns(r.bpf_model_ns),
             ns(r.bpf_full_search_ns),
             ns(r.bpf_noop_ns),
@@ -573,8 +566,8 @@ mod tests {
 
     #[test]
     fn sizes_and_ratios_are_labelled() {
-        assert_eq!(size_label("1000000"), "10^6");
-        assert_eq!(size_label("10"), "10");
+        assert_eq!(size_label(1_000_000), "10^6");
+        assert_eq!(size_label(10), "10");
         assert_eq!(speedup(Some(20.0), Some(10.0)), "2.00x");
         assert_eq!(speedup(None, Some(10.0)), "-");
         assert_eq!(ns(123.4), "123");
