@@ -34,8 +34,9 @@ pub mod train;
 pub use error::{BuildError, QueryError};
 pub use fingerprint::fingerprint;
 pub use index::{
-    BTreeIndex, CompactForm, CompactIndex, CompactShape, ExtentIndex, FuseIextIndex, IextIndex,
-    LearnedIndex, Lookup, RangeMapIndex, SortedIndex, XfsIextIndex,
+    BTreeIndex, CompactForm, CompactIndex, CompactLayout, CompactShape, ExtentIndex, FuseIextIndex,
+    IextIndex, LearnedIndex, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout,
+    RangeMapIndex, SortedIndex, XfsIextIndex,
 };
 pub use mapping::{Mapping, MappingType, Op, Query, Request, NULL_ADDR};
 pub use model::{fit, FitParams, Model};

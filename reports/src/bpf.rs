@@ -51,7 +51,7 @@ pub fn load(d: &Dataset) -> Load {
         return Load::Skipped("no learned index".into());
     };
     let start = Instant::now();
-    let tier = match single_file(&index) {
+    let tier = match single_file(server::bpf::BpfIndex::Learned(&index)) {
         Ok(t) => t,
         Err(e) => return Load::Unavailable(predictor::error::chain_message(&e)),
     };

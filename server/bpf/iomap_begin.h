@@ -1,5 +1,6 @@
 /* The BPF tier's data layout, shared by the program (iomap_begin.bpf.c) and the loader
- * (server/src/bpf/abi.rs mirrors every struct with #[repr(C)] and size assertions).
+ * (server/src/bpf/abi.rs mirrors every struct with #[repr(C)]; server/tests/abi_layout.rs
+ * compares every member's offset with the object's BTF).
  *
  * Every array-map element is a multiple of 8 bytes: the kernel rounds array elements up to 8,
  * and the loader writes the arrays through mmap (BPF_F_MMAPABLE), so the element size must be
@@ -57,6 +58,70 @@ struct iomap_bpf_extent {
 	__u64 pblk;  /* first physical block (< 2^48), IOMAP_BPF_UNWRITTEN if never written */
 };
 
+/* The compact learned index (predictor's CompactIndex, index/compact.rs): CFILES, PIECES,
+ * CBUCKETS and WORDS hold the same pieces, directory and packed blocks the userspace lookup
+ * reads, so a map of a given size holds several times the extents of EXTENTS. */
+#define IOMAP_BPF_COMPACT_BLOCK 64  /* extents per packed block (compact::BLOCK) */
+#define IOMAP_BPF_COMPACT_WINDOW 32 /* key slots a lookup counts (compact::WINDOW) */
+#define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (compact::BLOCK_HEADER_BYTES) */
+#define IOMAP_BPF_NO_KEY 0xffffffffU /* end_key of a file's last piece */
+
+#define IOMAP_BPF_FORM_PLAIN 1  /* struct iomap_bpf_extent records in WORDS, searched whole */
+#define IOMAP_BPF_FORM_PACKED 2 /* pieces over packed blocks */
+
+/* CFILES (hash, key: inode number as u64): a file in the compact form. */
+struct iomap_bpf_cfile {
+	__u64 size;         /* i_size in bytes */
+	__u64 byte_first;   /* the file's bytes start at this byte of WORDS (a multiple of 8) */
+	__u32 blkbits;      /* log2(block size), 10..16 */
+	__u32 form;         /* IOMAP_BPF_FORM_* */
+	__u32 count;        /* PLAIN: extents (>= 1) */
+	__u32 first_key;    /* PACKED: start of the first extent; buckets count from here */
+	__u32 shift;        /* PACKED: bits dropped from q - first_key to get a bucket */
+	__u32 bucket_first; /* PACKED: the file's first bucket in CBUCKETS */
+	__u32 buckets;      /* PACKED: buckets (>= 1) */
+	__u32 piece_first;  /* PACKED: the file's first piece in PIECES */
+	__u32 pieces;       /* PACKED: pieces (>= 1) */
+	__u32 pad;
+};
+
+/* PIECES (array): an arithmetic run or a line over packed blocks (compact::PieceLayout). A
+ * piece answers first_key <= q < end_key. */
+#define IOMAP_BPF_PIECE_RUN 0
+#define IOMAP_BPF_PIECE_LINE 1
+struct iomap_bpf_piece {
+	__u32 first_key;
+	__u32 end_key;   /* IOMAP_BPF_NO_KEY for the last piece */
+	__u32 kind;      /* IOMAP_BPF_PIECE_* */
+	__u32 count;     /* extents */
+	__u64 slope;     /* LINE: the fixed-point line, predicting the piece-local index */
+	__s64 intercept;
+	__u32 e_lo;
+	__u32 e_hi;
+	__u32 off;       /* LINE: byte offset of the first block in the file's bytes */
+	__u32 block;     /* LINE: bytes of a block */
+	__u16 recs;      /* LINE: byte offset of the record column in a block */
+	__u8 key_bytes;  /* LINE: 2 or 4 (unused slots: all ones) */
+	__u8 wl;         /* LINE: bits of a record's length excess, */
+	__u8 wd;         /*       physical excess, */
+	__u8 wr;         /*       and whole record */
+	__u8 unw;        /* LINE: 0 none unwritten, 1 all, 2 a bit per record; RUN: 0 or 1 */
+	__u8 phys;       /* LINE: the physical field is pblk (1) or pblk - lblk (0) */
+	__u32 step;      /* RUN: logical step */
+	__u32 len;       /* RUN: every extent's length */
+	__u64 pblk;      /* RUN: first extent's physical block */
+	__u64 pstep;     /* RUN: physical step (wrapping) */
+};
+
+/* CBUCKETS (array): per directory bucket, the piece holding the bucket's first block
+ * (relative to the file). */
+struct iomap_bpf_cbucket {
+	__u32 piece;
+	__u32 pad;
+};
+
+/* WORDS (array of __u64): every compact file's bytes, little-endian, 8 to a word. */
+
 /* QUERIES (array): one iomap_begin call, laid out as fuse_iomap_begin_in. */
 struct iomap_bpf_query {
 	__u32 opflags;  /* FUSE_IOMAP_OP_*: only REPORT changes a read-only answer */
@@ -88,7 +153,7 @@ struct iomap_bpf_answer {
 /* What the program did with a query: HANDLED, or the reason for FALLBACK. */
 enum iomap_bpf_status {
 	IOMAP_BPF_HANDLED = 0,
-	IOMAP_BPF_NO_MODEL = 1,   /* inode not in FILES */
+	IOMAP_BPF_NO_MODEL = 1,   /* inode in neither FILES nor CFILES */
 	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, a read at or past EOF, block beyond 2^32 - 1 */
 	IOMAP_BPF_WINDOW = 3,     /* window larger than IOMAP_BPF_MAX_WINDOW */
 	IOMAP_BPF_MISSED = 4,     /* candidate failed verification */

@@ -111,7 +111,7 @@ pub fn load(
     };
     let (stack, report) = TierStack::build(fs.clone(), tier, source, StackOptions { audit })?;
     log_report(image, &report);
-    let (bpf, bpf_error) = if tier == Tier::Bpf {
+    let (bpf, bpf_error) = if tier.bpf() {
         load_bpf(&stack)
     } else {
         (None, None)
@@ -129,8 +129,9 @@ pub fn load(
     })
 }
 
-/// Loads the BPF tier over the stack's learned indexes. A failure (no CAP_BPF, a kernel that
-/// refuses the program) is logged with its cause and leaves the userspace tiers serving.
+/// Loads the BPF tier over the stack's learned (or compact) indexes. A failure (no CAP_BPF, a
+/// kernel that refuses the program) is logged with its cause and leaves the userspace tiers
+/// serving.
 fn load_bpf(stack: &TierStack) -> (Option<Arc<BpfTier>>, Option<String>) {
     match bpf::load_stack(stack, bpf::Limits::default()) {
         Ok(t) => {

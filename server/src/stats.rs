@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use predictor::{Mapping, Query, QueryError, Tier, TierKind, TierStack};
+use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
 use crate::bpf::{self, BpfTier};
@@ -182,7 +182,7 @@ impl Meta {
                 index_bytes: m.index_bytes,
                 index_bytes_counted: m.counted,
             },
-            bpf: (loaded.tier == Tier::Bpf).then(|| {
+            bpf: loaded.tier.bpf().then(|| {
                 let r = loaded.bpf.as_ref().map(|b| b.report());
                 BpfJson {
                     loaded: r.is_some(),

@@ -108,8 +108,61 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, Vec<(String, u32)>)> {
 type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
 
 fn layouts() -> Vec<Layout> {
-    use abi::{Answer, Bucket, Extent, File, Query, Seg};
+    use abi::{Answer, Bucket, CBucket, CFile, Extent, File, Piece, Query, Seg};
     vec![
+        (
+            "iomap_bpf_cfile",
+            size_of::<CFile>(),
+            vec![
+                ("size", offset_of!(CFile, size)),
+                ("byte_first", offset_of!(CFile, byte_first)),
+                ("blkbits", offset_of!(CFile, blkbits)),
+                ("form", offset_of!(CFile, form)),
+                ("count", offset_of!(CFile, count)),
+                ("first_key", offset_of!(CFile, first_key)),
+                ("shift", offset_of!(CFile, shift)),
+                ("bucket_first", offset_of!(CFile, bucket_first)),
+                ("buckets", offset_of!(CFile, buckets)),
+                ("piece_first", offset_of!(CFile, piece_first)),
+                ("pieces", offset_of!(CFile, pieces)),
+                ("pad", offset_of!(CFile, pad)),
+            ],
+        ),
+        (
+            "iomap_bpf_piece",
+            size_of::<Piece>(),
+            vec![
+                ("first_key", offset_of!(Piece, first_key)),
+                ("end_key", offset_of!(Piece, end_key)),
+                ("kind", offset_of!(Piece, kind)),
+                ("count", offset_of!(Piece, count)),
+                ("slope", offset_of!(Piece, slope)),
+                ("intercept", offset_of!(Piece, intercept)),
+                ("e_lo", offset_of!(Piece, e_lo)),
+                ("e_hi", offset_of!(Piece, e_hi)),
+                ("off", offset_of!(Piece, off)),
+                ("block", offset_of!(Piece, block)),
+                ("recs", offset_of!(Piece, recs)),
+                ("key_bytes", offset_of!(Piece, key_bytes)),
+                ("wl", offset_of!(Piece, wl)),
+                ("wd", offset_of!(Piece, wd)),
+                ("wr", offset_of!(Piece, wr)),
+                ("unw", offset_of!(Piece, unw)),
+                ("phys", offset_of!(Piece, phys)),
+                ("step", offset_of!(Piece, step)),
+                ("len", offset_of!(Piece, len)),
+                ("pblk", offset_of!(Piece, pblk)),
+                ("pstep", offset_of!(Piece, pstep)),
+            ],
+        ),
+        (
+            "iomap_bpf_cbucket",
+            size_of::<CBucket>(),
+            vec![
+                ("piece", offset_of!(CBucket, piece)),
+                ("pad", offset_of!(CBucket, pad)),
+            ],
+        ),
         (
             "iomap_bpf_file",
             size_of::<File>(),

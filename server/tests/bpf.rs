@@ -14,15 +14,21 @@ use std::time::{Duration, Instant};
 use ext4::{Extent, Fs};
 use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
 use predictor::synth::Rng;
-use predictor::{LearnedIndex, Models, Request, StackOptions, Tier, TierStack};
+use predictor::{
+    CompactForm, CompactIndex, LearnedIndex, Models, Request, StackOptions, Tier, TierStack,
+};
 use server::bpf::abi::{self, Query};
 use server::bpf::check::{check, CheckOptions};
-use server::bpf::{load_stack, BpfFile, BpfTier, Limits, Skip, Status};
+use server::bpf::{load_stack, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
 
 use common::{build_pack, root_or_skip, SERVER};
 
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
-    let (stack, _) = TierStack::build(fs.clone(), Tier::Learned, models, StackOptions::default())
+    stack_of(fs, Tier::Learned, models)
+}
+
+fn stack_of(fs: &Arc<Fs>, tier: Tier, models: Models<'_>) -> TierStack {
+    let (stack, _) = TierStack::build(fs.clone(), tier, models, StackOptions::default())
         .unwrap_or_else(|e| panic!("building the stack: {e}"));
     stack
 }
@@ -71,6 +77,197 @@ fn bpf_equals_the_userspace_predictor_on_every_standard_image() {
         handled += r.handled;
     }
     assert!(handled > 100_000, "only {handled} queries handled in BPF");
+}
+
+#[test]
+fn bpf_compact_equals_the_userspace_compact_index_on_every_standard_image() {
+    if !root_or_skip("bpf_compact_equals_the_userspace_compact_index_on_every_standard_image") {
+        return;
+    }
+    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let (mut handled, mut packed) = (0, 0);
+    for img in images {
+        let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+        let stack = stack_of(&fs, Tier::Compact, Models::None);
+        let bpf = load_stack(&stack, Limits::default())
+            .unwrap_or_else(|e| panic!("{}: loading the BPF tier: {e}", img.name));
+        let with_index: Vec<u32> = stack
+            .inodes()
+            .filter(|&i| stack.compact(i).is_some())
+            .collect();
+        assert_eq!(
+            bpf.report().files + bpf.report().skipped.len(),
+            with_index.len(),
+            "{}: every compact index is loaded or skipped",
+            img.name
+        );
+        assert_eq!(
+            bpf.report().compact_files,
+            bpf.report().files,
+            "{}",
+            img.name
+        );
+        packed += with_index
+            .iter()
+            .filter(|&&i| stack.compact(i).map(CompactIndex::form) == Some(CompactForm::Packed))
+            .count();
+        let r = check(&stack, &bpf, &CheckOptions::default(), &|_| ())
+            .unwrap_or_else(|e| panic!("{}: {e}", img.name));
+        assert!(r.agrees(), "{}: {r:#?}", img.name);
+        for (ino, why) in &bpf.report().skipped {
+            assert_eq!(*why, Skip::NoExtents, "{}: inode {ino}", img.name);
+        }
+        eprintln!(
+            "{}: {} files, {} loaded, {} queries, {} handled, fallbacks {:?}",
+            img.name, r.files, r.files_loaded, r.queries, r.handled, r.fallbacks
+        );
+        handled += r.handled;
+    }
+    assert!(handled > 100_000, "only {handled} queries handled in BPF");
+    assert!(packed > 3, "only {packed} files in the packed form");
+}
+
+/// Extents of `len` blocks every `step` blocks from `lblk`, physically `pstep` apart: an
+/// arithmetic run (unwritten when `step` is 11).
+fn run(lblk: u32, n: u32, step: u32, len: u32, pblk: u64, pstep: u64) -> Vec<Extent> {
+    (0..n)
+        .map(|i| Extent {
+            lblk: lblk + i * step,
+            pblk: pblk.wrapping_add(pstep.wrapping_mul(u64::from(i))),
+            len,
+            unwritten: step == 11,
+        })
+        .collect()
+}
+
+#[test]
+fn every_compact_form_in_the_kernel_equals_userspace() {
+    if !root_or_skip("every_compact_form_in_the_kernel_equals_userspace") {
+        return;
+    }
+    const BS: u32 = 4096;
+    // Lines and runs (one descending, one unwritten), then a stretch with gaps wide enough for
+    // 4-byte keys; a plain array; one extent.
+    let mut mixed = synthetic(30_000, 4);
+    let mut at = mixed.last().map_or(0, |e| e.lblk + e.len + 5);
+    for (n, step, pstep) in [
+        (500u32, 7u32, 9u64),
+        (40, 5, 0u64.wrapping_sub(6)),
+        (64, 11, 11),
+    ] {
+        mixed.extend(run(at, n, step, 4, 50_000_000, pstep));
+        at += n * step + 3;
+        let stretch = synthetic(3_000, u64::from(n));
+        let base = at;
+        mixed.extend(stretch.into_iter().map(|mut e| {
+            e.lblk += base;
+            e
+        }));
+        at = mixed.last().map_or(0, |e| e.lblk + e.len + 2);
+    }
+    let sparse: Vec<Extent> = synthetic(2_000, 9)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.lblk = at + i as u32 * 70_000;
+            e
+        })
+        .collect();
+    mixed.extend(sparse);
+    let plain = synthetic(6, 5);
+    let one = synthetic(1, 6);
+    let maps = [(21u64, mixed), (22, plain), (23, one)];
+    let indexes: Vec<CompactIndex> = maps
+        .iter()
+        .map(|(_, e)| CompactIndex::new(e).unwrap_or_else(|err| panic!("{err}")))
+        .collect();
+    assert_eq!(indexes[0].form(), CompactForm::Packed);
+    let shape = indexes[0].shape();
+    assert!(shape.runs >= 3 && shape.lines > 3, "{shape:?}");
+    assert_eq!(indexes[1].form(), CompactForm::Plain);
+    assert_eq!(indexes[2].form(), CompactForm::One);
+    // Sizes end inside the maps, so reads stop at EOF and reports go past it.
+    let size = |e: &[Extent]| e.last().map_or(0, |l| l.end() * u64::from(BS)) * 2 / 3;
+    let files: Vec<BpfFile<'_>> = maps
+        .iter()
+        .zip(&indexes)
+        .map(|((ino, e), c)| BpfFile {
+            ino: *ino,
+            size: size(e),
+            block_size: BS,
+            index: BpfIndex::Compact(c),
+        })
+        .collect();
+    let bpf = BpfTier::load(&files, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bpf.report().files, 3, "{:?}", bpf.report());
+    assert_eq!(bpf.report().compact_files, 3);
+
+    let mut rng = Rng::new(8);
+    let mut handled = 0;
+    for (((ino, exts), c), f) in maps.iter().zip(&indexes).zip(&files) {
+        // Every extent's edges and the blocks around them, and random blocks.
+        let end = exts.last().map_or(0, |e| e.end()) + 3;
+        let mut blocks: Vec<u64> = exts
+            .iter()
+            .flat_map(|e| {
+                let (s, x) = (u64::from(e.lblk), e.end());
+                [s.saturating_sub(1), s, s + 1, x - 1, x]
+            })
+            .collect();
+        blocks.extend((0..20_000).map(|_| rng.below(end)));
+        let queries: Vec<predictor::Query> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let pos = b * u64::from(BS) + rng.below(u64::from(BS));
+                let count = 1 + rng.below(1 << 24);
+                let ino = *ino as u32;
+                if i % 2 == 0 {
+                    predictor::Query::read(ino, pos, count)
+                } else {
+                    predictor::Query::report(ino, pos, count)
+                }
+            })
+            .collect();
+        let input: Vec<Query> = queries.iter().map(|&q| q.into()).collect();
+        let answers = bpf.answer(&input, 0).unwrap_or_else(|e| panic!("{e}"));
+        for (&q, a) in queries.iter().zip(&answers) {
+            let want = Request::new(q, f.size, BS).ok().and_then(|r| {
+                let bm = c.probe(r.lblk()).found()?;
+                r.mapping(bm).ok()
+            });
+            match want {
+                Some(m) => {
+                    assert_eq!(a.mapping(), Some(m), "inode {ino} {q:?}: {a:?}");
+                    handled += 1;
+                }
+                None => assert_eq!(a.status(), Status::BadQuery, "{q:?}: {a:?}"),
+            }
+        }
+    }
+    assert!(handled > 50_000, "{handled}");
+
+    // The same big map in the learned layout takes several times the map memory.
+    let learned =
+        LearnedIndex::fit(&maps[0].1, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+    let as_learned = BpfTier::load(
+        &[BpfFile {
+            index: BpfIndex::Learned(&learned),
+            ..files[0]
+        }],
+        Limits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let compact_alone = BpfTier::load(&files[..1], Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .report()
+        .map_bytes;
+    let learned_bytes = as_learned.report().map_bytes;
+    eprintln!("map bytes: compact {compact_alone}, learned {learned_bytes}");
+    assert!(
+        compact_alone * 2 < learned_bytes,
+        "{compact_alone} vs {learned_bytes}"
+    );
 }
 
 #[test]
@@ -179,13 +376,13 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
             ino: 11,
             size: big_size,
             block_size: BS,
-            index: &big_ix,
+            index: BpfIndex::Learned(&big_ix),
         },
         BpfFile {
             ino: 12,
             size: size(&wide_exts),
             block_size: BS,
-            index: &wide_ix,
+            index: BpfIndex::Learned(&wide_ix),
         },
     ];
     let bpf = BpfTier::load(&files, Limits::default()).unwrap_or_else(|e| panic!("{e}"));

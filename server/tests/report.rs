@@ -88,7 +88,7 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
             let loaded = image::load(&img.path, Some(Path::new(&pack)), choice, true)
                 .unwrap_or_else(|e| panic!("{}: {choice:?}: {e}", img.name));
             assert!(
-                choice != Tier::Bpf || loaded.bpf.is_some(),
+                !choice.bpf() || loaded.bpf.is_some(),
                 "{}: BPF tier not loaded: {:?}",
                 img.name,
                 loaded.bpf_error

@@ -4,7 +4,7 @@
 //! kernel-style in-core extent tree, the B-tree the kernel itself would consult.
 
 mod btree;
-mod compact;
+pub mod compact;
 pub mod iext;
 mod learned;
 mod radix;
@@ -12,7 +12,10 @@ mod range;
 mod sorted;
 
 pub use btree::BTreeIndex;
-pub use compact::{CompactForm, CompactIndex, CompactShape};
+pub use compact::{
+    CompactForm, CompactIndex, CompactLayout, CompactShape, LineLayout, PackedLayout, PieceBody,
+    PieceLayout,
+};
 pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
 pub use learned::{LearnedIndex, SegmentView};
 pub use range::RangeMapIndex;

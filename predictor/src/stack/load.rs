@@ -187,7 +187,7 @@ fn load_file(
             // Both hold any checked extent map, so these fail only on a map check_extents let
             // through; then the file is served on disk like any unloadable one.
             Tier::Iext => MemIndex::Iext(FuseIextIndex::new(&exts).map_err(|e| e.to_string())?),
-            Tier::Compact => {
+            Tier::Compact | Tier::BpfCompact => {
                 MemIndex::Compact(CompactIndex::new(&exts).map_err(|e| e.to_string())?)
             }
             Tier::Learned | Tier::Bpf | Tier::Btree | Tier::Ondisk => {

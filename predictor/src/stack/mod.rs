@@ -45,11 +45,15 @@ pub enum Tier {
     /// [`Tier::Learned`] stack. The stack itself is the learned one; the server loads the
     /// program from its learned indexes and counts its outcomes as [`TierKind::Bpf`].
     Bpf,
+    /// The compact learned index evaluated in the kernel by the same BPF program first (its
+    /// maps hold the packed blocks), then the [`Tier::Compact`] stack it is loaded from;
+    /// outcomes counted as [`TierKind::Bpf`].
+    BpfCompact,
 }
 
 impl Tier {
     /// Every tier, with its name (the `--tier` value, stats and logs) and what it runs.
-    pub const VOCABULARY: [(Tier, &'static str, &'static str); 8] = [
+    pub const VOCABULARY: [(Tier, &'static str, &'static str); 9] = [
         (
             Self::Learned,
             "learned",
@@ -84,7 +88,7 @@ impl Tier {
         (
             Self::Compact,
             "compact",
-            "compact learned index per file (bit-packed extents addressed by fitted lines, \
+            "compact learned index per file (packed extents addressed by fitted lines, \
              arithmetic runs; a few bytes per extent), fitted at start-up; then the on-disk walk",
         ),
         (
@@ -93,11 +97,18 @@ impl Tier {
             "the learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), \
              then the learned tier's userspace stack; without CAP_BPF that stack answers alone",
         ),
+        (
+            Self::BpfCompact,
+            "bpf-compact",
+            "the compact learned index evaluated in the kernel by the BPF program first (its \
+             maps hold the packed blocks; needs CAP_BPF), then the compact tier's userspace \
+             stack; without CAP_BPF that stack answers alone",
+        ),
     ];
 
     /// Every tier, in [`Tier::VOCABULARY`] order (taken from it).
-    pub const ALL: [Tier; 8] = {
-        let mut all = [Self::Learned; 8];
+    pub const ALL: [Tier; 9] = {
+        let mut all = [Self::Learned; 9];
         let mut i = 0;
         while i < all.len() {
             all[i] = Self::VOCABULARY[i].0;
@@ -141,6 +152,26 @@ impl Tier {
     /// Whether the stack runs the learned index (the BPF tier loads its program from it).
     pub fn learned(self) -> bool {
         matches!(self, Self::Learned | Self::Bpf)
+    }
+
+    /// Whether the stack holds the compact index (`bpf-compact` loads its program from it).
+    pub fn compact(self) -> bool {
+        matches!(self, Self::Compact | Self::BpfCompact)
+    }
+
+    /// Whether the BPF program answers first ([`Tier::Bpf`], [`Tier::BpfCompact`]).
+    pub fn bpf(self) -> bool {
+        matches!(self, Self::Bpf | Self::BpfCompact)
+    }
+
+    /// The kind that answers in the stack the BPF program is loaded from, and that the
+    /// program must agree with: the learned index or the compact one (`None` without BPF).
+    pub fn bpf_reference(self) -> Option<TierKind> {
+        match self {
+            Self::Bpf => Some(TierKind::Learned),
+            Self::BpfCompact => Some(TierKind::Compact),
+            _ => None,
+        }
     }
 }
 
@@ -369,6 +400,15 @@ impl TierStack {
     /// model (the BPF tier) loads.
     pub fn learned(&self, ino: u32) -> Option<&LearnedIndex> {
         self.files.get(&ino).and_then(|f| f.learned.as_ref())
+    }
+
+    /// The compact index of a file (compact stacks): what the BPF program's compact maps are
+    /// loaded from.
+    pub fn compact(&self, ino: u32) -> Option<&CompactIndex> {
+        match self.files.get(&ino).and_then(|f| f.mem.as_ref()) {
+            Some(MemIndex::Compact(c)) => Some(c),
+            _ => None,
+        }
     }
 
     /// The state of a file's model.

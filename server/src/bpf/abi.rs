@@ -97,6 +97,112 @@ pub struct Extent {
     pub pblk: u64,
 }
 
+/// `IOMAP_BPF_COMPACT_BLOCK`, `_WINDOW`, `_HEAD`: the compact form's geometry, which the
+/// program hard-codes (checked against `predictor::index::compact` below).
+pub const COMPACT_BLOCK: usize = 64;
+/// See [`COMPACT_BLOCK`].
+pub const COMPACT_WINDOW: usize = 32;
+/// See [`COMPACT_BLOCK`].
+pub const COMPACT_HEAD: usize = 16;
+/// `IOMAP_BPF_NO_KEY`: the `end_key` of a file's last piece.
+pub const NO_KEY: u32 = u32::MAX;
+/// `IOMAP_BPF_FORM_PLAIN`: [`Extent`] records in WORDS.
+pub const FORM_PLAIN: u32 = 1;
+/// `IOMAP_BPF_FORM_PACKED`: pieces over packed blocks.
+pub const FORM_PACKED: u32 = 2;
+/// `IOMAP_BPF_PIECE_RUN`.
+pub const PIECE_RUN: u32 = 0;
+/// `IOMAP_BPF_PIECE_LINE`.
+pub const PIECE_LINE: u32 = 1;
+
+/// `struct iomap_bpf_cfile`, the CFILES value: a file in the compact form.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CFile {
+    /// i_size in bytes.
+    pub size: u64,
+    /// Byte of WORDS where the file's bytes start (a multiple of 8).
+    pub byte_first: u64,
+    /// log2 of the block size.
+    pub blkbits: u32,
+    /// [`FORM_PLAIN`] or [`FORM_PACKED`].
+    pub form: u32,
+    /// Plain: extents.
+    pub count: u32,
+    /// Packed: start of the first extent.
+    pub first_key: u32,
+    /// Packed: bits dropped from `q - first_key` to get a bucket.
+    pub shift: u32,
+    /// Packed: the file's first bucket in CBUCKETS.
+    pub bucket_first: u32,
+    /// Packed: buckets.
+    pub buckets: u32,
+    /// Packed: the file's first piece in PIECES.
+    pub piece_first: u32,
+    /// Packed: pieces.
+    pub pieces: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// `struct iomap_bpf_piece`, a PIECES element (`predictor::PieceLayout`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Piece {
+    /// Start of its first extent.
+    pub first_key: u32,
+    /// Start of the next piece's first extent ([`NO_KEY`] for the last).
+    pub end_key: u32,
+    /// [`PIECE_RUN`] or [`PIECE_LINE`].
+    pub kind: u32,
+    /// Extents.
+    pub count: u32,
+    /// Line: slope, scaled by 2^32.
+    pub slope: u64,
+    /// Line: intercept + 1/2, scaled by 2^16.
+    pub intercept: i64,
+    /// Line: window below the prediction.
+    pub e_lo: u32,
+    /// Line: window above the prediction.
+    pub e_hi: u32,
+    /// Line: byte offset of the first block in the file's bytes.
+    pub off: u32,
+    /// Line: bytes of a block.
+    pub block: u32,
+    /// Line: byte offset of the record column in a block.
+    pub recs: u16,
+    /// Line: bytes of a key offset (2 or 4).
+    pub key_bytes: u8,
+    /// Line: bits of a record's length excess.
+    pub wl: u8,
+    /// Line: bits of a record's physical excess.
+    pub wd: u8,
+    /// Line: bits of a record.
+    pub wr: u8,
+    /// Line: 0 none unwritten, 1 all, 2 a bit per record; run: 0 or 1.
+    pub unw: u8,
+    /// Line: 1 if the physical field is `pblk`, 0 if `pblk - lblk`.
+    pub phys: u8,
+    /// Run: logical step.
+    pub step: u32,
+    /// Run: every extent's length.
+    pub len: u32,
+    /// Run: first physical block.
+    pub pblk: u64,
+    /// Run: physical step (wrapping).
+    pub pstep: u64,
+}
+
+/// `struct iomap_bpf_cbucket`, a CBUCKETS element.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CBucket {
+    /// The piece holding the bucket's first block (relative to the file).
+    pub piece: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
 /// `struct iomap_bpf_query`, a QUERIES element: one `iomap_begin` call, laid out as
 /// `fuse_iomap_begin_in`.
 #[repr(C)]
@@ -168,6 +274,13 @@ const _: () = {
     assert!(OP_REPORT == crate::wire::OP_REPORT);
     assert!(std::mem::size_of::<Answer>() == 32);
     assert!(std::mem::size_of::<Run>() == 16);
+    assert!(std::mem::size_of::<CFile>() == 56);
+    assert!(std::mem::size_of::<Piece>() == 80);
+    assert!(std::mem::size_of::<CBucket>() == 8);
+    // The compact form's geometry, which the program hard-codes.
+    assert!(COMPACT_BLOCK == predictor::index::compact::BLOCK);
+    assert!(COMPACT_WINDOW == predictor::index::compact::WINDOW);
+    assert!(COMPACT_HEAD == predictor::index::compact::BLOCK_HEADER_BYTES);
 };
 
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
@@ -183,6 +296,12 @@ unsafe impl aya::Pod for Extent {}
 unsafe impl aya::Pod for Query {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for Answer {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for CFile {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for Piece {}
+// SAFETY: as for File.
+unsafe impl aya::Pod for CBucket {}
 
 impl Run {
     /// The packet bytes (XDP test runs want at least an Ethernet header's worth: 64 bytes).

@@ -1,7 +1,8 @@
 //! The BPF tier against the userspace predictor: every query of every file through both, the
 //! answers compared. The userspace stack is the reference (its contract tests hold it equal to
-//! the on-disk extent tree); the program must give exactly its mapping wherever the userspace
-//! learned index answers, and fall back everywhere else.
+//! the on-disk extent tree); the program must give exactly its mapping wherever the index it
+//! was loaded from (the learned index, or on a compact stack the compact one) answers, and fall
+//! back everywhere else.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,7 +10,7 @@ use predictor::synth::Rng;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use super::{abi, BpfTier, Status};
+use super::{abi, index_of, BpfTier, Status};
 
 /// How many queries per file.
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +51,9 @@ pub struct CheckReport {
     pub fallbacks: BTreeMap<&'static str, u64>,
     /// Answers that differ from the userspace predictor's mapping.
     pub wrong: u64,
-    /// Fallbacks on a loaded file where the userspace learned index answered.
+    /// Fallbacks on a loaded file where the userspace index the program evaluates answered.
     pub unexpected_fallbacks: u64,
-    /// Answers where the userspace learned index did not answer (an error or another tier).
+    /// Answers where that userspace index did not answer (an error or another tier).
     pub unexpected_answers: u64,
     /// The first disagreements, described.
     pub examples: Vec<String>,
@@ -80,9 +81,14 @@ pub fn check(
     progress: &dyn Fn(u64),
 ) -> Result<CheckReport, super::BpfError> {
     let mut report = CheckReport::default();
-    // Loaded: files with an active model that the program did not skip.
+    // Loaded: files with an index the program evaluates that it did not skip.
     let skipped: HashSet<u64> = bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();
-    let loaded = |ino: u32| stack.learned(ino).is_some() && !skipped.contains(&u64::from(ino));
+    let loaded = |ino: u32| index_of(stack, ino).is_some() && !skipped.contains(&u64::from(ino));
+    let reference = if stack.tier().compact() {
+        TierKind::Compact
+    } else {
+        TierKind::Learned
+    };
     report.files_loaded = bpf.report().files;
     report.files_skipped = bpf.report().skipped.len();
     let mut inodes: Vec<u32> = stack.inodes().collect();
@@ -95,7 +101,8 @@ pub fn check(
         let answers = bpf.answer(&input, 0)?;
         for (&q, a) in queries.iter().zip(&answers) {
             let user = stack.query(q);
-            compare(&mut report, q, a.status(), a.mapping(), &user, loaded(ino));
+            let outcome = (a.status(), a.mapping());
+            compare(&mut report, q, outcome, &user, reference, loaded(ino));
         }
         report.queries += queries.len() as u64;
         progress(done as u64 + 1);
@@ -103,13 +110,14 @@ pub fn check(
     Ok(report)
 }
 
-/// Records one query's outcome.
+/// Records one query's outcome: the program's, and the stack's, which `reference` (the kind
+/// the program was loaded from) should have answered.
 fn compare(
     report: &mut CheckReport,
     q: Query,
-    status: Status,
-    bpf: Option<Mapping>,
+    (status, bpf): (Status, Option<Mapping>),
     user: &Result<(Mapping, TierKind), QueryError>,
+    reference: TierKind,
     loaded: bool,
 ) {
     let at = format!("inode {} pos {} count {} {:?}", q.ino, q.pos, q.count, q.op);
@@ -118,10 +126,11 @@ fn compare(
             if b != *u {
                 report.wrong += 1;
                 report.disagree(format!("{at}: bpf {b:?}, userspace {u:?} ({kind:?})"));
-            } else if *kind != TierKind::Learned {
+            } else if *kind != reference {
                 report.unexpected_answers += 1;
                 report.disagree(format!(
-                    "{at}: bpf answered, userspace learned index did not"
+                    "{at}: bpf answered, userspace {} did not",
+                    reference.name()
                 ));
             } else {
                 report.handled += 1;
@@ -133,12 +142,13 @@ fn compare(
         }
         (None, user) => {
             *report.fallbacks.entry(status.name()).or_default() += 1;
-            let learned = matches!(user, Ok((_, TierKind::Learned)));
-            if learned && loaded {
+            let answered = matches!(user, Ok((_, k)) if *k == reference);
+            if answered && loaded {
                 report.unexpected_fallbacks += 1;
                 report.disagree(format!(
-                    "{at}: bpf fell back ({}), userspace learned answered",
-                    status.name()
+                    "{at}: bpf fell back ({}), userspace {} answered",
+                    status.name(),
+                    reference.name()
                 ));
             }
         }
@@ -154,21 +164,19 @@ fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) 
     };
     let bs = u64::from(stack.block_size());
     let size = inode.size;
+    let extents = index_of(stack, ino)
+        .map(|ix| ix.extents())
+        .unwrap_or_default();
     // To EOF or the end of the last extent, whichever is later.
-    let mapped_end = stack
-        .learned(ino)
-        .and_then(|ix| ix.extents().last())
-        .map_or(0, |e| e.end());
+    let mapped_end = extents.last().map_or(0, |e| e.end());
     let blocks = size.div_ceil(bs).max(mapped_end);
     let mut lblks: Vec<u64> = if blocks <= opts.exhaustive_blocks {
         (0..blocks).collect()
     } else {
         let mut v: Vec<u64> = (0..opts.samples).map(|_| rng.below(blocks)).collect();
-        if let Some(ix) = stack.learned(ino) {
-            for e in ix.extents().take(opts.samples) {
-                let (s, end) = (u64::from(e.lblk), e.end());
-                v.extend([s.saturating_sub(1), s, end - 1, end]);
-            }
+        for e in extents.iter().take(opts.samples) {
+            let (s, end) = (u64::from(e.lblk), e.end());
+            v.extend([s.saturating_sub(1), s, end - 1, end]);
         }
         v.retain(|&b| b < blocks);
         v

@@ -33,10 +33,14 @@ enum BpfCommand {
 struct Common {
     /// The ext4 image, read-only.
     image: PathBuf,
-    /// Model pack trained on this image (by `training fit`).
-    #[arg(long, value_name = "PACK")]
-    models: PathBuf,
-    /// Most extents loaded into the program's maps (16 bytes each); files past it fall back.
+    /// Model pack trained on this image (by `training fit`); not needed with --compact.
+    #[arg(long, value_name = "PACK", required_unless_present = "compact")]
+    models: Option<PathBuf>,
+    /// Check the compact form instead: every file's compact learned index (fitted at load,
+    /// no pack) in the program's compact maps, against the userspace compact index.
+    #[arg(long)]
+    compact: bool,
+    /// Most extents loaded into the program's maps; files past it fall back.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_extents)]
     max_extents: u32,
 }
@@ -50,8 +54,9 @@ Fallback reasons: no_model (no active model for the file, or the program did not
 bad_query (count 0, a read at or past EOF), window (over the program's bound), missed
 (verification).
 
-Example:
-  server bpf check disk.img --models disk.pack")]
+Examples:
+  server bpf check disk.img --models disk.pack
+  server bpf check disk.img --compact")]
 struct CheckArgs {
     #[command(flatten)]
     common: Common,
@@ -114,7 +119,12 @@ pub fn run(args: &BpfArgs) -> anyhow::Result<()> {
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     let c = &args.common;
-    let loaded = image::load(&c.image, Some(&c.models), predictor::Tier::Learned, false)?;
+    let tier = if c.compact {
+        predictor::Tier::Compact
+    } else {
+        predictor::Tier::Learned
+    };
+    let loaded = image::load(&c.image, c.models.as_deref(), tier, false)?;
     let bpf = load_stack(&loaded.stack, limits(c))?;
     bpf.report().log();
     let bar = ProgressBar::new(loaded.report.files as u64).with_style(
@@ -207,7 +217,7 @@ fn run_latency_synthetic(args: &LatencyArgs) -> anyhow::Result<()> {
         let extents = predictor::synth::allocator_like(n, 42);
         let index = predictor::LearnedIndex::fit(&extents, &predictor::FitParams::default())
             .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
-        let bpf = single_file(&index)?;
+        let bpf = single_file(super::BpfIndex::Learned(&index))?;
         if let Some((_, why)) = bpf.report().skipped.first() {
             bail!("synthetic map of {n} extents not loaded: {why}");
         }

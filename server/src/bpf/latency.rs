@@ -178,7 +178,7 @@ pub const SINGLE_BLOCK_SIZE: u32 = 4096;
 
 /// A BPF tier holding one file, [`SINGLE_INO`], with `index`'s extents and model and a size
 /// covering every addressable block: for experiments on extent maps that are not in an image.
-pub fn single_file(index: &LearnedIndex) -> Result<BpfTier, BpfError> {
+pub fn single_file(index: super::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
     let file = super::BpfFile {
         ino: SINGLE_INO,
         size: ext4::MAX_LBLK * u64::from(SINGLE_BLOCK_SIZE),

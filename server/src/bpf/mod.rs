@@ -7,9 +7,13 @@
 //! `BPF_PROG_TEST_RUN`: real in-kernel execution, verified and JIT-compiled, with one syscall
 //! per batch of queries.
 //!
+//! The same program evaluates the compact learned index for files loaded in its form
+//! (`--tier bpf-compact`): its pieces, directory and packed bytes in their own maps.
+//!
 //! - [`abi`]: the maps' element layouts, mirrored from `server/bpf/iomap_begin.h`.
-//! - [`tier`]: loading ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
-//!   the userspace predictor uses) and running ([`BpfTier::answer`], timing).
+//! - [`tier`] loads ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
+//!   or [`predictor::CompactIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
+//!   timing).
 //! - [`check`]: every query of every file through both evaluators, compared.
 //! - [`latency`]: its lookup latency beside the userspace structures on the same maps.
 //! - [`command`]: `server bpf check` and `server bpf latency`.
@@ -29,7 +33,7 @@ pub mod tier;
 
 use std::io;
 
-pub use tier::{BpfFile, BpfTier, Limits, LoadReport, Skip, Status};
+pub use tier::{BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Status};
 
 use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
 
@@ -106,8 +110,9 @@ fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error>
     None
 }
 
-/// Loads every file of `stack` whose learned model is active (see [`LoadReport::log`] to say
-/// what was loaded).
+/// Loads every file of `stack` the program can evaluate: those whose learned model is active,
+/// or on a compact stack (`--tier compact` / `bpf-compact`) every file's compact index (see
+/// [`LoadReport::log`] to say what was loaded).
 pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError> {
     let mut inodes: Vec<u32> = stack.inodes().collect();
     inodes.sort_unstable();
@@ -118,11 +123,21 @@ pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError
                 ino: u64::from(ino),
                 size: stack.inode(ino)?.size,
                 block_size: stack.block_size(),
-                index: stack.learned(ino)?,
+                index: index_of(stack, ino)?,
             })
         })
         .collect();
     BpfTier::load(&files, limits)
+}
+
+/// The index of `ino` the program is loaded from: the compact one on a compact stack, else the
+/// active learned model.
+pub fn index_of(stack: &TierStack, ino: u32) -> Option<BpfIndex<'_>> {
+    if stack.tier().compact() {
+        stack.compact(ino).map(BpfIndex::Compact)
+    } else {
+        stack.learned(ino).map(BpfIndex::Learned)
+    }
 }
 
 /// One query through the BPF tier, if there is one, and the stack (see [`query_many`]).

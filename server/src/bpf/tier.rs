@@ -1,5 +1,5 @@
-//! Loading the program with its maps filled from learned indexes, and running queries through
-//! `BPF_PROG_TEST_RUN`.
+//! Loading the program with its maps filled from learned or compact indexes, and running
+//! queries through `BPF_PROG_TEST_RUN`.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use parking_lot::Mutex;
-use predictor::{LearnedIndex, Mapping, MappingType};
+use predictor::{CompactIndex, CompactLayout, LearnedIndex, Mapping, MappingType, PieceBody};
 
 use super::abi::{self, Answer, Query, Run};
 use super::mmap::MmapArray;
@@ -25,7 +25,7 @@ pub const REGION_SLOTS: usize = 4096;
 const REGIONS: usize = 8;
 
 /// One file to load: its inode (the key the program looks up), size, block size and the
-/// learned index the userspace predictor uses for it.
+/// index the userspace predictor uses for it.
 #[derive(Debug, Clone, Copy)]
 pub struct BpfFile<'a> {
     /// Inode number (FUSE node id).
@@ -35,7 +35,34 @@ pub struct BpfFile<'a> {
     /// Filesystem block size.
     pub block_size: u32,
     /// The file's extents and model.
-    pub index: &'a LearnedIndex,
+    pub index: BpfIndex<'a>,
+}
+
+/// Which of the program's two layouts a file is loaded in.
+#[derive(Debug, Clone, Copy)]
+pub enum BpfIndex<'a> {
+    /// The learned index: FILES, SEGS, RADIX and 16-byte EXTENTS.
+    Learned(&'a LearnedIndex),
+    /// The compact index: CFILES, PIECES, CBUCKETS and its packed bytes in WORDS.
+    Compact(&'a CompactIndex),
+}
+
+impl BpfIndex<'_> {
+    /// Extents in the file's map.
+    pub fn extent_count(&self) -> usize {
+        match self {
+            Self::Learned(ix) => ix.len(),
+            Self::Compact(c) => c.shape().extents,
+        }
+    }
+
+    /// The file's extents, in order.
+    pub fn extents(&self) -> Vec<ext4::Extent> {
+        match self {
+            Self::Learned(ix) => ix.extents().collect(),
+            Self::Compact(c) => c.extents(),
+        }
+    }
 }
 
 /// Why a file was not loaded into the program's maps (its queries then fall back).
@@ -97,6 +124,14 @@ pub struct LoadReport {
     pub segments: u64,
     /// Segment radix-table buckets loaded.
     pub buckets: u64,
+    /// Files loaded in the compact form (of `files`).
+    pub compact_files: usize,
+    /// Compact pieces loaded.
+    pub pieces: u64,
+    /// Compact directory buckets loaded.
+    pub compact_buckets: u64,
+    /// 8-byte words of compact bytes loaded.
+    pub words: u64,
     /// Files not loaded, and why.
     pub skipped: Vec<(u64, Skip)>,
     /// Bytes of map memory for files, segments, radix buckets and extents (the kernel's
@@ -115,6 +150,9 @@ impl LoadReport {
             files = self.files,
             extents = self.extents,
             segments = self.segments,
+            compact_files = self.compact_files,
+            pieces = self.pieces,
+            words = self.words,
             skipped = self.skipped.len(),
             map_kib = self.map_bytes / 1024,
             load_ms = self.load.as_millis() as u64,
@@ -233,26 +271,41 @@ impl std::fmt::Debug for BpfTier {
 /// A file accepted for loading, with its place in the arrays.
 struct Planned<'a> {
     file: BpfFile<'a>,
-    entry: abi::File,
+    entry: Entry,
+}
+
+/// A planned file's map entry.
+enum Entry {
+    Learned(abi::File),
+    Compact(abi::CFile),
 }
 
 /// Decides which files fit and where each goes.
 fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> Vec<Planned<'a>> {
     let mut out = Vec::new();
     let (mut exts, mut segs, mut buckets) = (0u64, 0u64, 0u64);
+    let (mut pieces, mut cbuckets, mut words) = (0u64, 0u64, 0u64);
+    // Extents loaded in either form, against the limit.
+    let mut total = 0u64;
     for f in files {
-        match check_file(f) {
-            Err(skip) => report.skipped.push((f.ino, skip)),
-            Ok(blkbits) => {
-                let n = f.index.len() as u64;
-                let s = f.index.segment_count() as u64;
-                if exts + n > u64::from(limits.max_extents.min(1 << 30))
-                    || out.len() >= limits.max_files as usize
-                {
-                    report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
-                    continue;
-                }
-                let (radix_base, radix_shift, counts) = f.index.radix();
+        let blkbits = match check_file(f) {
+            Err(skip) => {
+                report.skipped.push((f.ino, skip));
+                continue;
+            }
+            Ok(b) => b,
+        };
+        let n = f.index.extent_count() as u64;
+        if total + n > u64::from(limits.max_extents.min(1 << 30))
+            || out.len() >= limits.max_files as usize
+        {
+            report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
+            continue;
+        }
+        let entry = match f.index {
+            BpfIndex::Learned(ix) => {
+                let s = ix.segment_count() as u64;
+                let (radix_base, radix_shift, counts) = ix.radix();
                 let b = counts.len().saturating_sub(1) as u64;
                 // Fit u32: exts + n <= max_extents (a u32), segments <= extents, and buckets
                 // <= 4 * segments with extents below 2^30 (checked above).
@@ -272,18 +325,73 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
                 exts += n;
                 segs += s;
                 buckets += b;
-                out.push(Planned { file: *f, entry });
+                Entry::Learned(entry)
             }
-        }
+            BpfIndex::Compact(c) => {
+                let mut entry = abi::CFile {
+                    size: f.size,
+                    byte_first: words * 8,
+                    blkbits,
+                    ..abi::CFile::default()
+                };
+                let bytes = match c.layout() {
+                    // check_file refused empty maps.
+                    CompactLayout::Empty => 0,
+                    CompactLayout::Plain(e) => {
+                        entry.form = abi::FORM_PLAIN;
+                        entry.count = e.len() as u32;
+                        e.len() as u64 * std::mem::size_of::<abi::Extent>() as u64
+                    }
+                    CompactLayout::Packed(p) => {
+                        // Pieces and buckets are at most one per extent or so: below 2^30.
+                        entry.form = abi::FORM_PACKED;
+                        entry.first_key = p.first_key;
+                        entry.shift = p.shift;
+                        entry.bucket_first = cbuckets as u32;
+                        entry.buckets = p.buckets.len() as u32;
+                        entry.piece_first = pieces as u32;
+                        entry.pieces = p.pieces.len() as u32;
+                        pieces += p.pieces.len() as u64;
+                        cbuckets += p.buckets.len() as u64;
+                        p.bytes.len() as u64
+                    }
+                };
+                let w = bytes.div_ceil(8);
+                // WORDS is u32-indexed; the program reads at most one word past a file's
+                // bytes, which its own padding covers.
+                if words + w > u64::from(u32::MAX) {
+                    report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
+                    continue;
+                }
+                words += w;
+                report.compact_files += 1;
+                Entry::Compact(entry)
+            }
+        };
+        total += n;
+        out.push(Planned { file: *f, entry });
     }
     report.files = out.len();
-    report.extents = exts;
+    report.extents = total;
     report.segments = segs;
     report.buckets = buckets;
-    report.map_bytes = exts * std::mem::size_of::<abi::Extent>() as u64
+    report.pieces = pieces;
+    report.compact_buckets = cbuckets;
+    report.words = words;
+    let learned = exts * std::mem::size_of::<abi::Extent>() as u64
         + segs * std::mem::size_of::<abi::Seg>() as u64
-        + buckets * std::mem::size_of::<abi::Bucket>() as u64
-        + out.len() as u64 * (std::mem::size_of::<abi::File>() as u64 + 8);
+        + buckets * std::mem::size_of::<abi::Bucket>() as u64;
+    let compact = pieces * std::mem::size_of::<abi::Piece>() as u64
+        + cbuckets * std::mem::size_of::<abi::CBucket>() as u64
+        + words * 8;
+    let entries = out
+        .iter()
+        .map(|p| match p.entry {
+            Entry::Learned(_) => std::mem::size_of::<abi::File>() as u64 + 8,
+            Entry::Compact(_) => std::mem::size_of::<abi::CFile>() as u64 + 8,
+        })
+        .sum::<u64>();
+    report.map_bytes = learned + compact + entries;
     out
 }
 
@@ -293,14 +401,16 @@ fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
         return Err(Skip::BlockSize(f.block_size));
     }
     let bits = f.block_size.trailing_zeros();
-    if f.index.is_empty() {
+    if f.index.extent_count() == 0 {
         return Err(Skip::NoExtents);
     }
-    let window = f.index.max_window();
-    if window > abi::MAX_WINDOW {
-        return Err(Skip::Window { window });
+    if let BpfIndex::Learned(ix) = f.index {
+        let window = ix.max_window();
+        if window > abi::MAX_WINDOW {
+            return Err(Skip::Window { window });
+        }
     }
-    for (index, e) in f.index.extents().enumerate() {
+    for (index, e) in f.index.extents().iter().enumerate() {
         // The program computes (pblk << bits) + offset and (lblk + len) << bits unchecked.
         let fits = e
             .pblk
@@ -354,10 +464,17 @@ impl BpfTier {
         // Array maps need at least one entry; with no files the program answers NO_MODEL.
         let at_least_one = |n: u64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries("FILES", at_least_one(planned.len() as u64))
+            .map_max_entries(
+                "FILES",
+                at_least_one((planned.len() - report.compact_files) as u64),
+            )
             .map_max_entries("SEGS", at_least_one(report.segments))
             .map_max_entries("RADIX", at_least_one(report.buckets))
-            .map_max_entries("EXTENTS", at_least_one(report.extents))
+            .map_max_entries("EXTENTS", at_least_one(exts_learned(&planned)))
+            .map_max_entries("CFILES", at_least_one(report.compact_files as u64))
+            .map_max_entries("PIECES", at_least_one(report.pieces))
+            .map_max_entries("CBUCKETS", at_least_one(report.compact_buckets))
+            .map_max_entries("WORDS", at_least_one(report.words))
             .map_max_entries("QUERIES", slots as u32)
             .map_max_entries("ANSWERS", slots as u32)
             .load(object)
@@ -496,56 +613,176 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
-/// Writes the planned files into FILES, SEGS and EXTENTS.
+/// Extents in EXTENTS: those of the files loaded in the learned layout.
+fn exts_learned(planned: &[Planned<'_>]) -> u64 {
+    planned
+        .iter()
+        .filter(|p| matches!(p.entry, Entry::Learned(_)))
+        .map(|p| p.file.index.extent_count() as u64)
+        .sum()
+}
+
+/// Writes the planned files into FILES, SEGS, RADIX and EXTENTS (learned), CFILES, PIECES,
+/// CBUCKETS and WORDS (compact).
 fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result<(), BpfError> {
     {
         let segs = mmap::<abi::Seg>(ebpf, "SEGS", report.segments as usize)?;
-        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", report.extents as usize)?;
+        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", exts_learned(planned) as usize)?;
         let radix = mmap::<abi::Bucket>(ebpf, "RADIX", report.buckets as usize)?;
+        let pieces = mmap::<abi::Piece>(ebpf, "PIECES", report.pieces as usize)?;
+        let cbuckets = mmap::<abi::CBucket>(ebpf, "CBUCKETS", report.compact_buckets as usize)?;
+        let words = mmap::<u64>(ebpf, "WORDS", report.words as usize)?;
         for p in planned {
-            let (e0, s0) = (p.entry.ext_first as usize, p.entry.seg_first as usize);
-            for (i, e) in p.file.index.extents().enumerate() {
-                let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
-                exts.set(
-                    e0 + i,
-                    abi::Extent {
-                        lblk: e.lblk,
-                        len: e.len,
-                        pblk: e.pblk | flag,
-                    },
-                );
-            }
-            let (_, _, counts) = p.file.index.radix();
-            for (i, w) in counts.windows(2).enumerate() {
-                let b = abi::Bucket { lo: w[0], hi: w[1] };
-                radix.set(p.entry.radix_first as usize + i, b);
-            }
-            for (i, s) in p.file.index.segments().enumerate() {
-                segs.set(
-                    s0 + i,
-                    abi::Seg {
-                        first_key: s.first_key,
-                        first: s.first,
-                        last: s.last,
-                        e_lo: s.line.e_lo,
-                        e_hi: s.line.e_hi,
-                        pad: 0,
-                        slope: s.line.slope,
-                        intercept: s.line.intercept,
-                    },
-                );
+            match (&p.entry, p.file.index) {
+                (Entry::Learned(entry), BpfIndex::Learned(ix)) => {
+                    fill_learned(entry, ix, &exts, &radix, &segs)
+                }
+                (Entry::Compact(entry), BpfIndex::Compact(c)) => {
+                    fill_compact(entry, c, &pieces, &cbuckets, &words)
+                }
+                _ => return Err(BpfError::Object("planned entry of the wrong form".into())),
             }
         }
     }
-    let map = ebpf
-        .map_mut("FILES")
-        .ok_or_else(|| BpfError::Object("no map FILES in the object".into()))?;
-    let mut files: BpfHashMap<&mut MapData, u64, abi::File> =
-        BpfHashMap::try_from(map).map_err(|e| BpfError::Object(format!("map FILES: {e}")))?;
     for p in planned {
-        files
-            .insert(p.file.ino, p.entry, 0)
-            .map_err(|e| BpfError::Object(format!("map FILES, inode {}: {e}", p.file.ino)))?;
+        match p.entry {
+            Entry::Learned(entry) => insert(ebpf, "FILES", p.file.ino, entry)?,
+            Entry::Compact(entry) => insert(ebpf, "CFILES", p.file.ino, entry)?,
+        }
     }
     Ok(())
+}
+
+/// Inserts `value` under inode `ino` in hash map `name`.
+fn insert<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    ino: u64,
+    value: V,
+) -> Result<(), BpfError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or_else(|| BpfError::Object(format!("no map {name} in the object")))?;
+    let mut files: BpfHashMap<&mut MapData, u64, V> =
+        BpfHashMap::try_from(map).map_err(|e| BpfError::Object(format!("map {name}: {e}")))?;
+    files
+        .insert(ino, value, 0)
+        .map_err(|e| BpfError::Object(format!("map {name}, inode {ino}: {e}")))
+}
+
+fn fill_learned(
+    entry: &abi::File,
+    ix: &LearnedIndex,
+    exts: &MmapArray<abi::Extent>,
+    radix: &MmapArray<abi::Bucket>,
+    segs: &MmapArray<abi::Seg>,
+) {
+    let (e0, s0) = (entry.ext_first as usize, entry.seg_first as usize);
+    for (i, e) in ix.extents().enumerate() {
+        exts.set(e0 + i, extent(&e));
+    }
+    let (_, _, counts) = ix.radix();
+    for (i, w) in counts.windows(2).enumerate() {
+        let b = abi::Bucket { lo: w[0], hi: w[1] };
+        radix.set(entry.radix_first as usize + i, b);
+    }
+    for (i, s) in ix.segments().enumerate() {
+        segs.set(
+            s0 + i,
+            abi::Seg {
+                first_key: s.first_key,
+                first: s.first,
+                last: s.last,
+                e_lo: s.line.e_lo,
+                e_hi: s.line.e_hi,
+                pad: 0,
+                slope: s.line.slope,
+                intercept: s.line.intercept,
+            },
+        );
+    }
+}
+
+/// An EXTENTS record (also the plain compact form's record in WORDS).
+fn extent(e: &ext4::Extent) -> abi::Extent {
+    let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
+    abi::Extent {
+        lblk: e.lblk,
+        len: e.len,
+        pblk: e.pblk | flag,
+    }
+}
+
+fn fill_compact(
+    entry: &abi::CFile,
+    c: &CompactIndex,
+    pieces: &MmapArray<abi::Piece>,
+    cbuckets: &MmapArray<abi::CBucket>,
+    words: &MmapArray<u64>,
+) {
+    let w0 = (entry.byte_first / 8) as usize;
+    match c.layout() {
+        CompactLayout::Empty => {}
+        CompactLayout::Plain(exts) => {
+            for (i, e) in exts.iter().enumerate() {
+                let r = extent(e);
+                words.set(w0 + 2 * i, u64::from(r.lblk) | (u64::from(r.len) << 32));
+                words.set(w0 + 2 * i + 1, r.pblk);
+            }
+        }
+        CompactLayout::Packed(p) => {
+            for (i, chunk) in p.bytes.chunks(8).enumerate() {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                words.set(w0 + i, u64::from_le_bytes(w));
+            }
+            for (i, &piece) in p.buckets.iter().enumerate() {
+                let b = abi::CBucket { piece, pad: 0 };
+                cbuckets.set(entry.bucket_first as usize + i, b);
+            }
+            for (i, piece) in p.pieces.iter().enumerate() {
+                let mut out = abi::Piece {
+                    first_key: piece.first_key,
+                    end_key: piece.end_key.unwrap_or(abi::NO_KEY),
+                    ..abi::Piece::default()
+                };
+                match piece.body {
+                    PieceBody::Run {
+                        step,
+                        len,
+                        pblk,
+                        pstep,
+                        count,
+                        unwritten,
+                    } => {
+                        out.kind = abi::PIECE_RUN;
+                        out.count = count;
+                        out.step = step;
+                        out.len = len;
+                        out.pblk = pblk;
+                        out.pstep = pstep;
+                        out.unw = u8::from(unwritten);
+                    }
+                    PieceBody::Line(l) => {
+                        out.kind = abi::PIECE_LINE;
+                        out.count = l.count;
+                        out.slope = l.line.slope;
+                        out.intercept = l.line.intercept;
+                        out.e_lo = l.line.e_lo;
+                        out.e_hi = l.line.e_hi;
+                        out.off = l.off;
+                        out.block = l.block;
+                        out.recs = l.recs;
+                        out.key_bytes = l.key_bytes;
+                        out.wl = l.wl;
+                        out.wd = l.wd;
+                        out.wr = l.wr;
+                        out.unw = l.unw;
+                        out.phys = u8::from(l.phys_absolute);
+                    }
+                }
+                pieces.set(entry.piece_first as usize + i, out);
+            }
+        }
+    }
 }
