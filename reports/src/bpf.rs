@@ -5,16 +5,17 @@
 //! sample is one pass over a batch (every query once), so the caches see what they see in the
 //! userspace race, not a batch replayed until it is warm.
 //!
-//! Three rows: the program with the model, the same program binary-searching all the file's
-//! extents (what the model saves in the kernel), and the harness alone (a run that reads the
-//! query and answers nothing), which is part of every other BPF number.
+//! Four rows: the program with the model, the same program binary-searching all the file's
+//! extents (what the model saves in the kernel), the program evaluating the dataset's compact
+//! learned index from its compact maps, and the harness alone (a run that reads the query and
+//! answers nothing), which is part of every other BPF number.
 
 use std::time::Instant;
 
-use predictor::LearnedIndex;
+use predictor::{CompactIndex, LearnedIndex};
 use server::bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
 use server::bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
-use server::bpf::BpfTier;
+use server::bpf::{BpfIndex, BpfTier};
 
 use crate::datasets::Dataset;
 use crate::exp::latency::Cell;
@@ -27,12 +28,16 @@ pub const MODEL: &str = "bpf";
 pub const FULL_SEARCH: &str = "bpf-full";
 /// Structure id of the harness alone.
 pub const NOOP: &str = "bpf-noop";
+/// Structure id of the program evaluating the compact learned index.
+pub const COMPACT: &str = "bpf-compact";
 
 /// A dataset loaded into the program.
 pub struct Loaded {
     tier: BpfTier,
     index: LearnedIndex,
     build_ms: f64,
+    /// The dataset's compact index in the program's compact maps, if it loads.
+    compact: Option<(BpfTier, CompactIndex)>,
 }
 
 /// Whether a dataset could be loaded into the program.
@@ -51,29 +56,56 @@ pub fn load(d: &Dataset) -> Load {
         return Load::Skipped("no learned index".into());
     };
     let start = Instant::now();
-    let tier = match single_file(server::bpf::BpfIndex::Learned(&index)) {
+    let tier = match single_file(BpfIndex::Learned(&index)) {
         Ok(t) => t,
         Err(e) => return Load::Unavailable(predictor::error::chain_message(&e)),
     };
     if let Some((_, why)) = tier.report().skipped.first() {
         return Load::Skipped(why.to_string());
     }
+    let build_ms = start.elapsed().as_secs_f64() * 1e3;
+    let compact = match CompactIndex::new(&d.extents) {
+        Ok(c) => match single_file(BpfIndex::Compact(&c)) {
+            Ok(t) if t.report().skipped.is_empty() => Some((t, c)),
+            Ok(t) => {
+                let why = t.report().skipped.first().map(|(_, w)| w.to_string());
+                tracing::warn!(dataset = %d.name, ?why, "compact form not loaded into BPF");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(dataset = %d.name, error = %e, "compact form not loaded into BPF");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(dataset = %d.name, error = %e, "no compact index");
+            None
+        }
+    };
     Load::Loaded(Box::new(Loaded {
         tier,
         index,
-        build_ms: start.elapsed().as_secs_f64() * 1e3,
+        build_ms,
+        compact,
     }))
 }
 
-/// The three BPF cells of `d` under `stream`, one timed round per query batch.
+/// The BPF cells of `d` under `stream`, one timed round per query batch.
 pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]) -> Vec<Cell> {
-    let r = l.tier.report();
-    let rows = [(MODEL, 0), (FULL_SEARCH, RUN_FULL_SEARCH), (NOOP, RUN_NOOP)];
+    let mut rows = vec![
+        (MODEL, &l.tier, 0),
+        (FULL_SEARCH, &l.tier, RUN_FULL_SEARCH),
+        (NOOP, &l.tier, RUN_NOOP),
+    ];
+    if let Some((t, _)) = &l.compact {
+        rows.push((COMPACT, t, 0));
+    }
     rows.iter()
-        .filter_map(|&(structure, flags)| {
+        .filter_map(|&(structure, tier, flags)| {
+            let r = tier.report();
             let mut ns = Vec::with_capacity(batches.len());
             for b in batches {
-                match one_pass(&l.tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags) {
+                match one_pass(tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags) {
                     Ok(v) => ns.push(v),
                     Err(e) => {
                         tracing::warn!(dataset = %d.name, error = %e, "BPF test run failed");
@@ -83,6 +115,30 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
             }
             let ns = Summary::of(&mut ns)?;
             let model = structure == MODEL;
+            if structure == COMPACT {
+                // The model of the compact form: its pieces (lines and runs) and directory.
+                let shape = l
+                    .compact
+                    .as_ref()
+                    .map(|(_, c)| c.shape())
+                    .unwrap_or_default();
+                let model_bytes = r.pieces as usize
+                    * std::mem::size_of::<server::bpf::abi::Piece>()
+                    + r.compact_buckets as usize * std::mem::size_of::<server::bpf::abi::CBucket>();
+                return Some(Cell {
+                    dataset: d.name.clone(),
+                    source: d.source,
+                    extents: d.extents.len(),
+                    structure,
+                    stream,
+                    ns,
+                    heap_bytes: usize::try_from(r.map_bytes).unwrap_or(usize::MAX),
+                    segments: shape.lines + shape.runs,
+                    max_window: 0,
+                    model_bytes,
+                    build_ms: l.build_ms,
+                });
+            }
             Some(Cell {
                 dataset: d.name.clone(),
                 source: d.source,

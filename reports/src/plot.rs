@@ -34,7 +34,7 @@ pub fn register_font() -> Result<()> {
 }
 
 /// Distinct colours (the "tab10" palette), assigned to structures and systems in order.
-pub const COLORS: [RGBColor; 11] = [
+pub const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -47,6 +47,8 @@ pub const COLORS: [RGBColor; 11] = [
     RGBColor(23, 190, 207),
     // Black, for the compact learned index: apart from every other line.
     RGBColor(0, 0, 0),
+    // Dark magenta, for the compact learned index in the kernel (the BPF rows are pink).
+    RGBColor(120, 0, 70),
 ];
 
 /// The `i`th palette colour (cycling).

@@ -108,6 +108,7 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: crate::bpf::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
     Structure { name: crate::bpf::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
     Structure { name: crate::bpf::NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::bpf::COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
 ];
 
 /// The baseline every speed-up is relative to.
