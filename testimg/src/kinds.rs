@@ -619,7 +619,6 @@ fn build_kind(kind: Kind, dir: &Path) -> Result<Image> {
         Kind::Ext3_1k | Kind::Ext3_4k => {
             let bs = if kind == Kind::Ext3_1k { 1024 } else { 4096 };
             let mut b = builder(kind, dir, bs)?;
-            b.extent_layout = Layout::BlockMap;
             common_tree(&mut b, Layout::BlockMap)?;
             b.mkfs("ext3", 256 * MIB, &[], true)?;
             b.index_dirs()?;
