@@ -1,4 +1,8 @@
-//! What goes into each [`Kind`] of image.
+//! What goes into each [`Kind`] of image: one row of [`KINDS`] per kind, and one generic
+//! [`build`] that makes every image in the same steps: the host tree for `mke2fs -d`, mkfs,
+//! `e2fsck -D`, the files the debugfs script adds, [`Builder::finish`]. The few trees and files
+//! that only one kind has are functions right after the table; the tree and the file sets that
+//! several kinds share come after those.
 
 use std::path::Path;
 
@@ -12,6 +16,674 @@ use crate::{FileSpec, Image, Kind, Layout};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
+
+/// How one [`Kind`] of image is made, and what it covers.
+pub(crate) struct KindSpec {
+    kind: Kind,
+    /// Short id ([`Kind::name`]).
+    pub name: &'static str,
+    block_size: u32,
+    /// `mke2fs -t`.
+    fs_type: &'static str,
+    /// Size of the (sparse) image file.
+    bytes: u64,
+    /// `mke2fs -O`.
+    features: Features,
+    /// More mke2fs arguments, after `-O`.
+    mkfs_args: &'static [&'static str],
+    /// Whether mke2fs computes the metadata checksums itself. Otherwise they are computed once
+    /// at the end (see [`Builder::csum_later`]); only `ext4-4k` is made the ordinary way.
+    csum_by_mkfs: bool,
+    /// The host tree `mke2fs -d` copies in, if any.
+    tree: Tree,
+    /// Whether `e2fsck -fyD` rebuilds the directories after mkfs (the multi-block ones become
+    /// htrees; see [`Builder::index_dirs`]).
+    index_dirs: bool,
+    /// What the debugfs script adds, in this order (it draws on the kind's random numbers).
+    files: &'static [Files],
+    /// One line on what the image covers ([`Image::description`]).
+    description: &'static str,
+}
+
+/// The features given to `mke2fs -O`.
+enum Features {
+    /// [`EXT4_FEATURES`], then these (comma-separated, `^` turns one off).
+    Ext4With(&'static str),
+    /// Exactly these.
+    Exactly(&'static str),
+    /// No `-O`: mke2fs's defaults for the file-system type.
+    MkfsDefaults,
+}
+
+/// The ext4 features most images start from.
+const EXT4_FEATURES: &str = "extent,64bit,flex_bg,metadata_csum,dir_index,extra_isize";
+
+impl Features {
+    /// The `-O` argument, if any.
+    fn arg(&self) -> Option<String> {
+        match self {
+            Features::Ext4With(more) => Some(format!("{EXT4_FEATURES},{more}")),
+            Features::Exactly(list) => Some((*list).to_owned()),
+            Features::MkfsDefaults => None,
+        }
+    }
+}
+
+/// The host tree given to `mke2fs -d`.
+enum Tree {
+    /// None: mkfs makes an empty file system.
+    None,
+    /// [`common_tree`], regular files and slow symlinks mapped as this layout.
+    Common(Layout),
+    /// A tree only this kind has.
+    Special(fn(&mut Builder) -> Result<()>),
+}
+
+/// A set of files the debugfs script adds after mkfs.
+enum Files {
+    /// The standard extent-mapped files ([`std_files`]).
+    Standard(Std),
+    /// The block-mapped files of ext2/ext3 ([`indirect_files`]).
+    BlockMapped,
+    /// One file punched into an irregular pattern of `extents` extents ([`Builder::irregular`]).
+    Irregular {
+        path: &'static str,
+        extents: usize,
+        depth: u16,
+        note: &'static str,
+    },
+    /// Files only this kind has.
+    Special(fn(&mut Builder) -> Result<()>),
+}
+
+/// Which of the optional standard files an image gets.
+#[derive(Clone, Copy)]
+struct Std {
+    /// `/depth2`: 3000 irregular extents.
+    depth2: bool,
+    /// `/depth3`: 64 Ki blocks, every other one punched.
+    depth3: bool,
+    /// `/sparse-max`: written blocks up to the last addressable one.
+    written_max: bool,
+}
+
+/// The standard files of most images: all but `/depth3`.
+const STD: Std = Std {
+    depth2: true,
+    depth3: false,
+    written_max: true,
+};
+
+/// Every kind of image, in the order of [`Kind`] ([`KindSpec::of`] indexes it).
+const KINDS: &[KindSpec] = &[
+    KindSpec {
+        kind: Kind::Ext4k,
+        name: "ext4-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 512 * MIB,
+        features: Features::Ext4With("has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: true,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(STD)],
+        description: "4 KiB blocks, default ext4 features with a journal and metadata_csum",
+    },
+    KindSpec {
+        kind: Kind::Ext1k,
+        name: "ext4-1k",
+        block_size: 1024,
+        fs_type: "ext4",
+        bytes: 256 * MIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(Std {
+            depth3: true,
+            ..STD
+        })],
+        description: "1 KiB blocks, no journal; extent trees of depth 0 to 3",
+    },
+    KindSpec {
+        kind: Kind::Frag1k,
+        name: "frag-1k",
+        block_size: 1024,
+        fs_type: "ext4",
+        bytes: GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::None,
+        index_dirs: false,
+        files: &[Files::Irregular {
+            path: "/frag-100k",
+            extents: 100_000,
+            depth: 3,
+            note: "about 10^5 irregular extents, depth 3",
+        }],
+        description: "1 KiB blocks, one file with about 10^5 irregular extents",
+    },
+    KindSpec {
+        kind: Kind::Frag4k,
+        name: "frag-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 512 * MIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::None,
+        index_dirs: false,
+        files: &[
+            Files::Irregular {
+                path: "/frag-10k",
+                extents: 10_000,
+                depth: 2,
+                note: "10^4 irregular extents, depth 2",
+            },
+            Files::Special(random_ranges),
+            Files::Special(refill),
+        ],
+        description: "4 KiB blocks, fragmented files: irregular, random ranges, refilled holes",
+    },
+    KindSpec {
+        kind: Kind::Bigalloc,
+        name: "bigalloc-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 512 * MIB,
+        features: Features::Ext4With("bigalloc,^has_journal"),
+        mkfs_args: &["-C", "16384"],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(STD)],
+        description: "4 KiB blocks in 16 KiB clusters (bigalloc)",
+    },
+    KindSpec {
+        kind: Kind::No64bit,
+        name: "no64bit-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 512 * MIB,
+        features: Features::Exactly("extent,^64bit,flex_bg,metadata_csum,^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(STD)],
+        description: "4 KiB blocks without 64bit (32-byte group descriptors)",
+    },
+    KindSpec {
+        kind: Kind::NoFlexBg,
+        name: "noflexbg-1k",
+        block_size: 1024,
+        fs_type: "ext4",
+        bytes: 256 * MIB,
+        features: Features::Exactly("extent,64bit,^flex_bg,metadata_csum,^has_journal"),
+        mkfs_args: &["-N", "1024"],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(STD)],
+        description:
+            "1 KiB blocks without flex_bg, 32 inodes per group (the tree spans many groups)",
+    },
+    KindSpec {
+        kind: Kind::MetaBg,
+        name: "metabg-1k",
+        block_size: 1024,
+        fs_type: "ext4",
+        bytes: GIB,
+        features: Features::Exactly(
+            "extent,64bit,flex_bg,metadata_csum,meta_bg,^resize_inode,^has_journal",
+        ),
+        mkfs_args: &["-N", "2048"],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(STD)],
+        description: "1 KiB blocks with meta_bg (16 groups per meta group), 16 inodes per group",
+    },
+    KindSpec {
+        kind: Kind::Inline,
+        name: "inline-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 64 * MIB,
+        features: Features::Ext4With("inline_data,^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Special(inline_tree),
+        index_dirs: false,
+        files: &[Files::Special(inline_by_debugfs)],
+        description: "4 KiB blocks with inline_data: small files and directories in the inode",
+    },
+    KindSpec {
+        kind: Kind::HtreeNoCsum,
+        name: "htree-nocsum-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 512 * MIB,
+        features: Features::Exactly("extent,64bit,flex_bg,^metadata_csum,dir_index,^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Special(big_dir),
+        index_dirs: true,
+        files: &[Files::Standard(Std {
+            depth2: false,
+            written_max: false,
+            ..STD
+        })],
+        description: "4 KiB blocks, metadata_csum off; a directory with 10^4 entries (htree)",
+    },
+    KindSpec {
+        kind: Kind::Ext3_1k,
+        name: "ext3-1k",
+        block_size: 1024,
+        fs_type: "ext3",
+        bytes: 256 * MIB,
+        features: Features::MkfsDefaults,
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::BlockMap),
+        index_dirs: true,
+        files: &[Files::BlockMapped],
+        description: "ext3 (no extents): files mapped by direct and indirect blocks",
+    },
+    KindSpec {
+        kind: Kind::Ext3_4k,
+        name: "ext3-4k",
+        block_size: 4096,
+        fs_type: "ext3",
+        bytes: 256 * MIB,
+        features: Features::MkfsDefaults,
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::BlockMap),
+        index_dirs: true,
+        files: &[Files::BlockMapped],
+        description: "ext3 (no extents): files mapped by direct and indirect blocks",
+    },
+    KindSpec {
+        kind: Kind::Ext4_64k,
+        name: "ext4-64k",
+        block_size: 65_536,
+        fs_type: "ext4",
+        bytes: 4 * GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Common(Layout::Extents),
+        index_dirs: true,
+        files: &[Files::Standard(Std {
+            depth2: false,
+            written_max: false,
+            ..STD
+        })],
+        description: "64 KiB blocks (the kernel mounts it only where pages are 64 KiB)",
+    },
+    KindSpec {
+        kind: Kind::DemoTree,
+        name: "demo-tree-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 2 * GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Special(demo_tree),
+        index_dirs: false,
+        files: &[],
+        description: "demo: a tree of 2000 ordinary files in 40 directories",
+    },
+    KindSpec {
+        kind: Kind::DemoPunched,
+        name: "demo-punched-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: 2 * GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::None,
+        index_dirs: false,
+        files: &[Files::Irregular {
+            path: "/punched-100k",
+            extents: 100_000,
+            depth: 2,
+            note: "about 10^5 irregular extents",
+        }],
+        description: "demo: a punched file with about 10^5 extents on 4 KiB blocks",
+    },
+    KindSpec {
+        kind: Kind::DemoUnwritten,
+        name: "demo-unwritten-4k",
+        block_size: 4096,
+        fs_type: "ext4",
+        bytes: GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::None,
+        index_dirs: false,
+        files: &[Files::Special(fallocated), Files::Special(mixed_big)],
+        description: "demo: unwritten (fallocated) extents",
+    },
+    KindSpec {
+        kind: Kind::DemoDepth3,
+        name: "demo-depth3-1k",
+        block_size: 1024,
+        fs_type: "ext4",
+        bytes: GIB,
+        features: Features::Ext4With("^has_journal"),
+        mkfs_args: &[],
+        csum_by_mkfs: false,
+        tree: Tree::Special(twenty_files),
+        index_dirs: false,
+        files: &[Files::Irregular {
+            path: "/depth3",
+            extents: 40_000,
+            depth: 3,
+            note: "4*10^4 irregular extents, depth 3",
+        }],
+        description: "demo: 1 KiB blocks, a depth-3 extent tree",
+    },
+];
+
+// `KindSpec::of` indexes `KINDS` by the kind's discriminant.
+const _: () = {
+    let mut i = 0;
+    while i < KINDS.len() {
+        assert!(
+            KINDS[i].kind as usize == i,
+            "KINDS lists the kinds in the order of `Kind`"
+        );
+        i += 1;
+    }
+};
+
+impl KindSpec {
+    /// The row of `kind`.
+    pub(crate) fn of(kind: Kind) -> &'static KindSpec {
+        &KINDS[kind as usize]
+    }
+}
+
+/// Builds the image of `kind` in `dir` from its row of [`KINDS`].
+pub(crate) fn build(kind: Kind, dir: &Path) -> Result<Image> {
+    let row = KindSpec::of(kind);
+    let _span = tracing::info_span!("build", image = row.name).entered();
+    let mut b = Builder::new(kind, dir, row.block_size)?;
+    b.csum_later = !row.csum_by_mkfs;
+    let with_tree = match row.tree {
+        Tree::None => false,
+        Tree::Common(layout) => {
+            common_tree(&mut b, layout)?;
+            true
+        }
+        Tree::Special(make) => {
+            make(&mut b)?;
+            true
+        }
+    };
+    let features = row.features.arg();
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(features) = &features {
+        args.extend(["-O", features.as_str()]);
+    }
+    args.extend(row.mkfs_args);
+    b.mkfs(row.fs_type, row.bytes, &args, with_tree)?;
+    if row.index_dirs {
+        b.index_dirs()?;
+    }
+    for files in row.files {
+        match *files {
+            Files::Standard(which) => std_files(&mut b, &which)?,
+            Files::BlockMapped => indirect_files(&mut b)?,
+            Files::Irregular {
+                path,
+                extents,
+                depth,
+                note,
+            } => {
+                let p = b.irregular(extents);
+                punched(&mut b, path, &p, Some(depth), note)?;
+            }
+            Files::Special(add) => add(&mut b)?,
+        }
+    }
+    b.finish(row.description)
+}
+
+// The trees and files only one kind has.
+
+/// `htree-nocsum-4k`: `/big-dir`, 10^4 entries with names of varied length.
+fn big_dir(b: &mut Builder) -> Result<()> {
+    let root = b.tree_root();
+    for i in 0..10_000usize {
+        let extra = b.rng.below(41) as usize;
+        let name: String = (0..extra)
+            .map(|_| char::from(b'a' + b.rng.below(26) as u8))
+            .collect();
+        tree_file(
+            &root,
+            &format!("big-dir/e{i:05}-{name}"),
+            &mut b.rng,
+            i % 97,
+        )?;
+    }
+    b.spec(FileSpec {
+        kind: FileKind::Dir,
+        layout: Layout::Dir,
+        ..spec("/big-dir", "10^4 entries of varied name length: an htree")
+    });
+    Ok(())
+}
+
+/// `inline-4k`: sizes around the inline limits (60 bytes in `i_block`, more in the in-inode
+/// extended attribute), a 3-entry directory (inline) and a 200-entry one (not).
+fn inline_tree(b: &mut Builder) -> Result<()> {
+    let root = b.tree_root();
+    for size in [0u64, 1, 59, 60, 61, 100, 150, 200, 1000, 5000] {
+        let path = format!("inline/size-{size}");
+        tree_file(&root, &path, &mut b.rng, size as usize)?;
+        let layout = match size {
+            0..=100 => Some(Layout::Inline),
+            1000.. => Some(Layout::Extents),
+            _ => None,
+        };
+        if let Some(layout) = layout {
+            let mut s = file_spec(&format!("/{path}"), layout, size, "inline_data candidate");
+            if size == 0 {
+                // An empty file is created with the inline flag and nothing stored.
+                s.extents = Some(0..=0);
+            }
+            b.spec(s);
+        }
+    }
+    for name in ["a", "b", "c"] {
+        tree_file(&root, &format!("inline/small-dir/{name}"), &mut b.rng, 10)?;
+    }
+    b.spec(FileSpec {
+        kind: FileKind::Dir,
+        layout: Layout::Inline,
+        ..spec("/inline/small-dir", "3 entries: an inline directory")
+    });
+    for i in 0..200 {
+        tree_file(
+            &root,
+            &format!("inline/big-dir/entry-{i:03}"),
+            &mut b.rng,
+            20,
+        )?;
+    }
+    b.spec(FileSpec {
+        kind: FileKind::Dir,
+        layout: Layout::Extents,
+        ..spec("/inline/big-dir", "200 entries: too big to be inline")
+    });
+    tree_dir(&root, "links")?;
+    tree_symlink(&root, "links/fast", "../inline/size-1")?;
+    tree_symlink(&root, "links/slow", &long_target(200))?;
+    Ok(())
+}
+
+/// `inline-4k`: a small file, a directory and a symlink made by debugfs rather than mke2fs.
+fn inline_by_debugfs(b: &mut Builder) -> Result<()> {
+    let src = b.random_source(30)?;
+    b.write(&src, "/dbg-small")?;
+    b.writes.push("mkdir /dbg-dir".into());
+    b.writes.push("symlink /dbg-dir/link /dbg-small".into());
+    b.spec(file_spec(
+        "/dbg-small",
+        Layout::Inline,
+        30,
+        "written by debugfs, inline",
+    ));
+    b.spec(FileSpec {
+        kind: FileKind::Dir,
+        layout: Layout::Inline,
+        ..spec("/dbg-dir", "made by debugfs mkdir: inline directory")
+    });
+    Ok(())
+}
+
+/// `frag-4k`: `/random-ranges`, 64 MiB with 1500 random, overlapping punches of 1..=32 blocks.
+fn random_ranges(b: &mut Builder) -> Result<()> {
+    let blocks = 64 * MIB / b.bs();
+    let src = b.random_source(blocks * b.bs())?;
+    b.write(&src, "/random-ranges")?;
+    let mut ranges = Vec::new();
+    for _ in 0..1500 {
+        let a = b.rng.below(blocks);
+        let z = (a + b.rng.range(0, 31)).min(blocks - 1);
+        ranges.push((a, z));
+        b.punches.push(format!("punch /random-ranges {a} {z}"));
+    }
+    let runs = kept_runs(blocks, &ranges);
+    b.spec(FileSpec {
+        extents: Some(runs..=runs + runs / 10 + 8),
+        unwritten: Some(false),
+        size: Some(blocks * b.bs()),
+        ..spec("/random-ranges", "64 MiB, 1500 random overlapping punches")
+    });
+    Ok(())
+}
+
+/// `frag-4k`: `/refill`, written after the punches: the allocator refills the punched holes.
+fn refill(b: &mut Builder) -> Result<()> {
+    let src = b.random_source(8 * MIB)?;
+    b.late.push(format!(
+        "write {} /refill",
+        crate::cmd::debugfs_host_path(&src)?
+    ));
+    b.spec(FileSpec {
+        extents: Some(2..=2048),
+        unwritten: Some(false),
+        last_lblk: Some((8 * MIB / b.bs() - 1) as u32),
+        size: Some(8 * MIB),
+        ..spec(
+            "/refill",
+            "8 MiB written into the holes of the punched files: scattered physically",
+        )
+    });
+    Ok(())
+}
+
+/// `demo-tree-4k`: 2000 files in 40 directories, 70% of them up to 16 KiB, 26% up to 512 KiB,
+/// the rest up to 2 MiB.
+fn demo_tree(b: &mut Builder) -> Result<()> {
+    let root = b.tree_root();
+    for i in 0..2000usize {
+        let roll = b.rng.below(100);
+        let len = match roll {
+            0..=69 => b.rng.range(0, 16 * 1024),
+            70..=95 => b.rng.range(16 * 1024, 512 * 1024),
+            _ => b.rng.range(512 * 1024, 2 * MIB),
+        };
+        tree_file(
+            &root,
+            &format!("d{:02}/f{i:04}", i % 40),
+            &mut b.rng,
+            len as usize,
+        )?;
+    }
+    Ok(())
+}
+
+/// `demo-unwritten-4k`: `/fallocated`, nothing written: 10^4 fallocated ranges of 1..=8 blocks,
+/// holes of 1..=64 blocks between them.
+fn fallocated(b: &mut Builder) -> Result<()> {
+    b.writes.push("write /dev/null /fallocated".into());
+    let mut pos = 0u64;
+    for _ in 0..10_000 {
+        let a = pos + b.rng.range(1, 64);
+        let z = a + b.rng.range(0, 7);
+        b.prealloc.push(format!("fallocate /fallocated {a} {z}"));
+        pos = z + 1;
+    }
+    b.prealloc
+        .push(format!("sif /fallocated size {}", pos * b.bs()));
+    b.spec(FileSpec {
+        extents: Some(10_000..=11_000),
+        unwritten: Some(true),
+        last_lblk: Some((pos - 1) as u32),
+        size: Some(pos * b.bs()),
+        ..spec(
+            "/fallocated",
+            "10^4 fallocated ranges: unwritten extents only",
+        )
+    });
+    Ok(())
+}
+
+/// `demo-unwritten-4k`: `/mixed-big`, 32 MiB written, then a hole of 1..=4 blocks punched after
+/// every 2..=20 blocks, and every other hole fallocated again.
+fn mixed_big(b: &mut Builder) -> Result<()> {
+    let blocks = 32 * MIB / b.bs();
+    let src = b.random_source(blocks * b.bs())?;
+    b.write(&src, "/mixed-big")?;
+    let mut a = 0;
+    let mut n = 0;
+    loop {
+        a += b.rng.range(2, 20);
+        if a >= blocks {
+            break;
+        }
+        let z = (a + b.rng.range(0, 3)).min(blocks - 1);
+        b.punches.push(format!("punch /mixed-big {a} {z}"));
+        if n % 2 == 0 {
+            b.late.push(format!("fallocate /mixed-big {a} {z}"));
+        }
+        n += 1;
+        a = z + 1;
+    }
+    b.spec(FileSpec {
+        unwritten: Some(true),
+        size: Some(blocks * b.bs()),
+        ..spec(
+            "/mixed-big",
+            "32 MiB written, punched, half the holes fallocated",
+        )
+    });
+    Ok(())
+}
+
+/// `demo-depth3-1k`: 20 files of up to 256 KiB in `/files`, beside the depth-3 tree.
+fn twenty_files(b: &mut Builder) -> Result<()> {
+    let root = b.tree_root();
+    for i in 0..20usize {
+        let len = b.rng.range(0, 256 * 1024) as usize;
+        tree_file(&root, &format!("files/f{i:02}"), &mut b.rng, len)?;
+    }
+    Ok(())
+}
+
+// The tree and the files several kinds share.
 
 /// Sizes of the `/sizes/size-N` files of the common tree: around inline and block limits.
 const TREE_SIZES: &[u64] = &[
@@ -113,13 +785,6 @@ fn common_tree(b: &mut Builder, regular: Layout) -> Result<()> {
         note: "500 entries, several blocks (htree after e2fsck -D)".into(),
     });
     Ok(())
-}
-
-/// Which of the standard debugfs-made files an image gets.
-struct Std {
-    depth2: bool,
-    depth3: bool,
-    written_max: bool,
 }
 
 fn spec(path: &str, note: &str) -> FileSpec {
@@ -338,458 +1003,24 @@ fn indirect_files(b: &mut Builder) -> Result<()> {
     Ok(())
 }
 
-fn ext4_opts(extra: &str) -> String {
-    format!("extent,64bit,flex_bg,metadata_csum,dir_index,extra_isize{extra}")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) fn build(kind: Kind, dir: &Path) -> Result<Image> {
-    let _span = tracing::info_span!("build", image = kind.name()).entered();
-    build_kind(kind, dir)
-}
-
-/// A builder for `kind` with metadata checksums computed at the end (see
-/// [`Builder::csum_later`]); only `ext4-4k` computes them natively, so that one image is made
-/// the ordinary way.
-fn builder(kind: Kind, dir: &Path, block_size: u32) -> Result<Builder> {
-    let mut b = Builder::new(kind, dir, block_size)?;
-    b.csum_later = kind != Kind::Ext4k;
-    Ok(b)
-}
-
-fn build_kind(kind: Kind, dir: &Path) -> Result<Image> {
-    match kind {
-        Kind::Ext4k => {
-            let mut b = builder(kind, dir, 4096)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs("ext4", 512 * MIB, &["-O", &ext4_opts(",has_journal")], true)?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: false,
-                    written_max: true,
-                },
-            )?;
-            b.finish("4 KiB blocks, default ext4 features with a journal and metadata_csum")
+    #[test]
+    fn every_kind_has_its_row_and_a_name_of_its_own() {
+        let all: Vec<Kind> = Kind::STANDARD.iter().chain(Kind::DEMO).copied().collect();
+        assert_eq!(
+            all.len(),
+            KINDS.len(),
+            "STANDARD and DEMO list every kind once"
+        );
+        let mut names: Vec<&str> = all.iter().map(|&k| KindSpec::of(k).name).collect();
+        for &kind in &all {
+            assert_eq!(KindSpec::of(kind).kind, kind);
         }
-        Kind::Ext1k => {
-            let mut b = builder(kind, dir, 1024)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs(
-                "ext4",
-                256 * MIB,
-                &["-O", &ext4_opts(",^has_journal")],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: true,
-                    written_max: true,
-                },
-            )?;
-            b.finish("1 KiB blocks, no journal; extent trees of depth 0 to 3")
-        }
-        Kind::Frag1k => {
-            let mut b = builder(kind, dir, 1024)?;
-            b.mkfs("ext4", GIB, &["-O", &ext4_opts(",^has_journal")], false)?;
-            let p = b.irregular(100_000);
-            punched(
-                &mut b,
-                "/frag-100k",
-                &p,
-                Some(3),
-                "about 10^5 irregular extents, depth 3",
-            )?;
-            b.finish("1 KiB blocks, one file with about 10^5 irregular extents")
-        }
-        Kind::Frag4k => {
-            let mut b = builder(kind, dir, 4096)?;
-            b.mkfs(
-                "ext4",
-                512 * MIB,
-                &["-O", &ext4_opts(",^has_journal")],
-                false,
-            )?;
-            let p = b.irregular(10_000);
-            punched(
-                &mut b,
-                "/frag-10k",
-                &p,
-                Some(2),
-                "10^4 irregular extents, depth 2",
-            )?;
-            // 64 MiB with 1500 random, overlapping punches of 1..=32 blocks.
-            let blocks = 64 * MIB / b.bs();
-            let src = b.random_source(blocks * b.bs())?;
-            b.write(&src, "/random-ranges")?;
-            let mut ranges = Vec::new();
-            for _ in 0..1500 {
-                let a = b.rng.below(blocks);
-                let z = (a + b.rng.range(0, 31)).min(blocks - 1);
-                ranges.push((a, z));
-                b.punches.push(format!("punch /random-ranges {a} {z}"));
-            }
-            let runs = kept_runs(blocks, &ranges);
-            b.spec(FileSpec {
-                extents: Some(runs..=runs + runs / 10 + 8),
-                unwritten: Some(false),
-                size: Some(blocks * b.bs()),
-                ..spec("/random-ranges", "64 MiB, 1500 random overlapping punches")
-            });
-            // Written after the punches: the allocator refills the punched holes.
-            let src = b.random_source(8 * MIB)?;
-            b.late.push(format!(
-                "write {} /refill",
-                crate::cmd::debugfs_host_path(&src)?
-            ));
-            b.spec(FileSpec {
-                extents: Some(2..=2048),
-                unwritten: Some(false),
-                last_lblk: Some((8 * MIB / b.bs() - 1) as u32),
-                size: Some(8 * MIB),
-                ..spec(
-                    "/refill",
-                    "8 MiB written into the holes of the punched files: scattered physically",
-                )
-            });
-            b.finish("4 KiB blocks, fragmented files: irregular, random ranges, refilled holes")
-        }
-        Kind::Bigalloc => {
-            let mut b = builder(kind, dir, 4096)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs(
-                "ext4",
-                512 * MIB,
-                &["-O", &ext4_opts(",bigalloc,^has_journal"), "-C", "16384"],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: false,
-                    written_max: true,
-                },
-            )?;
-            b.finish("4 KiB blocks in 16 KiB clusters (bigalloc)")
-        }
-        Kind::No64bit => {
-            let mut b = builder(kind, dir, 4096)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs(
-                "ext4",
-                512 * MIB,
-                &["-O", "extent,^64bit,flex_bg,metadata_csum,^has_journal"],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: false,
-                    written_max: true,
-                },
-            )?;
-            b.finish("4 KiB blocks without 64bit (32-byte group descriptors)")
-        }
-        Kind::NoFlexBg => {
-            let mut b = builder(kind, dir, 1024)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs(
-                "ext4",
-                256 * MIB,
-                &[
-                    "-O",
-                    "extent,64bit,^flex_bg,metadata_csum,^has_journal",
-                    "-N",
-                    "1024",
-                ],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: false,
-                    written_max: true,
-                },
-            )?;
-            b.finish(
-                "1 KiB blocks without flex_bg, 32 inodes per group (the tree spans many groups)",
-            )
-        }
-        Kind::MetaBg => {
-            let mut b = builder(kind, dir, 1024)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs(
-                "ext4",
-                GIB,
-                &[
-                    "-O",
-                    "extent,64bit,flex_bg,metadata_csum,meta_bg,^resize_inode,^has_journal",
-                    "-N",
-                    "2048",
-                ],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: true,
-                    depth3: false,
-                    written_max: true,
-                },
-            )?;
-            b.finish("1 KiB blocks with meta_bg (16 groups per meta group), 16 inodes per group")
-        }
-        Kind::Inline => {
-            let mut b = builder(kind, dir, 4096)?;
-            inline_tree(&mut b)?;
-            b.mkfs(
-                "ext4",
-                64 * MIB,
-                &["-O", &ext4_opts(",inline_data,^has_journal")],
-                true,
-            )?;
-            let src = b.random_source(30)?;
-            b.write(&src, "/dbg-small")?;
-            b.writes.push("mkdir /dbg-dir".into());
-            b.writes.push("symlink /dbg-dir/link /dbg-small".into());
-            b.spec(file_spec(
-                "/dbg-small",
-                Layout::Inline,
-                30,
-                "written by debugfs, inline",
-            ));
-            b.spec(FileSpec {
-                kind: FileKind::Dir,
-                layout: Layout::Inline,
-                ..spec("/dbg-dir", "made by debugfs mkdir: inline directory")
-            });
-            b.finish("4 KiB blocks with inline_data: small files and directories in the inode")
-        }
-        Kind::HtreeNoCsum => {
-            let mut b = builder(kind, dir, 4096)?;
-            let root = b.tree_root();
-            for i in 0..10_000usize {
-                let extra = b.rng.below(41) as usize;
-                let name: String = (0..extra)
-                    .map(|_| char::from(b'a' + b.rng.below(26) as u8))
-                    .collect();
-                tree_file(
-                    &root,
-                    &format!("big-dir/e{i:05}-{name}"),
-                    &mut b.rng,
-                    i % 97,
-                )?;
-            }
-            b.spec(FileSpec {
-                kind: FileKind::Dir,
-                layout: Layout::Dir,
-                ..spec("/big-dir", "10^4 entries of varied name length: an htree")
-            });
-            b.mkfs(
-                "ext4",
-                512 * MIB,
-                &[
-                    "-O",
-                    "extent,64bit,flex_bg,^metadata_csum,dir_index,^has_journal",
-                ],
-                true,
-            )?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: false,
-                    depth3: false,
-                    written_max: false,
-                },
-            )?;
-            b.finish("4 KiB blocks, metadata_csum off; a directory with 10^4 entries (htree)")
-        }
-        Kind::Ext3_1k | Kind::Ext3_4k => {
-            let bs = if kind == Kind::Ext3_1k { 1024 } else { 4096 };
-            let mut b = builder(kind, dir, bs)?;
-            b.extent_layout = Layout::BlockMap;
-            common_tree(&mut b, Layout::BlockMap)?;
-            b.mkfs("ext3", 256 * MIB, &[], true)?;
-            b.index_dirs()?;
-            indirect_files(&mut b)?;
-            b.finish("ext3 (no extents): files mapped by direct and indirect blocks")
-        }
-        Kind::Ext4_64k => {
-            let mut b = builder(kind, dir, 65_536)?;
-            common_tree(&mut b, Layout::Extents)?;
-            b.mkfs("ext4", 4 * GIB, &["-O", &ext4_opts(",^has_journal")], true)?;
-            b.index_dirs()?;
-            std_files(
-                &mut b,
-                &Std {
-                    depth2: false,
-                    depth3: false,
-                    written_max: false,
-                },
-            )?;
-            b.finish("64 KiB blocks (the kernel mounts it only where pages are 64 KiB)")
-        }
-        Kind::DemoTree => {
-            let mut b = builder(kind, dir, 4096)?;
-            let root = b.tree_root();
-            for i in 0..2000usize {
-                let roll = b.rng.below(100);
-                let len = match roll {
-                    0..=69 => b.rng.range(0, 16 * 1024),
-                    70..=95 => b.rng.range(16 * 1024, 512 * 1024),
-                    _ => b.rng.range(512 * 1024, 2 * MIB),
-                };
-                tree_file(
-                    &root,
-                    &format!("d{:02}/f{i:04}", i % 40),
-                    &mut b.rng,
-                    len as usize,
-                )?;
-            }
-            b.mkfs("ext4", 2 * GIB, &["-O", &ext4_opts(",^has_journal")], true)?;
-            b.finish("demo: a tree of 2000 ordinary files in 40 directories")
-        }
-        Kind::DemoPunched => {
-            let mut b = builder(kind, dir, 4096)?;
-            b.mkfs("ext4", 2 * GIB, &["-O", &ext4_opts(",^has_journal")], false)?;
-            let p = b.irregular(100_000);
-            punched(
-                &mut b,
-                "/punched-100k",
-                &p,
-                Some(2),
-                "about 10^5 irregular extents",
-            )?;
-            b.finish("demo: a punched file with about 10^5 extents on 4 KiB blocks")
-        }
-        Kind::DemoUnwritten => {
-            let mut b = builder(kind, dir, 4096)?;
-            b.mkfs("ext4", GIB, &["-O", &ext4_opts(",^has_journal")], false)?;
-            b.writes.push("write /dev/null /fallocated".into());
-            let mut pos = 0u64;
-            for _ in 0..10_000 {
-                let a = pos + b.rng.range(1, 64);
-                let z = a + b.rng.range(0, 7);
-                b.prealloc.push(format!("fallocate /fallocated {a} {z}"));
-                pos = z + 1;
-            }
-            b.prealloc
-                .push(format!("sif /fallocated size {}", pos * b.bs()));
-            b.spec(FileSpec {
-                extents: Some(10_000..=11_000),
-                unwritten: Some(true),
-                last_lblk: Some((pos - 1) as u32),
-                size: Some(pos * b.bs()),
-                ..spec(
-                    "/fallocated",
-                    "10^4 fallocated ranges: unwritten extents only",
-                )
-            });
-            let blocks = 32 * MIB / b.bs();
-            let src = b.random_source(blocks * b.bs())?;
-            b.write(&src, "/mixed-big")?;
-            let mut a = 0;
-            let mut n = 0;
-            loop {
-                a += b.rng.range(2, 20);
-                if a >= blocks {
-                    break;
-                }
-                let z = (a + b.rng.range(0, 3)).min(blocks - 1);
-                b.punches.push(format!("punch /mixed-big {a} {z}"));
-                if n % 2 == 0 {
-                    b.late.push(format!("fallocate /mixed-big {a} {z}"));
-                }
-                n += 1;
-                a = z + 1;
-            }
-            b.spec(FileSpec {
-                unwritten: Some(true),
-                size: Some(blocks * b.bs()),
-                ..spec(
-                    "/mixed-big",
-                    "32 MiB written, punched, half the holes fallocated",
-                )
-            });
-            b.finish("demo: unwritten (fallocated) extents")
-        }
-        Kind::DemoDepth3 => {
-            let mut b = builder(kind, dir, 1024)?;
-            let root = b.tree_root();
-            for i in 0..20usize {
-                let len = b.rng.range(0, 256 * 1024) as usize;
-                tree_file(&root, &format!("files/f{i:02}"), &mut b.rng, len)?;
-            }
-            b.mkfs("ext4", GIB, &["-O", &ext4_opts(",^has_journal")], true)?;
-            let p = b.irregular(40_000);
-            punched(
-                &mut b,
-                "/depth3",
-                &p,
-                Some(3),
-                "4*10^4 irregular extents, depth 3",
-            )?;
-            b.finish("demo: 1 KiB blocks, a depth-3 extent tree")
-        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len(), "names are unique");
     }
-}
-
-/// Tree for the inline_data image: sizes around the inline limits (60 bytes in `i_block`, more
-/// in the in-inode extended attribute), a 3-entry directory (inline) and a 200-entry one (not).
-fn inline_tree(b: &mut Builder) -> Result<()> {
-    let root = b.tree_root();
-    for size in [0u64, 1, 59, 60, 61, 100, 150, 200, 1000, 5000] {
-        let path = format!("inline/size-{size}");
-        tree_file(&root, &path, &mut b.rng, size as usize)?;
-        let layout = match size {
-            0..=100 => Some(Layout::Inline),
-            1000.. => Some(Layout::Extents),
-            _ => None,
-        };
-        if let Some(layout) = layout {
-            let mut s = file_spec(&format!("/{path}"), layout, size, "inline_data candidate");
-            if size == 0 {
-                // An empty file is created with the inline flag and nothing stored.
-                s.extents = Some(0..=0);
-            }
-            b.spec(s);
-        }
-    }
-    for name in ["a", "b", "c"] {
-        tree_file(&root, &format!("inline/small-dir/{name}"), &mut b.rng, 10)?;
-    }
-    b.spec(FileSpec {
-        kind: FileKind::Dir,
-        layout: Layout::Inline,
-        ..spec("/inline/small-dir", "3 entries: an inline directory")
-    });
-    for i in 0..200 {
-        tree_file(
-            &root,
-            &format!("inline/big-dir/entry-{i:03}"),
-            &mut b.rng,
-            20,
-        )?;
-    }
-    b.spec(FileSpec {
-        kind: FileKind::Dir,
-        layout: Layout::Extents,
-        ..spec("/inline/big-dir", "200 entries: too big to be inline")
-    });
-    tree_dir(&root, "links")?;
-    tree_symlink(&root, "links/fast", "../inline/size-1")?;
-    tree_symlink(&root, "links/slow", &long_target(200))?;
-    Ok(())
 }

@@ -126,25 +126,7 @@ impl Kind {
     /// Short id used in file names and test output.
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::Ext4k => "ext4-4k",
-            Kind::Ext1k => "ext4-1k",
-            Kind::Frag1k => "frag-1k",
-            Kind::Frag4k => "frag-4k",
-            Kind::Bigalloc => "bigalloc-4k",
-            Kind::No64bit => "no64bit-4k",
-            Kind::NoFlexBg => "noflexbg-1k",
-            Kind::MetaBg => "metabg-1k",
-            Kind::Inline => "inline-4k",
-            Kind::HtreeNoCsum => "htree-nocsum-4k",
-            Kind::Ext3_1k => "ext3-1k",
-            Kind::Ext3_4k => "ext3-4k",
-            Kind::Ext4_64k => "ext4-64k",
-            Kind::DemoTree => "demo-tree-4k",
-            Kind::DemoPunched => "demo-punched-4k",
-            Kind::DemoUnwritten => "demo-unwritten-4k",
-            Kind::DemoDepth3 => "demo-depth3-1k",
-        }
+        kinds::KindSpec::of(self).name
     }
 
     /// The seed of this kind's random contents.

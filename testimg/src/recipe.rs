@@ -147,7 +147,6 @@ pub(crate) struct Builder {
     pub late: Vec<String>,
     pub specs: Vec<FileSpec>,
     pub mkfs_command: String,
-    pub extent_layout: Layout,
     /// When true, [`Self::mkfs`] leaves metadata_csum off and [`Self::finish`] turns it on with
     /// `tune2fs -O metadata_csum` after the debugfs script: libext2fs recomputes a crc32c in
     /// software for every metadata block it writes, which makes punching 10^5 extents two to
@@ -193,7 +192,6 @@ impl Builder {
             late: Vec::new(),
             specs: Vec::new(),
             mkfs_command: String::new(),
-            extent_layout: Layout::Extents,
             csum_later: false,
             sources: 0,
             started: Instant::now(),
