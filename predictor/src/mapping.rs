@@ -88,6 +88,31 @@ pub enum Op {
     Report,
 }
 
+/// `FUSE_IOMAP_OP_REPORT` (the kernel's `IOMAP_REPORT`): a FIEMAP- or SEEK-style query.
+pub const OP_REPORT: u32 = 1 << 2;
+/// The `FUSE_IOMAP_OP_*` bits that ask for a writable mapping: `WRITE`, `ZERO`,
+/// `OVERWRITE_ONLY`, `UNSHARE`, `ATOMIC` (a read-only server refuses them).
+pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9);
+
+impl Op {
+    /// What `FUSE_IOMAP_OP_*` flags ask a read-only server for: a report, or a read.
+    pub fn from_opflags(opflags: u32) -> Self {
+        if opflags & OP_REPORT != 0 {
+            Self::Report
+        } else {
+            Self::Read
+        }
+    }
+
+    /// The `FUSE_IOMAP_OP_*` flags of a read-only query.
+    pub fn opflags(self) -> u32 {
+        match self {
+            Self::Read => 0,
+            Self::Report => OP_REPORT,
+        }
+    }
+}
+
 /// One `iomap_begin` call: `count` bytes from byte `pos` of inode `ino`, for `op`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Query {

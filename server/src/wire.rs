@@ -61,28 +61,9 @@ pub use predictor::NULL_ADDR;
 
 /// `FUSE_IOMAP_OP_*` bits this protocol knows (bits 0..=10).
 pub const OP_KNOWN: u32 = (1 << 11) - 1;
-/// `FUSE_IOMAP_OP_REPORT`: a FIEMAP-style query (the default of `server query`).
-pub const OP_REPORT: u32 = 1 << 2;
-/// The bits that ask for a writable mapping: `WRITE`, `ZERO`, `OVERWRITE_ONLY`, `UNSHARE`,
-/// `ATOMIC`.
-pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9);
-
-/// What `FUSE_IOMAP_OP_*` flags ask a read-only server for: a report, or a read.
-pub fn op_of(opflags: u32) -> Op {
-    if opflags & OP_REPORT != 0 {
-        Op::Report
-    } else {
-        Op::Read
-    }
-}
-
-/// The `FUSE_IOMAP_OP_*` flags of a read-only query.
-pub fn opflags_of(op: Op) -> u32 {
-    match op {
-        Op::Read => 0,
-        Op::Report => OP_REPORT,
-    }
-}
+/// `FUSE_IOMAP_OP_REPORT` and the writing bits ([`predictor::OP_REPORT`], written once there
+/// with [`Op::from_opflags`] and [`Op::opflags`]).
+pub use predictor::{OP_REPORT, OP_WRITING};
 
 /// Per-record result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,7 +185,7 @@ impl BeginIn {
     /// The record of `q`.
     pub fn of(q: Query) -> Self {
         Self {
-            opflags: opflags_of(q.op),
+            opflags: q.op.opflags(),
             reserved: 0,
             ino: u64::from(q.ino),
             pos: q.pos,
@@ -247,7 +228,7 @@ impl BeginIn {
             ino,
             pos: self.pos,
             count: self.count,
-            op: op_of(self.opflags),
+            op: Op::from_opflags(self.opflags),
         })
     }
 }

@@ -223,7 +223,7 @@ pub struct Query {
 impl From<predictor::Query> for Query {
     fn from(q: predictor::Query) -> Self {
         Self {
-            opflags: crate::wire::opflags_of(q.op),
+            opflags: q.op.opflags(),
             reserved: 0,
             ino: u64::from(q.ino),
             pos: q.pos,
@@ -271,7 +271,7 @@ const _: () = {
     assert!(std::mem::size_of::<Seg>() == 40);
     assert!(std::mem::size_of::<Extent>() == 16);
     assert!(std::mem::size_of::<Query>() == 32);
-    assert!(OP_REPORT == crate::wire::OP_REPORT);
+    assert!(OP_REPORT == predictor::OP_REPORT);
     assert!(std::mem::size_of::<Answer>() == 32);
     assert!(std::mem::size_of::<Run>() == 16);
     assert!(std::mem::size_of::<CFile>() == 56);
