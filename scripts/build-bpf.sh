@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the BPF tier's program, server/bpf/iomap_begin.bpf.c -> server/bpf/iomap_begin.bpf.o,
+# Builds the BPF tier's program, bpf/program/iomap_begin.bpf.c -> bpf/program/iomap_begin.bpf.o,
 # the object the server embeds. The object is committed so the workspace builds without clang;
 # `--check` rebuilds it into a temporary file and fails if it differs from the committed one
 # (CI runs that, so the object always comes from the source beside it).
@@ -8,7 +8,7 @@
 # Debian when missing. The build is reproducible: relative paths, DWARF stripped (BTF kept, which
 # is what the loader uses for map definitions).
 set -euo pipefail
-cd "$(dirname "$0")/../server/bpf"
+cd "$(dirname "$0")/../bpf/program"
 check=0
 [ "${1:-}" = "--check" ] && check=1
 
@@ -33,14 +33,14 @@ clang -O2 -g -target bpf -mcpu=v3 -Wall -Werror \
 llvm-strip -g "$out"
 if [ $check -eq 1 ]; then
   if cmp -s "$out" iomap_begin.bpf.o; then
-    echo "server/bpf/iomap_begin.bpf.o matches its source ($(clang --version | head -1))"
+    echo "bpf/program/iomap_begin.bpf.o matches its source ($(clang --version | head -1))"
     rm -f "$out"
   else
     rm -f "$out"
-    echo "server/bpf/iomap_begin.bpf.o is not the build of iomap_begin.bpf.c with" \
+    echo "bpf/program/iomap_begin.bpf.o is not the build of iomap_begin.bpf.c with" \
       "$(clang --version | head -1): run scripts/build-bpf.sh and commit the object" >&2
     exit 1
   fi
 else
-  echo "built server/bpf/$out ($(stat -c %s "$out") bytes)"
+  echo "built bpf/program/$out ($(stat -c %s "$out") bytes)"
 fi

@@ -1,11 +1,11 @@
 //! `reports`: runs the experiments of docs/design.md section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
-mod bpf;
 mod compare;
 mod datasets;
 mod exp;
 mod images;
+mod in_kernel;
 mod live;
 mod machine;
 mod mounts;

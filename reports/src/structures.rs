@@ -1,5 +1,5 @@
 //! Every lookup structure the experiments compare, in one list. Adding one is one line in
-//! [`STRUCTURES`] plus its build function (the BPF rows are measured by [`crate::bpf`]).
+//! [`STRUCTURES`] plus its build function (the BPF rows are measured by [`crate::in_kernel`]).
 
 use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
@@ -104,11 +104,11 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: "rangemap", label: "rangemap::RangeMap", in_figure: true, color: 1, build: |d| Built::plain(RangeMapIndex::new(&d.extents)) },
     Structure { name: "sorted", label: "sorted array (binary search)", in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
     Structure { name: "ondisk", label: "on-disk extent-tree walk", in_figure: true, color: 7, build: ondisk },
-    // Measured in the kernel (crate::bpf), not raced in user space: no userspace build.
-    Structure { name: crate::bpf::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
-    Structure { name: crate::bpf::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
-    Structure { name: crate::bpf::NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
-    Structure { name: crate::bpf::COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
+    // Measured in the kernel (crate::in_kernel), not raced in user space: no userspace build.
+    Structure { name: crate::in_kernel::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
+    Structure { name: crate::in_kernel::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::in_kernel::NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::in_kernel::COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
 ];
 
 /// The baseline every speed-up is relative to.

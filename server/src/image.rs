@@ -11,7 +11,7 @@ use predictor::{
     Mapping, Models, Pack, Query, QueryError, StackOptions, Tier, TierKind, TierStack,
 };
 
-use crate::bpf::{self, BpfTier};
+use bpf::BpfTier;
 
 /// The `--tier` option of every command: the tiers of [`Tier::VOCABULARY`], each value with its
 /// help line, the learned tier also accepted under its earlier name

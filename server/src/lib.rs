@@ -2,7 +2,8 @@
 //! queries served over a Unix socket, with every block mapping answered by a
 //! [`predictor::TierStack`].
 //!
-//! - [`bpf`]: the BPF tier, the learned model evaluated in the kernel (`server bpf`).
+//! - [`bpf_command`]: `server bpf check` and `server bpf latency` (the BPF tier itself is the
+//!   `bpf` crate).
 //! - [`image`]: open an image and its model pack, build the tier stack (shared by every command).
 //! - [`query`]: `server query`, one mapping as JSON, in-process or through the socket.
 //! - [`wire`]: the socket's message format (records shaped like the fuse-iomap uapi).
@@ -11,7 +12,7 @@
 //! - [`mount`]: `server mount`, the life cycle around it: checks, signals, stats at unmount.
 //! - [`stats`]: per-tier counters and lookup-latency histograms, as JSON.
 
-pub mod bpf;
+pub mod bpf_command;
 pub mod fusefs;
 pub mod image;
 pub mod load;

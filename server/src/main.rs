@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use server::{bpf, load, mount, query, serve};
+use server::{bpf_command, load, mount, query, serve};
 
 /// Serves an ext4 image read-only, answering every block mapping with a learned model per file
 /// (verified; a B-tree and the on-disk extent tree behind it).
@@ -31,7 +31,7 @@ enum Command {
     /// Measure a running `serve`: random queries from N clients; prints queries/s and latency.
     Load(load::LoadArgs),
     /// The BPF tier: check the in-kernel model against the userspace learned index, or time it.
-    Bpf(bpf::command::BpfArgs),
+    Bpf(bpf_command::BpfArgs),
 }
 
 /// Log filter when IOMAP_LOG is unset. fuser's session warns "Failed to umount" at the end of
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => mount::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Load(args) => load::run(args),
-        Command::Bpf(args) => bpf::command::run(args),
+        Command::Bpf(args) => bpf_command::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

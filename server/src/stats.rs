@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use crate::bpf::{self, BpfTier};
 use crate::image::Loaded;
+use bpf::BpfTier;
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
 const STRIPES: usize = 16;

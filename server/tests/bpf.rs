@@ -11,15 +11,15 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bpf::abi::{self, Query};
+use bpf::check::{check, CheckOptions};
+use bpf::{load_stack, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
 use ext4::{Extent, Fs};
 use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
 use predictor::synth::Rng;
 use predictor::{
     CompactForm, CompactIndex, LearnedIndex, Models, Request, StackOptions, Tier, TierStack,
 };
-use server::bpf::abi::{self, Query};
-use server::bpf::check::{check, CheckOptions};
-use server::bpf::{load_stack, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
 
 use common::{build_pack, root_or_skip, SERVER};
 

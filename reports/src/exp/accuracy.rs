@@ -14,7 +14,7 @@ use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::table::Table;
-use server::bpf::{load_stack, query_many, Limits};
+use bpf::{load_stack, query_many, Limits};
 
 /// Histogram bins of the largest window of a file's model, by upper bound (slots).
 const BINS: [(u64, &str); 8] = [

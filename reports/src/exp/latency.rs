@@ -71,13 +71,13 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
         let in_kernel = if bpf_error.is_some() {
             None
         } else {
-            match crate::bpf::load(d) {
-                crate::bpf::Load::Loaded(l) => Some(l),
-                crate::bpf::Load::Skipped(why) => {
+            match crate::in_kernel::load(d) {
+                crate::in_kernel::Load::Loaded(l) => Some(l),
+                crate::in_kernel::Load::Skipped(why) => {
                     skipped.push((format!("fig 1: BPF on {}", d.name), why));
                     None
                 }
-                crate::bpf::Load::Unavailable(e) => {
+                crate::in_kernel::Load::Unavailable(e) => {
                     tracing::warn!(error = %e, "BPF tier unavailable: no BPF rows in figure 1");
                     bpf_error = Some(e);
                     None
@@ -122,7 +122,7 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
                 });
             }
             if let Some(k) = &in_kernel {
-                cells.extend(crate::bpf::cells(k, d, stream, &batches));
+                cells.extend(crate::in_kernel::cells(k, d, stream, &batches));
             }
         }
         ctx.bar.inc(1);
@@ -327,10 +327,10 @@ pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
                 ns("sorted"),
                 ns("rangemap"),
                 ns("ondisk"),
-                ns(crate::bpf::MODEL),
-                ns(crate::bpf::FULL_SEARCH),
-                ns(crate::bpf::COMPACT),
-                ns(crate::bpf::NOOP)
+                ns(crate::in_kernel::MODEL),
+                ns(crate::in_kernel::FULL_SEARCH),
+                ns(crate::in_kernel::COMPACT),
+                ns(crate::in_kernel::NOOP)
             ));
         }
     }
@@ -398,8 +398,8 @@ fn summarize(cells: &[Cell]) -> Vec<String> {
                     .iter()
                     .find(|c| c.structure == s && c.stream == l.stream && c.dataset == l.dataset)
             };
-            let (k, h) = (get(crate::bpf::MODEL)?, get(crate::bpf::NOOP)?);
-            let compact = get(crate::bpf::COMPACT)
+            let (k, h) = (get(crate::in_kernel::MODEL)?, get(crate::in_kernel::NOOP)?);
+            let compact = get(crate::in_kernel::COMPACT)
                 .map(|c| format!(", compact {:.0} ns", c.ns.median))
                 .unwrap_or_default();
             Some(format!(

@@ -25,7 +25,12 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
         .iter()
         .filter(|c| {
             c.stream == "uniform"
-                && !["ondisk", crate::bpf::FULL_SEARCH, crate::bpf::NOOP].contains(&c.structure)
+                && ![
+                    "ondisk",
+                    crate::in_kernel::FULL_SEARCH,
+                    crate::in_kernel::NOOP,
+                ]
+                .contains(&c.structure)
         })
         .collect();
     let mut t = Table::new("fig4_bytes_per_extent");

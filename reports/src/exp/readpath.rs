@@ -35,9 +35,9 @@ fn bpf_parts(
     predictor: &TierStack,
     calls: usize,
 ) -> std::result::Result<Vec<Part>, String> {
-    use server::bpf::latency::{block_queries, one_pass, syscall_samples};
-    use server::bpf::{load_stack, Limits};
-    let msg = |e: server::bpf::BpfError| predictor::error::chain_message(&e);
+    use bpf::latency::{block_queries, one_pass, syscall_samples};
+    use bpf::{load_stack, Limits};
+    let msg = |e: bpf::BpfError| predictor::error::chain_message(&e);
     let tier = load_stack(predictor, Limits::default()).map_err(msg)?;
     if predictor.learned(f.ino).is_none() {
         return Err(format!("{}:{} has no active model", img.name, f.path));

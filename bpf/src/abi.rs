@@ -1,4 +1,4 @@
-//! The program's data layout, mirrored from `server/bpf/iomap_begin.h` (the one definition;
+//! The program's data layout, mirrored from `bpf/program/iomap_begin.h` (the one definition;
 //! the size assertions below fail the build if the two drift apart).
 
 /// Largest window (extent slots) the program searches (`IOMAP_BPF_MAX_WINDOW`).
@@ -244,7 +244,7 @@ pub struct Answer {
     pub addr: u64,
     /// [`TYPE_HOLE`], [`TYPE_MAPPED`] or [`TYPE_UNWRITTEN`].
     pub kind: u16,
-    /// `enum iomap_bpf_status` (see [`super::Status`]).
+    /// `enum iomap_bpf_status` (see [`crate::Status`]).
     pub status: u16,
     /// Extent and segment entries read.
     pub probes: u32,

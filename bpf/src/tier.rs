@@ -10,12 +10,12 @@ use aya::{Ebpf, EbpfLoader};
 use parking_lot::Mutex;
 use predictor::{CompactIndex, CompactLayout, LearnedIndex, Mapping, MappingType, PieceBody};
 
-use super::abi::{self, Answer, Query, Run};
-use super::mmap::MmapArray;
-use super::BpfError;
+use crate::abi::{self, Answer, Query, Run};
+use crate::mmap::MmapArray;
+use crate::BpfError;
 
-/// The compiled program (built from `server/bpf/iomap_begin.bpf.c` by `scripts/build-bpf.sh`).
-static OBJECT: &[u8] = aya::include_bytes_aligned!("../../bpf/iomap_begin.bpf.o");
+/// The compiled program (built from `bpf/program/iomap_begin.bpf.c` by `scripts/build-bpf.sh`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../program/iomap_begin.bpf.o");
 /// The program's name in the object.
 const PROGRAM: &str = "iomap_begin";
 

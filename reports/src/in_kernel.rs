@@ -1,5 +1,5 @@
 //! The BPF tier in experiment 1: a dataset's learned index (the same one the userspace rows
-//! use) loaded into the kernel program of `server::bpf`, and timed by the kernel itself:
+//! use) loaded into the kernel program of the `bpf` crate, and timed by the kernel itself:
 //! `BPF_PROG_TEST_RUN` with `repeat`, one query per run, each run taking the next query of the
 //! batch, as a struct_ops `iomap_begin` hook would be called once per mapping request. One
 //! sample is one pass over a batch (every query once), so the caches see what they see in the
@@ -12,10 +12,10 @@
 
 use std::time::Instant;
 
+use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
+use bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
+use bpf::{BpfIndex, BpfTier};
 use predictor::{CompactIndex, LearnedIndex};
-use server::bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
-use server::bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
-use server::bpf::{BpfIndex, BpfTier};
 
 use crate::datasets::Dataset;
 use crate::exp::latency::Cell;
@@ -122,9 +122,8 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                     .as_ref()
                     .map(|(_, c)| c.shape())
                     .unwrap_or_default();
-                let model_bytes = r.pieces as usize
-                    * std::mem::size_of::<server::bpf::abi::Piece>()
-                    + r.compact_buckets as usize * std::mem::size_of::<server::bpf::abi::CBucket>();
+                let model_bytes = r.pieces as usize * std::mem::size_of::<bpf::abi::Piece>()
+                    + r.compact_buckets as usize * std::mem::size_of::<bpf::abi::CBucket>();
                 return Some(Cell {
                     dataset: d.name.clone(),
                     source: d.source,
@@ -150,7 +149,7 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                 segments: if model { l.index.segment_count() } else { 0 },
                 max_window: if model { l.index.max_window() } else { 0 },
                 model_bytes: if model {
-                    l.index.segment_count() * std::mem::size_of::<server::bpf::abi::Seg>()
+                    l.index.segment_count() * std::mem::size_of::<bpf::abi::Seg>()
                 } else {
                     0
                 },

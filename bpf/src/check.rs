@@ -10,7 +10,7 @@ use predictor::synth::Rng;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use super::{abi, index_of, BpfTier, Status};
+use crate::{abi, index_of, BpfTier, Status};
 
 /// How many queries per file.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +79,7 @@ pub fn check(
     bpf: &BpfTier,
     opts: &CheckOptions,
     progress: &dyn Fn(u64),
-) -> Result<CheckReport, super::BpfError> {
+) -> Result<CheckReport, crate::BpfError> {
     let mut report = CheckReport::default();
     // Loaded: files with an index the program evaluates that it did not skip.
     let skipped: HashSet<u64> = bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();

@@ -1,17 +1,17 @@
 //! The BPF program's record layout, field by field. Every struct the program shares with the
-//! loader (`server/bpf/iomap_begin.h`) is read back from the BTF that clang wrote into the
+//! loader (`bpf/program/iomap_begin.h`) is read back from the BTF that clang wrote into the
 //! committed object, and each member's name and byte offset is compared with the Rust mirror in
-//! `server::bpf::abi`: two swapped fields of the same size, which the size assertions in
+//! `bpf::abi`: two swapped fields of the same size, which the size assertions in
 //! `abi.rs` cannot see, fail here. No root or kernel needed: the object is parsed, not loaded.
 
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
-use server::bpf::abi;
+use bpf::abi;
 
 /// The object the server embeds (`scripts/build-bpf.sh` builds it; CI checks it is the build
 /// of its source).
-const OBJECT: &[u8] = include_bytes!("../bpf/iomap_begin.bpf.o");
+const OBJECT: &[u8] = include_bytes!("../program/iomap_begin.bpf.o");
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])

@@ -6,9 +6,10 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use predictor::synth::Rng;
 
-use super::check::{check, CheckOptions};
-use super::latency::measure;
-use super::{load_stack, Limits};
+use bpf::check::{check, CheckOptions};
+use bpf::latency::measure;
+use bpf::{load_stack, Limits};
+
 use crate::image;
 
 /// Arguments of `server bpf`.
@@ -212,12 +213,12 @@ fn run_latency(args: &LatencyArgs) -> anyhow::Result<()> {
 
 /// `server bpf latency --synthetic`: allocator-like maps, one file each.
 fn run_latency_synthetic(args: &LatencyArgs) -> anyhow::Result<()> {
-    use super::latency::{single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
+    use bpf::latency::{single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
     for &n in &args.synthetic {
         let extents = predictor::synth::allocator_like(n, 42);
         let index = predictor::LearnedIndex::fit(&extents, &predictor::FitParams::default())
             .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
-        let bpf = single_file(super::BpfIndex::Learned(&index))?;
+        let bpf = single_file(bpf::BpfIndex::Learned(&index))?;
         if let Some((_, why)) = bpf.report().skipped.first() {
             bail!("synthetic map of {n} extents not loaded: {why}");
         }

@@ -1,6 +1,6 @@
 //! The BPF tier: each file's learned model evaluated in the kernel.
 //!
-//! The program (`server/bpf/iomap_begin.bpf.c`) is the `iomap_begin` of fuse-iomap's proposed
+//! The program (`bpf/program/iomap_begin.bpf.c`) is the `iomap_begin` of fuse-iomap's proposed
 //! `fuse_iomap_bpf_ops`: look up the inode's model, evaluate its fixed-point line, binary-search
 //! the window of the file's extents, verify, and fill the mapping, or return FALLBACK. Mainline
 //! kernels have no such struct_ops, so the program is an XDP program driven by
@@ -10,13 +10,12 @@
 //! The same program evaluates the compact learned index for files loaded in its form
 //! (`--tier bpf-compact`): its pieces, directory and packed bytes in their own maps.
 //!
-//! - [`abi`]: the maps' element layouts, mirrored from `server/bpf/iomap_begin.h`.
+//! - [`abi`]: the maps' element layouts, mirrored from `bpf/program/iomap_begin.h`.
 //! - [`tier`] loads ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
 //!   or [`predictor::CompactIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
 //!   timing).
 //! - [`check`]: every query of every file through both evaluators, compared.
 //! - [`latency`]: its lookup latency beside the userspace structures on the same maps.
-//! - [`command`]: `server bpf check` and `server bpf latency`.
 //!
 //! Limits: maps are u32-indexed arrays, bounded by [`Limits`] (16 Mi extents by default, 256
 //! MiB); windows over [`abi::MAX_WINDOW`] extents are not loaded; files past the limits, with a
@@ -26,7 +25,6 @@
 
 pub mod abi;
 pub mod check;
-pub mod command;
 pub mod latency;
 mod mmap;
 pub mod tier;

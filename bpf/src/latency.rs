@@ -15,9 +15,9 @@ use ext4::Extent;
 use predictor::{BTreeIndex, ExtentIndex, LearnedIndex, XfsIextIndex};
 use serde::Serialize;
 
-use super::abi::{self, Query};
-use super::tier::rotation_len;
-use super::{BpfError, BpfTier};
+use crate::abi::{self, Query};
+use crate::tier::rotation_len;
+use crate::{BpfError, BpfTier};
 
 /// One file's numbers, in nanoseconds per lookup.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,7 @@ pub struct LatencyRow {
 }
 
 /// Measures file `ino` (loaded in `bpf`, with userspace index `index`) on the blocks `lblks`
-/// (at most [`super::tier::REGION_SLOTS`] are used), each figure the median of `rounds`
+/// (at most [`crate::tier::REGION_SLOTS`] are used), each figure the median of `rounds`
 /// rounds of `repeat` runs.
 pub fn measure(
     bpf: &BpfTier,
@@ -62,7 +62,7 @@ pub fn measure(
     rounds: usize,
     repeat: u32,
 ) -> Result<LatencyRow, BpfError> {
-    let lblks = &lblks[..lblks.len().min(super::tier::REGION_SLOTS)];
+    let lblks = &lblks[..lblks.len().min(crate::tier::REGION_SLOTS)];
     let queries = block_queries(ino, block_size, lblks);
     let bpf_median = |flags: u32| -> Result<f64, BpfError> {
         Ok(median(&mut samples(
@@ -105,11 +105,11 @@ pub fn measure(
 }
 
 /// One block-sized query at each block of `lblks` of file `ino` (at most
-/// [`super::tier::REGION_SLOTS`], the most one run rotates through).
+/// [`crate::tier::REGION_SLOTS`], the most one run rotates through).
 pub fn block_queries(ino: u64, block_size: u32, lblks: &[u32]) -> Vec<Query> {
     lblks
         .iter()
-        .take(super::tier::REGION_SLOTS)
+        .take(crate::tier::REGION_SLOTS)
         .map(|&b| Query {
             ino,
             pos: u64::from(b) * u64::from(block_size),
@@ -178,14 +178,14 @@ pub const SINGLE_BLOCK_SIZE: u32 = 4096;
 
 /// A BPF tier holding one file, [`SINGLE_INO`], with `index`'s extents and model and a size
 /// covering every addressable block: for experiments on extent maps that are not in an image.
-pub fn single_file(index: super::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
-    let file = super::BpfFile {
+pub fn single_file(index: crate::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
+    let file = crate::BpfFile {
         ino: SINGLE_INO,
         size: ext4::MAX_LBLK * u64::from(SINGLE_BLOCK_SIZE),
         block_size: SINGLE_BLOCK_SIZE,
         index,
     };
-    BpfTier::load(&[file], super::Limits::default())
+    BpfTier::load(&[file], crate::Limits::default())
 }
 
 /// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
