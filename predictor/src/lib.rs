@@ -38,7 +38,9 @@ pub use index::{
     IextIndex, LearnedIndex, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout,
     RangeMapIndex, SortedIndex, XfsIextIndex,
 };
-pub use mapping::{Mapping, MappingType, Op, Query, Request, NULL_ADDR, OP_REPORT, OP_WRITING};
+pub use mapping::{
+    FuseIomapIo, Mapping, MappingType, Op, Query, Request, NULL_ADDR, OP_REPORT, OP_WRITING,
+};
 pub use model::{fit, FitParams, Model};
 pub use ondisk::{OnDisk, OnDiskIndex};
 pub use pack::{Pack, PackEntry, PackError};

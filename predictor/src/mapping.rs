@@ -88,6 +88,83 @@ pub enum Op {
     Report,
 }
 
+/// `struct fuse_iomap_io`: one mapping as a fuse-iomap server answers `iomap_begin` and as the
+/// kernel's mapping cache stores it, written once: the socket protocol sends it (byte offsets
+/// and addresses), and the kernel-style iext tree with fuse-iomap records
+/// ([`crate::index::FuseRec`]) keeps the same fields (in blocks). 32 bytes; little-endian on
+/// the wire.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FuseIomapIo {
+    /// File offset of the mapping.
+    pub offset: u64,
+    /// Its length.
+    pub length: u64,
+    /// Disk address, [`NULL_ADDR`] for holes.
+    pub addr: u64,
+    /// `FUSE_IOMAP_TYPE_*` ([`MappingType::code`]).
+    pub kind: u16,
+    /// `FUSE_IOMAP_F_*`; always 0 here (read-only, one image).
+    pub flags: u16,
+    /// Device cookie; always 0 here (one image).
+    pub dev: u32,
+}
+
+impl FuseIomapIo {
+    /// Bytes of the record.
+    pub const LEN: usize = 32;
+
+    /// The record of `m` (bytes).
+    pub fn of(m: &Mapping) -> Self {
+        Self {
+            offset: m.offset,
+            length: m.length,
+            addr: m.addr.unwrap_or(NULL_ADDR),
+            kind: m.kind.code(),
+            flags: 0,
+            dev: 0,
+        }
+    }
+
+    /// A hole at nothing: what a record without a mapping carries.
+    pub const NONE: Self = Self {
+        offset: 0,
+        length: 0,
+        addr: NULL_ADDR,
+        kind: MappingType::Hole.code(),
+        flags: 0,
+        dev: 0,
+    };
+
+    /// The little-endian bytes.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..16].copy_from_slice(&self.length.to_le_bytes());
+        b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+        b[24..26].copy_from_slice(&self.kind.to_le_bytes());
+        b[26..28].copy_from_slice(&self.flags.to_le_bytes());
+        b[28..32].copy_from_slice(&self.dev.to_le_bytes());
+        b
+    }
+
+    /// The record of little-endian bytes `b`.
+    pub fn decode(b: &[u8; Self::LEN]) -> Self {
+        let [o0, o1, o2, o3, o4, o5, o6, o7, l0, l1, l2, l3, l4, l5, l6, l7, a0, a1, a2, a3, a4, a5, a6, a7, k0, k1, f0, f1, d0, d1, d2, d3] =
+            *b;
+        Self {
+            offset: u64::from_le_bytes([o0, o1, o2, o3, o4, o5, o6, o7]),
+            length: u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]),
+            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            kind: u16::from_le_bytes([k0, k1]),
+            flags: u16::from_le_bytes([f0, f1]),
+            dev: u32::from_le_bytes([d0, d1, d2, d3]),
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<FuseIomapIo>() == FuseIomapIo::LEN);
+
 /// `FUSE_IOMAP_OP_REPORT` (the kernel's `IOMAP_REPORT`): a FIEMAP- or SEEK-style query.
 pub const OP_REPORT: u32 = 1 << 2;
 /// The `FUSE_IOMAP_OP_*` bits that ask for a writable mapping: `WRITE`, `ZERO`,

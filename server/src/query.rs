@@ -210,14 +210,14 @@ fn via_socket(args: &QueryArgs, socket: &std::path::Path) -> anyhow::Result<Quer
         bail!(
             "{}: reply with unknown type {} or tier {}",
             socket.display(),
-            r.kind,
+            r.io.kind,
             r.tier
         );
     };
     Ok(QueryJson {
-        offset: r.offset,
-        length: r.length,
-        addr: (r.addr != wire::NULL_ADDR).then_some(r.addr),
+        offset: r.io.offset,
+        length: r.io.length,
+        addr: (r.io.addr != wire::NULL_ADDR).then_some(r.io.addr),
         kind: kind.into(),
         tier: tier.name().into(),
     })

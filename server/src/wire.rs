@@ -32,7 +32,7 @@
 
 use std::io::{self, Read, Write};
 
-use predictor::{Mapping, MappingType, Op, Query, TierKind};
+use predictor::{FuseIomapIo, Mapping, MappingType, Op, Query, TierKind};
 
 /// Request magic, "IOMQ" in little-endian byte order.
 pub const REQUEST_MAGIC: u32 = u32::from_le_bytes(*b"IOMQ");
@@ -236,18 +236,9 @@ impl BeginIn {
 /// One answer: `struct fuse_iomap_io` plus the status and the tier that answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Reply {
-    /// File byte offset of the mapping.
-    pub offset: u64,
-    /// Length in bytes.
-    pub length: u64,
-    /// Image byte offset, [`NULL_ADDR`] for holes.
-    pub addr: u64,
-    /// `FUSE_IOMAP_TYPE_*`.
-    pub kind: u16,
-    /// `FUSE_IOMAP_F_*` (always 0 here).
-    pub flags: u16,
-    /// Device cookie (always 0: the one image).
-    pub dev: u32,
+    /// The mapping: `fuse_iomap_io` ([`FuseIomapIo`], written once in `predictor`); byte
+    /// offsets, [`NULL_ADDR`] for holes, flags and device cookie always 0.
+    pub io: FuseIomapIo,
     /// Raw status word (see [`Status`]).
     pub status: u32,
     /// Tier code (0 none, then [`TierKind`] + 1).
@@ -258,12 +249,7 @@ impl Reply {
     /// The reply for a mapping found by `tier`.
     pub fn mapped(m: &Mapping, tier: TierKind) -> Self {
         Self {
-            offset: m.offset,
-            length: m.length,
-            addr: m.addr.unwrap_or(NULL_ADDR),
-            kind: m.kind.code(),
-            flags: 0,
-            dev: 0,
+            io: FuseIomapIo::of(m),
             status: Status::Ok as u32,
             tier: tier.code(),
         }
@@ -272,12 +258,7 @@ impl Reply {
     /// The reply for a record that got no mapping.
     pub fn error(status: Status) -> Self {
         Self {
-            offset: 0,
-            length: 0,
-            addr: NULL_ADDR,
-            kind: TYPE_HOLE,
-            flags: 0,
-            dev: 0,
+            io: FuseIomapIo::NONE,
             status: status as u32,
             tier: 0,
         }
@@ -286,12 +267,7 @@ impl Reply {
     /// The record's bytes.
     pub fn encode(&self) -> [u8; REPLY_LEN] {
         let mut b = [0u8; REPLY_LEN];
-        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
-        b[8..16].copy_from_slice(&self.length.to_le_bytes());
-        b[16..24].copy_from_slice(&self.addr.to_le_bytes());
-        b[24..26].copy_from_slice(&self.kind.to_le_bytes());
-        b[26..28].copy_from_slice(&self.flags.to_le_bytes());
-        b[28..32].copy_from_slice(&self.dev.to_le_bytes());
+        b[..FuseIomapIo::LEN].copy_from_slice(&self.io.encode());
         b[32..36].copy_from_slice(&self.status.to_le_bytes());
         b[36..38].copy_from_slice(&self.tier.to_le_bytes());
         b
@@ -299,13 +275,10 @@ impl Reply {
 
     /// Decodes a record.
     pub fn decode(b: &[u8; REPLY_LEN]) -> Self {
+        let mut io = [0u8; FuseIomapIo::LEN];
+        io.copy_from_slice(&b[..FuseIomapIo::LEN]);
         Self {
-            offset: u64_at(b, 0),
-            length: u64_at(b, 8),
-            addr: u64_at(b, 16),
-            kind: u16_at(b, 24),
-            flags: u16_at(b, 26),
-            dev: u32_at(b, 28),
+            io: FuseIomapIo::decode(&io),
             status: u32_at(b, 32),
             tier: u16_at(b, 36),
         }
@@ -313,7 +286,7 @@ impl Reply {
 
     /// The mapping type's name (`HOLE`, `MAPPED`, `UNWRITTEN`), if known.
     pub fn type_name(&self) -> Option<&'static str> {
-        MappingType::from_code(self.kind).map(MappingType::name)
+        MappingType::from_code(self.io.kind).map(MappingType::name)
     }
 
     /// The tier that answered, if any.
@@ -560,7 +533,7 @@ mod tests {
         assert_eq!(back, rs);
         assert_eq!(back[0].tier_kind(), Some(TierKind::Learned));
         assert_eq!(back[0].type_name(), Some("UNWRITTEN"));
-        assert_eq!(back[1].addr, NULL_ADDR);
+        assert_eq!(back[1].io.addr, NULL_ADDR);
         assert_eq!(back[1].tier_kind(), Some(TierKind::Ondisk));
         assert_eq!(back[2].tier_kind(), None);
         assert_eq!(Status::from_u32(back[2].status), Some(Status::PastEof));

@@ -295,7 +295,7 @@ fn served_batches_equal_the_in_process_stack_and_bad_clients_do_not_hurt_others(
             .ok()
             .and_then(|ino| fs.inode(ino).ok())
             .map_or(u64::MAX, |i| i.size);
-        q.pos >= size && r.status == 0 && r.kind == wire::TYPE_UNWRITTEN
+        q.pos >= size && r.status == 0 && r.io.kind == wire::TYPE_UNWRITTEN
     });
     assert!(past_eof_unwritten, "no report past EOF answered UNWRITTEN");
 

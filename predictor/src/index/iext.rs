@@ -43,7 +43,7 @@ use std::fmt::Debug;
 use ext4::{BlockMap, Extent};
 
 use super::{check_extents, ExtentIndex, Lookup};
-use crate::mapping::MappingType;
+use crate::mapping::{FuseIomapIo, MappingType};
 use crate::model::ModelError;
 
 /// Bytes of every tree node, inner or leaf (four cache lines).
@@ -211,34 +211,20 @@ impl IextRecord for XfsRec {
     }
 }
 
-/// A record shaped like the fuse-iomap uapi's `struct fuse_iomap_io`, which the fuse-iomap
-/// mapping cache stores unpacked in its leaves: three `u64`s, two `u16`s and a `u32`.
+/// The fuse-iomap uapi's `struct fuse_iomap_io` ([`FuseIomapIo`]) as a tree record: the
+/// fuse-iomap mapping cache stores it unpacked in its leaves (three `u64`s, two `u16`s and a
+/// `u32`).
 ///
 /// 32 bytes; 7 per leaf (224 bytes of records, 16 of links, 16 spare). The cache keeps byte
 /// offsets; this index is per file and block-based, so the same fields hold blocks (the tree's
 /// shape, sizes and comparisons are identical; a server converts with a shift by the block
 /// size's log). `length == 0` only in an unused slot. Holds any [`Extent`].
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FuseRec {
-    /// First logical block (the cache: file byte offset).
-    pub offset: u64,
-    /// Length in blocks (the cache: bytes).
-    pub length: u64,
-    /// First physical block (the cache: disk byte address).
-    pub addr: u64,
-    /// `FUSE_IOMAP_TYPE_MAPPED` or `_UNWRITTEN` ([`MappingType::code`]).
-    pub kind: u16,
-    /// `FUSE_IOMAP_F_*` flags; always 0 here.
-    pub flags: u16,
-    /// Device cookie; always 0 here (one image).
-    pub dev: u32,
-}
+pub type FuseRec = FuseIomapIo;
 
 impl IextRecord for FuseRec {
     const NAME: &'static str = "fuse32";
     type Recs = [Self; recs_per_leaf(32)];
-    const EMPTY_RECS: Self::Recs = [Self {
+    const EMPTY_RECS: Self::Recs = [FuseIomapIo {
         offset: 0,
         length: 0,
         addr: 0,
