@@ -64,6 +64,7 @@ pub enum BlockMap {
 
 use crate::checksum::{ext4_crc, inode_seed};
 use crate::error::{Corrupt, Error, Result};
+use crate::features::RoCompatFeatures;
 use crate::fs::Fs;
 use crate::inode::Inode;
 use crate::le::{join, u16_at, u32_at};
@@ -150,7 +151,10 @@ impl NodeCtx<'_> {
     fn read_node(&self, block: u64) -> Result<Vec<u8>> {
         let node = self.fs.read_block(block)?;
         let sb = self.fs.superblock();
-        if sb.has_metadata_csum() {
+        if sb
+            .feature_ro_compat
+            .contains(RoCompatFeatures::METADATA_CSUM)
+        {
             let max = usize::from(u16_at(&node, 4));
             let tail = HEADER_SIZE + max * ENTRY_SIZE;
             // A bad max is reported by `header`; only checksum nodes whose tail fits.

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::dir::{self, DirEntry, FileType};
 use crate::error::{Corrupt, Error, Result};
 use crate::extent::{self, BlockMap, Extent};
+use crate::features::IncompatFeatures;
 use crate::indirect;
 use crate::inode::{Inode, InodeKind, I_BLOCK_SIZE};
 use crate::source::{BlockSource, FileSource};
@@ -320,7 +321,10 @@ impl Fs {
                 inode.ino
             )));
         }
-        let ft = self.sb.has_filetype();
+        let ft = self
+            .sb
+            .feature_incompat
+            .contains(IncompatFeatures::FILETYPE);
         let bad = |lblk: u64, (offset, what): (usize, String)| {
             Error::corrupt(inode.ino, Corrupt::Dirent { lblk, offset, what })
         };

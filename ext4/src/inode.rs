@@ -2,6 +2,7 @@
 
 use crate::checksum::{ext4_crc, inode_seed};
 use crate::error::{Corrupt, Error, Result};
+use crate::features::{IncompatFeatures, RoCompatFeatures};
 use crate::le::{join, u16_at, u32_at};
 use crate::superblock::Superblock;
 
@@ -109,14 +110,20 @@ impl Inode {
             return Err(field(format!("i_extra_isize {extra_isize}")));
         }
         let generation = u32_at(b, 0x64);
-        if sb.has_metadata_csum() && b.iter().any(|&x| x != 0) {
+        if sb
+            .feature_ro_compat
+            .contains(RoCompatFeatures::METADATA_CSUM)
+            && b.iter().any(|&x| x != 0)
+        {
             verify_checksum(b, ino, generation, extra_isize, sb).map_err(corrupt)?;
         }
 
         let mode = u16_at(b, 0x0);
         let flags = u32_at(b, 0x20);
         let blocks = join(u32_at(b, 0x1C), u32::from(u16_at(b, 0x74)));
-        let blocks_512 = if sb.has_huge_file() && flags & HUGE_FILE_FL != 0 {
+        let blocks_512 = if sb.feature_ro_compat.contains(RoCompatFeatures::HUGE_FILE)
+            && flags & HUGE_FILE_FL != 0
+        {
             blocks.saturating_mul(u64::from(sb.block_size / 512))
         } else {
             blocks
@@ -175,7 +182,7 @@ impl Inode {
         if self.kind != InodeKind::Symlink || self.has_inline_data() {
             return false;
         }
-        if sb.has_ea_inode() {
+        if sb.feature_incompat.contains(IncompatFeatures::EA_INODE) {
             return self.size > 0 && self.size < I_BLOCK_SIZE as u64;
         }
         let ea_blocks = if self.file_acl != 0 {

@@ -52,10 +52,13 @@ impl Fixture {
         let inode = fs.lookup_path("/depth3").expect("/depth3");
         assert_eq!(fs.extent_depth(&inode).expect("depth"), Some(3));
         let sb = fs.superblock();
-        let csum_seed = sb.has_metadata_csum().then(|| {
-            let s = ext4_crc(sb.csum_seed, &inode.ino.to_le_bytes());
-            ext4_crc(s, &inode.generation.to_le_bytes())
-        });
+        let csum_seed = sb
+            .feature_ro_compat
+            .contains(ext4::RoCompatFeatures::METADATA_CSUM)
+            .then(|| {
+                let s = ext4_crc(sb.csum_seed, &inode.ino.to_le_bytes());
+                ext4_crc(s, &inode.generation.to_le_bytes())
+            });
         Fixture {
             bytes,
             inode,
