@@ -32,7 +32,7 @@ mod superblock;
 mod xattr;
 
 pub use dir::{DirEntry, FileType};
-pub use error::{Corrupt, Error, Result};
+pub use error::{CorruptKind, Error, GroupDescKind, Result, SuperblockKind};
 pub use extent::{BlockMap, Extent, MAX_EXTENT_DEPTH, MAX_LBLK};
 pub use features::{CompatFeatures, IncompatFeatures, RoCompatFeatures};
 pub use fs::{Fs, WalkEntry, ROOT_INO};

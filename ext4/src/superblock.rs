@@ -1,7 +1,7 @@
 //! The superblock (1024 bytes at byte 1024) and the block group descriptors.
 
 use crate::checksum::ext4_crc;
-use crate::error::{Error, Result};
+use crate::error::{Error, GroupDescKind, Result, SuperblockKind};
 use crate::features::{CompatFeatures, IncompatFeatures, RoCompatFeatures};
 use crate::le::{join, u16_at, u32_at, u8_at};
 
@@ -9,7 +9,8 @@ use crate::le::{join, u16_at, u32_at, u8_at};
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
 /// Size of the superblock on disk.
 pub(crate) const SUPERBLOCK_SIZE: usize = 1024;
-const MAGIC: u16 = 0xEF53;
+/// `s_magic` of ext2/3/4.
+pub(crate) const MAGIC: u16 = 0xEF53;
 
 /// Block group descriptor flag: the inode table and bitmap are not initialised (no inodes used).
 pub(crate) const BG_INODE_UNINIT: u16 = 0x1;
@@ -58,15 +59,13 @@ impl Superblock {
     /// Parses and validates the 1024 superblock bytes. `image_len` bounds how much metadata
     /// the superblock may claim (a hostile superblock must not make us allocate without bound).
     pub fn from_bytes(b: &[u8], image_len: u64) -> Result<Self> {
-        let bad = |m: String| Error::Superblock(m);
+        let bad = Error::Superblock;
         if b.len() < SUPERBLOCK_SIZE {
-            return Err(bad(format!("only {} bytes", b.len())));
+            return Err(bad(SuperblockKind::Short { len: b.len() }));
         }
         let magic = u16_at(b, 0x38);
         if magic != MAGIC {
-            return Err(bad(format!(
-                "bad magic {magic:#06x} (want {MAGIC:#06x}): not an ext2/3/4 image"
-            )));
+            return Err(bad(SuperblockKind::Magic { magic }));
         }
         let rev_level = u32_at(b, 0x4C);
         let feature_compat = CompatFeatures::from_bits_retain(u32_at(b, 0x5C));
@@ -79,7 +78,7 @@ impl Superblock {
         let feature_ro_compat = RoCompatFeatures::from_bits_retain(ro_compat);
         let unsupported = feature_incompat.unsupported();
         if !unsupported.is_empty() {
-            return Err(Error::Unsupported(unsupported.to_string()));
+            return Err(Error::Unsupported(unsupported));
         }
         if feature_incompat.contains(IncompatFeatures::RECOVER) {
             tracing::warn!("journal needs recovery; reading the image as it is on disk");
@@ -88,35 +87,29 @@ impl Superblock {
         if feature_ro_compat.contains(RoCompatFeatures::METADATA_CSUM) {
             let checksum_type = u8_at(b, 0x175);
             if checksum_type != 1 {
-                return Err(bad(format!("unknown checksum type {checksum_type}")));
+                return Err(bad(SuperblockKind::ChecksumType { checksum_type }));
             }
             let stored = u32_at(b, 0x3FC);
             let computed = ext4_crc(!0, &b[..0x3FC]);
             if stored != computed {
-                return Err(bad(format!(
-                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-                )));
+                return Err(bad(SuperblockKind::Checksum { stored, computed }));
             }
         }
 
         let log_block = u32_at(b, 0x18);
         if log_block > 6 {
-            return Err(bad(format!(
-                "block size 1024 << {log_block} is over 64 KiB"
-            )));
+            return Err(bad(SuperblockKind::BlockSize { log_block }));
         }
         let block_size = 1024u32 << log_block;
         let log_cluster = u32_at(b, 0x1C);
         let bigalloc = feature_ro_compat.contains(RoCompatFeatures::BIGALLOC);
         let cluster_size = if bigalloc {
             if log_cluster < log_block || log_cluster > 6 + 23 {
-                return Err(bad(format!(
-                    "cluster size 1024 << {log_cluster} is invalid"
-                )));
+                return Err(bad(SuperblockKind::ClusterSize { log_cluster }));
             }
             1u64.checked_shl(10 + log_cluster)
                 .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(|| bad(format!("cluster size 1024 << {log_cluster} is too big")))?
+                .ok_or(bad(SuperblockKind::ClusterTooBig { log_cluster }))?
         } else {
             block_size
         };
@@ -128,44 +121,48 @@ impl Superblock {
         if first_data_block != expected_first {
             // bigalloc with 1 KiB blocks has first_data_block 0; accept both there.
             if !(bigalloc && first_data_block == 0) {
-                return Err(bad(format!(
-                    "first data block {first_data_block} for {block_size}-byte blocks"
-                )));
+                return Err(bad(SuperblockKind::FirstDataBlock {
+                    first_data_block,
+                    block_size,
+                }));
             }
         }
         if blocks_count <= u64::from(first_data_block) {
-            return Err(bad(format!("{blocks_count} blocks")));
+            return Err(bad(SuperblockKind::BlocksCount { blocks_count }));
         }
         let blocks_per_group = u32_at(b, 0x20);
         let clusters_per_group = u32_at(b, 0x24);
         let inodes_per_group = u32_at(b, 0x28);
         let bits_per_block = block_size.saturating_mul(8);
         if blocks_per_group == 0 || inodes_per_group == 0 {
-            return Err(bad("zero blocks or inodes per group".into()));
+            return Err(bad(SuperblockKind::ZeroPerGroup));
         }
         let ratio = cluster_size / block_size;
         if bigalloc
             && u64::from(clusters_per_group) * u64::from(ratio) != u64::from(blocks_per_group)
         {
-            return Err(bad(format!(
-                "{blocks_per_group} blocks per group is not {clusters_per_group} clusters of {ratio}"
-            )));
+            return Err(bad(SuperblockKind::ClustersPerGroup {
+                blocks_per_group,
+                clusters_per_group,
+                ratio,
+            }));
         }
         if blocks_per_group / ratio > bits_per_block || inodes_per_group > bits_per_block {
-            return Err(bad(format!(
-                "{blocks_per_group} blocks / {inodes_per_group} inodes per group do not fit a bitmap block"
-            )));
+            return Err(bad(SuperblockKind::PerGroup {
+                blocks_per_group,
+                inodes_per_group,
+            }));
         }
         let inodes_count = u32_at(b, 0x0);
         let inode_size = if rev_level >= 1 { u16_at(b, 0x58) } else { 128 };
         if inode_size < 128 || !inode_size.is_power_of_two() || u32::from(inode_size) > block_size {
-            return Err(bad(format!("inode size {inode_size}")));
+            return Err(bad(SuperblockKind::InodeSize { inode_size }));
         }
         let first_ino = if rev_level >= 1 { u32_at(b, 0x54) } else { 11 };
         let desc_size = if is_64bit {
             let d = u16_at(b, 0xFE);
             if d < 64 || !d.is_power_of_two() || u32::from(d) > block_size {
-                return Err(bad(format!("group descriptor size {d}")));
+                return Err(bad(SuperblockKind::DescSize { desc_size: d }));
             }
             d
         } else {
@@ -202,15 +199,15 @@ impl Superblock {
         };
         let groups = sb.group_count();
         if u64::from(inodes_count) > u64::from(groups) * u64::from(inodes_per_group) {
-            return Err(bad(format!(
-                "{inodes_count} inodes do not fit {groups} groups of {inodes_per_group}"
-            )));
+            return Err(bad(SuperblockKind::InodesCount {
+                inodes_count,
+                groups,
+                inodes_per_group,
+            }));
         }
         // The descriptor table is read whole at open: it must fit in the image.
         if u64::from(groups) * u64::from(desc_size) > image_len {
-            return Err(bad(format!(
-                "{groups} group descriptors would not fit in a {image_len}-byte image"
-            )));
+            return Err(bad(SuperblockKind::DescTable { groups, image_len }));
         }
         Ok(sb)
     }
@@ -286,7 +283,8 @@ pub(crate) struct GroupDesc {
 }
 
 impl GroupDesc {
-    pub(crate) fn from_bytes(b: &[u8], sb: &Superblock, group: u32) -> Result<Self> {
+    /// Decodes the descriptor bytes `b` and checks them against the superblock.
+    pub(crate) fn from_bytes(b: &[u8], sb: &Superblock) -> Result<Self, GroupDescKind> {
         let wide = sb.desc_size >= 64;
         let hi = |off| if wide { u32_at(b, off) } else { 0 };
         let d = GroupDesc {
@@ -304,12 +302,10 @@ impl GroupDesc {
         let table_bytes = u64::from(sb.inodes_per_group) * u64::from(sb.inode_size);
         let table_blocks = table_bytes.div_ceil(u64::from(sb.block_size));
         if d.inode_table == 0 || d.inode_table.saturating_add(table_blocks) > sb.blocks_count {
-            return Err(Error::Group {
-                group,
-                what: format!(
-                    "inode table at block {} ({table_blocks} blocks) is outside the {} blocks",
-                    d.inode_table, sb.blocks_count
-                ),
+            return Err(GroupDescKind::InodeTable {
+                block: d.inode_table,
+                blocks: table_blocks,
+                blocks_count: sb.blocks_count,
             });
         }
         Ok(d)
