@@ -17,7 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The image file could not be opened.
-    #[error("opening image {path}: {source}")]
+    #[error("opening image {path}")]
     Open {
         /// The path given.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A read of the image failed or ran past its end.
-    #[error("reading {len} bytes at byte {offset} of the image: {source}")]
+    #[error("reading {len} bytes at byte {offset} of the image")]
     Io {
         /// Byte offset in the image.
         offset: u64,

@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use predictor::error::Chain;
 use predictor::LearnedIndex;
 use server::bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
 use server::bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
@@ -53,7 +54,7 @@ pub fn load(d: &Dataset) -> Load {
     let start = Instant::now();
     let tier = match single_file(&index) {
         Ok(t) => t,
-        Err(e) => return Load::Unavailable(predictor::error::chain_message(&e)),
+        Err(e) => return Load::Unavailable(Chain(&e).to_string()),
     };
     if let Some((_, why)) = tier.report().skipped.first() {
         return Load::Skipped(why.to_string());
@@ -76,7 +77,7 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                 match one_pass(&l.tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags) {
                     Ok(v) => ns.push(v),
                     Err(e) => {
-                        tracing::warn!(dataset = %d.name, error = %e, "BPF test run failed");
+                        tracing::warn!(dataset = %d.name, error = %Chain(&e), "BPF test run failed");
                         return None;
                     }
                 }

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ext4::{Extent, Fs};
+use predictor::error::Chain;
 use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
 use predictor::synth::Rng;
 use predictor::{LearnedIndex, Models, Request, StackOptions, Tier, TierStack};
 use server::bpf::abi::{self, Query};
 use server::bpf::check::{check, CheckOptions};
-use server::bpf::{load_stack, BpfFile, BpfTier, Limits, Skip, Status};
+use server::bpf::{load_stack, BpfError, BpfFile, BpfTier, Limits, Skip, Status};
 
 use common::{build_pack, root_or_skip, SERVER};
 
@@ -453,7 +454,8 @@ fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
     let err = BpfTier::load_object(&bytes, &[], Limits::default())
         .err()
         .unwrap_or_else(|| panic!("the verifier accepted an unchecked packet read"));
-    let msg = predictor::error::chain_message(&err);
+    let msg = Chain(&err).to_string();
+    assert!(matches!(err, BpfError::Verifier(_)), "{msg}");
     assert!(msg.contains("the kernel refused the BPF program"), "{msg}");
     // The verifier's own words are in the message.
     assert!(msg.contains("invalid access to packet"), "{msg}");
