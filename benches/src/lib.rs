@@ -14,6 +14,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 use ext4::{Extent, Fs, Inode, InodeKind};
+use predictor::error::Chain;
 use predictor::{ExtentIndex, Lookup};
 
 /// Extent-map sizes of the lookup benches.
@@ -102,7 +103,7 @@ pub fn real_files(min_extents: usize) -> Vec<RealFile> {
     let images = match testimg::standard() {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("real images unavailable: {e}");
+            eprintln!("real images unavailable: {}", Chain(&e));
             return Vec::new();
         }
     };

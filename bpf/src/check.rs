@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use predictor::error::Chain;
 use predictor::synth::Rng;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
@@ -138,7 +139,7 @@ fn compare(
         }
         (Some(b), Err(e)) => {
             report.unexpected_answers += 1;
-            report.disagree(format!("{at}: bpf {b:?}, userspace error: {e}"));
+            report.disagree(format!("{at}: bpf {b:?}, userspace error: {}", Chain(e)));
         }
         (None, user) => {
             *report.fallbacks.entry(status.name()).or_default() += 1;

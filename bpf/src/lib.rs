@@ -33,6 +33,7 @@ use std::io;
 
 pub use tier::{BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Status};
 
+use predictor::error::Chain;
 use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
 
 /// Why the BPF tier is not available.
@@ -40,8 +41,8 @@ use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
 pub enum BpfError {
     /// The process may not use bpf(2).
     #[error(
-        "{what}: {source}; the BPF tier needs CAP_BPF and CAP_PERFMON (run as root); the \
-         userspace tiers still work"
+        "{what} was refused (the BPF tier needs CAP_BPF and CAP_PERFMON: run as root; the \
+         userspace tiers still work)"
     )]
     Permission {
         /// The step that was refused.
@@ -169,7 +170,7 @@ pub fn query_many(
         Err(e) => {
             static LOGGED: std::sync::Once = std::sync::Once::new();
             LOGGED.call_once(
-                || tracing::error!(error = %e, "BPF tier failed; the userspace tiers answer"),
+                || tracing::error!(error = %Chain(&e), "BPF tier failed; the userspace tiers answer"),
             );
             Vec::new()
         }

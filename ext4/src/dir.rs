@@ -2,6 +2,7 @@
 //! directories keep their entries in leaf blocks of the same shape, and their index blocks
 //! look like one empty entry spanning the block, so one linear parser reads both.
 
+use crate::error::CorruptKind;
 use crate::le::{u16_at, u32_at, u8_at};
 
 /// Type of a directory entry's target, from the entry's type byte (`filetype` feature).
@@ -68,16 +69,22 @@ const MIN_REC_LEN: usize = 12;
 /// Parses the entries of one directory block (or of the inline-data region) into `out`.
 /// Every `rec_len` is checked to move forward by at least 12 bytes, stay 4-aligned and stay in
 /// the block, so the loop ends within the block. Entries with inode 0 (deleted entries, htree
-/// index blocks, the checksum tail) are skipped. Errors give the byte offset.
+/// index blocks, the checksum tail) are skipped. Errors give `lblk` (the directory's logical
+/// block holding `b`) and the byte offset.
 pub(crate) fn parse_block(
     b: &[u8],
+    lblk: u64,
     has_filetype: bool,
     out: &mut Vec<DirEntry>,
-) -> Result<(), (usize, String)> {
+) -> Result<(), CorruptKind> {
     let mut off = 0usize;
     while off < b.len() {
         if b.len() - off < 8 {
-            return Err((off, format!("{} trailing bytes", b.len() - off)));
+            return Err(CorruptKind::DirentTrailing {
+                lblk,
+                offset: off,
+                len: b.len() - off,
+            });
         }
         let e = &b[off..];
         let ino = u32_at(e, 0);
@@ -92,17 +99,23 @@ pub(crate) fn parse_block(
             usize::from(u16_at(e, 6))
         };
         if rec_len < MIN_REC_LEN || rec_len % 4 != 0 || rec_len > e.len() {
-            return Err((off, format!("record length {rec_len}")));
+            return Err(CorruptKind::DirentRecLen {
+                lblk,
+                offset: off,
+                rec_len,
+            });
         }
         if 8 + name_len > rec_len {
-            return Err((
-                off,
-                format!("name of {name_len} bytes in a {rec_len}-byte record"),
-            ));
+            return Err(CorruptKind::DirentNameLen {
+                lblk,
+                offset: off,
+                name_len,
+                rec_len,
+            });
         }
         if ino != 0 {
             if name_len == 0 {
-                return Err((off, "empty name".into()));
+                return Err(CorruptKind::DirentEmptyName { lblk, offset: off });
             }
             out.push(DirEntry {
                 ino,

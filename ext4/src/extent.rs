@@ -63,7 +63,8 @@ pub enum BlockMap {
 // which is bounded by the blocks of the image.
 
 use crate::checksum::{ext4_crc, inode_seed};
-use crate::error::{Corrupt, Error, Result};
+use crate::error::{CorruptKind, Error, Result};
+use crate::features::RoCompatFeatures;
 use crate::fs::Fs;
 use crate::inode::Inode;
 use crate::le::{join, u16_at, u32_at};
@@ -96,52 +97,54 @@ struct NodeCtx<'a> {
 }
 
 impl NodeCtx<'_> {
-    fn err(&self, what: Corrupt) -> Error {
-        Error::corrupt(self.inode.ino, what)
-    }
-
-    fn header_err(&self, block: u64, what: String) -> Error {
-        self.err(Corrupt::ExtentHeader { block, what })
-    }
-
-    fn entry_err(&self, block: u64, entry: usize, what: String) -> Error {
-        let entry = u16::try_from(entry).unwrap_or(u16::MAX);
-        self.err(Corrupt::ExtentEntry { block, entry, what })
+    fn err(&self, kind: CorruptKind) -> Error {
+        Error::corrupt(self.inode.ino, kind)
     }
 
     /// Checks a node's header. `depth` is what the parent promised (the root promises nothing).
     fn header(&self, node: &[u8], block: u64, depth: Option<u16>) -> Result<Header> {
         let magic = u16_at(node, 0);
         if magic != EXTENT_MAGIC {
-            return Err(self.header_err(block, format!("bad magic {magic:#06x}")));
+            return Err(self.err(CorruptKind::ExtentMagic { block, magic }));
         }
         let h = Header {
             entries: u16_at(node, 2),
             max: u16_at(node, 4),
             depth: u16_at(node, 6),
         };
-        let capacity = (node.len() - HEADER_SIZE) / ENTRY_SIZE;
-        if h.max == 0 || usize::from(h.max) > capacity {
-            return Err(
-                self.header_err(block, format!("max {} entries, room for {capacity}", h.max))
-            );
+        let room = (node.len() - HEADER_SIZE) / ENTRY_SIZE;
+        if h.max == 0 || usize::from(h.max) > room {
+            return Err(self.err(CorruptKind::ExtentMax {
+                block,
+                max: h.max,
+                room,
+            }));
         }
         if h.entries > h.max {
-            return Err(self.header_err(block, format!("{} entries over max {}", h.entries, h.max)));
+            return Err(self.err(CorruptKind::ExtentEntries {
+                block,
+                entries: h.entries,
+                max: h.max,
+            }));
         }
         match depth {
-            Some(d) if h.depth != d => {
-                return Err(self.header_err(block, format!("depth {} where {d} was due", h.depth)));
+            Some(expected) if h.depth != expected => {
+                return Err(self.err(CorruptKind::ExtentDepth {
+                    block,
+                    depth: h.depth,
+                    expected,
+                }));
             }
             None if h.depth > MAX_EXTENT_DEPTH => {
-                return Err(
-                    self.header_err(block, format!("depth {} over {MAX_EXTENT_DEPTH}", h.depth))
-                );
+                return Err(self.err(CorruptKind::ExtentTooDeep {
+                    block,
+                    depth: h.depth,
+                }));
             }
             _ => {}
         }
         if h.entries == 0 && h.depth > 0 {
-            return Err(self.header_err(block, "index node with no entries".into()));
+            return Err(self.err(CorruptKind::ExtentEmptyIndex { block }));
         }
         Ok(h)
     }
@@ -150,7 +153,10 @@ impl NodeCtx<'_> {
     fn read_node(&self, block: u64) -> Result<Vec<u8>> {
         let node = self.fs.read_block(block)?;
         let sb = self.fs.superblock();
-        if sb.has_metadata_csum() {
+        if sb
+            .feature_ro_compat
+            .contains(RoCompatFeatures::METADATA_CSUM)
+        {
             let max = usize::from(u16_at(&node, 4));
             let tail = HEADER_SIZE + max * ENTRY_SIZE;
             // A bad max is reported by `header`; only checksum nodes whose tail fits.
@@ -159,7 +165,7 @@ impl NodeCtx<'_> {
                 let computed = ext4_crc(seed, &node[..tail]);
                 let stored = u32_at(&node, tail);
                 if stored != computed {
-                    return Err(self.err(Corrupt::ExtentChecksum {
+                    return Err(self.err(CorruptKind::ExtentChecksum {
                         block,
                         stored,
                         computed,
@@ -175,8 +181,8 @@ impl NodeCtx<'_> {
     fn leaf(&self, node: &[u8], block: u64, h: Header, lo: u64, hi: u64) -> Result<Vec<Extent>> {
         let sb = self.fs.superblock();
         let mut out: Vec<Extent> = Vec::with_capacity(usize::from(h.entries));
-        for i in 0..usize::from(h.entries) {
-            let e = &node[HEADER_SIZE + i * ENTRY_SIZE..][..ENTRY_SIZE];
+        for entry in 0..h.entries {
+            let e = &node[HEADER_SIZE + usize::from(entry) * ENTRY_SIZE..][..ENTRY_SIZE];
             let raw_len = u16_at(e, 4);
             let (len, unwritten) = if raw_len > INIT_MAX_LEN {
                 (raw_len - INIT_MAX_LEN, true)
@@ -189,31 +195,38 @@ impl NodeCtx<'_> {
                 len: u32::from(len),
                 unwritten,
             };
-            let bad = |what: String| self.entry_err(block, i, what);
             if len == 0 {
-                return Err(bad("zero length".into()));
+                return Err(self.err(CorruptKind::ExtentZeroLength { block, entry }));
             }
             if ext.end() > MAX_LBLK {
-                return Err(bad(format!(
-                    "blocks {}+{} run past block 2^32 - 2",
-                    ext.lblk, ext.len
-                )));
+                return Err(self.err(CorruptKind::ExtentPastMaxLblk {
+                    block,
+                    entry,
+                    lblk: ext.lblk,
+                    len: ext.len,
+                }));
             }
             let floor = out.last().map_or(lo, Extent::end);
             if u64::from(ext.lblk) < floor || ext.end() > hi {
-                return Err(bad(format!(
-                    "logical blocks {}..{} out of order or outside {floor}..{hi}",
-                    ext.lblk,
-                    ext.end()
-                )));
+                return Err(self.err(CorruptKind::ExtentOutOfOrder {
+                    block,
+                    entry,
+                    lblk: ext.lblk,
+                    end: ext.end(),
+                    floor,
+                    hi,
+                }));
             }
             if ext.pblk < u64::from(sb.first_data_block)
                 || ext.pblk.saturating_add(u64::from(ext.len)) > sb.blocks_count
             {
-                return Err(bad(format!(
-                    "physical blocks {}+{} outside the filesystem ({} blocks)",
-                    ext.pblk, ext.len, sb.blocks_count
-                )));
+                return Err(self.err(CorruptKind::ExtentOutsideFs {
+                    block,
+                    entry,
+                    pblk: ext.pblk,
+                    len: ext.len,
+                    blocks_count: sb.blocks_count,
+                }));
             }
             out.push(ext);
         }
@@ -225,25 +238,29 @@ impl NodeCtx<'_> {
     fn index(&self, node: &[u8], block: u64, h: Header, lo: u64, hi: u64) -> Result<Vec<Index>> {
         let sb = self.fs.superblock();
         let mut out: Vec<Index> = Vec::with_capacity(usize::from(h.entries));
-        for i in 0..usize::from(h.entries) {
-            let e = &node[HEADER_SIZE + i * ENTRY_SIZE..][..ENTRY_SIZE];
+        for entry in 0..h.entries {
+            let e = &node[HEADER_SIZE + usize::from(entry) * ENTRY_SIZE..][..ENTRY_SIZE];
             let idx = Index {
                 key: u32_at(e, 0),
                 child: join(u32_at(e, 4), u32::from(u16_at(e, 8))),
             };
-            let bad = |what: String| self.entry_err(block, i, what);
             let floor = out.last().map_or(lo, |p| u64::from(p.key) + 1);
             if u64::from(idx.key) < floor || u64::from(idx.key) >= hi {
-                return Err(bad(format!(
-                    "key {} out of order or outside {floor}..{hi}",
-                    idx.key
-                )));
+                return Err(self.err(CorruptKind::IndexKey {
+                    block,
+                    entry,
+                    key: idx.key,
+                    floor,
+                    hi,
+                }));
             }
             if idx.child <= u64::from(sb.first_data_block) || idx.child >= sb.blocks_count {
-                return Err(bad(format!(
-                    "child block {} outside the filesystem ({} blocks)",
-                    idx.child, sb.blocks_count
-                )));
+                return Err(self.err(CorruptKind::IndexChild {
+                    block,
+                    entry,
+                    child: idx.child,
+                    blocks_count: sb.blocks_count,
+                }));
             }
             out.push(idx);
         }

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::dir::{self, DirEntry, FileType};
-use crate::error::{Corrupt, Error, Result};
+use crate::error::{CorruptKind, Error, GroupDescKind, Result};
 use crate::extent::{self, BlockMap, Extent};
+use crate::features::IncompatFeatures;
 use crate::indirect;
 use crate::inode::{Inode, InodeKind, I_BLOCK_SIZE};
 use crate::source::{BlockSource, FileSource};
@@ -25,7 +26,7 @@ pub struct Fs {
     src: Box<dyn BlockSource>,
     sb: Superblock,
     /// One entry per group; a bad descriptor only fails reads of that group's inodes.
-    groups: Vec<Result<GroupDesc, String>>,
+    groups: Vec<Result<GroupDesc, GroupDescKind>>,
 }
 
 impl std::fmt::Debug for Fs {
@@ -73,7 +74,7 @@ impl Fs {
         Ok(fs)
     }
 
-    fn read_group_descs(&self) -> Result<Vec<Result<GroupDesc, String>>> {
+    fn read_group_descs(&self) -> Result<Vec<Result<GroupDesc, GroupDescKind>>> {
         let sb = &self.sb;
         let count = sb.group_count();
         let ds = usize::from(sb.desc_size);
@@ -89,15 +90,8 @@ impl Fs {
             };
             let desc = buf
                 .get(off..off + ds)
-                .ok_or_else(|| Error::Group {
-                    group: g,
-                    what: "descriptor outside its block".into(),
-                })
-                .and_then(|b| GroupDesc::from_bytes(b, sb, g))
-                .map_err(|e| match e {
-                    Error::Group { what, .. } => what,
-                    other => other.to_string(),
-                });
+                .ok_or(GroupDescKind::OutsideBlock)
+                .and_then(|b| GroupDesc::from_bytes(b, sb));
             out.push(desc);
         }
         Ok(out)
@@ -136,21 +130,21 @@ impl Fs {
     fn group(&self, g: u32) -> Result<&GroupDesc> {
         match self.groups.get(g as usize) {
             Some(Ok(d)) => Ok(d),
-            Some(Err(what)) => Err(Error::Group {
+            Some(Err(kind)) => Err(Error::Group {
                 group: g,
-                what: what.clone(),
+                kind: kind.clone(),
             }),
-            None => Err(Error::NotFound(format!("group {g} does not exist"))),
+            None => Err(Error::NoSuchGroup { group: g }),
         }
     }
 
     /// Reads and decodes inode `ino` (checksum verified under `metadata_csum`).
     pub fn inode(&self, ino: u32) -> Result<Inode> {
         if ino == 0 || ino > self.sb.inodes_count {
-            return Err(Error::NotFound(format!(
-                "inode {ino} is outside 1..={}",
-                self.sb.inodes_count
-            )));
+            return Err(Error::NoSuchInode {
+                ino,
+                count: self.sb.inodes_count,
+            });
         }
         let ipg = self.sb.inodes_per_group;
         let desc = self.group((ino - 1) / ipg)?;
@@ -227,16 +221,16 @@ impl Fs {
     /// The bytes of an inline-data inode: the first 60 in `i_block`, the rest in the
     /// `system.data` extended attribute.
     pub fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>> {
-        let bad = |m: String| Error::corrupt(inode.ino, Corrupt::InlineData(m));
+        let bad = |kind| Error::corrupt(inode.ino, kind);
         let extra = xattr::find_system(&inode.xattr_area, b"data")
             .map_err(bad)?
             .unwrap_or(&[]);
         let avail = (I_BLOCK_SIZE + extra.len()) as u64;
         if inode.size > avail {
-            return Err(bad(format!(
-                "size {} but only {avail} inline bytes",
-                inode.size
-            )));
+            return Err(bad(CorruptKind::InlineDataSize {
+                size: inode.size,
+                avail,
+            }));
         }
         let mut data = Vec::with_capacity(inode.size as usize);
         data.extend_from_slice(&inode.i_block);
@@ -299,12 +293,7 @@ impl Fs {
         let len = usize::try_from(inode.size)
             .ok()
             .filter(|&l| (l as u64) <= self.src.len().saturating_mul(4).max(1 << 20))
-            .ok_or_else(|| {
-                Error::corrupt(
-                    inode.ino,
-                    Corrupt::TooLarge(format!("{} bytes", inode.size)),
-                )
-            })?;
+            .ok_or_else(|| Error::corrupt(inode.ino, CorruptKind::TooLarge { size: inode.size }))?;
         let extents = self.extents(inode)?;
         let mut buf = vec![0u8; len];
         let n = self.read_at(inode, &extents, 0, &mut buf)?;
@@ -315,15 +304,13 @@ impl Fs {
     /// The entries of a directory, `.` and `..` included.
     pub fn read_dir(&self, inode: &Inode) -> Result<Vec<DirEntry>> {
         if inode.kind != InodeKind::Dir {
-            return Err(Error::NotFound(format!(
-                "inode {} is not a directory",
-                inode.ino
-            )));
+            return Err(Error::NotADirectory { ino: inode.ino });
         }
-        let ft = self.sb.has_filetype();
-        let bad = |lblk: u64, (offset, what): (usize, String)| {
-            Error::corrupt(inode.ino, Corrupt::Dirent { lblk, offset, what })
-        };
+        let ft = self
+            .sb
+            .feature_incompat
+            .contains(IncompatFeatures::FILETYPE);
+        let bad = |kind| Error::corrupt(inode.ino, kind);
         let mut out = Vec::new();
         if inode.has_inline_data() {
             // i_block holds the parent's inode number, then entries; system.data continues them.
@@ -340,9 +327,9 @@ impl Fs {
                 file_type: FileType::Dir,
             });
             let first = data.get(4..I_BLOCK_SIZE.min(data.len())).unwrap_or(&[]);
-            dir::parse_block(first, ft, &mut out).map_err(|e| bad(0, e))?;
+            dir::parse_block(first, 0, ft, &mut out).map_err(bad)?;
             if let Some(rest) = data.get(I_BLOCK_SIZE..) {
-                dir::parse_block(rest, ft, &mut out).map_err(|e| bad(1, e))?;
+                dir::parse_block(rest, 1, ft, &mut out).map_err(bad)?;
             }
             return Ok(out);
         }
@@ -354,7 +341,7 @@ impl Fs {
                     continue;
                 }
                 let block = self.read_block(e.pblk + (lblk - u64::from(e.lblk)))?;
-                dir::parse_block(&block, ft, &mut out).map_err(|x| bad(lblk, x))?;
+                dir::parse_block(&block, lblk, ft, &mut out).map_err(bad)?;
             }
         }
         Ok(out)
@@ -375,7 +362,10 @@ impl Fs {
         for name in path.split('/').filter(|c| !c.is_empty()) {
             let ino = self
                 .lookup(&cur, name.as_bytes())?
-                .ok_or_else(|| Error::NotFound(format!("{path}: no entry {name:?}")))?;
+                .ok_or_else(|| Error::NoSuchEntry {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                })?;
             cur = self.inode(ino)?;
         }
         Ok(cur)
@@ -383,30 +373,25 @@ impl Fs {
 
     /// The target of a symlink.
     pub fn read_link(&self, inode: &Inode) -> Result<Vec<u8>> {
-        let bad = |m: String| Error::corrupt(inode.ino, Corrupt::Symlink(m));
+        let bad = |kind| Error::corrupt(inode.ino, kind);
         if inode.kind != InodeKind::Symlink {
-            return Err(Error::NotFound(format!(
-                "inode {} is not a symlink",
-                inode.ino
-            )));
+            return Err(Error::NotASymlink { ino: inode.ino });
         }
-        if inode.size == 0 || inode.size > MAX_SYMLINK_LEN {
-            return Err(bad(format!("target length {}", inode.size)));
+        let len = inode.size;
+        if len == 0 || len > MAX_SYMLINK_LEN {
+            return Err(bad(CorruptKind::SymlinkLength { len }));
         }
         if inode.has_inline_data() {
             return self.inline_data(inode);
         }
         if inode.is_fast_symlink(&self.sb) {
-            if inode.size >= I_BLOCK_SIZE as u64 {
-                return Err(bad(format!("fast symlink of {} bytes", inode.size)));
+            if len >= I_BLOCK_SIZE as u64 {
+                return Err(bad(CorruptKind::FastSymlinkLength { len }));
             }
             return Ok(inode.i_block[..inode.size as usize].to_vec());
         }
-        if inode.size > u64::from(self.sb.block_size) {
-            return Err(bad(format!(
-                "target of {} bytes is over one block",
-                inode.size
-            )));
+        if len > u64::from(self.sb.block_size) {
+            return Err(bad(CorruptKind::SymlinkOverBlock { len }));
         }
         self.read_file(inode)
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::error::{Corrupt, Error, Result};
+use crate::error::{CorruptKind, Error, Result};
 use crate::extent::{Extent, MAX_LBLK};
 use crate::fs::Fs;
 use crate::inode::Inode;
@@ -28,12 +28,10 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn spend(&mut self) -> Result<()> {
-        self.budget = self.budget.checked_sub(1).ok_or_else(|| {
-            Error::corrupt(
-                self.inode.ino,
-                Corrupt::BlockMap("maps more blocks than the filesystem has".into()),
-            )
-        })?;
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or_else(|| Error::corrupt(self.inode.ino, CorruptKind::MapTooLarge))?;
         Ok(())
     }
 
@@ -42,7 +40,7 @@ impl Walk<'_> {
         if pblk >= sb.blocks_count {
             return Err(Error::corrupt(
                 self.inode.ino,
-                Corrupt::BlockMap(format!("block {lblk} at {pblk}, outside the filesystem")),
+                CorruptKind::MapBlockOutsideFs { lblk, pblk },
             ));
         }
         self.spend()?;
@@ -79,13 +77,13 @@ impl Walk<'_> {
         if u64::from(ptr) >= sb.blocks_count {
             return Err(Error::corrupt(
                 self.inode.ino,
-                Corrupt::BlockMap(format!("indirect block {ptr} outside the filesystem")),
+                CorruptKind::IndirectOutsideFs { block: ptr },
             ));
         }
         if !self.seen.insert(ptr) {
             return Err(Error::corrupt(
                 self.inode.ino,
-                Corrupt::BlockMap(format!("indirect block {ptr} is referenced twice")),
+                CorruptKind::IndirectTwice { block: ptr },
             ));
         }
         let block = self.fs.read_block(u64::from(ptr))?;

@@ -1,7 +1,8 @@
 //! On-disk inodes.
 
 use crate::checksum::{ext4_crc, inode_seed};
-use crate::error::{Corrupt, Error, Result};
+use crate::error::{CorruptKind, Error, Result};
+use crate::features::{IncompatFeatures, RoCompatFeatures};
 use crate::le::{join, u16_at, u32_at};
 use crate::superblock::Superblock;
 
@@ -93,11 +94,10 @@ impl Inode {
     /// Decodes the `sb.inode_size` bytes of inode `ino` and verifies its checksum when the
     /// filesystem has `metadata_csum`.
     pub(crate) fn from_bytes(b: &[u8], ino: u32, sb: &Superblock) -> Result<Self> {
-        let corrupt = |what| Error::corrupt(ino, what);
-        let field = |m: String| Error::corrupt(ino, Corrupt::InodeField(m));
+        let corrupt = |kind| Error::corrupt(ino, kind);
         let inode_size = usize::from(sb.inode_size);
         if b.len() < inode_size || inode_size < GOOD_OLD_INODE_SIZE {
-            return Err(field(format!("short inode ({} bytes)", b.len())));
+            return Err(corrupt(CorruptKind::InodeShort { len: b.len() }));
         }
         let b = &b[..inode_size];
         let extra_isize = if inode_size > GOOD_OLD_INODE_SIZE {
@@ -106,17 +106,23 @@ impl Inode {
             0
         };
         if GOOD_OLD_INODE_SIZE + extra_isize > inode_size || extra_isize % 4 != 0 {
-            return Err(field(format!("i_extra_isize {extra_isize}")));
+            return Err(corrupt(CorruptKind::ExtraIsize { extra_isize }));
         }
         let generation = u32_at(b, 0x64);
-        if sb.has_metadata_csum() && b.iter().any(|&x| x != 0) {
+        if sb
+            .feature_ro_compat
+            .contains(RoCompatFeatures::METADATA_CSUM)
+            && b.iter().any(|&x| x != 0)
+        {
             verify_checksum(b, ino, generation, extra_isize, sb).map_err(corrupt)?;
         }
 
         let mode = u16_at(b, 0x0);
         let flags = u32_at(b, 0x20);
         let blocks = join(u32_at(b, 0x1C), u32::from(u16_at(b, 0x74)));
-        let blocks_512 = if sb.has_huge_file() && flags & HUGE_FILE_FL != 0 {
+        let blocks_512 = if sb.feature_ro_compat.contains(RoCompatFeatures::HUGE_FILE)
+            && flags & HUGE_FILE_FL != 0
+        {
             blocks.saturating_mul(u64::from(sb.block_size / 512))
         } else {
             blocks
@@ -175,7 +181,7 @@ impl Inode {
         if self.kind != InodeKind::Symlink || self.has_inline_data() {
             return false;
         }
-        if sb.has_ea_inode() {
+        if sb.feature_incompat.contains(IncompatFeatures::EA_INODE) {
             return self.size > 0 && self.size < I_BLOCK_SIZE as u64;
         }
         let ea_blocks = if self.file_acl != 0 {
@@ -193,7 +199,7 @@ fn verify_checksum(
     generation: u32,
     extra_isize: usize,
     sb: &Superblock,
-) -> Result<(), Corrupt> {
+) -> Result<(), CorruptKind> {
     // The checksum covers the whole inode with its own checksum fields read as zero.
     let has_hi = extra_isize >= 4;
     let mut seed = inode_seed(sb.csum_seed, ino, generation);
@@ -216,7 +222,7 @@ fn verify_checksum(
         (lo, seed & 0xFFFF)
     };
     if stored != computed {
-        return Err(Corrupt::InodeChecksum { stored, computed });
+        return Err(CorruptKind::InodeChecksum { stored, computed });
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod checksum;
 mod dir;
 mod error;
 mod extent;
+mod features;
 mod fs;
 mod indirect;
 mod inode;
@@ -31,8 +32,9 @@ mod superblock;
 mod xattr;
 
 pub use dir::{DirEntry, FileType};
-pub use error::{Corrupt, Error, Result};
+pub use error::{CorruptKind, Error, GroupDescKind, Result, SuperblockKind};
 pub use extent::{BlockMap, Extent, MAX_EXTENT_DEPTH, MAX_LBLK};
+pub use features::{CompatFeatures, IncompatFeatures, RoCompatFeatures};
 pub use fs::{Fs, WalkEntry, ROOT_INO};
 pub use inode::{Inode, InodeKind};
 pub use source::{BlockSource, FileSource, MemSource};

@@ -1,74 +1,16 @@
 //! The superblock (1024 bytes at byte 1024) and the block group descriptors.
 
 use crate::checksum::ext4_crc;
-use crate::error::{Error, Result};
+use crate::error::{Error, GroupDescKind, Result, SuperblockKind};
+use crate::features::{CompatFeatures, IncompatFeatures, RoCompatFeatures};
 use crate::le::{join, u16_at, u32_at, u8_at};
 
 /// Byte offset of the primary superblock in the image.
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
 /// Size of the superblock on disk.
 pub(crate) const SUPERBLOCK_SIZE: usize = 1024;
-const MAGIC: u16 = 0xEF53;
-
-// Incompatible features: a reader that does not understand one must not read the filesystem.
-const INCOMPAT_COMPRESSION: u32 = 0x1;
-const INCOMPAT_FILETYPE: u32 = 0x2;
-const INCOMPAT_RECOVER: u32 = 0x4;
-const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
-const INCOMPAT_META_BG: u32 = 0x10;
-const INCOMPAT_EXTENTS: u32 = 0x40;
-const INCOMPAT_64BIT: u32 = 0x80;
-const INCOMPAT_MMP: u32 = 0x100;
-const INCOMPAT_FLEX_BG: u32 = 0x200;
-const INCOMPAT_EA_INODE: u32 = 0x400;
-const INCOMPAT_DIRDATA: u32 = 0x1000;
-const INCOMPAT_CSUM_SEED: u32 = 0x2000;
-const INCOMPAT_LARGEDIR: u32 = 0x4000;
-const INCOMPAT_INLINE_DATA: u32 = 0x8000;
-const INCOMPAT_ENCRYPT: u32 = 0x10000;
-const INCOMPAT_CASEFOLD: u32 = 0x20000;
-
-/// Incompatible features this reader handles. The rest are refused by name.
-/// `recover` (a journal that needs replay) is accepted: we read the image as it is on disk,
-/// like `debugfs` does, and log a warning. `encrypt` and `casefold` change only how names are
-/// stored and compared; extents and contents are read as they are on disk.
-const INCOMPAT_SUPPORTED: u32 = INCOMPAT_FILETYPE
-    | INCOMPAT_RECOVER
-    | INCOMPAT_META_BG
-    | INCOMPAT_EXTENTS
-    | INCOMPAT_64BIT
-    | INCOMPAT_MMP
-    | INCOMPAT_FLEX_BG
-    | INCOMPAT_EA_INODE
-    | INCOMPAT_CSUM_SEED
-    | INCOMPAT_LARGEDIR
-    | INCOMPAT_INLINE_DATA
-    | INCOMPAT_ENCRYPT
-    | INCOMPAT_CASEFOLD;
-
-const INCOMPAT_NAMES: &[(u32, &str)] = &[
-    (INCOMPAT_COMPRESSION, "compression"),
-    (INCOMPAT_FILETYPE, "filetype"),
-    (INCOMPAT_RECOVER, "needs_recovery"),
-    (INCOMPAT_JOURNAL_DEV, "journal_dev"),
-    (INCOMPAT_META_BG, "meta_bg"),
-    (INCOMPAT_EXTENTS, "extent"),
-    (INCOMPAT_64BIT, "64bit"),
-    (INCOMPAT_MMP, "mmp"),
-    (INCOMPAT_FLEX_BG, "flex_bg"),
-    (INCOMPAT_EA_INODE, "ea_inode"),
-    (INCOMPAT_DIRDATA, "dirdata"),
-    (INCOMPAT_CSUM_SEED, "metadata_csum_seed"),
-    (INCOMPAT_LARGEDIR, "large_dir"),
-    (INCOMPAT_INLINE_DATA, "inline_data"),
-    (INCOMPAT_ENCRYPT, "encrypt"),
-    (INCOMPAT_CASEFOLD, "casefold"),
-];
-
-const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
-const RO_COMPAT_HUGE_FILE: u32 = 0x8;
-const RO_COMPAT_BIGALLOC: u32 = 0x200;
-const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+/// `s_magic` of ext2/3/4.
+pub(crate) const MAGIC: u16 = 0xEF53;
 
 /// Block group descriptor flag: the inode table and bitmap are not initialised (no inodes used).
 pub(crate) const BG_INODE_UNINIT: u16 = 0x1;
@@ -94,12 +36,13 @@ pub struct Superblock {
     pub inode_size: u16,
     /// First non-reserved inode (`s_first_ino`).
     pub first_ino: u32,
-    /// Compatible feature bits.
-    pub feature_compat: u32,
-    /// Incompatible feature bits.
-    pub feature_incompat: u32,
-    /// Read-only-compatible feature bits.
-    pub feature_ro_compat: u32,
+    /// Compatible features (unknown bits kept).
+    pub feature_compat: CompatFeatures,
+    /// Incompatible features (unknown bits kept; only [`IncompatFeatures::SUPPORTED`] ones
+    /// pass [`Superblock::from_bytes`]).
+    pub feature_incompat: IncompatFeatures,
+    /// Read-only-compatible features (unknown bits kept).
+    pub feature_ro_compat: RoCompatFeatures,
     /// Filesystem UUID.
     pub uuid: [u8; 16],
     /// Volume label, NUL-padded.
@@ -116,118 +59,116 @@ impl Superblock {
     /// Parses and validates the 1024 superblock bytes. `image_len` bounds how much metadata
     /// the superblock may claim (a hostile superblock must not make us allocate without bound).
     pub fn from_bytes(b: &[u8], image_len: u64) -> Result<Self> {
-        let bad = |m: String| Error::Superblock(m);
+        let bad = Error::Superblock;
         if b.len() < SUPERBLOCK_SIZE {
-            return Err(bad(format!("only {} bytes", b.len())));
+            return Err(bad(SuperblockKind::Short { len: b.len() }));
         }
         let magic = u16_at(b, 0x38);
         if magic != MAGIC {
-            return Err(bad(format!(
-                "bad magic {magic:#06x} (want {MAGIC:#06x}): not an ext2/3/4 image"
-            )));
+            return Err(bad(SuperblockKind::Magic { magic }));
         }
         let rev_level = u32_at(b, 0x4C);
-        let feature_compat = u32_at(b, 0x5C);
-        let (feature_incompat, feature_ro_compat) = if rev_level >= 1 {
+        let feature_compat = CompatFeatures::from_bits_retain(u32_at(b, 0x5C));
+        let (incompat, ro_compat) = if rev_level >= 1 {
             (u32_at(b, 0x60), u32_at(b, 0x64))
         } else {
             (0, 0)
         };
-        let unsupported = feature_incompat & !INCOMPAT_SUPPORTED;
-        if unsupported != 0 {
-            return Err(Error::Unsupported(incompat_names(unsupported)));
+        let feature_incompat = IncompatFeatures::from_bits_retain(incompat);
+        let feature_ro_compat = RoCompatFeatures::from_bits_retain(ro_compat);
+        let unsupported = feature_incompat.unsupported();
+        if !unsupported.is_empty() {
+            return Err(Error::Unsupported(unsupported));
         }
-        if feature_incompat & INCOMPAT_RECOVER != 0 {
+        if feature_incompat.contains(IncompatFeatures::RECOVER) {
             tracing::warn!("journal needs recovery; reading the image as it is on disk");
         }
 
-        if feature_ro_compat & RO_COMPAT_METADATA_CSUM != 0 {
+        if feature_ro_compat.contains(RoCompatFeatures::METADATA_CSUM) {
             let checksum_type = u8_at(b, 0x175);
             if checksum_type != 1 {
-                return Err(bad(format!("unknown checksum type {checksum_type}")));
+                return Err(bad(SuperblockKind::ChecksumType { checksum_type }));
             }
             let stored = u32_at(b, 0x3FC);
             let computed = ext4_crc(!0, &b[..0x3FC]);
             if stored != computed {
-                return Err(bad(format!(
-                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-                )));
+                return Err(bad(SuperblockKind::Checksum { stored, computed }));
             }
         }
 
         let log_block = u32_at(b, 0x18);
         if log_block > 6 {
-            return Err(bad(format!(
-                "block size 1024 << {log_block} is over 64 KiB"
-            )));
+            return Err(bad(SuperblockKind::BlockSize { log_block }));
         }
         let block_size = 1024u32 << log_block;
         let log_cluster = u32_at(b, 0x1C);
-        let bigalloc = feature_ro_compat & RO_COMPAT_BIGALLOC != 0;
+        let bigalloc = feature_ro_compat.contains(RoCompatFeatures::BIGALLOC);
         let cluster_size = if bigalloc {
             if log_cluster < log_block || log_cluster > 6 + 23 {
-                return Err(bad(format!(
-                    "cluster size 1024 << {log_cluster} is invalid"
-                )));
+                return Err(bad(SuperblockKind::ClusterSize { log_cluster }));
             }
             1u64.checked_shl(10 + log_cluster)
                 .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(|| bad(format!("cluster size 1024 << {log_cluster} is too big")))?
+                .ok_or(bad(SuperblockKind::ClusterTooBig { log_cluster }))?
         } else {
             block_size
         };
 
-        let is_64bit = feature_incompat & INCOMPAT_64BIT != 0;
+        let is_64bit = feature_incompat.contains(IncompatFeatures::IS_64BIT);
         let blocks_count = join(u32_at(b, 0x4), if is_64bit { u32_at(b, 0x150) } else { 0 });
         let first_data_block = u32_at(b, 0x14);
         let expected_first = u32::from(block_size == 1024);
         if first_data_block != expected_first {
             // bigalloc with 1 KiB blocks has first_data_block 0; accept both there.
             if !(bigalloc && first_data_block == 0) {
-                return Err(bad(format!(
-                    "first data block {first_data_block} for {block_size}-byte blocks"
-                )));
+                return Err(bad(SuperblockKind::FirstDataBlock {
+                    first_data_block,
+                    block_size,
+                }));
             }
         }
         if blocks_count <= u64::from(first_data_block) {
-            return Err(bad(format!("{blocks_count} blocks")));
+            return Err(bad(SuperblockKind::BlocksCount { blocks_count }));
         }
         let blocks_per_group = u32_at(b, 0x20);
         let clusters_per_group = u32_at(b, 0x24);
         let inodes_per_group = u32_at(b, 0x28);
         let bits_per_block = block_size.saturating_mul(8);
         if blocks_per_group == 0 || inodes_per_group == 0 {
-            return Err(bad("zero blocks or inodes per group".into()));
+            return Err(bad(SuperblockKind::ZeroPerGroup));
         }
         let ratio = cluster_size / block_size;
         if bigalloc
             && u64::from(clusters_per_group) * u64::from(ratio) != u64::from(blocks_per_group)
         {
-            return Err(bad(format!(
-                "{blocks_per_group} blocks per group is not {clusters_per_group} clusters of {ratio}"
-            )));
+            return Err(bad(SuperblockKind::ClustersPerGroup {
+                blocks_per_group,
+                clusters_per_group,
+                ratio,
+            }));
         }
         if blocks_per_group / ratio > bits_per_block || inodes_per_group > bits_per_block {
-            return Err(bad(format!(
-                "{blocks_per_group} blocks / {inodes_per_group} inodes per group do not fit a bitmap block"
-            )));
+            return Err(bad(SuperblockKind::PerGroup {
+                blocks_per_group,
+                inodes_per_group,
+            }));
         }
         let inodes_count = u32_at(b, 0x0);
         let inode_size = if rev_level >= 1 { u16_at(b, 0x58) } else { 128 };
         if inode_size < 128 || !inode_size.is_power_of_two() || u32::from(inode_size) > block_size {
-            return Err(bad(format!("inode size {inode_size}")));
+            return Err(bad(SuperblockKind::InodeSize { inode_size }));
         }
         let first_ino = if rev_level >= 1 { u32_at(b, 0x54) } else { 11 };
         let desc_size = if is_64bit {
             let d = u16_at(b, 0xFE);
             if d < 64 || !d.is_power_of_two() || u32::from(d) > block_size {
-                return Err(bad(format!("group descriptor size {d}")));
+                return Err(bad(SuperblockKind::DescSize { desc_size: d }));
             }
             d
         } else {
             32
         };
-        let csum_seed = if feature_incompat & INCOMPAT_CSUM_SEED != 0 {
+        let csum_seed = if feature_incompat.contains(IncompatFeatures::CSUM_SEED) {
             u32_at(b, 0x270)
         } else {
             ext4_crc(!0, &b[0x68..0x78])
@@ -258,15 +199,15 @@ impl Superblock {
         };
         let groups = sb.group_count();
         if u64::from(inodes_count) > u64::from(groups) * u64::from(inodes_per_group) {
-            return Err(bad(format!(
-                "{inodes_count} inodes do not fit {groups} groups of {inodes_per_group}"
-            )));
+            return Err(bad(SuperblockKind::InodesCount {
+                inodes_count,
+                groups,
+                inodes_per_group,
+            }));
         }
         // The descriptor table is read whole at open: it must fit in the image.
         if u64::from(groups) * u64::from(desc_size) > image_len {
-            return Err(bad(format!(
-                "{groups} group descriptors would not fit in a {image_len}-byte image"
-            )));
+            return Err(bad(SuperblockKind::DescTable { groups, image_len }));
         }
         Ok(sb)
     }
@@ -279,46 +220,6 @@ impl Superblock {
         u32::try_from(groups).unwrap_or(u32::MAX)
     }
 
-    /// Whether the `extents` feature is on.
-    pub fn has_extents(&self) -> bool {
-        self.feature_incompat & INCOMPAT_EXTENTS != 0
-    }
-    /// Whether directory entries carry a file type byte (`filetype`).
-    pub fn has_filetype(&self) -> bool {
-        self.feature_incompat & INCOMPAT_FILETYPE != 0
-    }
-    /// Whether metadata checksums are on (`metadata_csum`).
-    pub fn has_metadata_csum(&self) -> bool {
-        self.feature_ro_compat & RO_COMPAT_METADATA_CSUM != 0
-    }
-    /// Whether `huge_file` is on (i_blocks may count filesystem blocks).
-    pub fn has_huge_file(&self) -> bool {
-        self.feature_ro_compat & RO_COMPAT_HUGE_FILE != 0
-    }
-    /// Whether `inline_data` is on.
-    pub fn has_inline_data(&self) -> bool {
-        self.feature_incompat & INCOMPAT_INLINE_DATA != 0
-    }
-    pub(crate) fn has_meta_bg(&self) -> bool {
-        self.feature_incompat & INCOMPAT_META_BG != 0
-    }
-    fn has_sparse_super(&self) -> bool {
-        self.feature_ro_compat & RO_COMPAT_SPARSE_SUPER != 0
-    }
-    /// Whether `ea_inode` is on (large xattr values in inodes of their own).
-    pub fn has_ea_inode(&self) -> bool {
-        self.feature_incompat & INCOMPAT_EA_INODE != 0
-    }
-    /// Whether `large_dir` is on (directories over 2 GiB, 3-level htrees).
-    pub fn has_largedir(&self) -> bool {
-        self.feature_incompat & INCOMPAT_LARGEDIR != 0
-    }
-
-    /// Names of the enabled incompatible features, for messages and `dump`.
-    pub fn incompat_feature_names(&self) -> String {
-        incompat_names(self.feature_incompat)
-    }
-
     /// First block of group `g`.
     pub(crate) fn group_first_block(&self, g: u32) -> u64 {
         u64::from(self.first_data_block) + u64::from(g) * u64::from(self.blocks_per_group)
@@ -326,7 +227,11 @@ impl Superblock {
 
     /// Whether group `g` holds a superblock backup (and so a descriptor-table copy).
     pub(crate) fn group_has_super(&self, g: u32) -> bool {
-        if !self.has_sparse_super() || g <= 1 {
+        if !self
+            .feature_ro_compat
+            .contains(RoCompatFeatures::SPARSE_SUPER)
+            || g <= 1
+        {
             return true;
         }
         [3u32, 5, 7].iter().any(|&base| is_power_of(g, base))
@@ -337,7 +242,9 @@ impl Superblock {
         let per_block = self.block_size / u32::from(self.desc_size);
         let index_in_block = (g % per_block) as usize * usize::from(self.desc_size);
         let desc_block = g / per_block;
-        if self.has_meta_bg() && desc_block >= self.first_meta_bg {
+        if self.feature_incompat.contains(IncompatFeatures::META_BG)
+            && desc_block >= self.first_meta_bg
+        {
             // meta_bg: the descriptors of meta group m live in the first group of m,
             // right after that group's superblock copy (if it has one).
             let first_group = desc_block * per_block;
@@ -366,20 +273,6 @@ fn is_power_of(mut n: u32, base: u32) -> bool {
     n == 1
 }
 
-fn incompat_names(bits: u32) -> String {
-    let mut names: Vec<String> = INCOMPAT_NAMES
-        .iter()
-        .filter(|(bit, _)| bits & bit != 0)
-        .map(|(_, n)| (*n).to_string())
-        .collect();
-    let known: u32 = INCOMPAT_NAMES.iter().map(|(b, _)| b).fold(0, |a, b| a | b);
-    let unknown = bits & !known;
-    if unknown != 0 {
-        names.push(format!("unknown {unknown:#x}"));
-    }
-    names.join(", ")
-}
-
 /// The fields of one block group descriptor this reader uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GroupDesc {
@@ -390,7 +283,8 @@ pub(crate) struct GroupDesc {
 }
 
 impl GroupDesc {
-    pub(crate) fn from_bytes(b: &[u8], sb: &Superblock, group: u32) -> Result<Self> {
+    /// Decodes the descriptor bytes `b` and checks them against the superblock.
+    pub(crate) fn from_bytes(b: &[u8], sb: &Superblock) -> Result<Self, GroupDescKind> {
         let wide = sb.desc_size >= 64;
         let hi = |off| if wide { u32_at(b, off) } else { 0 };
         let d = GroupDesc {
@@ -408,12 +302,10 @@ impl GroupDesc {
         let table_bytes = u64::from(sb.inodes_per_group) * u64::from(sb.inode_size);
         let table_blocks = table_bytes.div_ceil(u64::from(sb.block_size));
         if d.inode_table == 0 || d.inode_table.saturating_add(table_blocks) > sb.blocks_count {
-            return Err(Error::Group {
-                group,
-                what: format!(
-                    "inode table at block {} ({table_blocks} blocks) is outside the {} blocks",
-                    d.inode_table, sb.blocks_count
-                ),
+            return Err(GroupDescKind::InodeTable {
+                block: d.inode_table,
+                blocks: table_blocks,
+                blocks_count: sb.blocks_count,
             });
         }
         Ok(d)

@@ -1,5 +1,6 @@
 //! In-inode extended attributes: just enough to find `system.data`, the overflow of inline data.
 
+use crate::error::CorruptKind;
 use crate::le::{u16_at, u32_at, u8_at};
 
 const XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -10,7 +11,10 @@ const INDEX_SYSTEM: u8 = 7;
 /// The value of attribute `system.<name>` in an inode's extra area, if present and in bounds.
 /// Entries are walked in order; each one moves the cursor forward by at least 16 bytes, so the
 /// walk ends within the area whatever the bytes say.
-pub(crate) fn find_system<'a>(area: &'a [u8], name: &[u8]) -> Result<Option<&'a [u8]>, String> {
+pub(crate) fn find_system<'a>(
+    area: &'a [u8],
+    name: &[u8],
+) -> Result<Option<&'a [u8]>, CorruptKind> {
     if area.len() < 4 || u32_at(area, 0) != XATTR_MAGIC {
         return Ok(None);
     }
@@ -28,16 +32,17 @@ pub(crate) fn find_system<'a>(area: &'a [u8], name: &[u8]) -> Result<Option<&'a 
         let value_size = u32_at(e, 8) as usize;
         let entry_name = e
             .get(ENTRY_HEADER..ENTRY_HEADER + name_len)
-            .ok_or_else(|| format!("xattr entry at byte {off} runs past the inode"))?;
+            .ok_or(CorruptKind::XattrEntry { offset: off })?;
         if name_index == INDEX_SYSTEM && entry_name == name {
             if value_inum != 0 {
-                return Err("system.data stored in an EA inode".into());
+                return Err(CorruptKind::InlineDataInEaInode);
             }
             // Values are addressed from the first entry.
             let value = entries
                 .get(value_offs..value_offs.saturating_add(value_size))
-                .ok_or_else(|| {
-                    format!("xattr value at {value_offs}+{value_size} runs past the inode")
+                .ok_or(CorruptKind::XattrValue {
+                    offset: value_offs,
+                    size: value_size,
                 })?;
             return Ok(Some(value));
         }

@@ -64,7 +64,7 @@ pub enum QueryError {
         what: &'static str,
     },
     /// The on-disk walk failed.
-    #[error("inode {ino}, block {lblk}: on-disk lookup: {source}")]
+    #[error("inode {ino}, block {lblk}: on-disk lookup")]
     Ondisk {
         /// Inode asked about.
         ino: u32,
@@ -84,19 +84,34 @@ pub enum BuildError {
     Pack(#[from] crate::pack::PackError),
 }
 
-/// An error and its causes as one line, `outer: inner: ...`, skipping a cause whose message the
-/// previous one already contains (our error types embed their source in their message, and
-/// also expose it as `source()`, so a plain chain would print it twice). The binaries print
-/// their errors with it.
-pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let msg = err.to_string();
-        if !parts.last().is_some_and(|p| p.contains(&msg)) {
-            parts.push(msg);
+/// An error and its sources as one line, `outer: cause: ...`, as anyhow's `{:#}` prints
+/// them: for code that keeps or logs an error as text (reports, per-file problems, logs).
+/// No message in the workspace repeats its source's text, so each part appears once.
+///
+/// ```
+/// let e = std::io::Error::other("disk on fire");
+/// let q = predictor::QueryError::Ondisk {
+///     ino: 12,
+///     lblk: 3,
+///     source: ext4::Error::Io { offset: 4096, len: 1024, source: e },
+/// };
+/// assert_eq!(
+///     predictor::error::Chain(&q).to_string(),
+///     "inode 12, block 3: on-disk lookup: reading 1024 bytes at byte 4096 of the image: \
+///      disk on fire"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
         }
-        cur = err.source();
+        Ok(())
     }
-    parts.join(": ")
 }

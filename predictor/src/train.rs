@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ext4::{Extent, Fs, Inode, InodeKind};
 
+use crate::error::Chain;
 use crate::fingerprint::fingerprint;
 use crate::model::{fit_extents, FitParams, ModelKind};
 use crate::pack::{Pack, PackEntry};
@@ -93,7 +94,7 @@ pub fn regular_files(fs: &Fs) -> (Vec<(String, Inode)>, Vec<FileError>) {
         .map(|e| FileError {
             ino: e.ino().unwrap_or(0),
             path: String::new(),
-            error: e.to_string(),
+            error: Chain(e).to_string(),
         })
         .collect();
     (files, errors)
@@ -161,7 +162,7 @@ pub fn train(fs: &Fs, params: &FitParams, jobs: usize, progress: &(dyn Fn(u64) +
         let extents = fs.extents(inode).map_err(|e| FileError {
             ino: inode.ino,
             path: path.clone(),
-            error: e.to_string(),
+            error: Chain(&e).to_string(),
         })?;
         let map = FileMap {
             ino: inode.ino,

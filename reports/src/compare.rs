@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ext4::{Extent, Fs};
+use predictor::error::Chain;
 use predictor::synth::{sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
@@ -413,7 +414,7 @@ fn chosen_files(fs: &Fs, args: &Args) -> Result<Vec<(String, ext4::Inode, Vec<Ex
         match fs.extents(&inode) {
             Ok(e) if e.len() >= args.min_extents => out.push((path, inode, e)),
             Ok(_) => {}
-            Err(e) => tracing::warn!(path, error = %e, "extents unreadable; file skipped"),
+            Err(e) => tracing::warn!(path, error = %Chain(&e), "extents unreadable; file skipped"),
         }
     }
     Ok(out)

@@ -15,6 +15,7 @@ use std::time::Instant;
 use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
 use bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
 use bpf::{BpfIndex, BpfTier};
+use predictor::error::Chain;
 use predictor::{CompactIndex, LearnedIndex};
 
 use crate::datasets::Dataset;
@@ -58,7 +59,7 @@ pub fn load(d: &Dataset) -> Load {
     let start = Instant::now();
     let tier = match single_file(BpfIndex::Learned(&index)) {
         Ok(t) => t,
-        Err(e) => return Load::Unavailable(predictor::error::chain_message(&e)),
+        Err(e) => return Load::Unavailable(Chain(&e).to_string()),
     };
     if let Some((_, why)) = tier.report().skipped.first() {
         return Load::Skipped(why.to_string());
@@ -73,7 +74,7 @@ pub fn load(d: &Dataset) -> Load {
                 None
             }
             Err(e) => {
-                tracing::warn!(dataset = %d.name, error = %e, "compact form not loaded into BPF");
+                tracing::warn!(dataset = %d.name, error = %Chain(&e), "compact form not loaded into BPF");
                 None
             }
         },
@@ -108,7 +109,7 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                 match one_pass(tier, SINGLE_INO, SINGLE_BLOCK_SIZE, b, flags) {
                     Ok(v) => ns.push(v),
                     Err(e) => {
-                        tracing::warn!(dataset = %d.name, error = %e, "BPF test run failed");
+                        tracing::warn!(dataset = %d.name, error = %Chain(&e), "BPF test run failed");
                         return None;
                     }
                 }

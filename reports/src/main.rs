@@ -160,7 +160,7 @@ fn main() -> ExitCode {
     match run(Cli::parse().command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("reports: {}", predictor::error::chain_message(e.as_ref()));
+            eprintln!("reports: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use predictor::error::Chain;
 
 use crate::datasets::{self, Dataset, SYNTH_SEED};
 use crate::exp::{self, Ctx, Scale, Section};
@@ -140,7 +141,9 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                             readable: false,
                             kernel_mountable: true,
                         }),
-                        Err(e) => skipped.push(("kernel-punched image".into(), format!("{e}"))),
+                        Err(e) => {
+                            skipped.push(("kernel-punched image".into(), Chain(&e).to_string()))
+                        }
                     }
                 }
                 Some(_) => skipped.push((
@@ -173,7 +176,9 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                         readable: recipe.written(),
                         kernel_mountable: true,
                     }),
-                    Err(e) => skipped.push((format!("{} image", recipe.name()), format!("{e}"))),
+                    Err(e) => {
+                        skipped.push((format!("{} image", recipe.name()), Chain(&e).to_string()))
+                    }
                 }
             }
         }

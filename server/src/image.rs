@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ext4::Fs;
+use predictor::error::Chain;
 use predictor::stack::BuildReport;
 use predictor::{
     Mapping, Models, Pack, Query, QueryError, StackOptions, Tier, TierKind, TierStack,
@@ -139,7 +140,7 @@ fn load_bpf(stack: &TierStack) -> (Option<Arc<BpfTier>>, Option<String>) {
             (Some(Arc::new(t)), None)
         }
         Err(e) => {
-            let msg = predictor::error::chain_message(&e);
+            let msg = Chain(&e).to_string();
             tracing::error!("BPF tier unavailable, the userspace tiers answer alone: {msg}");
             (None, Some(msg))
         }

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("server: {}", predictor::error::chain_message(e.as_ref()));
+            eprintln!("server: {e:#}");
             ExitCode::FAILURE
         }
     }

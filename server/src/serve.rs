@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use predictor::error::Chain;
 use predictor::{Query, QueryError, Tier};
 
 use crate::image;
@@ -202,7 +203,7 @@ pub fn answer_batch(stats: &Stats, queries: &[BeginIn]) -> Vec<Reply> {
             Ok(_) => match results.next() {
                 Some(Ok((m, kind))) => Reply::mapped(&m, kind),
                 Some(Err(e)) => {
-                    tracing::trace!(error = %e, "query refused");
+                    tracing::trace!(error = %Chain(&e), "query refused");
                     Reply::error(status_of(&e))
                 }
                 None => Reply::error(Status::Corrupt),

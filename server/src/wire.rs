@@ -311,7 +311,7 @@ pub enum WireError {
     #[error("reply does not match the request: {0}")]
     Mismatch(String),
     /// Reading or writing failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 

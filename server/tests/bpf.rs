@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use bpf::abi::{self, Query};
 use bpf::check::{check, CheckOptions};
-use bpf::{load_stack, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
+use bpf::{load_stack, BpfError, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
 use ext4::{Extent, Fs};
+use predictor::error::Chain;
 use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
 use predictor::synth::Rng;
 use predictor::{
@@ -650,7 +651,8 @@ fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
     let err = BpfTier::load_object(&bytes, &[], Limits::default())
         .err()
         .unwrap_or_else(|| panic!("the verifier accepted an unchecked packet read"));
-    let msg = predictor::error::chain_message(&err);
+    let msg = Chain(&err).to_string();
+    assert!(matches!(err, BpfError::Verifier(_)), "{msg}");
     assert!(msg.contains("the kernel refused the BPF program"), "{msg}");
     // The verifier's own words are in the message.
     assert!(msg.contains("invalid access to packet"), "{msg}");

@@ -12,7 +12,7 @@ use polars::prelude::{CsvWriter, ParquetWriter, SerWriter};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Creating the directory or file failed.
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -20,7 +20,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// polars refused the data or failed to encode it.
-    #[error("table {path}: {source}")]
+    #[error("table {path}")]
     Polars {
         /// The file being written.
         path: PathBuf,

@@ -18,7 +18,7 @@ pub enum Error {
         tool: String,
     },
     /// The process could not be started at all.
-    #[error("could not start `{command}`: {source}")]
+    #[error("could not start `{command}`")]
     Spawn {
         /// The command line.
         command: String,
@@ -62,7 +62,7 @@ pub enum Error {
         line: String,
     },
     /// A file-system operation on the host failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done, e.g. "creating".
         action: &'static str,
@@ -100,9 +100,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// [`crate::standard`] failed earlier in this process; this is that failure again.
-    #[error("building the standard images failed: {0}")]
-    Standard(#[source] Arc<Error>),
+    /// FIEMAP through the kernel failed, or answered a map this crate cannot use (the error
+    /// names the file).
+    #[error(transparent)]
+    Fiemap(livefs::Error),
+    /// [`crate::standard`] failed (earlier in this process, or now); this is that failure,
+    /// shared by every caller.
+    #[error(transparent)]
+    Standard(Arc<Error>),
 }
 
 /// `Result` with this crate's [`Error`].

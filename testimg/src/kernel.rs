@@ -139,7 +139,9 @@ impl LoopMount {
         let result = match cmd::run_checked(umount, &self.image, &[0]) {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, dir = %self.dir.display(), "umount failed; trying lazy");
+                // Recorded as an error value, so the log shows its sources too.
+                let error: &dyn std::error::Error = &e;
+                tracing::warn!(error, dir = %self.dir.display(), "umount failed; trying lazy");
                 let mut lazy = Command::new(cmd::tool("umount")?);
                 lazy.arg("-l").arg(&self.dir);
                 cmd::run_checked(lazy, &self.image, &[0]).map(|_| ())
@@ -156,7 +158,8 @@ impl LoopMount {
 impl Drop for LoopMount {
     fn drop(&mut self) {
         if let Err(e) = self.do_unmount() {
-            tracing::error!(error = %e, dir = %self.dir.display(), "could not unmount");
+            let error: &dyn std::error::Error = &e;
+            tracing::error!(error, dir = %self.dir.display(), "could not unmount");
         }
     }
 }
@@ -167,7 +170,7 @@ pub use livefs::FiemapExtent;
 /// ([`livefs::fiemap`]: no `FIEMAP_FLAG_SYNC`, the mounts here are read-only).
 pub fn fiemap(file: &Path) -> Result<Vec<FiemapExtent>> {
     let handle = File::open(file).map_err(io_err("opening for FIEMAP", file))?;
-    livefs::fiemap(&handle, file).map_err(|e| unexpected(file, &e))
+    livefs::fiemap(&handle, file).map_err(Error::Fiemap)
 }
 
 /// Converts FIEMAP extents to blocks of `block_size` bytes ([`livefs::blocks`]: inline data
@@ -177,7 +180,7 @@ pub fn fiemap_blocks(
     extents: &[FiemapExtent],
     block_size: u32,
 ) -> Result<Vec<OracleExtent>> {
-    let blocks = livefs::blocks(file, extents, block_size).map_err(|e| unexpected(file, &e))?;
+    let blocks = livefs::blocks(file, extents, block_size).map_err(Error::Fiemap)?;
     Ok(blocks
         .into_iter()
         .map(|b| OracleExtent {
@@ -187,26 +190,6 @@ pub fn fiemap_blocks(
             unwritten: b.unwritten,
         })
         .collect())
-}
-
-/// A FIEMAP failure as this crate's error (the oracle answered something unusable).
-fn unexpected(file: &Path, e: &livefs::Error) -> Error {
-    Error::Unexpected {
-        image: file.to_owned(),
-        path: String::new(),
-        reason: chain(e),
-    }
-}
-
-/// `e` and its sources, joined by ": ".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }
 
 /// Reads a whole file through the kernel (for content comparisons).

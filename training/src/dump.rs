@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use ext4::{Extent, Fs, Inode, InodeKind};
+use predictor::error::Chain;
 
 use crate::SourceArg;
 
@@ -67,7 +68,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         let (entries, errors) = fs.walk();
         for e in &errors {
-            tracing::warn!("{}: {e}", image.display());
+            tracing::warn!("{}: {}", image.display(), Chain(e));
         }
         failures += errors.len();
         let mut seen = std::collections::HashSet::new();
@@ -117,9 +118,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             Err(e) => {
                 failures += 1;
                 tracing::warn!(
-                    "{}: {}: {e}",
+                    "{}: {}: {}",
                     image.display(),
-                    t.path.as_deref().unwrap_or("?")
+                    t.path.as_deref().unwrap_or("?"),
+                    Chain(&e)
                 );
             }
         }

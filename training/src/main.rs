@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("training: {}", predictor::error::chain_message(e.as_ref()));
+            eprintln!("training: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -49,7 +49,7 @@ pub enum FormatError {
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     /// The file could not be read or written.
-    #[error("model pack {path}: {source}")]
+    #[error("model pack {path}")]
     Io {
         /// The pack file.
         path: PathBuf,
@@ -57,7 +57,7 @@ pub enum PackError {
         source: io::Error,
     },
     /// The file's bytes are not a valid pack.
-    #[error("model pack {path}: {source}")]
+    #[error("model pack {path}")]
     Format {
         /// The pack file.
         path: PathBuf,

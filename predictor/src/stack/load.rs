@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ext4::{Extent, Fs, Inode, InodeKind};
 
 use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
-use crate::error::BuildError;
+use crate::error::{BuildError, Chain};
 use crate::fingerprint::fingerprint;
 use crate::index::{
     check_extents, BTreeIndex, CompactIndex, FuseIextIndex, LearnedIndex, RangeMapIndex,
@@ -105,7 +105,7 @@ impl TierStack {
         }
         let mut report = BuildReport::default();
         let (entries, walk_errors) = fs.walk();
-        report.walk_errors = walk_errors.iter().map(ToString::to_string).collect();
+        report.walk_errors = walk_errors.iter().map(|e| Chain(e).to_string()).collect();
         let mut files = HashMap::new();
         for e in entries
             .into_iter()
@@ -172,7 +172,7 @@ fn load_file(
     }
     let loaded = fs
         .extents(&f.inode)
-        .map_err(|e| e.to_string())
+        .map_err(|e| Chain(&e).to_string())
         .and_then(|x| check_extents(&x).map(|()| x).map_err(|e| e.to_string()));
     let exts = match loaded {
         Ok(x) => x,

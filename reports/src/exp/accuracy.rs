@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use predictor::error::Chain;
 use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierKind, TierStack};
 
@@ -188,7 +189,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 match load_stack(&stack, Limits::default()) {
                     Ok(t) => Some(t),
                     Err(e) => {
-                        bpf_unavailable = Some(predictor::error::chain_message(&e));
+                        bpf_unavailable = Some(Chain(&e).to_string());
                         continue;
                     }
                 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use predictor::error::Chain;
 
 use super::{Ctx, Section};
 use crate::images::{FileInfo, LoadedImage};
@@ -98,7 +99,7 @@ fn mount_all(ctx: &Ctx<'_>, img: &LoadedImage) -> (Vec<(String, String, Mounted)
     } else {
         match testimg::kernel::LoopMount::new(&img.path) {
             Ok(m) => mounted.push((KERNEL.to_string(), String::new(), Mounted::Kernel(m))),
-            Err(e) => skipped.push((KERNEL.into(), format!("loop mount failed: {e}"))),
+            Err(e) => skipped.push((KERNEL.into(), format!("loop mount failed: {}", Chain(&e)))),
         }
     }
     match ctx.fuse2fs {

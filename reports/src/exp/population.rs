@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use predictor::error::Chain;
 
 use super::{ratio, Ctx, Section};
 use crate::datasets::Dataset;
@@ -202,7 +203,7 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
             let extents = match pop.extents(f) {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::warn!(error = %e, "population: map not read");
+                    tracing::warn!(error = %Chain(e.as_ref()), "population: map not read");
                     classes[k].unreadable += 1;
                     continue;
                 }

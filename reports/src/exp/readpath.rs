@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use predictor::error::Chain;
 use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierStack};
 
@@ -37,7 +38,7 @@ fn bpf_parts(
 ) -> std::result::Result<Vec<Part>, String> {
     use bpf::latency::{block_queries, one_pass, syscall_samples};
     use bpf::{load_stack, Limits};
-    let msg = |e: bpf::BpfError| predictor::error::chain_message(&e);
+    let msg = |e: bpf::BpfError| Chain(&e).to_string();
     let tier = load_stack(predictor, Limits::default()).map_err(msg)?;
     if predictor.learned(f.ino).is_none() {
         return Err(format!("{}:{} has no active model", img.name, f.path));

@@ -15,7 +15,7 @@ use crate::stats::{Counter, Stats};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The tier stack could not map the position (a corrupt extent tree, say).
-    #[error("inode {ino}, file byte {pos}: {source}")]
+    #[error("inode {ino}, file byte {pos}")]
     Query {
         /// Inode.
         ino: u32,
@@ -25,7 +25,7 @@ pub enum DataError {
         source: QueryError,
     },
     /// Reading the image at the mapped address failed (for instance past the image's end).
-    #[error("inode {ino}, file byte {pos}: reading {len} bytes at image byte {addr}: {source}")]
+    #[error("inode {ino}, file byte {pos}: reading {len} bytes at image byte {addr}")]
     Image {
         /// Inode.
         ino: u32,
@@ -40,7 +40,7 @@ pub enum DataError {
     },
     /// The ext4 reader failed on a file the stack does not map (inline data, or a file its
     /// walk did not reach).
-    #[error("inode {ino}, file byte {pos}: {source}")]
+    #[error("inode {ino}, file byte {pos}")]
     Direct {
         /// Inode.
         ino: u32,

@@ -24,6 +24,7 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use predictor::error::Chain;
 
 use crate::stats::{Counter, Stats};
 use attr::{node, STATS_NODE};
@@ -108,7 +109,7 @@ impl ImageFs {
 
 /// Logs an ext4 error (it names the inode and what is wrong) and answers EIO.
 fn eio(what: &str, e: &ext4::Error) -> Errno {
-    tracing::warn!(error = %e, "{what}");
+    tracing::warn!(error = %Chain(e), "{what}");
     Errno::EIO
 }
 
@@ -228,7 +229,7 @@ impl Filesystem for ImageFs {
             }
             Err(e) => {
                 self.stats.add(Counter::ReadErrors, 1);
-                tracing::warn!(error = %e, "read failed");
+                tracing::warn!(error = %Chain(&e), "read failed");
                 reply.error(Errno::EIO)
             }
         }
@@ -337,7 +338,7 @@ impl Filesystem for ImageFs {
             },
             Ok(Seek::Nxio) => reply.error(Errno::ENXIO),
             Err(e) => {
-                tracing::warn!(error = %e, "seek failed");
+                tracing::warn!(error = %Chain(&e), "seek failed");
                 reply.error(Errno::EIO)
             }
         }

@@ -5,12 +5,10 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use ext4::Superblock;
+use ext4::{IncompatFeatures, Superblock};
 
 /// Byte offset of the superblock in the image.
 const SUPERBLOCK_OFFSET: u64 = 1024;
-/// `INCOMPAT_64BIT`: `s_free_blocks_count_hi` is valid.
-const INCOMPAT_64BIT: u32 = 0x80;
 
 /// Totals for `statfs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +39,8 @@ impl Totals {
         let (mut bfree, mut ffree) = (0, 0);
         if ok {
             bfree = u32_at(0x0C);
-            if sb.feature_incompat & INCOMPAT_64BIT != 0 {
+            // With `64bit`, `s_free_blocks_count_hi` is valid.
+            if sb.feature_incompat.contains(IncompatFeatures::IS_64BIT) {
                 bfree |= u32_at(0x158) << 32;
             }
             ffree = u32_at(0x10);
