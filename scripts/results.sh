@@ -24,7 +24,7 @@ bash scripts/install-deps.sh
 command -v fio >/dev/null || apt-get install -y -qq --no-install-recommends fio >/dev/null
 command -v fuse2fs >/dev/null || apt-get install -y -qq --no-install-recommends fuse2fs >/dev/null
 cargo build --release --locked -p server -p reports -p training
-cargo build --release --locked -p testimg --examples
+cargo build --release --locked -p imagekit --examples
 BIN="$CARGO_TARGET_DIR/release"
 WORK=$(mktemp -d /var/tmp/iomap-results.XXXXXX)
 SERVE_PID=""

@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 const EXTENTS: u32 = 1_000_000;
 
 fn read_extents(c: &mut Criterion) {
-    if !testimg::kernel::is_root() {
+    if !imagekit::kernel::is_root() {
         eprintln!("read_extents: skipped (building the image needs root for a loop mount)");
         return;
     }
@@ -15,7 +15,7 @@ fn read_extents(c: &mut Criterion) {
         Ok(d) => d,
         Err(e) => panic!("temp dir: {e}"),
     };
-    let image = match testimg::kernel::punched_with_kernel(dir.path(), EXTENTS) {
+    let image = match imagekit::kernel::punched_with_kernel(dir.path(), EXTENTS) {
         Ok(i) => i,
         Err(e) => panic!("building the image: {e}"),
     };

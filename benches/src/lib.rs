@@ -100,7 +100,7 @@ pub struct RealFile {
 /// The most fragmented regular file (at least `min_extents`) of each standard test image;
 /// empty if the images cannot be built here (no mkfs.ext4/debugfs).
 pub fn real_files(min_extents: usize) -> Vec<RealFile> {
-    let images = match testimg::standard() {
+    let images = match imagekit::standard() {
         Ok(i) => i,
         Err(e) => {
             eprintln!("real images unavailable: {}", Chain(&e));

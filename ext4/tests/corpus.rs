@@ -255,10 +255,10 @@ const EXPECTED_ERRORS: &[(&str, Expect)] = &[
 
 #[test]
 fn every_corpus_image_reads_or_errors_cleanly() {
-    let images = testimg::corpus::images().unwrap_or_else(|e| {
+    let images = imagekit::corpus::images().unwrap_or_else(|e| {
         panic!(
             "corpus not found at {} (set IOMAP_CORPUS to the folder of *.img.gz): {e}",
-            testimg::corpus::dir().display()
+            imagekit::corpus::dir().display()
         )
     });
     assert!(images.len() >= 50, "only {} corpus images", images.len());
@@ -267,7 +267,7 @@ fn every_corpus_image_reads_or_errors_cleanly() {
     let (mut ok, mut clean_errors) = (0, 0);
     for (stem, path) in &images {
         let name = format!("{stem}.img.gz");
-        let bytes = testimg::corpus::read(path).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = imagekit::corpus::read(path).unwrap_or_else(|e| panic!("{e}"));
         let size = bytes.len();
 
         // A watchdog: the image must be read within a bound, or the test fails (not hangs).

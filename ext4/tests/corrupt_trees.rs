@@ -9,11 +9,11 @@
 //! kernel and debugfs follow the map whatever they say, and so do we).
 
 use ext4::{CorruptKind, Error, Fs, Inode, MemSource};
-use testimg::Image;
+use imagekit::Image;
 
 fn image() -> &'static Image {
     let images =
-        testimg::standard().unwrap_or_else(|e| panic!("building the standard images: {e}"));
+        imagekit::standard().unwrap_or_else(|e| panic!("building the standard images: {e}"));
     images
         .iter()
         .find(|i| i.name == "ext4-1k")
@@ -205,7 +205,7 @@ fn a_bad_checksum_is_reported_as_such() {
 /// `ext3-1k`'s bytes and its `/dind` inode (direct, indirect and double-indirect blocks).
 fn dind() -> (Vec<u8>, Inode, &'static Image) {
     let images =
-        testimg::standard().unwrap_or_else(|e| panic!("building the standard images: {e}"));
+        imagekit::standard().unwrap_or_else(|e| panic!("building the standard images: {e}"));
     let img = images
         .iter()
         .find(|i| i.name == "ext3-1k")
@@ -251,7 +251,7 @@ fn a_map_past_the_size_or_the_block_count_is_read_whole() {
     let want = Fs::open(MemSource(bytes.clone()))
         .and_then(|fs| fs.extents(&inode))
         .expect("pristine map");
-    let debugfs = testimg::tool("debugfs").unwrap_or_else(|e| panic!("{e}"));
+    let debugfs = imagekit::tool("debugfs").unwrap_or_else(|e| panic!("{e}"));
     let tmp = tempfile::tempdir().expect("tempdir");
     // i_size of one block (the rest of the map is past EOF), and i_blocks of one block (the
     // map holds more than the inode says it owns, like e2fsprogs' f_hugedir_blocks).

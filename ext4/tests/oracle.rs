@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 
 use ext4::{Extent, Fs, Inode, InodeKind};
-use testimg::oracle::{self, FileKind, OracleExtent};
-use testimg::{kernel, Image};
+use imagekit::oracle::{self, FileKind, OracleExtent};
+use imagekit::{kernel, Image};
 
 fn images() -> &'static [Image] {
-    match testimg::standard() {
+    match imagekit::standard() {
         Ok(images) => images,
         Err(e) => panic!("building the standard images: {e}"),
     }
@@ -232,7 +232,7 @@ fn same_bytes(
 
 #[test]
 fn kernel_agrees_on_mappings_and_contents() {
-    if !testimg::root_or_skip("kernel_agrees_on_mappings_and_contents") {
+    if !imagekit::root_or_skip("kernel_agrees_on_mappings_and_contents") {
         return;
     }
     let mut checked = 0usize;
@@ -304,7 +304,7 @@ fn kernel_agrees_on_mappings_and_contents() {
 /// one arithmetic run a line would predict exactly).
 #[test]
 fn kernel_allocated_maps_equal_debugfs_and_fiemap() {
-    if !testimg::root_or_skip("kernel_allocated_maps_equal_debugfs_and_fiemap") {
+    if !imagekit::root_or_skip("kernel_allocated_maps_equal_debugfs_and_fiemap") {
         return;
     }
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -126,7 +126,7 @@ fn assert_clean(name: &str, stats: &StackStats) {
 
 #[test]
 fn every_tier_equals_ondisk_on_every_image() {
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     assert!(!images.is_empty());
     for img in images {
         let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
@@ -221,7 +221,7 @@ fn every_tier_equals_ondisk_on_every_image() {
 /// declined by the learned tier.
 #[test]
 fn stale_pack_entries_fall_back_per_file() {
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let Some(img) = images.iter().max_by_key(|i| i.files.len()) else {
         return;
     };

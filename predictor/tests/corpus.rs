@@ -14,11 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ext4::{Extent, Fs};
+use imagekit::oracle::{self, OracleExtent};
 use predictor::stack::StackOptions;
 use predictor::{
     FitParams, Mapping, MappingType, Models, Query, QueryError, Tier, TierKind, TierStack,
 };
-use testimg::oracle::{self, OracleExtent};
 
 /// Mapped blocks checked one by one per file before sampling.
 const BLOCK_CAP: u64 = 1 << 14;
@@ -164,14 +164,14 @@ fn check_image(name: &str, img: &Path, t: &mut Tally) {
 
 #[test]
 fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
-    if testimg::tool("debugfs").is_err() {
-        testimg::skip(
+    if imagekit::tool("debugfs").is_err() {
+        imagekit::skip(
             "every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs",
             "debugfs (e2fsprogs) is not installed",
         );
         return;
     }
-    let images = testimg::corpus::images().unwrap_or_else(|e| panic!("{e}"));
+    let images = imagekit::corpus::images().unwrap_or_else(|e| panic!("{e}"));
     assert!(images.len() >= 60, "corpus: only {} images", images.len());
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut t = Tally {
@@ -184,7 +184,7 @@ fn every_mapped_block_of_every_readable_corpus_file_agrees_with_debugfs() {
     };
     for (name, gz) in &images {
         let img = tmp.path().join(format!("{name}.img"));
-        testimg::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
+        imagekit::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
         let start = std::time::Instant::now();
         let before = (t.files, t.blocks);
         check_image(name, &img, &mut t);

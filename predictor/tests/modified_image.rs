@@ -9,11 +9,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ext4::{Fs, InodeKind};
+use imagekit::oracle;
 use predictor::model::FitParams;
 use predictor::stack::ModelStatus;
 use predictor::synth::Rng;
 use predictor::{MappingType, Models, Query, StackOptions, Tier, TierKind, TierStack};
-use testimg::oracle;
 
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
     TierStack::build(
@@ -28,7 +28,7 @@ fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
 
 #[test]
 fn sampled_blocks_equal_debugfs_bmap() {
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let (mut checked, mut past_eof) = (0usize, 0usize);
     for img in images {
         let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));
@@ -113,7 +113,7 @@ fn debugfs_write(image: &Path, script: &str) {
 
 #[test]
 fn files_changed_after_training_fall_back_and_stay_correct() {
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let img = images
         .iter()
         .find(|i| i.name == "ext4-4k")

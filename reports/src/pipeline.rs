@@ -116,7 +116,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     match input {
         Input::Demo => {
             bar.set_message("building the demo images (mke2fs, debugfs)");
-            let built = testimg::demo(&work_path).context("building the demo images")?;
+            let built = imagekit::demo(&work_path).context("building the demo images")?;
             for img in built {
                 specs.push(Spec {
                     name: img.name.clone(),
@@ -128,11 +128,11 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                 });
             }
             match scale.kernel_punched {
-                Some(n) if testimg::kernel::is_root() => {
+                Some(n) if imagekit::kernel::is_root() => {
                     bar.set_message(format!(
                         "building a kernel-punched image with {n} extents (loop mount)"
                     ));
-                    match testimg::kernel::punched_with_kernel(&work_path, n) {
+                    match imagekit::kernel::punched_with_kernel(&work_path, n) {
                         Ok(path) => specs.push(Spec {
                             name: format!("kernel-punched-{}", datasets::count_label(n as usize)),
                             note: format!("4 KiB blocks, /punched: {n} unwritten extents made by the kernel (fallocate, then a hole punched in every other block); only for lookups and training, its reads are zeros"),
@@ -153,7 +153,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                 None => {}
             }
             for &(recipe, n) in &scale.kernel_allocated {
-                if !testimg::kernel::is_root() {
+                if !imagekit::kernel::is_root() {
                     skipped.push((
                         format!(
                             "{} image (maps made by the kernel allocator)",
@@ -167,7 +167,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
                     "building {} through the kernel (loop mount)",
                     recipe.name()
                 ));
-                match testimg::kernel::allocated_with_kernel(&work_path, recipe, n, SYNTH_SEED) {
+                match imagekit::kernel::allocated_with_kernel(&work_path, recipe, n, SYNTH_SEED) {
                     Ok(path) => specs.push(Spec {
                         name: recipe.name().to_string(),
                         note: recipe.description(n),
@@ -218,7 +218,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         )?;
         img.readable = s.readable;
         img.kernel_mountable =
-            s.kernel_mountable && u64::from(img.fs.block_size()) <= testimg::kernel::page_size();
+            s.kernel_mountable && u64::from(img.fs.block_size()) <= imagekit::kernel::page_size();
         loaded.push(img);
         bar.inc(1);
     }

@@ -16,7 +16,7 @@ const FEEDS: &[&str] = &[
     "bpf/program",
     "reports/src",
     "reports/assets",
-    "testimg/src",
+    "imagekit/src",
     "tables/src",
 ];
 

@@ -250,7 +250,7 @@ fn tool_exists(name: &str) -> bool {
 #[test]
 fn quick_demo_writes_documented_plausible_tables() {
     if !tool_exists("mke2fs") || !tool_exists("debugfs") {
-        testimg::skip(
+        imagekit::skip(
             "quick_demo_writes_documented_plausible_tables",
             "mke2fs/debugfs not installed (Debian package e2fsprogs)",
         );
@@ -448,10 +448,10 @@ fn quick_demo_writes_documented_plausible_tables() {
 /// the image's inodes have one link each).
 #[test]
 fn quick_live_report_on_a_mounted_image() {
-    if !testimg::root_or_skip("quick_live_report_on_a_mounted_image") {
+    if !imagekit::root_or_skip("quick_live_report_on_a_mounted_image") {
         return;
     }
-    let images = testimg::standard().expect("standard images");
+    let images = imagekit::standard().expect("standard images");
     let image = images
         .iter()
         .find(|i| i.name == "frag-4k")
@@ -463,7 +463,7 @@ fn quick_live_report_on_a_mounted_image() {
         .iter()
         .map(|(_, i)| fs.extents(i).expect("extents").len() as u64)
         .sum();
-    let mount = testimg::kernel::LoopMount::new(&image.path).expect("loop mount");
+    let mount = imagekit::kernel::LoopMount::new(&image.path).expect("loop mount");
     let root = std::fs::canonicalize(mount.path()).expect("mount point");
     let dir = tempfile::tempdir().expect("temporary directory");
     let (out, tables) = (dir.path().join("report"), dir.path().join("tables"));

@@ -77,7 +77,7 @@ fn check(lines: &[serde_json::Value]) -> BTreeMap<String, BTreeMap<String, u64>>
 
 #[test]
 fn json_lines_have_the_documented_shape() {
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let img = images
         .iter()
         .find(|i| i.name == "frag-4k")
@@ -99,17 +99,17 @@ fn json_lines_have_the_documented_shape() {
 
 #[test]
 fn compact_holds_a_third_of_iext16_on_kernel_allocator_maps() {
-    if !testimg::root_or_skip("compact_holds_a_third_of_iext16_on_kernel_allocator_maps") {
+    if !imagekit::root_or_skip("compact_holds_a_third_of_iext16_on_kernel_allocator_maps") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for (recipe, n) in [
-        (testimg::kernel::Allocated::RandomPunched, 20_000),
-        (testimg::kernel::Allocated::SparseDisk, 10_000),
-        (testimg::kernel::Allocated::Appenders, 4_000),
-        (testimg::kernel::Allocated::Sqlite, 2_000),
+        (imagekit::kernel::Allocated::RandomPunched, 20_000),
+        (imagekit::kernel::Allocated::SparseDisk, 10_000),
+        (imagekit::kernel::Allocated::Appenders, 4_000),
+        (imagekit::kernel::Allocated::Sqlite, 2_000),
     ] {
-        let image = testimg::kernel::allocated_with_kernel(tmp.path(), recipe, n, 7)
+        let image = imagekit::kernel::allocated_with_kernel(tmp.path(), recipe, n, 7)
             .unwrap_or_else(|e| panic!("{}: {e}", recipe.name()));
         let all = check(&run(&image, &["--min-extents", "1000"]).unwrap_or_else(|e| panic!("{e}")));
         assert!(!all.is_empty(), "{}: no map of 1000 extents", recipe.name());

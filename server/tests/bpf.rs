@@ -39,7 +39,7 @@ fn bpf_equals_the_userspace_predictor_on_every_standard_image() {
     if !root_or_skip("bpf_equals_the_userspace_predictor_on_every_standard_image") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let mut handled = 0;
     for img in images {
         let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
@@ -85,7 +85,7 @@ fn bpf_compact_equals_the_userspace_compact_index_on_every_standard_image() {
     if !root_or_skip("bpf_compact_equals_the_userspace_compact_index_on_every_standard_image") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let (mut handled, mut packed) = (0, 0);
     for img in images {
         let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
@@ -276,7 +276,7 @@ fn files_without_a_model_or_over_the_limits_fall_back() {
     if !root_or_skip("files_without_a_model_or_over_the_limits_fall_back") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     // The image with the most files with extents.
     let img = images
         .iter()
@@ -446,7 +446,7 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
 fn have(tool: &str, hint: &str) -> bool {
     let ok = Command::new(tool).arg("--version").output().is_ok();
     if !ok {
-        testimg::skip("this BPF test", &format!("no {tool} ({hint})"));
+        imagekit::skip("this BPF test", &format!("no {tool} ({hint})"));
     }
     ok
 }
@@ -465,7 +465,7 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
     if !have("setpriv", "util-linux") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let img = &images[0];
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     open_up(dir.path());
@@ -516,7 +516,7 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
     let ino = img
         .specs
         .iter()
-        .find(|s| s.layout == testimg::Layout::Extents)
+        .find(|s| s.layout == imagekit::Layout::Extents)
         .map(|s| s.path.clone())
         .unwrap_or_else(|| panic!("{}: no file with extents", img.name));
     let q = Command::new(SERVER)
@@ -556,7 +556,7 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
     if !root_or_skip("mount_with_the_bpf_tier_reads_what_the_kernel_reads") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut compared = 0;
     for img in images
@@ -575,12 +575,12 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
         ];
         let ours = common::ServerMount::start(&img.path, &dir, &args)
             .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
-        let kernel = testimg::kernel::LoopMount::new(&img.path)
+        let kernel = imagekit::kernel::LoopMount::new(&img.path)
             .unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
         for spec in img
             .specs
             .iter()
-            .filter(|s| s.layout == testimg::Layout::Extents)
+            .filter(|s| s.layout == imagekit::Layout::Extents)
         {
             let rel = spec.path.trim_start_matches('/');
             let a = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));

@@ -70,17 +70,17 @@ fn corpus_images_mount_and_walk_or_are_refused() {
     if !root_or_skip("corpus_images_mount_and_walk_or_are_refused") {
         return;
     }
-    let images = testimg::corpus::images().unwrap_or_else(|e| panic!("{e}"));
+    let images = imagekit::corpus::images().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !images.is_empty(),
         "no corpus images in {}",
-        testimg::corpus::dir().display()
+        imagekit::corpus::dir().display()
     );
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (mut mounted, mut refused) = (0, 0);
     for (name, gz) in &images {
         let img = tmp.path().join(format!("{name}.img"));
-        testimg::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
+        imagekit::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join(format!("mnt-{name}"));
         let pack = tmp.path().join(format!("{name}.pack"));
         let stats = tmp.path().join(format!("{name}.stats.json"));

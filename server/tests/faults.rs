@@ -18,8 +18,8 @@ use common::{
     kill_and_detach, num, root_or_skip, stats_json, umount, with_timeout, write_pack, ServerMount,
 };
 use ext4::Fs;
-use testimg::kernel::LoopMount;
-use testimg::{Image, Kind};
+use imagekit::kernel::LoopMount;
+use imagekit::{Image, Kind};
 
 /// The fragmented file every test reads (10^4 extents, depth 2).
 const FRAG: &str = "/frag-10k";
@@ -32,7 +32,7 @@ fn image() -> &'static (tempfile::TempDir, Image, PathBuf) {
     static IMG: OnceLock<(tempfile::TempDir, Image, PathBuf)> = OnceLock::new();
     IMG.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let img = testimg::build(Kind::Frag4k, tmp.path())
+        let img = imagekit::build(Kind::Frag4k, tmp.path())
             .unwrap_or_else(|e| panic!("building frag-4k: {e}"));
         let pack = tmp.path().join("frag-4k.pack");
         write_pack(&img.path, &pack);
@@ -332,7 +332,7 @@ fn pack_overwritten_while_serving_changes_no_answer() {
     let ours = ServerMount::start(&img.path, &dir, &args(&own_pack, &stats))
         .unwrap_or_else(|e| panic!("{e:?}"));
     let kernel = LoopMount::new(&img.path).unwrap_or_else(|e| panic!("loop mount: {e}"));
-    let want = testimg::kernel::read(&kernel.host_path(FRAG)).unwrap_or_else(|e| panic!("{e}"));
+    let want = imagekit::kernel::read(&kernel.host_path(FRAG)).unwrap_or_else(|e| panic!("{e}"));
     let (pid, d) = (ours.pid(), dir.clone());
     let file = dir.join(&FRAG[1..]);
     let p = own_pack.clone();
@@ -397,7 +397,7 @@ fn sixteen_concurrent_readers_match_the_kernel() {
                     let (ours, kernel, size) = files[t as usize % files.len()].clone();
                     let (stop, reads) = (stop2.clone(), reads2.clone());
                     std::thread::spawn(move || -> Result<(), String> {
-                        let mut rng = testimg::Rng::new(0xfa17 + t);
+                        let mut rng = imagekit::Rng::new(0xfa17 + t);
                         while !stop.load(Ordering::Relaxed) {
                             let len = 4096 * (1 + rng.below(16)) as usize;
                             let offset = rng.below(size.div_ceil(4096)) * 4096;

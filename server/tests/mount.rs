@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use common::{
     kill_and_detach, num, root_or_skip, stats_json, with_timeout, write_pack, ServerMount,
 };
-use testimg::kernel::LoopMount;
-use testimg::Image;
+use imagekit::kernel::LoopMount;
+use imagekit::Image;
 
 /// Files larger than this are compared around their extents instead of in full.
 const FULL_COMPARE_MAX: u64 = 256 << 20;
@@ -39,7 +39,7 @@ fn kernel_mounts() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn images() -> &'static [Image] {
-    testimg::standard().unwrap_or_else(|e| panic!("building the standard test images: {e}"))
+    imagekit::standard().unwrap_or_else(|e| panic!("building the standard test images: {e}"))
 }
 
 /// Every object under `root`, by path relative to it (the root itself is "").
@@ -123,7 +123,7 @@ fn seek_map(f: &File, size: u64) -> Vec<SeekProbe> {
     }
     // Scattered probes where there is room for more than one run.
     let probes = if size > 64 << 10 { 16 } else { 0 };
-    let mut rng = testimg::Rng::new(size);
+    let mut rng = imagekit::Rng::new(size);
     for _ in 0..probes {
         let pos = rng.below(size.saturating_add(2)) as i64;
         out.push((
@@ -160,7 +160,7 @@ fn ranges(kernel_path: &Path, size: u64) -> Vec<(u64, usize)> {
             .map(|i| (i * CHUNK, CHUNK as usize))
             .collect();
     }
-    let extents = testimg::kernel::fiemap(kernel_path)
+    let extents = imagekit::kernel::fiemap(kernel_path)
         .unwrap_or_else(|e| panic!("FIEMAP {}: {e}", kernel_path.display()));
     let step = (extents.len() / 2000).max(1);
     let mut out = vec![
@@ -516,7 +516,7 @@ fn random_reads_from_eight_threads_match_the_kernel() {
                     let (a, b) = (ours_file.clone(), kernel_file.clone());
                     let (stop, reads) = (stop.clone(), reads.clone());
                     std::thread::spawn(move || -> Result<(), String> {
-                        let mut rng = testimg::Rng::new(0x5eed + t);
+                        let mut rng = imagekit::Rng::new(0x5eed + t);
                         let mut buf = Aligned::new();
                         while !stop.load(Ordering::Relaxed) {
                             let offset = rng.below(size.div_ceil(4096)) * 4096;

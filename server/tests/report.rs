@@ -12,10 +12,10 @@ mod common;
 use std::path::Path;
 
 use ext4::{Fs, InodeKind};
+use imagekit::kernel::{self, LoopMount};
+use imagekit::oracle::{self, OracleExtent};
 use predictor::{MappingType, Query, QueryError, Tier};
 use server::image::{self, Loaded};
-use testimg::kernel::{self, LoopMount};
-use testimg::oracle::{self, OracleExtent};
 
 use common::{root_or_skip, write_pack};
 
@@ -55,7 +55,7 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
     if !root_or_skip("report_queries_of_every_tier_equal_fiemap_past_eof_included") {
         return;
     }
-    let images = testimg::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (mut files, mut past_eof) = (0usize, 0u64);
     for img in images.iter().filter(|i| i.kernel_mountable) {

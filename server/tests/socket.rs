@@ -141,14 +141,14 @@ fn queries(fs: &Fs) -> Vec<BeginIn> {
     out
 }
 
-/// The ext4-4k test image, built once for both tests (testimg cannot build the same kind twice
+/// The ext4-4k test image, built once for both tests (imagekit cannot build the same kind twice
 /// at once in one process: they would share a work directory).
-fn ext4k() -> &'static testimg::Image {
-    static IMAGE: OnceLock<(tempfile::TempDir, testimg::Image)> = OnceLock::new();
+fn ext4k() -> &'static imagekit::Image {
+    static IMAGE: OnceLock<(tempfile::TempDir, imagekit::Image)> = OnceLock::new();
     &IMAGE
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-            let img = testimg::build(testimg::Kind::Ext4k, dir.path())
+            let img = imagekit::build(imagekit::Kind::Ext4k, dir.path())
                 .unwrap_or_else(|e| panic!("building ext4-4k: {e}"));
             (dir, img)
         })
@@ -419,7 +419,7 @@ fn query_prints_the_same_json_in_process_and_through_the_socket() {
     for spec in img
         .specs
         .iter()
-        .filter(|s| s.kind == testimg::FileKind::File)
+        .filter(|s| s.kind == imagekit::FileKind::File)
     {
         let Ok(inode) = fs.lookup_path(&spec.path) else {
             continue;
@@ -517,7 +517,7 @@ fn query_prints_the_same_json_in_process_and_through_the_socket() {
     assert!(!ok && err.contains("no regular file"), "{err}");
     // A pack for another image.
     let other =
-        testimg::build(testimg::Kind::No64bit, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+        imagekit::build(imagekit::Kind::No64bit, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
     let (_, err, ok) = query(&[
         other.path.as_os_str(),
         OsStr::new("--models"),

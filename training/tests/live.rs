@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
+use imagekit::kernel::LoopMount;
+use imagekit::oracle::{normalize, OracleExtent};
 use predictor::Pack;
-use testimg::kernel::LoopMount;
-use testimg::oracle::{normalize, OracleExtent};
 
 const TRAINING: &str = env!("CARGO_BIN_EXE_training");
 
@@ -65,10 +65,10 @@ fn dump(args: &[&std::ffi::OsStr]) -> Vec<Line> {
 
 #[test]
 fn live_maps_and_packs_equal_the_images() {
-    if !testimg::root_or_skip("live_maps_and_packs_equal_the_images") {
+    if !imagekit::root_or_skip("live_maps_and_packs_equal_the_images") {
         return;
     }
-    let images = testimg::standard().expect("standard images");
+    let images = imagekit::standard().expect("standard images");
     let tmp = tempfile::tempdir().expect("temporary directory");
     let (mut files, mut exact, mut images_checked) = (0usize, 0usize, 0usize);
     for image in images.iter().filter(|i| i.kernel_mountable) {

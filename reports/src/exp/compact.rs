@@ -29,7 +29,7 @@ fn group(d: &Dataset) -> &'static str {
         Source::Synthetic => "synthetic allocator-like maps",
         Source::Live => "live files",
         Source::Image
-            if testimg::kernel::Allocated::ALL
+            if imagekit::kernel::Allocated::ALL
                 .iter()
                 .any(|r| r.name() == image) =>
         {

@@ -63,7 +63,7 @@ pub const FUSE2FS: &str = "fuse2fs";
 
 /// A mounted system: kept alive (mounted) while its reads run, unmounted on drop.
 enum Mounted {
-    Kernel(testimg::kernel::LoopMount),
+    Kernel(imagekit::kernel::LoopMount),
     Fuse(FuseMount),
 }
 
@@ -84,7 +84,7 @@ type Skipped = Vec<(String, String)>;
 fn mount_all(ctx: &Ctx<'_>, img: &LoadedImage) -> (Vec<(String, String, Mounted)>, Skipped) {
     let mut mounted = Vec::new();
     let mut skipped = Skipped::new();
-    let root = testimg::kernel::is_root();
+    let root = imagekit::kernel::is_root();
     let fuse_dev = Path::new("/dev/fuse").exists();
     let not_root = "not root (reports mounts file systems as root only)";
 
@@ -97,7 +97,7 @@ fn mount_all(ctx: &Ctx<'_>, img: &LoadedImage) -> (Vec<(String, String, Mounted)
             "this kernel cannot mount the image's block size".into(),
         ));
     } else {
-        match testimg::kernel::LoopMount::new(&img.path) {
+        match imagekit::kernel::LoopMount::new(&img.path) {
             Ok(m) => mounted.push((KERNEL.to_string(), String::new(), Mounted::Kernel(m))),
             Err(e) => skipped.push((KERNEL.into(), format!("loop mount failed: {}", Chain(&e)))),
         }

@@ -54,7 +54,7 @@ pub struct Scale {
     pub kernel_punched: Option<u32>,
     /// Images whose maps the kernel's allocator makes, with the operations of each recipe
     /// (root only): "maps made by the kernel allocator" beside the regular punch.
-    pub kernel_allocated: Vec<(testimg::kernel::Allocated, u32)>,
+    pub kernel_allocated: Vec<(imagekit::kernel::Allocated, u32)>,
     /// Files timed per extent-count class in the population view.
     pub population_samples: usize,
     /// Lookup timing of each sampled file in the population view.
@@ -86,10 +86,10 @@ impl Scale {
             train_many_files: 100_000,
             kernel_punched: Some(1_000_000),
             kernel_allocated: vec![
-                (testimg::kernel::Allocated::RandomPunched, 1_000_000),
-                (testimg::kernel::Allocated::Appenders, 5_000),
-                (testimg::kernel::Allocated::SparseDisk, 30_000),
-                (testimg::kernel::Allocated::Sqlite, 5_000),
+                (imagekit::kernel::Allocated::RandomPunched, 1_000_000),
+                (imagekit::kernel::Allocated::Appenders, 5_000),
+                (imagekit::kernel::Allocated::SparseDisk, 30_000),
+                (imagekit::kernel::Allocated::Sqlite, 5_000),
             ],
             population_samples: 8,
             population_lookup: Budget {

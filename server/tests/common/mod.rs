@@ -15,7 +15,7 @@ use predictor::pack::Pack;
 /// The `server` binary under test.
 pub const SERVER: &str = env!("CARGO_BIN_EXE_server");
 
-pub use testimg::root_or_skip;
+pub use imagekit::root_or_skip;
 
 /// The model pack `training fit` would write for `fs`.
 pub fn build_pack(fs: &Fs) -> Pack {

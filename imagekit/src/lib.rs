@@ -4,15 +4,15 @@
 //! Used by tests, benches and `reports demo`, never by hand. Images are sparse files in a
 //! directory the caller names ([`build`], [`demo`]) or in a per-process temporary directory
 //! ([`standard`]; under `/dev/shm` when it has room), removed when the process exits (set
-//! `TESTIMG_KEEP=1` to keep it, the debugfs scripts and the source files; `TESTIMG_DIR` picks its
+//! `IMAGEKIT_KEEP=1` to keep it, the debugfs scripts and the source files; `IMAGEKIT_DIR` picks its
 //! parent directory). Contents are seeded random bytes:
 //! the same [`Kind`] gives the same files on every machine (the file system UUIDs differ).
 //!
 //! ```no_run
-//! # fn main() -> Result<(), testimg::Error> {
-//! for image in testimg::standard()? {
+//! # fn main() -> Result<(), imagekit::Error> {
+//! for image in imagekit::standard()? {
 //!     for path in &image.files {
-//!         let extents = testimg::oracle::extents(&image.path, path)?;
+//!         let extents = imagekit::oracle::extents(&image.path, path)?;
 //!         println!("{} {path}: {} extents", image.name, extents.len());
 //!     }
 //! }
@@ -214,7 +214,7 @@ impl Image {
 
 /// Builds one image of `kind` as `DIR/NAME.img` (replacing an old one). Source files go to a
 /// scratch directory (under `/dev/shm` when it has room, else `DIR/NAME.work/`) removed at the
-/// end. With `TESTIMG_KEEP` set, the scratch directory is `DIR/NAME.work/` and is kept, with
+/// end. With `IMAGEKIT_KEEP` set, the scratch directory is `DIR/NAME.work/` and is kept, with
 /// the debugfs script as `DIR/NAME.debugfs`.
 pub fn build(kind: Kind, dir: &Path) -> Result<Image> {
     kinds::build(kind, dir)
@@ -304,10 +304,10 @@ pub(crate) fn shm_dir() -> Option<&'static Path> {
     (writable && free_bytes(shm).is_some_and(|free| free >= 8 << 30)).then_some(shm)
 }
 
-/// Where the standard images go: `TESTIMG_DIR` if set; else [`shm_dir`] (the images take
+/// Where the standard images go: `IMAGEKIT_DIR` if set; else [`shm_dir`] (the images take
 /// about 700 MiB of memory while the process runs); else the temporary directory.
 fn standard_parent() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TESTIMG_DIR") {
+    if let Some(dir) = std::env::var_os("IMAGEKIT_DIR") {
         return PathBuf::from(dir);
     }
     shm_dir().map_or_else(std::env::temp_dir, Path::to_owned)
@@ -318,10 +318,10 @@ fn build_standard() -> Result<Standard> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let dir = parent.join(format!("testimg-{}-{nanos}", std::process::id()));
+    let dir = parent.join(format!("imagekit-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(error::io_err("creating", &dir))?;
-    if std::env::var_os("TESTIMG_KEEP").is_some() {
-        tracing::info!(dir = %dir.display(), "keeping the standard images (TESTIMG_KEEP)");
+    if std::env::var_os("IMAGEKIT_KEEP").is_some() {
+        tracing::info!(dir = %dir.display(), "keeping the standard images (IMAGEKIT_KEEP)");
     } else if STANDARD_DIR.set(dir.clone()).is_ok() {
         // SAFETY: registering a plain `extern "C" fn()` with atexit has no preconditions; the
         // handler only reads a OnceLock and removes a directory.

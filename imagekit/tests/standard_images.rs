@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 
-use testimg::oracle::{self, FileKind, OracleExtent};
-use testimg::{kernel, FileSpec, Image, Kind, Layout};
+use imagekit::oracle::{self, FileKind, OracleExtent};
+use imagekit::{kernel, FileSpec, Image, Kind, Layout};
 
 fn images() -> &'static [Image] {
-    match testimg::standard() {
+    match imagekit::standard() {
         Ok(images) => images,
         Err(e) => panic!("building the standard images: {e}"),
     }
@@ -20,7 +20,7 @@ fn images() -> &'static [Image] {
 #[test]
 fn build_time_is_seconds() {
     let images = images();
-    let (dir, total) = testimg::standard_info().expect("built above");
+    let (dir, total) = imagekit::standard_info().expect("built above");
     println!(
         "standard images in {} ({} images):",
         dir.display(),
@@ -291,7 +291,7 @@ fn list_files_sees_the_tree() {
 
 #[test]
 fn kernel_agrees_with_debugfs() {
-    if !testimg::root_or_skip("kernel_agrees_with_debugfs") {
+    if !imagekit::root_or_skip("kernel_agrees_with_debugfs") {
         return;
     }
     for image in images() {
@@ -383,7 +383,7 @@ fn kernel_agrees_with_debugfs() {
 fn demo_images_keep_their_promises() {
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();
-    let images = testimg::demo(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let images = imagekit::demo(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     println!(
         "demo() built {} images in {} ms",
         images.len(),

@@ -1,6 +1,6 @@
 //! Builds test images into a directory, to look at them by hand:
-//! `cargo run -p testimg --example build_images -- DIR [NAME...]` (all standard images when no
-//! name is given; `demo` for the demo mix). Set `TESTIMG_KEEP=1` to keep the debugfs scripts.
+//! `cargo run -p imagekit --example build_images -- DIR [NAME...]` (all standard images when no
+//! name is given; `demo` for the demo mix). Set `IMAGEKIT_KEEP=1` to keep the debugfs scripts.
 
 use std::path::PathBuf;
 
@@ -11,17 +11,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: build_images DIR [NAME...]")?);
     let names: Vec<String> = args.collect();
-    let kinds: Vec<testimg::Kind> = if names.is_empty() {
-        testimg::Kind::STANDARD.to_vec()
+    let kinds: Vec<imagekit::Kind> = if names.is_empty() {
+        imagekit::Kind::STANDARD.to_vec()
     } else if names == ["demo"] {
-        testimg::Kind::DEMO.to_vec()
+        imagekit::Kind::DEMO.to_vec()
     } else {
         names
             .iter()
             .map(|name| {
-                testimg::Kind::STANDARD
+                imagekit::Kind::STANDARD
                     .iter()
-                    .chain(testimg::Kind::DEMO)
+                    .chain(imagekit::Kind::DEMO)
                     .copied()
                     .find(|k| k.name() == name)
                     .ok_or_else(|| format!("no image kind named {name}"))
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<_, _>>()?
     };
     let start = std::time::Instant::now();
-    for image in testimg::build_many(&kinds, &dir)? {
+    for image in imagekit::build_many(&kinds, &dir)? {
         println!(
             "{:<18} {:>6} ms  {}  {}",
             image.name,

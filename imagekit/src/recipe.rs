@@ -169,8 +169,8 @@ impl Builder {
         fs::create_dir_all(&dir).map_err(io_err("creating image directory", &dir))?;
         // Source files are scratch: keep them in memory when there is room, whatever `dir` is.
         let work = match crate::shm_dir() {
-            Some(shm) if std::env::var_os("TESTIMG_KEEP").is_none() => {
-                shm.join(format!("testimg-work-{}-{name}", std::process::id()))
+            Some(shm) if std::env::var_os("IMAGEKIT_KEEP").is_none() => {
+                shm.join(format!("imagekit-work-{}-{name}", std::process::id()))
             }
             _ => dir.join(format!("{name}.work")),
         };
@@ -354,7 +354,7 @@ impl Builder {
                     stderr: crate::error::cut(&complaints),
                 });
             }
-            if std::env::var_os("TESTIMG_KEEP").is_none() {
+            if std::env::var_os("IMAGEKIT_KEEP").is_none() {
                 let _ = fs::remove_file(&script_path);
             }
         }
@@ -373,7 +373,7 @@ impl Builder {
             }
             self.mkfs_command.push_str(" && tune2fs -O metadata_csum");
         }
-        if std::env::var_os("TESTIMG_KEEP").is_none() {
+        if std::env::var_os("IMAGEKIT_KEEP").is_none() {
             fs::remove_dir_all(&self.work)
                 .map_err(io_err("removing work directory", &self.work))?;
         }

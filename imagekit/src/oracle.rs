@@ -462,7 +462,7 @@ fn parse_bmap(ctx: &Ctx<'_>, lines: &[&str]) -> Result<Option<Bmap>> {
 /// stderr (the caller decides whether they are fatal).
 fn batch(image: &Path, script: &str) -> Result<(Output, String)> {
     let file = tempfile::Builder::new()
-        .prefix("testimg-oracle-")
+        .prefix("imagekit-oracle-")
         .suffix(".debugfs")
         .tempfile()
         .map_err(io_err(

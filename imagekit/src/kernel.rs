@@ -65,7 +65,7 @@ impl LoopMount {
             });
         }
         let n = MOUNT_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("testimg-mnt-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("imagekit-mnt-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(io_err("creating mount point", &dir))?;
         let mut mount = Command::new(cmd::tool("mount")?);
         mount
