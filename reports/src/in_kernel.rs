@@ -115,30 +115,22 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                 }
             }
             let ns = Summary::of(&mut ns)?;
-            let model = structure == MODEL;
-            if structure == COMPACT {
-                // The model of the compact form: its pieces (lines and runs) and directory.
-                let shape = l
-                    .compact
-                    .as_ref()
-                    .map(|(_, c)| c.shape())
-                    .unwrap_or_default();
-                let model_bytes = r.pieces as usize * std::mem::size_of::<bpf::abi::Piece>()
-                    + r.compact_buckets as usize * std::mem::size_of::<bpf::abi::CBucket>();
-                return Some(Cell {
-                    dataset: d.name.clone(),
-                    source: d.source,
-                    extents: d.extents.len(),
-                    structure,
-                    stream,
-                    ns,
-                    heap_bytes: usize::try_from(r.map_bytes).unwrap_or(usize::MAX),
-                    segments: shape.lines + shape.runs,
-                    max_window: 0,
-                    model_bytes,
-                    build_ms: l.build_ms,
-                });
-            }
+            // The model each row evaluates: segments (or pieces), widest window, bytes.
+            let (segments, max_window, model_bytes) = match structure {
+                MODEL => (
+                    l.index.segment_count(),
+                    l.index.max_window(),
+                    l.index.segment_count() * std::mem::size_of::<bpf::abi::Seg>(),
+                ),
+                // The compact form's lines and runs, and its directory.
+                COMPACT => {
+                    let shape = l.compact.as_ref().map(|(_, c)| c.shape()).unwrap_or_default();
+                    let bytes = r.pieces as usize * std::mem::size_of::<bpf::abi::Piece>()
+                        + r.compact_buckets as usize * std::mem::size_of::<bpf::abi::CBucket>();
+                    (shape.lines + shape.runs, 0, bytes)
+                }
+                _ => (0, 0, 0),
+            };
             Some(Cell {
                 dataset: d.name.clone(),
                 source: d.source,
@@ -147,13 +139,9 @@ pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]
                 stream,
                 ns,
                 heap_bytes: usize::try_from(r.map_bytes).unwrap_or(usize::MAX),
-                segments: if model { l.index.segment_count() } else { 0 },
-                max_window: if model { l.index.max_window() } else { 0 },
-                model_bytes: if model {
-                    l.index.segment_count() * std::mem::size_of::<bpf::abi::Seg>()
-                } else {
-                    0
-                },
+                segments,
+                max_window,
+                model_bytes,
                 build_ms: l.build_ms,
             })
         })

@@ -57,27 +57,31 @@ fn bpf_equals_the_userspace_predictor_on_every_standard_image() {
             "{}: every active model is loaded or skipped",
             img.name
         );
-        let r = check(&stack, &bpf, &CheckOptions::default(), &|_| ())
-            .unwrap_or_else(|e| panic!("{}: {e}", img.name));
-        assert!(r.agrees(), "{}: {r:#?}", img.name);
-        // Every loaded file gets an at-EOF read and two zero-count queries, which must fall
-        // back.
-        assert!(
-            r.fallbacks.get("bad_query").copied().unwrap_or(0) >= 3 * r.files_loaded as u64,
-            "{}: {r:#?}",
-            img.name
-        );
-        // Only files without extents (nothing to model) are skipped at the default limits.
-        for (ino, why) in &bpf.report().skipped {
-            assert_eq!(*why, Skip::NoExtents, "{}: inode {ino}", img.name);
-        }
-        eprintln!(
-            "{}: {} files, {} loaded, {} queries, {} handled, fallbacks {:?}",
-            img.name, r.files, r.files_loaded, r.queries, r.handled, r.fallbacks
-        );
-        handled += r.handled;
+        handled += check_image(&img.name, &stack, &bpf);
     }
     assert!(handled > 100_000, "only {handled} queries handled in BPF");
+}
+
+/// Every query of every file of one image through the loaded program and the stack: they
+/// agree, every loaded file's at-EOF read and two zero-count queries fall back, and only files
+/// without extents (nothing to model) were left out at the default limits. The queries the
+/// program answered.
+fn check_image(name: &str, stack: &TierStack, bpf: &BpfTier) -> u64 {
+    let r = check(stack, bpf, &CheckOptions::default(), &|_| ())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(r.agrees(), "{name}: {r:#?}");
+    assert!(
+        r.fallbacks.get("bad_query").copied().unwrap_or(0) >= 3 * r.files_loaded as u64,
+        "{name}: {r:#?}"
+    );
+    for (ino, why) in &bpf.report().skipped {
+        assert_eq!(*why, Skip::NoExtents, "{name}: inode {ino}");
+    }
+    eprintln!(
+        "{name}: {} files, {} loaded, {} queries, {} handled, fallbacks {:?}",
+        r.files, r.files_loaded, r.queries, r.handled, r.fallbacks
+    );
+    r.handled
 }
 
 #[test]
@@ -112,17 +116,7 @@ fn bpf_compact_equals_the_userspace_compact_index_on_every_standard_image() {
             .iter()
             .filter(|&&i| stack.compact(i).map(CompactIndex::form) == Some(CompactForm::Packed))
             .count();
-        let r = check(&stack, &bpf, &CheckOptions::default(), &|_| ())
-            .unwrap_or_else(|e| panic!("{}: {e}", img.name));
-        assert!(r.agrees(), "{}: {r:#?}", img.name);
-        for (ino, why) in &bpf.report().skipped {
-            assert_eq!(*why, Skip::NoExtents, "{}: inode {ino}", img.name);
-        }
-        eprintln!(
-            "{}: {} files, {} loaded, {} queries, {} handled, fallbacks {:?}",
-            img.name, r.files, r.files_loaded, r.queries, r.handled, r.fallbacks
-        );
-        handled += r.handled;
+        handled += check_image(&img.name, &stack, &bpf);
     }
     assert!(handled > 100_000, "only {handled} queries handled in BPF");
     assert!(packed > 3, "only {packed} files in the packed form");
@@ -233,17 +227,7 @@ fn every_compact_form_in_the_kernel_equals_userspace() {
         let input: Vec<Query> = queries.iter().map(|&q| q.into()).collect();
         let answers = bpf.answer(&input, 0).unwrap_or_else(|e| panic!("{e}"));
         for (&q, a) in queries.iter().zip(&answers) {
-            let want = Request::new(q, f.size, BS).ok().and_then(|r| {
-                let bm = c.probe(r.lblk()).found()?;
-                r.mapping(bm).ok()
-            });
-            match want {
-                Some(m) => {
-                    assert_eq!(a.mapping(), Some(m), "inode {ino} {q:?}: {a:?}");
-                    handled += 1;
-                }
-                None => assert_eq!(a.status(), Status::BadQuery, "{q:?}: {a:?}"),
-            }
+            handled += usize::from(agrees(q, a, f.size, BS, |b| c.probe(b)));
         }
     }
     assert!(handled > 50_000, "{handled}");
@@ -316,6 +300,32 @@ fn files_without_a_model_or_over_the_limits_fall_back() {
         .answer(&[predictor::Query::read(u32::MAX, 0, 1).into()], 0)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a[0].status(), Status::NoModel);
+}
+
+/// Asserts the program's answer `a` to `q` (a file of `size` bytes, `bs`-byte blocks) is the
+/// userspace index's (`probe`) mapping, or a BAD_QUERY fallback where userspace refuses the
+/// query; whether it was a mapping.
+fn agrees(
+    q: predictor::Query,
+    a: &abi::Answer,
+    size: u64,
+    bs: u32,
+    probe: impl Fn(u32) -> predictor::Lookup,
+) -> bool {
+    let want = Request::new(q, size, bs).ok().and_then(|r| {
+        let bm = probe(r.lblk()).found()?;
+        r.mapping(bm).ok()
+    });
+    match want {
+        Some(m) => {
+            assert_eq!(a.mapping(), Some(m), "{q:?}: {a:?}");
+            true
+        }
+        None => {
+            assert_eq!(a.status(), Status::BadQuery, "{q:?}: {a:?}");
+            false
+        }
+    }
 }
 
 /// `n` extents with gaps and random lengths, some unwritten, ending below 2^32.
@@ -415,18 +425,7 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
             continue;
         }
         past_eof += usize::from(q.pos >= big_size && a.mapping().is_some());
-        // The userspace predictor's answer for the same query.
-        let want = Request::new(q, big_size, BS).ok().and_then(|r| {
-            let bm = big_ix.probe(r.lblk()).found()?;
-            r.mapping(bm).ok()
-        });
-        match want {
-            Some(m) => {
-                assert_eq!(a.mapping(), Some(m), "{q:?}: {a:?}");
-                handled += 1;
-            }
-            None => assert_eq!(a.status(), Status::BadQuery, "{q:?}: {a:?}"),
-        }
+        handled += usize::from(agrees(q, a, big_size, BS, |b| big_ix.probe(b)));
     }
     // Half the queries are reads, and half of those are past EOF: refused.
     assert!(handled > 140_000, "{handled}");
