@@ -551,8 +551,8 @@ fn without_cap_bpf_the_error_names_the_cause_and_userspace_serves() {
 }
 
 #[test]
-fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
-    if !root_or_skip("mount_with_the_bpf_tier_reads_what_the_kernel_reads") {
+fn mounts_with_the_bpf_tiers_read_what_the_kernel_reads() {
+    if !root_or_skip("mounts_with_the_bpf_tiers_read_what_the_kernel_reads") {
         return;
     }
     let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
@@ -564,47 +564,65 @@ fn mount_with_the_bpf_tier_reads_what_the_kernel_reads() {
     {
         let pack = tmp.path().join(format!("{}.pack", img.name));
         common::write_pack(&img.path, &pack);
-        let dir = tmp.path().join(format!("mnt-{}", img.name));
-        let args = [
-            "--tier",
-            "bpf",
-            "--audit",
-            "--models",
-            pack.to_str().unwrap_or_default(),
+        let pack = pack.to_str().unwrap_or_default();
+        // The learned model in the kernel (audited by the B-tree), and the compact form in the
+        // kernel (fitted at mount, no pack; audited by the on-disk walk).
+        let tiers: [&[&str]; 2] = [
+            &["--tier", "bpf", "--audit", "--models", pack],
+            &["--tier", "bpf-compact", "--audit"],
         ];
-        let ours = common::ServerMount::start(&img.path, &dir, &args)
-            .unwrap_or_else(|e| panic!("{}: server refused to mount: {e:?}", img.name));
-        let kernel = imagekit::kernel::LoopMount::new(&img.path)
-            .unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
-        for spec in img
-            .specs
-            .iter()
-            .filter(|s| s.layout == imagekit::Layout::Extents)
-        {
-            let rel = spec.path.trim_start_matches('/');
-            let a = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-            let b = std::fs::read(kernel.path().join(rel)).unwrap_or_else(|e| panic!("{e}"));
+        for args in tiers {
+            let dir = tmp.path().join(format!("mnt-{}-{}", img.name, args[1]));
+            let ours = common::ServerMount::start(&img.path, &dir, args).unwrap_or_else(|e| {
+                panic!("{} {args:?}: server refused to mount: {e:?}", img.name)
+            });
+            let kernel = imagekit::kernel::LoopMount::new(&img.path)
+                .unwrap_or_else(|e| panic!("{}: loop mount: {e}", img.name));
+            for spec in img
+                .specs
+                .iter()
+                .filter(|s| s.layout == imagekit::Layout::Extents)
+            {
+                let rel = spec.path.trim_start_matches('/');
+                let a = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                let b = std::fs::read(kernel.path().join(rel)).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    a == b,
+                    "{}:{} {args:?}: contents differ from the kernel's",
+                    img.name,
+                    spec.path
+                );
+                compared += 1;
+            }
+            let stats = std::fs::read_to_string(dir.join(server::fusefs::STATS_NAME))
+                .unwrap_or_else(|e| panic!("stats: {e}"));
+            let v: serde_json::Value =
+                serde_json::from_str(&stats).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v["bpf"]["loaded"], true, "{stats}");
             assert!(
-                a == b,
-                "{}:{}: contents differ from the kernel's",
-                img.name,
-                spec.path
+                v["tiers"]["bpf"]["answered"].as_u64().unwrap_or(0) > 0,
+                "{stats}"
             );
-            compared += 1;
+            // --audit re-checks the kernel's answers (with the B-tree, or on disk).
+            assert!(v["audit_checked"].as_u64().unwrap_or(0) > 0, "{stats}");
+            assert_eq!(v["audit_mismatches"], 0, "{stats}");
+            drop(kernel);
+            drop(ours);
         }
-        let stats = std::fs::read_to_string(dir.join(server::fusefs::STATS_NAME))
-            .unwrap_or_else(|e| panic!("stats: {e}"));
-        let v: serde_json::Value = serde_json::from_str(&stats).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v["bpf"]["loaded"], true, "{stats}");
+        // `server bpf check --compact`: every query of every file, program vs userspace.
+        let out = Command::new(SERVER)
+            .args(["bpf", "check", &img.path.to_string_lossy(), "--compact"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            v["tiers"]["bpf"]["answered"].as_u64().unwrap_or(0) > 0,
-            "{stats}"
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        // --audit re-checks the kernel's answers with the B-tree.
-        assert!(v["audit_checked"].as_u64().unwrap_or(0) > 0, "{stats}");
-        assert_eq!(v["audit_mismatches"], 0, "{stats}");
-        drop(kernel);
-        drop(ours);
+        let r: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r["wrong"], 0, "{stdout}");
+        assert!(r["handled"].as_u64().unwrap_or(0) > 1000, "{stdout}");
     }
     assert!(compared > 0, "no fragmented file compared");
 }
