@@ -11,7 +11,7 @@ use predictor::synth::Rng;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use crate::{abi, index_of, BpfTier, Status};
+use crate::{abi, evaluated_kind, index_of, BpfTier, Status};
 
 /// How many queries per file.
 #[derive(Debug, Clone, Copy)]
@@ -85,11 +85,7 @@ pub fn check(
     // Loaded: files with an index the program evaluates that it did not skip.
     let skipped: HashSet<u64> = bpf.report().skipped.iter().map(|(ino, _)| *ino).collect();
     let loaded = |ino: u32| index_of(stack, ino).is_some() && !skipped.contains(&u64::from(ino));
-    let reference = if stack.tier().compact() {
-        TierKind::Compact
-    } else {
-        TierKind::Learned
-    };
+    let reference = evaluated_kind(stack);
     report.files_loaded = bpf.report().files;
     report.files_skipped = bpf.report().skipped.len();
     let mut inodes: Vec<u32> = stack.inodes().collect();
@@ -165,8 +161,8 @@ fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) 
     };
     let bs = u64::from(stack.block_size());
     let size = inode.size;
-    let extents = index_of(stack, ino)
-        .map(|ix| ix.extents())
+    let extents: Vec<_> = index_of(stack, ino)
+        .map(|ix| ix.extents().collect())
         .unwrap_or_default();
     // To EOF or the end of the last extent, whichever is later.
     let mapped_end = extents.last().map_or(0, |e| e.end());

@@ -129,13 +129,21 @@ pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError
     BpfTier::load(&files, limits)
 }
 
-/// The index of `ino` the program is loaded from: the compact one on a compact stack, else the
-/// active learned model.
-pub fn index_of(stack: &TierStack, ino: u32) -> Option<BpfIndex<'_>> {
+/// The userspace structure the program evaluates on `stack`, and must agree with: the compact
+/// index on a compact stack, else the learned index.
+pub fn evaluated_kind(stack: &TierStack) -> TierKind {
     if stack.tier().compact() {
-        stack.compact(ino).map(BpfIndex::Compact)
+        TierKind::Compact
     } else {
-        stack.learned(ino).map(BpfIndex::Learned)
+        TierKind::Learned
+    }
+}
+
+/// The index of `ino` the program is loaded from (that of [`evaluated_kind`]).
+pub fn index_of(stack: &TierStack, ino: u32) -> Option<BpfIndex<'_>> {
+    match evaluated_kind(stack) {
+        TierKind::Compact => stack.compact(ino).map(BpfIndex::Compact),
+        _ => stack.learned(ino).map(BpfIndex::Learned),
     }
 }
 

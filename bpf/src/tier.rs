@@ -47,7 +47,7 @@ pub enum BpfIndex<'a> {
     Compact(&'a CompactIndex),
 }
 
-impl BpfIndex<'_> {
+impl<'a> BpfIndex<'a> {
     /// Extents in the file's map.
     pub fn extent_count(&self) -> usize {
         match self {
@@ -56,11 +56,12 @@ impl BpfIndex<'_> {
         }
     }
 
-    /// The file's extents, in order.
-    pub fn extents(&self) -> Vec<ext4::Extent> {
+    /// The file's extents, in order (the learned index's read in place; the compact index's
+    /// decoded).
+    pub fn extents(self) -> Box<dyn Iterator<Item = ext4::Extent> + 'a> {
         match self {
-            Self::Learned(ix) => ix.extents().collect(),
-            Self::Compact(c) => c.extents(),
+            Self::Learned(ix) => Box::new(ix.extents()),
+            Self::Compact(c) => Box::new(c.extents().into_iter()),
         }
     }
 }
@@ -118,8 +119,10 @@ impl Default for Limits {
 pub struct LoadReport {
     /// Files loaded.
     pub files: usize,
-    /// Extents loaded.
+    /// Extents loaded (both forms).
     pub extents: u64,
+    /// Of those, extents in EXTENTS (files loaded in the learned layout).
+    pub learned_extents: u64,
     /// Model segments loaded.
     pub segments: u64,
     /// Segment radix-table buckets loaded.
@@ -373,6 +376,7 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
     }
     report.files = out.len();
     report.extents = total;
+    report.learned_extents = exts;
     report.segments = segs;
     report.buckets = buckets;
     report.pieces = pieces;
@@ -410,7 +414,7 @@ fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
             return Err(Skip::Window { window });
         }
     }
-    for (index, e) in f.index.extents().iter().enumerate() {
+    for (index, e) in f.index.extents().enumerate() {
         // The program computes (pblk << bits) + offset and (lblk + len) << bits unchecked.
         let fits = e
             .pblk
@@ -470,7 +474,7 @@ impl BpfTier {
             )
             .map_max_entries("SEGS", at_least_one(report.segments))
             .map_max_entries("RADIX", at_least_one(report.buckets))
-            .map_max_entries("EXTENTS", at_least_one(exts_learned(&planned)))
+            .map_max_entries("EXTENTS", at_least_one(report.learned_extents))
             .map_max_entries("CFILES", at_least_one(report.compact_files as u64))
             .map_max_entries("PIECES", at_least_one(report.pieces))
             .map_max_entries("CBUCKETS", at_least_one(report.compact_buckets))
@@ -613,21 +617,12 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
-/// Extents in EXTENTS: those of the files loaded in the learned layout.
-fn exts_learned(planned: &[Planned<'_>]) -> u64 {
-    planned
-        .iter()
-        .filter(|p| matches!(p.entry, Entry::Learned(_)))
-        .map(|p| p.file.index.extent_count() as u64)
-        .sum()
-}
-
 /// Writes the planned files into FILES, SEGS, RADIX and EXTENTS (learned), CFILES, PIECES,
 /// CBUCKETS and WORDS (compact).
 fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result<(), BpfError> {
     {
         let segs = mmap::<abi::Seg>(ebpf, "SEGS", report.segments as usize)?;
-        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", exts_learned(planned) as usize)?;
+        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", report.learned_extents as usize)?;
         let radix = mmap::<abi::Bucket>(ebpf, "RADIX", report.buckets as usize)?;
         let pieces = mmap::<abi::Piece>(ebpf, "PIECES", report.pieces as usize)?;
         let cbuckets = mmap::<abi::CBucket>(ebpf, "CBUCKETS", report.compact_buckets as usize)?;
@@ -747,21 +742,14 @@ fn fill_compact(
                     ..abi::Piece::default()
                 };
                 match piece.body {
-                    PieceBody::Run {
-                        step,
-                        len,
-                        pblk,
-                        pstep,
-                        count,
-                        unwritten,
-                    } => {
+                    PieceBody::Run(r) => {
                         out.kind = abi::PIECE_RUN;
-                        out.count = count;
-                        out.step = step;
-                        out.len = len;
-                        out.pblk = pblk;
-                        out.pstep = pstep;
-                        out.unw = u8::from(unwritten);
+                        out.count = r.count;
+                        out.step = r.step;
+                        out.len = r.len;
+                        out.pblk = r.pblk;
+                        out.pstep = r.pstep;
+                        out.unw = u8::from(r.unwritten);
                     }
                     PieceBody::Line(l) => {
                         out.kind = abi::PIECE_LINE;

@@ -160,22 +160,8 @@ pub struct PieceLayout {
 /// What a piece is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PieceBody {
-    /// Extent `i` starts at `first_key + i * step`, is `len` blocks at `pblk + i * pstep`
-    /// (wrapping).
-    Run {
-        /// Logical step.
-        step: u32,
-        /// Every extent's length.
-        len: u32,
-        /// Physical start of the first extent.
-        pblk: u64,
-        /// Physical step (wrapping).
-        pstep: u64,
-        /// Extents.
-        count: u32,
-        /// Every extent's flag.
-        unwritten: bool,
-    },
+    /// An arithmetic run, as the lookup holds it.
+    Run(Run),
     /// Extents in packed blocks addressed by a fitted line.
     Line(LineLayout),
 }
@@ -226,14 +212,20 @@ enum Form {
 
 /// An arithmetic run: extent `i` (from 0) starts at `first_key + i * step`, is `len` blocks
 /// long at `pblk + i * pstep` (wrapping, so a descending layout is a run too).
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    step: u32,
-    len: u32,
-    pblk: u64,
-    pstep: u64,
-    count: u32,
-    unwritten: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Logical step (> 0).
+    pub step: u32,
+    /// Every extent's length.
+    pub len: u32,
+    /// Physical start of the first extent.
+    pub pblk: u64,
+    /// Physical step (wrapping).
+    pub pstep: u64,
+    /// Extents.
+    pub count: u32,
+    /// Every extent's flag.
+    pub unwritten: bool,
 }
 
 /// A line piece's packed extents: `count` of them in blocks of [`BLOCK`] from byte `off`.
@@ -789,14 +781,7 @@ impl Packed {
             first_key: p.first_key,
             end_key: p.end(),
             body: match p.body {
-                Body::Run(r) => PieceBody::Run {
-                    step: r.step,
-                    len: r.len,
-                    pblk: r.pblk,
-                    pstep: r.pstep,
-                    count: r.count,
-                    unwritten: r.unwritten,
-                },
+                Body::Run(r) => PieceBody::Run(r),
                 Body::Line(l) => PieceBody::Line(LineLayout {
                     line: l.line,
                     count: l.count,

@@ -163,16 +163,6 @@ impl Tier {
     pub fn bpf(self) -> bool {
         matches!(self, Self::Bpf | Self::BpfCompact)
     }
-
-    /// The kind that answers in the stack the BPF program is loaded from, and that the
-    /// program must agree with: the learned index or the compact one (`None` without BPF).
-    pub fn bpf_reference(self) -> Option<TierKind> {
-        match self {
-            Self::Bpf => Some(TierKind::Learned),
-            Self::BpfCompact => Some(TierKind::Compact),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Tier {
