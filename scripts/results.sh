@@ -8,9 +8,9 @@
 #
 # Runs, in order (nothing else should run on the machine meanwhile):
 #   1. criterion's lookup bench, warm and cold regimes  (cargo bench -p benches --bench lookup)
-#   2. the BPF tier's latency on synthetic maps          (server bpf latency --synthetic, CPU 1)
-#   3. socket load, 1 and 4 clients, batches of 64      (server serve + server load)
-#   4. fio reads through every path, unpinned and pinned (server/bench/reads.sh)
+#   2. the BPF tier's latency on synthetic maps          (reports bpf-latency --synthetic, CPU 1)
+#   3. socket load, 1 and 4 clients, batches of 64      (server serve + reports load)
+#   4. fio reads through every path, unpinned and pinned (reports reads)
 #   5. the four fuzz targets                             (scripts/fuzz.sh, nightly + cargo-fuzz)
 # Needs root (BPF, loop mounts, FUSE), fio and fuse2fs (installed here if missing).
 set -euo pipefail
@@ -39,7 +39,7 @@ rm -rf "$CARGO_TARGET_DIR/criterion"
 cargo bench --locked -p benches --bench lookup
 
 echo "== 2. BPF latency"
-taskset -c 1 "$BIN/server" bpf latency --synthetic 1000,100000,1000000 >"$WORK/bpf.jsonl"
+taskset -c 1 "$BIN/reports" bpf-latency --synthetic 1000,100000,1000000 >"$WORK/bpf.jsonl"
 
 echo "== 3. the demo image with /punched-100k, and its model pack"
 "$BIN/examples/build_images" "$WORK/img" demo-punched-4k
@@ -52,16 +52,16 @@ taskset -c 0 "$BIN/server" serve "$IMG" --models "$WORK/punched.pack" --socket "
 SERVE_PID=$!
 for _ in $(seq 100); do [ -S "$WORK/s.sock" ] && break; sleep 0.1; done
 for clients in 1 4; do
-  "$BIN/server" load "$IMG" --socket "$WORK/s.sock" --clients "$clients" --batch 64 \
+  "$BIN/reports" load "$IMG" --socket "$WORK/s.sock" --clients "$clients" --batch 64 \
     --seconds 5 --path /punched-100k >>"$WORK/load.jsonl"
 done
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""
 
 echo "== 4. fio reads"
-export SERVER="$BIN/server" TIERS="ondisk btree learned compact bpf" JSON="$WORK/reads.jsonl"
-bash server/bench/reads.sh "$IMG" /punched-100k "$WORK/punched.pack" "$READ_SECS" 1 4
-PIN=same bash server/bench/reads.sh "$IMG" /punched-100k "$WORK/punched.pack" "$READ_SECS" 1
-unset JSON
+READS=("$BIN/reports" reads "$IMG" --path /punched-100k --models "$WORK/punched.pack"
+  --tiers ondisk,btree,learned,compact,bpf --seconds "$READ_SECS")
+"${READS[@]}" --jobs 1,4 >"$WORK/reads.jsonl"
+"${READS[@]}" --jobs 1 --pin same >>"$WORK/reads.jsonl"
 
 echo "== 5. fuzzing, ${FUZZ_SECS} s per target"
 JSON="$WORK/fuzz.jsonl" bash scripts/fuzz.sh "$FUZZ_SECS"

@@ -20,6 +20,8 @@ pub const TYPE_UNWRITTEN: u16 = predictor::MappingType::Unwritten.code();
 pub const RUN_NOOP: u32 = 1;
 /// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.
 pub const RUN_FULL_SEARCH: u32 = 2;
+use crate::mmap::Plain;
+
 /// `IOMAP_BPF_OP_REPORT` (`FUSE_IOMAP_OP_REPORT`): answer past `i_size`.
 pub const OP_REPORT: u32 = 1 << 2;
 /// `XDP_PASS`: what the program returns when every slot it was given was answered.
@@ -204,33 +206,8 @@ pub struct CBucket {
 }
 
 /// `struct iomap_bpf_query`, a QUERIES element: one `iomap_begin` call, laid out as
-/// `fuse_iomap_begin_in`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Query {
-    /// `FUSE_IOMAP_OP_*` ([`OP_REPORT`] or 0 for a read).
-    pub opflags: u32,
-    /// Zero.
-    pub reserved: u32,
-    /// Inode (the FUSE node id).
-    pub ino: u64,
-    /// File byte offset.
-    pub pos: u64,
-    /// Bytes wanted.
-    pub count: u64,
-}
-
-impl From<predictor::Query> for Query {
-    fn from(q: predictor::Query) -> Self {
-        Self {
-            opflags: q.op.opflags(),
-            reserved: 0,
-            ino: u64::from(q.ino),
-            pos: q.pos,
-            count: q.count,
-        }
-    }
-}
+/// `fuse_iomap_begin_in`, which is the socket protocol's record: one type for both.
+pub use predictor::wire::BeginIn;
 
 /// `struct iomap_bpf_answer`, an ANSWERS element.
 #[repr(C)]
@@ -270,7 +247,7 @@ const _: () = {
     assert!(std::mem::size_of::<Bucket>() == 8);
     assert!(std::mem::size_of::<Seg>() == 40);
     assert!(std::mem::size_of::<Extent>() == 16);
-    assert!(std::mem::size_of::<Query>() == 32);
+    assert!(std::mem::size_of::<BeginIn>() == 32);
     assert!(OP_REPORT == predictor::OP_REPORT);
     assert!(std::mem::size_of::<Answer>() == 32);
     assert!(std::mem::size_of::<Run>() == 16);
@@ -284,7 +261,8 @@ const _: () = {
 };
 
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
-// valid, which is what aya's `Pod` requires for values copied to and from maps.
+// valid, which is what aya's `Pod` (values copied to and from maps) and `Plain` (elements of
+// mmap'd maps) require.
 unsafe impl aya::Pod for File {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for Bucket {}
@@ -292,8 +270,6 @@ unsafe impl aya::Pod for Bucket {}
 unsafe impl aya::Pod for Seg {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for Extent {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for Query {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for Answer {}
 // SAFETY: as for File.
@@ -314,3 +290,17 @@ impl Run {
         p
     }
 }
+// SAFETY: as for File (for every type the loader maps into memory).
+unsafe impl Plain for Seg {}
+// SAFETY: as for File.
+unsafe impl Plain for Extent {}
+// SAFETY: as for File.
+unsafe impl Plain for Bucket {}
+// SAFETY: as for File.
+unsafe impl Plain for Piece {}
+// SAFETY: as for File.
+unsafe impl Plain for CBucket {}
+// SAFETY: as for File.
+unsafe impl Plain for Answer {}
+// SAFETY: `fuse_iomap_begin_in`: `repr(C)`, u32, u32, u64, u64, u64, no padding (size asserted).
+unsafe impl Plain for BeginIn {}

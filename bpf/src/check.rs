@@ -94,7 +94,7 @@ pub fn check(
     let mut rng = Rng::new(opts.seed);
     for (done, &ino) in inodes.iter().enumerate() {
         let queries = queries_for(stack, ino, opts, &mut rng);
-        let input: Vec<abi::Query> = queries.iter().map(|&q| q.into()).collect();
+        let input: Vec<abi::BeginIn> = queries.iter().map(|&q| abi::BeginIn::of(q)).collect();
         let answers = bpf.answer(&input, 0)?;
         for (&q, a) in queries.iter().zip(&answers) {
             let user = stack.query(q);

@@ -15,7 +15,8 @@
 //!   or [`predictor::CompactIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
 //!   timing).
 //! - [`check`]: every query of every file through both evaluators, compared.
-//! - [`latency`]: its lookup latency beside the userspace structures on the same maps.
+//! - [`timing`]: timing the program in the kernel (`BPF_PROG_TEST_RUN`), for the experiments
+//!   of `reports`.
 //!
 //! Limits: maps are u32-indexed arrays, bounded by [`Limits`] (16 Mi extents by default, 256
 //! MiB); windows over [`abi::MAX_WINDOW`] extents are not loaded; files past the limits, with a
@@ -25,9 +26,9 @@
 
 pub mod abi;
 pub mod check;
-pub mod latency;
 mod mmap;
 pub mod tier;
+pub mod timing;
 
 use std::io;
 
@@ -172,7 +173,7 @@ pub fn query_many(
     let Some(bpf) = bpf else {
         return queries.iter().map(|&q| stack.query(q)).collect();
     };
-    let input: Vec<abi::Query> = queries.iter().map(|&q| abi::Query::from(q)).collect();
+    let input: Vec<abi::BeginIn> = queries.iter().map(|&q| abi::BeginIn::of(q)).collect();
     let answers = match bpf.answer(&input, 0) {
         Ok(a) => a,
         Err(e) => {

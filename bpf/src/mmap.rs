@@ -7,6 +7,18 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 
+/// Types an [`MmapArray`] holds.
+///
+/// # Safety
+///
+/// Implement only for `Copy` types of plain integers with no padding (`repr(C)`, sizes checked
+/// against the program's layout), for which every bit pattern is a valid value: the kernel
+/// writes these bytes.
+pub(crate) unsafe trait Plain: Copy {}
+
+// SAFETY: an integer.
+unsafe impl Plain for u64 {}
+
 /// `len` elements of type `T` shared with the kernel.
 ///
 /// Elements are copied in and out with volatile accesses: the kernel writes the answers while
@@ -23,11 +35,11 @@ pub(crate) struct MmapArray<T> {
 // copies of `Copy` data. Which thread may use which slots is the owner's protocol (the tier
 // gives each batch its own region under a mutex); a race there garbles answers, which the
 // tier then refuses, but cannot break memory safety.
-unsafe impl<T: aya::Pod> Send for MmapArray<T> {}
+unsafe impl<T: Plain> Send for MmapArray<T> {}
 // SAFETY: as for Send: only copies through raw pointers, never references.
-unsafe impl<T: aya::Pod> Sync for MmapArray<T> {}
+unsafe impl<T: Plain> Sync for MmapArray<T> {}
 
-impl<T: aya::Pod> MmapArray<T> {
+impl<T: Plain> MmapArray<T> {
     /// Maps the first `len` elements of the array map `fd`.
     ///
     /// The caller guarantees `fd` is a `BPF_F_MMAPABLE` array with at least `len` entries whose
@@ -84,7 +96,7 @@ impl<T: aya::Pod> MmapArray<T> {
         if i >= self.len {
             return None;
         }
-        // SAFETY: as in `set`; T: Pod, so every bit pattern is a valid T.
+        // SAFETY: as in `set`; T: Plain, so every bit pattern is a valid T.
         Some(unsafe { self.ptr.as_ptr().add(i).read_volatile() })
     }
 }

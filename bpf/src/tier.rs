@@ -10,8 +10,8 @@ use aya::{Ebpf, EbpfLoader};
 use parking_lot::Mutex;
 use predictor::{CompactIndex, CompactLayout, LearnedIndex, Mapping, MappingType, PieceBody};
 
-use crate::abi::{self, Answer, Query, Run};
-use crate::mmap::MmapArray;
+use crate::abi::{self, Answer, BeginIn, Run};
+use crate::mmap::{MmapArray, Plain};
 use crate::BpfError;
 
 /// The compiled program (built from `bpf/program/iomap_begin.bpf.c` by `scripts/build-bpf.sh`).
@@ -257,7 +257,7 @@ impl Answer {
 /// The loaded program and its maps.
 pub struct BpfTier {
     ebpf: Ebpf,
-    queries: MmapArray<Query>,
+    queries: MmapArray<BeginIn>,
     answers: MmapArray<Answer>,
     regions: Vec<Mutex<()>>,
     report: LoadReport,
@@ -439,11 +439,7 @@ fn array_fd<'e>(ebpf: &'e Ebpf, name: &'static str) -> Result<BorrowedFd<'e>, Bp
     }
 }
 
-fn mmap<T: aya::Pod>(
-    ebpf: &Ebpf,
-    name: &'static str,
-    len: usize,
-) -> Result<MmapArray<T>, BpfError> {
+fn mmap<T: Plain>(ebpf: &Ebpf, name: &'static str, len: usize) -> Result<MmapArray<T>, BpfError> {
     MmapArray::new(array_fd(ebpf, name)?, len).map_err(|source| BpfError::Mmap { name, source })
 }
 
@@ -543,7 +539,7 @@ impl BpfTier {
 
     /// Answers `queries` in the kernel, one test run per [`REGION_SLOTS`] queries; `flags` are
     /// the packet's `RUN_*` flags (0 for the model).
-    pub fn answer(&self, queries: &[Query], flags: u32) -> Result<Vec<Answer>, BpfError> {
+    pub fn answer(&self, queries: &[BeginIn], flags: u32) -> Result<Vec<Answer>, BpfError> {
         let mut out = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(REGION_SLOTS) {
             let (region, _guard) = self.region();
@@ -576,7 +572,7 @@ impl BpfTier {
     /// in the kernel, as a struct_ops hook would pay it.
     pub fn time_one_per_run(
         &self,
-        queries: &[Query],
+        queries: &[BeginIn],
         flags: u32,
         repeat: u32,
     ) -> Result<f64, BpfError> {

@@ -108,7 +108,7 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, Vec<(String, u32)>)> {
 type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
 
 fn layouts() -> Vec<Layout> {
-    use abi::{Answer, Bucket, CBucket, CFile, Extent, File, Piece, Query, Seg};
+    use abi::{Answer, BeginIn, Bucket, CBucket, CFile, Extent, File, Piece, Seg};
     vec![
         (
             "iomap_bpf_cfile",
@@ -213,13 +213,13 @@ fn layouts() -> Vec<Layout> {
         ),
         (
             "iomap_bpf_query",
-            size_of::<Query>(),
+            size_of::<BeginIn>(),
             vec![
-                ("opflags", offset_of!(Query, opflags)),
-                ("reserved", offset_of!(Query, reserved)),
-                ("ino", offset_of!(Query, ino)),
-                ("pos", offset_of!(Query, pos)),
-                ("count", offset_of!(Query, count)),
+                ("opflags", offset_of!(BeginIn, opflags)),
+                ("reserved", offset_of!(BeginIn, reserved)),
+                ("ino", offset_of!(BeginIn, ino)),
+                ("pos", offset_of!(BeginIn, pos)),
+                ("count", offset_of!(BeginIn, count)),
             ],
         ),
         (

@@ -13,6 +13,8 @@
 //! - [`stack`]: the tier stack a server queries, with per-tier counters and an audit mode.
 //! - [`synth`]: seeded synthetic extent maps and query streams for tests and benches.
 //! - [`train`]: training every file of an image (or of a live scan) into a model pack.
+//! - [`wire`]: the iomap query socket protocol (`server serve` answers it, `server query` and
+//!   `reports load` ask), records laid out like the fuse-iomap uapi.
 //! - [`alloc`]: a counting global allocator, so binaries count heap bytes instead of
 //!   estimating them.
 //!
@@ -30,6 +32,7 @@ pub mod pack;
 pub mod stack;
 pub mod synth;
 pub mod train;
+pub mod wire;
 
 pub use error::{BuildError, QueryError};
 pub use fingerprint::fingerprint;

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
-use bpf::latency::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
+use bpf::timing::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
 use bpf::{BpfIndex, BpfTier};
 use predictor::error::Chain;
 use predictor::{CompactIndex, LearnedIndex};

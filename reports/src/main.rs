@@ -1,12 +1,14 @@
 //! `reports`: runs the experiments of docs/design.md section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
+mod bpf_latency;
 mod compare;
 mod datasets;
 mod exp;
 mod images;
 mod in_kernel;
 mod live;
+mod load;
 mod machine;
 mod mounts;
 mod pipeline;
@@ -66,13 +68,24 @@ enum Command {
     /// allocator, median ns per lookup for uniform queries warm and cold (caches evicted by
     /// reading twice the last-level cache before each lookup) and sequential queries.
     Structures(compare::Args),
+    /// Drive a running `server serve` with random iomap queries from several clients over its
+    /// Unix socket; prints queries per second and batch round-trip latency as JSON.
+    Load(load::Args),
+    /// Time lookups in the BPF program (in the kernel, BPF_PROG_TEST_RUN) beside the userspace
+    /// learned index, iext tree and BTreeMap on the same files and queries; one JSON object
+    /// per file. Needs root.
+    BpfLatency(bpf_latency::Args),
+    /// Read one file of an image with fio (4 KiB, O_DIRECT, random and sequential) through the
+    /// kernel's ext4, fuse2fs and our FUSE mount with each tier; one JSON object per run.
+    /// Needs root.
+    Reads(reads::Args),
     /// Rewrite the README's generated sections: the demo section from the committed demo
     /// report (its run facts and summary, verbatim) and the results section from
     /// results/results.json, so the README never quotes a number by hand; --check only says
     /// whether the README is up to date (exit 1 if not).
     Readme(ReadmeArgs),
-    /// Gather the measurements of `scripts/results.sh` (criterion's lookup bench, `server bpf
-    /// latency`, `server load`, reads.sh, fuzz.sh) into results/results.json, with the commit
+    /// Gather the measurements of `scripts/results.sh` (criterion's lookup bench, `reports
+    /// bpf-latency`, `reports load`, `reports reads`, fuzz.sh) into results/results.json, with the commit
     /// and machine they came from; `reports readme` renders them into the README.
     Results(results::Args),
 }
@@ -176,6 +189,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Structures(a) => {
             compare::run(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Load(a) => {
+            load::run(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Reads(a) => {
+            reads::run_command(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::BpfLatency(a) => {
+            bpf_latency::run(&a)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo(c) => (

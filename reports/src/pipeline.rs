@@ -276,6 +276,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
 
     let server = find_tool("server", opts.server.as_deref());
     let fuse2fs = find_tool("fuse2fs", None);
+    let fio = find_tool("fio", None);
     let ctx = Ctx {
         machine: &machine,
         scale: &scale,
@@ -287,6 +288,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         bar: &bar,
         server: server.as_deref(),
         fuse2fs: fuse2fs.as_deref(),
+        fio: fio.as_deref(),
     };
     // The population first: the question for every file, before the most fragmented ones.
     let mut sections: Vec<Section> = vec![exp::population::run(&ctx)?];

@@ -4,8 +4,8 @@
 //! and then this collector; nothing here measures anything.
 //!
 //! Sources: criterion's lookup bench (`target/criterion/**/new/{benchmark,estimates}.json`),
-//! and the JSON lines of `server bpf latency`, `server load`, `server/bench/reads.sh` (`JSON=`)
-//! and `scripts/fuzz.sh` (`JSON=`).
+//! and the JSON lines of `reports bpf-latency`, `reports load`, `reports reads` and
+//! `scripts/fuzz.sh` (`JSON=`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,13 +25,13 @@ pub struct Args {
     /// `cargo bench -p benches --bench lookup`.
     #[arg(long, value_name = "DIR")]
     criterion: PathBuf,
-    /// The JSON lines of `server bpf latency --synthetic ...`.
+    /// The JSON lines of `reports bpf-latency --synthetic ...`.
     #[arg(long, value_name = "FILE")]
     bpf_latency: PathBuf,
-    /// The JSON lines of `server load` runs.
+    /// The JSON lines of `reports load` runs.
     #[arg(long, value_name = "FILE")]
     load: PathBuf,
-    /// The JSON lines `server/bench/reads.sh` appends with `JSON=FILE`.
+    /// The JSON lines of `reports reads` runs.
     #[arg(long, value_name = "FILE")]
     reads: PathBuf,
     /// The JSON lines `scripts/fuzz.sh` appends with `JSON=FILE`.
@@ -49,11 +49,11 @@ pub struct Results {
     pub provenance: Provenance,
     /// Criterion lookup medians.
     pub lookup: Vec<LookupRow>,
-    /// `server bpf latency` rows.
+    /// `reports bpf-latency` rows.
     pub bpf_latency: Vec<BpfRow>,
-    /// `server load` runs.
+    /// `reports load` runs.
     pub load: Vec<LoadRow>,
-    /// fio runs of `reads.sh`.
+    /// fio runs of `reports reads`.
     pub reads: Vec<ReadRow>,
     /// Fuzz targets.
     pub fuzz: Vec<FuzzRow>,
@@ -87,7 +87,7 @@ pub struct LookupRow {
     pub ns: f64,
 }
 
-/// `server bpf latency` (the fields the README shows).
+/// `reports bpf-latency` (the fields the README shows).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BpfRow {
     /// `synthetic-N` or absent for image files.
@@ -112,7 +112,7 @@ pub struct BpfRow {
     pub user_btree_ns: f64,
 }
 
-/// `server load` (the fields the README shows).
+/// `reports load` (the fields the README shows).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadRow {
     /// Client connections.
@@ -127,10 +127,10 @@ pub struct LoadRow {
     pub errors: u64,
 }
 
-/// One fio run of `reads.sh`.
+/// One fio run of `reports reads`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRow {
-    /// The read path (`kernel ext4 (loop)`, `fuse2fs`, `server --tier T`).
+    /// The read path (`kernel ext4 (loop)`, `fuse2fs`, `ours: TIER`).
     pub path: String,
     /// `randread` or `read`.
     pub rw: String,
@@ -451,7 +451,7 @@ fn render_bpf(md: &mut String, rows: &[BpfRow]) {
     }
     let _ = writeln!(
         md,
-        "**The BPF tier** (`server bpf latency --synthetic ...`, pinned with `taskset -c 1`): \
+        "**The BPF tier** (`reports bpf-latency --synthetic ...`, pinned with `taskset -c 1`): \
          kernel-measured ns per `BPF_PROG_TEST_RUN` run, one query per run, median of rounds \
          of runs rotating over a set of uniform queries (warm: the runs repeat the same set); \
          the harness alone is a run that reads its query and answers nothing; the syscall is \
@@ -483,10 +483,11 @@ fn render_reads(md: &mut String, reads: &[ReadRow], load: &[LoadRow]) {
         let secs = reads.first().map_or(0.0, |r| r.seconds);
         let _ = writeln!(
             md,
-            "**End to end** (`server/bench/reads.sh`): fio 4 KiB `O_DIRECT` reads of \
-             `/punched-100k` (the demo's punched file, image file in the host page cache), \
+            "**End to end** (`reports reads`): fio 4 KiB `O_DIRECT` reads of \
+             `/punched-100k` (the demo's punched file, image file in the host page cache; random \
+             reads inside its written data, sequential ones through the whole file), \
              {secs:.0} s per run, read IOPS; pinned: fio and the file system on CPU 0 \
-             (`PIN=same`), with the median completion latency.\n\n\
+             (`--pin same`), with the median completion latency.\n\n\
              | path | random, 1 job | random, 4 jobs | sequential, 1 job | random, 1 job, pinned (p50) |\n\
              |---|---:|---:|---:|---:|"
         );
@@ -520,7 +521,7 @@ fn render_reads(md: &mut String, reads: &[ReadRow], load: &[LoadRow]) {
     for l in load {
         let _ = writeln!(
             md,
-            "`server load` against `server serve` (same image and file, {} client(s), batches of \
+            "`reports load` against `server serve` (same image and file, {} client(s), batches of \
              {}, {:.0} s): {:.0}k queries/s, {} errors.",
             l.clients,
             l.batch,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use server::{bpf_command, load, mount, query, serve};
+use server::{bpf_command, mount, query, serve};
 
 /// Serves an ext4 image read-only, answering every block mapping with a learned model per file
 /// (verified; a B-tree and the on-disk extent tree behind it).
@@ -28,9 +28,7 @@ enum Command {
     Mount(mount::MountArgs),
     /// Answer batches of iomap queries on a Unix socket, until interrupted.
     Serve(serve::ServeArgs),
-    /// Measure a running `serve`: random queries from N clients; prints queries/s and latency.
-    Load(load::LoadArgs),
-    /// The BPF tier: check the in-kernel model against the userspace learned index, or time it.
+    /// The BPF tier: check the in-kernel program against the userspace learned index.
     Bpf(bpf_command::BpfArgs),
 }
 
@@ -56,7 +54,6 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Load(args) => load::run(args),
         Command::Bpf(args) => bpf_command::run(args),
     };
     match result {

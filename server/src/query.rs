@@ -9,7 +9,7 @@ use predictor::{Mapping, Query, Tier};
 use serde::Serialize;
 
 use crate::image;
-use crate::wire::{self, BeginIn, Status};
+use predictor::wire::{self, BeginIn, Status};
 
 /// Arguments of `server query`.
 #[derive(clap::Args, Debug)]

@@ -1,5 +1,5 @@
 //! `server serve`: answers batches of `iomap_begin` queries on a Unix socket (format in
-//! [`crate::wire`]), one thread per connection, every query through the shared tier stack.
+//! [`predictor::wire`]), one thread per connection, every query through the shared tier stack.
 
 use std::io::{BufReader, BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -16,7 +16,7 @@ use predictor::{Query, QueryError, Tier};
 use crate::image;
 use crate::signals;
 use crate::stats::{Counter, Stats};
-use crate::wire::{self, BeginIn, HeaderStatus, Reply, Status, WireError};
+use predictor::wire::{self, BeginIn, HeaderStatus, Reply, Status, WireError};
 
 /// Arguments of `server serve`.
 #[derive(clap::Args, Debug)]

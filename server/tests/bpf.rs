@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bpf::abi::{self, Query};
+use bpf::abi::{self, BeginIn};
 use bpf::check::{check, CheckOptions};
 use bpf::{load_stack, BpfError, BpfFile, BpfIndex, BpfTier, Limits, Skip, Status};
 use ext4::{Extent, Fs};
@@ -224,7 +224,7 @@ fn every_compact_form_in_the_kernel_equals_userspace() {
                 }
             })
             .collect();
-        let input: Vec<Query> = queries.iter().map(|&q| q.into()).collect();
+        let input: Vec<BeginIn> = queries.iter().map(|&q| BeginIn::of(q)).collect();
         let answers = bpf.answer(&input, 0).unwrap_or_else(|e| panic!("{e}"));
         for (&q, a) in queries.iter().zip(&answers) {
             handled += usize::from(agrees(q, a, f.size, BS, |b| c.probe(b)));
@@ -297,7 +297,7 @@ fn files_without_a_model_or_over_the_limits_fall_back() {
 
     // An inode the image does not have.
     let a = bpf
-        .answer(&[predictor::Query::read(u32::MAX, 0, 1).into()], 0)
+        .answer(&[BeginIn::of(predictor::Query::read(u32::MAX, 0, 1))], 0)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(a[0].status(), Status::NoModel);
 }
@@ -415,7 +415,7 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
             }
         })
         .collect();
-    let input: Vec<Query> = queries.iter().map(|&q| q.into()).collect();
+    let input: Vec<BeginIn> = queries.iter().map(|&q| BeginIn::of(q)).collect();
     let answers = bpf.answer(&input, 0).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answers.len(), queries.len());
     let (mut handled, mut past_eof) = (0, 0);

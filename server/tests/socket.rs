@@ -16,9 +16,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ext4::{Fs, InodeKind};
+use predictor::wire::{self, BeginIn, HeaderStatus, Reply, Status};
 use predictor::{Models, Pack, Query, StackOptions, Tier, TierStack};
 use server::serve::status_of;
-use server::wire::{self, BeginIn, HeaderStatus, Reply, Status};
 
 use common::{run_server, write_pack, SERVER};
 

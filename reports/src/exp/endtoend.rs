@@ -1,20 +1,18 @@
 //! Experiment 6: end-to-end 4 KiB reads of the most fragmented file through the kernel's ext4
-//! (loop mount), fuse2fs, and our `server mount` with each tier. O_DIRECT, one job, a bounded
-//! time per run. Whatever cannot run here (not root, no fuse2fs, no server binary) is skipped
-//! with the reason in the report.
+//! (loop mount), fuse2fs, and our `server mount` with each tier, by fio ([`crate::reads`]):
+//! O_DIRECT, one job, a bounded time per run. Whatever cannot run here (not root, no fio or
+//! fuse2fs, no server binary) is skipped with the reason in the report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use predictor::error::Chain;
 
 use super::{Ctx, Section};
 use crate::images::{FileInfo, LoadedImage};
-use crate::mounts::FuseMount;
+use crate::mounts::{ours, Systems, FUSE2FS};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
-use crate::reads::{self, DataSpans, Pattern, ReadRun};
+use crate::reads::{DataSpans, Fio, Pattern, ReadRun};
 use crate::table::Table;
-use crate::timing::Summary;
 
 /// Tiers our mount is run with, slowest first.
 pub const OUR_TIERS: [&str; 3] = ["ondisk", "btree", "learned"];
@@ -52,86 +50,6 @@ impl EndToEnd {
     }
 }
 
-/// Display name of our mount with `tier`.
-pub fn ours(tier: &str) -> String {
-    format!("ours: {tier}")
-}
-/// Display name of the kernel mount.
-pub const KERNEL: &str = "kernel ext4 (loop)";
-/// Display name of fuse2fs.
-pub const FUSE2FS: &str = "fuse2fs";
-
-/// A mounted system: kept alive (mounted) while its reads run, unmounted on drop.
-enum Mounted {
-    Kernel(imagekit::kernel::LoopMount),
-    Fuse(FuseMount),
-}
-
-impl Mounted {
-    fn host_path(&self, path: &str) -> PathBuf {
-        match self {
-            Mounted::Kernel(m) => m.host_path(path),
-            Mounted::Fuse(m) => m.host_path(path),
-        }
-    }
-}
-
-/// What could not be measured, and why.
-type Skipped = Vec<(String, String)>;
-
-/// Mounts every system that can run here: `(name, our tier or "", mount)`; the others are
-/// returned with the reason.
-fn mount_all(ctx: &Ctx<'_>, img: &LoadedImage) -> (Vec<(String, String, Mounted)>, Skipped) {
-    let mut mounted = Vec::new();
-    let mut skipped = Skipped::new();
-    let root = imagekit::kernel::is_root();
-    let fuse_dev = Path::new("/dev/fuse").exists();
-    let not_root = "not root (reports mounts file systems as root only)";
-
-    ctx.bar.set_message(format!("fig 6: mounting {}", img.name));
-    if !root {
-        skipped.push((KERNEL.into(), "needs root for a loop mount".into()));
-    } else if !img.kernel_mountable {
-        skipped.push((
-            KERNEL.into(),
-            "this kernel cannot mount the image's block size".into(),
-        ));
-    } else {
-        match imagekit::kernel::LoopMount::new(&img.path) {
-            Ok(m) => mounted.push((KERNEL.to_string(), String::new(), Mounted::Kernel(m))),
-            Err(e) => skipped.push((KERNEL.into(), format!("loop mount failed: {}", Chain(&e)))),
-        }
-    }
-    match ctx.fuse2fs {
-        None => skipped.push((
-            FUSE2FS.into(),
-            "fuse2fs not found (Debian package fuse2fs)".into(),
-        )),
-        Some(_) if !fuse_dev => skipped.push((FUSE2FS.into(), "/dev/fuse is missing".into())),
-        Some(_) if !root => skipped.push((FUSE2FS.into(), not_root.into())),
-        Some(bin) => match FuseMount::fuse2fs(bin, &img.path) {
-            Ok(m) => mounted.push((FUSE2FS.to_string(), String::new(), Mounted::Fuse(m))),
-            Err(e) => skipped.push((FUSE2FS.into(), format!("{e:#}"))),
-        },
-    }
-    for tier in OUR_TIERS {
-        let name = ours(tier);
-        match ctx.server {
-            None => skipped.push((
-                name,
-                "no `server` binary next to `reports` or on PATH (build it: cargo build --release -p server)".into(),
-            )),
-            Some(_) if !fuse_dev => skipped.push((name, "/dev/fuse is missing".into())),
-            Some(_) if !root => skipped.push((name, not_root.into())),
-            Some(bin) => match FuseMount::ours(bin, &img.path, &img.pack_path, tier, ctx.scale.server_threads) {
-                Ok(m) => mounted.push((name, tier.to_string(), Mounted::Fuse(m))),
-                Err(e) => skipped.push((name, format!("{e:#}"))),
-            },
-        }
-    }
-    (mounted, skipped)
-}
-
 /// Runs experiment 6 on file `f` of `img`. Every system is mounted at once and the runs go
 /// round-robin (each round: every system, random then sequential), so drift in the machine's
 /// state (other load, CPU frequency) is spread over all systems instead of favouring one.
@@ -144,35 +62,71 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         .inode(f.ino)
         .and_then(|i| img.fs.extents(&i))
         .with_context(|| format!("{}: extents of {}", img.path.display(), f.path))?;
-    let data = DataSpans::new(&extents, img.fs.block_size());
+    let data = DataSpans::new(&extents, img.fs.block_size(), f.size);
     let holes = 100.0 * (1.0 - data.bytes().min(f.size) as f64 / f.size.max(1) as f64);
-    let (mounted, skipped) = mount_all(ctx, img);
+    let tiers = OUR_TIERS.map(String::from);
+    let systems = Systems {
+        image: &img.path,
+        pack: &img.pack_path,
+        kernel_mountable: img.kernel_mountable,
+        tiers: &tiers,
+        server: ctx.server,
+        fuse2fs: ctx.fuse2fs,
+        threads: ctx.scale.server_threads,
+        cpu: None,
+    };
+    let (mounted, skipped) = match ctx.fio {
+        Some(_) => {
+            ctx.bar.set_message(format!("fig 6: mounting {}", img.name));
+            systems.mount()
+        }
+        None => (
+            Vec::new(),
+            vec![(
+                "every system".into(),
+                "fio not found (Debian package fio)".into(),
+            )],
+        ),
+    };
     let patterns = [Pattern::Random, Pattern::Sequential];
     let rounds = ctx.scale.e2e_rounds.max(1);
     let slice = ctx.scale.e2e_time / rounds;
     let files: Vec<PathBuf> = mounted
         .iter()
-        .map(|(_, _, m)| m.host_path(&f.path))
+        .map(|s| s.mounted.host_path(&f.path))
         .collect();
+    let fio = |file, time, seed| Fio {
+        fio: ctx.fio.unwrap_or("fio".as_ref()),
+        file,
+        size: f.size,
+        data: &data,
+        time,
+        jobs: 1,
+        cpu: None,
+        seed,
+    };
     // A short unrecorded run first: mount-time lazy work (inode and directory loads, FUSE
     // lookups, the kernel reading the extent tree) stays out of the numbers.
-    for ((name, _, _), file) in mounted.iter().zip(&files) {
+    for (s, file) in mounted.iter().zip(&files) {
         for p in patterns {
-            reads::run(file, p, &data, slice / 5, 99)
-                .with_context(|| format!("warming up {name}"))?;
+            fio(file, slice / 5, 99)
+                .run(p)
+                .with_context(|| format!("warming up {}", s.name))?;
         }
     }
     let mut runs: Vec<Vec<Option<ReadRun>>> = vec![vec![None, None]; mounted.len()];
     for round in 0..rounds {
-        for (((name, _, _), file), out) in mounted.iter().zip(&files).zip(&mut runs) {
+        for ((s, file), out) in mounted.iter().zip(&files).zip(&mut runs) {
             for (k, p) in patterns.into_iter().enumerate() {
                 ctx.bar.set_message(format!(
-                    "fig 6: round {}/{rounds}, {} reads through {name}",
+                    "fig 6: round {}/{rounds}, {} reads through {}",
                     round + 1,
-                    p.name()
+                    p.name(),
+                    s.name
                 ));
-                let r = reads::run(file, p, &data, slice, u64::from(round) * 2 + k as u64 + 1)
-                    .with_context(|| format!("reading through {name}"))?;
+                let r = fio(file, slice, u64::from(round) * 2 + k as u64 + 1)
+                    .run(p)
+                    .with_context(|| format!("reading through {}", s.name))?;
                 out[k] = Some(match out[k].take() {
                     Some(prev) => prev.merge(r),
                     None => r,
@@ -180,10 +134,10 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
             }
         }
     }
-    for ((name, tier, _), out) in mounted.iter().zip(runs) {
+    for (s, out) in mounted.iter().zip(runs) {
         e2e.systems.push(SystemRuns {
-            system: name.clone(),
-            tier: tier.clone(),
+            system: s.name.clone(),
+            tier: s.tier.clone(),
             runs: patterns
                 .into_iter()
                 .zip(out)
@@ -200,7 +154,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         .iter()
         .filter(|s| !s.tier.is_empty())
         .filter_map(|s| s.runs.iter().find(|(p, _)| *p == Pattern::Random))
-        .filter_map(|(_, r)| Summary::of(&mut r.latencies.clone()).map(|s| s.median / 1e3))
+        .filter_map(|(_, r)| r.latencies.summary().map(|s| s.median / 1e3))
         .collect();
     let read_us = match (
         our_reads.iter().copied().reduce(f64::min),
@@ -213,17 +167,18 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
     };
     let mut t = Table::new("fig6_end_to_end");
     let mut body = format!(
-        "4 KiB reads of `{}:{}` ({} extents, {} MiB), O_DIRECT (each read reaches the file system; \
-         the image file itself sits in the host page cache), **1 job** (one thread, synchronous \
-         `pread`), {:.1} s per system and pattern in {} round-robin rounds over all systems, after a \
+        "4 KiB reads of `{}:{}` ({} extents, {} MiB) by fio (`--bs=4k --direct=1 \
+         --ioengine=psync`: O_DIRECT, each read reaches the file system; the image file itself \
+         sits in the host page cache), **1 job** (one thread, synchronous `pread`), {:.1} s per system and pattern in {} round-robin rounds over all systems, after a \
          short warm-up. Our mount runs with {} FUSE threads. \
          {holes:.0}% of the file's bytes are holes, which read as zeros without I/O in the kernel: \
-         random reads go to 4 KiB-aligned offsets inside written extents only; sequential reads \
-         run through the whole file, holes included. Our three tiers differ only in one lookup per \
+         random reads go to 4 KiB-aligned offsets inside written extents only (fio replays a \
+         generated I/O log of them); sequential reads (`--rw=read`) run through the whole file, \
+         holes included. Latencies are fio's completion latencies. Our three tiers differ only in one lookup per \
          read, which figure 5 sets against the read itself{read_us}, so their throughput \
          differences are mostly run-to-run noise (FUSE wake-ups dominate): compare the medians. The kernel's reads \
          go through the loop device: each becomes a read of the image file by a loop worker thread.\n\n\
-         | system | pattern | MB/s | IOPS | median us | p99 us | O_DIRECT |\n|---|---|---:|---:|---:|---:|---|\n",
+         | system | pattern | MB/s | IOPS | median us | p99 us |\n|---|---|---:|---:|---:|---:|\n",
         img.name,
         f.path,
         f.extents,
@@ -234,8 +189,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
     );
     for s in &e2e.systems {
         for (pattern, r) in &s.runs {
-            let mut lat = r.latencies.clone();
-            let sum = Summary::of(&mut lat);
+            let sum = r.latencies.summary();
             let (med, p99) = sum.map_or((0.0, 0.0), |s| (s.median / 1e3, s.p99 / 1e3));
             let mut row = vec![
                 ("system", s.system.clone().into()),
@@ -245,7 +199,6 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
                 ("file", f.path.clone().into()),
                 ("extents", f.extents.into()),
                 ("jobs", 1u64.into()),
-                ("direct_io", r.direct.into()),
                 ("seconds", r.elapsed.as_secs_f64().into()),
                 ("reads", r.reads.into()),
                 ("mb_per_s", r.mb_per_s().into()),
@@ -256,12 +209,11 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
             row.extend(ctx.machine_cols());
             t.push(row);
             body.push_str(&format!(
-                "| {} | {} | {:.1} | {:.0} | {med:.1} | {p99:.1} | {} |\n",
+                "| {} | {} | {:.1} | {:.0} | {med:.1} | {p99:.1} |\n",
                 s.system,
                 pattern.name(),
                 r.mb_per_s(),
                 r.iops(),
-                if r.direct { "yes" } else { "no (buffered)" }
             ));
         }
     }

@@ -159,6 +159,8 @@ pub struct Ctx<'a> {
     pub server: Option<&'a Path>,
     /// The `fuse2fs` binary, if there is one.
     pub fuse2fs: Option<&'a Path>,
+    /// The `fio` binary, if there is one (experiment 6 reads with it).
+    pub fio: Option<&'a Path>,
 }
 
 impl Ctx<'_> {

@@ -13,9 +13,10 @@ use predictor::error::Chain;
 use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierStack};
 
-use super::endtoend::{ours, EndToEnd, FUSE2FS, KERNEL};
+use super::endtoend::EndToEnd;
 use super::{Ctx, Section};
 use crate::images::{FileInfo, LoadedImage};
+use crate::mounts::{ours, FUSE2FS, KERNEL};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::table::Table;
 use crate::timing::Summary;
@@ -36,7 +37,7 @@ fn bpf_parts(
     predictor: &TierStack,
     calls: usize,
 ) -> std::result::Result<Vec<Part>, String> {
-    use bpf::latency::{block_queries, one_pass, syscall_samples};
+    use bpf::timing::{block_queries, one_pass, syscall_samples};
     use bpf::{load_stack, Limits};
     let msg = |e: bpf::BpfError| Chain(&e).to_string();
     let tier = load_stack(predictor, Limits::default()).map_err(msg)?;
@@ -175,8 +176,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
     ] {
         match e2e.random(&sys) {
             Some(r) => {
-                let mut v = r.latencies.clone();
-                if let Some(ns) = Summary::of(&mut v) {
+                if let Some(ns) = r.latencies.summary() {
                     parts.push(Part {
                         component: format!("read 4 KiB via {sys}"),
                         what: "O_DIRECT pread through the mount (fig 6 run)",
@@ -202,7 +202,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
         "One 4 KiB read of `{}:{}` ({} extents), broken into parts. Tier lookups are full \
          `TierStack::query` calls (model or tree, verification, byte mapping) at random offsets, \
          timed in batches; the pread is of the image file from the page cache; the reads through \
-         the mounts are single O_DIRECT reads timed one by one in figure 6's random run (1 job). \
+         the mounts are fio's O_DIRECT reads in figure 6's random run (1 job, completion latency). \
          CPUs not pinned.\n\n| part | median | p99 | samples |\n|---|---:|---:|---:|\n",
         img.name, f.path, f.extents
     );

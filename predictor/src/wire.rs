@@ -19,7 +19,7 @@
 //!   unknown bits get [`Status::Malformed`]. With `REPORT` (FIEMAP, SEEK_DATA/SEEK_HOLE) the
 //!   mapping is the extent map as it is, past `i_size` too (preallocated blocks answer
 //!   UNWRITTEN); without it (reads) a `pos` at or past `i_size` gets [`Status::PastEof`] and
-//!   mappings stop at `i_size` ([`predictor::Op`]).
+//!   mappings stop at `i_size` ([`crate::Op`]).
 //! - `type` is `FUSE_IOMAP_TYPE_*` (HOLE 0, MAPPED 2, UNWRITTEN 3); `addr` is
 //!   `FUSE_IOMAP_NULL_ADDR` (`u64::MAX`) for holes; `flags` and `dev` are 0. Only the read
 //!   mapping of `fuse_iomap_begin_out` is sent: nothing is ever written.
@@ -32,7 +32,7 @@
 
 use std::io::{self, Read, Write};
 
-use predictor::{FuseIomapIo, Mapping, MappingType, Op, Query, TierKind};
+use crate::{FuseIomapIo, Mapping, MappingType, Op, Query, TierKind};
 
 /// Request magic, "IOMQ" in little-endian byte order.
 pub const REQUEST_MAGIC: u32 = u32::from_le_bytes(*b"IOMQ");
@@ -57,13 +57,13 @@ pub const TYPE_MAPPED: u16 = MappingType::Mapped.code();
 /// `FUSE_IOMAP_TYPE_UNWRITTEN`.
 pub const TYPE_UNWRITTEN: u16 = MappingType::Unwritten.code();
 /// `FUSE_IOMAP_NULL_ADDR`: no address (holes).
-pub use predictor::NULL_ADDR;
+pub use crate::NULL_ADDR;
 
 /// `FUSE_IOMAP_OP_*` bits this protocol knows (bits 0..=10).
 pub const OP_KNOWN: u32 = (1 << 11) - 1;
-/// `FUSE_IOMAP_OP_REPORT` and the writing bits ([`predictor::OP_REPORT`], written once there
+/// `FUSE_IOMAP_OP_REPORT` and the writing bits ([`crate::OP_REPORT`], written once there
 /// with [`Op::from_opflags`] and [`Op::opflags`]).
-pub use predictor::{OP_REPORT, OP_WRITING};
+pub use crate::{OP_REPORT, OP_WRITING};
 
 /// Per-record result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,8 +155,10 @@ impl HeaderStatus {
     }
 }
 
-/// One query, as `struct fuse_iomap_begin_in`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One query, as `struct fuse_iomap_begin_in`: on the socket (little-endian, [`BeginIn::encode`])
+/// and in memory (`repr(C)`, no padding), where it is the BPF program's query record too.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct BeginIn {
     /// `FUSE_IOMAP_OP_*`.
     pub opflags: u32,
@@ -169,6 +171,9 @@ pub struct BeginIn {
     /// Bytes asked about.
     pub count: u64,
 }
+
+// `fuse_iomap_begin_in` is 32 bytes with no padding; the BPF program reads it as laid out here.
+const _: () = assert!(std::mem::size_of::<BeginIn>() == REQUEST_LEN);
 
 impl BeginIn {
     /// A read-only report query.

@@ -1,4 +1,4 @@
-//! `server load`: drives a running `server serve` with random queries from several clients and
+//! `reports load`: drives a running `server serve` with random queries from several clients and
 //! prints queries per second and round-trip latency percentiles, for measuring the socket
 //! service (docs/design.md section 7).
 
@@ -11,9 +11,9 @@ use ext4::{Fs, InodeKind};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::wire::{self, BeginIn};
+use predictor::wire::{self, BeginIn};
 
-/// Arguments of `server load`.
+/// Arguments of `reports load`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Prints one JSON object: clients, batch, seconds, queries, qps, errors, and the round-trip
@@ -21,8 +21,8 @@ latency of one batch (send to full reply) in microseconds: p50, p90, p99, max.
 
 Example (pin the service and the clients to CPUs to compare runs):
   taskset -c 0 server serve disk.img --models disk.pack --socket /tmp/s &
-  taskset -c 1 server load disk.img --socket /tmp/s --clients 1 --batch 1 --path /big")]
-pub struct LoadArgs {
+  taskset -c 1 reports load disk.img --socket /tmp/s --clients 1 --batch 1 --path /big")]
+pub struct Args {
     /// The served image (read here only to pick files and positions).
     image: PathBuf,
     /// The service's Unix socket.
@@ -73,8 +73,8 @@ struct ClientResult {
     latency: Histogram<u64>,
 }
 
-/// Runs `server load`.
-pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
+/// Runs `reports load`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
     let fs = Fs::open_path(&args.image)?;
     let files: Vec<(u64, u64)> = match &args.path {
         Some(p) => {
@@ -141,7 +141,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
 
 /// One client: random batches until `duration` has passed.
 fn client(
-    args: &LoadArgs,
+    args: &Args,
     files: &[(u64, u64)],
     mut latency: Histogram<u64>,
     duration: Duration,

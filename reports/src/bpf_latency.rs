@@ -1,0 +1,276 @@
+//! `reports bpf-latency`: the BPF tier's lookup latency beside the userspace structures, on the
+//! same extents, model and queries, for the files of an image (with its model pack) or for
+//! synthetic allocator-like maps. One JSON object per file.
+//!
+//! BPF times come from the `bpf` crate's [`bpf::timing`] (the kernel's own: `BPF_PROG_TEST_RUN`
+//! with `repeat`, one query per run); each figure is the median of `--rounds` such means.
+//! Userspace times loop the same queries through the same learned index, an iext tree with
+//! XFS's 16-byte records and a `BTreeMap` of the same extents (warm: the set is small and
+//! repeated).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
+use bpf::timing::{block_queries, samples, single_file, syscall_samples};
+use bpf::timing::{SINGLE_BLOCK_SIZE, SINGLE_INO};
+use bpf::{load_stack, BpfIndex, BpfTier, Limits};
+use ext4::{Extent, Fs};
+use predictor::synth::Rng;
+use predictor::{
+    BTreeIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions, Tier, TierStack,
+    XfsIextIndex,
+};
+use serde::Serialize;
+
+use crate::timing::Summary;
+
+/// Arguments of `reports bpf-latency`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Needs root (CAP_BPF). Times are kernel-measured means of one-query program runs (--repeat
+runs), median of --rounds; the noop run is the test-run harness's own cost per run;
+bpf_syscall_ns is one BPF_PROG_TEST_RUN from user space answering one query. The userspace
+figures time the same queries through the same learned index, an iext tree (16-byte records)
+and a BTreeMap of the same extents. Pin to one CPU:
+  taskset -c 1 reports bpf-latency disk.img --models disk.pack
+  taskset -c 1 reports bpf-latency --synthetic 1000,100000,1000000")]
+pub struct Args {
+    /// The ext4 image, read-only (or use --synthetic).
+    #[arg(required_unless_present = "synthetic", requires = "models")]
+    image: Option<PathBuf>,
+    /// Model pack trained on this image (by `training fit`).
+    #[arg(long, value_name = "PACK")]
+    models: Option<PathBuf>,
+    /// Time synthetic allocator-like extent maps of these sizes instead (the maps of the
+    /// report's figure 1, seed 42), each fitted with the default window.
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        conflicts_with = "image"
+    )]
+    synthetic: Vec<usize>,
+    /// Files to time, by inode [default: the --files files with the most extents].
+    #[arg(long, value_name = "N")]
+    ino: Vec<u32>,
+    /// How many of the largest files to time when no --ino is given.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    files: usize,
+    /// Queries (uniform random blocks of the file) in the rotating set, at most 4096.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    queries: usize,
+    /// Rounds; each figure is the median.
+    #[arg(long, value_name = "N", default_value_t = 21)]
+    rounds: usize,
+    /// Program runs per round.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    repeat: u32,
+}
+
+/// One file's numbers, in nanoseconds per lookup (what `reports results` reads back).
+#[derive(Debug, Clone, Serialize)]
+struct LatencyRow {
+    /// `synthetic-N` for a synthetic map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    /// The file's inode, for an image file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ino: Option<u32>,
+    /// Extents of the file.
+    extents: usize,
+    /// Model segments.
+    segments: usize,
+    /// Largest model window, in extents.
+    max_window: u64,
+    /// Queries in the rotating set.
+    queries: usize,
+    /// BPF program run that reads the query and answers nothing (harness overhead).
+    bpf_noop_ns: f64,
+    /// BPF program: model, window search, verification, mapping.
+    bpf_model_ns: f64,
+    /// BPF program ignoring the model: binary search over all the file's extents.
+    bpf_full_search_ns: f64,
+    /// Wall time of one test-run syscall answering one query, from user space (median of
+    /// 2000).
+    bpf_syscall_ns: f64,
+    /// Mean probes (extent and segment reads) per BPF lookup with the model.
+    bpf_probes: f64,
+    /// The userspace learned index (`LearnedIndex::probe`) on the same queries.
+    user_learned_ns: f64,
+    /// `BTreeMap` (the `btree` tier) on the same queries.
+    user_btree_ns: f64,
+    /// The kernel's in-core extent tree design with XFS's 16-byte records (`iext16`), the
+    /// structure fuse-iomap caches mappings in, on the same queries; absent if the map does
+    /// not fit its records.
+    user_iext16_ns: Option<f64>,
+}
+
+/// Runs `reports bpf-latency`.
+pub fn run(args: &Args) -> Result<()> {
+    match (&args.image, &args.models) {
+        (Some(image), Some(models)) => run_image(args, image, models),
+        _ => run_synthetic(args),
+    }
+}
+
+/// The largest files of an image, each with its model from the pack.
+fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
+    let fs = Fs::open_path(image).with_context(|| format!("opening {}", image.display()))?;
+    let pack = Pack::read_file(models)
+        .with_context(|| format!("reading the model pack {}", models.display()))?;
+    let (stack, _) = TierStack::build(
+        Arc::new(fs),
+        Tier::Learned,
+        Models::Pack(&pack),
+        StackOptions::default(),
+    )
+    .with_context(|| format!("{} with {}", image.display(), models.display()))?;
+    let bpf = load_stack(&stack, Limits::default())?;
+    bpf.report().log();
+    let inodes: Vec<u32> = if args.ino.is_empty() {
+        let mut by_size: Vec<(usize, u32)> = stack
+            .inodes()
+            .filter(|&i| stack.learned(i).is_some())
+            .map(|i| (stack.extent_count(i).unwrap_or(0), i))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        by_size
+            .into_iter()
+            .take(args.files)
+            .map(|(_, i)| i)
+            .collect()
+    } else {
+        args.ino.clone()
+    };
+    let mut rng = Rng::new(7);
+    for ino in inodes {
+        let index = stack
+            .learned(ino)
+            .with_context(|| format!("inode {ino}: no active model in {}", models.display()))?;
+        if bpf
+            .report()
+            .skipped
+            .iter()
+            .any(|(i, _)| *i == u64::from(ino))
+        {
+            bail!("inode {ino}: not loaded into the BPF program (see the log)");
+        }
+        let (first, last) = match (index.extents().next(), index.extents().last()) {
+            (Some(f), Some(l)) => (u64::from(f.lblk), l.end()),
+            _ => continue,
+        };
+        let lblks: Vec<u32> = (0..args.queries.min(4096))
+            .map(|_| (first + rng.below(last - first)) as u32)
+            .collect();
+        let mut row = measure(
+            args,
+            &bpf,
+            u64::from(ino),
+            stack.block_size(),
+            index,
+            &lblks,
+        )?;
+        row.ino = Some(ino);
+        println!("{}", serde_json::to_string(&row)?);
+    }
+    Ok(())
+}
+
+/// Synthetic allocator-like maps, one file each.
+fn run_synthetic(args: &Args) -> Result<()> {
+    for &n in &args.synthetic {
+        let extents = predictor::synth::allocator_like(n, 42);
+        let index = LearnedIndex::fit(&extents, &FitParams::default())
+            .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
+        let bpf = single_file(BpfIndex::Learned(&index))?;
+        if let Some((_, why)) = bpf.report().skipped.first() {
+            bail!("synthetic map of {n} extents not loaded: {why}");
+        }
+        let lblks = predictor::synth::uniform_queries(&extents, args.queries.min(4096), 7);
+        let mut row = measure(args, &bpf, SINGLE_INO, SINGLE_BLOCK_SIZE, &index, &lblks)?;
+        row.dataset = Some(format!("synthetic-{n}"));
+        println!("{}", serde_json::to_string(&row)?);
+    }
+    Ok(())
+}
+
+/// Measures file `ino` (loaded in `bpf`, with userspace index `index`) on the blocks `lblks`
+/// (at most [`bpf::tier::REGION_SLOTS`] are used).
+fn measure(
+    args: &Args,
+    bpf: &BpfTier,
+    ino: u64,
+    block_size: u32,
+    index: &LearnedIndex,
+    lblks: &[u32],
+) -> Result<LatencyRow> {
+    let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
+    let queries = block_queries(ino, block_size, lblks);
+    let bpf_median = |flags: u32| -> Result<f64> {
+        let mut v = samples(bpf, ino, block_size, lblks, flags, args.rounds, args.repeat)?;
+        Ok(median(&mut v))
+    };
+    let bpf_noop_ns = bpf_median(RUN_NOOP)?;
+    let bpf_model_ns = bpf_median(0)?;
+    let bpf_full_search_ns = bpf_median(RUN_FULL_SEARCH)?;
+    // One syscall per query, as `serve` and `mount --tier bpf` pay it.
+    let bpf_syscall_ns = median(&mut syscall_samples(bpf, &queries, 2000)?);
+    let answers = bpf.answer(&queries, 0)?;
+    let bpf_probes =
+        answers.iter().map(|a| f64::from(a.probes)).sum::<f64>() / answers.len().max(1) as f64;
+
+    let extents: Vec<Extent> = index.extents().collect();
+    let btree = BTreeIndex::new(&extents);
+    let rounds = args.rounds;
+    let user_learned_ns = time_user(lblks, rounds, |q| index.probe(q));
+    let user_btree_ns = time_user(lblks, rounds, |q| btree.find(q));
+    // A map the 16-byte records cannot hold (lengths or addresses over their fields) has no
+    // iext16 figure.
+    let user_iext16_ns = XfsIextIndex::new(&extents)
+        .ok()
+        .map(|iext| time_user(lblks, rounds, |q| iext.find(q)));
+    Ok(LatencyRow {
+        dataset: None,
+        ino: None,
+        extents: index.len(),
+        segments: index.segment_count(),
+        max_window: index.max_window(),
+        queries: queries.len(),
+        bpf_noop_ns,
+        bpf_model_ns,
+        bpf_full_search_ns,
+        bpf_syscall_ns,
+        bpf_probes,
+        user_learned_ns,
+        user_btree_ns,
+        user_iext16_ns,
+    })
+}
+
+/// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
+fn time_user<R>(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> R) -> f64 {
+    if lblks.is_empty() {
+        return 0.0;
+    }
+    let loops = (250_000 / lblks.len()).max(1);
+    let mut v: Vec<f64> = (0..rounds.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..loops {
+                for &q in lblks {
+                    black_box(f(black_box(q)));
+                }
+            }
+            start.elapsed().as_nanos() as f64 / (loops * lblks.len()) as f64
+        })
+        .collect();
+    median(&mut v)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    Summary::of(v).map_or(0.0, |s| s.median)
+}
