@@ -1,5 +1,5 @@
-/* The BPF tier's data layout, shared by the program (iomap_begin.bpf.c) and the loader
- * (server/src/bpf/abi.rs mirrors every struct with #[repr(C)]; server/tests/abi_layout.rs
+/* The BPF tier's data layout, shared by the program (iomap_lookup.h and its two entry points)
+ * and the loader (bpf/src/abi.rs mirrors every struct with #[repr(C)]; bpf/tests/abi_layout.rs
  * compares every member's offset with the object's BTF).
  *
  * Every array-map element is a multiple of 8 bytes: the kernel rounds array elements up to 8,
@@ -134,6 +134,9 @@ struct iomap_bpf_query {
 /* FUSE_IOMAP_OP_REPORT (FIEMAP, SEEK_DATA/SEEK_HOLE): map past i_size too. Without it (reads)
  * a pos at or past i_size falls back and mappings stop at i_size. */
 #define IOMAP_BPF_OP_REPORT (1U << 2)
+/* The FUSE_IOMAP_OP_* bits asking for a writable mapping (WRITE, ZERO, OVERWRITE_ONLY,
+ * UNSHARE, ATOMIC): a read-only server leaves them to its upcall, which refuses them. */
+#define IOMAP_BPF_OP_WRITING ((1U << 0) | (1U << 1) | (1U << 6) | (1U << 7) | (1U << 9))
 
 /* ANSWERS (array): the mapping (fuse_iomap_io's fields) or why the program fell back. */
 struct iomap_bpf_answer {

@@ -1,6 +1,8 @@
 //! The program's data layout, mirrored from `bpf/program/iomap_begin.h` (the one definition;
 //! the size assertions below fail the build if the two drift apart).
 
+use crate::mmap::Plain;
+
 /// Largest window (extent slots) the program searches (`IOMAP_BPF_MAX_WINDOW`).
 pub const MAX_WINDOW: u64 = 1024;
 /// `IOMAP_BPF_UNWRITTEN`: the flag bit in [`Extent::pblk`].
@@ -20,10 +22,11 @@ pub const TYPE_UNWRITTEN: u16 = predictor::MappingType::Unwritten.code();
 pub const RUN_NOOP: u32 = 1;
 /// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.
 pub const RUN_FULL_SEARCH: u32 = 2;
-use crate::mmap::Plain;
 
 /// `IOMAP_BPF_OP_REPORT` (`FUSE_IOMAP_OP_REPORT`): answer past `i_size`.
 pub const OP_REPORT: u32 = 1 << 2;
+/// `IOMAP_BPF_OP_WRITING`: the opflags the struct_ops hook leaves to the server.
+pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9);
 /// `XDP_PASS`: what the program returns when every slot it was given was answered.
 pub const XDP_PASS: u32 = 2;
 
@@ -249,6 +252,7 @@ const _: () = {
     assert!(std::mem::size_of::<Extent>() == 16);
     assert!(std::mem::size_of::<BeginIn>() == 32);
     assert!(OP_REPORT == predictor::OP_REPORT);
+    assert!(OP_WRITING == predictor::OP_WRITING);
     assert!(std::mem::size_of::<Answer>() == 32);
     assert!(std::mem::size_of::<Run>() == 16);
     assert!(std::mem::size_of::<CFile>() == 56);
