@@ -33,7 +33,7 @@ pub const NOOP: &str = "bpf-noop";
 pub const COMPACT: &str = "bpf-compact";
 
 /// A dataset loaded into the program.
-pub struct Loaded {
+pub struct InKernel {
     tier: BpfTier,
     index: LearnedIndex,
     build_ms: f64,
@@ -42,9 +42,9 @@ pub struct Loaded {
 }
 
 /// Whether a dataset could be loaded into the program.
-pub enum Load {
-    /// Loaded.
-    Loaded(Box<Loaded>),
+pub enum Placement {
+    /// In the kernel, with its figures' inputs.
+    InKernel(Box<InKernel>),
     /// This dataset cannot be (no model, or the program does not take it): why.
     Skipped(String),
     /// The BPF tier cannot run here at all (no CAP_BPF, a kernel that refuses it): why.
@@ -52,17 +52,17 @@ pub enum Load {
 }
 
 /// Loads dataset `d` into the program.
-pub fn load(d: &Dataset) -> Load {
+pub fn into_kernel(d: &Dataset) -> Placement {
     let Some(index) = learned_index(d) else {
-        return Load::Skipped("no learned index".into());
+        return Placement::Skipped("no learned index".into());
     };
     let start = Instant::now();
     let tier = match single_file(BpfIndex::Learned(&index)) {
         Ok(t) => t,
-        Err(e) => return Load::Unavailable(Chain(&e).to_string()),
+        Err(e) => return Placement::Unavailable(Chain(&e).to_string()),
     };
     if let Some((_, why)) = tier.report().skipped.first() {
-        return Load::Skipped(why.to_string());
+        return Placement::Skipped(why.to_string());
     }
     let build_ms = start.elapsed().as_secs_f64() * 1e3;
     let compact = match CompactIndex::new(&d.extents) {
@@ -83,7 +83,7 @@ pub fn load(d: &Dataset) -> Load {
             None
         }
     };
-    Load::Loaded(Box::new(Loaded {
+    Placement::InKernel(Box::new(InKernel {
         tier,
         index,
         build_ms,
@@ -92,7 +92,7 @@ pub fn load(d: &Dataset) -> Load {
 }
 
 /// The BPF cells of `d` under `stream`, one timed round per query batch.
-pub fn cells(l: &Loaded, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]) -> Vec<Cell> {
+pub fn cells(l: &InKernel, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]) -> Vec<Cell> {
     let mut rows = vec![
         (MODEL, &l.tier, 0),
         (FULL_SEARCH, &l.tier, RUN_FULL_SEARCH),

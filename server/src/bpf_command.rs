@@ -79,7 +79,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     } else {
         predictor::Tier::Learned
     };
-    let loaded = image::load(&c.image, c.models.as_deref(), tier, false)?;
+    let loaded = image::open(&c.image, c.models.as_deref(), tier, false)?;
     let bpf = load_stack(&loaded.stack, limits(c))?;
     bpf.report().log();
     let bar = ProgressBar::new(loaded.report.files as u64).with_style(

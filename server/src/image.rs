@@ -32,7 +32,7 @@ pub fn tier_parser() -> impl clap::builder::TypedValueParser<Value = Tier> {
 
 /// Why an image could not be served.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum OpenError {
     /// The image file does not exist or cannot be opened (the error names the path).
     #[error(transparent)]
     Open(ext4::Error),
@@ -52,9 +52,9 @@ pub enum LoadError {
     Build(#[from] predictor::BuildError),
 }
 
-/// An open image with its tier stack.
+/// An image being served: its filesystem, the tier stack over it and the BPF tier in front.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct Served {
     /// The image path as given.
     pub path: PathBuf,
     /// The filesystem (shared with the stack's on-disk tier).
@@ -75,7 +75,7 @@ pub struct Loaded {
     pub bpf_error: Option<String>,
 }
 
-impl Loaded {
+impl Served {
     /// The mapping `query` asks for: the BPF tier first if loaded, then the stack.
     pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
         bpf::query(self.bpf.as_deref(), &self.stack, query)
@@ -83,15 +83,15 @@ impl Loaded {
 }
 
 /// Opens `image`, reads `models` (if any) and builds the stack of `tier`.
-pub fn load(
+pub fn open(
     image: &Path,
     models: Option<&Path>,
     tier: Tier,
     audit: bool,
-) -> Result<Loaded, LoadError> {
+) -> Result<Served, OpenError> {
     let fs = Fs::open_path(image).map_err(|source| match source {
-        e @ ext4::Error::Open { .. } => LoadError::Open(e),
-        source => LoadError::Image {
+        e @ ext4::Error::Open { .. } => OpenError::Open(e),
+        source => OpenError::Image {
             path: image.to_owned(),
             source,
         },
@@ -117,7 +117,7 @@ pub fn load(
     } else {
         (None, None)
     };
-    Ok(Loaded {
+    Ok(Served {
         path: image.to_owned(),
         fs,
         stack: Arc::new(stack),

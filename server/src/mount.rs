@@ -68,7 +68,7 @@ pub struct MountArgs {
 /// Runs `server mount` until the filesystem is unmounted.
 pub fn run(args: &MountArgs) -> anyhow::Result<()> {
     check_mountpoint(&args.mountpoint)?;
-    let loaded = image::load(&args.image, args.models.as_deref(), args.tier, args.audit)?;
+    let loaded = image::open(&args.image, args.models.as_deref(), args.tier, args.audit)?;
     let stats = Arc::new(Stats::new(&loaded)?);
     let image_file = std::fs::File::open(&args.image)
         .with_context(|| format!("image {}", args.image.display()))?;

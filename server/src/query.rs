@@ -150,7 +150,7 @@ fn in_process(args: &QueryArgs) -> anyhow::Result<QueryJson> {
     let Some(image) = &args.image else {
         bail!("an IMAGE is needed to answer in-process (or give --socket)");
     };
-    let loaded = image::load(image, args.models.as_deref(), args.tier, false)?;
+    let loaded = image::open(image, args.models.as_deref(), args.tier, false)?;
     let ino = match (&args.path, args.ino) {
         (_, Some(ino)) => ino,
         (Some(path), None) => {

@@ -72,7 +72,7 @@ pub struct ServeArgs {
 /// Runs `server serve` until SIGINT / SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let tier = if args.bpf { Tier::Bpf } else { args.tier };
-    let loaded = image::load(&args.image, args.models.as_deref(), tier, args.audit)?;
+    let loaded = image::open(&args.image, args.models.as_deref(), tier, args.audit)?;
     let stats = Arc::new(Stats::new(&loaded)?);
     let listener = bind(&args.socket)?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
-use crate::image::Loaded;
+use crate::image::Served;
 use bpf::BpfTier;
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
@@ -158,7 +158,7 @@ pub struct BuildJson {
 
 impl Meta {
     /// The facts of a loaded image.
-    pub fn of(loaded: &Loaded) -> Self {
+    pub fn of(loaded: &Served) -> Self {
         let r = &loaded.report;
         let m = loaded.stack.memory();
         Self {
@@ -272,7 +272,7 @@ thread_local! {
 
 impl Stats {
     /// Stats for the stack of `loaded`. Fails only if hdrhistogram rejects the constant bounds.
-    pub fn new(loaded: &Loaded) -> Result<Self, hdrhistogram::CreationError> {
+    pub fn new(loaded: &Served) -> Result<Self, hdrhistogram::CreationError> {
         // 1 ns .. 10 s at 2 significant digits: about 28 KiB per histogram.
         let empty = Histogram::new_with_bounds(1, MAX_NS, 2)?;
         Ok(Self {

@@ -15,13 +15,13 @@ use ext4::{Fs, InodeKind};
 use imagekit::kernel::{self, LoopMount};
 use imagekit::oracle::{self, OracleExtent};
 use predictor::{MappingType, Query, QueryError, Tier};
-use server::image::{self, Loaded};
+use server::image::{self, Served};
 
 use common::{root_or_skip, write_pack};
 
 /// The map of `ino` as report queries give it, walked like `iomap_fiemap` over the whole
 /// addressable block range.
-fn map_by_reports(loaded: &Loaded, ino: u32, bs: u64, what: &str) -> Vec<OracleExtent> {
+fn map_by_reports(loaded: &Served, ino: u32, bs: u64, what: &str) -> Vec<OracleExtent> {
     let end = ext4::MAX_LBLK * bs;
     let mut out = Vec::new();
     let mut pos = 0;
@@ -85,7 +85,7 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
             .unmount()
             .unwrap_or_else(|e| panic!("{}: {e}", img.name));
         for choice in Tier::ALL {
-            let loaded = image::load(&img.path, Some(Path::new(&pack)), choice, true)
+            let loaded = image::open(&img.path, Some(Path::new(&pack)), choice, true)
                 .unwrap_or_else(|e| panic!("{}: {choice:?}: {e}", img.name));
             assert!(
                 !choice.bpf() || loaded.bpf.is_some(),

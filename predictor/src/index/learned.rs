@@ -14,9 +14,10 @@ use crate::model::{clamp_window, fit_extents, FitParams, FixedLine, Model, Model
 const LINEAR_SCAN_MAX: usize = 32;
 
 /// A segment in the form the lookup wants: the fixed-point line and its window offsets, and the
-/// segment's index range for clamping.
+/// segment's index range for clamping (its first key lives in `seg_keys`, where the segment
+/// search reads it). [`LearnedSegment`] is the same segment shown to other evaluators.
 #[derive(Debug, Clone, Copy)]
-struct Seg {
+struct SegLine {
     line: FixedLine,
     /// First extent index of the segment.
     first: i64,
@@ -26,7 +27,7 @@ struct Seg {
 
 /// One segment of a [`LearnedIndex`] as its lookup evaluates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SegmentView {
+pub struct LearnedSegment {
     /// First logical block of the segment: it answers queries from here to the next
     /// segment's `first_key`.
     pub first_key: u32,
@@ -47,7 +48,7 @@ pub struct LearnedIndex {
     keys: Vec<u32>,
     recs: Vec<Record>,
     seg_keys: Vec<u32>,
-    segs: Vec<Seg>,
+    segs: Vec<SegLine>,
     radix: RadixTable,
 }
 
@@ -68,7 +69,7 @@ impl LearnedIndex {
                     .segments
                     .get(i + 1)
                     .map_or(n, |t| i64::from(t.first_idx));
-                Seg {
+                SegLine {
                     line: s.fixed,
                     first: i64::from(s.first_idx),
                     last: next - 1,
@@ -110,7 +111,7 @@ impl LearnedIndex {
     /// Heap bytes of the model alone (segment starts, lines and the segment radix table).
     pub fn model_bytes(&self) -> usize {
         self.seg_keys.capacity() * std::mem::size_of::<u32>()
-            + self.segs.capacity() * std::mem::size_of::<Seg>()
+            + self.segs.capacity() * std::mem::size_of::<SegLine>()
             + self.radix.heap_bytes()
     }
 
@@ -126,11 +127,11 @@ impl LearnedIndex {
 
     /// The segments as the lookup evaluates them, in order: for other evaluators of the same
     /// model (the BPF tier loads exactly these lines, bounds and index ranges).
-    pub fn segments(&self) -> impl ExactSizeIterator<Item = SegmentView> + '_ {
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = LearnedSegment> + '_ {
         self.segs
             .iter()
             .zip(&self.seg_keys)
-            .map(|(s, &first_key)| SegmentView {
+            .map(|(s, &first_key)| LearnedSegment {
                 first_key,
                 // Validated extent indices (< keys.len(), which the model's u32 count bounds).
                 first: u32::try_from(s.first).unwrap_or(u32::MAX),

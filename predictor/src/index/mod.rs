@@ -17,7 +17,7 @@ pub use compact::{
     PieceLayout,
 };
 pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
-pub use learned::{LearnedIndex, SegmentView};
+pub use learned::{LearnedIndex, LearnedSegment};
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
 

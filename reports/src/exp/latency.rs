@@ -71,13 +71,13 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
         let in_kernel = if bpf_error.is_some() {
             None
         } else {
-            match crate::in_kernel::load(d) {
-                crate::in_kernel::Load::Loaded(l) => Some(l),
-                crate::in_kernel::Load::Skipped(why) => {
+            match crate::in_kernel::into_kernel(d) {
+                crate::in_kernel::Placement::InKernel(l) => Some(l),
+                crate::in_kernel::Placement::Skipped(why) => {
                     skipped.push((format!("fig 1: BPF on {}", d.name), why));
                     None
                 }
-                crate::in_kernel::Load::Unavailable(e) => {
+                crate::in_kernel::Placement::Unavailable(e) => {
                     tracing::warn!(error = %e, "BPF tier unavailable: no BPF rows in figure 1");
                     bpf_error = Some(e);
                     None
