@@ -301,16 +301,16 @@ impl Line {
         self.kw.get(bytes, at + HEAD, r)
     }
 
-    /// The extent of the last window key at or below `q` (`d = q - first_key`) and the start
-    /// of the extent after it within the piece (`None` past the piece's last extent); `None`
-    /// if no window key is at or below `q` (a wrong model).
+    /// The extent of the last window key at or below `q` (`d = q - first_key`) and where it
+    /// sits ([`Self::next_key`] reads the start of the one after it, which only a query past
+    /// the extent needs); `None` if no window key is at or below `q` (a wrong model).
     ///
     /// The window (at most [`WINDOW`] slots) spans at most two blocks: one header read picks
     /// the block, then the block's key offsets in [`WINDOW`] slots covering the window are
     /// compared with `q` all at once (a few vector instructions, no branch on the data), and
     /// their count is the answer's slot.
     #[inline(always)]
-    fn find(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Extent, Option<u32>)> {
+    fn find(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Extent, Slot)> {
         let p = self.line.predict(d);
         let last = i64::from(self.count) - 1;
         let (lo, hi) = clamp_window(p, self.line.e_lo, self.line.e_hi, 0, last);
@@ -340,15 +340,21 @@ impl Line {
         let r = (s + below).checked_sub(1)?;
         let j = base + r;
         let k = self.offset(bytes, at, r);
-        let next = if j + 1 >= self.count as usize {
-            None
-        } else if r + 1 < BLOCK {
-            Some(key0.wrapping_add(self.offset(bytes, at, r + 1)))
-        } else {
-            Some(self.key(bytes, j + 1))
-        };
         let e = self.record(bytes, at, head, j, key0.wrapping_add(k));
-        Some((e, next))
+        Some((e, Slot { at, r, j, key0 }))
+    }
+
+    /// The start of the extent after the one [`Self::find`] found at `s` (`None` past the
+    /// piece's last extent).
+    #[inline(always)]
+    fn next_key(&self, bytes: &[u8], s: Slot) -> Option<u32> {
+        if s.j + 1 >= self.count as usize {
+            None
+        } else if s.r + 1 < BLOCK {
+            Some(s.key0.wrapping_add(self.offset(bytes, s.at, s.r + 1)))
+        } else {
+            Some(self.key(bytes, s.j + 1))
+        }
     }
 
     /// Piece-local extent `j`, in the block at byte `at` whose first header word is `head`,
@@ -395,6 +401,16 @@ impl Line {
         let at = self.block_at(j);
         self.record(bytes, at, word(bytes, at), j, self.key(bytes, j))
     }
+}
+
+/// Where [`Line::find`] found an extent: its block (byte `at`, first key `key0`), its slot `r`
+/// there and its piece-local index `j`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: usize,
+    r: usize,
+    j: usize,
+    key0: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -562,13 +578,16 @@ fn count_u16(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
 #[inline]
 unsafe fn count_u16_sse2(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi16, _mm_movemask_epi8, _mm_packs_epi16, _mm_set1_epi16,
-        _mm_set_epi64x, _mm_setzero_si128, _mm_subs_epu16,
+        __m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16,
+        _mm_set1_epi16, _mm_setzero_si128, _mm_subs_epu16,
     };
     let q = _mm_set1_epi16(qd as i16);
     // Slots 8k..8k+8: all ones where the slot is at most q (saturating slot - q is zero).
     let at_most = |k: usize| -> __m128i {
-        let v = _mm_set_epi64x(word(w, 16 * k + 8) as i64, word(w, 16 * k) as i64);
+        debug_assert!(k < 4);
+        // SAFETY: bytes 16k..16k + 16 of the 64-byte array (k < 4); an unaligned load. One
+        // load per eight slots (building the vector from two 8-byte words took three).
+        let v = unsafe { _mm_loadu_si128(w.as_ptr().add(16 * k).cast()) };
         _mm_cmpeq_epi16(_mm_subs_epu16(v, q), _mm_setzero_si128())
     };
     const _: () = assert!(WINDOW == 32, "four compares of eight slots");
@@ -902,7 +921,7 @@ impl Packed {
             return Lookup::Missed;
         };
         let d = q - piece.first_key;
-        match piece.body {
+        match &piece.body {
             Body::Run(r) => {
                 // step > 0: a run's extents do not overlap.
                 let i = (d / r.step).min(r.count - 1);
@@ -920,17 +939,23 @@ impl Packed {
                 };
                 Lookup::Found(resolve(q, Some(e), next))
             }
-            Body::Line(l) => match l.find(&self.bytes, q, d) {
-                Some((e, next)) => {
-                    let next = next.or_else(|| piece.end());
-                    // Verify on the stored starts: start[j] <= q < start[j + 1].
-                    if next.is_some_and(|n| n <= q) {
-                        return Lookup::Missed;
-                    }
-                    Lookup::Found(resolve(q, Some(e), next))
+            Body::Line(l) => {
+                let Some((e, slot)) = l.find(&self.bytes, q, d) else {
+                    return Lookup::Missed;
+                };
+                // Verify on the stored starts: start[j] <= q < start[j + 1]. Inside the
+                // extent that holds (extents do not overlap, so the next one starts at or
+                // after its end), and the next start is not even read: a sequential reader's
+                // queries are almost all inside extents.
+                if e.contains(q) {
+                    return Lookup::Found(BlockMap::Mapped(e));
                 }
-                None => Lookup::Missed,
-            },
+                let next = l.next_key(&self.bytes, slot).or_else(|| piece.end());
+                if next.is_some_and(|n| n <= q) {
+                    return Lookup::Missed;
+                }
+                Lookup::Found(BlockMap::Hole { next })
+            }
         }
     }
 
