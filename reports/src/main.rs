@@ -183,26 +183,12 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     let (input, opts) = match command {
         Command::Readme(r) => return readme(&r),
-        Command::Results(a) => {
-            results::run(&a)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Structures(a) => {
-            compare::run(&a)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Load(a) => {
-            load::run(&a)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Reads(a) => {
-            reads::run_command(&a)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::BpfLatency(a) => {
-            bpf_latency::run(&a)?;
-            return Ok(ExitCode::SUCCESS);
-        }
+        // The measurement commands print what they measured and are done.
+        Command::Results(a) => return succeeded(results::run(&a)),
+        Command::Structures(a) => return succeeded(compare::run(&a)),
+        Command::Load(a) => return succeeded(load::run(&a)),
+        Command::Reads(a) => return succeeded(reads::run_command(&a)),
+        Command::BpfLatency(a) => return succeeded(bpf_latency::run(&a)),
         Command::Demo(c) => (
             Input::Demo,
             Options {
@@ -236,6 +222,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     println!("report: {}", report.display());
     println!("tables: {}", opts.tables.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0 after a command that returns nothing.
+fn succeeded(r: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+    r.map(|()| ExitCode::SUCCESS)
 }
 
 /// `reports readme [--check]`.
