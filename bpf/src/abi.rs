@@ -265,36 +265,12 @@ const _: () = {
 };
 
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
-// valid, which is what aya's `Pod` (values copied to and from maps) and `Plain` (elements of
-// mmap'd maps) require.
+// valid, which is what aya's `Pod` requires of the hash-map values it copies (FILES, CFILES)
+// and `Plain` of the elements of the arrays the loader maps into memory (every other map).
 unsafe impl aya::Pod for File {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for Bucket {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for Seg {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for Extent {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for Answer {}
 // SAFETY: as for File.
 unsafe impl aya::Pod for CFile {}
 // SAFETY: as for File.
-unsafe impl aya::Pod for Piece {}
-// SAFETY: as for File.
-unsafe impl aya::Pod for CBucket {}
-
-impl Run {
-    /// The packet bytes (XDP test runs want at least an Ethernet header's worth: 64 bytes).
-    pub fn packet(&self) -> [u8; 64] {
-        let mut p = [0u8; 64];
-        p[0..4].copy_from_slice(&self.first.to_ne_bytes());
-        p[4..8].copy_from_slice(&self.n.to_ne_bytes());
-        p[8..12].copy_from_slice(&self.mask.to_ne_bytes());
-        p[12..16].copy_from_slice(&self.flags.to_ne_bytes());
-        p
-    }
-}
-// SAFETY: as for File (for every type the loader maps into memory).
 unsafe impl Plain for Seg {}
 // SAFETY: as for File.
 unsafe impl Plain for Extent {}
@@ -308,3 +284,15 @@ unsafe impl Plain for CBucket {}
 unsafe impl Plain for Answer {}
 // SAFETY: `fuse_iomap_begin_in`: `repr(C)`, u32, u32, u64, u64, u64, no padding (size asserted).
 unsafe impl Plain for BeginIn {}
+
+impl Run {
+    /// The packet bytes (XDP test runs want at least an Ethernet header's worth: 64 bytes).
+    pub fn packet(&self) -> [u8; 64] {
+        let mut p = [0u8; 64];
+        p[0..4].copy_from_slice(&self.first.to_ne_bytes());
+        p[4..8].copy_from_slice(&self.n.to_ne_bytes());
+        p[8..12].copy_from_slice(&self.mask.to_ne_bytes());
+        p[12..16].copy_from_slice(&self.flags.to_ne_bytes());
+        p
+    }
+}
