@@ -42,8 +42,9 @@
 //! # Cost
 //! `reports structures IMAGE` (and the report's compact section) measures bytes and time
 //! against the iext tree on real maps. Where the iext tree is two or three nodes in L1 (maps of
-//! a few thousand extents, warm), a lookup here is bounded by its instruction count
-//! (directory, line, window count, record decode), not by memory.
+//! a few thousand extents, warm), a lookup here is bounded by its one chain of dependent steps
+//! (directory, line, block, window count, record decode; about 190 instructions, fewer than
+//! the tree's), not by memory: the hot path is kept free of calls, spills and repeated checks.
 //!
 //! # Verification
 //! As in [`super::LearnedIndex`]: the answer `j` of a window search must satisfy
@@ -53,7 +54,7 @@
 use ext4::{BlockMap, Extent};
 
 use super::{check_extents, resolve, ExtentIndex, Lookup};
-use crate::model::{clamp_window, fit, FitParams, FixedLine, ModelError, FIXED_INTERCEPT_SHIFT};
+use crate::model::{fit, FitParams, FixedLine, ModelError, FIXED_INTERCEPT_SHIFT};
 
 /// Extents per packed block (one header each).
 pub const BLOCK: usize = 64;
@@ -73,8 +74,10 @@ const BUCKETS_PER_PIECE: usize = 1;
 /// (u64, two's complement).
 pub const BLOCK_HEADER_BYTES: usize = 16;
 const HEAD: usize = BLOCK_HEADER_BYTES;
-/// The `end_key` of the last piece: no extent starts at 2^32 - 1 (extents end by 2^32 - 1).
-const NO_KEY: u32 = u32::MAX;
+/// The `last_block` of the last piece: every block, since it holds every query past its start.
+/// Unambiguous: no extent starts at 2^32 - 1 (extents end by 2^32 - 1), so no other piece
+/// ends there.
+const EVERY_BLOCK: u32 = u32::MAX;
 
 /// Which exact form a file's map got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -228,26 +231,44 @@ pub struct Run {
     pub unwritten: bool,
 }
 
-/// A line piece's packed extents: `count` of them in blocks of [`BLOCK`] from byte `off`.
+/// A line piece's packed extents: `last + 1` of them in blocks of [`BLOCK`] from byte `off`.
+///
+/// Held the way the lookup uses it, so that a lookup is a few dozen instructions: the line
+/// predicts the window's first slot directly (its error bound is folded into the intercept),
+/// and a record's fields are cut out by masks rather than widths. With its keys, the piece
+/// still fits a directory bucket's cache line.
 #[derive(Debug, Clone, Copy)]
 struct Line {
-    /// Predicts the piece-local index of the last extent starting at or before `q`.
-    line: FixedLine,
-    count: u32,
+    /// Slots per block of `q - first_key`, scaled by 2^32 ([`FixedLine::slope`]).
+    slope: u64,
+    /// [`FixedLine::intercept`] less `e_lo + 1` slots (scaled): the line then predicts the
+    /// window's first slot, `p - e_lo - 1`, exactly (the subtraction commutes with the floor).
+    lo_intercept: i64,
+    /// Mask of a record's physical excess (after its length excess).
+    md: u64,
+    /// Piece-local index of the last extent.
+    last: u32,
+    /// Byte offset of the piece's first block.
     off: u32,
-    /// Bytes of one block: header, 64 keys, 64 records (derived from the widths, kept so a
-    /// lookup does not recompute it).
-    block: u32,
-    /// Byte offset of the record column within a block.
-    recs: u16,
-    /// Bytes of a key offset: [`KeyWidth`].
-    kw: KeyWidth,
-    /// Bits of a length excess, a delta excess, and a whole record.
+    /// Mask of a record's length excess (lengths are `u32`, so the excess fits).
+    ml: u32,
+    /// Bytes of one block: header, 64 keys, 64 records (at most 16 + 64 * 4 + 8 * 113).
+    block: u16,
+    /// The line's bounds: the window is `[p - e_lo - 1, p - e_lo - 1 + width]`, with
+    /// `width = e_lo + e_hi + 1` (below [`WINDOW`]).
+    e_lo: u8,
+    width: u8,
+    /// Bits of a length excess (where the physical excess starts), of both excesses (where
+    /// the unwritten flag starts), and of a whole record.
     wl: u8,
-    wd: u8,
+    wf: u8,
     wr: u8,
-    /// The unwritten flag: 0 none are, 1 all are, 2 one bit per record.
-    unw: u8,
+    /// 1 where every record carries its unwritten flag, 0 where none does.
+    fm: u8,
+    /// Every extent of the piece is unwritten.
+    all_unwritten: bool,
+    /// Bytes of a key offset.
+    kw: KeyWidth,
     /// What the physical field is stored against.
     phys: Phys,
 }
@@ -261,44 +282,84 @@ impl Line {
         [wl, wd]: [u8; 2],
         unw: u8,
         phys: Phys,
-    ) -> Self {
+    ) -> Option<Self> {
         let wr = wl + wd + u8::from(unw == 2);
         let recs = HEAD + BLOCK * kw.bytes();
-        Self {
-            line,
-            count,
+        // Bounds below WINDOW (lines are fitted with at most that window).
+        let e_lo = u8::try_from(line.e_lo).ok()?;
+        let e_hi = u8::try_from(line.e_hi).ok()?;
+        Some(Self {
+            slope: line.slope,
+            lo_intercept: line
+                .intercept
+                .wrapping_sub((i64::from(e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            md: mask(u32::from(wd)),
+            last: count.checked_sub(1)?,
             off,
-            // At most 16 + 64 * 4 + 8 * (56 * 2 + 1) bytes: fits both.
-            block: (recs + BLOCK / 8 * usize::from(wr)) as u32,
-            recs: recs as u16,
-            kw,
+            // OK to narrow: wl <= 32 (a length excess is below 2^32).
+            ml: mask(u32::from(wl)) as u32,
+            block: u16::try_from(recs + BLOCK / 8 * usize::from(wr)).ok()?,
+            e_lo,
+            width: e_lo.checked_add(e_hi)?.checked_add(1)?,
             wl,
-            wd,
+            wf: wl + wd,
             wr,
-            unw,
+            fm: u8::from(unw == 2),
+            all_unwritten: unw == 1,
+            kw,
             phys,
+        })
+    }
+
+    /// The line as fitted (for other evaluators of the layout).
+    fn fixed(&self) -> FixedLine {
+        FixedLine {
+            slope: self.slope,
+            intercept: self
+                .lo_intercept
+                .wrapping_add((i64::from(self.e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            e_lo: u32::from(self.e_lo),
+            e_hi: u32::from(self.width - self.e_lo - 1),
         }
+    }
+
+    /// Extents in the piece.
+    fn count(&self) -> u32 {
+        self.last + 1
+    }
+
+    /// Bits of the physical excess.
+    fn wd(&self) -> u8 {
+        self.wf - self.wl
+    }
+
+    /// The unwritten flag as [`LineLayout::unw`] has it.
+    fn unw(&self) -> u8 {
+        if self.fm == 1 {
+            2
+        } else {
+            u8::from(self.all_unwritten)
+        }
+    }
+
+    /// Byte offset of the record column within a block.
+    #[inline(always)]
+    fn recs(&self) -> usize {
+        HEAD + BLOCK * self.kw.bytes()
     }
 
     /// Byte offset of the block holding piece-local extent `j`.
     #[inline(always)]
     fn block_at(&self, j: usize) -> usize {
-        self.off as usize + j / BLOCK * self.block as usize
+        self.off as usize + j / BLOCK * usize::from(self.block)
     }
 
     /// The logical start of piece-local extent `j`.
-    #[inline(always)]
     fn key(&self, bytes: &[u8], j: usize) -> u32 {
         let at = self.block_at(j);
         let key0 = word(bytes, at) as u32;
         // A real start: key0 plus an offset below 2^32 - key0.
-        key0.wrapping_add(self.offset(bytes, at, j % BLOCK))
-    }
-
-    /// Key offset `r` (from the block's first key) of the block at byte `at`.
-    #[inline(always)]
-    fn offset(&self, bytes: &[u8], at: usize, r: usize) -> u32 {
-        self.kw.get(bytes, at + HEAD, r)
+        key0.wrapping_add(self.kw.get(bytes, at + HEAD, j % BLOCK))
     }
 
     /// The extent of the last window key at or below `q` (`d = q - first_key`) and where it
@@ -311,11 +372,13 @@ impl Line {
     /// their count is the answer's slot.
     #[inline(always)]
     fn find(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Extent, Slot)> {
-        let p = self.line.predict(d);
-        let last = i64::from(self.count) - 1;
-        let (lo, hi) = clamp_window(p, self.line.e_lo, self.line.e_hi, 0, last);
-        // OK to narrow: clamped to 0..count.
-        let (lo, hi) = (lo as usize, hi as usize);
+        let lo_raw = predict(self.slope, self.lo_intercept, d);
+        let last = i64::from(self.last);
+        // OK to narrow: clamped to 0..=last.
+        let lo = lo_raw.clamp(0, last) as usize;
+        // From the clamped first slot: a window moved up where the line predicts below the
+        // piece (still at most WINDOW slots, and still holding the answer).
+        let hi = (lo + usize::from(self.width)).min(self.last as usize);
         let mut base = lo / BLOCK * BLOCK;
         let mut at = self.block_at(lo);
         if hi / BLOCK != lo / BLOCK {
@@ -325,8 +388,12 @@ impl Line {
                 (base, at) = (hi / BLOCK * BLOCK, next_at);
             }
         }
+        // Every read below is within the block's header and key column (or 8 bytes past
+        // them), except the record's, checked on its own.
+        let recs = self.recs();
+        let keys = bytes.get(at..at.checked_add(recs + 8)?)?;
         // Header: key0 and len0 in one word, then d0.
-        let head = word(bytes, at);
+        let head = word(keys, 0);
         let key0 = head as u32;
         let qd = q.checked_sub(key0)?;
         // The slots counted: WINDOW of them from the window's first slot in this block (or
@@ -335,82 +402,125 @@ impl Line {
         // the count of keys <= q among them is the answer's slot + 1 when the answer is in
         // the window (and a miss, caught below or by the caller's check, when it is not).
         let s = lo.saturating_sub(base).min(BLOCK - WINDOW);
-        let below = self.kw.count_at_most(bytes, at + HEAD, s, qd);
+        let below = self.kw.count_at_most(keys, HEAD, s, qd);
         // 0: every counted key is above q (s > 0, since slot 0's offset is 0: a wrong model).
+        // r < BLOCK: s <= BLOCK - WINDOW and below <= WINDOW.
         let r = (s + below).checked_sub(1)?;
-        let j = base + r;
-        let k = self.offset(bytes, at, r);
-        let e = self.record(bytes, at, head, j, key0.wrapping_add(k));
-        Some((e, Slot { at, r, j, key0 }))
+        let (off, next_off) = self.kw.pair(keys, HEAD, r);
+        let key = key0.wrapping_add(off);
+        let e = self.record(bytes, at + recs, head, word(keys, 8), r, key)?;
+        Some((
+            e,
+            Slot {
+                r,
+                j: base + r,
+                key0,
+                next_off,
+            },
+        ))
     }
 
     /// The start of the extent after the one [`Self::find`] found at `s` (`None` past the
     /// piece's last extent).
     #[inline(always)]
     fn next_key(&self, bytes: &[u8], s: Slot) -> Option<u32> {
-        if s.j + 1 >= self.count as usize {
+        if s.j >= self.last as usize {
             None
         } else if s.r + 1 < BLOCK {
-            Some(s.key0.wrapping_add(self.offset(bytes, s.at, s.r + 1)))
+            Some(s.key0.wrapping_add(s.next_off))
         } else {
             Some(self.key(bytes, s.j + 1))
         }
     }
 
-    /// Piece-local extent `j`, in the block at byte `at` whose first header word is `head`,
-    /// starting at `key`.
+    /// The extent in slot `r` of a block whose record column starts at byte `recs`, whose
+    /// header words are `head` (key0, len0) and `d0`, and which starts at `key`; `None` if
+    /// the record is not in `bytes` (a malformed index).
     #[inline(always)]
-    fn record(&self, bytes: &[u8], at: usize, head: u64, j: usize, key: u32) -> Extent {
+    fn record(
+        &self,
+        bytes: &[u8],
+        recs: usize,
+        head: u64,
+        d0: u64,
+        r: usize,
+        key: u32,
+    ) -> Option<Extent> {
         let len0 = (head >> 32) as u32;
-        let d0 = word(bytes, at + 8);
-        let bit = (at + usize::from(self.recs)) * 8 + j % BLOCK * usize::from(self.wr);
-        let (wl, wd) = (u32::from(self.wl), u32::from(self.wd));
+        let bit = recs * 8 + r * usize::from(self.wr);
         let (len, d, flag) = if self.wr <= MAX_FIELD_BITS as u8 {
-            // The whole record in one load.
-            let w = field(bytes, bit, self.wr);
-            (w & mask(wl), (w >> wl) & mask(wd), (w >> (wl + wd)) & 1)
-        } else {
-            let rest = bit + wl as usize;
+            // The whole record in one load, cut by the masks.
+            let w = word(bytes, bit / 8) >> (bit % 8);
             (
-                field(bytes, bit, self.wl),
-                field(bytes, rest, self.wd),
-                field(bytes, rest + wd as usize, 1),
+                w as u32 & self.ml,
+                (w >> self.wl) & self.md,
+                (w >> self.wf) as u8 & self.fm,
             )
+        } else {
+            self.wide_record(bytes, bit)
         };
-        // OK to narrow: wl <= 56 bits hold a length excess below 2^32.
-        let len = len0.wrapping_add(len as u32);
         let d = d0.wrapping_add(d);
-        let unwritten = match self.unw {
-            0 => false,
-            1 => true,
-            _ => flag != 0,
-        };
-        Extent {
+        Some(Extent {
             lblk: key,
             pblk: match self.phys {
                 Phys::FromLogical => u64::from(key).wrapping_add(d),
                 Phys::Absolute => d,
             },
-            len,
-            unwritten,
-        }
+            len: len0.wrapping_add(len),
+            unwritten: self.all_unwritten | (flag != 0),
+        })
+    }
+
+    /// A record wider than one load's [`MAX_FIELD_BITS`]: its fields one by one.
+    #[cold]
+    #[inline(never)]
+    fn wide_record(&self, bytes: &[u8], bit: usize) -> (u32, u64, u8) {
+        let rest = bit + usize::from(self.wl);
+        (
+            // OK to narrow: the field has wl <= 32 bits.
+            field(bytes, bit, self.wl) as u32,
+            field(bytes, rest, self.wd()),
+            field(bytes, bit + usize::from(self.wf), 1) as u8 & self.fm,
+        )
     }
 
     /// Piece-local extent `j` (for decoding the whole map).
-    fn extent(&self, bytes: &[u8], j: usize) -> Extent {
+    fn extent(&self, bytes: &[u8], j: usize) -> Option<Extent> {
         let at = self.block_at(j);
-        self.record(bytes, at, word(bytes, at), j, self.key(bytes, j))
+        let head = word(bytes, at);
+        self.record(
+            bytes,
+            at + self.recs(),
+            head,
+            word(bytes, at + 8),
+            j % BLOCK,
+            self.key(bytes, j),
+        )
     }
 }
 
-/// Where [`Line::find`] found an extent: its block (byte `at`, first key `key0`), its slot `r`
-/// there and its piece-local index `j`.
+/// The fixed-point line `(slope, intercept)` at `d` ([`FixedLine::predict`] with the
+/// coefficients apart).
+#[inline(always)]
+fn predict(slope: u64, intercept: i64, d: u32) -> i64 {
+    FixedLine {
+        slope,
+        intercept,
+        e_lo: 0,
+        e_hi: 0,
+    }
+    .predict(d)
+}
+
+/// Where [`Line::find`] found an extent: its block's first key `key0`, its slot `r` there and
+/// its piece-local index `j`.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    at: usize,
     r: usize,
     j: usize,
     key0: u32,
+    /// The key offset in slot `r + 1` (read with slot `r`'s; meaningless for the last slot).
+    next_off: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -423,15 +533,16 @@ enum Body {
 struct Piece {
     /// Logical start of the piece's first extent.
     first_key: u32,
-    /// Logical start of the next piece's first extent ([`NO_KEY`] for the last piece): the
-    /// piece answers `first_key <= q < end_key`.
-    end_key: u32,
+    /// The block before the next piece's first extent ([`EVERY_BLOCK`] for the last piece):
+    /// the piece answers `first_key <= q <= last_block`, one comparison.
+    last_block: u32,
     body: Body,
 }
 
 impl Piece {
     fn end(&self) -> Option<u32> {
-        Some(self.end_key).filter(|&k| k != NO_KEY)
+        // The next piece's first key (above 0, so the subtraction below cannot wrap).
+        (self.last_block != EVERY_BLOCK).then(|| self.last_block + 1)
     }
 }
 
@@ -522,6 +633,17 @@ impl KeyWidth {
         }
     }
 
+    /// Offsets `r` and `r + 1` of the key column at byte `col`, in one load (the second is
+    /// meaningless for `r = BLOCK - 1`).
+    #[inline(always)]
+    fn pair(self, bytes: &[u8], col: usize, r: usize) -> (u32, u32) {
+        let w = word(bytes, col + r * self.bytes());
+        match self {
+            Self::U16 => (u32::from(w as u16), u32::from((w >> 16) as u16)),
+            Self::U32 => (w as u32, (w >> 32) as u32),
+        }
+    }
+
     /// Offset `r` of the key column at byte `col`.
     #[inline(always)]
     fn get(self, bytes: &[u8], col: usize, r: usize) -> u32 {
@@ -541,14 +663,11 @@ impl KeyWidth {
         // offsets is unchanged and padding is never counted.
         let qd = qd.min(self.padding() - 1);
         match self {
-            Self::U16 => bytes
-                .get(from..from + 2 * WINDOW)
-                .and_then(|w| <&[u8; 2 * WINDOW]>::try_from(w).ok())
-                .map_or(0, |w| count_u16(w, qd as u16)),
-            Self::U32 => bytes
-                .get(from..from + 4 * WINDOW)
-                .and_then(|w| <&[u8; 4 * WINDOW]>::try_from(w).ok())
-                .map_or(0, |w| count_u32(w, qd)),
+            Self::U16 => match bytes.get(from..).and_then(<[u8]>::first_chunk) {
+                Some(w) => count_u16(w, qd as u16),
+                None => 0,
+            },
+            Self::U32 => count_u32(bytes.get(from..).and_then(<[u8]>::first_chunk), qd),
         }
     }
 }
@@ -560,40 +679,44 @@ impl KeyWidth {
 /// but finishes with an emulated popcount, takes some 40.
 #[inline(always)]
 fn count_u16(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of every x86-64 CPU (the target's baseline).
-    unsafe {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
         count_u16_sse2(w, qd)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
         count_u16_portable(w, qd)
     }
 }
 
-/// # Safety
-/// The CPU must have SSE2, which every x86-64 CPU has.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-#[inline]
-unsafe fn count_u16_sse2(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
+/// [`count_u16`] in SSE2, which the x86-64 baseline has: compiled in without a
+/// `target_feature` attribute, so it inlines into the lookup (a call, with the spills around
+/// it, cost some 20 instructions).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn count_u16_sse2(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16,
         _mm_set1_epi16, _mm_setzero_si128, _mm_subs_epu16,
     };
-    let q = _mm_set1_epi16(qd as i16);
-    // Slots 8k..8k+8: all ones where the slot is at most q (saturating slot - q is zero).
-    let at_most = |k: usize| -> __m128i {
-        debug_assert!(k < 4);
-        // SAFETY: bytes 16k..16k + 16 of the 64-byte array (k < 4); an unaligned load. One
-        // load per eight slots (building the vector from two 8-byte words took three).
-        let v = unsafe { _mm_loadu_si128(w.as_ptr().add(16 * k).cast()) };
-        _mm_cmpeq_epi16(_mm_subs_epu16(v, q), _mm_setzero_si128())
-    };
     const _: () = assert!(WINDOW == 32, "four compares of eight slots");
-    // Sixteen slots a time, one byte each (signed saturation keeps 0 and -1), one bit each.
-    let lo = _mm_movemask_epi8(_mm_packs_epi16(at_most(0), at_most(1))) as u32;
-    let hi = _mm_movemask_epi8(_mm_packs_epi16(at_most(2), at_most(3))) as u32;
+    // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics ask;
+    // the loads are bytes 16k..16k + 16 of the 64-byte array (k < 4), unaligned.
+    let (lo, hi) = unsafe {
+        let q = _mm_set1_epi16(qd as i16);
+        // Slots 8k..8k+8: all ones where the slot is at most q (saturating slot - q is zero).
+        // One load per eight slots (building the vector from two 8-byte words took three).
+        let at_most = |k: usize| -> __m128i {
+            debug_assert!(k < 4);
+            let v = _mm_loadu_si128(w.as_ptr().add(16 * k).cast());
+            _mm_cmpeq_epi16(_mm_subs_epu16(v, q), _mm_setzero_si128())
+        };
+        // Sixteen slots a time, one byte each (signed saturation keeps 0 and -1), one bit each.
+        (
+            _mm_movemask_epi8(_mm_packs_epi16(at_most(0), at_most(1))) as u32,
+            _mm_movemask_epi8(_mm_packs_epi16(at_most(2), at_most(3))) as u32,
+        )
+    };
     (lo | hi << 16).trailing_ones() as usize
 }
 
@@ -609,10 +732,13 @@ fn count_u16_portable(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
     usize::from(n)
 }
 
-/// Little-endian `u32`s of `w` at most `qd` (pieces whose blocks span 2^16 blocks or more:
-/// rare, so the portable sum).
-#[inline(always)]
-fn count_u32(w: &[u8; 4 * WINDOW], qd: u32) -> usize {
+/// Little-endian `u32`s of `w` at most `qd`, 0 without `w` (pieces whose blocks span 2^16
+/// blocks or more: rare, so the portable sum, out of the common path's way).
+#[inline(never)]
+fn count_u32(w: Option<&[u8; 4 * WINDOW]>, qd: u32) -> usize {
+    let Some(w) = w else {
+        return 0;
+    };
     let mut n = 0u32;
     for c in w.chunks_exact(4) {
         n += u32::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= qd);
@@ -705,7 +831,7 @@ impl CompactIndex {
                         }
                         Body::Line(l) => {
                             s.lines += 1;
-                            s.packed_extents += l.count as usize;
+                            s.packed_extents += l.count() as usize;
                         }
                     }
                 }
@@ -738,6 +864,17 @@ impl CompactIndex {
     /// Looks up block `q`.
     #[inline]
     pub fn probe(&self, q: u32) -> Lookup {
+        // The packed form first: one test, where a jump over the four forms costs five
+        // instructions of a lookup's two hundred.
+        if let Form::Packed(p) = &self.form {
+            return p.probe(q);
+        }
+        self.probe_small(q)
+    }
+
+    /// [`Self::probe`] for the forms without a model (out of the packed form's way).
+    #[inline(never)]
+    fn probe_small(&self, q: u32) -> Lookup {
         match &self.form {
             Form::Empty => Lookup::Found(BlockMap::Hole { next: None }),
             Form::One(e) if q < e.lblk => Lookup::Found(BlockMap::Hole { next: Some(e.lblk) }),
@@ -802,17 +939,18 @@ impl Packed {
             body: match p.body {
                 Body::Run(r) => PieceBody::Run(r),
                 Body::Line(l) => PieceBody::Line(LineLayout {
-                    line: l.line,
-                    count: l.count,
+                    line: l.fixed(),
+                    count: l.count(),
                     off: l.off,
-                    block: l.block,
-                    recs: l.recs,
+                    block: u32::from(l.block),
+                    // OK to narrow: 16 + 64 * 4 at most.
+                    recs: l.recs() as u16,
                     // OK to narrow: 2 or 4.
                     key_bytes: l.kw.bytes() as u8,
                     wl: l.wl,
-                    wd: l.wd,
+                    wd: l.wd(),
                     wr: l.wr,
-                    unw: l.unw,
+                    unw: l.unw(),
                     phys_absolute: l.phys == Phys::Absolute,
                 }),
             },
@@ -848,7 +986,7 @@ impl Packed {
             }
             pieces.push(Piece {
                 first_key: a.lblk,
-                end_key: NO_KEY,
+                last_block: EVERY_BLOCK,
                 body: Body::Run(Run {
                     step: b.lblk - a.lblk,
                     len: a.len,
@@ -867,7 +1005,7 @@ impl Packed {
             return Ok(None);
         }
         for k in 1..pieces.len() {
-            pieces[k - 1].end_key = pieces[k].first_key;
+            pieces[k - 1].last_block = pieces[k].first_key - 1;
         }
         bytes.extend_from_slice(&[0; 8]);
         let first_key = exts.first().map_or(0, |e| e.lblk);
@@ -888,17 +1026,16 @@ impl Packed {
         let last = self.buckets.len().checked_sub(1)?;
         let b = ((u64::from(q - self.first_key) >> self.shift) as usize).min(last);
         let bucket = self.buckets.get(b)?;
-        // (Block 2^32 - 1 is past every piece's start, so the last piece holds it.)
-        if q < bucket.piece.end_key || bucket.piece.end_key == NO_KEY {
+        if q <= bucket.piece.last_block {
             return Some(&bucket.piece);
         }
-        // q is past the bucket's first piece (q >= its end_key, the next one's first_key):
-        // usually in the next piece (a bucket holds about one piece boundary), else in one of
+        // q is past the bucket's first piece (at or past the next one's first key): usually
+        // in the next piece (a bucket holds about one piece boundary), else in one of
         // the others starting inside the bucket. The first case is checked inline: a search
         // call there cost a sequential scan a third of its time on a map of 10^6 extents.
         let from = bucket.index as usize + 1;
         let next = self.pieces.get(from)?;
-        if q < next.end_key || next.end_key == NO_KEY {
+        if q <= next.last_block {
             return Some(next);
         }
         let to = self
@@ -910,7 +1047,7 @@ impl Packed {
         rest.get(k)
     }
 
-    #[inline]
+    #[inline(always)]
     fn probe(&self, q: u32) -> Lookup {
         if q < self.first_key {
             return Lookup::Found(BlockMap::Hole {
@@ -946,8 +1083,10 @@ impl Packed {
                 // Verify on the stored starts: start[j] <= q < start[j + 1]. Inside the
                 // extent that holds (extents do not overlap, so the next one starts at or
                 // after its end), and the next start is not even read: a sequential reader's
-                // queries are almost all inside extents.
-                if e.contains(q) {
+                // queries are almost all inside extents. (`find` counted the keys at or below
+                // `q`, so `e` starts at or before it: only the end is compared.)
+                debug_assert!(e.lblk <= q);
+                if q.wrapping_sub(e.lblk) < e.len {
                     return Lookup::Found(BlockMap::Mapped(e));
                 }
                 let next = l.next_key(&self.bytes, slot).or_else(|| piece.end());
@@ -969,9 +1108,9 @@ impl Packed {
                     len: r.len,
                     unwritten: r.unwritten,
                 })),
-                Body::Line(l) => {
-                    out.extend((0..l.count as usize).map(|j| l.extent(&self.bytes, j)))
-                }
+                Body::Line(l) => out.extend(
+                    (0..l.count() as usize).filter_map(|j| l.extent(&self.bytes, j)),
+                ),
             }
         }
         out
@@ -1014,7 +1153,7 @@ fn line_pieces(
         };
         pieces.push(Piece {
             first_key: seg.first_key,
-            end_key: NO_KEY,
+            last_block: EVERY_BLOCK,
             body: Body::Line(packed),
         });
     }
@@ -1065,7 +1204,7 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
         [wl as u8, wd as u8],
         unw,
         phys,
-    );
+    )?;
     let (kw, rw) = (l.kw.bytes(), usize::from(l.wr));
     for chunk in exts.chunks(BLOCK) {
         let at = bytes.len();
@@ -1073,13 +1212,13 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
         let len0 = chunk.iter().map(|e| e.len).min()?;
         let d0 = chunk.iter().map(|e| phys.of(e)).min()?;
         // A full block plus write slack, trimmed below.
-        bytes.resize(at + l.block as usize + 8, 0);
+        bytes.resize(at + usize::from(l.block) + 8, 0);
         bytes[at..at + 4].copy_from_slice(&first.lblk.to_le_bytes());
         bytes[at + 4..at + 8].copy_from_slice(&len0.to_le_bytes());
         // Two's complement: pblk = (lblk +) d0 + excess, wrapping, is exact.
         bytes[at + 8..at + 16].copy_from_slice(&(d0 as u64).to_le_bytes());
         let keys = at + HEAD;
-        let recs = (at + usize::from(l.recs)) * 8;
+        let recs = (at + l.recs()) * 8;
         // Unused slots of a last, partial block hold the padding, which no count includes.
         let offsets = chunk
             .iter()
@@ -1096,10 +1235,10 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
                 bit + usize::from(l.wl),
                 u64::try_from(phys.of(e) - d0).ok()?,
             );
-            if l.unw == 2 {
+            if l.fm == 1 {
                 put(
                     bytes,
-                    bit + usize::from(l.wl) + usize::from(l.wd),
+                    bit + usize::from(l.wf),
                     u64::from(e.unwritten),
                 );
             }
@@ -1108,7 +1247,7 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
         // slot up to BLOCK - WINDOW) but only the records it has: nothing follows it within
         // the piece, and a record read past them is never asked for.
         let recs_len = (chunk.len() * rw).div_ceil(8);
-        bytes.truncate(at + usize::from(l.recs) + recs_len);
+        bytes.truncate(at + l.recs() + recs_len);
     }
     Some(l)
 }
@@ -1259,7 +1398,7 @@ mod tests {
         if let Form::Packed(p) = &c.form {
             for piece in p.pieces.iter() {
                 if let Body::Line(l) = piece.body {
-                    assert!(l.line.window() <= WINDOW as u64, "{:?}", l.line);
+                    assert!(l.fixed().window() <= WINDOW as u64, "{:?}", l.fixed());
                 }
             }
         }
