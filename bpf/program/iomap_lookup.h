@@ -392,7 +392,9 @@ static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
 		else
 			h = m;
 	}
-	if (s + l == 0)
+	/* No counted key at most q: the answer lies before the window (a wrong line). Slot s - 1
+	 * was never compared with q, so it is not an answer either. */
+	if (l == 0)
 		return IOMAP_BPF_MISSED;
 	u32 r = (u32)s + l - 1;
 	u64 j = base + r;

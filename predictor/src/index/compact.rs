@@ -403,9 +403,11 @@ impl Line {
         // the window (and a miss, caught below or by the caller's check, when it is not).
         let s = lo.saturating_sub(base).min(BLOCK - WINDOW);
         let below = self.kw.count_at_most(keys, HEAD, s, qd);
-        // 0: every counted key is above q (s > 0, since slot 0's offset is 0: a wrong model).
+        // 0: every counted key is above q, so the answer lies before the window: a wrong line
+        // (s > 0, since slot 0's offset is 0), a miss. The slot before the counted ones is not
+        // the answer: its start was never compared with q. Else slot r's start is at most q.
         // r < BLOCK: s <= BLOCK - WINDOW and below <= WINDOW.
-        let r = (s + below).checked_sub(1)?;
+        let r = s + below.checked_sub(1)?;
         let (off, next_off) = self.kw.pair(keys, HEAD, r);
         let key = key0.wrapping_add(off);
         let e = self.record(bytes, at + recs, head, word(keys, 8), r, key)?;
@@ -1108,9 +1110,9 @@ impl Packed {
                     len: r.len,
                     unwritten: r.unwritten,
                 })),
-                Body::Line(l) => out.extend(
-                    (0..l.count() as usize).filter_map(|j| l.extent(&self.bytes, j)),
-                ),
+                Body::Line(l) => {
+                    out.extend((0..l.count() as usize).filter_map(|j| l.extent(&self.bytes, j)))
+                }
             }
         }
         out
@@ -1236,11 +1238,7 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
                 u64::try_from(phys.of(e) - d0).ok()?,
             );
             if l.fm == 1 {
-                put(
-                    bytes,
-                    bit + usize::from(l.wf),
-                    u64::from(e.unwritten),
-                );
+                put(bytes, bit + usize::from(l.wf), u64::from(e.unwritten));
             }
         }
         // The last block keeps its whole key column (a count reads WINDOW slots from any
@@ -1442,6 +1440,45 @@ mod tests {
         let c = CompactIndex::new(&exts).unwrap();
         assert_eq!(c.form(), CompactForm::Plain);
         agree(&exts, &c);
+    }
+
+    /// A line moved by `slots` and narrowed to `width`, in its piece and its bucket copies.
+    fn skew(c: &mut CompactIndex, slots: i64, width: u8) {
+        let Form::Packed(p) = &mut c.form else {
+            panic!("not packed");
+        };
+        let pieces = p.pieces.iter_mut();
+        let copies = p.buckets.iter_mut().map(|b| &mut b.piece);
+        for piece in pieces.chain(copies) {
+            if let Body::Line(l) = &mut piece.body {
+                l.lo_intercept += slots << FIXED_INTERCEPT_SHIFT;
+                l.width = l.width.min(width);
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_lines_miss_and_never_answer_wrong() {
+        let exts = mixed();
+        let reference = SortedIndex::new(exts.clone());
+        let blocks = probe_blocks(&exts);
+        for slots in [-70, -40, -33, -9, -1, 1, 5, 31, 40, 70] {
+            for width in [0, 3, 31] {
+                let mut c = CompactIndex::new(&exts).unwrap();
+                skew(&mut c, slots, width);
+                let mut missed = 0;
+                for &q in &blocks {
+                    match c.find(q) {
+                        Lookup::Missed => missed += 1,
+                        got => assert_eq!(got, reference.find(q), "block {q}, {slots} slots"),
+                    }
+                }
+                // Far enough off, the lines miss (and the runs still answer).
+                if slots.abs() >= 40 {
+                    assert!(missed > 0, "{slots} slots, width {width}: no miss");
+                }
+            }
+        }
     }
 
     #[test]
