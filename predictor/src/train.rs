@@ -14,6 +14,7 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 
 use crate::error::Chain;
 use crate::fingerprint::fingerprint;
+use crate::index::CompactIndex;
 use crate::model::{fit_extents, FitParams, ModelKind};
 use crate::pack::{Pack, PackEntry};
 
@@ -44,7 +45,7 @@ pub struct FileStats {
     pub model_bytes: u64,
     /// Time to read the extents from the image.
     pub read_time: Duration,
-    /// Time to fit the model.
+    /// Time to fit the model and the compact index's lines.
     pub fit_time: Duration,
 }
 
@@ -318,6 +319,12 @@ fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
         path: map.path.clone(),
         error: e.to_string(),
     })?;
+    // The compact tier's lines too (fitted over the extents between arithmetic runs, so not
+    // the model above), so that tier need not fit them at load either. A map the compact form
+    // cannot hold gets none (the tier then fits at load and says why).
+    let compact = CompactIndex::with_params(extents, params)
+        .ok()
+        .and_then(|c| c.model());
     let fit_time = t1.elapsed();
     let stats = FileStats {
         ino: map.ino,
@@ -344,6 +351,7 @@ fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
         generation: map.generation,
         fingerprint: fingerprint(extents),
         model,
+        compact,
     };
     Ok((entry, stats))
 }

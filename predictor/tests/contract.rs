@@ -160,6 +160,7 @@ fn every_tier_equals_ondisk_on_every_image() {
             ("rangemap", build(&fs, Tier::RangeMap, Models::None)),
             ("iext (fuse32)", build(&fs, Tier::Iext, Models::None)),
             ("compact", build(&fs, Tier::Compact, Models::None)),
+            ("compact (pack)", compact_from_pack(&fs, &pack, &img.name)),
         ];
         let mut checked = 0u64;
         for ino in reference.inodes() {
@@ -183,24 +184,28 @@ fn every_tier_equals_ondisk_on_every_image() {
         // every query of a file they loaded, never missing or declining; the compact index's
         // answers were each re-checked against the on-disk walk (audit mode, 0 mismatches).
         for (prefix, kind) in [("iext", TierKind::Iext), ("compact", TierKind::Compact)] {
-            let Some((_, stack)) = stacks.iter().find(|(n, _)| n.starts_with(prefix)) else {
-                panic!("no {prefix} stack");
-            };
-            let s = stack.stats().tier(kind);
-            assert_eq!(
-                (s.missed, s.declined),
-                (0, 0),
-                "{}: {prefix} fell through",
-                img.name
-            );
-            assert!(
-                s.answered > 0 || checked == 0,
-                "{}: {prefix} answered nothing",
-                img.name
-            );
-            if kind == TierKind::Compact {
-                let audited = stack.stats().audit_checked;
-                assert_eq!(audited, s.answered, "{}: compact audits", img.name);
+            let named: Vec<_> = stacks
+                .iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .collect();
+            assert!(!named.is_empty(), "no {prefix} stack");
+            for (_, stack) in named {
+                let s = stack.stats().tier(kind);
+                assert_eq!(
+                    (s.missed, s.declined),
+                    (0, 0),
+                    "{}: {prefix} fell through",
+                    img.name
+                );
+                assert!(
+                    s.answered > 0 || checked == 0,
+                    "{}: {prefix} answered nothing",
+                    img.name
+                );
+                if kind == TierKind::Compact {
+                    let audited = stack.stats().audit_checked;
+                    assert_eq!(audited, s.answered, "{}: compact audits", img.name);
+                }
             }
         }
         let learned = stacks[0].1.stats().tier(TierKind::Learned).answered;
@@ -215,6 +220,38 @@ fn every_tier_equals_ondisk_on_every_image() {
             stacks.len()
         );
     }
+}
+
+/// The compact tier over a fresh pack: every file whose compact form has lines takes them
+/// from the pack (none fitted at load, none refused).
+fn compact_from_pack(fs: &Arc<Fs>, pack: &Pack, image: &str) -> TierStack {
+    let (stack, report) = TierStack::build(
+        fs.clone(),
+        Tier::Compact,
+        Models::Pack(pack),
+        StackOptions { audit: true },
+    )
+    .unwrap_or_else(|e| panic!("{image}: building a compact stack from the pack: {e}"));
+    let packed = stack
+        .inodes()
+        .filter(|&ino| {
+            stack
+                .compact(ino)
+                .is_some_and(|c| c.form() == predictor::CompactForm::Packed)
+        })
+        .count();
+    assert_eq!(
+        (report.models_active, report.models_untrained),
+        (packed, 0),
+        "{image}: compact lines from the pack"
+    );
+    assert!(
+        report.models_stale.is_empty() && report.models_invalid.is_empty(),
+        "{image}: {:?} {:?}",
+        report.models_stale,
+        report.models_invalid
+    );
+    stack
 }
 
 /// A stale pack entry disables that file's model only; answers stay right and are counted as

@@ -205,4 +205,38 @@ fn files_changed_after_training_fall_back_and_stay_correct() {
     );
     assert!(s.tier(TierKind::Learned).declined > 0);
     assert_eq!(s.audit_mismatches, 0);
+
+    // The compact tier over the same pack: the changed files' lines are fitted at load (the
+    // status says why), and every answer for them is the on-disk walk's (audited).
+    let compact = TierStack::build(
+        Arc::clone(&fs),
+        Tier::Compact,
+        Models::Pack(&trained.pack),
+        StackOptions { audit: true },
+    )
+    .expect("compact stack")
+    .0;
+    for &ino in &changed {
+        assert!(
+            matches!(
+                compact.model_status(ino),
+                Some(
+                    ModelStatus::StaleFingerprint { .. }
+                        | ModelStatus::StaleGeneration { .. }
+                        | ModelStatus::Untrained
+                )
+            ),
+            "inode {ino}: {:?}",
+            compact.model_status(ino)
+        );
+        let size = compact.inode(ino).expect("inode").size;
+        for pos in (0..size).step_by(bs as usize) {
+            let got = compact.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
+            let want = reference.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
+            assert_eq!(got.ok(), want.ok(), "compact: inode {ino} pos {pos}");
+        }
+    }
+    let s = compact.stats();
+    assert!(s.tier(TierKind::Compact).answered > 0);
+    assert_eq!(s.audit_mismatches, 0);
 }

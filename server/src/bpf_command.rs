@@ -30,11 +30,12 @@ enum BpfCommand {
 struct Common {
     /// The ext4 image, read-only.
     image: PathBuf,
-    /// Model pack trained on this image (by `training fit`); not needed with --compact.
+    /// Model pack trained on this image (by `training fit`); optional with --compact.
     #[arg(long, value_name = "PACK", required_unless_present = "compact")]
     models: Option<PathBuf>,
-    /// Check the compact form instead: every file's compact learned index (fitted at load,
-    /// no pack) in the program's compact maps, against the userspace compact index.
+    /// Check the compact form instead: every file's compact learned index (its lines from
+    /// --models, else fitted at load) in the program's compact maps, against the userspace
+    /// compact index.
     #[arg(long)]
     compact: bool,
     /// Most extents loaded into the program's maps; files past it fall back.

@@ -111,7 +111,7 @@ pub fn open(
         }
     };
     let (stack, report) = TierStack::build(fs.clone(), tier, source, StackOptions { audit })?;
-    log_report(image, &report);
+    log_report(image, tier, &report);
     let (bpf, bpf_error) = if tier.bpf() {
         load_bpf(&stack)
     } else {
@@ -149,7 +149,14 @@ fn load_bpf(stack: &TierStack) -> (Option<Arc<BpfTier>>, Option<String>) {
 
 /// Logs what the build found: a summary, and each per-file problem at debug level (a corrupt
 /// image can have thousands).
-fn log_report(image: &Path, r: &BuildReport) {
+fn log_report(image: &Path, tier: Tier, r: &BuildReport) {
+    // What a file whose model is not usable gets: the compact tier fits its lines at load,
+    // the learned tier leaves the file to the next tier.
+    let instead = if tier.compact() {
+        "the compact tier fits those files' lines at load"
+    } else {
+        "those files use the next tier"
+    };
     tracing::debug!(
         image = %image.display(),
         files = r.files,
@@ -166,13 +173,13 @@ fn log_report(image: &Path, r: &BuildReport) {
         tracing::warn!(
             inodes = ?r.models_stale.iter().take(10).collect::<Vec<_>>(),
             count = r.models_stale.len(),
-            "stale models (file changed since training): those files use the next tier"
+            "stale models (file changed since training): {instead}"
         );
     }
     // A corrupt image can have thousands of these: the first few, then a count.
     const SHOWN: usize = 10;
     for (ino, e) in r.models_invalid.iter().take(SHOWN) {
-        tracing::warn!(ino, error = %e, "model unusable: this file uses the next tier");
+        tracing::warn!(ino, error = %e, "model unusable: {instead}");
     }
     for (ino, e) in r.load_errors.iter().take(SHOWN) {
         tracing::warn!(ino, error = %e, "extents not loaded: lookups for this file walk the image");

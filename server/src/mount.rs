@@ -44,7 +44,7 @@ pub struct MountArgs {
     /// mounted).
     mountpoint: PathBuf,
     /// Model pack trained on this image (by `training fit`). Without it the learned tier
-    /// declines every query and the B-tree answers.
+    /// declines every query and the B-tree answers; the compact tier fits its lines at mount.
     #[arg(long, value_name = "PACK")]
     models: Option<PathBuf>,
     /// Tier stack that maps file blocks (learned falls back to btree, then ondisk).

@@ -32,7 +32,7 @@ pub struct QueryArgs {
     /// The ext4 image, read-only. Needed in-process; with --socket only to resolve --path.
     image: Option<PathBuf>,
     /// Model pack trained on this image (by `training fit`). Without it the learned tier
-    /// declines every query and the B-tree answers.
+    /// declines every query and the B-tree answers; the compact tier fits its lines at load.
     #[arg(long, value_name = "PACK", conflicts_with = "socket")]
     models: Option<PathBuf>,
     /// The file, by absolute path inside the image.

@@ -40,7 +40,8 @@ Client: server query --socket PATH --ino N --pos BYTES")]
 pub struct ServeArgs {
     /// The ext4 image, read-only.
     image: PathBuf,
-    /// Model pack trained on this image. Without it the learned tier declines every query.
+    /// Model pack trained on this image. Without it the learned tier declines every query
+    /// (the compact tier fits its lines at load).
     #[arg(long, value_name = "PACK")]
     models: Option<PathBuf>,
     /// Unix socket to listen on (a stale socket file is replaced; a live one is an error).

@@ -32,6 +32,9 @@ enum Command {
     Dump(dump::Args),
     /// Fit a model to every regular file and write a model pack.
     ///
+    /// Each file gets the learned tier's model and the compact tier's lines (fitted over the
+    /// extents between arithmetic runs), so neither tier fits at mount.
+    ///
     /// Prints a summary (files, extents, model kinds, window sizes, speed, peak memory); with
     /// --tables, also writes per-file statistics as a table (Parquet + CSV). With --live, fits
     /// the files of a mounted file system; on ext4 the pack then fits that file system's image.

@@ -54,7 +54,7 @@
 use ext4::{BlockMap, Extent};
 
 use super::{check_extents, resolve, ExtentIndex, Lookup};
-use crate::model::{fit, FitParams, FixedLine, ModelError, FIXED_INTERCEPT_SHIFT};
+use crate::model::{fit, FitParams, FixedLine, Model, ModelError, Segment, FIXED_INTERCEPT_SHIFT};
 
 /// Extents per packed block (one header each).
 pub const BLOCK: usize = 64;
@@ -789,6 +789,29 @@ impl CompactIndex {
 
     /// The compact form of `exts`, with lines fitted with `params`.
     pub fn with_params(exts: &[Extent], params: &FitParams) -> Result<Self, ModelError> {
+        Self::build(exts, Lines::Fit(params))
+    }
+
+    /// The compact form of `exts` with the lines of `model` instead of fitted ones: what
+    /// [`Self::model`] gave for the same map (a pack stores it). A model that does not
+    /// describe the map's line extents is an error; a wrong line in one that does can only
+    /// make lookups miss.
+    pub fn with_model(exts: &[Extent], model: &Model) -> Result<Self, ModelError> {
+        Self::build(exts, Lines::Model(model))
+    }
+
+    /// The packed form's lines, as a model over its *line extents* (the extents outside
+    /// arithmetic runs, in order; runs are found again from the map): what a pack stores so
+    /// [`Self::with_model`] need not fit. The compact form keeps only the fixed-point lines;
+    /// each segment's float line is their value. `None` for the forms without lines to keep.
+    pub fn model(&self) -> Option<Model> {
+        match &self.form {
+            Form::Packed(p) => Some(p.model()),
+            Form::Empty | Form::One(_) | Form::Plain(_) => None,
+        }
+    }
+
+    fn build(exts: &[Extent], lines: Lines<'_>) -> Result<Self, ModelError> {
         check_extents(exts)?;
         if u32::try_from(exts.len()).is_err() {
             return Err(ModelError::TooMany(exts.len()));
@@ -799,7 +822,7 @@ impl CompactIndex {
             _ if exts.len() <= PLAIN_MAX => Form::Plain(exts.into()),
             // Packed only where it is smaller than the plain array (from a dozen extents or so:
             // a bucket, a piece and a block header cost some 160 bytes).
-            _ => match Packed::new(exts, params)? {
+            _ => match Packed::new(exts, lines)? {
                 Some(p) if p.heap_bytes() < std::mem::size_of_val(exts) => Form::Packed(p),
                 _ => Form::Plain(exts.into()),
             },
@@ -967,44 +990,48 @@ impl Packed {
     }
 
     /// `None` when a field does not pack (the caller keeps a plain array).
-    fn new(exts: &[Extent], params: &FitParams) -> Result<Option<Self>, ModelError> {
+    fn new(exts: &[Extent], lines: Lines<'_>) -> Result<Option<Self>, ModelError> {
+        let cuts = cut(exts);
+        let stretches = || {
+            cuts.iter().filter_map(|c| match c {
+                Cut::Stretch(r) => exts.get(r.clone()),
+                Cut::Run(_) => None,
+            })
+        };
+        if let Lines::Model(model) = lines {
+            let keys: Vec<u32> = stretches().flatten().map(|e| e.lblk).collect();
+            model.check_keys(&keys)?;
+        }
         // Pieces: runs of RUN_MIN or more, and lines over the stretches between them.
         let mut pieces = Vec::new();
         let mut bytes = Vec::new();
-        let mut stretch_start = 0usize;
-        let mut i = 0usize;
-        while let Some(rest) = exts.get(i..).filter(|r| !r.is_empty()) {
-            let len = run_len(rest);
-            let (Some(a), Some(b)) = (rest.first(), rest.get(1)) else {
-                break;
+        // Line extents before the current stretch (where its segments start in a model).
+        let mut offset = 0u32;
+        for c in &cuts {
+            let Some(part) = exts.get(c.range()) else {
+                return Ok(None);
             };
-            if len < RUN_MIN {
-                i += 1;
+            let Cut::Stretch(_) = c else {
+                pieces.extend(run_piece(part));
                 continue;
-            }
-            let stretch = exts.get(stretch_start..i).unwrap_or(&[]);
-            if !line_pieces(stretch, params, &mut pieces, &mut bytes)? {
+            };
+            let segments = match lines {
+                Lines::Fit(params) => {
+                    let keys: Vec<u32> = part.iter().map(|e| e.lblk).collect();
+                    // A lookup counts WINDOW key slots: no line may need more.
+                    let params = FitParams {
+                        max_window: params.max_window.min(WINDOW as u32),
+                        ..*params
+                    };
+                    fit(&keys, &params)?.0.segments
+                }
+                Lines::Model(model) => stretch_segments(model, offset, part)?,
+            };
+            if !line_pieces(part, &segments, &mut pieces, &mut bytes)? {
                 return Ok(None);
             }
-            pieces.push(Piece {
-                first_key: a.lblk,
-                last_block: EVERY_BLOCK,
-                body: Body::Run(Run {
-                    step: b.lblk - a.lblk,
-                    len: a.len,
-                    pblk: a.pblk,
-                    pstep: b.pblk.wrapping_sub(a.pblk),
-                    // Fewer than 2^32 extents in all (checked by the caller).
-                    count: len as u32,
-                    unwritten: a.unwritten,
-                }),
-            });
-            i += len;
-            stretch_start = i;
-        }
-        let stretch = exts.get(stretch_start..).unwrap_or(&[]);
-        if !line_pieces(stretch, params, &mut pieces, &mut bytes)? {
-            return Ok(None);
+            // Fewer than 2^32 extents in all (checked by the caller).
+            offset += part.len() as u32;
         }
         for k in 1..pieces.len() {
             pieces[k - 1].last_block = pieces[k].first_key - 1;
@@ -1020,6 +1047,33 @@ impl Packed {
             pieces: pieces.into_boxed_slice(),
             bytes: bytes.into_boxed_slice(),
         }))
+    }
+
+    /// The line pieces' lines as one model over the line extents (every stretch's, in order):
+    /// each segment's index and intercept count from the first line extent.
+    fn model(&self) -> Model {
+        let mut segments = Vec::new();
+        let mut first_idx = 0u32;
+        for piece in self.pieces.iter() {
+            let Body::Line(l) = piece.body else {
+                continue;
+            };
+            let mut fixed = l.fixed();
+            fixed.intercept = fixed
+                .intercept
+                .wrapping_add(i64::from(first_idx) << FIXED_INTERCEPT_SHIFT);
+            segments.push(Segment {
+                first_idx,
+                first_key: piece.first_key,
+                line: fixed.to_float(),
+                fixed,
+            });
+            first_idx += l.count();
+        }
+        Model {
+            extent_count: first_idx,
+            segments,
+        }
     }
 
     /// The piece holding `q` (`q >= first_key`).
@@ -1119,28 +1173,19 @@ impl Packed {
     }
 }
 
-/// Fits lines over `stretch` (extents between runs) and appends one line piece per segment,
-/// with its packed blocks in `bytes`. `false` if a field does not pack.
+/// Appends one line piece per segment of `stretch` (extents between runs; segment indices and
+/// lines count from its first extent), with its packed blocks in `bytes`. `false` if a field
+/// does not pack.
 fn line_pieces(
     stretch: &[Extent],
-    params: &FitParams,
+    segments: &[Segment],
     pieces: &mut Vec<Piece>,
     bytes: &mut Vec<u8>,
 ) -> Result<bool, ModelError> {
-    if stretch.is_empty() {
-        return Ok(true);
-    }
-    let keys: Vec<u32> = stretch.iter().map(|e| e.lblk).collect();
-    // A lookup counts WINDOW key slots: no line may need more.
-    let params = FitParams {
-        max_window: params.max_window.min(WINDOW as u32),
-        ..*params
-    };
-    let (model, _) = fit(&keys, &params)?;
-    let n = model.extent_count;
-    for (s, seg) in model.segments.iter().enumerate() {
-        let end = model.segments.get(s + 1).map_or(n, |t| t.first_idx);
-        let Some(exts) = stretch.get(seg.first_idx as usize..end as usize) else {
+    let n = stretch.len();
+    for (s, seg) in segments.iter().enumerate() {
+        let end = segments.get(s + 1).map_or(n, |t| t.first_idx as usize);
+        let Some(exts) = stretch.get(seg.first_idx as usize..end) else {
             return Ok(false);
         };
         // The line predicts an index into `stretch`; moving its intercept down by the
@@ -1160,6 +1205,109 @@ fn line_pieces(
         });
     }
     Ok(true)
+}
+
+/// Where a packed form's lines come from.
+#[derive(Debug, Clone, Copy)]
+enum Lines<'a> {
+    /// Fitted over each stretch, window at most [`WINDOW`].
+    Fit(&'a FitParams),
+    /// Given: a model over the line extents, as [`CompactIndex::model`] gives (from a pack).
+    Model(&'a Model),
+}
+
+/// The segments of `model` over `stretch`, whose first extent is line extent `offset`,
+/// counted from the stretch's start. A stretch must start a segment (lines never span a run),
+/// and every window must fit the lookup's [`WINDOW`] slots.
+fn stretch_segments(
+    model: &Model,
+    offset: u32,
+    stretch: &[Extent],
+) -> Result<Vec<Segment>, ModelError> {
+    let (len, first_key) = (stretch.len(), stretch.first().map(|e| e.lblk));
+    let from = model.segments.partition_point(|s| s.first_idx < offset);
+    let to = model
+        .segments
+        .partition_point(|s| (s.first_idx as usize) < offset as usize + len);
+    let bad = |segment, what| ModelError::BadSegment { segment, what };
+    let segments = model.segments.get(from..to).unwrap_or(&[]);
+    match segments.first() {
+        Some(s) if s.first_idx == offset && Some(s.first_key) == first_key => {}
+        _ => return Err(bad(from, "a stretch between runs does not start a segment")),
+    }
+    segments
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            if s.fixed.window() > WINDOW as u64 {
+                return Err(bad(from + k, "window wider than the compact lookup's"));
+            }
+            let mut s = *s;
+            s.first_idx -= offset;
+            s.fixed.intercept = s
+                .fixed
+                .intercept
+                .wrapping_sub(i64::from(offset) << FIXED_INTERCEPT_SHIFT);
+            Ok(s)
+        })
+        .collect()
+}
+
+/// The piece of an arithmetic run (`None` for fewer than two extents, which no cut makes).
+fn run_piece(run: &[Extent]) -> Option<Piece> {
+    let (a, b) = (run.first()?, run.get(1)?);
+    Some(Piece {
+        first_key: a.lblk,
+        last_block: EVERY_BLOCK,
+        body: Body::Run(Run {
+            step: b.lblk - a.lblk,
+            len: a.len,
+            pblk: a.pblk,
+            pstep: b.pblk.wrapping_sub(a.pblk),
+            // Fewer than 2^32 extents in all (checked by the caller).
+            count: run.len() as u32,
+            unwritten: a.unwritten,
+        }),
+    })
+}
+
+/// A stretch of a map: an arithmetic run (stored as one), or the extents between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cut {
+    Run(std::ops::Range<usize>),
+    Stretch(std::ops::Range<usize>),
+}
+
+impl Cut {
+    fn range(&self) -> std::ops::Range<usize> {
+        match self {
+            Cut::Run(r) | Cut::Stretch(r) => r.clone(),
+        }
+    }
+}
+
+/// `exts` cut into runs of at least [`RUN_MIN`] extents and the (non-empty) stretches between
+/// them, in order.
+fn cut(exts: &[Extent]) -> Vec<Cut> {
+    let mut cuts = Vec::new();
+    let (mut stretch_start, mut i) = (0, 0);
+    while let Some(rest) = exts.get(i..).filter(|r| r.len() >= 2) {
+        let len = run_len(rest);
+        if len < RUN_MIN {
+            i += 1;
+            continue;
+        }
+        if stretch_start < i {
+            cuts.push(Cut::Stretch(stretch_start..i));
+        }
+        cuts.push(Cut::Run(i..i + len));
+        i += len;
+        stretch_start = i;
+    }
+    if stretch_start < exts.len() {
+        cuts.push(Cut::Stretch(stretch_start..exts.len()));
+    }
+    cuts
 }
 
 /// Packs `exts` (one line piece) into blocks appended to `bytes`; `None` if a field is wider
@@ -1479,6 +1627,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_lines_of_a_model_rebuild_the_same_index() {
+        for exts in [mixed(), allocator_like(5000, 4)] {
+            let c = CompactIndex::new(&exts).unwrap();
+            let model = c.model().unwrap();
+            let s = c.shape();
+            assert_eq!(model.extent_count as usize, s.packed_extents);
+            assert_eq!(model.segments.len(), s.lines);
+            let again = CompactIndex::with_model(&exts, &model).unwrap();
+            assert_eq!(again.model(), Some(model));
+            assert_eq!(again.heap_bytes(), c.heap_bytes());
+            agree(&exts, &again);
+        }
+        // Forms without lines have no model to keep.
+        assert_eq!(CompactIndex::new(&mixed()[..5]).unwrap().model(), None);
+    }
+
+    #[test]
+    fn a_model_of_another_map_is_refused() {
+        let exts = mixed();
+        let model = CompactIndex::new(&exts).unwrap().model().unwrap();
+        // Another map: a count or a first key differs.
+        let mut moved = exts.clone();
+        for e in &mut moved {
+            e.lblk += 1;
+        }
+        assert!(CompactIndex::with_model(&moved, &model).is_err());
+        assert!(CompactIndex::with_model(&exts[..exts.len() - 1], &model).is_err());
+        // A segment spanning a run: the second stretch's segment dropped.
+        let second = cut(&exts)
+            .into_iter()
+            .filter_map(|c| match c {
+                Cut::Stretch(r) => Some(r),
+                Cut::Run(_) => None,
+            })
+            .nth(1)
+            .unwrap();
+        let mut spanning = model.clone();
+        spanning
+            .segments
+            .retain(|s| s.first_key != exts[second.start].lblk);
+        assert!(CompactIndex::with_model(&exts, &spanning).is_err());
+        // A window the lookup's WINDOW slots cannot cover.
+        let mut wide = model.clone();
+        wide.segments[0].fixed.e_hi = WINDOW as u32;
+        assert!(CompactIndex::with_model(&exts, &wide).is_err());
     }
 
     #[test]

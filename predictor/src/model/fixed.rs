@@ -45,6 +45,17 @@ impl FixedLine {
         }
     }
 
+    /// The `f64` line this one stands for (bounds kept): [`Self::quantize`] undone, up to its
+    /// rounding. For a model kept only in fixed point (the compact index's).
+    pub fn to_float(&self) -> Line {
+        Line {
+            slope: self.slope as f64 / (1u64 << FIXED_SLOPE_SHIFT) as f64,
+            intercept: self.intercept as f64 / f64::from(1u32 << FIXED_INTERCEPT_SHIFT) - 0.5,
+            e_lo: self.e_lo,
+            e_hi: self.e_hi,
+        }
+    }
+
     /// Predicted index at `d` blocks past the segment's first key.
     #[inline]
     pub fn predict(&self, d: u32) -> i64 {

@@ -24,6 +24,7 @@ fn pack_of(sizes: &[usize]) -> Pack {
             generation: 7 * i as u32,
             fingerprint: crate::fingerprint(&exts),
             model,
+            compact: crate::CompactIndex::new(&exts).unwrap().model(),
         });
     }
     p
@@ -40,6 +41,8 @@ fn reseal(b: &mut [u8]) {
 fn round_trip() {
     let p = pack_of(&[0, 1, 2, 100, 5000]);
     assert!(p.entries.values().any(|e| e.model.segments.len() > 1));
+    assert!(p.entries.values().any(|e| e.compact.is_some()));
+    assert!(p.entries.values().any(|e| e.compact.is_none()));
     let q = Pack::from_bytes(&p.to_bytes()).unwrap();
     assert_eq!(p, q);
     let dir = tempfile::tempdir().unwrap();
@@ -174,4 +177,50 @@ fn checksummed_nonsense_is_corrupt() {
         matches!(&e, FormatError::Corrupt { what, .. } if what.contains("duplicate")),
         "{e:?}"
     );
+}
+
+#[test]
+fn version_1_packs_read_without_compact_models() {
+    let mut p = pack_of(&[1, 3, 40, 5000]);
+    for e in p.entries.values_mut() {
+        e.compact = None;
+    }
+    let mut b = p.to_bytes();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(Pack::from_bytes(&b), Ok(p));
+    // A version 1 entry knows no flags.
+    let with = pack_of(&[5000]);
+    assert!(with.entries.values().all(|e| e.compact.is_some()));
+    let mut b = with.to_bytes();
+    b[8..12].copy_from_slice(&1u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Pack::from_bytes(&b),
+        Err(FormatError::Corrupt { offset: 85, .. })
+    ));
+}
+
+#[test]
+fn compact_models_are_checked_like_the_others() {
+    let p = pack_of(&[5000]);
+    let good = p.to_bytes();
+    let e = p.entries.values().next().unwrap();
+    // The compact model follows the entry's segments.
+    let at = 64 + 28 + 56 * e.model.segments.len();
+    let edits: [(usize, Vec<u8>); 4] = [
+        (64 + 21, vec![3]),                        // an unknown flag beside the known one
+        (at, 0u32.to_le_bytes().to_vec()),         // segments for no extents
+        (at + 4, u32::MAX.to_le_bytes().to_vec()), // a hostile segment count
+        (at + 8, 5u32.to_le_bytes().to_vec()),     // first segment not at extent 0
+    ];
+    for (at, bytes) in edits {
+        let mut b = good.clone();
+        b[at..at + bytes.len()].copy_from_slice(&bytes);
+        reseal(&mut b);
+        assert!(
+            matches!(Pack::from_bytes(&b), Err(FormatError::Corrupt { .. })),
+            "edit at {at}"
+        );
+    }
 }

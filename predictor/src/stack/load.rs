@@ -11,14 +11,14 @@ use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
 use crate::error::{BuildError, Chain};
 use crate::fingerprint::fingerprint;
 use crate::index::{
-    check_extents, BTreeIndex, CompactIndex, FuseIextIndex, LearnedIndex, RangeMapIndex,
-    SortedIndex,
+    check_extents, BTreeIndex, CompactForm, CompactIndex, FuseIextIndex, LearnedIndex,
+    RangeMapIndex, SortedIndex,
 };
 use crate::model::{FitParams, ModelError};
 use crate::ondisk::OnDisk;
-use crate::pack::Pack;
+use crate::pack::{Pack, PackEntry};
 
-/// Where the learned tier's models come from.
+/// Where the learned tier's models (and the compact tier's lines) come from.
 #[derive(Debug, Clone, Copy)]
 pub enum Models<'a> {
     /// None: the learned tier declines every query (it is then a B-tree stack with counters).
@@ -37,7 +37,8 @@ pub enum ModelStatus {
         /// Segments in the model.
         segments: usize,
     },
-    /// The stack does not run the learned tier.
+    /// No model: the stack runs no learned tier, or the compact tier fitted its lines at
+    /// load without a pack (or the file's compact form has none).
     NotUsed,
     /// No model for this file.
     Untrained,
@@ -180,22 +181,27 @@ fn load_file(
     };
     // Counted by the allocator when `alloc::Counting` is installed (servers and reports do);
     // else `MemoryReport` falls back to the structures' own figures.
-    let (mem_bytes, mem) = crate::alloc::counted(|| -> Result<MemIndex, String> {
+    let (mem_bytes, mem) = crate::alloc::counted(|| -> Result<_, String> {
         Ok(match tier {
-            Tier::Sorted => MemIndex::Sorted(SortedIndex::new(exts.clone())),
-            Tier::RangeMap => MemIndex::RangeMap(RangeMapIndex::new(&exts)),
+            Tier::Sorted => (MemIndex::Sorted(SortedIndex::new(exts.clone())), None),
+            Tier::RangeMap => (MemIndex::RangeMap(RangeMapIndex::new(&exts)), None),
             // Both hold any checked extent map, so these fail only on a map check_extents let
             // through; then the file is served on disk like any unloadable one.
-            Tier::Iext => MemIndex::Iext(FuseIextIndex::new(&exts).map_err(|e| e.to_string())?),
+            Tier::Iext => (
+                MemIndex::Iext(FuseIextIndex::new(&exts).map_err(|e| e.to_string())?),
+                None,
+            ),
             Tier::Compact | Tier::BpfCompact => {
-                MemIndex::Compact(CompactIndex::new(&exts).map_err(|e| e.to_string())?)
+                let (c, status) =
+                    compact_for(&f.inode, &exts, models).map_err(|e| e.to_string())?;
+                (MemIndex::Compact(c), Some(status))
             }
             Tier::Learned | Tier::Bpf | Tier::Btree | Tier::Ondisk => {
-                MemIndex::Btree(BTreeIndex::new(&exts))
+                (MemIndex::Btree(BTreeIndex::new(&exts)), None)
             }
         })
     });
-    let mem = match mem {
+    let (mem, compact_status) = match mem {
         Ok(m) => m,
         Err(e) => return unloadable(f, report, e),
     };
@@ -203,20 +209,31 @@ fn load_file(
     f.extents = exts.len();
     report.extents += exts.len() as u64;
     f.mem = Some(mem);
+    if let Some(status) = compact_status {
+        report.count(f.inode.ino, &status);
+        f.model = status;
+    }
     if tier.learned() {
         let (learned, status) = learned_for(&f.inode, &exts, models);
-        match &status {
-            ModelStatus::Active { .. } => report.models_active += 1,
-            ModelStatus::Untrained => report.models_untrained += 1,
-            ModelStatus::StaleGeneration { .. } | ModelStatus::StaleFingerprint { .. } => {
-                report.models_stale.push(f.inode.ino)
-            }
-            ModelStatus::Invalid(e) => report.models_invalid.push((f.inode.ino, e.clone())),
-            ModelStatus::NotUsed | ModelStatus::Unavailable => {}
-        }
+        report.count(f.inode.ino, &status);
         (f.learned, f.model) = (learned, status);
     }
     f
+}
+
+impl BuildReport {
+    /// Counts one file's model status.
+    fn count(&mut self, ino: u32, status: &ModelStatus) {
+        match status {
+            ModelStatus::Active { .. } => self.models_active += 1,
+            ModelStatus::Untrained => self.models_untrained += 1,
+            ModelStatus::StaleGeneration { .. } | ModelStatus::StaleFingerprint { .. } => {
+                self.models_stale.push(ino)
+            }
+            ModelStatus::Invalid(e) => self.models_invalid.push((ino, e.clone())),
+            ModelStatus::NotUsed | ModelStatus::Unavailable => {}
+        }
+    }
 }
 
 /// `f` with its map marked unloadable for `why` (its queries go on disk), counted in `report`.
@@ -225,6 +242,32 @@ fn unloadable(mut f: FileEntry, report: &mut BuildReport, why: String) -> FileEn
     f.load_error = Some(why);
     f.model = ModelStatus::Unavailable;
     f
+}
+
+/// The pack's entry for a file if it still describes the file (same generation, same extent
+/// map); else the status that says why not.
+fn fresh_entry<'p>(
+    inode: &Inode,
+    exts: &[Extent],
+    pack: &'p Pack,
+) -> Result<&'p PackEntry, ModelStatus> {
+    let Some(entry) = pack.get(inode.ino) else {
+        return Err(ModelStatus::Untrained);
+    };
+    if entry.generation != inode.generation {
+        return Err(ModelStatus::StaleGeneration {
+            pack: entry.generation,
+            image: inode.generation,
+        });
+    }
+    let image = fingerprint(exts);
+    if entry.fingerprint != image {
+        return Err(ModelStatus::StaleFingerprint {
+            pack: entry.fingerprint,
+            image,
+        });
+    }
+    Ok(entry)
 }
 
 /// The learned index for a file, if its model is usable.
@@ -236,31 +279,10 @@ fn learned_for(
     let built = match models {
         Models::None => return (None, ModelStatus::Untrained),
         Models::Fit(params) => LearnedIndex::fit(exts, &params),
-        Models::Pack(pack) => {
-            let Some(entry) = pack.get(inode.ino) else {
-                return (None, ModelStatus::Untrained);
-            };
-            if entry.generation != inode.generation {
-                return (
-                    None,
-                    ModelStatus::StaleGeneration {
-                        pack: entry.generation,
-                        image: inode.generation,
-                    },
-                );
-            }
-            let image = fingerprint(exts);
-            if entry.fingerprint != image {
-                return (
-                    None,
-                    ModelStatus::StaleFingerprint {
-                        pack: entry.fingerprint,
-                        image,
-                    },
-                );
-            }
-            LearnedIndex::new(exts, &entry.model)
-        }
+        Models::Pack(pack) => match fresh_entry(inode, exts, pack) {
+            Ok(entry) => LearnedIndex::new(exts, &entry.model),
+            Err(status) => return (None, status),
+        },
     };
     match built {
         Ok(l) => {
@@ -269,4 +291,46 @@ fn learned_for(
         }
         Err(e) => (None, ModelStatus::Invalid(e)),
     }
+}
+
+/// The compact index for a file. Unlike the learned tier's, it is always built (nothing stands
+/// behind it but the disk): with the pack's lines when the pack has fresh ones for the file
+/// (status `Active`), else with lines fitted here, the status saying why (`Untrained`: no
+/// lines in the pack for a file whose compact form has some; stale or invalid: the pack's are
+/// not this file's). Without a pack the lines are fitted here (`NotUsed`).
+fn compact_for(
+    inode: &Inode,
+    exts: &[Extent],
+    models: Models<'_>,
+) -> Result<(CompactIndex, ModelStatus), ModelError> {
+    let status = match models {
+        Models::None => return Ok((CompactIndex::new(exts)?, ModelStatus::NotUsed)),
+        Models::Fit(params) => {
+            return Ok((
+                CompactIndex::with_params(exts, &params)?,
+                ModelStatus::NotUsed,
+            ))
+        }
+        Models::Pack(pack) => match fresh_entry(inode, exts, pack) {
+            Ok(PackEntry {
+                compact: Some(model),
+                ..
+            }) => match CompactIndex::with_model(exts, model) {
+                Ok(c) => {
+                    let segments = model.segments.len();
+                    return Ok((c, ModelStatus::Active { segments }));
+                }
+                Err(e) => ModelStatus::Invalid(e),
+            },
+            Ok(PackEntry { compact: None, .. }) => ModelStatus::Untrained,
+            Err(status) => status,
+        },
+    };
+    let c = CompactIndex::new(exts)?;
+    // A form without lines (one extent, a plain array) has no model to miss.
+    let status = match status {
+        ModelStatus::Untrained if c.form() != CompactForm::Packed => ModelStatus::NotUsed,
+        s => s,
+    };
+    Ok((c, status))
 }
