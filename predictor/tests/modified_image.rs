@@ -154,18 +154,7 @@ fn files_changed_after_training_fall_back_and_stay_correct() {
         .map(|p| fs.lookup_path(p).expect("changed file").ino)
         .collect();
     for &ino in &changed {
-        assert!(
-            matches!(
-                stack.model_status(ino),
-                Some(
-                    ModelStatus::StaleFingerprint { .. }
-                        | ModelStatus::StaleGeneration { .. }
-                        | ModelStatus::Untrained
-                )
-            ),
-            "inode {ino}: {:?}",
-            stack.model_status(ino)
-        );
+        assert_not_from_pack(&stack, ino);
     }
     let mut active = 0;
     for ino in stack.inodes() {
@@ -188,14 +177,8 @@ fn files_changed_after_training_fall_back_and_stay_correct() {
     assert!(active > 5, "other files keep their models ({active})");
 
     // Every block of the changed files: the same answer as the on-disk walk, never from a model.
-    let bs = u64::from(fs.block_size());
     for &ino in &changed {
-        let size = stack.inode(ino).expect("inode").size;
-        for pos in (0..size).step_by(bs as usize) {
-            let got = stack.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
-            let want = reference.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
-            assert_eq!(got.ok(), want.ok(), "inode {ino} pos {pos}");
-        }
+        assert_every_block_agrees(&stack, &reference, ino);
     }
     let s = stack.stats();
     assert_eq!(
@@ -217,26 +200,42 @@ fn files_changed_after_training_fall_back_and_stay_correct() {
     .expect("compact stack")
     .0;
     for &ino in &changed {
-        assert!(
-            matches!(
-                compact.model_status(ino),
-                Some(
-                    ModelStatus::StaleFingerprint { .. }
-                        | ModelStatus::StaleGeneration { .. }
-                        | ModelStatus::Untrained
-                )
-            ),
-            "inode {ino}: {:?}",
-            compact.model_status(ino)
-        );
-        let size = compact.inode(ino).expect("inode").size;
-        for pos in (0..size).step_by(bs as usize) {
-            let got = compact.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
-            let want = reference.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
-            assert_eq!(got.ok(), want.ok(), "compact: inode {ino} pos {pos}");
-        }
+        assert_not_from_pack(&compact, ino);
+        assert_every_block_agrees(&compact, &reference, ino);
     }
     let s = compact.stats();
     assert!(s.tier(TierKind::Compact).answered > 0);
     assert_eq!(s.audit_mismatches, 0);
+}
+
+/// The pack's model for `ino` was not used: its entry is stale (or gone).
+fn assert_not_from_pack(stack: &TierStack, ino: u32) {
+    assert!(
+        matches!(
+            stack.model_status(ino),
+            Some(
+                ModelStatus::StaleFingerprint { .. }
+                    | ModelStatus::StaleGeneration { .. }
+                    | ModelStatus::Untrained
+            )
+        ),
+        "inode {ino}: {:?}",
+        stack.model_status(ino)
+    );
+}
+
+/// Every block of `ino` read through `stack` maps as through `reference`.
+fn assert_every_block_agrees(stack: &TierStack, reference: &TierStack, ino: u32) {
+    let bs = u64::from(stack.block_size());
+    let size = stack.inode(ino).expect("inode").size;
+    for pos in (0..size).step_by(bs as usize) {
+        let got = stack.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
+        let want = reference.query(Query::read(ino, pos, bs)).map(|(m, _)| m);
+        assert_eq!(
+            got.ok(),
+            want.ok(),
+            "{:?}: inode {ino} pos {pos}",
+            stack.tier()
+        );
+    }
 }
