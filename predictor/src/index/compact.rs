@@ -68,8 +68,7 @@ pub const RUN_MIN: usize = 16;
 /// Widest packed field: one unaligned 8-byte read at any bit offset yields 57 bits.
 pub const MAX_FIELD_BITS: u32 = 56;
 /// Directory buckets per piece (rounded up to a power of two), as in the radix table. Each
-/// bucket copies a piece (64 bytes); 2 and 8 per piece measured no faster on kernel maps warm,
-/// and 8 (sparing the piece-array read of queries past their bucket's piece) slower cold.
+/// bucket copies a piece (72 bytes); 2 and 8 per piece measured no faster on kernel maps.
 const BUCKETS_PER_PIECE: usize = 1;
 /// Bytes of a block header: first key (u32), smallest length (u32), smallest physical field
 /// (u64, two's complement).
@@ -234,7 +233,7 @@ pub struct Run {
 
 /// A line piece's packed extents: `last + 1` of them in blocks of [`BLOCK`] from byte `off`.
 ///
-/// Held the way the lookup uses it, so that a lookup does little besides its loads: the line
+/// Held the way the lookup uses it, so that a lookup is a few dozen instructions: the line
 /// predicts the window's first slot directly (its error bound is folded into the intercept),
 /// and a record's fields are cut out by masks rather than widths. With its keys, the piece
 /// still fits a directory bucket's cache line.
