@@ -68,7 +68,8 @@ pub const RUN_MIN: usize = 16;
 /// Widest packed field: one unaligned 8-byte read at any bit offset yields 57 bits.
 pub const MAX_FIELD_BITS: u32 = 56;
 /// Directory buckets per piece (rounded up to a power of two), as in the radix table. Each
-/// bucket copies a piece (72 bytes); 2 and 8 per piece measured no faster on kernel maps.
+/// bucket copies a piece (64 bytes); 2 and 8 per piece measured no faster on kernel maps warm,
+/// and 8 (sparing the piece-array read of queries past their bucket's piece) slower cold.
 const BUCKETS_PER_PIECE: usize = 1;
 /// Bytes of a block header: first key (u32), smallest length (u32), smallest physical field
 /// (u64, two's complement).
@@ -233,7 +234,7 @@ pub struct Run {
 
 /// A line piece's packed extents: `last + 1` of them in blocks of [`BLOCK`] from byte `off`.
 ///
-/// Held the way the lookup uses it, so that a lookup is a few dozen instructions: the line
+/// Held the way the lookup uses it, so that a lookup does little besides its loads: the line
 /// predicts the window's first slot directly (its error bound is folded into the intercept),
 /// and a record's fields are cut out by masks rather than widths. With its keys, the piece
 /// still fits a directory bucket's cache line.
@@ -410,7 +411,7 @@ impl Line {
         let r = s + below.checked_sub(1)?;
         let (off, next_off) = self.kw.pair(keys, HEAD, r);
         let key = key0.wrapping_add(off);
-        let e = self.record(bytes, at + recs, head, word(keys, 8), r, key)?;
+        let e = self.record(bytes, at + recs, head, word(keys, 8), r, key);
         Some((
             e,
             Slot {
@@ -436,18 +437,9 @@ impl Line {
     }
 
     /// The extent in slot `r` of a block whose record column starts at byte `recs`, whose
-    /// header words are `head` (key0, len0) and `d0`, and which starts at `key`; `None` if
-    /// the record is not in `bytes` (a malformed index).
+    /// header words are `head` (key0, len0) and `d0`, and which starts at `key`.
     #[inline(always)]
-    fn record(
-        &self,
-        bytes: &[u8],
-        recs: usize,
-        head: u64,
-        d0: u64,
-        r: usize,
-        key: u32,
-    ) -> Option<Extent> {
+    fn record(&self, bytes: &[u8], recs: usize, head: u64, d0: u64, r: usize, key: u32) -> Extent {
         let len0 = (head >> 32) as u32;
         let bit = recs * 8 + r * usize::from(self.wr);
         let (len, d, flag) = if self.wr <= MAX_FIELD_BITS as u8 {
@@ -462,7 +454,7 @@ impl Line {
             self.wide_record(bytes, bit)
         };
         let d = d0.wrapping_add(d);
-        Some(Extent {
+        Extent {
             lblk: key,
             pblk: match self.phys {
                 Phys::FromLogical => u64::from(key).wrapping_add(d),
@@ -470,7 +462,7 @@ impl Line {
             },
             len: len0.wrapping_add(len),
             unwritten: self.all_unwritten | (flag != 0),
-        })
+        }
     }
 
     /// A record wider than one load's [`MAX_FIELD_BITS`]: its fields one by one.
@@ -487,7 +479,7 @@ impl Line {
     }
 
     /// Piece-local extent `j` (for decoding the whole map).
-    fn extent(&self, bytes: &[u8], j: usize) -> Option<Extent> {
+    fn extent(&self, bytes: &[u8], j: usize) -> Extent {
         let at = self.block_at(j);
         let head = word(bytes, at);
         self.record(
@@ -669,7 +661,10 @@ impl KeyWidth {
                 Some(w) => count_u16(w, qd as u16),
                 None => 0,
             },
-            Self::U32 => count_u32(bytes.get(from..).and_then(<[u8]>::first_chunk), qd),
+            Self::U32 => match bytes.get(from..).and_then(<[u8]>::first_chunk) {
+                Some(w) => count_u32(w, qd),
+                None => 0,
+            },
         }
     }
 }
@@ -734,13 +729,10 @@ fn count_u16_portable(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
     usize::from(n)
 }
 
-/// Little-endian `u32`s of `w` at most `qd`, 0 without `w` (pieces whose blocks span 2^16
-/// blocks or more: rare, so the portable sum, out of the common path's way).
+/// Little-endian `u32`s of `w` at most `qd` (pieces whose blocks span 2^16 blocks or more:
+/// rare, so the portable sum, out of the common path's way).
 #[inline(never)]
-fn count_u32(w: Option<&[u8; 4 * WINDOW]>, qd: u32) -> usize {
-    let Some(w) = w else {
-        return 0;
-    };
+fn count_u32(w: &[u8; 4 * WINDOW], qd: u32) -> usize {
     let mut n = 0u32;
     for c in w.chunks_exact(4) {
         n += u32::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= qd);
@@ -992,14 +984,17 @@ impl Packed {
     /// `None` when a field does not pack (the caller keeps a plain array).
     fn new(exts: &[Extent], lines: Lines<'_>) -> Result<Option<Self>, ModelError> {
         let cuts = cut(exts);
-        let stretches = || {
-            cuts.iter().filter_map(|c| match c {
-                Cut::Stretch(r) => exts.get(r.clone()),
-                Cut::Run(_) => None,
-            })
-        };
         if let Lines::Model(model) = lines {
-            let keys: Vec<u32> = stretches().flatten().map(|e| e.lblk).collect();
+            // The model describes the line extents: every stretch's, in order.
+            let keys: Vec<u32> = cuts
+                .iter()
+                .filter_map(|c| match c {
+                    Cut::Stretch(r) => exts.get(r.clone()),
+                    Cut::Run(_) => None,
+                })
+                .flatten()
+                .map(|e| e.lblk)
+                .collect();
             model.check_keys(&keys)?;
         }
         // Pieces: runs of RUN_MIN or more, and lines over the stretches between them.
@@ -1165,7 +1160,7 @@ impl Packed {
                     unwritten: r.unwritten,
                 })),
                 Body::Line(l) => {
-                    out.extend((0..l.count() as usize).filter_map(|j| l.extent(&self.bytes, j)))
+                    out.extend((0..l.count() as usize).map(|j| l.extent(&self.bytes, j)))
                 }
             }
         }
