@@ -8,13 +8,16 @@
 //!   is being read hard.
 //! - **uniform, cold**: before every timed lookup, a buffer of twice the last-level cache is
 //!   read (one load per 64-byte line; the size comes from sysfs, see [`Evictor`]), so the
-//!   structure's cache lines are gone; then one lookup in a *twin* of the structure (the same
-//!   type over the map's first 256 extents, elsewhere in memory) brings the code and the clock
-//!   back, and one lookup of the structure is timed alone, the clock's own cost subtracted.
+//!   structure's cache lines are gone; then the same block is looked up in a *twin* of the
+//!   structure (a second build over the same map, elsewhere in memory), which brings back the
+//!   clock and exactly the code the timed lookup runs (a run, a second block, a hole: paths a
+//!   small twin would not take), and one lookup of the structure is timed alone, the clock's
+//!   own cost subtracted.
 //!   What an `iomap_begin` sees when the mapping cache was evicted by other work while the
 //!   lookup code stayed hot.
-//! - **sequential**: [`BATCH`] consecutive blocks from a random start, as a sequential read asks
-//!   for them (warm).
+//! - **sequential**: batches of [`BATCH`] consecutive blocks, as a sequential read asks for
+//!   them (warm), from [`SEQUENTIAL_STARTS`] random starts taken in turn: one stretch of a map
+//!   (mostly holes, or one long extent) would stand for the whole file.
 //!
 //! Medians over the timed batches (or cold lookups). The structures take turns within every
 //! round, so drift in clock speed or cache state hits them alike.
@@ -33,11 +36,11 @@ use crate::datasets::{Dataset, ImageFile, Source};
 use crate::structures::{Built, Structure, STRUCTURES};
 use crate::timing::{clock_overhead_ns, race, Budget, Summary};
 
-/// Extents of the twin each structure is paired with in the cold regime.
-const TWIN_EXTENTS: usize = 256;
-
 /// Queries per timed batch in the warm regimes.
 pub const BATCH: usize = 4096;
+
+/// Starting points of the sequential regime's batches.
+pub const SEQUENTIAL_STARTS: u64 = 16;
 
 /// The structures raced, by their name in this command's output and in the experiments'
 /// tables. `iext16` and `iext32` are the kernel-style iext tree with XFS's 16-byte records and
@@ -121,7 +124,9 @@ pub struct Row {
 /// Evicting alone is not the regime: it also evicts the lookup code and the clock, and on this
 /// virtual machine those misses (3-4 us per lookup for every structure, whatever its own
 /// cache-line count) hid the structures' differences; [`measure`] therefore warms the code with
-/// a twin structure before each timed lookup.
+/// a twin structure before each timed lookup. A twin over the map's first 256 extents was not
+/// enough: its lookup ran one path, and a timed lookup taking another (a run, the piece array)
+/// paid that code's misses, half a microsecond and more each, in some structures and not others.
 pub struct Evictor {
     map: *mut u8,
     len: usize,
@@ -212,31 +217,21 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
         .collect();
     let seed = 0x5eed ^ d.extents.len() as u64;
     let uniform = uniform_queries(&d.extents, effort.warm.batch, seed);
-    let sequential = sequential_queries(&d.extents, effort.warm.batch, seed);
+    let sequential: Vec<Vec<u32>> = (0..SEQUENTIAL_STARTS)
+        .map(|k| sequential_queries(&d.extents, effort.warm.batch, seed ^ k))
+        .collect();
     let contenders: Vec<&dyn ExtentIndex> =
         built.iter().map(|(_, _, b)| b.index.as_ref()).collect();
     let median = |mut v: Vec<f64>| Summary::of(&mut v).map_or(f64::NAN, |s| s.median);
     let warm = race(&contenders, std::slice::from_ref(&uniform), &effort.warm);
-    let seq = race(&contenders, std::slice::from_ref(&sequential), &effort.warm);
-    // Twins over the map's first extents: same types, same code paths, other memory.
-    let twin_set = Dataset {
-        name: format!("{} (twin)", d.name),
-        source: d.source,
-        extents: d.extents.iter().take(TWIN_EXTENTS).copied().collect(),
-        file: None,
-        model: None,
-    };
-    let twins: Vec<Built> = built
-        .iter()
-        .filter_map(|(_, s, _)| (s.build)(&twin_set))
-        .collect();
+    let seq = race(&contenders, &sequential, &effort.warm);
+    // Twins: the same structures built again over the same map: same code paths, other memory.
+    let twins: Vec<Built> = built.iter().filter_map(|(_, s, _)| (s.build)(d)).collect();
     let cold = if twins.len() == built.len() {
         let twins: Vec<&dyn ExtentIndex> = twins.iter().map(|b| b.index.as_ref()).collect();
-        let twin_q = twin_set.extents.first().map_or(0, |e| e.lblk);
         cold_race(
             &contenders,
             &twins,
-            twin_q,
             &d.extents,
             effort.cold_samples,
             seed,
@@ -265,13 +260,12 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
 }
 
 /// Per contender, the ns of `samples` single lookups of uniform random blocks, each after an
-/// eviction and a lookup of block `twin_q` in the contender's twin (the same structure over
-/// a few extents, elsewhere in memory), so the code, its TLB entries and the clock's data are
-/// warm and only the contender's own lines are cold; clock cost subtracted.
+/// eviction and a lookup of the same block in the contender's twin (the same structure over
+/// the same map, elsewhere in memory), so the code the lookup runs, its TLB entries and the
+/// clock's data are warm and only the contender's own lines are cold; clock cost subtracted.
 fn cold_race(
     contenders: &[&dyn ExtentIndex],
     twins: &[&dyn ExtentIndex],
-    twin_q: u32,
     exts: &[Extent],
     samples: usize,
     seed: u64,
@@ -283,7 +277,7 @@ fn cold_race(
     for &q in &queries {
         for ((c, twin), v) in contenders.iter().zip(twins).zip(&mut out) {
             evictor.evict();
-            black_box(twin.find(black_box(twin_q)));
+            black_box(twin.find(black_box(q)));
             black_box(Instant::now());
             let t = Instant::now();
             black_box(c.find(black_box(q)));
