@@ -44,7 +44,10 @@
 //! against the iext tree on real maps. Where the iext tree is two or three nodes in L1 (maps of
 //! a few thousand extents, warm), a lookup here is bounded by its one chain of dependent steps
 //! (directory, line, block, window count, record decode; about 190 instructions, fewer than
-//! the tree's), not by memory: the hot path is kept free of calls, spills and repeated checks.
+//! the tree's), not by memory: the hot path is kept free of calls, spills and repeated checks,
+//! and a lookup reads only what its answer needs (a query in a hole decodes a record's length,
+//! not the rest). A sequential reader asks the same blocks over and over, so there the chain
+//! is what a lookup costs (see `docs/design.md`, section 4).
 //!
 //! # Verification
 //! As in [`super::LearnedIndex`]: the answer `j` of a window search must satisfy
@@ -363,16 +366,35 @@ impl Line {
         key0.wrapping_add(self.kw.get(bytes, at + HEAD, j % BLOCK))
     }
 
-    /// The extent of the last window key at or below `q` (`d = q - first_key`) and where it
-    /// sits ([`Self::next_key`] reads the start of the one after it, which only a query past
-    /// the extent needs); `None` if no window key is at or below `q` (a wrong model).
+    /// The last window key at or below `q` (`d = q - first_key`), its extent's length and
+    /// where it sits: the rest of its record ([`Self::extent_at`]) and the start of the
+    /// extent after it ([`Self::next_start`]) are read only by the queries that need them (a
+    /// query inside the extent, a query past it). `None` if no window key is at or below `q`
+    /// (a wrong model).
     ///
     /// The window (at most [`WINDOW`] slots) spans at most two blocks: one header read picks
     /// the block, then the block's key offsets in [`WINDOW`] slots covering the window are
     /// compared with `q` all at once (a few vector instructions, no branch on the data), and
     /// their count is the answer's slot.
     #[inline(always)]
-    fn find(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Extent, Slot)> {
+    fn find(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Hit, Slot)> {
+        // Two-byte keys (every kernel-allocator map measured) inline, with their widths as
+        // constants; four-byte keys out of line, so that their path takes no registers from
+        // the common one.
+        match self.kw {
+            KeyWidth::U16 => self.find_as(KeyWidth::U16, bytes, q, d),
+            KeyWidth::U32 => self.find_wide_keys(bytes, q, d),
+        }
+    }
+
+    #[inline(never)]
+    fn find_wide_keys(&self, bytes: &[u8], q: u32, d: u32) -> Option<(Hit, Slot)> {
+        self.find_as(KeyWidth::U32, bytes, q, d)
+    }
+
+    /// [`Self::find`] for a piece whose keys are `kw` wide.
+    #[inline(always)]
+    fn find_as(&self, kw: KeyWidth, bytes: &[u8], q: u32, d: u32) -> Option<(Hit, Slot)> {
         let lo_raw = predict(self.slope, self.lo_intercept, d);
         let last = i64::from(self.last);
         // OK to narrow: clamped to 0..=last.
@@ -387,11 +409,18 @@ impl Line {
             let next_at = self.block_at(hi);
             if word(bytes, next_at) as u32 <= q {
                 (base, at) = (hi / BLOCK * BLOCK, next_at);
+                // Kept a branch (the barrier stops the optimiser making it a conditional
+                // move): a sequential reader asks the same block many times over, so the
+                // branch is predicted and the rest of the lookup need not wait for this
+                // header; a conditional move put the load and compare on every lookup's
+                // dependency chain (measured on the sparse disk: about 7% of a sequential
+                // lookup; uniform lookups, which mispredict it at times, did not slow down).
+                std::hint::black_box(());
             }
         }
         // Every read below is within the block's header and key column (or 8 bytes past
         // them), except the record's, checked on its own.
-        let recs = self.recs();
+        let recs = HEAD + BLOCK * kw.bytes();
         let keys = bytes.get(at..at.checked_add(recs + 8)?)?;
         // Header: key0 and len0 in one word, then d0.
         let head = word(keys, 0);
@@ -403,19 +432,24 @@ impl Line {
         // the count of keys <= q among them is the answer's slot + 1 when the answer is in
         // the window (and a miss, caught below or by the caller's check, when it is not).
         let s = lo.saturating_sub(base).min(BLOCK - WINDOW);
-        let below = self.kw.count_at_most(keys, HEAD, s, qd);
+        let below = kw.count_at_most(keys, HEAD, s, qd);
         // 0: every counted key is above q, so the answer lies before the window: a wrong line
         // (s > 0, since slot 0's offset is 0), a miss. The slot before the counted ones is not
         // the answer: its start was never compared with q. Else slot r's start is at most q.
         // r < BLOCK: s <= BLOCK - WINDOW and below <= WINDOW.
         let r = s + below.checked_sub(1)?;
-        let (off, next_off) = self.kw.pair(keys, HEAD, r);
-        let key = key0.wrapping_add(off);
-        let e = self.record(bytes, at + recs, head, word(keys, 8), r, key);
+        let (off, next_off) = kw.pair(keys, HEAD, r);
+        let rec = self.record_word(bytes, at, r);
+        let hit = Hit {
+            key: key0.wrapping_add(off),
+            len: self.len_of(head, rec),
+            at,
+            r,
+            rec,
+        };
         Some((
-            e,
+            hit,
             Slot {
-                r,
                 j: base + r,
                 key0,
                 next_off,
@@ -423,73 +457,94 @@ impl Line {
         ))
     }
 
-    /// The start of the extent after the one [`Self::find`] found at `s` (`None` past the
-    /// piece's last extent).
+    /// The start of the extent after the one [`Self::find`] found at `s`; past the piece's
+    /// last extent, `piece_end` (the next piece's first key, if any).
     #[inline(always)]
-    fn next_key(&self, bytes: &[u8], s: Slot) -> Option<u32> {
-        if s.j >= self.last as usize {
-            None
-        } else if s.r + 1 < BLOCK {
+    fn next_start(&self, bytes: &[u8], s: Slot, piece_end: Option<u32>) -> Option<u32> {
+        let more = s.j < self.last as usize;
+        if more && s.j % BLOCK + 1 < BLOCK {
+            // The offset read with the found one's: no load.
             Some(s.key0.wrapping_add(s.next_off))
-        } else {
+        } else if more {
             Some(self.key(bytes, s.j + 1))
+        } else {
+            piece_end
         }
     }
 
-    /// The extent in slot `r` of a block whose record column starts at byte `recs`, whose
-    /// header words are `head` (key0, len0) and `d0`, and which starts at `key`.
+    /// The bit where the record of slot `r` of the block at byte `at` starts.
     #[inline(always)]
-    fn record(&self, bytes: &[u8], recs: usize, head: u64, d0: u64, r: usize, key: u32) -> Extent {
-        let len0 = (head >> 32) as u32;
-        let bit = recs * 8 + r * usize::from(self.wr);
-        let (len, d, flag) = if self.wr <= MAX_FIELD_BITS as u8 {
+    fn record_bit(&self, at: usize, r: usize) -> usize {
+        (at + self.recs()) * 8 + r * usize::from(self.wr)
+    }
+
+    /// The 64 bits from the start of the record of slot `r` of the block at byte `at`: the
+    /// whole record when it is at most [`MAX_FIELD_BITS`] wide, and always its first field,
+    /// the length excess (below 2^32).
+    #[inline(always)]
+    fn record_word(&self, bytes: &[u8], at: usize, r: usize) -> u64 {
+        let bit = self.record_bit(at, r);
+        word(bytes, bit / 8) >> (bit % 8)
+    }
+
+    /// The length of an extent from its block's first header word `head` (key0, len0) and
+    /// its [`Self::record_word`].
+    #[inline(always)]
+    fn len_of(&self, head: u64, rec: u64) -> u32 {
+        ((head >> 32) as u32).wrapping_add(rec as u32 & self.ml)
+    }
+
+    /// The extent [`Self::find`] found: its physical field and flag decoded.
+    #[inline(always)]
+    fn extent_at(&self, bytes: &[u8], hit: &Hit) -> Extent {
+        let Hit {
+            key,
+            len,
+            at,
+            r,
+            rec,
+        } = *hit;
+        let (d, flag) = if self.wr <= MAX_FIELD_BITS as u8 {
             // The whole record in one load, cut by the masks.
-            let w = word(bytes, bit / 8) >> (bit % 8);
-            (
-                w as u32 & self.ml,
-                (w >> self.wl) & self.md,
-                (w >> self.wf) as u8 & self.fm,
-            )
+            ((rec >> self.wl) & self.md, (rec >> self.wf) as u8 & self.fm)
         } else {
-            self.wide_record(bytes, bit)
+            self.wide_record(bytes, self.record_bit(at, r))
         };
-        let d = d0.wrapping_add(d);
+        let d = word(bytes, at + 8).wrapping_add(d);
         Extent {
             lblk: key,
             pblk: match self.phys {
                 Phys::FromLogical => u64::from(key).wrapping_add(d),
                 Phys::Absolute => d,
             },
-            len: len0.wrapping_add(len),
+            len,
             unwritten: self.all_unwritten | (flag != 0),
         }
     }
 
-    /// A record wider than one load's [`MAX_FIELD_BITS`]: its fields one by one.
+    /// The physical field and flag of a record wider than one load's [`MAX_FIELD_BITS`],
+    /// field by field.
     #[cold]
     #[inline(never)]
-    fn wide_record(&self, bytes: &[u8], bit: usize) -> (u32, u64, u8) {
-        let rest = bit + usize::from(self.wl);
+    fn wide_record(&self, bytes: &[u8], bit: usize) -> (u64, u8) {
         (
-            // OK to narrow: the field has wl <= 32 bits.
-            field(bytes, bit, self.wl) as u32,
-            field(bytes, rest, self.wd()),
+            field(bytes, bit + usize::from(self.wl), self.wd()),
             field(bytes, bit + usize::from(self.wf), 1) as u8 & self.fm,
         )
     }
 
     /// Piece-local extent `j` (for decoding the whole map).
     fn extent(&self, bytes: &[u8], j: usize) -> Extent {
-        let at = self.block_at(j);
-        let head = word(bytes, at);
-        self.record(
-            bytes,
-            at + self.recs(),
-            head,
-            word(bytes, at + 8),
-            j % BLOCK,
-            self.key(bytes, j),
-        )
+        let (at, r) = (self.block_at(j), j % BLOCK);
+        let rec = self.record_word(bytes, at, r);
+        let hit = Hit {
+            key: self.key(bytes, j),
+            len: self.len_of(word(bytes, at), rec),
+            at,
+            r,
+            rec,
+        };
+        self.extent_at(bytes, &hit)
     }
 }
 
@@ -506,14 +561,25 @@ fn predict(slope: u64, intercept: i64, d: u32) -> i64 {
     .predict(d)
 }
 
-/// Where [`Line::find`] found an extent: its block's first key `key0`, its slot `r` there and
-/// its piece-local index `j`.
+/// An extent as [`Line::find`] finds it: its start and length, and where the rest of its
+/// record is (slot `r` of the block at byte `at`, whose [`Line::record_word`] is `rec`).
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    key: u32,
+    len: u32,
+    at: usize,
+    r: usize,
+    rec: u64,
+}
+
+/// Where [`Line::find`] found an extent, for the start of the next one: its piece-local
+/// index `j` and its block's first key `key0`.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    r: usize,
     j: usize,
     key0: u32,
-    /// The key offset in slot `r + 1` (read with slot `r`'s; meaningless for the last slot).
+    /// The key offset in the slot after the extent's (read with the extent's; meaningless
+    /// for a block's last slot).
     next_off: u32,
 }
 
@@ -1089,6 +1155,15 @@ impl Packed {
         if q <= next.last_block {
             return Some(next);
         }
+        self.piece_after(q, b, from)
+    }
+
+    /// The piece holding `q`, which lies past the first two pieces of bucket `b` (those up
+    /// to `from`): a search among the bucket's other pieces, out of line so that the common
+    /// path does not keep registers for it.
+    #[cold]
+    #[inline(never)]
+    fn piece_after(&self, q: u32, b: usize, from: usize) -> Option<&Piece> {
         let to = self
             .buckets
             .get(b + 1)
@@ -1128,19 +1203,20 @@ impl Packed {
                 Lookup::Found(resolve(q, Some(e), next))
             }
             Body::Line(l) => {
-                let Some((e, slot)) = l.find(&self.bytes, q, d) else {
+                let Some((hit, slot)) = l.find(&self.bytes, q, d) else {
                     return Lookup::Missed;
                 };
+                let Hit { key, len, .. } = hit;
                 // Verify on the stored starts: start[j] <= q < start[j + 1]. Inside the
                 // extent that holds (extents do not overlap, so the next one starts at or
-                // after its end), and the next start is not even read: a sequential reader's
-                // queries are almost all inside extents. (`find` counted the keys at or below
-                // `q`, so `e` starts at or before it: only the end is compared.)
-                debug_assert!(e.lblk <= q);
-                if q.wrapping_sub(e.lblk) < e.len {
-                    return Lookup::Found(BlockMap::Mapped(e));
+                // after its end), and the next start is not even looked at. (`find` counted
+                // the keys at or below `q`, so the extent starts at or before it: only the
+                // end is compared.)
+                debug_assert!(key <= q);
+                if q.wrapping_sub(key) < len {
+                    return Lookup::Found(BlockMap::Mapped(l.extent_at(&self.bytes, &hit)));
                 }
-                let next = l.next_key(&self.bytes, slot).or_else(|| piece.end());
+                let next = l.next_start(&self.bytes, slot, piece.end());
                 if next.is_some_and(|n| n <= q) {
                     return Lookup::Missed;
                 }
