@@ -396,26 +396,40 @@ impl Line {
     #[inline(always)]
     fn find_as(&self, kw: KeyWidth, bytes: &[u8], q: u32, d: u32) -> Option<(Hit, Slot)> {
         let lo_raw = predict(self.slope, self.lo_intercept, d);
-        let last = i64::from(self.last);
-        // OK to narrow: clamped to 0..=last.
-        let lo = lo_raw.clamp(0, last) as usize;
+        // The window's first slot, clamped to the piece: only windows at a piece's ends are,
+        // so these branches are predicted.
+        let lo = if lo_raw < 0 {
+            keep_branch();
+            0
+        } else if lo_raw > i64::from(self.last) {
+            keep_branch();
+            self.last as usize
+        } else {
+            // OK to narrow: 0 <= lo_raw <= last.
+            lo_raw as usize
+        };
         // From the clamped first slot: a window moved up where the line predicts below the
         // piece (still at most WINDOW slots, and still holding the answer).
         let hi = (lo + usize::from(self.width)).min(self.last as usize);
         let mut base = lo / BLOCK * BLOCK;
         let mut at = self.block_at(lo);
+        // The slots counted: WINDOW of them from the window's first slot in its block (or
+        // the block's start), moved back to end at the block's end. They cover the window's
+        // part in this block (the window has at most WINDOW slots), and keys are sorted, so
+        // the count of keys <= q among them is the answer's slot + 1 when the answer is in
+        // the window (and a miss, caught below or by the caller's check, when it is not).
+        let mut s = (lo % BLOCK).min(BLOCK - WINDOW);
         if hi / BLOCK != lo / BLOCK {
             // Blocks are consecutive; the window's second block starts at a multiple of 64.
             let next_at = self.block_at(hi);
             if word(bytes, next_at) as u32 <= q {
-                (base, at) = (hi / BLOCK * BLOCK, next_at);
-                // Kept a branch (the barrier stops the optimiser making it a conditional
-                // move): a sequential reader asks the same block many times over, so the
-                // branch is predicted and the rest of the lookup need not wait for this
-                // header; a conditional move put the load and compare on every lookup's
-                // dependency chain (measured on the sparse disk: about 7% of a sequential
-                // lookup; uniform lookups, which mispredict it at times, did not slow down).
-                std::hint::black_box(());
+                (base, at, s) = (hi / BLOCK * BLOCK, next_at, 0);
+                // A sequential reader asks the same block many times over, so this branch
+                // is predicted and the rest of the lookup need not wait for this header (as
+                // a conditional move, the load and compare were on every lookup's chain:
+                // about 7% of a sequential lookup on the sparse disk; uniform lookups, which
+                // mispredict it at times, did not slow down).
+                keep_branch();
             }
         }
         // Every read below is within the block's header and key column (or 8 bytes past
@@ -426,12 +440,6 @@ impl Line {
         let head = word(keys, 0);
         let key0 = head as u32;
         let qd = q.checked_sub(key0)?;
-        // The slots counted: WINDOW of them from the window's first slot in this block (or
-        // the block's start), moved back to end at the block's end. They cover the window's
-        // part in this block (the window has at most WINDOW slots), and keys are sorted, so
-        // the count of keys <= q among them is the answer's slot + 1 when the answer is in
-        // the window (and a miss, caught below or by the caller's check, when it is not).
-        let s = lo.saturating_sub(base).min(BLOCK - WINDOW);
         let below = kw.count_at_most(keys, HEAD, s, qd);
         // 0: every counted key is above q, so the answer lies before the window: a wrong line
         // (s > 0, since slot 0's offset is 0), a miss. The slot before the counted ones is not
@@ -546,6 +554,17 @@ impl Line {
         };
         self.extent_at(bytes, &hit)
     }
+}
+
+/// Keeps the `if` arm it is called in a branch: the optimiser may not turn the `if` into a
+/// conditional move (a barrier it cannot see through, no instruction). On a lookup's path a
+/// conditional move puts the inputs of both arms on the dependency chain, which is what a
+/// lookup costs when its cache lines are warm; a branch that is rarely taken, or taken the
+/// same way lookup after lookup as a sequential reader's are, is predicted and costs nothing
+/// there (measured: `docs/design.md`, section 4).
+#[inline(always)]
+fn keep_branch() {
+    std::hint::black_box(());
 }
 
 /// The fixed-point line `(slope, intercept)` at `d` ([`FixedLine::predict`] with the
@@ -1054,10 +1073,7 @@ impl Packed {
             // The model describes the line extents: every stretch's, in order.
             let keys: Vec<u32> = cuts
                 .iter()
-                .filter_map(|c| match c {
-                    Cut::Stretch(r) => exts.get(r.clone()),
-                    Cut::Run(_) => None,
-                })
+                .filter_map(|c| exts.get(c.stretch()?))
                 .flatten()
                 .map(|e| e.lblk)
                 .collect();
@@ -1141,7 +1157,12 @@ impl Packed {
     #[inline(always)]
     fn piece(&self, q: u32) -> Option<&Piece> {
         let last = self.buckets.len().checked_sub(1)?;
-        let b = ((u64::from(q - self.first_key) >> self.shift) as usize).min(last);
+        let mut b = (u64::from(q - self.first_key) >> self.shift) as usize;
+        if b > last {
+            // Only past the last bucket's first block: predicted.
+            keep_branch();
+            b = last;
+        }
         let bucket = self.buckets.get(b)?;
         if q <= bucket.piece.last_block {
             return Some(&bucket.piece);
@@ -1353,6 +1374,14 @@ impl Cut {
     fn range(&self) -> std::ops::Range<usize> {
         match self {
             Cut::Run(r) | Cut::Stretch(r) => r.clone(),
+        }
+    }
+
+    /// The range, if this is a stretch (the extents a model's lines cover).
+    fn stretch(&self) -> Option<std::ops::Range<usize>> {
+        match self {
+            Cut::Stretch(r) => Some(r.clone()),
+            Cut::Run(_) => None,
         }
     }
 }
@@ -1729,14 +1758,7 @@ mod tests {
         assert!(CompactIndex::with_model(&moved, &model).is_err());
         assert!(CompactIndex::with_model(&exts[..exts.len() - 1], &model).is_err());
         // A segment spanning a run: the second stretch's segment dropped.
-        let second = cut(&exts)
-            .into_iter()
-            .filter_map(|c| match c {
-                Cut::Stretch(r) => Some(r),
-                Cut::Run(_) => None,
-            })
-            .nth(1)
-            .unwrap();
+        let second = cut(&exts).iter().filter_map(Cut::stretch).nth(1).unwrap();
         let mut spanning = model.clone();
         spanning
             .segments
