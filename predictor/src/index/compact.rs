@@ -288,7 +288,7 @@ impl Line {
         phys: Phys,
     ) -> Option<Self> {
         let wr = wl + wd + u8::from(unw == 2);
-        let recs = HEAD + BLOCK * kw.bytes();
+        let recs = kw.recs();
         // Bounds below WINDOW (lines are fitted with at most that window).
         let e_lo = u8::try_from(line.e_lo).ok()?;
         let e_hi = u8::try_from(line.e_hi).ok()?;
@@ -349,7 +349,7 @@ impl Line {
     /// Byte offset of the record column within a block.
     #[inline(always)]
     fn recs(&self) -> usize {
-        HEAD + BLOCK * self.kw.bytes()
+        self.kw.recs()
     }
 
     /// Byte offset of the block holding piece-local extent `j`.
@@ -434,7 +434,7 @@ impl Line {
         }
         // Every read below is within the block's header and key column (or 8 bytes past
         // them), except the record's, checked on its own.
-        let recs = HEAD + BLOCK * kw.bytes();
+        let recs = kw.recs();
         let keys = bytes.get(at..at.checked_add(recs + 8)?)?;
         // Header: key0 and len0 in one word, then d0.
         let head = word(keys, 0);
@@ -701,6 +701,13 @@ impl KeyWidth {
             Self::U16 => 2,
             Self::U32 => 4,
         }
+    }
+
+    /// Byte offset of the record column within a block whose keys are this wide: after the
+    /// header and the [`BLOCK`] key slots.
+    #[inline(always)]
+    fn recs(self) -> usize {
+        HEAD + BLOCK * self.bytes()
     }
 
     /// The padding of unused slots: above every offset, and above every `q` offset once
