@@ -37,7 +37,9 @@
 //! The directory is a radix table over logical blocks (as in [`super::radix`]) whose buckets
 //! hold a copy of the piece covering the bucket's first block, so the usual lookup reads one
 //! bucket, one block header with its keys, and one record: three or four dependent cache
-//! misses when cold, where the iext tree pays one per level.
+//! misses when cold, where the iext tree pays one per level. A query past its bucket's piece
+//! finds its piece in the next bucket (the adjacent line), and the directory is made finer
+//! where pieces crowd, so that the piece array is searched for almost no query.
 //!
 //! # Cost
 //! `reports structures IMAGE` (and the report's compact section) measures bytes and time
@@ -70,10 +72,17 @@ pub const PLAIN_MAX: usize = 8;
 pub const RUN_MIN: usize = 16;
 /// Widest packed field: one unaligned 8-byte read at any bit offset yields 57 bits.
 pub const MAX_FIELD_BITS: u32 = 56;
-/// Directory buckets per piece (rounded up to a power of two), as in the radix table. Each
-/// bucket copies a piece (64 bytes); 2 and 8 per piece measured no faster on kernel maps warm,
-/// and 8 (sparing the piece-array read of queries past their bucket's piece) slower cold.
-const BUCKETS_PER_PIECE: usize = 1;
+/// Most directory buckets per piece: the directory starts at one bucket per piece (rounded up
+/// to a power of two, as in the radix table) and doubles, up to this many, only where pieces
+/// crowd part of the span (see [`directory`]).
+const MAX_BUCKETS_PER_PIECE: usize = 8;
+/// The directory doubles while more than this share of the span (1/64) lies outside both the
+/// piece its bucket copies and the piece the next bucket copies: queries there search the piece
+/// array, one dependent cache miss more when cold.
+const FAR_SHARE_SHIFT: u32 = 6;
+/// ... and while it stays within this share of the structure (1/8): a directory is a small part
+/// of the bytes, whatever the speed it buys.
+const DIRECTORY_SHARE_SHIFT: u32 = 3;
 /// Bytes of a block header: first key (u32), smallest length (u32), smallest physical field
 /// (u64, two's complement).
 pub const BLOCK_HEADER_BYTES: usize = 16;
@@ -455,6 +464,7 @@ impl Line {
         let hit = Hit {
             key: key0.wrapping_add(off),
             len: self.len_of(head, rec),
+            d0: word(keys, 8),
             at,
             r,
             rec,
@@ -490,11 +500,12 @@ impl Line {
     /// line the hint misses is read as before.
     #[inline(always)]
     fn prefetch_records(&self, bytes: &[u8], at: usize, s: usize) {
-        let first = self.record_bit(at, s) / 8;
-        let last = (self.record_bit(at, s) + (WINDOW - 1) * usize::from(self.wr)) / 8;
-        prefetch(bytes, first);
-        prefetch(bytes, first + 64);
-        prefetch(bytes, last);
+        let bit = self.record_bit(at, s);
+        let last = bit + (WINDOW - 1) * usize::from(self.wr);
+        let line = |bit: usize| bytes.as_ptr().wrapping_add(bit / 8);
+        prefetch(line(bit));
+        prefetch(line(bit + 64 * 8));
+        prefetch(line(last));
     }
 
     /// The bit where the record of slot `r` of the block at byte `at` starts.
@@ -525,6 +536,7 @@ impl Line {
         let Hit {
             key,
             len,
+            d0,
             at,
             r,
             rec,
@@ -535,7 +547,7 @@ impl Line {
         } else {
             self.wide_record(bytes, self.record_bit(at, r))
         };
-        let d = word(bytes, at + 8).wrapping_add(d);
+        let d = d0.wrapping_add(d);
         Extent {
             lblk: key,
             pblk: match self.phys {
@@ -565,6 +577,7 @@ impl Line {
         let hit = Hit {
             key: self.key(bytes, j),
             len: self.len_of(word(bytes, at), rec),
+            d0: word(bytes, at + 8),
             at,
             r,
             rec,
@@ -584,20 +597,20 @@ fn keep_branch() {
     std::hint::black_box(());
 }
 
-/// Asks the CPU for the cache line holding `bytes[off]` without waiting for it; a hint, so
-/// an `off` past the end is harmless (nothing is read, nothing faults). A no-op off x86-64.
+/// Asks the CPU for the cache line holding `*p` without waiting for it; a hint, so a `p`
+/// past the end of anything is harmless (nothing is read, nothing faults). A no-op off
+/// x86-64.
 #[inline(always)]
-fn prefetch(bytes: &[u8], off: usize) {
+fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = bytes.as_ptr().wrapping_add(off);
         // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the
         // address; SSE, which it asks for, is in the x86-64 baseline.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, off);
+    let _ = p;
 }
 
 /// The fixed-point line `(slope, intercept)` at `d` ([`FixedLine::predict`] with the
@@ -619,6 +632,8 @@ fn predict(slope: u64, intercept: i64, d: u32) -> i64 {
 struct Hit {
     key: u32,
     len: u32,
+    /// The block header's smallest physical field.
+    d0: u64,
     at: usize,
     r: usize,
     rec: u64,
@@ -1156,7 +1171,12 @@ impl Packed {
         bytes.extend_from_slice(&[0; 8]);
         let first_key = exts.first().map_or(0, |e| e.lblk);
         let last_key = exts.last().map_or(0, |e| e.lblk);
-        let (shift, buckets) = directory(&pieces, first_key, last_key);
+        let (shift, buckets) = directory(
+            &pieces,
+            first_key,
+            last_key,
+            bytes.len() + std::mem::size_of_val::<[Piece]>(&pieces),
+        );
         Ok(Some(Self {
             first_key,
             shift,
@@ -1203,25 +1223,29 @@ impl Packed {
             keep_branch();
             b = last;
         }
+        // The next bucket is where a query past this bucket's piece finds its piece (below);
+        // asked for now, a cold lookup's two bucket lines arrive together.
+        prefetch(self.buckets.as_ptr().wrapping_add(b + 1));
         let bucket = self.buckets.get(b)?;
         if q <= bucket.piece.last_block {
             return Some(&bucket.piece);
         }
-        // q is past the bucket's first piece (at or past the next one's first key): usually
-        // in the next piece (a bucket holds about one piece boundary), else in one of
-        // the others starting inside the bucket. The first case is checked inline: a search
-        // call there cost a sequential scan a third of its time on a map of 10^6 extents.
-        let from = bucket.index as usize + 1;
-        let next = self.pieces.get(from)?;
-        if q <= next.last_block {
-            return Some(next);
+        // q is past the bucket's first piece, in a piece starting inside the bucket. Where
+        // only one starts there (the directory is sized so that holds for nearly all the
+        // span), that piece holds the next bucket's first block: the next bucket, the
+        // adjacent cache line, has a copy of it. Checked inline: a search call here cost a
+        // sequential scan a third of its time on a map of 10^6 extents.
+        if let Some(next) = self.buckets.get(b + 1) {
+            if next.piece.first_key <= q && q <= next.piece.last_block {
+                return Some(&next.piece);
+            }
         }
-        self.piece_after(q, b, from)
+        self.piece_after(q, b, bucket.index as usize + 1)
     }
 
-    /// The piece holding `q`, which lies past the first two pieces of bucket `b` (those up
-    /// to `from`): a search among the bucket's other pieces, out of line so that the common
-    /// path does not keep registers for it.
+    /// The piece holding `q`, which lies past bucket `b`'s piece (the pieces up to `from`)
+    /// and outside the next bucket's: a search among the other pieces starting inside the
+    /// bucket, out of line so that the common path does not keep registers for it.
     #[cold]
     #[inline(never)]
     fn piece_after(&self, q: u32, b: usize, from: usize) -> Option<&Piece> {
@@ -1229,7 +1253,7 @@ impl Packed {
             .buckets
             .get(b + 1)
             .map_or(self.pieces.len(), |n| n.index as usize + 1);
-        let rest = self.pieces.get(from + 1..to)?;
+        let rest = self.pieces.get(from..to)?;
         let k = rest.partition_point(|p| p.first_key <= q).checked_sub(1)?;
         rest.get(k)
     }
@@ -1539,23 +1563,77 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
 }
 
 /// The directory: a shift and, per bucket, the piece holding the bucket's first block.
-fn directory(pieces: &[Piece], first_key: u32, last_key: u32) -> (u32, Box<[Bucket]>) {
-    let nb = (pieces.len() * BUCKETS_PER_PIECE).next_power_of_two();
+///
+/// One bucket per piece (rounded up to a power of two) where the pieces spread evenly over the
+/// span; doubled (at most to [`MAX_BUCKETS_PER_PIECE`] per piece) while more than 1/2^
+/// [`FAR_SHARE_SHIFT`] of the span lies in pieces that neither a bucket nor its successor
+/// copies ([`Packed::piece`] searches the piece array there), and while the directory stays
+/// within 1/2^[`DIRECTORY_SHARE_SHIFT`] of `other_bytes` plus itself. Kernel maps are uneven:
+/// the random-punched file of 10^6 extents has its 200-odd line pieces in the punched half of
+/// its span, where at one bucket per piece a fifth of the span was in such pieces.
+fn directory(
+    pieces: &[Piece],
+    first_key: u32,
+    last_key: u32,
+    other_bytes: usize,
+) -> (u32, Box<[Bucket]>) {
     let span = u64::from(last_key - first_key);
     let span_bits = 64 - span.leading_zeros();
-    let shift = span_bits.saturating_sub(nb.trailing_zeros());
-    let buckets = (0..nb)
-        .filter_map(|b| {
-            let start = u64::from(first_key) + ((b as u64) << shift);
-            let n = pieces.partition_point(|p| u64::from(p.first_key) <= start);
-            let index = n.saturating_sub(1);
-            Some(Bucket {
-                piece: *pieces.get(index)?,
-                index: index as u32,
+    let build = |nb: usize| {
+        let shift = span_bits.saturating_sub(nb.trailing_zeros());
+        let buckets: Box<[Bucket]> = (0..nb)
+            .filter_map(|b| {
+                let start = u64::from(first_key) + ((b as u64) << shift);
+                let n = pieces.partition_point(|p| u64::from(p.first_key) <= start);
+                let index = n.saturating_sub(1);
+                Some(Bucket {
+                    piece: *pieces.get(index)?,
+                    index: index as u32,
+                })
             })
-        })
-        .collect();
-    (shift, buckets)
+            .collect();
+        (shift, buckets)
+    };
+    let fits = |nb: usize| {
+        let bytes = nb * std::mem::size_of::<Bucket>();
+        bytes <= (other_bytes + bytes) >> DIRECTORY_SHARE_SHIFT
+    };
+    let first = pieces.len().next_power_of_two();
+    let mut best = build(first);
+    let mut nb = first;
+    while nb < first * MAX_BUCKETS_PER_PIECE
+        && far_blocks(&best.1, best.0, first_key, last_key) > span >> FAR_SHARE_SHIFT
+        && fits(nb * 2)
+    {
+        nb *= 2;
+        best = build(nb);
+    }
+    best
+}
+
+/// Blocks of `first_key..=last_key` in no piece that their bucket or the next bucket copies.
+fn far_blocks(buckets: &[Bucket], shift: u32, first_key: u32, last_key: u32) -> u64 {
+    let end = u64::from(last_key) + 1;
+    let mut far = 0;
+    for (b, bucket) in buckets.iter().enumerate() {
+        let start = u64::from(first_key) + ((b as u64) << shift);
+        let stop = (start + (1u64 << shift)).min(end);
+        if start >= stop {
+            break;
+        }
+        // Blocks of [start, stop) inside piece p.
+        let covered = |p: &Piece| {
+            let lo = u64::from(p.first_key).max(start);
+            let hi = (u64::from(p.last_block) + 1).min(stop);
+            hi.saturating_sub(lo)
+        };
+        let mut near = covered(&bucket.piece);
+        if let Some(next) = buckets.get(b + 1).filter(|n| n.index != bucket.index) {
+            near += covered(&next.piece);
+        }
+        far += (stop - start) - near.min(stop - start);
+    }
+    far
 }
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
@@ -1808,6 +1886,64 @@ mod tests {
         let mut wide = model.clone();
         wide.segments[0].fixed.e_hi = WINDOW as u32;
         assert!(CompactIndex::with_model(&exts, &wide).is_err());
+    }
+
+    /// Forty line pieces of `stretch` allocator-like extents, each followed by a run piece,
+    /// crowded at the start of the span, then a run of `tail` extents 64 blocks apart: the
+    /// shape of the kernel's random-punched file (punched part, then an unpunched tail).
+    fn crowded(stretch: usize, tail: u32) -> Vec<Extent> {
+        let mut exts = Vec::new();
+        let mut at = 0u32;
+        for i in 0..40 {
+            let mut s = allocator_like(stretch, i);
+            for e in &mut s {
+                e.lblk += at;
+            }
+            at = crate::synth::span(&s) as u32 + 5;
+            exts.extend(s);
+            exts.extend(run(at, RUN_MIN as u32, 3, 2, 1 << 30, 3));
+            at += RUN_MIN as u32 * 3 + 1;
+        }
+        exts.extend(run(at, tail, 64, 32, 1 << 31, 64));
+        exts
+    }
+
+    fn directory_of(c: &CompactIndex) -> (usize, usize) {
+        let Form::Packed(p) = &c.form else {
+            panic!("{:?}", c.form());
+        };
+        (p.buckets.len(), p.pieces.len())
+    }
+
+    #[test]
+    fn crowded_pieces_get_more_buckets() {
+        // The punched part holds half the span and most pieces: one bucket per piece leaves
+        // buckets holding several piece starts, so the directory doubles.
+        let exts = crowded(400, 2_000);
+        let c = CompactIndex::new(&exts).unwrap();
+        let (buckets, pieces) = directory_of(&c);
+        assert!(
+            buckets > pieces.next_power_of_two(),
+            "{buckets} buckets, {pieces} pieces"
+        );
+        assert!(
+            buckets * std::mem::size_of::<Bucket>() <= c.heap_bytes() / 8,
+            "{buckets} buckets in {} bytes",
+            c.heap_bytes()
+        );
+        agree(&exts, &c);
+    }
+
+    #[test]
+    fn buckets_of_many_pieces_stay_exact() {
+        // A tail of 2^20 extents stored as one run: the pieces crowd the first 1% of the span,
+        // a directory fine enough for them would outweigh the packed bytes, so it does not
+        // grow and buckets hold dozens of piece starts (searched in the piece array).
+        let exts = crowded(40, 1 << 20);
+        let c = CompactIndex::new(&exts).unwrap();
+        let (buckets, pieces) = directory_of(&c);
+        assert_eq!(buckets, pieces.next_power_of_two());
+        agree(&exts, &c);
     }
 
     #[test]
