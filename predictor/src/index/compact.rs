@@ -1564,13 +1564,13 @@ fn pack_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<Li
 
 /// The directory: a shift and, per bucket, the piece holding the bucket's first block.
 ///
-/// One bucket per piece (rounded up to a power of two) where the pieces spread evenly over the
-/// span; doubled (at most to [`MAX_BUCKETS_PER_PIECE`] per piece) while more than 1/2^
-/// [`FAR_SHARE_SHIFT`] of the span lies in pieces that neither a bucket nor its successor
-/// copies ([`Packed::piece`] searches the piece array there), and while the directory stays
-/// within 1/2^[`DIRECTORY_SHARE_SHIFT`] of `other_bytes` plus itself. Kernel maps are uneven:
-/// the random-punched file of 10^6 extents has its 200-odd line pieces in the punched half of
-/// its span, where at one bucket per piece a fifth of the span was in such pieces.
+/// One bucket per piece (rounded up to a power of two), enough where the pieces spread evenly
+/// over the span; doubled (to at most [`MAX_BUCKETS_PER_PIECE`] per piece) while more than
+/// `span >> FAR_SHARE_SHIFT` blocks lie in pieces that neither their bucket nor the next one
+/// copies ([`Packed::piece`] searches the piece array there), as long as the directory stays
+/// within `>> DIRECTORY_SHARE_SHIFT` of itself plus `other_bytes`. Kernel maps are uneven: the
+/// random-punched file of 10^6 extents has its 200-odd line pieces in the punched part of its
+/// span, and at one bucket per piece a fifth of the span lay in such pieces.
 fn directory(
     pieces: &[Piece],
     first_key: u32,
