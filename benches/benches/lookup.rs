@@ -1,5 +1,7 @@
 //! Lookup time per structure and extent-map size in the two regimes (`benches` crate docs):
-//! warm (`uniform-warm`, `sequential-warm`: one structure, one batch of 4096 queries repeated)
+//! warm (`uniform-warm`: one structure, one batch of 4096 queries asked again and again in
+//! [`WARM_BATCHES`] orders taken in turn; `sequential-warm`: batches of 4096 consecutive blocks
+//! from as many starts)
 //! and cold (`uniform-cold`: the batch spread over copies of the structure filling twice the
 //! last-level cache); and on real images, warm uniform queries plus the on-disk walk.
 
@@ -14,22 +16,24 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
 use ext4::Extent;
-use predictor::synth::{allocator_like, sequential_queries, uniform_queries};
+use predictor::synth::{allocator_like, sequential_queries, shuffled, uniform_queries};
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
     RangeMapIndex, SortedIndex, XfsIextIndex,
 };
 
-/// Warm-regime streams: one structure, one batch repeated.
+/// Warm-regime streams: one structure, its batches taken in turn (the same blocks in other
+/// orders, or other starts), so the sequence of queries does not repeat every batch.
 fn bench_warm<I: ExtentIndex>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     ix: &I,
-    streams: &[(&str, Vec<u32>)],
+    streams: &[(&str, Vec<Vec<u32>>)],
 ) {
-    for (stream, qs) in streams {
-        g.bench_with_input(BenchmarkId::new(name, stream), qs, |b, qs| {
-            b.iter(|| run_batch(ix, black_box(qs)))
+    for (stream, batches) in streams {
+        g.bench_with_input(BenchmarkId::new(name, stream), batches, |b, batches| {
+            let mut turn = batches.iter().cycle();
+            b.iter(|| run_batch(ix, black_box(turn.next().map_or(&[][..], Vec::as_slice))))
         });
     }
 }
@@ -42,7 +46,7 @@ fn bench_structure<I: ExtentIndex>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     build: impl Fn() -> I,
-    warm: &[(&str, Vec<u32>)],
+    warm: &[(&str, Vec<Vec<u32>>)],
     cold_keys: &[u32],
 ) {
     let ix = build();
@@ -60,7 +64,7 @@ fn bench_structure<I: ExtentIndex>(
 fn bench_structures(
     g: &mut BenchmarkGroup<'_, WallTime>,
     exts: &[Extent],
-    warm: &[(&str, Vec<u32>)],
+    warm: &[(&str, Vec<Vec<u32>>)],
     cold_keys: &[u32],
 ) {
     let or_panic = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("{what}: {e}") };
@@ -88,13 +92,26 @@ fn bench_structures(
     bench_structure(g, "iext32", fuse, warm, cold_keys);
 }
 
+/// Batches per warm stream, taken in turn.
+const WARM_BATCHES: u64 = 16;
+
+/// The uniform warm stream: `batch` in [`WARM_BATCHES`] orders.
+fn warm_orders(batch: &[u32]) -> Vec<Vec<u32>> {
+    (0..WARM_BATCHES).map(|k| shuffled(batch, k)).collect()
+}
+
 fn synthetic(c: &mut Criterion) {
     for n in SIZES {
         let exts = allocator_like(n, MAP_SEED);
         let uniform = uniform_queries(&exts, BATCH, 1);
         let warm = [
-            ("uniform-warm", uniform.clone()),
-            ("sequential-warm", sequential_queries(&exts, BATCH, 2)),
+            ("uniform-warm", warm_orders(&uniform)),
+            (
+                "sequential-warm",
+                (0..WARM_BATCHES)
+                    .map(|k| sequential_queries(&exts, BATCH, 2 + (k << 32)))
+                    .collect(),
+            ),
         ];
         let mut g = c.benchmark_group(format!("lookup/{n}"));
         budget(&mut g, n);
@@ -110,7 +127,7 @@ fn real(c: &mut Criterion) {
         budget(&mut g, f.extents.len());
         g.throughput(Throughput::Elements(BATCH as u64));
         let uniform = uniform_queries(&f.extents, BATCH, 3);
-        let streams = [("uniform-warm", uniform.clone())];
+        let streams = [("uniform-warm", warm_orders(&uniform))];
         bench_structures(&mut g, &f.extents, &streams, &uniform);
         bench_warm(
             &mut g,

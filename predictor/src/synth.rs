@@ -94,6 +94,19 @@ pub fn regular(n: usize, start: u32, len: u32, gap: u32) -> Vec<Extent> {
         .collect()
 }
 
+/// `queries` in a random order (Fisher-Yates, seeded): the same blocks, so the same cache lines,
+/// in a sequence a branch predictor has not seen (a warm batch asked in one fixed order again
+/// and again lets it learn the batch's branch outcomes).
+pub fn shuffled(queries: &[u32], seed: u64) -> Vec<u32> {
+    let mut out = queries.to_vec();
+    let mut rng = Rng::new(seed);
+    for i in (1..out.len()).rev() {
+        // OK to narrow: below i + 1, a usize.
+        out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
 /// One past the last block covered by `exts` (0 for none): the span query streams draw from.
 pub fn span(exts: &[Extent]) -> u64 {
     exts.last().map_or(0, |e| e.end())

@@ -3,9 +3,13 @@
 //!
 //! # Regimes
 //! - **uniform, warm**: one batch of [`BATCH`] uniform random blocks over the file's span,
-//!   repeated (two untimed passes first), each structure in turn: the working set is the cache
-//!   lines that batch touches, which stay in the caches. What a kernel cache sees when one file
-//!   is being read hard.
+//!   asked again and again (two untimed passes first), each structure in turn, in one of
+//!   [`WARM_ORDERS`] orders per round: the working set is the cache lines that batch touches,
+//!   which stay in the caches, while the sequence of queries does not repeat. What a kernel
+//!   cache sees when one file is being read hard. (Asked in one fixed order, the batch's
+//!   branch outcomes repeat every 4096 lookups and the branch predictor learns part of them:
+//!   on a map of 10^3 extents the iext tree's warm lookups took half the time they take in
+//!   changing orders, the compact index's about two thirds; `docs/design.md`, section 7.)
 //! - **uniform, cold**: before every timed lookup, a buffer of twice the last-level cache is
 //!   read (one load per 64-byte line; the size comes from sysfs, see [`Evictor`]), so the
 //!   structure's cache lines are gone; then the same block is looked up in a *twin* of the
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ext4::{Extent, Fs};
 use predictor::error::Chain;
-use predictor::synth::{sequential_queries, uniform_queries};
+use predictor::synth::{sequential_queries, shuffled, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
@@ -41,6 +45,9 @@ pub const BATCH: usize = 4096;
 
 /// Starting points of the sequential regime's batches.
 pub const SEQUENTIAL_STARTS: u64 = 16;
+
+/// Orders of the uniform warm batch, taken in turn round by round.
+pub const WARM_ORDERS: u64 = 16;
 
 /// The structures raced, by their name in this command's output and in the experiments'
 /// tables. `iext16` and `iext32` are the kernel-style iext tree with XFS's 16-byte records and
@@ -220,14 +227,19 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
         .filter_map(|&(name, s)| Some((name, s, s.make(d)?)))
         .collect();
     let seed = 0x5eed ^ d.extents.len() as u64;
-    let uniform = uniform_queries(&d.extents, effort.warm.batch, seed);
+    let uniform: Vec<Vec<u32>> = {
+        let batch = uniform_queries(&d.extents, effort.warm.batch, seed);
+        (0..WARM_ORDERS)
+            .map(|k| shuffled(&batch, seed ^ (k << 32)))
+            .collect()
+    };
     let sequential: Vec<Vec<u32>> = (0..SEQUENTIAL_STARTS)
         .map(|k| sequential_queries(&d.extents, effort.warm.batch, seed ^ k))
         .collect();
     let contenders: Vec<&dyn ExtentIndex> =
         built.iter().map(|(_, _, b)| b.index.as_ref()).collect();
     let median = |mut v: Vec<f64>| Summary::of(&mut v).map_or(f64::NAN, |s| s.median);
-    let warm = race(&contenders, std::slice::from_ref(&uniform), &effort.warm);
+    let warm = race(&contenders, &uniform, &effort.warm);
     let seq = race(&contenders, &sequential, &effort.warm);
     // Twins: the same structures built again over the same map: same code paths, other memory.
     let twins: Vec<Built> = built.iter().filter_map(|(_, s, _)| (s.build)(d)).collect();

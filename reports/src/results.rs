@@ -373,9 +373,11 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
         md,
         "**Lookup** (`cargo bench -p benches --bench lookup`), median ns per lookup over batches \
          of queries (`benches::BATCH`), synthetic allocator-like maps (irregular gaps and \
-         lengths), release build. Two regimes. **Warm**: one structure, one batch repeated, so \
-         the cache lines the batch touches stay cached: what an in-kernel mapping cache sees \
-         while one file is read hard. **Cold**: the same uniform queries, each sent to a random \
+         lengths), release build. Two regimes. **Warm**: one structure, one batch of uniform \
+         queries asked again and again in 16 orders taken in turn (sequential: 16 starts), so \
+         the cache lines the batch touches stay cached but the query sequence does not repeat \
+         for the branch predictor to learn: what an in-kernel mapping cache sees while one \
+         file is read hard. **Cold**: the same uniform queries, each sent to a random \
          one of as many copies of the structure as fill twice the last-level cache (capped for \
          tiny maps, `benches::MAX_COLD_COPIES`): what it sees when it holds many files' maps \
          and each lookup is about another file. \

@@ -112,8 +112,10 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
     let mut body = format!(
         "Every structure of `reports structures` built over each map of at least {MIN_EXTENTS} \
          extents and raced on the same queries (heap bytes counted by the allocator). Three \
-         regimes: **uniform, warm**: one batch of {batch} uniform random blocks repeated, each \
-         structure in turn, so the lines the batch touches stay cached (a file being read hard); \
+         regimes: **uniform, warm**: one batch of {batch} uniform random blocks asked again and \
+         again, each structure in turn, in one of {orders} orders per round, so the lines the \
+         batch touches stay cached while the query sequence does not repeat (a file being read \
+         hard); \
          **uniform, cold**: before every timed lookup a {evict} MiB buffer (twice the \
          last-level cache, huge pages so the TLB keeps its entries) is read, the same block is \
          looked up in a second build of the structure (so the code that lookup runs is warm, \
@@ -127,6 +129,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         evict = evictor.bytes() >> 20,
         cold = effort.cold_samples,
         starts = crate::compare::SEQUENTIAL_STARTS,
+        orders = crate::compare::WARM_ORDERS,
     );
     body.push_str(
         "| map | group | extents | compact form | compact B/ext | iext16 B/ext | memory | warm speed-up | cold speed-up | sequential speed-up |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
