@@ -1,6 +1,6 @@
 //! Lookup time per structure and extent-map size in the two regimes (`benches` crate docs):
 //! warm (`uniform-warm`: one structure, one batch of 4096 queries asked again and again in
-//! [`WARM_BATCHES`] orders taken in turn; `sequential-warm`: batches of 4096 consecutive blocks
+//! `WARM_BATCHES` orders taken in turn; `sequential-warm`: batches of 4096 consecutive blocks
 //! from as many starts)
 //! and cold (`uniform-cold`: the batch spread over copies of the structure filling twice the
 //! last-level cache); and on real images, warm uniform queries plus the on-disk walk.
@@ -9,14 +9,14 @@ use std::hint::black_box;
 
 use benches::{
     budget, cold_copies, cold_queries, real_files, run_batch, run_cold_batch, BATCH, MAP_SEED,
-    SIZES,
+    SIZES, WARM_BATCHES,
 };
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
 use ext4::Extent;
-use predictor::synth::{allocator_like, sequential_queries, shuffled, uniform_queries};
+use predictor::synth::{allocator_like, in_orders, sequential_queries, uniform_queries};
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
     RangeMapIndex, SortedIndex, XfsIextIndex,
@@ -92,20 +92,12 @@ fn bench_structures(
     bench_structure(g, "iext32", fuse, warm, cold_keys);
 }
 
-/// Batches per warm stream, taken in turn.
-const WARM_BATCHES: u64 = 16;
-
-/// The uniform warm stream: `batch` in [`WARM_BATCHES`] orders.
-fn warm_orders(batch: &[u32]) -> Vec<Vec<u32>> {
-    (0..WARM_BATCHES).map(|k| shuffled(batch, k)).collect()
-}
-
 fn synthetic(c: &mut Criterion) {
     for n in SIZES {
         let exts = allocator_like(n, MAP_SEED);
         let uniform = uniform_queries(&exts, BATCH, 1);
         let warm = [
-            ("uniform-warm", warm_orders(&uniform)),
+            ("uniform-warm", in_orders(&uniform, WARM_BATCHES, 0)),
             (
                 "sequential-warm",
                 (0..WARM_BATCHES)
@@ -127,7 +119,7 @@ fn real(c: &mut Criterion) {
         budget(&mut g, f.extents.len());
         g.throughput(Throughput::Elements(BATCH as u64));
         let uniform = uniform_queries(&f.extents, BATCH, 3);
-        let streams = [("uniform-warm", warm_orders(&uniform))];
+        let streams = [("uniform-warm", in_orders(&uniform, WARM_BATCHES, 0))];
         bench_structures(&mut g, &f.extents, &streams, &uniform);
         bench_warm(
             &mut g,

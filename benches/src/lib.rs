@@ -25,6 +25,11 @@ pub const SIZES: [usize; 6] = [1, 10, 1_000, 100_000, 1_000_000, 10_000_000];
 /// `Throughput::Elements(BATCH)`.
 pub const BATCH: usize = 4096;
 
+/// Batches of a warm stream, taken in turn: the uniform batch in this many orders, the
+/// sequential stream from this many starts (a batch repeated in one order lets the branch
+/// predictor learn it).
+pub const WARM_BATCHES: u64 = 16;
+
 /// Seed of the synthetic maps (the same maps in every run).
 pub const MAP_SEED: u64 = 42;
 

@@ -94,17 +94,22 @@ pub fn regular(n: usize, start: u32, len: u32, gap: u32) -> Vec<Extent> {
         .collect()
 }
 
-/// `queries` in a random order (Fisher-Yates, seeded): the same blocks, so the same cache lines,
-/// in a sequence a branch predictor has not seen (a warm batch asked in one fixed order again
-/// and again lets it learn the batch's branch outcomes).
-pub fn shuffled(queries: &[u32], seed: u64) -> Vec<u32> {
-    let mut out = queries.to_vec();
-    let mut rng = Rng::new(seed);
-    for i in (1..out.len()).rev() {
-        // OK to narrow: below i + 1, a usize.
-        out.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    out
+/// `queries` in `orders` random orders (Fisher-Yates, the `k`-th seeded with `seed + k`): the
+/// same blocks, so the same cache lines, in sequences a branch predictor has not seen. The
+/// warm regime takes them in turn: a batch asked in one fixed order again and again lets the
+/// predictor learn the batch's branch outcomes.
+pub fn in_orders(queries: &[u32], orders: u64, seed: u64) -> Vec<Vec<u32>> {
+    (0..orders)
+        .map(|k| {
+            let mut out = queries.to_vec();
+            let mut rng = Rng::new(seed.wrapping_add(k));
+            for i in (1..out.len()).rev() {
+                // OK to narrow: below i + 1, a usize.
+                out.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            out
+        })
+        .collect()
 }
 
 /// One past the last block covered by `exts` (0 for none): the span query streams draw from.

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ext4::{Extent, Fs};
 use predictor::error::Chain;
-use predictor::synth::{sequential_queries, shuffled, uniform_queries};
+use predictor::synth::{in_orders, sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
@@ -227,12 +227,11 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
         .filter_map(|&(name, s)| Some((name, s, s.make(d)?)))
         .collect();
     let seed = 0x5eed ^ d.extents.len() as u64;
-    let uniform: Vec<Vec<u32>> = {
-        let batch = uniform_queries(&d.extents, effort.warm.batch, seed);
-        (0..WARM_ORDERS)
-            .map(|k| shuffled(&batch, seed ^ (k << 32)))
-            .collect()
-    };
+    let uniform = in_orders(
+        &uniform_queries(&d.extents, effort.warm.batch, seed),
+        WARM_ORDERS,
+        seed,
+    );
     let sequential: Vec<Vec<u32>> = (0..SEQUENTIAL_STARTS)
         .map(|k| sequential_queries(&d.extents, effort.warm.batch, seed ^ k))
         .collect();

@@ -374,7 +374,8 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
         "**Lookup** (`cargo bench -p benches --bench lookup`), median ns per lookup over batches \
          of queries (`benches::BATCH`), synthetic allocator-like maps (irregular gaps and \
          lengths), release build. Two regimes. **Warm**: one structure, one batch of uniform \
-         queries asked again and again in 16 orders taken in turn (sequential: 16 starts), so \
+         queries asked again and again in `benches::WARM_BATCHES` orders taken in turn \
+         (sequential: as many starts), so \
          the cache lines the batch touches stay cached but the query sequence does not repeat \
          for the branch predictor to learn: what an in-kernel mapping cache sees while one \
          file is read hard. **Cold**: the same uniform queries, each sent to a random \
