@@ -118,10 +118,11 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
          hard); \
          **uniform, cold**: before every timed lookup a {evict} MiB buffer (twice the \
          last-level cache, huge pages so the TLB keeps its entries) is read, the same block is \
-         looked up in a second build of the structure (so the code that lookup runs is warm, \
-         not the data), then one lookup is timed alone ({cold} per structure; a lookup after \
-         the task did other work); **sequential**: batches of {batch} consecutive blocks from \
-         {starts} random starts in turn, warm. Medians. Ratios are against `iext16`, \
+         looked up in one of two builds of the structure (so the code that lookup runs is warm, \
+         not the data), then one lookup in the other build is timed alone ({cold} per \
+         structure, the two builds timed in turn so the median spans two placements in memory; \
+         a lookup after the task did other work); **sequential**: batches of {batch} \
+         consecutive blocks from {starts} random starts in turn, warm. Medians. Ratios are against `iext16`, \
          the kernel's in-core extent tree with XFS's 16-byte records (the fuse-iomap cache uses \
          the same tree with 32-byte records, `iext32`); speed-up above 1 means the compact index \
          is faster. Table `fig9_compact`.\n\n",
