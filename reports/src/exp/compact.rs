@@ -122,10 +122,10 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
          not the data), then one lookup in the other build is timed alone ({cold} per \
          structure, the two builds timed in turn so the median spans two placements in memory; \
          a lookup after the task did other work); **sequential**: batches of {batch} \
-         consecutive blocks from {starts} random starts in turn, warm. Medians. Ratios are against `iext16`, \
-         the kernel's in-core extent tree with XFS's 16-byte records (the fuse-iomap cache uses \
-         the same tree with 32-byte records, `iext32`); speed-up above 1 means the compact index \
-         is faster. Table `fig9_compact`.\n\n",
+         consecutive blocks from {starts} random starts in turn, warm. Medians. Ratios are \
+         against `iext16`, the kernel's in-core extent tree with XFS's 16-byte records (the \
+         fuse-iomap cache uses the same tree with 32-byte records, `iext32`); speed-up above 1 \
+         means the compact index is faster. Table `fig9_compact`.\n\n",
         batch = effort.warm.batch,
         evict = evictor.bytes() >> 20,
         cold = effort.cold_samples,
