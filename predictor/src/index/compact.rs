@@ -1243,16 +1243,17 @@ impl Packed {
         self.piece_after(q, b, bucket.index as usize + 1)
     }
 
-    /// The piece holding `q`, which lies past bucket `b`'s piece (the pieces up to `from`)
-    /// and outside the next bucket's: a search among the other pieces starting inside the
-    /// bucket, out of line so that the common path does not keep registers for it.
+    /// The piece holding `q`, which lies past bucket `b`'s piece (the pieces before `from`)
+    /// and before the next bucket's (`q` is below the next bucket's first block, which that
+    /// piece holds, and was not in it): a search among the pieces in between, out of line so
+    /// that the common path does not keep registers for it.
     #[cold]
     #[inline(never)]
     fn piece_after(&self, q: u32, b: usize, from: usize) -> Option<&Piece> {
         let to = self
             .buckets
             .get(b + 1)
-            .map_or(self.pieces.len(), |n| n.index as usize + 1);
+            .map_or(self.pieces.len(), |n| n.index as usize);
         let rest = self.pieces.get(from..to)?;
         let k = rest.partition_point(|p| p.first_key <= q).checked_sub(1)?;
         rest.get(k)
@@ -1583,7 +1584,7 @@ fn directory(
         let shift = span_bits.saturating_sub(nb.trailing_zeros());
         let buckets: Box<[Bucket]> = (0..nb)
             .filter_map(|b| {
-                let start = u64::from(first_key) + ((b as u64) << shift);
+                let start = bucket_start(first_key, b, shift);
                 let n = pieces.partition_point(|p| u64::from(p.first_key) <= start);
                 let index = n.saturating_sub(1);
                 Some(Bucket {
@@ -1611,12 +1612,18 @@ fn directory(
     best
 }
 
+/// The first block of bucket `b` (of a directory over blocks from `first_key`, `2^shift`
+/// blocks a bucket), widened: the buckets past the map's last block start beyond `u32`.
+fn bucket_start(first_key: u32, b: usize, shift: u32) -> u64 {
+    u64::from(first_key) + ((b as u64) << shift)
+}
+
 /// Blocks of `first_key..=last_key` in no piece that their bucket or the next bucket copies.
 fn far_blocks(buckets: &[Bucket], shift: u32, first_key: u32, last_key: u32) -> u64 {
     let end = u64::from(last_key) + 1;
     let mut far = 0;
     for (b, bucket) in buckets.iter().enumerate() {
-        let start = u64::from(first_key) + ((b as u64) << shift);
+        let start = bucket_start(first_key, b, shift);
         let stop = (start + (1u64 << shift)).min(end);
         if start >= stop {
             break;
