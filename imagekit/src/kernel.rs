@@ -262,8 +262,11 @@ pub enum Allocated {
     RandomPunched,
     /// `/append-0` .. `/append-3`: four files appended in turn, 1 to 8 blocks of random data
     /// at a time, each append `fsync`ed, with the allocator's stream and group-preallocation
-    /// knobs set so the appends interleave on disk (a log directory, a mail spool): `scale`
-    /// appends per file.
+    /// knobs set so the appends interleave on disk (a log directory, a mail spool). The first
+    /// two append `scale` times, to the end, so every append of theirs lands among the
+    /// other's; the third stops after half the turns and the fourth after a fifth
+    /// ([`APPENDS_DIVISOR`]), so one image holds real allocator maps of several sizes, the
+    /// smallest about `scale / 5` extents.
     Appenders,
     /// `/sparse-disk`: a 16 GiB sparse file (a VM disk) with `scale` writes of 1 to 16 blocks
     /// of random data at random block offsets, then one `fsync` (delayed allocation places
@@ -276,6 +279,10 @@ pub enum Allocated {
     /// the appenders).
     Sqlite,
 }
+
+/// The appenders' four files: file `k` appends in the first `scale / APPENDS_DIVISOR[k]` of the
+/// recipe's `scale` turns.
+pub const APPENDS_DIVISOR: [u32; 4] = [1, 1, 2, 5];
 
 impl Allocated {
     /// Every recipe.
@@ -302,7 +309,10 @@ impl Allocated {
     pub fn description(self, scale: u32) -> String {
         match self {
             Self::RandomPunched => format!("4 KiB blocks, /random-punched: fallocated, then {scale} holes of 1-8 blocks punched at random gaps of 1-16 blocks by the kernel (unwritten extents; reads are zeros)"),
-            Self::Appenders => format!("4 KiB blocks, /append-0..3: four files appended in turn {scale} times each (1-8 blocks of data, fsync after each), allocator knobs set so the appends interleave"),
+            Self::Appenders => {
+                let [a, b, c, d] = APPENDS_DIVISOR.map(|k| scale / k);
+                format!("4 KiB blocks, /append-0..3: four files appended in turn, {a}, {b}, {c} and {d} times (1-8 blocks of data, fsync after each), allocator knobs set so the appends interleave")
+            }
             Self::SparseDisk => format!("4 KiB blocks, /sparse-disk: a 16 GiB sparse file with {scale} writes of 1-16 blocks at random offsets, placed by delayed allocation"),
             Self::Sqlite => format!("4 KiB blocks, /database.sqlite: an SQLite database after {scale} fsynced transactions of 1-4 inserts of 0.5-20 KB blobs (one in three with a delete), rollback journal"),
         }
@@ -392,10 +402,14 @@ pub fn allocated_with_kernel(
             let files: Vec<(File, PathBuf)> = (0..4)
                 .map(|i| create(&format!("/append-{i}")))
                 .collect::<Result<_>>()?;
+            let turns = APPENDS_DIVISOR.map(|k| n / u64::from(k));
             let mut ends = [0u64; 4];
             let mut buf = vec![0u8; 8 * BS as usize];
-            for _ in 0..n {
+            for t in 0..n {
                 for (k, (file, path)) in files.iter().enumerate() {
+                    if t >= turns[k] {
+                        continue;
+                    }
                     let len = (rng.range(1, 8) * BS) as usize;
                     rng.fill(&mut buf[..len]);
                     pwrite_all(file, path, &buf[..len], ends[k])?;

@@ -375,14 +375,13 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
          of queries (`benches::BATCH`), synthetic allocator-like maps (irregular gaps and \
          lengths), release build. Two regimes. **Warm**: one structure, one batch of uniform \
          queries asked again and again in `benches::WARM_BATCHES` orders taken in turn \
-         (sequential: as many starts), so \
-         the cache lines the batch touches stay cached but the query sequence does not repeat \
-         for the branch predictor to learn: what an in-kernel mapping cache sees while one \
-         file is read hard. **Cold**: the same uniform queries, each sent to a random \
-         one of as many copies of the structure as fill twice the last-level cache (capped for \
-         tiny maps, `benches::MAX_COLD_COPIES`): what it sees when it holds many files' maps \
-         and each lookup is about another file. \
-         Speed-ups are against `iext16`, the kernel's in-core extent tree with XFS's 16-byte \
+         (sequential: as many starts), so the cache lines the batch touches stay cached but \
+         the query sequence does not repeat for the branch predictor to learn: what an \
+         in-kernel mapping cache sees while one file is read hard. **Cold**: the same uniform \
+         queries, each sent to a random one of as many copies of the structure as fill twice \
+         the last-level cache (capped for tiny maps, `benches::MAX_COLD_COPIES`): what it sees \
+         when it holds many files' maps and each lookup is about another file. Speed-ups are \
+         against `iext16`, the kernel's in-core extent tree with XFS's 16-byte \
          records (fuse-iomap caches in the same tree with 32-byte records, `iext32`); above 1 \
          means faster.\n"
     );

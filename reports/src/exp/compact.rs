@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::{ratio, Ctx, Section};
 use crate::compare::{measure, Evictor, Row};
-use crate::datasets::{count_label, Dataset, Source};
+use crate::datasets::{count_label, file_dataset, Dataset, Source};
 use crate::table::Table;
 
 /// Maps below this many extents are left out (a one-leaf iext tree; the compact form keeps a
@@ -19,6 +19,9 @@ pub const MIN_EXTENTS: usize = 1_000;
 /// The structure under test and the one every ratio is against.
 const COMPACT: &str = "learned-compact";
 const KERNEL: &str = "iext16";
+
+/// Maps the kernel allocator made: the group the compact index is judged on first.
+const KERNEL_MAPS: &str = "maps made by the kernel allocator";
 
 /// Which group a dataset belongs to: maps the kernel allocator made, the punched test images
 /// (debugfs punches and the kernel-punched regular pattern, which flatter a line), synthetic
@@ -33,7 +36,7 @@ fn group(d: &Dataset) -> &'static str {
                 .iter()
                 .any(|r| r.name() == image) =>
         {
-            "maps made by the kernel allocator"
+            KERNEL_MAPS
         }
         Source::Image => "punched test images (regular patterns)",
     }
@@ -41,7 +44,7 @@ fn group(d: &Dataset) -> &'static str {
 
 /// Groups in report order.
 const GROUPS: [&str; 4] = [
-    "maps made by the kernel allocator",
+    KERNEL_MAPS,
     "punched test images (regular patterns)",
     "synthetic allocator-like maps",
     "live files",
@@ -72,14 +75,54 @@ impl Measured {
     }
 }
 
-/// Runs the comparison on every dataset with at least [`MIN_EXTENTS`] extents.
+/// The other files of at least [`MIN_EXTENTS`] extents in the image of each dataset whose maps
+/// the kernel allocator made, each with the index of its image's dataset in `sets`. The other
+/// experiments take one file per image (its most fragmented); here every kernel-made map from
+/// 10^3 extents counts, and the appenders' image has maps of several sizes down to about that
+/// (`imagekit::kernel::APPENDS_DIVISOR`).
+fn kernel_siblings(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Vec<(usize, Dataset)>> {
+    let mut out = Vec::new();
+    for (i, d) in sets.iter().enumerate() {
+        if d.file.is_none() || group(d) != KERNEL_MAPS {
+            continue;
+        }
+        let Some((image, path)) = d.name.split_once(':') else {
+            continue;
+        };
+        let Some(img) = ctx.images.iter().find(|img| img.name == image) else {
+            continue;
+        };
+        let mut files: Vec<_> = img
+            .files
+            .iter()
+            .filter(|f| f.extents as usize >= MIN_EXTENTS && f.path != path)
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        for f in files {
+            out.push((i, file_dataset(img, f.ino, &f.path)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the comparison on every dataset with at least [`MIN_EXTENTS`] extents, and on the
+/// other files of that many in the kernel-made images ([`kernel_siblings`]), each after its
+/// image's dataset.
 pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
     ctx.bar
         .set_message("fig 9: compact learned mapping vs the iext tree (warm, cold, sequential)");
     let evictor = Evictor::new()?;
     let effort = ctx.scale.structures;
-    let measured: Vec<Measured> = sets
-        .iter()
+    let siblings = kernel_siblings(ctx, sets)?;
+    let maps = sets.iter().enumerate().flat_map(|(i, d)| {
+        std::iter::once(d).chain(
+            siblings
+                .iter()
+                .filter(move |(j, _)| *j == i)
+                .map(|(_, s)| s),
+        )
+    });
+    let measured: Vec<Measured> = maps
         .filter(|d| d.extents.len() >= MIN_EXTENTS)
         .map(|d| Measured {
             name: d.name.clone(),
@@ -111,7 +154,9 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
 
     let mut body = format!(
         "Every structure of `reports structures` built over each map of at least {MIN_EXTENTS} \
-         extents and raced on the same queries (heap bytes counted by the allocator). Three \
+         extents (the most fragmented file of every image, every synthetic map, and every \
+         other file of that many extents in the images the kernel allocator made) and raced on \
+         the same queries (heap bytes counted by the allocator). Three \
          regimes: **uniform, warm**: one batch of {batch} uniform random blocks asked again and \
          again, each structure in turn, in one of {orders} orders per round, so the lines the \
          batch touches stay cached while the query sequence does not repeat (a file being read \
