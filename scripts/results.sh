@@ -7,7 +7,9 @@
 #   FUZZ_SECS=60 READ_SECS=3 sudo bash scripts/results.sh   # shorter fuzz and fio runs
 #
 # Runs, in order (nothing else should run on the machine meanwhile):
-#   1. criterion's lookup bench, warm and cold regimes  (cargo bench -p benches --bench lookup)
+#   1. criterion's lookup bench, warm and cold regimes  (cargo bench -p benches --bench lookup;
+#      synthetic maps, the standard images' most fragmented files, and every file of 10^3
+#      extents or more of the demo's kernel-allocator images, built by loop mounts)
 #   2. the BPF tier's latency on synthetic maps          (reports bpf-latency --synthetic, CPU 1)
 #   3. socket load, 1 and 4 clients, batches of 64      (server serve + reports load)
 #   4. fio reads through every path, unpinned and pinned (reports reads)

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use benches::{
-    budget, cold_copies, cold_queries, real_files, run_batch, run_cold_batch, BATCH, MAP_SEED,
-    SIZES, WARM_BATCHES,
+    budget, cold_copies, cold_queries, kernel_files, real_files, run_batch, run_cold_batch, BATCH,
+    MAP_SEED, SIZES, WARM_BATCHES,
 };
 use criterion::measurement::WallTime;
 use criterion::{
@@ -96,15 +96,7 @@ fn synthetic(c: &mut Criterion) {
     for n in SIZES {
         let exts = allocator_like(n, MAP_SEED);
         let uniform = uniform_queries(&exts, BATCH, 1);
-        let warm = [
-            ("uniform-warm", in_orders(&uniform, WARM_BATCHES, 0)),
-            (
-                "sequential-warm",
-                (0..WARM_BATCHES)
-                    .map(|k| sequential_queries(&exts, BATCH, 2 + (k << 32)))
-                    .collect(),
-            ),
-        ];
+        let warm = warm_streams(&exts, &uniform, 2);
         let mut g = c.benchmark_group(format!("lookup/{n}"));
         budget(&mut g, n);
         g.throughput(Throughput::Elements(BATCH as u64));
@@ -113,13 +105,37 @@ fn synthetic(c: &mut Criterion) {
     }
 }
 
+/// The warm streams of a map: its uniform batch in [`WARM_BATCHES`] orders, and sequential
+/// batches from as many starts.
+fn warm_streams(exts: &[Extent], uniform: &[u32], seed: u64) -> [(&'static str, Vec<Vec<u32>>); 2] {
+    [
+        ("uniform-warm", in_orders(uniform, WARM_BATCHES, 0)),
+        (
+            "sequential-warm",
+            (0..WARM_BATCHES)
+                .map(|k| sequential_queries(exts, BATCH, seed + (k << 32)))
+                .collect(),
+        ),
+    ]
+}
+
+/// Real maps: the most fragmented file of each standard test image, and (as root) every file of
+/// at least 10^3 extents of the kernel-allocator images, the maps the compact index is judged
+/// on (`docs/design.md`, section 4.5).
 fn real(c: &mut Criterion) {
-    for f in real_files(2) {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("a scratch directory for the kernel-allocator images: {e}"),
+    };
+    let files = real_files(2)
+        .into_iter()
+        .chain(kernel_files(dir.path(), 1_000));
+    for f in files {
         let mut g = c.benchmark_group(format!("real/{} ({} extents)", f.name, f.extents.len()));
         budget(&mut g, f.extents.len());
         g.throughput(Throughput::Elements(BATCH as u64));
         let uniform = uniform_queries(&f.extents, BATCH, 3);
-        let streams = [("uniform-warm", in_orders(&uniform, WARM_BATCHES, 0))];
+        let streams = warm_streams(&f.extents, &uniform, 4);
         bench_structures(&mut g, &f.extents, &streams, &uniform);
         bench_warm(
             &mut g,

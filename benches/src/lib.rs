@@ -102,6 +102,46 @@ pub struct RealFile {
     pub extents: Vec<Extent>,
 }
 
+/// Every regular file of at least `min_extents` extents in the demo's kernel-allocator images
+/// (`imagekit::kernel::DEMO_RECIPES`, built in `dir` with the demo's seed, [`MAP_SEED`]): maps
+/// the kernel's allocator made, from about 10^3 extents (the appenders' smallest file) to
+/// 10^6. Building them loop-mounts images, so as another user this is empty and says why.
+pub fn kernel_files(dir: &std::path::Path, min_extents: usize) -> Vec<RealFile> {
+    if !imagekit::kernel::is_root() {
+        eprintln!("kernel-allocator maps skipped: building them needs root (loop mounts)");
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (recipe, n) in imagekit::kernel::DEMO_RECIPES {
+        let image = match imagekit::kernel::allocated_with_kernel(dir, recipe, n, MAP_SEED) {
+            Ok(i) => i,
+            Err(e) => panic!("building {}: {}", recipe.name(), Chain(&e)),
+        };
+        let fs = match Fs::open_path(&image) {
+            Ok(f) => Arc::new(f),
+            Err(e) => panic!("opening {}: {}", image.display(), Chain(&e)),
+        };
+        let (entries, errors) = fs.walk();
+        assert!(errors.is_empty(), "{}: {errors:?}", image.display());
+        let mut files: Vec<RealFile> = entries
+            .into_iter()
+            .filter(|e| e.inode.kind == InodeKind::File)
+            .filter_map(|e| {
+                let extents = fs.extents(&e.inode).ok()?;
+                (extents.len() >= min_extents).then(|| RealFile {
+                    name: format!("{}:{}", recipe.name(), e.path),
+                    fs: fs.clone(),
+                    inode: e.inode,
+                    extents,
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(files);
+    }
+    out
+}
+
 /// The most fragmented regular file (at least `min_extents`) of each standard test image;
 /// empty if the images cannot be built here (no mkfs.ext4/debugfs).
 pub fn real_files(min_extents: usize) -> Vec<RealFile> {

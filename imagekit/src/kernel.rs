@@ -280,6 +280,15 @@ pub enum Allocated {
     Sqlite,
 }
 
+/// The kernel-allocator images of the demo and the benches, with each recipe's operations
+/// (`scale`): maps from about 10^3 (the appenders' smallest file) to 10^6 extents.
+pub const DEMO_RECIPES: [(Allocated, u32); 4] = [
+    (Allocated::RandomPunched, 1_000_000),
+    (Allocated::Appenders, 5_000),
+    (Allocated::SparseDisk, 30_000),
+    (Allocated::Sqlite, 5_000),
+];
+
 /// The appenders' four files: file `k` appends in the first `scale / APPENDS_DIVISOR[k]` of the
 /// recipe's `scale` turns.
 pub const APPENDS_DIVISOR: [u32; 4] = [1, 1, 2, 5];

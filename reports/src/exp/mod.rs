@@ -85,12 +85,7 @@ impl Scale {
             train_sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             train_many_files: 100_000,
             kernel_punched: Some(1_000_000),
-            kernel_allocated: vec![
-                (imagekit::kernel::Allocated::RandomPunched, 1_000_000),
-                (imagekit::kernel::Allocated::Appenders, 5_000),
-                (imagekit::kernel::Allocated::SparseDisk, 30_000),
-                (imagekit::kernel::Allocated::Sqlite, 5_000),
-            ],
+            kernel_allocated: imagekit::kernel::DEMO_RECIPES.to_vec(),
             population_samples: 8,
             population_lookup: Budget {
                 batch: 1024,
