@@ -3,7 +3,7 @@
 # results/results.json (with the commit and machine it came from) and rewrites the README's
 # results section from it (`reports readme`). Commit results/results.json and README.md after.
 #
-#   sudo bash scripts/results.sh                 # about 30 minutes on 2 cores
+#   sudo bash scripts/results.sh                 # about 35 minutes on 2 cores
 #   FUZZ_SECS=60 READ_SECS=3 sudo bash scripts/results.sh   # shorter fuzz and fio runs
 #
 # Runs, in order (nothing else should run on the machine meanwhile):
