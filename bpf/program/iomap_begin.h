@@ -66,13 +66,18 @@ struct iomap_bpf_extent {
 #define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (compact::BLOCK_HEADER_BYTES) */
 #define IOMAP_BPF_NO_KEY 0xffffffffU /* end_key of a file's last piece */
 
+/* Which of the two layouts the loader filled (the program's `iomap_layouts`, set at load). */
+#define IOMAP_BPF_LAYOUT_LEARNED 1 /* FILES, SEGS, RADIX, EXTENTS */
+#define IOMAP_BPF_LAYOUT_COMPACT 2 /* CFILES, PIECES, CBUCKETS, WORDS */
+
 #define IOMAP_BPF_FORM_PLAIN 1  /* struct iomap_bpf_extent records in WORDS, searched whole */
 #define IOMAP_BPF_FORM_PACKED 2 /* pieces over packed blocks */
 
 /* CFILES (hash, key: inode number as u64): a file in the compact form. */
 struct iomap_bpf_cfile {
 	__u64 size;         /* i_size in bytes */
-	__u64 byte_first;   /* the file's bytes start at this byte of WORDS (a multiple of 8) */
+	__u32 word_first;   /* the file's bytes start at this word of WORDS */
+	__u32 words;        /* and take this many words: every read stays inside them */
 	__u32 blkbits;      /* log2(block size), 10..16 */
 	__u32 form;         /* IOMAP_BPF_FORM_* */
 	__u32 count;        /* PLAIN: extents (>= 1) */

@@ -10,6 +10,17 @@
  *   struct_ops): what the loader (bpf/src/) loads, the tests check and the reports time;
  * - fuse_iomap_ops.bpf.c: the same lookup as the iomap_begin hook of the posted fuse-iomap
  *   patches' fuse_iomap_bpf_ops (built in CI; it loads only on kernels carrying them).
+ *
+ * Verification cost. The verifier walks every path of a function with the state it is called
+ * in; a lookup written as one inlined function makes it walk the product of every branch of
+ * every step (it once took a hair under the 1M-instruction limit and went over on another build
+ * of the same kernel). So each step here is a global function (VERIFIED_ONCE): the verifier
+ * checks it once, on its own, from its argument types alone, and a call costs it one
+ * instruction. The verifier's work is then the sum of the steps', each a few thousand
+ * instructions (the loader reads the kernel's count back and a test bounds it). What a global
+ * function takes must be checked inside it (pointers may be NULL, scalars are unknown), which is
+ * also what keeps files apart: every index a step derives is checked against the file's own
+ * slots before it is read, so inconsistent maps give FALLBACK, never another file's mapping.
  */
 #ifndef IOMAP_LOOKUP_H
 #define IOMAP_LOOKUP_H
@@ -22,6 +33,14 @@
 typedef __u64 u64;
 typedef __s64 s64;
 typedef __u32 u32;
+
+/* A global (non-static), never inlined function: verified once, independently of its callers. */
+#define VERIFIED_ONCE __attribute__((noinline))
+
+/* Which layouts the loader filled (IOMAP_BPF_LAYOUT_*), set before loading: a lookup then reads
+ * only the hash map its files are in (a miss in the other one costs a hash of the key), and the
+ * verifier drops the other branch. */
+const volatile u32 iomap_layouts = IOMAP_BPF_LAYOUT_LEARNED | IOMAP_BPF_LAYOUT_COMPACT;
 
 /* max_entries of every map below is set by the loader before loading; 1 is a placeholder. */
 struct {
@@ -78,6 +97,7 @@ struct {
 	__uint(max_entries, 1);
 } CBUCKETS SEC(".maps");
 
+/* Every compact file's bytes, and one word of padding after the last file's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -86,22 +106,50 @@ struct {
 	__uint(max_entries, 1);
 } WORDS SEC(".maps");
 
+/* What a file's index says about block q: the last extent starting at or before q (if any)
+ * and where the next extent starts, verified (predictor's index::resolve takes it from here);
+ * and the map reads it took. */
+struct found {
+	u64 start;     /* the extent, in blocks */
+	u64 end;
+	u64 pblk;      /* without the flag */
+	u64 next;      /* start of the next extent, ~0: none */
+	u32 unwritten;
+	u32 has;       /* 0: q is before the first extent */
+	u32 probes;    /* map reads */
+	u32 pad;
+};
 
+/* A search's failure (a read outside a map or outside the file's slots). */
+#define SEARCH_ERROR (-1L)
 
-/* First index in [lo, hi) of the file's extents whose start is > q (hi if none). At most 33
- * halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
-static __always_inline u32 extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, u32 *probes,
-					      int *err)
+static __always_inline s64 clamp(s64 v, s64 lo, s64 hi)
 {
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* The fixed-point line of predictor::model::FixedLine::predict at d blocks past its first key:
+ * a wrapping multiply, then arithmetic shifts (the same bits as the Rust evaluation). */
+static __always_inline s64 predict(u64 slope, s64 intercept, u32 d)
+{
+	return ((s64)((slope * (u64)d) >> 16) + intercept) >> 16;
+}
+
+/* ---- The learned index: FILES, SEGS, RADIX, EXTENTS ---- */
+
+/* First index in [lo, hi) of the extents from EXTENTS[base] whose start is > q (hi if none).
+ * At most 33 halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
+VERIFIED_ONCE long extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, struct found *fd)
+{
+	if (!fd)
+		return SEARCH_ERROR;
 	for (int i = 0; i < 33 && lo < hi; i++) {
 		u32 mid = lo + ((hi - lo) >> 1);
 		u32 at = base + mid;
 		struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
-		if (!e) {
-			*err = 1;
-			return lo;
-		}
-		(*probes)++;
+		if (!e)
+			return SEARCH_ERROR;
+		fd->probes++;
 		if (e->lblk <= q)
 			lo = mid + 1;
 		else
@@ -113,125 +161,95 @@ static __always_inline u32 extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, u
 /* Index (relative to the file) of the last segment starting at or before q (q >= the first
  * segment's start): the radix bucket of q narrows the segment starts to search, then a binary
  * search over them, as predictor's RadixTable::segment does. */
-static __always_inline u32 segment_of(const struct iomap_bpf_file *f, u32 q, u32 *probes,
-				      int *err)
+VERIFIED_ONCE long segment_of(const struct iomap_bpf_file *f, u32 q, struct found *fd)
 {
-	u32 lo = 0, hi = f->seg_count;
+	if (!f || !fd || f->seg_count == 0)
+		return SEARCH_ERROR;
+	u32 count = f->seg_count, lo = 0, hi = count;
 	if (f->radix_buckets) {
 		u64 b = (u32)(q - f->radix_base) >> (f->radix_shift & 31);
 		if (b > f->radix_buckets - 1)
 			b = f->radix_buckets - 1;
 		u32 at = f->radix_first + (u32)b;
 		struct iomap_bpf_bucket *k = bpf_map_lookup_elem(&RADIX, &at);
-		if (!k) {
-			*err = 1;
-			return 0;
-		}
-		(*probes)++;
+		if (!k)
+			return SEARCH_ERROR;
+		fd->probes++;
 		lo = k->lo;
-		hi = k->hi < f->seg_count ? k->hi : f->seg_count;
+		hi = k->hi < count ? k->hi : count;
 	}
+	u32 base = f->seg_first;
 	for (int i = 0; i < 33 && lo < hi; i++) {
 		u32 mid = lo + ((hi - lo) >> 1);
-		u32 at = f->seg_first + mid;
+		u32 at = base + mid;
 		struct iomap_bpf_seg *s = bpf_map_lookup_elem(&SEGS, &at);
-		if (!s) {
-			*err = 1;
-			return 0;
-		}
-		(*probes)++;
+		if (!s)
+			return SEARCH_ERROR;
+		fd->probes++;
 		if (s->first_key <= q)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo ? lo - 1 : 0;
+	u32 seg = lo ? lo - 1 : 0;
+	/* A bucket naming segments past the file's own (inconsistent maps). */
+	return seg < count ? seg : SEARCH_ERROR;
 }
 
-static __always_inline s64 clamp(s64 v, s64 lo, s64 hi)
+/* The learned index's answer for block q of file f: the model's window (or, with
+ * IOMAP_BPF_RUN_FULL_SEARCH, all the file's extents) searched, the candidate verified. */
+VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
+			       struct found *fd)
 {
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* The extent window [*lo, *hi] (relative to the file) the model gives for q: the fixed-point
- * line of predictor::model::FixedLine::predict and the clamp of model::clamp_window. */
-static __always_inline int model_window(const struct iomap_bpf_file *f, u32 q, u32 *lo, u32 *hi,
-					u32 *probes)
-{
-	int err = 0;
-	u32 s = f->seg_first + segment_of(f, q, probes, &err);
-	if (err)
+	if (!f || !fd || f->ext_count == 0)
 		return IOMAP_BPF_MAP_ERROR;
-	struct iomap_bpf_seg *seg = bpf_map_lookup_elem(&SEGS, &s);
-	if (!seg)
-		return IOMAP_BPF_MAP_ERROR;
-	u64 d = (u32)(q - seg->first_key);
-	/* Wrapping multiply, then arithmetic shifts: the same bits as the Rust evaluation. */
-	s64 p = ((s64)((seg->slope * d) >> 16) + seg->intercept) >> 16;
-	s64 first = seg->first, last = seg->last;
-	s64 l = clamp(p - (s64)seg->e_lo - 1, first, last);
-	s64 h = clamp(p + (s64)seg->e_hi, first, last);
-	if (h - l + 1 > IOMAP_BPF_MAX_WINDOW)
-		return IOMAP_BPF_WINDOW;
-	*lo = (u32)l;
-	*hi = (u32)h;
-	return IOMAP_BPF_HANDLED;
-}
-
-/* FALLBACK with the reason `status`, after `probes` map reads. */
-static __always_inline void fall_back(struct iomap_bpf_answer *a, int status, u32 probes)
-{
-	a->status = status;
-	a->probes = probes;
-}
-
-/* What a file's index says about block q: the last extent starting at or before q (if any)
- * and where the next extent starts, verified (predictor's index::resolve takes it from here). */
-struct found {
-	u64 start;     /* the extent, in blocks */
-	u64 end;
-	u64 pblk;      /* without the flag */
-	u64 next;      /* start of the next extent, ~0: none */
-	u32 unwritten;
-	u32 has;       /* 0: q is before the first extent */
-};
-
-/* The learned index's answer (FILES, SEGS, RADIX, EXTENTS). */
-static __always_inline int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
-					struct found *fd, u32 *probes)
-{
+	u32 count = f->ext_count;
 	/* The file's first extent: a block before it is in the hole that extent ends. */
 	u32 at = f->ext_first;
 	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 	if (!e)
 		return IOMAP_BPF_MAP_ERROR;
-	(*probes)++;
+	fd->probes++;
 	if (q < e->lblk) {
 		fd->has = 0;
 		fd->next = e->lblk;
 		return IOMAP_BPF_HANDLED;
 	}
-	u32 lo = 0, hi = f->ext_count - 1;
+	u32 lo = 0, hi = count - 1;
 	if (!(flags & IOMAP_BPF_RUN_FULL_SEARCH)) {
-		int st = model_window(f, q, &lo, &hi, probes);
-		if (st != IOMAP_BPF_HANDLED)
-			return st;
+		long s = segment_of(f, q, fd);
+		if (s < 0)
+			return IOMAP_BPF_MAP_ERROR;
+		at = f->seg_first + (u32)s;
+		struct iomap_bpf_seg *seg = bpf_map_lookup_elem(&SEGS, &at);
+		if (!seg)
+			return IOMAP_BPF_MAP_ERROR;
+		/* The model's window, clamped to the segment: predictor's model::clamp_window. */
+		s64 first = seg->first, last = seg->last;
+		if (first > last || last >= count)
+			return IOMAP_BPF_MAP_ERROR;
+		s64 p = predict(seg->slope, seg->intercept, q - seg->first_key);
+		s64 l = clamp(p - (s64)seg->e_lo - 1, first, last);
+		s64 h = clamp(p + (s64)seg->e_hi, first, last);
+		if (h - l + 1 > IOMAP_BPF_MAX_WINDOW)
+			return IOMAP_BPF_WINDOW;
+		lo = (u32)l;
+		hi = (u32)h;
 	}
-	int err = 0;
-	u32 below = extent_upper_bound(f->ext_first, lo, hi + 1, q, probes, &err) - lo;
-	if (err)
+	long ub = extent_upper_bound(f->ext_first, lo, hi + 1, q, fd);
+	if (ub < 0)
 		return IOMAP_BPF_MAP_ERROR;
 	/* Verify: extent j starts at or before q, and the next one (if any) after q. */
-	if (below == 0)
+	if ((u32)ub <= lo)
 		return IOMAP_BPF_MISSED;
-	u32 j = lo + below - 1;
+	u32 j = (u32)ub - 1;
 	fd->next = ~0ULL; /* no next extent: the hole after the last one is unbounded */
-	if (j + 1 < f->ext_count) {
+	if (j + 1 < count) {
 		at = f->ext_first + j + 1;
 		struct iomap_bpf_extent *n = bpf_map_lookup_elem(&EXTENTS, &at);
 		if (!n)
 			return IOMAP_BPF_MAP_ERROR;
-		(*probes)++;
+		fd->probes++;
 		if (n->lblk <= q)
 			return IOMAP_BPF_MISSED;
 		fd->next = n->lblk;
@@ -248,81 +266,137 @@ static __always_inline int learned_find(const struct iomap_bpf_file *f, u32 q, u
 	return IOMAP_BPF_HANDLED;
 }
 
-/* The little-endian 8 bytes at byte `at` of WORDS (unaligned: two words when it straddles). */
-static __always_inline int bytes_at(u64 at, u64 *out, u32 *probes)
+/* ---- The compact index: CFILES, PIECES, CBUCKETS, WORDS ---- */
+
+/* Word i of the file's bytes (every read stays inside the file's own words). */
+static __always_inline int word_at(const struct iomap_bpf_cfile *cf, u64 i, u64 *out,
+				   u32 *probes)
 {
-	if (at >> 35)
+	if (i >= cf->words)
 		return -1;
-	u32 i = at >> 3, sh = (at & 7) * 8;
-	u64 *w = bpf_map_lookup_elem(&WORDS, &i);
+	u32 k = cf->word_first + (u32)i;
+	u64 *w = bpf_map_lookup_elem(&WORDS, &k);
 	if (!w)
 		return -1;
 	(*probes)++;
-	u64 v = *w >> sh;
-	if (sh) {
-		i++;
-		u64 *w1 = bpf_map_lookup_elem(&WORDS, &i);
-		if (!w1)
-			return -1;
-		v |= *w1 << (64 - sh);
-	}
-	*out = v;
+	*out = *w;
 	return 0;
 }
 
-/* The `w`-bit field (w <= 56) at bit `bit` of WORDS. */
-static __always_inline int field_at(u64 bit, u32 w, u64 *out, u32 *probes)
+/* The little-endian 8 bytes at byte `at` of the file's bytes (any alignment: pieces start
+ * where the previous one's records end): the word holding `at` and the next one, shifted
+ * together without a branch (the shift by 64 - sh is done in two steps, so sh == 0 takes
+ * nothing from the next word). The packed form ends with 8 bytes of padding, so both words of
+ * any field read are the file's own. */
+static __always_inline int bytes_at(const struct iomap_bpf_cfile *cf, u64 at, u64 *out,
+				    u32 *probes)
+{
+	u64 w0, w1;
+	u64 i = at >> 3;
+	if (word_at(cf, i, &w0, probes) || word_at(cf, i + 1, &w1, probes))
+		return -1;
+	u32 sh = (at & 7) * 8;
+	*out = (w0 >> sh) | ((w1 << 1) << (63 - sh));
+	return 0;
+}
+
+/* The `w`-bit field (w <= 56) at bit `bit` of the file's bytes. */
+static __always_inline int field_at(const struct iomap_bpf_cfile *cf, u64 bit, u32 w, u64 *out,
+				    u32 *probes)
 {
 	u64 v;
-	if (bytes_at(bit >> 3, &v, probes))
+	if (bytes_at(cf, bit >> 3, &v, probes))
 		return -1;
 	*out = (v >> (bit & 7)) & ((1ULL << (w & 63)) - 1);
 	return 0;
 }
 
 /* Key offset r of the block at byte `at`: 2 or 4 bytes. */
-static __always_inline int key_at(const struct iomap_bpf_piece *p, u64 at, u32 r, u64 *out,
-				  u32 *probes)
+static __always_inline int key_at(const struct iomap_bpf_cfile *cf, u32 kb, u64 at, u32 r,
+				  u64 *out, u32 *probes)
 {
 	u64 v;
-	u32 kb = p->key_bytes == 2 ? 2 : 4;
-	if (bytes_at(at + IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, &v, probes))
+	if (bytes_at(cf, at + IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, &v, probes))
 		return -1;
 	*out = kb == 2 ? (v & 0xffff) : (v & 0xffffffffULL);
 	return 0;
 }
 
-/* The piece holding q (q >= first_key), as compact's Packed::piece finds it: q's bucket names
- * the piece holding the bucket's first block; past its end, the pieces starting inside the
- * bucket are searched. */
-static __always_inline struct iomap_bpf_piece *piece_of(const struct iomap_bpf_cfile *cf,
-							 u32 q, u32 *probes)
+/* The plain form: the file's 16-byte extent records (two words each) in WORDS, searched
+ * whole. */
+VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
 {
+	if (!cf || !fd)
+		return IOMAP_BPF_MAP_ERROR;
+	u32 count = cf->count, lo = 0, hi = count;
+	u64 w;
+	/* Extents with start <= q. */
+	for (int i = 0; i < 33 && lo < hi; i++) {
+		u32 mid = lo + ((hi - lo) >> 1);
+		if (word_at(cf, (u64)mid * 2, &w, &fd->probes))
+			return IOMAP_BPF_MAP_ERROR;
+		if ((u32)w <= q)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	fd->next = ~0ULL;
+	if (lo < count) {
+		if (word_at(cf, (u64)lo * 2, &w, &fd->probes))
+			return IOMAP_BPF_MAP_ERROR;
+		fd->next = (u32)w;
+	}
+	if (lo == 0) {
+		fd->has = 0;
+		return IOMAP_BPF_HANDLED;
+	}
+	u64 pblk;
+	if (word_at(cf, (u64)(lo - 1) * 2, &w, &fd->probes) ||
+	    word_at(cf, (u64)(lo - 1) * 2 + 1, &pblk, &fd->probes))
+		return IOMAP_BPF_MAP_ERROR;
+	fd->has = 1;
+	fd->start = (u32)w;
+	fd->end = fd->start + (w >> 32);
+	fd->pblk = pblk & ~IOMAP_BPF_UNWRITTEN;
+	fd->unwritten = (pblk & IOMAP_BPF_UNWRITTEN) != 0;
+	return IOMAP_BPF_HANDLED;
+}
+
+/* The piece holding q (q >= first_key), relative to the file, as compact's Packed::piece
+ * finds it: q's bucket names the piece holding the bucket's first block; past its end, the
+ * pieces starting inside the bucket are searched. */
+VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
+{
+	if (!cf || !fd || cf->buckets == 0)
+		return SEARCH_ERROR;
+	u32 pieces = cf->pieces;
 	u64 b = (u64)(u32)(q - cf->first_key) >> (cf->shift & 63);
 	if (b > cf->buckets - 1)
 		b = cf->buckets - 1;
 	u32 at = cf->bucket_first + (u32)b;
 	struct iomap_bpf_cbucket *k = bpf_map_lookup_elem(&CBUCKETS, &at);
 	if (!k)
-		return NULL;
-	(*probes)++;
+		return SEARCH_ERROR;
+	fd->probes++;
 	u32 idx = k->piece;
+	if (idx >= pieces)
+		return SEARCH_ERROR;
 	at = cf->piece_first + idx;
 	struct iomap_bpf_piece *p = bpf_map_lookup_elem(&PIECES, &at);
 	if (!p)
-		return NULL;
-	(*probes)++;
+		return SEARCH_ERROR;
+	fd->probes++;
 	if (q < p->end_key || p->end_key == IOMAP_BPF_NO_KEY)
-		return p;
+		return idx;
 	/* The last piece starting at or before q among those after idx, up to the next bucket's. */
-	u32 lo = idx + 1, hi = cf->pieces;
+	u32 lo = idx + 1, hi = pieces;
 	if (b + 1 < cf->buckets) {
 		at = cf->bucket_first + (u32)b + 1;
 		struct iomap_bpf_cbucket *n = bpf_map_lookup_elem(&CBUCKETS, &at);
 		if (!n)
-			return NULL;
-		(*probes)++;
-		if (n->piece + 1 < hi)
+			return SEARCH_ERROR;
+		fd->probes++;
+		if (n->piece < hi)
 			hi = n->piece + 1;
 	}
 	u32 from = lo;
@@ -331,28 +405,58 @@ static __always_inline struct iomap_bpf_piece *piece_of(const struct iomap_bpf_c
 		at = cf->piece_first + mid;
 		struct iomap_bpf_piece *m = bpf_map_lookup_elem(&PIECES, &at);
 		if (!m)
-			return NULL;
-		(*probes)++;
+			return SEARCH_ERROR;
+		fd->probes++;
 		if (m->first_key <= q)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == from)
-		return NULL;
-	at = cf->piece_first + lo - 1;
-	return bpf_map_lookup_elem(&PIECES, &at);
+	return lo == from ? SEARCH_ERROR : lo - 1;
 }
 
-/* A line piece's answer for q (d = q - first_key), as compact's Line::find: predict, clamp
- * to the window, pick the block, count the key slots at most q among the WINDOW covering the
- * window (a binary search over them here: they are sorted), verify, decode the record. */
-static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
-				     const struct iomap_bpf_piece *p, u32 q, u32 d,
-				     struct found *fd, u32 *probes)
+/* The WINDOW key slots of a block that a line lookup counts. */
+struct key_window {
+	u64 at; /* the block's byte offset in the file's bytes */
+	u32 s;  /* first slot counted */
+	u32 qd; /* q - the block's first key, clamped below the padding */
+	u32 kb; /* bytes of a key: 2 or 4 */
+	u32 pad;
+};
+
+/* How many of the window's slots hold a key offset at most qd: they are sorted, so a binary
+ * search (the userspace lookup counts them with vector compares). */
+VERIFIED_ONCE long keys_at_most(const struct iomap_bpf_cfile *cf, const struct key_window *kw,
+				struct found *fd)
 {
-	u64 bytes = cf->byte_first;
-	s64 pred = ((s64)((p->slope * (u64)d) >> 16) + p->intercept) >> 16;
+	if (!cf || !kw || !fd)
+		return SEARCH_ERROR;
+	u32 kb = kw->kb == 2 ? 2 : 4, s = kw->s, qd = kw->qd;
+	u64 at = kw->at;
+	u32 l = 0, h = IOMAP_BPF_COMPACT_WINDOW;
+	for (int i = 0; i < 6 && l < h; i++) {
+		u32 m = (l + h) >> 1;
+		u64 k;
+		if (key_at(cf, kb, at, s + m, &k, &fd->probes))
+			return SEARCH_ERROR;
+		if (k <= qd)
+			l = m + 1;
+		else
+			h = m;
+	}
+	return l;
+}
+
+/* A line piece's answer for q, as compact's Line::find: predict, clamp to the window, pick
+ * the block, count the key slots at most q among the WINDOW covering the window (a binary
+ * search over them here: they are sorted), verify, decode the record. */
+VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap_bpf_piece *p,
+			    u32 q, struct found *fd)
+{
+	if (!cf || !p || !fd || p->count == 0 || q < p->first_key)
+		return IOMAP_BPF_MAP_ERROR;
+	u32 *probes = &fd->probes;
+	s64 pred = predict(p->slope, p->intercept, q - p->first_key);
 	s64 last = (s64)p->count - 1;
 	u64 lo = clamp(pred - (s64)p->e_lo - 1, 0, last);
 	u64 hi = clamp(pred + (s64)p->e_hi, 0, last);
@@ -361,37 +465,31 @@ static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
 	u64 head;
 	if (hi / IOMAP_BPF_COMPACT_BLOCK != lo / IOMAP_BPF_COMPACT_BLOCK) {
 		u64 next_at = p->off + (hi / IOMAP_BPF_COMPACT_BLOCK) * p->block;
-		if (bytes_at(bytes + next_at, &head, probes))
+		if (bytes_at(cf, next_at, &head, probes))
 			return IOMAP_BPF_MAP_ERROR;
 		if ((u32)head <= q) {
 			base = hi & ~(u64)(IOMAP_BPF_COMPACT_BLOCK - 1);
 			at = next_at;
 		}
 	}
-	if (bytes_at(bytes + at, &head, probes))
+	if (bytes_at(cf, at, &head, probes))
 		return IOMAP_BPF_MAP_ERROR;
 	u32 key0 = (u32)head;
 	if (q < key0)
 		return IOMAP_BPF_MISSED;
+	u32 kb = p->key_bytes == 2 ? 2 : 4;
 	u64 qd = q - key0;
 	/* Below the padding (all ones), so padding is never counted. */
-	u64 pad = p->key_bytes == 2 ? 0xffff : 0xffffffffULL;
+	u64 pad = kb == 2 ? 0xffff : 0xffffffffULL;
 	if (qd > pad - 1)
 		qd = pad - 1;
 	u64 s = lo > base ? lo - base : 0;
 	if (s > IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW)
 		s = IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW;
-	u32 l = 0, h = IOMAP_BPF_COMPACT_WINDOW;
-	for (int i = 0; i < 6 && l < h; i++) {
-		u32 m = (l + h) >> 1;
-		u64 k;
-		if (key_at(p, bytes + at, (u32)s + m, &k, probes))
-			return IOMAP_BPF_MAP_ERROR;
-		if (k <= qd)
-			l = m + 1;
-		else
-			h = m;
-	}
+	struct key_window kw = { .at = at, .s = (u32)s, .qd = (u32)qd, .kb = kb };
+	long l = keys_at_most(cf, &kw, fd);
+	if (l < 0)
+		return IOMAP_BPF_MAP_ERROR;
 	/* No counted key at most q: the answer lies before the window (a wrong line). Slot s - 1
 	 * was never compared with q, so it is not an answer either. */
 	if (l == 0)
@@ -399,18 +497,18 @@ static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
 	u32 r = (u32)s + l - 1;
 	u64 j = base + r;
 	u64 k;
-	if (key_at(p, bytes + at, r, &k, probes))
+	if (key_at(cf, kb, at, r, &k, probes))
 		return IOMAP_BPF_MAP_ERROR;
 	u64 next = p->end_key == IOMAP_BPF_NO_KEY ? ~0ULL : p->end_key;
 	if (j + 1 < p->count) {
 		u64 n;
 		if (r + 1 < IOMAP_BPF_COMPACT_BLOCK) {
-			if (key_at(p, bytes + at, r + 1, &n, probes))
+			if (key_at(cf, kb, at, r + 1, &n, probes))
 				return IOMAP_BPF_MAP_ERROR;
 			next = (u32)(key0 + (u32)n);
 		} else {
 			u64 n_at = p->off + ((j + 1) / IOMAP_BPF_COMPACT_BLOCK) * p->block;
-			if (bytes_at(bytes + n_at, &n, probes))
+			if (bytes_at(cf, n_at, &n, probes))
 				return IOMAP_BPF_MAP_ERROR;
 			next = (u32)n;
 		}
@@ -419,12 +517,13 @@ static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
 	if (next <= q)
 		return IOMAP_BPF_MISSED;
 	u64 d0, len, dd, flag = 0;
-	if (bytes_at(bytes + at + 8, &d0, probes))
+	if (bytes_at(cf, at + 8, &d0, probes))
 		return IOMAP_BPF_MAP_ERROR;
-	u64 bit = (bytes + at + p->recs) * 8 + (u64)r * p->wr;
-	if (field_at(bit, p->wl, &len, probes) || field_at(bit + p->wl, p->wd, &dd, probes))
+	u64 bit = (at + p->recs) * 8 + (u64)r * p->wr;
+	if (field_at(cf, bit, p->wl, &len, probes) ||
+	    field_at(cf, bit + p->wl, p->wd, &dd, probes))
 		return IOMAP_BPF_MAP_ERROR;
-	if (p->unw == 2 && field_at(bit + p->wl + p->wd, 1, &flag, probes))
+	if (p->unw == 2 && field_at(cf, bit + p->wl + p->wd, 1, &flag, probes))
 		return IOMAP_BPF_MAP_ERROR;
 	u32 start = key0 + (u32)k;
 	u32 elen = (u32)(head >> 32) + (u32)len;
@@ -438,44 +537,13 @@ static __always_inline int line_find(const struct iomap_bpf_cfile *cf,
 	return IOMAP_BPF_HANDLED;
 }
 
-/* The compact index's answer (CFILES, PIECES, CBUCKETS, WORDS). */
-static __always_inline int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd,
-					u32 *probes)
+/* The compact index's answer for block q of file cf. */
+VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
 {
-	if (cf->form == IOMAP_BPF_FORM_PLAIN) {
-		/* Extents with start <= q: a binary search over the 16-byte records. */
-		u32 lo = 0, hi = cf->count;
-		u64 w;
-		for (int i = 0; i < 33 && lo < hi; i++) {
-			u32 mid = lo + ((hi - lo) >> 1);
-			if (bytes_at(cf->byte_first + (u64)mid * 16, &w, probes))
-				return IOMAP_BPF_MAP_ERROR;
-			if ((u32)w <= q)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		fd->next = ~0ULL;
-		if (lo < cf->count) {
-			if (bytes_at(cf->byte_first + (u64)lo * 16, &w, probes))
-				return IOMAP_BPF_MAP_ERROR;
-			fd->next = (u32)w;
-		}
-		if (lo == 0) {
-			fd->has = 0;
-			return IOMAP_BPF_HANDLED;
-		}
-		u64 pblk;
-		if (bytes_at(cf->byte_first + (u64)(lo - 1) * 16, &w, probes) ||
-		    bytes_at(cf->byte_first + (u64)(lo - 1) * 16 + 8, &pblk, probes))
-			return IOMAP_BPF_MAP_ERROR;
-		fd->has = 1;
-		fd->start = (u32)w;
-		fd->end = fd->start + (w >> 32);
-		fd->pblk = pblk & ~IOMAP_BPF_UNWRITTEN;
-		fd->unwritten = (pblk & IOMAP_BPF_UNWRITTEN) != 0;
-		return IOMAP_BPF_HANDLED;
-	}
+	if (!cf || !fd)
+		return IOMAP_BPF_MAP_ERROR;
+	if (cf->form == IOMAP_BPF_FORM_PLAIN)
+		return plain_find(cf, q, fd);
 	if (cf->form != IOMAP_BPF_FORM_PACKED)
 		return IOMAP_BPF_MAP_ERROR;
 	if (q < cf->first_key) {
@@ -483,16 +551,19 @@ static __always_inline int compact_find(const struct iomap_bpf_cfile *cf, u32 q,
 		fd->next = cf->first_key;
 		return IOMAP_BPF_HANDLED;
 	}
-	struct iomap_bpf_piece *p = piece_of(cf, q, probes);
+	long idx = piece_of(cf, q, fd);
+	if (idx < 0)
+		return IOMAP_BPF_MAP_ERROR;
+	u32 at = cf->piece_first + (u32)idx;
+	struct iomap_bpf_piece *p = bpf_map_lookup_elem(&PIECES, &at);
 	if (!p)
 		return IOMAP_BPF_MAP_ERROR;
-	u32 d = q - p->first_key;
 	if (p->kind == IOMAP_BPF_PIECE_LINE)
-		return line_find(cf, p, q, d, fd, probes);
-	if (p->kind != IOMAP_BPF_PIECE_RUN || p->step == 0 || p->count == 0)
+		return line_find(cf, p, q, fd);
+	if (p->kind != IOMAP_BPF_PIECE_RUN || p->step == 0 || p->count == 0 || q < p->first_key)
 		return IOMAP_BPF_MAP_ERROR;
 	/* A run: arithmetic alone. */
-	u32 i = d / p->step;
+	u32 i = (q - p->first_key) / p->step;
 	if (i > p->count - 1)
 		i = p->count - 1;
 	u32 lblk = p->first_key + i * p->step;
@@ -508,35 +579,37 @@ static __always_inline int compact_find(const struct iomap_bpf_cfile *cf, u32 q,
 	return IOMAP_BPF_HANDLED;
 }
 
+/* ---- The query ---- */
+
 /* Answers one query into *a: the mapping from pos to the end of its extent or hole, clipped
  * to pos + count and, for reads, to i_size (predictor::Request::mapping), or a fallback
- * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. */
-static __always_inline void answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a,
-				   u32 flags)
+ * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. Returns 0, or -1
+ * if either pointer is NULL. */
+VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a, u32 flags)
 {
-	u32 probes = 0;
+	if (!qr || !a)
+		return -1;
 	a->offset = qr->pos;
 	a->length = 0;
 	a->addr = IOMAP_BPF_NULL_ADDR;
 	a->type = IOMAP_BPF_HOLE;
-	if (flags & IOMAP_BPF_RUN_NOOP) {
-		fall_back(a, IOMAP_BPF_NO_MODEL, probes);
-		return;
-	}
+	a->probes = 0;
+	a->status = IOMAP_BPF_NO_MODEL;
 	u64 ino = qr->ino;
-	struct iomap_bpf_file *f = bpf_map_lookup_elem(&FILES, &ino);
+	struct iomap_bpf_file *f = NULL;
 	struct iomap_bpf_cfile *cf = NULL;
 	u64 size;
 	u32 blkbits;
+	if (iomap_layouts & IOMAP_BPF_LAYOUT_LEARNED)
+		f = bpf_map_lookup_elem(&FILES, &ino);
 	if (f) {
 		size = f->size;
 		blkbits = f->blkbits;
 	} else {
-		cf = bpf_map_lookup_elem(&CFILES, &ino);
-		if (!cf) {
-			fall_back(a, IOMAP_BPF_NO_MODEL, probes);
-			return;
-		}
+		if (iomap_layouts & IOMAP_BPF_LAYOUT_COMPACT)
+			cf = bpf_map_lookup_elem(&CFILES, &ino);
+		if (!cf)
+			return 0;
 		size = cf->size;
 		blkbits = cf->blkbits;
 	}
@@ -545,17 +618,17 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 	u64 limit = (qr->opflags & IOMAP_BPF_OP_REPORT) ? ~0ULL : size;
 	u32 bits = blkbits & 31;
 	u64 lblk = pos >> bits;
-	if (count == 0 || pos >= limit || lblk > 0xffffffffULL || (f && f->ext_count == 0)) {
-		fall_back(a, IOMAP_BPF_BAD_QUERY, probes);
-		return;
+	if (count == 0 || pos >= limit || lblk > 0xffffffffULL) {
+		a->status = IOMAP_BPF_BAD_QUERY;
+		return 0;
 	}
 	u32 q = (u32)lblk;
 	struct found fd = {};
-	int st = f ? learned_find(f, q, flags, &fd, &probes)
-		   : cf ? compact_find(cf, q, &fd, &probes) : IOMAP_BPF_MAP_ERROR;
+	int st = f ? learned_find(f, q, flags, &fd) : compact_find(cf, q, &fd);
+	a->probes = fd.probes;
 	if (st != IOMAP_BPF_HANDLED) {
-		fall_back(a, st, probes);
-		return;
+		a->status = st;
+		return 0;
 	}
 	u64 run_end; /* end in bytes of the extent or hole holding pos */
 	if (fd.has && q < fd.end) {
@@ -572,8 +645,8 @@ static __always_inline void answer(const struct iomap_bpf_query *qr, struct ioma
 	if (limit < stop)
 		stop = limit;
 	a->length = stop - pos;
-	a->probes = probes;
 	a->status = IOMAP_BPF_HANDLED;
+	return 0;
 }
 
 #endif

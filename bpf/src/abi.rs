@@ -111,6 +111,11 @@ pub const COMPACT_WINDOW: usize = 32;
 pub const COMPACT_HEAD: usize = 16;
 /// `IOMAP_BPF_NO_KEY`: the `end_key` of a file's last piece.
 pub const NO_KEY: u32 = u32::MAX;
+/// `IOMAP_BPF_LAYOUT_LEARNED`: the program's `iomap_layouts` bit for FILES, SEGS, RADIX and
+/// EXTENTS.
+pub const LAYOUT_LEARNED: u32 = 1;
+/// `IOMAP_BPF_LAYOUT_COMPACT`: the bit for CFILES, PIECES, CBUCKETS and WORDS.
+pub const LAYOUT_COMPACT: u32 = 2;
 /// `IOMAP_BPF_FORM_PLAIN`: [`Extent`] records in WORDS.
 pub const FORM_PLAIN: u32 = 1;
 /// `IOMAP_BPF_FORM_PACKED`: pieces over packed blocks.
@@ -126,8 +131,10 @@ pub const PIECE_LINE: u32 = 1;
 pub struct CFile {
     /// i_size in bytes.
     pub size: u64,
-    /// Byte of WORDS where the file's bytes start (a multiple of 8).
-    pub byte_first: u64,
+    /// Word of WORDS where the file's bytes start.
+    pub word_first: u32,
+    /// Words of the file's bytes: the program reads nothing outside them.
+    pub words: u32,
     /// log2 of the block size.
     pub blkbits: u32,
     /// [`FORM_PLAIN`] or [`FORM_PACKED`].

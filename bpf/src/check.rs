@@ -58,6 +58,32 @@ pub struct CheckReport {
     pub unexpected_answers: u64,
     /// The first disagreements, described.
     pub examples: Vec<String>,
+    /// What verifying the program cost the kernel.
+    pub verifier: VerifierReport,
+}
+
+/// [`crate::VerifierStats`] as the check's JSON has it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifierReport {
+    /// The verifier's own statistics line (`processed N insns (limit 1000000)`, and the time).
+    pub line: String,
+    /// Instructions processed (`None`: the kernel does not say).
+    pub processed: Option<u32>,
+    /// The verifier's limit.
+    pub limit: u32,
+    /// Time of the load (verification and JIT compilation), ms.
+    pub ms: f64,
+}
+
+impl From<crate::VerifierStats> for VerifierReport {
+    fn from(v: crate::VerifierStats) -> Self {
+        Self {
+            line: v.to_string(),
+            processed: v.processed,
+            limit: crate::VERIFIER_LIMIT,
+            ms: v.time.as_secs_f64() * 1e3,
+        }
+    }
 }
 
 impl CheckReport {
@@ -87,6 +113,7 @@ pub fn check(
     let loaded = |ino: u32| index_of(stack, ino).is_some() && !skipped.contains(&u64::from(ino));
     let reference = evaluated_kind(stack);
     report.files_loaded = bpf.report().files;
+    report.verifier = bpf.report().verifier.into();
     report.files_skipped = bpf.report().skipped.len();
     let mut inodes: Vec<u32> = stack.inodes().collect();
     inodes.sort_unstable();

@@ -32,7 +32,9 @@ pub mod timing;
 
 use std::io;
 
-pub use tier::{BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Status};
+pub use tier::{
+    BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Status, VerifierStats, VERIFIER_LIMIT,
+};
 
 use predictor::error::Chain;
 use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
@@ -114,6 +116,16 @@ fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error>
 /// or on a compact stack (`--tier compact` / `bpf-compact`) every file's compact index (see
 /// [`LoadReport::log`] to say what was loaded).
 pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError> {
+    load_stack_in(None, stack, limits)
+}
+
+/// [`load_stack`] into another build of the program (`None`: the embedded one; see
+/// [`BpfTier::load_object`]).
+pub fn load_stack_in(
+    object: Option<&[u8]>,
+    stack: &TierStack,
+    limits: Limits,
+) -> Result<BpfTier, BpfError> {
     let mut inodes: Vec<u32> = stack.inodes().collect();
     inodes.sort_unstable();
     let files: Vec<BpfFile<'_>> = inodes
@@ -127,7 +139,10 @@ pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError
             })
         })
         .collect();
-    BpfTier::load(&files, limits)
+    match object {
+        Some(o) => BpfTier::load_object(o, &files, limits),
+        None => BpfTier::load(&files, limits),
+    }
 }
 
 /// The userspace structure the program evaluates on `stack`, and must agree with: the compact

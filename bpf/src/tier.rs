@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
-use aya::{Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 use parking_lot::Mutex;
 use predictor::{CompactIndex, CompactLayout, LearnedIndex, Mapping, MappingType, PieceBody};
 
@@ -142,8 +142,42 @@ pub struct LoadReport {
     pub map_bytes: u64,
     /// Time to load the object, create the maps and have the program verified and JIT-compiled.
     pub load: Duration,
+    /// What verifying the program cost the kernel.
+    pub verifier: VerifierStats,
     /// Time to fill the maps.
     pub fill: Duration,
+}
+
+/// The kernel verifier's limit on instructions processed per program (`BPF_COMPLEXITY_LIMIT_INSNS`).
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
+
+/// What verifying the program cost the kernel: the count the verifier prints as "processed N
+/// insns" (`bpf_prog_info.verified_insns`, kernels from 5.16) and the time the load took
+/// (verification and JIT compilation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifierStats {
+    /// Instructions the verifier processed (`None`: a kernel that does not say).
+    pub processed: Option<u32>,
+    /// Time of `BPF_PROG_LOAD`.
+    pub time: Duration,
+}
+
+impl std::fmt::Display for VerifierStats {
+    /// In the verifier's own words: `processed N insns (limit 1000000)`, and the load time.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.processed {
+            Some(n) => write!(f, "processed {n} insns (limit {VERIFIER_LIMIT})")?,
+            None => write!(
+                f,
+                "processed ? insns (the kernel does not report verified_insns)"
+            )?,
+        }
+        write!(
+            f,
+            ", verified and JIT-compiled in {:.1} ms",
+            self.time.as_secs_f64() * 1e3
+        )
+    }
 }
 
 impl LoadReport {
@@ -159,6 +193,7 @@ impl LoadReport {
             skipped = self.skipped.len(),
             map_kib = self.map_bytes / 1024,
             load_ms = self.load.as_millis() as u64,
+            verifier = %self.verifier,
             fill_ms = self.fill.as_millis() as u64,
             "BPF program loaded"
         );
@@ -333,7 +368,6 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
             BpfIndex::Compact(c) => {
                 let mut entry = abi::CFile {
                     size: f.size,
-                    byte_first: words * 8,
                     blkbits,
                     ..abi::CFile::default()
                 };
@@ -360,12 +394,14 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
                     }
                 };
                 let w = bytes.div_ceil(8);
-                // WORDS is u32-indexed; the program reads at most one word past a file's
-                // bytes, which its own padding covers.
-                if words + w > u64::from(u32::MAX) {
+                // WORDS is u32-indexed, with one word of padding after the last file's (the
+                // program reads a field as the word holding it and the next).
+                if words + w + 1 > u64::from(u32::MAX) {
                     report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
                     continue;
                 }
+                entry.word_first = words as u32;
+                entry.words = w as u32;
                 words += w;
                 report.compact_files += 1;
                 Entry::Compact(entry)
@@ -387,7 +423,7 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
         + buckets * std::mem::size_of::<abi::Bucket>() as u64;
     let compact = pieces * std::mem::size_of::<abi::Piece>() as u64
         + cbuckets * std::mem::size_of::<abi::CBucket>() as u64
-        + words * 8;
+        + (words + 1) * 8;
     let entries = out
         .iter()
         .map(|p| match p.entry {
@@ -463,7 +499,18 @@ impl BpfTier {
         let start = Instant::now();
         // Array maps need at least one entry; with no files the program answers NO_MODEL.
         let at_least_one = |n: u64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let mut layouts = 0u32;
+        if report.compact_files < planned.len() {
+            layouts |= abi::LAYOUT_LEARNED;
+        }
+        if report.compact_files > 0 {
+            layouts |= abi::LAYOUT_COMPACT;
+        }
         let mut ebpf = EbpfLoader::new()
+            // A refusal's log is the verifier's reason and statistics, not every instruction.
+            .verifier_log_level(VerifierLogLevel::STATS)
+            // Not required: a variant object (`load_object`) may lack it and read both maps.
+            .override_global("iomap_layouts", &layouts, false)
             .map_max_entries(
                 "FILES",
                 at_least_one((planned.len() - report.compact_files) as u64),
@@ -474,7 +521,7 @@ impl BpfTier {
             .map_max_entries("CFILES", at_least_one(report.compact_files as u64))
             .map_max_entries("PIECES", at_least_one(report.pieces))
             .map_max_entries("CBUCKETS", at_least_one(report.compact_buckets))
-            .map_max_entries("WORDS", at_least_one(report.words))
+            .map_max_entries("WORDS", at_least_one(report.words + 1))
             .map_max_entries("QUERIES", slots as u32)
             .map_max_entries("ANSWERS", slots as u32)
             .load(object)
@@ -484,7 +531,15 @@ impl BpfTier {
             .ok_or_else(|| BpfError::Object(format!("no program {PROGRAM} in the object")))?
             .try_into()
             .map_err(|e| BpfError::Object(format!("program {PROGRAM}: {e}")))?;
+        let verify = Instant::now();
         program.load().map_err(BpfError::from_program)?;
+        report.verifier = VerifierStats {
+            processed: program
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count()),
+            time: verify.elapsed(),
+        };
         report.load = start.elapsed();
 
         let start = Instant::now();
@@ -711,7 +766,7 @@ fn fill_compact(
     cbuckets: &MmapArray<abi::CBucket>,
     words: &MmapArray<u64>,
 ) {
-    let w0 = (entry.byte_first / 8) as usize;
+    let w0 = entry.word_first as usize;
     match c.layout() {
         CompactLayout::Empty => {}
         CompactLayout::Plain(exts) => {

@@ -90,11 +90,23 @@ pub const SINGLE_BLOCK_SIZE: u32 = 4096;
 /// A BPF tier holding one file, [`SINGLE_INO`], with `index`'s extents and model and a size
 /// covering every addressable block: for experiments on extent maps that are not in an image.
 pub fn single_file(index: crate::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
+    single_file_in(None, index)
+}
+
+/// [`single_file`] in another build of the program (`None`: the embedded one), to time a
+/// variant against it (see [`BpfTier::load_object`]).
+pub fn single_file_in(
+    object: Option<&[u8]>,
+    index: crate::BpfIndex<'_>,
+) -> Result<BpfTier, BpfError> {
     let file = crate::BpfFile {
         ino: SINGLE_INO,
         size: ext4::MAX_LBLK * u64::from(SINGLE_BLOCK_SIZE),
         block_size: SINGLE_BLOCK_SIZE,
         index,
     };
-    BpfTier::load(&[file], crate::Limits::default())
+    match object {
+        Some(o) => BpfTier::load_object(o, &[file], crate::Limits::default()),
+        None => BpfTier::load(&[file], crate::Limits::default()),
+    }
 }

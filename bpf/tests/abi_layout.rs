@@ -115,7 +115,8 @@ fn layouts() -> Vec<Layout> {
             size_of::<CFile>(),
             vec![
                 ("size", offset_of!(CFile, size)),
-                ("byte_first", offset_of!(CFile, byte_first)),
+                ("word_first", offset_of!(CFile, word_first)),
+                ("words", offset_of!(CFile, words)),
                 ("blkbits", offset_of!(CFile, blkbits)),
                 ("form", offset_of!(CFile, form)),
                 ("count", offset_of!(CFile, count)),

@@ -15,14 +15,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
-use bpf::timing::{block_queries, samples, single_file, syscall_samples};
+use bpf::timing::{block_queries, samples, single_file_in, syscall_samples};
 use bpf::timing::{SINGLE_BLOCK_SIZE, SINGLE_INO};
-use bpf::{load_stack, BpfIndex, BpfTier, Limits};
+use bpf::{load_stack_in, BpfIndex, BpfTier, Limits};
 use ext4::{Extent, Fs};
 use predictor::synth::Rng;
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions, Tier, TierStack,
-    XfsIextIndex,
+    BTreeIndex, CompactIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions,
+    Tier, TierStack, XfsIextIndex,
 };
 use serde::Serialize;
 
@@ -69,6 +69,11 @@ pub struct Args {
     /// Program runs per round.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     repeat: u32,
+    /// Also time this build of the program (an ELF object built like
+    /// bpf/program/iomap_begin.bpf.o, e.g. from the previous commit), round by round in turn
+    /// with the embedded one on the same maps and queries: the `baseline_*` fields.
+    #[arg(long, value_name = "FILE.o")]
+    baseline: Option<PathBuf>,
 }
 
 /// One file's numbers, in nanoseconds per lookup (what `reports results` reads back).
@@ -99,10 +104,30 @@ struct LatencyRow {
     bpf_syscall_ns: f64,
     /// Mean probes (extent and segment reads) per BPF lookup with the model.
     bpf_probes: f64,
+    /// Instructions the kernel's verifier processed to accept the program (its limit is
+    /// 1,000,000); absent where the kernel does not say.
+    verifier_insns: Option<u32>,
+    /// Time the kernel took to verify and JIT-compile the program, ms.
+    verifier_ms: f64,
     /// The userspace learned index (`LearnedIndex::probe`) on the same queries.
     user_learned_ns: f64,
     /// `BTreeMap` (the `btree` tier) on the same queries.
     user_btree_ns: f64,
+    /// The BPF program evaluating the compact learned index of the same extents, from its
+    /// compact maps (absent if the program did not take it).
+    bpf_compact_ns: Option<f64>,
+    /// The userspace compact learned index on the same queries.
+    user_compact_ns: Option<f64>,
+    /// With --baseline: that program's harness, model and compact times, each round timed in
+    /// turn with the embedded program's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_noop_ns: Option<f64>,
+    /// See `baseline_noop_ns`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_model_ns: Option<f64>,
+    /// See `baseline_noop_ns`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_compact_ns: Option<f64>,
     /// The kernel's in-core extent tree design with XFS's 16-byte records (`iext16`), the
     /// structure fuse-iomap caches mappings in, on the same queries; absent if the map does
     /// not fit its records.
@@ -129,8 +154,13 @@ fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
         StackOptions::default(),
     )
     .with_context(|| format!("{} with {}", image.display(), models.display()))?;
-    let bpf = load_stack(&stack, Limits::default())?;
+    let object = read_object(args)?;
+    let bpf = load_stack_in(None, &stack, Limits::default())?;
     bpf.report().log();
+    let base = object
+        .as_deref()
+        .map(|o| load_stack_in(Some(o), &stack, Limits::default()))
+        .transpose()?;
     let inodes: Vec<u32> = if args.ino.is_empty() {
         let mut by_size: Vec<(usize, u32)> = stack
             .inodes()
@@ -168,13 +198,15 @@ fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
             .collect();
         let mut row = measure(
             args,
-            &bpf,
+            (&bpf, base.as_ref()),
             u64::from(ino),
             stack.block_size(),
             index,
             &lblks,
         )?;
         row.ino = Some(ino);
+        let extents: Vec<Extent> = index.extents().collect();
+        compact(args, object.as_deref(), &extents, &lblks, &mut row)?;
         println!("{}", serde_json::to_string(&row)?);
     }
     Ok(())
@@ -182,27 +214,67 @@ fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
 
 /// Synthetic allocator-like maps, one file each.
 fn run_synthetic(args: &Args) -> Result<()> {
+    let object = read_object(args)?;
     for &n in &args.synthetic {
         let extents = predictor::synth::allocator_like(n, 42);
         let index = LearnedIndex::fit(&extents, &FitParams::default())
             .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
-        let bpf = single_file(BpfIndex::Learned(&index))?;
+        let bpf = single_file_in(None, BpfIndex::Learned(&index))?;
         if let Some((_, why)) = bpf.report().skipped.first() {
             bail!("synthetic map of {n} extents not loaded: {why}");
         }
+        let base = object
+            .as_deref()
+            .map(|o| single_file_in(Some(o), BpfIndex::Learned(&index)))
+            .transpose()?;
         let lblks = predictor::synth::uniform_queries(&extents, args.queries.min(4096), 7);
-        let mut row = measure(args, &bpf, SINGLE_INO, SINGLE_BLOCK_SIZE, &index, &lblks)?;
+        let mut row = measure(
+            args,
+            (&bpf, base.as_ref()),
+            SINGLE_INO,
+            SINGLE_BLOCK_SIZE,
+            &index,
+            &lblks,
+        )?;
+        compact(args, object.as_deref(), &extents, &lblks, &mut row)?;
         row.dataset = Some(format!("synthetic-{n}"));
         println!("{}", serde_json::to_string(&row)?);
     }
     Ok(())
 }
 
-/// Measures file `ino` (loaded in `bpf`, with userspace index `index`) on the blocks `lblks`
-/// (at most [`bpf::tier::REGION_SLOTS`] are used).
+/// Kernel ns per run of `bpf` and, if given, of `base` (medians over `--rounds`; each round
+/// times one program, then the other, so both see the same spells of a noisy machine).
+fn race(
+    args: &Args,
+    (bpf, base): (&BpfTier, Option<&BpfTier>),
+    (ino, block_size): (u64, u32),
+    lblks: &[u32],
+    flags: u32,
+) -> Result<(f64, Option<f64>)> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds.max(1) {
+        a.extend(samples(bpf, ino, block_size, lblks, flags, 1, args.repeat)?);
+        if let Some(base) = base {
+            b.extend(samples(
+                base,
+                ino,
+                block_size,
+                lblks,
+                flags,
+                1,
+                args.repeat,
+            )?);
+        }
+    }
+    Ok((median(&mut a), base.map(|_| median(&mut b))))
+}
+
+/// Measures file `ino` (loaded in `bpf`, and in the baseline program if any, with userspace
+/// index `index`) on the blocks `lblks` (at most [`bpf::tier::REGION_SLOTS`] are used).
 fn measure(
     args: &Args,
-    bpf: &BpfTier,
+    (bpf, base): (&BpfTier, Option<&BpfTier>),
     ino: u64,
     block_size: u32,
     index: &LearnedIndex,
@@ -210,13 +282,10 @@ fn measure(
 ) -> Result<LatencyRow> {
     let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
     let queries = block_queries(ino, block_size, lblks);
-    let bpf_median = |flags: u32| -> Result<f64> {
-        let mut v = samples(bpf, ino, block_size, lblks, flags, args.rounds, args.repeat)?;
-        Ok(median(&mut v))
-    };
-    let bpf_noop_ns = bpf_median(RUN_NOOP)?;
-    let bpf_model_ns = bpf_median(0)?;
-    let bpf_full_search_ns = bpf_median(RUN_FULL_SEARCH)?;
+    let file = (ino, block_size);
+    let (bpf_noop_ns, baseline_noop_ns) = race(args, (bpf, base), file, lblks, RUN_NOOP)?;
+    let (bpf_model_ns, baseline_model_ns) = race(args, (bpf, base), file, lblks, 0)?;
+    let (bpf_full_search_ns, _) = race(args, (bpf, None), file, lblks, RUN_FULL_SEARCH)?;
     // One syscall per query, as `serve` and `mount --tier bpf` pay it.
     let bpf_syscall_ns = median(&mut syscall_samples(bpf, &queries, 2000)?);
     let answers = bpf.answer(&queries, 0)?;
@@ -245,12 +314,57 @@ fn measure(
         bpf_full_search_ns,
         bpf_syscall_ns,
         bpf_probes,
+        verifier_insns: bpf.report().verifier.processed,
+        verifier_ms: bpf.report().verifier.time.as_secs_f64() * 1e3,
         user_learned_ns,
         user_btree_ns,
         user_iext16_ns,
+        bpf_compact_ns: None,
+        user_compact_ns: None,
+        baseline_noop_ns,
+        baseline_model_ns,
+        baseline_compact_ns: None,
     })
 }
 
+/// The `--baseline` build of the program, read.
+fn read_object(args: &Args) -> Result<Option<Vec<u8>>> {
+    args.baseline
+        .as_ref()
+        .map(|p| {
+            std::fs::read(p).with_context(|| format!("reading the BPF object {}", p.display()))
+        })
+        .transpose()
+}
+
+/// The compact learned index of `extents` timed on `lblks` in the kernel (its own one-file
+/// program, and the baseline program's) and in userspace, into `row` (absent where it does not
+/// load).
+fn compact(
+    args: &Args,
+    object: Option<&[u8]>,
+    extents: &[Extent],
+    lblks: &[u32],
+    row: &mut LatencyRow,
+) -> Result<()> {
+    let Ok(index) = CompactIndex::new(extents) else {
+        return Ok(());
+    };
+    let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
+    row.user_compact_ns = Some(time_user(lblks, args.rounds, |q| index.find(q)));
+    let bpf = single_file_in(None, BpfIndex::Compact(&index))?;
+    let base = object
+        .map(|o| single_file_in(Some(o), BpfIndex::Compact(&index)))
+        .transpose()?;
+    if !bpf.report().skipped.is_empty() {
+        return Ok(());
+    }
+    let file = (SINGLE_INO, SINGLE_BLOCK_SIZE);
+    let (ns, base_ns) = race(args, (&bpf, base.as_ref()), file, lblks, 0)?;
+    row.bpf_compact_ns = Some(ns);
+    row.baseline_compact_ns = base_ns;
+    Ok(())
+}
 /// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
 fn time_user<R>(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> R) -> f64 {
     if lblks.is_empty() {

@@ -91,6 +91,17 @@ pub fn into_kernel(d: &Dataset) -> Placement {
     }))
 }
 
+impl InKernel {
+    /// The verifier's statistics of each form of the program loaded for this dataset.
+    pub fn verifier(&self) -> Vec<(&'static str, bpf::VerifierStats)> {
+        let mut out = vec![("learned", self.tier.report().verifier)];
+        if let Some((t, _)) = &self.compact {
+            out.push(("compact", t.report().verifier));
+        }
+        out
+    }
+}
+
 /// The BPF cells of `d` under `stream`, one timed round per query batch.
 pub fn cells(l: &InKernel, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]) -> Vec<Cell> {
     let mut rows = vec![

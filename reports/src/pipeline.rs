@@ -294,11 +294,11 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     let mut sections: Vec<Section> = vec![exp::population::run(&ctx)?];
     // Then the compact learned mapping against the kernel's structure, per group of maps.
     sections.push(exp::compact::run(&ctx, &sets)?);
-    let (cells, not_measured) = exp::latency::measure(&ctx, &sets);
-    skipped.extend(not_measured);
+    let measured = exp::latency::measure(&ctx, &sets);
+    skipped.extend(measured.skipped.iter().cloned());
     drop(sets); // the 10^7-extent maps are large; later experiments build their own
-    sections.push(exp::headline::section(&cells));
-    sections.push(exp::latency::section(&ctx, &cells)?);
+    sections.push(exp::headline::section(&measured.cells));
+    sections.push(exp::latency::section(&ctx, &measured)?);
 
     let frag = ctx.fragmented();
     // Why the experiments that need an image file cannot run.
@@ -325,7 +325,7 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     } else {
         sections.push(exp::accuracy::run(&ctx)?);
     }
-    sections.push(exp::memory::run(&ctx, &cells)?);
+    sections.push(exp::memory::run(&ctx, &measured.cells)?);
     let (e2e_section, e2e) = match frag {
         Some((img, f)) => {
             let (s, e) = exp::endtoend::run(&ctx, img, f)?;
@@ -389,9 +389,17 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             ..Section::default()
         });
     }
-    let summary: Vec<String> = sections
+    // A tier that could not run comes first: every number after it lacks that tier's rows.
+    let summary: Vec<String> = measured
+        .bpf_unavailable
         .iter()
-        .flat_map(|s| s.summary.iter().cloned())
+        .map(|why| {
+            format!(
+                "**The BPF tier could not run on this machine**, so every BPF row of this report \
+                 is \"not measured\" (see the set-up notes): {why}"
+            )
+        })
+        .chain(sections.iter().flat_map(|s| s.summary.iter().cloned()))
         .collect();
     let meta = report::Meta {
         machine: &machine,

@@ -46,8 +46,10 @@ struct Common {
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Needs root (CAP_BPF): the program is loaded and run in the kernel with BPF_PROG_TEST_RUN.
-Output: {\"files\":..,\"files_loaded\":..,\"queries\":..,\"handled\":..,\"fallbacks\":{reason:n},
-         \"wrong\":0,\"unexpected_fallbacks\":0,\"unexpected_answers\":0,...}
+Prints the verifier's statistics first (\"verifier: processed N insns (limit 1000000), ...\",
+the kernel's count of instructions it checked), then the JSON report:
+{\"files\":..,\"files_loaded\":..,\"queries\":..,\"handled\":..,\"fallbacks\":{reason:n},
+ \"wrong\":0,\"unexpected_fallbacks\":0,\"unexpected_answers\":0,...,\"verifier\":{..}}
 Fallback reasons: no_model (no active model for the file, or the program did not take it),
 bad_query (count 0, a read at or past EOF), window (over the program's bound), missed
 (verification).
@@ -83,6 +85,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     let loaded = image::open(&c.image, c.models.as_deref(), tier, false)?;
     let bpf = load_stack(&loaded.stack, limits(c))?;
     bpf.report().log();
+    eprintln!("verifier: {}", bpf.report().verifier);
     let bar = ProgressBar::new(loaded.report.files as u64).with_style(
         ProgressStyle::with_template("checking {pos}/{len} files {wide_bar} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -627,6 +627,46 @@ fn mounts_with_the_bpf_tiers_read_what_the_kernel_reads() {
     assert!(compared > 0, "no fragmented file compared");
 }
 
+/// The verifier's work on the program, bounded with a wide margin: each form as the loader
+/// loads it (the learned layout, the compact layout) is accepted after at most a fifth of the
+/// verifier's 1,000,000-instruction limit, by the kernel's own count. A program that was only
+/// just under the limit on one kernel build was refused on another.
+#[test]
+fn the_verifier_accepts_each_form_within_a_fifth_of_its_limit() {
+    if !root_or_skip("the_verifier_accepts_each_form_within_a_fifth_of_its_limit") {
+        return;
+    }
+    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
+    let img = images
+        .iter()
+        .max_by_key(|i| std::fs::metadata(&i.path).map_or(0, |m| m.len()))
+        .unwrap_or_else(|| panic!("no standard image"));
+    let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
+    let pack = build_pack(&fs);
+    let stacks = [
+        ("learned", stack_of(&fs, Tier::Learned, Models::Pack(&pack))),
+        ("compact", stack_of(&fs, Tier::Compact, Models::None)),
+    ];
+    for (form, stack) in &stacks {
+        let bpf = load_stack(stack, Limits::default())
+            .unwrap_or_else(|e| panic!("{form}: loading the BPF tier: {}", Chain(&e)));
+        assert!(bpf.report().files > 0, "{form}: no file loaded");
+        let v = bpf.report().verifier;
+        let processed = v
+            .processed
+            .unwrap_or_else(|| panic!("{form}: the kernel did not report verified_insns"));
+        eprintln!("{form}: verifier {v}");
+        assert!(
+            processed <= bpf::VERIFIER_LIMIT / 5,
+            "{form}: the verifier processed {processed} instructions, over a fifth of its limit"
+        );
+        assert!(
+            processed > 100,
+            "{form}: {processed} instructions is not the program"
+        );
+    }
+}
+
 #[test]
 fn a_program_the_verifier_refuses_is_an_error_with_its_log() {
     if !root_or_skip("a_program_the_verifier_refuses_is_an_error_with_its_log") {

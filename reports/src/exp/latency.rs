@@ -45,11 +45,27 @@ pub struct Cell {
     pub build_ms: f64,
 }
 
+/// What figure 1 measured.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Every structure on every dataset and stream.
+    pub cells: Vec<Cell>,
+    /// What could not be measured, and why.
+    pub skipped: Vec<(String, String)>,
+    /// Why the BPF tier could not run at all here (no CAP_BPF, a kernel that refuses the
+    /// program): the report says so in its first lines.
+    pub bpf_unavailable: Option<String>,
+    /// The verifier's statistics for each form of the program loaded (learned, compact), from
+    /// the largest dataset loaded.
+    pub verifier: Vec<(&'static str, bpf::VerifierStats)>,
+}
+
 /// Measures every structure on every dataset; also returns what could not be measured (the
 /// BPF rows without CAP_BPF).
-pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, String)>) {
+pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> Measured {
     let mut cells = Vec::new();
     let mut skipped = Vec::new();
+    let mut verifier = Vec::new();
     let mut bpf_error: Option<String> = None;
     for d in datasets {
         ctx.bar.set_message(format!(
@@ -72,7 +88,10 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
             None
         } else {
             match crate::in_kernel::into_kernel(d) {
-                crate::in_kernel::Placement::InKernel(l) => Some(l),
+                crate::in_kernel::Placement::InKernel(l) => {
+                    verifier = l.verifier();
+                    Some(l)
+                }
                 crate::in_kernel::Placement::Skipped(why) => {
                     skipped.push((format!("fig 1: BPF on {}", d.name), why));
                     None
@@ -127,10 +146,15 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> (Vec<Cell>, Vec<(String, 
         }
         ctx.bar.inc(1);
     }
-    if let Some(e) = bpf_error {
-        skipped.push(("fig 1: BPF tier".to_string(), e));
+    if let Some(e) = &bpf_error {
+        skipped.push(("fig 1: BPF tier".to_string(), e.clone()));
     }
-    (cells, skipped)
+    Measured {
+        cells,
+        skipped,
+        bpf_unavailable: bpf_error,
+        verifier,
+    }
 }
 
 /// The baseline's median on the same dataset and stream.
@@ -180,7 +204,8 @@ fn small_maps(cells: &[Cell]) -> String {
 }
 
 /// Writes figure 1 and its table.
-pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
+pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
+    let cells = &m.cells[..];
     let mut t = Table::new("fig1_lookup_latency");
     for c in cells {
         let base = baseline_median(cells, c).unwrap_or(0.0);
@@ -299,8 +324,13 @@ pub fn section(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
          runs going through a batch, one pass per sample, median over the batches): the program \
          with the model, the same program binary-searching every extent, the program evaluating \
          the compact learned index from its compact maps, and the harness alone (a run that \
-         reads its query and answers nothing), which every BPF figure includes.\n\n",
+         reads its query and answers nothing), which every BPF figure includes.",
     );
+    // What verifying each form cost the kernel (a program the verifier refuses measures nothing).
+    for (form, v) in &m.verifier {
+        body.push_str(&format!(" The {form} program: the verifier {v}."));
+    }
+    body.push_str("\n\n");
     body.push_str("| dataset | extents | stream | learned ns | BTreeMap ns | speed-up | sorted ns | rangemap ns | on-disk ns | BPF ns | BPF no-model ns | BPF compact ns | BPF harness ns |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut names: Vec<(&str, usize)> = Vec::new();
     for c in cells {
