@@ -52,7 +52,7 @@ pub const MAX_COLD_COPIES: usize = 100_000;
 /// How many copies of a structure of `bytes_each` bytes (heap and value) make the cold
 /// regime's working set: twice the last-level cache, at most [`MAX_COLD_COPIES`].
 pub fn cold_copies(bytes_each: usize) -> usize {
-    (2 * predictor::synth::last_level_cache())
+    (2 * predictor::synth::cold_cache())
         .div_ceil(bytes_each.max(64))
         .clamp(1, MAX_COLD_COPIES)
 }

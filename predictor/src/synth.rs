@@ -152,6 +152,19 @@ pub fn last_level_cache() -> usize {
         .unwrap_or(32 << 20)
 }
 
+/// Most bytes of last-level cache the cold regimes size from: [`cold_cache`].
+pub const COLD_CACHE_MAX: usize = 32 << 20;
+
+/// The cache the cold regimes evict (a working set of twice this, or twice this read between
+/// lookups): the last-level cache, at most [`COLD_CACHE_MAX`]. A virtual machine can report
+/// its host's whole last-level cache, shared with every other guest (260 MiB on one 2-core
+/// machine of this project's kind); twice that read before each of a thousand cold samples per
+/// structure took the demo from minutes to hours, and a guest cannot count on keeping a share
+/// that large anyway.
+pub fn cold_cache() -> usize {
+    last_level_cache().min(COLD_CACHE_MAX)
+}
+
 /// `32768K` / `1M` / `512` as bytes.
 fn parse_size(s: &str) -> Option<usize> {
     let (num, mult) = match s.chars().last()? {

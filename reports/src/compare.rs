@@ -149,10 +149,10 @@ pub struct Evictor {
 }
 
 impl Evictor {
-    /// Sized from `/sys/devices/system/cpu/cpu0/cache/index*/size` (the largest level; 32 MiB
-    /// if sysfs does not say).
+    /// Twice [`predictor::synth::cold_cache`]: the last-level cache from
+    /// `/sys/devices/system/cpu/cpu0/cache/index*/size`, at most 32 MiB.
     pub fn new() -> Result<Self> {
-        let llc = predictor::synth::last_level_cache();
+        let llc = predictor::synth::cold_cache();
         let len = (2 * llc).next_multiple_of(2 << 20);
         // SAFETY: an anonymous private mapping with no address hint; the result is checked.
         let map = unsafe {

@@ -162,7 +162,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
          batch touches stay cached while the query sequence does not repeat (a file being read \
          hard); \
          **uniform, cold**: before every timed lookup a {evict} MiB buffer (twice the \
-         last-level cache, huge pages so the TLB keeps its entries) is read, the same block is \
+         last-level cache, counted at most 32 MiB as `predictor::synth::cold_cache` says why; huge pages so the TLB keeps its entries) is read, the same block is \
          looked up in one of two builds of the structure (so the code that lookup runs is warm, \
          not the data), then one lookup in the other build is timed alone ({cold} per \
          structure, the two builds timed in turn so the median spans two placements in memory; \
