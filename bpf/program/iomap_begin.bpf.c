@@ -43,12 +43,7 @@ static __always_inline int answer_slot(u32 slot, u32 flags)
 		return 1;
 	if (flags & IOMAP_BPF_RUN_NOOP) {
 		/* The harness alone: the query read, an empty answer written. */
-		a->offset = qr->pos;
-		a->length = 0;
-		a->addr = IOMAP_BPF_NULL_ADDR;
-		a->type = IOMAP_BPF_HOLE;
-		a->probes = 0;
-		a->status = IOMAP_BPF_NO_MODEL;
+		answer_nothing(qr, a);
 		return 0;
 	}
 	return answer(qr, a, flags) ? 1 : 0;

@@ -28,7 +28,7 @@ struct iomap_bpf_file {
 	__u32 radix_first;   /* index of the file's first bucket in RADIX */
 	__u32 radix_buckets; /* buckets (a power of two); 0: one segment, no table */
 	__u32 radix_base;    /* first key of the file: buckets count from here */
-	__u32 pad;
+	__u32 first_key;     /* start of the file's first extent (before it: a hole) */
 };
 
 /* RADIX (array): one bucket of a file's segment radix table (predictor's RadixTable): the

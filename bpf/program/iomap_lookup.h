@@ -203,16 +203,11 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 {
 	if (!f || !fd || f->ext_count == 0)
 		return IOMAP_BPF_MAP_ERROR;
-	u32 count = f->ext_count;
-	/* The file's first extent: a block before it is in the hole that extent ends. */
-	u32 at = f->ext_first;
-	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
-	if (!e)
-		return IOMAP_BPF_MAP_ERROR;
-	fd->probes++;
-	if (q < e->lblk) {
+	u32 count = f->ext_count, at;
+	/* A block before the file's first extent is in the hole that extent ends. */
+	if (q < f->first_key) {
 		fd->has = 0;
-		fd->next = e->lblk;
+		fd->next = f->first_key;
 		return IOMAP_BPF_HANDLED;
 	}
 	u32 lo = 0, hi = count - 1;
@@ -255,7 +250,7 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 		fd->next = n->lblk;
 	}
 	at = f->ext_first + j;
-	e = bpf_map_lookup_elem(&EXTENTS, &at);
+	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 	if (!e)
 		return IOMAP_BPF_MAP_ERROR;
 	fd->has = 1;
@@ -581,6 +576,18 @@ VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct f
 
 /* ---- The query ---- */
 
+/* The answer before a lookup: no mapping, NO_MODEL (what a run that looks nothing up leaves). */
+static __always_inline void answer_nothing(const struct iomap_bpf_query *qr,
+					   struct iomap_bpf_answer *a)
+{
+	a->offset = qr->pos;
+	a->length = 0;
+	a->addr = IOMAP_BPF_NULL_ADDR;
+	a->type = IOMAP_BPF_HOLE;
+	a->probes = 0;
+	a->status = IOMAP_BPF_NO_MODEL;
+}
+
 /* Answers one query into *a: the mapping from pos to the end of its extent or hole, clipped
  * to pos + count and, for reads, to i_size (predictor::Request::mapping), or a fallback
  * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. Returns 0, or -1
@@ -589,12 +596,7 @@ VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answ
 {
 	if (!qr || !a)
 		return -1;
-	a->offset = qr->pos;
-	a->length = 0;
-	a->addr = IOMAP_BPF_NULL_ADDR;
-	a->type = IOMAP_BPF_HOLE;
-	a->probes = 0;
-	a->status = IOMAP_BPF_NO_MODEL;
+	answer_nothing(qr, a);
 	u64 ino = qr->ino;
 	struct iomap_bpf_file *f = NULL;
 	struct iomap_bpf_cfile *cf = NULL;

@@ -54,8 +54,8 @@ pub struct File {
     pub radix_buckets: u32,
     /// First key of the file.
     pub radix_base: u32,
-    /// Zero.
-    pub pad: u32,
+    /// Start of the file's first extent (a query before it is in a hole).
+    pub first_key: u32,
 }
 
 /// `struct iomap_bpf_bucket`, a RADIX element: the bucket's segments `lo..hi`.

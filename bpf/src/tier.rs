@@ -358,7 +358,7 @@ fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> V
                     radix_first: buckets as u32,
                     radix_buckets: b as u32,
                     radix_base,
-                    pad: 0,
+                    first_key: ix.extents().next().map_or(0, |e| e.lblk),
                 };
                 exts += n;
                 segs += s;

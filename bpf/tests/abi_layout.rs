@@ -178,7 +178,7 @@ fn layouts() -> Vec<Layout> {
                 ("radix_first", offset_of!(File, radix_first)),
                 ("radix_buckets", offset_of!(File, radix_buckets)),
                 ("radix_base", offset_of!(File, radix_base)),
-                ("pad", offset_of!(File, pad)),
+                ("first_key", offset_of!(File, first_key)),
             ],
         ),
         (
