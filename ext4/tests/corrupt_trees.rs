@@ -191,7 +191,11 @@ fn a_child_outside_the_filesystem_is_an_error() {
 fn a_bad_checksum_is_reported_as_such() {
     let mut f = Fixture::new();
     if f.csum_seed.is_none() {
-        return; // image without metadata_csum
+        imagekit::skip(
+            "a_bad_checksum_is_reported_as_such",
+            "mkfs.ext4 made the image without metadata_csum",
+        );
+        return;
     }
     let l1 = f.level1();
     let off = l1 as usize * f.bs + 12 + 12 * usize::from(u16_at(f.block(l1), 4));

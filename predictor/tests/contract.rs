@@ -260,6 +260,10 @@ fn compact_from_pack(fs: &Arc<Fs>, pack: &Pack, image: &str) -> TierStack {
 fn stale_pack_entries_fall_back_per_file() {
     let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     let Some(img) = images.iter().max_by_key(|i| i.files.len()) else {
+        imagekit::skip(
+            "stale_pack_entries_fall_back_per_file",
+            "no standard image was built",
+        );
         return;
     };
     let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{}: {e}", img.name)));

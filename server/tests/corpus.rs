@@ -77,7 +77,7 @@ fn corpus_images_mount_and_walk_or_are_refused() {
         imagekit::corpus::dir().display()
     );
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (mut mounted, mut refused) = (0, 0);
+    let (mut mounted, mut refused, mut audited) = (0, 0, 0);
     for (name, gz) in &images {
         let img = tmp.path().join(format!("{name}.img"));
         imagekit::corpus::unpack(gz, &img).unwrap_or_else(|e| panic!("{e}"));
@@ -151,6 +151,7 @@ fn corpus_images_mount_and_walk_or_are_refused() {
             0,
             "{name}: audit mismatches\n{s}"
         );
+        audited += num(&s, &["audit_checked"]);
         eprintln!(
             "{name}: mounted{}, walked {seen} objects ({errors} errors), {} learned answers audited",
             if trained.is_some() { " with its pack" } else { "" },
@@ -161,4 +162,9 @@ fn corpus_images_mount_and_walk_or_are_refused() {
     eprintln!("corpus: {mounted} mounted and walked, {refused} refused");
     // Our reader opens all but one of them (ext4/tests/corpus.rs says which fail where).
     assert!(mounted >= 60, "only {mounted} corpus images mounted");
+    // "0 audit mismatches" above means something only if answers were audited (446 here).
+    assert!(
+        audited >= 100,
+        "only {audited} learned answers audited over the corpus"
+    );
 }

@@ -109,6 +109,8 @@ fn finish(ours: ServerMount, stats: &Path, read_errors_ok: bool) -> serde_json::
     );
     let s = stats_json(stats);
     assert_eq!(num(&s, &["audit_mismatches"]), 0, "wrong mappings\n{s}");
+    // "0 mismatches" means something only if answers were audited.
+    assert!(num(&s, &["audit_checked"]) > 0, "no answer audited\n{s}");
     if !read_errors_ok {
         assert_eq!(num(&s, &["counters", "read_errors"]), 0, "read errors\n{s}");
     }
