@@ -24,6 +24,15 @@ use predictor::{
 
 use common::{build_pack, root_or_skip, SERVER};
 
+/// The standard image with the most files.
+fn image_with_most_files() -> &'static imagekit::Image {
+    imagekit::standard()
+        .unwrap_or_else(|e| panic!("test images: {e}"))
+        .iter()
+        .max_by_key(|i| i.files.len())
+        .unwrap_or_else(|| panic!("no standard image"))
+}
+
 fn predictor_stack(fs: &Arc<Fs>, models: Models<'_>) -> TierStack {
     stack_of(fs, Tier::Learned, models)
 }
@@ -260,12 +269,8 @@ fn files_without_a_model_or_over_the_limits_fall_back() {
     if !root_or_skip("files_without_a_model_or_over_the_limits_fall_back") {
         return;
     }
-    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
     // The image with the most files with extents.
-    let img = images
-        .iter()
-        .max_by_key(|i| i.files.len())
-        .unwrap_or_else(|| panic!("no images"));
+    let img = image_with_most_files();
     let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
     let mut pack = build_pack(&fs);
     // Half the files lose their model: the userspace predictor declines them, BPF has none.
@@ -636,11 +641,7 @@ fn the_verifier_accepts_each_form_within_a_fifth_of_its_limit() {
     if !root_or_skip("the_verifier_accepts_each_form_within_a_fifth_of_its_limit") {
         return;
     }
-    let images = imagekit::standard().unwrap_or_else(|e| panic!("test images: {e}"));
-    let img = images
-        .iter()
-        .max_by_key(|i| std::fs::metadata(&i.path).map_or(0, |m| m.len()))
-        .unwrap_or_else(|| panic!("no standard image"));
+    let img = image_with_most_files();
     let fs = Arc::new(Fs::open_path(&img.path).unwrap_or_else(|e| panic!("{e}")));
     let pack = build_pack(&fs);
     let stacks = [
