@@ -21,6 +21,9 @@
  * function takes must be checked inside it (pointers may be NULL, scalars are unknown), which is
  * also what keeps files apart: every index a step derives is checked against the file's own
  * slots before it is read, so inconsistent maps give FALLBACK, never another file's mapping.
+ *
+ * Speed. The searches are branchless (at_most, narrow): BPF has no conditional move, and a
+ * binary search's `if` is a coin flip per halving for the branch predictor.
  */
 #ifndef IOMAP_LOOKUP_H
 #define IOMAP_LOOKUP_H
@@ -128,6 +131,27 @@ static __always_inline s64 clamp(s64 v, s64 lo, s64 hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* 1 if key <= q, else 0, computed without a branch: BPF has no conditional move, and a binary
+ * search's comparisons are coin flips that a branch would mispredict half the time (the
+ * userspace searches compile to cmov). The barrier keeps the compiler from turning the
+ * arithmetic back into a branch. Both values are below 2^32. */
+static __always_inline u64 at_most(u64 key, u64 q)
+{
+	u64 le = ((q - key) >> 63) ^ 1;
+	barrier_var(le);
+	return le;
+}
+
+/* One step of a branchless upper-bound search over [*lo, *lo + *n): `le` says whether the key
+ * at *lo + *n / 2 is at most q. Keeps the keys after the probe if so, the keys before it if not;
+ * the number of steps depends on *n alone. */
+static __always_inline void narrow(u32 *lo, u32 *n, u64 le)
+{
+	u32 half = *n >> 1;
+	*lo += (half + 1) & (u32)-le;
+	*n = half - ((u32)le & ~*n & 1);
+}
+
 /* The fixed-point line of predictor::model::FixedLine::predict at d blocks past its first key:
  * a wrapping multiply, then arithmetic shifts (the same bits as the Rust evaluation). */
 static __always_inline s64 predict(u64 slope, s64 intercept, u32 d)
@@ -139,21 +163,18 @@ static __always_inline s64 predict(u64 slope, s64 intercept, u32 d)
 
 /* First index in [lo, hi) of the extents from EXTENTS[base] whose start is > q (hi if none).
  * At most 33 halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
-VERIFIED_ONCE long extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, struct found *fd)
+VERIFIED_ONCE long extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, u32 *probes)
 {
-	if (!fd)
+	if (!probes)
 		return SEARCH_ERROR;
-	for (int i = 0; i < 33 && lo < hi; i++) {
-		u32 mid = lo + ((hi - lo) >> 1);
-		u32 at = base + mid;
+	u32 n = lo < hi ? hi - lo : 0;
+	for (int i = 0; i < 33 && n; i++) {
+		u32 at = base + lo + (n >> 1);
 		struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 		if (!e)
 			return SEARCH_ERROR;
-		fd->probes++;
-		if (e->lblk <= q)
-			lo = mid + 1;
-		else
-			hi = mid;
+		(*probes)++;
+		narrow(&lo, &n, at_most(e->lblk, q));
 	}
 	return lo;
 }
@@ -178,18 +199,14 @@ VERIFIED_ONCE long segment_of(const struct iomap_bpf_file *f, u32 q, struct foun
 		lo = k->lo;
 		hi = k->hi < count ? k->hi : count;
 	}
-	u32 base = f->seg_first;
-	for (int i = 0; i < 33 && lo < hi; i++) {
-		u32 mid = lo + ((hi - lo) >> 1);
-		u32 at = base + mid;
+	u32 base = f->seg_first, n = lo < hi ? hi - lo : 0;
+	for (int i = 0; i < 33 && n; i++) {
+		u32 at = base + lo + (n >> 1);
 		struct iomap_bpf_seg *s = bpf_map_lookup_elem(&SEGS, &at);
 		if (!s)
 			return SEARCH_ERROR;
 		fd->probes++;
-		if (s->first_key <= q)
-			lo = mid + 1;
-		else
-			hi = mid;
+		narrow(&lo, &n, at_most(s->first_key, q));
 	}
 	u32 seg = lo ? lo - 1 : 0;
 	/* A bucket naming segments past the file's own (inconsistent maps). */
@@ -231,7 +248,7 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 		lo = (u32)l;
 		hi = (u32)h;
 	}
-	long ub = extent_upper_bound(f->ext_first, lo, hi + 1, q, fd);
+	long ub = extent_upper_bound(f->ext_first, lo, hi + 1, q, &fd->probes);
 	if (ub < 0)
 		return IOMAP_BPF_MAP_ERROR;
 	/* Verify: extent j starts at or before q, and the next one (if any) after q. */
@@ -394,18 +411,14 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 		if (n->piece < hi)
 			hi = n->piece + 1;
 	}
-	u32 from = lo;
-	for (int i = 0; i < 33 && lo < hi; i++) {
-		u32 mid = lo + ((hi - lo) >> 1);
-		at = cf->piece_first + mid;
+	u32 from = lo, n = lo < hi ? hi - lo : 0;
+	for (int i = 0; i < 33 && n; i++) {
+		at = cf->piece_first + lo + (n >> 1);
 		struct iomap_bpf_piece *m = bpf_map_lookup_elem(&PIECES, &at);
 		if (!m)
 			return SEARCH_ERROR;
 		fd->probes++;
-		if (m->first_key <= q)
-			lo = mid + 1;
-		else
-			hi = mid;
+		narrow(&lo, &n, at_most(m->first_key, q));
 	}
 	return lo == from ? SEARCH_ERROR : lo - 1;
 }
@@ -428,16 +441,12 @@ VERIFIED_ONCE long keys_at_most(const struct iomap_bpf_cfile *cf, const struct k
 		return SEARCH_ERROR;
 	u32 kb = kw->kb == 2 ? 2 : 4, s = kw->s, qd = kw->qd;
 	u64 at = kw->at;
-	u32 l = 0, h = IOMAP_BPF_COMPACT_WINDOW;
-	for (int i = 0; i < 6 && l < h; i++) {
-		u32 m = (l + h) >> 1;
+	u32 l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
+	for (int i = 0; i < 6 && n; i++) {
 		u64 k;
-		if (key_at(cf, kb, at, s + m, &k, &fd->probes))
+		if (key_at(cf, kb, at, s + l + (n >> 1), &k, &fd->probes))
 			return SEARCH_ERROR;
-		if (k <= qd)
-			l = m + 1;
-		else
-			h = m;
+		narrow(&l, &n, at_most(k, qd));
 	}
 	return l;
 }
