@@ -22,6 +22,7 @@
 //! unverified guess; it declines or misses and the next tier answers.
 
 pub mod alloc;
+pub mod cache;
 pub mod error;
 pub mod fingerprint;
 pub mod index;
