@@ -201,13 +201,25 @@ pub fn read(file: &Path) -> Result<Vec<u8>> {
 /// (the kernel's allocator is what the recipes measure; a journal only slows their `fsync`s),
 /// and mounts it read-write.
 fn fresh_rw_mount(image: &Path, fs_bytes: u64) -> Result<LoopMount> {
+    fresh_mount(image, fs_bytes, "loop")
+}
+
+/// Makes `image` a fresh 4 KiB-block ext4 of `fs_bytes` and mounts it read-write with the
+/// `nodelalloc` option: every write allocates at once, as fuse4fs does at `iomap_begin`, so a
+/// trace of the kernel's map changes ([`livefs::trace`]) holds each allocation when it happens.
+/// Needs root.
+pub fn fresh_mount_nodelalloc(image: &Path, fs_bytes: u64) -> Result<LoopMount> {
+    fresh_mount(image, fs_bytes, "loop,nodelalloc")
+}
+
+fn fresh_mount(image: &Path, fs_bytes: u64, options: &str) -> Result<LoopMount> {
     let mut mkfs = Command::new(cmd::tool("mke2fs")?);
     mkfs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"])
         .args(["-E", "lazy_itable_init=1,nodiscard"])
         .arg(image)
         .arg(format!("{}k", fs_bytes / 1024));
     cmd::run_checked(mkfs, image, &[0])?;
-    LoopMount::new_rw(image)
+    LoopMount::with_options(image, options)
 }
 
 /// Builds `DIR/kernel-punched-N.img`: a 4 KiB-block ext4 image whose file `/punched` has exactly
@@ -479,7 +491,7 @@ pub fn allocated_with_kernel(
 /// Sets the allocator knobs under which small allocations of different files interleave:
 /// requests go to the locality group's shared preallocation, one block preallocated at a time,
 /// so consecutive small writes of different files take adjacent blocks, as on a busy machine.
-fn interleave_small_allocations(mount: &LoopMount) -> Result<()> {
+pub fn interleave_small_allocations(mount: &LoopMount) -> Result<()> {
     let sys = Path::new("/sys/fs/ext4").join(mount.device_name()?);
     for (knob, value) in [("mb_stream_req", "1000000"), ("mb_group_prealloc", "1")] {
         let p = sys.join(knob);

@@ -14,6 +14,7 @@
 mod error;
 mod fiemap;
 mod scan;
+pub mod trace;
 
 pub use error::{Error, Result};
 pub use fiemap::{

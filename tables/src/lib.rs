@@ -2,6 +2,8 @@
 //! eyes and diff) under `notebooks-data/`. Kept in its own crate so only the binaries that
 //! write tables pay for polars.
 
+pub mod trace;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

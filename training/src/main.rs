@@ -3,6 +3,8 @@
 mod dump;
 mod fit;
 mod live;
+mod record;
+mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,16 @@ enum Command {
     /// --tables, also writes per-file statistics as a table (Parquet + CSV). With --live, fits
     /// the files of a mounted file system; on ext4 the pack then fits that file system's image.
     Fit(fit::Args),
+    /// Record a trace of a workload on ext4 from the kernel's tracepoints (root).
+    ///
+    /// Runs a built-in workload on a fresh ext4 image (or --command on your own ext4 mounted at
+    /// --mount, with nodelalloc) and records, per file and in order, the mapping queries it
+    /// makes (ext4's extent-status lookups) and every change of its map (allocation,
+    /// unwritten-to-written conversion, punch, collapse, insert, truncate), plus FIEMAP's maps
+    /// at the start and at checkpoints. The changes must rebuild every checkpoint's map
+    /// exactly, and no event may be lost, or there is no trace. Written as Parquet; replayed
+    /// by `reports cache`.
+    Record(record::Args),
 }
 
 /// Where the extent maps come from: an image, or a live (mounted) file system.
@@ -67,6 +79,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Fit(args) => fit::run(&args),
+        Command::Record(args) => record::run(&args),
     };
     match result {
         Ok(code) => code,
