@@ -104,6 +104,9 @@ pub enum Error {
     /// names the file).
     #[error(transparent)]
     Fiemap(livefs::Error),
+    /// Recording a trace failed (tracefs, lost events, a file that could not be mapped).
+    #[error(transparent)]
+    Trace(#[from] livefs::trace::RecordError),
     /// [`crate::standard`] failed (earlier in this process, or now); this is that failure,
     /// shared by every caller.
     #[error(transparent)]

@@ -34,6 +34,7 @@ pub mod corpus;
 pub mod kernel;
 pub mod oracle;
 mod skip;
+pub mod workloads;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};

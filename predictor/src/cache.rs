@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use ext4::Extent;
+use ext4::{BlockMap, Extent};
 
 /// Bytes one record adds to `ir_bytes`: `sizeof(struct fuse_iomap_io)`.
 pub const RECORD_BYTES: u64 = 32;
@@ -246,6 +246,15 @@ impl MappingCache {
             max_bytes: clamp_max_bytes(max_bytes),
             seq: 1,
             destroys: 0,
+        }
+    }
+
+    /// An empty cache without a cap: the kernel's tree if memory were free, the ceiling of
+    /// what caching can do (misses are then first lookups and invalidations only).
+    pub fn unlimited() -> Self {
+        Self {
+            max_bytes: u64::MAX,
+            ..Self::new(0)
         }
     }
 
@@ -467,10 +476,21 @@ fn validate(m: &CachedMapping) -> Result<(), CacheError> {
 pub fn server_mapping(exts: &[Extent], q: u64, eof_blocks: u64) -> CachedMapping {
     // First extent ending after q: it contains q, or it is the next extent after the hole.
     let i = exts.partition_point(|e| e.end() <= q);
-    match exts.get(i) {
-        Some(e) if u64::from(e.lblk) <= q => extent_mapping(e),
-        Some(e) => hole(q, u64::from(e.lblk) - q),
-        None => hole(q, eof_blocks.saturating_sub(q).max(1)),
+    let answer = match exts.get(i) {
+        Some(e) if u64::from(e.lblk) <= q => BlockMap::Mapped(*e),
+        Some(e) => BlockMap::Hole { next: Some(e.lblk) },
+        None => BlockMap::Hole { next: None },
+    };
+    server_answer(answer, q, eof_blocks)
+}
+
+/// [`server_mapping`] from the server's own lookup of `q` (the extent holding it, or the hole
+/// with where the next extent starts).
+pub fn server_answer(answer: BlockMap, q: u64, eof_blocks: u64) -> CachedMapping {
+    match answer {
+        BlockMap::Mapped(e) => extent_mapping(&e),
+        BlockMap::Hole { next: Some(n) } => hole(q, u64::from(n).saturating_sub(q).max(1)),
+        BlockMap::Hole { next: None } => hole(q, eof_blocks.saturating_sub(q).max(1)),
     }
 }
 

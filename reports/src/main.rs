@@ -2,6 +2,7 @@
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
 mod bpf_latency;
+mod cache;
 mod compare;
 mod datasets;
 mod exp;
@@ -89,6 +90,11 @@ enum Command {
     /// bpf-latency`, `reports load`, `reports reads`, fuzz.sh) into results/results.json, with the commit
     /// and machine they came from; `reports readme` renders them into the README.
     Results(results::Args),
+    /// Replay traces recorded by `training record` through fuse-iomap's mapping cache and the
+    /// learned tier, per file and per cache budget: upcalls per 10^6 mapping queries, bytes
+    /// held, cost of a map change, and stale answers (every answer is checked against the map
+    /// at that moment; any stale answer fails the command).
+    Cache(cache::Args),
 }
 
 #[derive(Args, Debug)]
@@ -190,6 +196,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Load(a) => return succeeded(load::run(&a)),
         Command::Reads(a) => return succeeded(reads::run_command(&a)),
         Command::BpfLatency(a) => return succeeded(bpf_latency::run(&a)),
+        Command::Cache(a) => return succeeded(cache::run(&a)),
         Command::Demo(c) => (
             Input::Demo,
             Options {

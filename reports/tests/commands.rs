@@ -264,3 +264,58 @@ fn bpf_latency_times_the_program_beside_userspace() {
         assert!(l["ino"].as_u64().is_some(), "{l}");
     }
 }
+
+/// `reports cache` replays the committed real traces (no root needed): every structure at every
+/// budget answers every query of every traced file, with no stale answer, and the learned tier
+/// never makes more upcalls than fuse-iomap's cache on the same file and budget.
+#[test]
+fn cache_replays_the_committed_traces_without_a_stale_answer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/traces");
+    let traces: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    assert_eq!(traces.len(), 2, "the two committed traces");
+    let mut args = vec!["cache", "--json", "--budget", "4K,256K"];
+    args.extend(traces.iter().map(String::as_str));
+    let rows = reports(&args);
+    let want: BTreeSet<String> = [
+        "trace",
+        "file",
+        "extents",
+        "budget",
+        "structure",
+        "queries",
+        "upcalls",
+        "stale",
+        "peak_bytes",
+        "update_ns_p99",
+    ]
+    .map(String::from)
+    .into();
+    let mut by_key: std::collections::BTreeMap<(String, u64, u64, String), (f64, f64)> =
+        Default::default();
+    for r in &rows {
+        assert!(want.is_subset(&keys(r)), "{r}");
+        assert_eq!(num(r, "stale"), 0.0, "{r}");
+        assert!(num(r, "queries") >= 1000.0, "{r}");
+        let key = (
+            r["trace"].as_str().unwrap().to_string(),
+            num(r, "file") as u64,
+            num(r, "budget") as u64,
+            r["structure"].as_str().unwrap().to_string(),
+        );
+        by_key.insert(key, (num(r, "upcalls"), num(r, "queries")));
+    }
+    // Both traces, one file each, two budgets, five structures.
+    assert_eq!(rows.len(), 2 * 2 * 5, "{rows:?}");
+    for ((trace, file, budget, s), (upcalls, _)) in &by_key {
+        if s == "learned-cache" {
+            let fuse = by_key[&(trace.clone(), *file, *budget, "fuse-cache".into())].0;
+            assert!(
+                *upcalls <= fuse,
+                "{trace} inode {file} at {budget}: learned {upcalls} > fuse {fuse}"
+            );
+        }
+    }
+}

@@ -68,11 +68,13 @@ fn a_trace_reads_back_as_written() {
     assert_eq!(read_trace(&path).unwrap(), t);
 }
 
-/// Writes a table with the trace columns, rows given as (kind, seq, ino, lblk, len, pblk).
-fn table(rows: &[(&str, u64, u64, u64, u64, u64)]) -> tempfile::TempDir {
+/// A row of a trace table: (kind, seq, ino, lblk, len, pblk).
+type RowTuple = (&'static str, u64, u64, u64, u64, u64);
+
+/// Writes a table with the trace columns.
+fn table(rows: &[RowTuple]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let col =
-        |f: fn(&(&str, u64, u64, u64, u64, u64)) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
+    let col = |f: fn(&RowTuple) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
     let mut df = tables::frame(vec![
         Column::new("kind".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
         Column::new("seq".into(), col(|r| r.1)),
@@ -91,7 +93,7 @@ fn table(rows: &[(&str, u64, u64, u64, u64, u64)]) -> tempfile::TempDir {
 #[test]
 fn rows_that_are_not_a_trace_are_errors_naming_the_row() {
     let header = ("header", 0, 0, 0, 4096, 0);
-    let cases: &[(&[(&str, u64, u64, u64, u64, u64)], usize)] = &[
+    let cases: &[(&[RowTuple], usize)] = &[
         (&[("query", 1, 12, 0, 1, 0)], 0),
         (&[("header", 0, 0, 0, 4095, 0)], 0),
         (&[header, ("teleport", 1, 12, 0, 1, 0)], 1),

@@ -4,7 +4,6 @@ mod dump;
 mod fit;
 mod live;
 mod record;
-mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

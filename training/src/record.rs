@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use livefs::trace::{Recorder, Trace};
 
-use crate::workloads::Workload;
+use imagekit::workloads::Workload;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Needs root (tracefs, loop devices). Examples:
@@ -18,7 +18,7 @@ pub struct Args {
     /// A built-in workload, run on a fresh ext4 image loop-mounted with `nodelalloc` in a
     /// temporary directory.
     #[arg(long, value_enum, required_unless_present = "command")]
-    workload: Option<Workload>,
+    workload: Option<WorkloadArg>,
     /// Instead: a shell command (`sh -c`), run once on the ext4 file system mounted at --mount.
     /// Mount it with `nodelalloc`: delayed allocations cannot be traced.
     #[arg(long, requires = "mount", conflicts_with = "workload")]
@@ -44,17 +44,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let trace = match (&args.workload, &args.command, &args.mount) {
         (Some(w), _, _) => {
             let dir = tempfile::tempdir().context("creating a temporary directory")?;
-            let image = dir.path().join("traced.img");
-            let mount = imagekit::kernel::fresh_mount_nodelalloc(&image, w.fs_bytes(args.scale))
-                .with_context(|| format!("making and mounting {}", image.display()))?;
-            if w.interleaves() {
-                imagekit::kernel::interleave_small_allocations(&mount)?;
-            }
-            let mut rec = Recorder::start(mount.path(), w.name(), args.buffer_kib)?;
-            w.run(mount.path(), &mut rec, args.scale, args.seed)?;
-            let trace = rec.finish()?;
-            mount.unmount()?;
-            trace
+            imagekit::workloads::record(dir.path(), w.0, args.scale, args.seed, args.buffer_kib)?
         }
         (None, Some(cmd), Some(dir)) => {
             let rec = Recorder::start(dir, cmd, args.buffer_kib)?;
@@ -106,4 +96,28 @@ fn files(trace: &Trace) -> usize {
     inos.sort_unstable();
     inos.dedup();
     inos.len()
+}
+
+/// `--workload`: one of imagekit's workloads, by name.
+#[derive(Debug, Clone, Copy)]
+struct WorkloadArg(Workload);
+
+impl clap::ValueEnum for WorkloadArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        const ALL: [WorkloadArg; 5] = {
+            let w = Workload::ALL;
+            [
+                WorkloadArg(w[0]),
+                WorkloadArg(w[1]),
+                WorkloadArg(w[2]),
+                WorkloadArg(w[3]),
+                WorkloadArg(w[4]),
+            ]
+        };
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name()).help(self.0.summary()))
+    }
 }

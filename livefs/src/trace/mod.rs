@@ -240,11 +240,11 @@ pub struct FileMap {
 }
 
 impl FileMap {
-    /// The map holding `extents`.
+    /// The map holding `extents` (merged).
     #[must_use]
     pub fn from_extents(extents: &[BlockExtent]) -> Self {
         let mut m = Self::default();
-        for e in extents {
+        for e in merged(extents).iter() {
             m.by_start
                 .insert(u64::from(e.lblk), (u64::from(e.len), e.pblk, e.unwritten));
         }
@@ -274,10 +274,46 @@ impl FileMap {
         (q < s + len).then_some((s, len, pblk, unw))
     }
 
+    /// The extents starting at or after block `q`, in order: `(start, len, pblk, unwritten)`.
+    pub fn extents_from(&self, q: u64) -> impl Iterator<Item = (u64, u64, u64, bool)> + '_ {
+        self.by_start
+            .range(q..)
+            .map(|(&s, &(len, pblk, unw))| (s, len, pblk, unw))
+    }
+
+    /// One past the last mapped block (0 for an empty map).
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.by_start
+            .last_key_value()
+            .map_or(0, |(&s, &(len, _, _))| s + len)
+    }
+
     /// Where the first extent after block `q` starts.
     #[must_use]
     pub fn next_start(&self, q: u64) -> Option<u64> {
         self.by_start.range(q + 1..).next().map(|(&s, _)| s)
+    }
+
+    /// Whether `change` would change the map: a map change may restate what the map already
+    /// says (the status cache filled from the extent tree), and an unmap may name a hole.
+    #[must_use]
+    pub fn would_change(&self, change: &Change) -> bool {
+        match *change {
+            Change::Map(e) => {
+                let (s, len) = (u64::from(e.lblk), u64::from(e.len));
+                !self.find(s).is_some_and(|(at, n, pblk, unw)| {
+                    at + n >= s + len && pblk + (s - at) == e.pblk && unw == e.unwritten
+                })
+            }
+            Change::Unmap { lblk, len } => {
+                self.find(lblk).is_some()
+                    || self
+                        .next_start(lblk)
+                        .is_some_and(|n| n < lblk.saturating_add(len))
+            }
+            Change::Collapse { .. } | Change::Insert { .. } => true,
+        }
     }
 
     /// Applies one change. Fails on a shift that would move a block past [`MAX_BLOCKS`].
@@ -288,6 +324,8 @@ impl FileMap {
                 self.unmap(s, len);
                 if len > 0 {
                     self.by_start.insert(s, (len, e.pblk, e.unwritten));
+                    self.join(s + len);
+                    self.join(s);
                 }
             }
             Change::Unmap { lblk, len } => self.unmap(lblk, len),
@@ -301,6 +339,7 @@ impl FileMap {
                 for (s, v) in moved {
                     self.by_start.insert(s - len, v);
                 }
+                self.join(lblk);
             }
             Change::Insert { lblk, len } => {
                 self.cut(lblk);
@@ -319,6 +358,25 @@ impl FileMap {
             }
         }
         Ok(())
+    }
+
+    /// Joins the extent starting at `at` to the one before it if it continues it (logically,
+    /// physically, same written state), so the map stays merged, as [`Self::extents`] gives it.
+    fn join(&mut self, at: u64) {
+        let Some(&(len, pblk, unw)) = self.by_start.get(&at) else {
+            return;
+        };
+        let Some((&ps, &(plen, ppblk, punw))) = self.by_start.range(..at).next_back() else {
+            return;
+        };
+        if ps + plen == at
+            && ppblk + plen == pblk
+            && punw == unw
+            && plen + len <= u64::from(u32::MAX)
+        {
+            self.by_start.remove(&at);
+            self.by_start.insert(ps, (plen + len, ppblk, punw));
+        }
     }
 
     /// Splits the extent holding `at` (if it starts before it) so an extent starts at `at`.

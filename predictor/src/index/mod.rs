@@ -4,6 +4,7 @@
 //! kernel-style in-core extent tree, the B-tree the kernel itself would consult.
 
 mod btree;
+pub mod changing;
 pub mod compact;
 pub mod iext;
 mod learned;
@@ -12,6 +13,7 @@ mod range;
 mod sorted;
 
 pub use btree::BTreeIndex;
+pub use changing::ChangingIndex;
 pub use compact::{
     CompactForm, CompactIndex, CompactLayout, CompactShape, LineLayout, PackedLayout, PieceBody,
     PieceLayout,

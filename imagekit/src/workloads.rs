@@ -1,4 +1,4 @@
-//! The built-in workloads `training record` traces: each reads and writes, on a fresh ext4
+//! The built-in workloads `training record` and the demo trace ([`record`]): each reads and writes, on a fresh ext4
 //! mounted `nodelalloc`, the way the kernel-allocator images' recipes (imagekit's `Allocated`)
 //! build their files, with checkpoints between phases. Reads that stand for a program's I/O
 //! path use `O_DIRECT` where the program would (a VM's disk, a downloaded file checked), so each
@@ -9,17 +9,18 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use imagekit::Rng;
-use livefs::trace::Recorder;
+use livefs::trace::{Recorder, Trace};
+
+use crate::error::io_err;
+use crate::{Error, Result, Rng};
 
 const BS: u64 = 4096;
 
 /// A built-in workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
-    /// A VM's disk image: a sparse 4 GiB file written at random (1-16 blocks, direct I/O),
-    /// then read at random with a quarter as many writes mixed in.
+    /// A VM's disk image: a sparse 4 GiB file already written at random (1-16 blocks, before
+    /// tracing starts), then read at random, one write (direct I/O) in sixteen: read-heavy.
     VmDisk,
     /// A fallocated file under random punches, zero ranges, collapses, inserts and
     /// re-allocations, with random reads between them.
@@ -36,6 +37,26 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 5] = [
+        Self::VmDisk,
+        Self::FallocatePunch,
+        Self::Appenders,
+        Self::Torrent,
+        Self::Sqlite,
+    ];
+
+    /// One line on what it does.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::VmDisk => "a VM disk written at random, then read at random with one write in sixteen (direct I/O)",
+            Self::FallocatePunch => "a fallocated file under punches, zero ranges, collapses, inserts, writes and reads",
+            Self::Appenders => "four logs appended in turn (fsync each) while a reader reads them back",
+            Self::Torrent => "a download written in random piece order, then read back in another",
+            Self::Sqlite => "an SQLite database under inserts, then updates, deletes and queries",
+        }
+    }
+
     /// Name, as `--workload` spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -57,13 +78,22 @@ impl Workload {
     pub fn fs_bytes(self, scale: u32) -> u64 {
         let n = u64::from(scale);
         let data_blocks = match self {
-            Self::VmDisk => n * 16 * 2,
+            Self::VmDisk => n * 16 * 2 / 2 + n * 16 / 4,
             Self::FallocatePunch => n * 16 * 2,
             Self::Appenders => n * 4 * 8,
             Self::Torrent => n * 16,
             Self::Sqlite => n * 30,
         };
         (data_blocks + data_blocks / 8 + 65_536) * BS
+    }
+
+    /// What the workload finds when tracing starts, made in `dir` before it starts.
+    pub fn prepare(self, dir: &Path, scale: u32, seed: u64) -> Result<()> {
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        match self {
+            Self::VmDisk => vm_disk_prepare(dir, u64::from(scale.max(1)), &mut rng),
+            Self::FallocatePunch | Self::Appenders | Self::Torrent | Self::Sqlite => Ok(()),
+        }
     }
 
     /// Runs the workload in `dir` with `scale` operations per phase, checkpointing `rec`
@@ -105,20 +135,19 @@ fn open(path: &Path, direct: bool) -> Result<File> {
     if direct {
         o.custom_flags(libc::O_DIRECT);
     }
-    o.open(path)
-        .with_context(|| format!("opening {}", path.display()))
+    o.open(path).map_err(io_err("opening", path))
 }
 
 fn write_at(f: &File, path: &Path, buf: &[u8], block: u64) -> Result<()> {
     f.write_all_at(buf, block * BS)
-        .with_context(|| format!("writing block {block} of {}", path.display()))
+        .map_err(io_err("writing", path))
 }
 
 fn read_at(f: &File, path: &Path, buf: &mut [u8], block: u64) -> Result<()> {
     // A short read (past EOF) is fine: the mapping was asked all the same.
     f.read_at(buf, block * BS)
         .map(drop)
-        .with_context(|| format!("reading block {block} of {}", path.display()))
+        .map_err(io_err("reading", path))
 }
 
 fn fallocate(f: &File, path: &Path, mode: i32, block: u64, blocks: u64) -> Result<()> {
@@ -126,19 +155,35 @@ fn fallocate(f: &File, path: &Path, mode: i32, block: u64, blocks: u64) -> Resul
     // SAFETY: fallocate on a descriptor `f` owns.
     if unsafe { libc::fallocate(f.as_raw_fd(), mode, off, len) } != 0 {
         let e = std::io::Error::last_os_error();
-        bail!(
-            "fallocate mode {mode:#x} of blocks [{block}, +{blocks}) of {}: {e}",
-            path.display()
-        );
+        return Err(failed(
+            path,
+            format!("fallocate mode {mode:#x} of blocks [{block}, +{blocks}): {e}"),
+        ));
     }
     Ok(())
+}
+
+/// The VM disk as the trace finds it: `n` random writes of 1-16 blocks into a sparse 4 GiB
+/// file, made before tracing starts.
+fn vm_disk_prepare(dir: &Path, n: u64, rng: &mut Rng) -> Result<()> {
+    let path = dir.join("disk.img");
+    let f = open(&path, true)?;
+    let blocks = (4u64 << 30) / BS;
+    f.set_len(blocks * BS).map_err(io_err("sizing", &path))?;
+    let mut buf = Aligned::new(16 * BS as usize);
+    for _ in 0..n {
+        let len = rng.range(1, 16);
+        let b = buf.get((len * BS) as usize);
+        rng.fill(b);
+        write_at(&f, &path, b, rng.below(blocks - len))?;
+    }
+    f.sync_all().map_err(io_err("syncing", &path))
 }
 
 fn vm_disk(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> {
     let path = dir.join("disk.img");
     let f = open(&path, true)?;
     let blocks = (4u64 << 30) / BS;
-    f.set_len(blocks * BS).context("sizing the disk")?;
     let mut buf = Aligned::new(16 * BS as usize);
     let mut io = |rng: &mut Rng, write: bool| -> Result<()> {
         let len = rng.range(1, 16);
@@ -151,12 +196,11 @@ fn vm_disk(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> 
             read_at(&f, &path, b, at)
         }
     };
-    for _ in 0..n {
-        io(rng, true)?;
-    }
-    rec.checkpoint()?;
-    for i in 0..n * 2 {
-        io(rng, i % 8 == 0)?;
+    for i in 0..n * 4 {
+        io(rng, i % 16 == 0)?;
+        if i == n * 2 {
+            rec.checkpoint()?;
+        }
     }
     Ok(())
 }
@@ -207,8 +251,7 @@ fn appenders(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()
             rng.fill(&mut buf[..(len * BS) as usize]);
             write_at(f, &paths[k], &buf[..(len * BS) as usize], ends[k])?;
             ends[k] += len;
-            f.sync_data()
-                .with_context(|| format!("fsync of {}", paths[k].display()))?;
+            f.sync_data().map_err(io_err("fsync of", &paths[k]))?;
         }
         let k = rng.below(4) as usize;
         let len = rng.range(1, 8).min(ends[k]);
@@ -229,7 +272,7 @@ fn torrent(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> 
     const PIECE: u64 = 16;
     let path = dir.join("download");
     let f = open(&path, false)?;
-    f.set_len(n * PIECE * BS).context("sizing the download")?;
+    f.set_len(n * PIECE * BS).map_err(io_err("sizing", &path))?;
     let mut order: Vec<u64> = (0..n).collect();
     shuffle(&mut order, rng);
     let mut buf = vec![0u8; (PIECE * BS) as usize];
@@ -237,7 +280,7 @@ fn torrent(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> 
         rng.fill(&mut buf);
         write_at(&f, &path, &buf, p * PIECE)?;
         if i % 64 == 63 {
-            f.sync_data().context("fsync of the download")?;
+            f.sync_data().map_err(io_err("fsync of", &path))?;
         }
     }
     rec.checkpoint()?;
@@ -294,25 +337,59 @@ fn sqlite(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> {
     run_sqlite(&db, &sql)
 }
 
+/// A workload step that went wrong, naming the file.
+fn failed(path: &Path, reason: String) -> Error {
+    Error::Unexpected {
+        image: path.to_path_buf(),
+        path: String::new(),
+        reason,
+    }
+}
+
 fn run_sqlite(db: &Path, sql: &str) -> Result<()> {
     use std::io::Write;
-    let tool = imagekit::tool("sqlite3")?;
+    let tool = crate::tool("sqlite3")?;
     let mut child = std::process::Command::new(tool)
         .arg("-bail")
         .arg(db)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
-        .context("starting sqlite3")?;
-    child
-        .stdin
-        .take()
-        .context("sqlite3's stdin")?
+        .map_err(io_err("running sqlite3 on", db))?;
+    let Some(mut stdin) = child.stdin.take() else {
+        return Err(failed(db, "sqlite3 has no standard input".into()));
+    };
+    stdin
         .write_all(sql.as_bytes())
-        .context("feeding sqlite3")?;
-    let status = child.wait().context("waiting for sqlite3")?;
+        .map_err(io_err("feeding sqlite3 for", db))?;
+    drop(stdin);
+    let status = child.wait().map_err(io_err("waiting for sqlite3 on", db))?;
     if !status.success() {
-        bail!("sqlite3 on {} failed: {status}", db.display());
+        return Err(failed(db, format!("sqlite3 failed: {status}")));
     }
     Ok(())
+}
+
+/// Runs `workload` on a fresh ext4 image in `dir`, loop-mounted `nodelalloc`, and records its
+/// trace (tracefs ring buffer of `buffer_kib` KiB per CPU): the image is made, prepared,
+/// traced, and unmounted. Needs root.
+pub fn record(
+    dir: &Path,
+    workload: Workload,
+    scale: u32,
+    seed: u64,
+    buffer_kib: u64,
+) -> Result<Trace> {
+    let image = dir.join(format!("{}.img", workload.name()));
+    let mount = crate::kernel::fresh_mount_nodelalloc(&image, workload.fs_bytes(scale))?;
+    if workload.interleaves() {
+        crate::kernel::interleave_small_allocations(&mount)?;
+    }
+    workload.prepare(mount.path(), scale, seed)?;
+    let mut rec = Recorder::start(mount.path(), workload.name(), buffer_kib)?;
+    workload.run(mount.path(), &mut rec, scale, seed)?;
+    let trace = rec.finish()?;
+    mount.unmount()?;
+    let _ = std::fs::remove_file(&image);
+    Ok(trace)
 }

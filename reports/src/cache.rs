@@ -1,0 +1,504 @@
+//! `reports cache`: recorded traces (`training record`) replayed through fuse-iomap's mapping
+//! cache and the learned tier, per file and per cache budget: how many `iomap_begin` calls
+//! become upcalls to the server, what each structure holds, what a map change costs it, and
+//! whether any answer was stale (every answer is compared with the map at that moment).
+//!
+//! The structures (the names of the rows):
+//! - `fuse-cache`: fuse-iomap's read tree under `cache_maxbytes`, filled as fuse4fs fills it:
+//!   on a miss the server answers the whole extent (or hole) and upserts it
+//!   (`predictor::cache`); map changes invalidate their range as the kernel does after writes,
+//!   punches and shifts;
+//! - `fuse-cache-bulk`: the same, but on a miss the server also pushes the extents after the
+//!   one asked for, up to the first one cached, while the tree holds at most half its budget:
+//!   the cache's density measured apart from fuse4fs's one-mapping-per-miss filling;
+//! - `learned-cache`: the compact learned map of the file as the cache itself, under the same
+//!   budget, kept exact as the map changes (`predictor::index::ChangingIndex`); a file whose
+//!   learned map is over the budget is served by a `fuse-cache` instead;
+//! - `learned+fuse-cache`: the learned tier in front of a `fuse-cache` (the BPF tier's own
+//!   maps, outside the cache's budget; bytes are both);
+//! - `fuse-cache-unlimited`: the read tree without a cap, the ceiling of caching.
+//!
+//! A query that is a write into a hole (the next change maps the block asked) goes to the server
+//! whatever is cached, since the server allocates: it counts as an upcall for every structure.
+//!
+//! What the trace cannot show: writes that change no block (overwrites of written blocks)
+//! invalidate the kernel's cache at I/O completion but leave no map change in an ext4 trace,
+//! so the replayed caches see fewer invalidations than fuse-iomap would: the baseline is
+//! flattered, never the learned tier.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ext4::BlockMap;
+use livefs::trace::{Change, Event, FileMap, Trace};
+use predictor::cache::{server_answer, CachedKind, CachedMapping, MappingCache, RECORD_BYTES};
+use predictor::index::{ChangingIndex, Lookup};
+
+/// The structures, in the order of the tables.
+pub const STRUCTURES: [&str; 5] = [
+    "fuse-cache",
+    "fuse-cache-bulk",
+    "learned-cache",
+    "learned+fuse-cache",
+    "fuse-cache-unlimited",
+];
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Trace files written by `training record`.
+    #[arg(required = true, value_name = "TRACE")]
+    traces: Vec<PathBuf>,
+    /// Cache budgets per file (fuse-iomap's cache_maxbytes: 256 B to 2 MiB; K and M suffixes).
+    #[arg(long, value_delimiter = ',', default_value = "64K,256K,2M", value_parser = parse_bytes)]
+    budget: Vec<u64>,
+    /// Files with fewer mapping queries than this are left out.
+    #[arg(long, default_value_t = 100)]
+    min_queries: usize,
+    /// One JSON object per trace, file, budget and structure instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `64K`, `2M` or a number of bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (n, mul) = match s.trim().to_ascii_uppercase() {
+        t if t.ends_with('K') => (t[..t.len() - 1].to_string(), 1 << 10),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_string(), 1 << 20),
+        t => (t, 1),
+    };
+    let v: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64K, 256K, 2M)"))?;
+    v.checked_mul(mul)
+        .filter(|b| (256..=2 << 20).contains(b))
+        .ok_or_else(|| {
+            format!("{s:?}: fuse-iomap's cache_maxbytes lies between 256 bytes and 2 MiB")
+        })
+}
+
+/// One replayed structure on one file at one budget.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub trace: String,
+    pub file: u64,
+    pub extents: usize,
+    pub budget: u64,
+    pub structure: &'static str,
+    pub queries: u64,
+    pub upcalls: u64,
+    pub upcalls_per_million: f64,
+    pub stale: u64,
+    pub changes: u64,
+    pub peak_bytes: u64,
+    pub mean_bytes: f64,
+    pub destroys: u64,
+    pub rebuilds: u64,
+    pub update_ns_p50: u64,
+    pub update_ns_p99: u64,
+    pub update_ns_max: u64,
+    /// Every change's cost, rebuilds included, over the changes.
+    pub update_ns_mean: f64,
+    /// The longest rebuild of the learned map (0: none, or not a learned structure).
+    pub rebuild_ns_max: u64,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let mut rows = Vec::new();
+    for path in &args.traces {
+        let trace = tables::trace::read_trace(path)?;
+        trace.check().with_context(|| {
+            format!(
+                "{}: the trace does not rebuild its checkpoints",
+                path.display()
+            )
+        })?;
+        let name = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let name = name.trim_end_matches(".trace").to_string();
+        rows.extend(replay(&name, &trace, &args.budget, args.min_queries)?);
+    }
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", table(&rows));
+    }
+    if let Some(r) = rows.iter().find(|r| r.stale > 0) {
+        bail!(
+            "{} answered {} stale mappings on {} inode {}",
+            r.structure,
+            r.stale,
+            r.trace,
+            r.file
+        );
+    }
+    Ok(())
+}
+
+/// A Markdown table of the rows.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| trace | inode | extents | budget | structure | queries | upcalls | upcalls / 10^6 | stale | peak bytes | map changes | update ns p50 / p99 / max | update ns mean | rebuild ms max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} KiB | {} | {} | {} | {:.0} | {} | {} | {} | {} / {} / {} | {:.0} | {:.2} |\n",
+            r.trace,
+            r.file,
+            r.extents,
+            r.budget >> 10,
+            r.structure,
+            r.queries,
+            r.upcalls,
+            r.upcalls_per_million,
+            r.stale,
+            r.peak_bytes,
+            r.changes,
+            r.update_ns_p50,
+            r.update_ns_p99,
+            r.update_ns_max,
+            r.update_ns_mean,
+            r.rebuild_ns_max as f64 / 1e6
+        ));
+    }
+    s
+}
+
+/// Replays every file of `trace` with at least `min_queries` queries at every budget.
+pub fn replay(name: &str, trace: &Trace, budgets: &[u64], min_queries: usize) -> Result<Vec<Row>> {
+    let mut queries: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in &trace.events {
+        if let Event::Query { ino, .. } = e {
+            *queries.entry(*ino).or_default() += 1;
+        }
+    }
+    // Regular files: those FIEMAP mapped (at the start or at a checkpoint).
+    let mut files: BTreeSet<u64> = trace.initial.keys().copied().collect();
+    files.extend(trace.events.iter().filter_map(|e| match e {
+        Event::Checkpoint { ino, .. } => Some(*ino),
+        _ => None,
+    }));
+    let mut rows = Vec::new();
+    for ino in files {
+        if queries.get(&ino).copied().unwrap_or(0) >= min_queries.max(1) {
+            rows.extend(replay_file(name, trace, ino, budgets)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// One structure replaying one file at one budget.
+struct Replayed {
+    structure: &'static str,
+    budget: u64,
+    /// fuse-iomap's read tree (behind the learned tier, or the learned cache's fallback).
+    cache: MappingCache,
+    /// On a miss the server pushes the file's map, not just the mapping asked for.
+    bulk: bool,
+    /// The learned map answers first: always (a tier with its own maps), or while it fits the
+    /// budget (the learned map as the cache), or never.
+    learned: Learned,
+    queries: u64,
+    upcalls: u64,
+    stale: u64,
+    peak: u64,
+    bytes_sum: f64,
+    update_ns: Vec<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Learned {
+    Never,
+    AsCache,
+    InFront,
+}
+
+impl Replayed {
+    fn new(structure: &'static str, budget: u64, learned: Learned) -> Self {
+        let cache = if structure == "fuse-cache-unlimited" {
+            MappingCache::unlimited()
+        } else {
+            MappingCache::new(budget)
+        };
+        Self {
+            structure,
+            budget,
+            cache,
+            bulk: structure == "fuse-cache-bulk",
+            learned,
+            queries: 0,
+            upcalls: 0,
+            stale: 0,
+            peak: 0,
+            bytes_sum: 0.0,
+            update_ns: Vec::new(),
+        }
+    }
+
+    /// One `iomap_begin` for block q. `allocating`: a write into a hole, which the server must
+    /// answer whatever is cached (it allocates).
+    fn query(
+        &mut self,
+        ix: &ChangingIndex,
+        truth: &FileMap,
+        q: u64,
+        allocating: bool,
+    ) -> Result<()> {
+        let learned_bytes = ix.bytes() as u64;
+        let use_learned = match self.learned {
+            Learned::Never => false,
+            Learned::AsCache => learned_bytes <= self.budget,
+            Learned::InFront => true,
+        };
+        let (right, upcall) = if allocating {
+            (true, true)
+        } else if use_learned {
+            (learned_right(ix, truth, q as u32), false)
+        } else if let Some(m) = self.cache.lookup(q) {
+            (holds(&m, truth), false)
+        } else {
+            let m = server_answer(truth_answer(truth, q), q, truth.end().max(q + 1));
+            self.cache
+                .upsert(m)
+                .map_err(|e| anyhow::anyhow!("upsert at block {q}: {e}"))?;
+            if self.bulk {
+                self.push_map(truth, m.end());
+            }
+            (holds(&m, truth), true)
+        };
+        let bytes = match self.learned {
+            Learned::Never => self.cache.bytes(),
+            Learned::AsCache if use_learned => learned_bytes,
+            Learned::AsCache => self.cache.bytes(),
+            Learned::InFront => learned_bytes + self.cache.bytes(),
+        };
+        self.queries += 1;
+        self.upcalls += u64::from(upcall);
+        self.stale += u64::from(!right);
+        self.peak = self.peak.max(bytes);
+        self.bytes_sum += bytes as f64;
+        Ok(())
+    }
+
+    /// Upserts the file's extents from block `from` on, as a server pushing mappings ahead of
+    /// the reader would: up to the first one already cached, and while the tree holds at most
+    /// half its budget (a tree pushed full would be destroyed by the next miss's upsert).
+    fn push_map(&mut self, truth: &FileMap, from: u64) {
+        for (s, len, pblk, unw) in truth.extents_from(from) {
+            if self.cache.bytes() + RECORD_BYTES > self.cache.max_bytes() / 2
+                || self.cache.lookup(s).is_some()
+            {
+                break;
+            }
+            let kind = if unw {
+                CachedKind::Unwritten { pblk }
+            } else {
+                CachedKind::Mapped { pblk }
+            };
+            // An extent of the map the server holds: it passes validation.
+            let _ = self.cache.upsert(CachedMapping { lblk: s, len, kind });
+        }
+    }
+
+    /// Invalidates what `change` touches, as fuse-iomap does after the operation behind it.
+    fn change(&mut self, change: &Change) {
+        let t = Instant::now();
+        match *change {
+            Change::Map(e) => self.cache.invalidate(e.lblk.into(), Some(e.len.into())),
+            Change::Unmap { lblk, len } => self.cache.invalidate(lblk, Some(len)),
+            Change::Collapse { lblk, .. } | Change::Insert { lblk, .. } => {
+                self.cache.invalidate(lblk, None)
+            }
+        }
+        self.update_ns.push(t.elapsed().as_nanos() as u64);
+    }
+}
+
+/// The learned map's cost of the changes: per change without rebuilds, and the rebuilds (built
+/// aside in a real tier while the delta answers).
+#[derive(Default)]
+struct LearnedUpdates {
+    apply_ns: Vec<u64>,
+    rebuild_ns: Vec<u64>,
+}
+
+fn replay_file(name: &str, trace: &Trace, ino: u64, budgets: &[u64]) -> Result<Vec<Row>> {
+    let initial = trace.initial.get(&ino).cloned().unwrap_or_default();
+    let mut truth = FileMap::from_extents(&initial);
+    let mut ix = ChangingIndex::new(&truth)
+        .with_context(|| format!("inode {ino}: building its learned map"))?;
+    let mut updates = LearnedUpdates::default();
+    let mut runs: Vec<Replayed> = Vec::new();
+    for &b in budgets {
+        runs.push(Replayed::new(STRUCTURES[0], b, Learned::Never));
+        runs.push(Replayed::new(STRUCTURES[1], b, Learned::Never));
+        runs.push(Replayed::new(STRUCTURES[2], b, Learned::AsCache));
+        runs.push(Replayed::new(STRUCTURES[3], b, Learned::InFront));
+        runs.push(Replayed::new(STRUCTURES[4], b, Learned::Never));
+    }
+    let events: Vec<&Event> = trace.events.iter().filter(|e| e.ino() == ino).collect();
+    let mut changes = 0u64;
+    for (i, e) in events.iter().enumerate() {
+        match e {
+            Event::Query { lblk, .. } => {
+                let q = u64::from(*lblk);
+                let allocating = truth.find(q).is_none()
+                    && matches!(events.get(i + 1), Some(Event::Change { change: Change::Map(m), .. }) if m.lblk <= *lblk && q < u64::from(m.lblk) + u64::from(m.len));
+                for r in &mut runs {
+                    r.query(&ix, &truth, q, allocating)?;
+                }
+            }
+            Event::Change { change, .. } => {
+                if !truth.would_change(change) {
+                    continue;
+                }
+                changes += 1;
+                truth
+                    .apply(change)
+                    .map_err(|r| anyhow::anyhow!("inode {ino}: {r}"))?;
+                let t = Instant::now();
+                let rebuilt = ix
+                    .apply(change, &truth)
+                    .map_err(|r| anyhow::anyhow!("inode {ino}: {r}"))?;
+                let ns = t.elapsed().as_nanos() as u64;
+                if rebuilt {
+                    updates.rebuild_ns.push(ns)
+                } else {
+                    updates.apply_ns.push(ns)
+                }
+                for r in &mut runs {
+                    r.change(change);
+                }
+            }
+            Event::Checkpoint { .. } => {}
+        }
+    }
+    let extents = truth.extents().len();
+    Ok(runs
+        .iter()
+        .map(|r| row(name, ino, extents, changes, r, &ix, &updates))
+        .collect())
+}
+
+fn row(
+    name: &str,
+    ino: u64,
+    extents: usize,
+    changes: u64,
+    r: &Replayed,
+    ix: &ChangingIndex,
+    u: &LearnedUpdates,
+) -> Row {
+    let learned = r.learned != Learned::Never;
+    let (apply, rebuild): (&[u64], &[u64]) = if learned {
+        (&u.apply_ns, &u.rebuild_ns)
+    } else {
+        (&r.update_ns, &[])
+    };
+    let (p50, p99, max) = percentiles(apply);
+    let total: u64 = apply.iter().chain(rebuild).sum();
+    let per = |x: f64| {
+        if r.queries == 0 {
+            0.0
+        } else {
+            x / r.queries as f64
+        }
+    };
+    Row {
+        trace: name.to_string(),
+        file: ino,
+        extents,
+        budget: r.budget,
+        structure: r.structure,
+        queries: r.queries,
+        upcalls: r.upcalls,
+        upcalls_per_million: per(r.upcalls as f64 * 1e6),
+        stale: r.stale,
+        changes,
+        peak_bytes: r.peak,
+        mean_bytes: per(r.bytes_sum),
+        destroys: r.cache.destroys(),
+        rebuilds: if learned { ix.rebuilds() } else { 0 },
+        update_ns_p50: p50,
+        update_ns_p99: p99,
+        update_ns_max: max,
+        update_ns_mean: if changes == 0 {
+            0.0
+        } else {
+            total as f64 / changes as f64
+        },
+        rebuild_ns_max: rebuild.iter().copied().max().unwrap_or(0),
+    }
+}
+
+/// Whether the learned map's answer for block q holds in the map now.
+fn learned_right(ix: &ChangingIndex, truth: &FileMap, q: u32) -> bool {
+    let q = u64::from(q);
+    let m = match ix.find(q as u32, truth) {
+        Lookup::Found(BlockMap::Mapped(e)) => CachedMapping {
+            lblk: e.lblk.into(),
+            len: e.len.into(),
+            kind: if e.unwritten {
+                CachedKind::Unwritten { pblk: e.pblk }
+            } else {
+                CachedKind::Mapped { pblk: e.pblk }
+            },
+        },
+        Lookup::Found(BlockMap::Hole { next }) => CachedMapping {
+            lblk: q,
+            len: next
+                .map_or(livefs::trace::MAX_BLOCKS, u64::from)
+                .saturating_sub(q)
+                .max(1),
+            kind: CachedKind::Hole,
+        },
+        Lookup::Declined | Lookup::Missed => return false,
+    };
+    m.contains(q) && holds(&m, truth)
+}
+
+/// What the map says of block q.
+fn truth_answer(truth: &FileMap, q: u64) -> BlockMap {
+    match truth.find(q) {
+        Some((s, len, pblk, unwritten)) => BlockMap::Mapped(ext4::Extent {
+            lblk: s as u32,
+            pblk,
+            len: len as u32,
+            unwritten,
+        }),
+        None => BlockMap::Hole {
+            next: truth.next_start(q).map(|n| n as u32),
+        },
+    }
+}
+
+/// Whether the whole of mapping `m` is true of the map now: every block it names maps where
+/// it says (or is a hole, for a hole). iomap uses the whole mapping, not one block of it, so a
+/// mapping that is right at the block asked but wrong further on is stale.
+fn holds(m: &CachedMapping, truth: &FileMap) -> bool {
+    match m.kind {
+        CachedKind::Hole => {
+            truth.find(m.lblk).is_none() && truth.next_start(m.lblk).is_none_or(|n| n >= m.end())
+        }
+        CachedKind::Mapped { pblk } | CachedKind::Unwritten { pblk } => {
+            let unwritten = matches!(m.kind, CachedKind::Unwritten { .. });
+            truth.find(m.lblk).is_some_and(|(s, len, p, unw)| {
+                m.end() <= s + len && p + (m.lblk - s) == pblk && unw == unwritten
+            })
+        }
+    }
+}
+
+fn percentiles(v: &[u64]) -> (u64, u64, u64) {
+    if v.is_empty() {
+        return (0, 0, 0);
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let at = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    (at(0.5), at(0.99), s[s.len() - 1])
+}
