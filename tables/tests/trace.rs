@@ -152,7 +152,7 @@ fn the_committed_real_traces_rebuild_to_their_checkpoints() {
             path.display()
         );
         assert!(
-            done.queries > 1000 && done.changes > 1000,
+            done.queries > 1000 && done.changes > 100,
             "{}: {done:?}",
             path.display()
         );
