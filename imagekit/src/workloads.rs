@@ -36,6 +36,16 @@ pub enum Workload {
     Sqlite,
 }
 
+/// The traces the demo records, with each workload's operations: the read-heavy VM disk and
+/// the fallocate/punch file of about 2*10^4 extents each, and the write-heavy ones.
+pub const DEMO_TRACES: [(Workload, u32); 5] = [
+    (Workload::VmDisk, 20_000),
+    (Workload::FallocatePunch, 20_000),
+    (Workload::Appenders, 5_000),
+    (Workload::Torrent, 5_000),
+    (Workload::Sqlite, 5_000),
+];
+
 impl Workload {
     /// Every workload.
     pub const ALL: [Workload; 5] = [

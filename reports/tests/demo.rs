@@ -28,6 +28,7 @@ const ALWAYS: &[&str] = &[
     "fig8_population_cost",
     "fig8_expected_cost",
     "fig9_compact",
+    "fig10_cache",
     "run",
     "skipped",
 ];

@@ -20,11 +20,13 @@
 
 mod parse;
 mod record;
+mod rows;
 
 use std::collections::BTreeMap;
 
 pub use parse::{parse_trace, ParseError, ParsedTrace};
 pub use record::{RecordError, Recorder};
+pub use rows::{Builder, Row};
 
 use crate::BlockExtent;
 

@@ -2,6 +2,7 @@
 //! [`Section`] of the report: its text, its figures (already written) and its tables.
 
 pub mod accuracy;
+pub mod cache;
 pub mod cdf;
 pub mod compact;
 pub mod endtoend;
@@ -61,6 +62,9 @@ pub struct Scale {
     pub population_lookup: Budget,
     /// The per-file structure race of figure 9 (`reports structures`).
     pub structures: crate::compare::Effort,
+    /// Workloads whose traces figure 10 records (root, demo), with their operations; without
+    /// them it replays the committed traces.
+    pub cache_workloads: Vec<(imagekit::workloads::Workload, u32)>,
 }
 
 impl Scale {
@@ -94,6 +98,7 @@ impl Scale {
                 time: Duration::from_millis(25),
             },
             structures: crate::compare::Effort::full(),
+            cache_workloads: imagekit::workloads::DEMO_TRACES.to_vec(),
         }
     }
 
@@ -127,6 +132,7 @@ impl Scale {
                 time: Duration::from_millis(1),
             },
             structures: crate::compare::Effort::quick(),
+            cache_workloads: Vec::new(),
         }
     }
 }
