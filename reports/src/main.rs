@@ -81,10 +81,10 @@ enum Command {
     /// kernel's ext4, fuse2fs and our FUSE mount with each tier; one JSON object per run.
     /// Needs root.
     Reads(reads::Args),
-    /// Rewrite the README's generated sections: the demo section from the committed demo
-    /// report (its run facts and summary, verbatim) and the results section from
-    /// results/results.json, so the README never quotes a number by hand; --check only says
-    /// whether the README is up to date (exit 1 if not).
+    /// Rewrite the generated sections: the README's answer (the committed demo report's first
+    /// summary lines and run facts) and, in results/README.md, the report's whole summary and
+    /// the results from results/results.json, so no number is quoted by hand; --check only
+    /// says whether both are up to date (exit 1 if not).
     Readme(ReadmeArgs),
     /// Gather the measurements of `scripts/results.sh` (criterion's lookup bench, `reports
     /// bpf-latency`, `reports load`, `reports reads`, fuzz.sh) into results/results.json, with the commit
@@ -105,6 +105,9 @@ struct ReadmeArgs {
     /// The demo report it quotes.
     #[arg(long, default_value = "reports/demo/report.md")]
     report: PathBuf,
+    /// The file holding the demo report's whole summary and the results section.
+    #[arg(long, default_value = "results/README.md")]
+    results_doc: PathBuf,
     /// The results file it quotes (written by `reports results`).
     #[arg(long, default_value = results::DEFAULT_FILE)]
     results: PathBuf,
@@ -239,23 +242,29 @@ fn succeeded(r: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
 
 /// `reports readme [--check]`.
 fn readme(r: &ReadmeArgs) -> anyhow::Result<ExitCode> {
-    let up_to_date = readme::run(&r.readme, &r.report, &r.results, r.check)?;
+    let up_to_date = readme::run(&r.readme, &r.results_doc, &r.report, &r.results, r.check)?;
     Ok(if up_to_date {
         println!(
-            "{} is up to date with {}",
+            "{} and {} are up to date with {}",
             r.readme.display(),
+            r.results_doc.display(),
             r.report.display()
         );
         ExitCode::SUCCESS
     } else if r.check {
         eprintln!(
-            "reports readme --check: {} does not quote {}; run `reports readme`",
+            "reports readme --check: {} or {} does not quote {}; run `reports readme`",
             r.readme.display(),
+            r.results_doc.display(),
             r.report.display()
         );
         ExitCode::FAILURE
     } else {
-        println!("rewrote the demo section of {}", r.readme.display());
+        println!(
+            "rewrote the generated sections of {} and {}",
+            r.readme.display(),
+            r.results_doc.display()
+        );
         ExitCode::SUCCESS
     })
 }

@@ -1,8 +1,9 @@
-//! `reports readme`: the README's generated sections, rebuilt from committed files so the
-//! numbers the README quotes are never typed by hand: the demo section from the committed demo
-//! report, the results section from `results/results.json` (criterion, BPF latency, fio,
-//! socket load, fuzzing; see [`crate::results`]). `--check` says whether the README is what it
-//! would write (CI runs it).
+//! `reports readme`: the generated sections of the README and of `results/README.md`, rebuilt
+//! from committed files so the numbers they quote are never typed by hand: the README's answer
+//! (the run's facts and the first summary lines of the committed demo report, with figure 10),
+//! and in `results/README.md` the demo section (the report's whole summary) and the results
+//! section from `results/results.json` (criterion, BPF latency, fio, socket load, fuzzing; see
+//! [`crate::results`]). `--check` says whether both files are what it would write (CI runs it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +15,15 @@ pub const BEGIN: &str =
     "<!-- reports readme: begin. Generated from reports/demo/report.md by `reports readme`; do not edit. -->";
 /// The line after it.
 pub const END: &str = "<!-- reports readme: end -->";
+/// The line before the README's answer.
+pub const ANSWER_BEGIN: &str =
+    "<!-- reports readme answer: begin. Generated from reports/demo/report.md by `reports readme`; do not edit. -->";
+/// The line after it.
+pub const ANSWER_END: &str = "<!-- reports readme answer: end -->";
+/// Summary lines of the report the answer quotes: the report puts the upcalls under the cache
+/// budget first, then the population, then the compact index against the kernel's tree on the
+/// maps the kernel's allocator made.
+pub const ANSWER_LINES: usize = 3;
 /// The line before the results section.
 pub const RESULTS_BEGIN: &str =
     "<!-- reports readme results: begin. Generated from results/results.json by `reports readme`; do not edit. -->";
@@ -59,6 +69,46 @@ pub fn section(report: &str, report_link: &str) -> Result<String> {
     Ok(md)
 }
 
+/// The README's answer: the run's date, machine and code, the report's first
+/// [`ANSWER_LINES`] summary lines verbatim, and figure 10.
+pub fn answer(report: &str, report_link: &str) -> Result<String> {
+    let facts: Vec<&str> = report
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| {
+            ["- **Date**", "- **Machine**", "- **Code**"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    let summary: Vec<&str> = report
+        .lines()
+        .skip_while(|l| l.trim() != "## Summary")
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("- "))
+        .take(ANSWER_LINES)
+        .collect();
+    if facts.is_empty() || summary.is_empty() {
+        bail!("the report has no run facts or no summary: is it a `reports demo` report?");
+    }
+    let dir = Path::new(report_link)
+        .parent()
+        .map_or_else(String::new, |p| format!("{}/", p.display()));
+    let mut md = format!(
+        "{ANSWER_BEGIN}\n\nFrom the committed demo run ([`{report_link}`]({report_link})), as its summary states it:\n\n"
+    );
+    for s in summary {
+        let _ = writeln!(md, "{s}");
+    }
+    let _ = writeln!(md);
+    for f in facts {
+        let _ = writeln!(md, "{f}");
+    }
+    let _ = write!(md, "\n![fig. 10]({dir}fig10_cache.png)\n\n{ANSWER_END}");
+    Ok(md)
+}
+
 /// `readme` with the demo section replaced by `generated` (which carries its marker lines);
 /// fails without the two marker lines.
 pub fn splice(readme: &str, generated: &str) -> Result<String> {
@@ -81,32 +131,54 @@ fn splice_between(readme: &str, begin: &str, end: &str, generated: &str) -> Resu
     ))
 }
 
-/// Rewrites (or, with `check`, compares) the README's generated sections from `report` and
-/// `results`. Returns whether the README already was up to date.
-pub fn run(readme: &Path, report: &Path, results: &Path, check: bool) -> Result<bool> {
-    let text =
-        std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
-    let rep =
-        std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
+/// Rewrites (or, with `check`, compares) the README's answer and `results_doc`'s demo and
+/// results sections from `report` and `results`. Returns whether both files already were up to
+/// date.
+pub fn run(
+    readme: &Path,
+    results_doc: &Path,
+    report: &Path,
+    results: &Path,
+    check: bool,
+) -> Result<bool> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let rep = read(report)?;
     let res = crate::results::read(results)?;
-    // The README links the report relative to itself.
-    let base = readme.parent().unwrap_or(Path::new("."));
-    let link = report
-        .strip_prefix(base)
-        .unwrap_or(report)
-        .to_string_lossy()
-        .into_owned();
-    let new = splice(&text, &section(&rep, &link)?)?;
+    // Each file links the report relative to itself.
+    let link = |doc: &Path| relative(report, doc.parent().unwrap_or(Path::new(".")));
+    let text = read(readme)?;
+    let new_readme = splice_between(
+        &text,
+        ANSWER_BEGIN,
+        ANSWER_END,
+        &answer(&rep, &link(readme))?,
+    )?;
+    let doc = read(results_doc)?;
+    let new_doc = splice(&doc, &section(&rep, &link(results_doc))?)?;
     let generated = format!(
         "{RESULTS_BEGIN}\n\n{}\n\n{RESULTS_END}",
         crate::results::render(&res)
     );
-    let new = splice_between(&new, RESULTS_BEGIN, RESULTS_END, &generated)?;
-    let same = new == text;
-    if !check && !same {
-        std::fs::write(readme, &new).with_context(|| format!("writing {}", readme.display()))?;
+    let new_doc = splice_between(&new_doc, RESULTS_BEGIN, RESULTS_END, &generated)?;
+    let same = new_readme == text && new_doc == doc;
+    if !check {
+        for (path, old, new) in [(readme, &text, &new_readme), (results_doc, &doc, &new_doc)] {
+            if old != new {
+                std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
     }
     Ok(same)
+}
+
+/// `target` as a link from a file in `from_dir` (both relative to the repository's root).
+fn relative(target: &Path, from_dir: &Path) -> String {
+    let depth = from_dir
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    format!("{}{}", "../".repeat(depth), target.display())
 }
 
 #[cfg(test)]
@@ -130,5 +202,19 @@ mod tests {
         assert_eq!(splice(&new, &s).unwrap(), new);
         assert!(splice("no markers", &s).is_err());
         assert!(section("# empty", "r.md").is_err());
+    }
+
+    #[test]
+    fn the_answer_quotes_the_first_summary_lines_and_links_from_its_file() {
+        let a = answer(REPORT, "reports/demo/report.md").unwrap();
+        assert!(a.starts_with(ANSWER_BEGIN) && a.ends_with(ANSWER_END));
+        assert!(a.contains("- first 1.5x\n- second\n") && a.contains("- **Date**: d"));
+        assert!(!a.contains("Command") && !a.contains("not this"));
+        assert!(a.contains("(reports/demo/fig10_cache.png)"));
+        let five = "# r\n\n- **Date**: d\n\n## Summary\n\n- a\n- b\n- c\n- d\n- e\n";
+        assert_eq!(answer(five, "r.md").unwrap().matches("\n- ").count(), ANSWER_LINES + 1);
+        let r = Path::new("reports/demo/report.md");
+        assert_eq!(relative(r, Path::new("")), "reports/demo/report.md");
+        assert_eq!(relative(r, Path::new("results")), "../reports/demo/report.md");
     }
 }
