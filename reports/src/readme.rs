@@ -212,9 +212,15 @@ mod tests {
         assert!(!a.contains("Command") && !a.contains("not this"));
         assert!(a.contains("(reports/demo/fig10_cache.png)"));
         let five = "# r\n\n- **Date**: d\n\n## Summary\n\n- a\n- b\n- c\n- d\n- e\n";
-        assert_eq!(answer(five, "r.md").unwrap().matches("\n- ").count(), ANSWER_LINES + 1);
+        assert_eq!(
+            answer(five, "r.md").unwrap().matches("\n- ").count(),
+            ANSWER_LINES + 1
+        );
         let r = Path::new("reports/demo/report.md");
         assert_eq!(relative(r, Path::new("")), "reports/demo/report.md");
-        assert_eq!(relative(r, Path::new("results")), "../reports/demo/report.md");
+        assert_eq!(
+            relative(r, Path::new("results")),
+            "../reports/demo/report.md"
+        );
     }
 }

@@ -79,9 +79,10 @@ impl Recorder {
         let meta = std::fs::metadata(mount).map_err(io("reading", mount))?;
         let dev = (libc_major(meta.dev()), libc_minor(meta.dev()));
         let fs = crate::file_system(mount)?;
+        remove_orphans();
         let instance = Path::new(TRACEFS)
             .join("instances")
-            .join(format!("iomap-predictor-{}", std::process::id()));
+            .join(format!("{INSTANCE_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&instance)
             .map_err(io("creating the tracefs instance", &instance))?;
         let mut r = Self {
@@ -216,12 +217,36 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        // Disable the events first: an instance with enabled events cannot be removed.
-        for e in EVENTS {
-            let _ = std::fs::write(self.instance.join(format!("events/ext4/{e}/enable")), "0");
-        }
-        if let Err(e) = std::fs::remove_dir(&self.instance) {
-            tracing::warn!(instance = %self.instance.display(), error = %e, "removing the tracefs instance");
+        remove_instance(&self.instance);
+    }
+}
+
+/// Names of our tracefs instances, followed by the recording process's id.
+const INSTANCE_PREFIX: &str = "iomap-predictor-";
+
+/// Removes a tracefs instance (its ring buffers are freed with it).
+fn remove_instance(instance: &Path) {
+    // Disable the events first: an instance with enabled events cannot be removed.
+    for e in EVENTS {
+        let _ = std::fs::write(instance.join(format!("events/ext4/{e}/enable")), "0");
+    }
+    if let Err(e) = std::fs::remove_dir(instance) {
+        tracing::warn!(instance = %instance.display(), error = %e, "removing the tracefs instance");
+    }
+}
+
+/// Removes the instances of recordings whose process is gone (killed before it could clean
+/// up): each holds a ring buffer per CPU.
+fn remove_orphans() {
+    let Ok(dir) = std::fs::read_dir(Path::new(TRACEFS).join("instances")) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(INSTANCE_PREFIX));
+        if pid.is_some_and(|p| p.parse::<u32>().is_ok() && !Path::new("/proc").join(p).exists()) {
+            tracing::info!(instance = %entry.path().display(), "removing an orphaned tracefs instance");
+            remove_instance(&entry.path());
         }
     }
 }
