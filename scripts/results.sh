@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Re-measures everything the README quotes besides the demo, gathers it into
-# results/results.json (with the commit and machine it came from) and rewrites the README's
-# results section from it (`reports readme`). Commit results/results.json and README.md after.
+# Re-measures everything results/README.md quotes besides the demo, gathers it into
+# results/results.json (with the commit and machine it came from) and rewrites the results
+# section of results/README.md from it (`reports readme`). Commit both files after.
 #
 #   sudo bash scripts/results.sh                 # about 35 minutes on 2 cores
 #   FUZZ_SECS=60 READ_SECS=3 sudo bash scripts/results.sh   # shorter fuzz and fio runs
@@ -68,7 +68,7 @@ READS=("$BIN/reports" reads "$IMG" --path /punched-100k --models "$WORK/punched.
 echo "== 5. fuzzing, ${FUZZ_SECS} s per target"
 JSON="$WORK/fuzz.jsonl" bash scripts/fuzz.sh "$FUZZ_SECS"
 
-echo "== results/results.json and the README"
+echo "== results/results.json and results/README.md"
 "$BIN/reports" results --criterion "$CARGO_TARGET_DIR/criterion" --bpf-latency "$WORK/bpf.jsonl" \
   --load "$WORK/load.jsonl" --reads "$WORK/reads.jsonl" --fuzz "$WORK/fuzz.jsonl" \
   --out results/results.json
