@@ -377,9 +377,8 @@ fn kernel_agrees_with_debugfs() {
     }
 }
 
-/// The demo mix (about 2 GB of sparse images, 10 s): run with `--ignored`.
+/// The demo mix (about 2 GB of sparse images, 10 s).
 #[test]
-#[ignore = "builds about 1.6 GB of demo images; run with --ignored"]
 fn demo_images_keep_their_promises() {
     let dir = tempfile::tempdir().unwrap();
     let start = std::time::Instant::now();

@@ -34,7 +34,7 @@ use anyhow::{bail, Context, Result};
 use ext4::BlockMap;
 use livefs::trace::{Change, Event, FileMap, Trace};
 use predictor::cache::{server_answer, CachedKind, CachedMapping, MappingCache, RECORD_BYTES};
-use predictor::index::{ChangingIndex, Lookup};
+use predictor::index::{ChangingIndex, Lookup, Rebuilt};
 
 /// The structures, in the order of the tables.
 pub const STRUCTURES: [&str; 5] = [
@@ -59,6 +59,11 @@ pub struct Args {
     /// One JSON object per trace, file, budget and structure instead of a table.
     #[arg(long)]
     json: bool,
+    /// A FUSE round trip on your mount, in microseconds (for example the median of 4 KiB
+    /// O_DIRECT reads through it): adds the mapping cost per query, lookups plus upcalls at this
+    /// price. The demo measures it on its own mount.
+    #[arg(long, value_name = "US")]
+    round_trip_us: Option<f64>,
 }
 
 /// `64K`, `2M` or a number of bytes.
@@ -95,13 +100,22 @@ pub struct Row {
     pub mean_bytes: f64,
     pub destroys: u64,
     pub rebuilds: u64,
+    /// An in-kernel answer (the cache's lookup or the learned map's), median, ns, the timer's
+    /// own cost taken off.
+    pub lookup_ns_p50: u64,
+    /// Per mapping query: the median lookup plus the upcall share times the FUSE round trip
+    /// (when one is given).
+    pub mapping_ns_per_query: Option<f64>,
     pub update_ns_p50: u64,
     pub update_ns_p99: u64,
     pub update_ns_max: u64,
     /// Every change's cost, rebuilds included, over the changes.
     pub update_ns_mean: f64,
-    /// The longest rebuild of the learned map (0: none, or not a learned structure).
+    /// The longest rebuild of the learned map, built aside (0: none, or not a learned
+    /// structure).
     pub rebuild_ns_max: u64,
+    /// The longest swap of a rebuilt learned map: the longest a lookup waits for a change.
+    pub install_ns_max: u64,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -118,7 +132,14 @@ pub fn run(args: &Args) -> Result<()> {
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         let name = name.trim_end_matches(".trace").to_string();
-        rows.extend(replay(&name, &trace, &args.budget, args.min_queries)?);
+        let round_trip = args.round_trip_us.map(|us| us * 1e3);
+        rows.extend(replay(
+            &name,
+            &trace,
+            &args.budget,
+            args.min_queries,
+            round_trip,
+        )?);
     }
     if args.json {
         for r in &rows {
@@ -142,11 +163,13 @@ pub fn run(args: &Args) -> Result<()> {
 /// A Markdown table of the rows.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| trace | inode | extents | budget | structure | queries | upcalls | upcalls / 10^6 | stale | peak bytes | map changes | update ns p50 / p99 / max | update ns mean | rebuild ms max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| trace | inode | extents | budget | structure | queries | upcalls | upcalls / 10^6 | stale | \
+         peak bytes | lookup ns | mapping ns / query | map changes | update ns p50 / p99 / max | \
+         update ns mean | rebuild ms max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} KiB | {} | {} | {} | {:.0} | {} | {} | {} | {} / {} / {} | {:.0} | {:.2} |\n",
+            "| {} | {} | {} | {} KiB | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} / {} / {} | {:.0} | {:.2} |\n",
             r.trace,
             r.file,
             r.extents,
@@ -157,6 +180,9 @@ pub fn table(rows: &[Row]) -> String {
             r.upcalls_per_million,
             r.stale,
             r.peak_bytes,
+            r.lookup_ns_p50,
+            r.mapping_ns_per_query
+                .map_or_else(|| "-".to_string(), |n| format!("{n:.0}")),
             r.changes,
             r.update_ns_p50,
             r.update_ns_p99,
@@ -169,7 +195,14 @@ pub fn table(rows: &[Row]) -> String {
 }
 
 /// Replays every file of `trace` with at least `min_queries` queries at every budget.
-pub fn replay(name: &str, trace: &Trace, budgets: &[u64], min_queries: usize) -> Result<Vec<Row>> {
+/// `round_trip_ns`: the price of an upcall, for the mapping cost per query.
+pub fn replay(
+    name: &str,
+    trace: &Trace,
+    budgets: &[u64],
+    min_queries: usize,
+    round_trip_ns: Option<f64>,
+) -> Result<Vec<Row>> {
     let mut queries: BTreeMap<u64, usize> = BTreeMap::new();
     for e in &trace.events {
         if let Event::Query { ino, .. } = e {
@@ -185,7 +218,7 @@ pub fn replay(name: &str, trace: &Trace, budgets: &[u64], min_queries: usize) ->
     let mut rows = Vec::new();
     for ino in files {
         if queries.get(&ino).copied().unwrap_or(0) >= min_queries.max(1) {
-            rows.extend(replay_file(name, trace, ino, budgets)?);
+            rows.extend(replay_file(name, trace, ino, budgets, round_trip_ns)?);
         }
     }
     Ok(rows)
@@ -207,7 +240,14 @@ struct Replayed {
     stale: u64,
     peak: u64,
     bytes_sum: f64,
+    lookup_ns: Vec<u64>,
     update_ns: Vec<u64>,
+}
+
+/// What answered in the kernel.
+enum Hit {
+    Learned(Lookup),
+    Cached(Option<CachedMapping>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -235,18 +275,21 @@ impl Replayed {
             stale: 0,
             peak: 0,
             bytes_sum: 0.0,
+            lookup_ns: Vec::new(),
             update_ns: Vec::new(),
         }
     }
 
     /// One `iomap_begin` for block q. `allocating`: a write into a hole, which the server must
-    /// answer whatever is cached (it allocates).
+    /// answer whatever is cached (it allocates). `timer`: the clock's own cost, taken off the
+    /// lookup's time.
     fn query(
         &mut self,
         ix: &ChangingIndex,
         truth: &FileMap,
         q: u64,
         allocating: bool,
+        timer: u64,
     ) -> Result<()> {
         let learned_bytes = ix.bytes() as u64;
         let use_learned = match self.learned {
@@ -254,21 +297,29 @@ impl Replayed {
             Learned::AsCache => learned_bytes <= self.budget,
             Learned::InFront => true,
         };
-        let (right, upcall) = if allocating {
-            (true, true)
-        } else if use_learned {
-            (learned_right(ix, truth, q as u32), false)
-        } else if let Some(m) = self.cache.lookup(q) {
-            (holds(&m, truth), false)
+        // The in-kernel answer, timed alone (its check against the map and the upcall are not).
+        let t = Instant::now();
+        let hit = if use_learned {
+            Hit::Learned(ix.find(q as u32))
         } else {
-            let m = server_answer(truth_answer(truth, q), q, truth.end().max(q + 1));
-            self.cache
-                .upsert(m)
-                .map_err(|e| anyhow::anyhow!("upsert at block {q}: {e}"))?;
-            if self.bulk {
-                self.push_map(truth, m.end());
+            Hit::Cached(self.cache.lookup(q))
+        };
+        let ns = t.elapsed().as_nanos() as u64;
+        self.lookup_ns.push(ns.saturating_sub(timer));
+        let (right, upcall) = match hit {
+            _ if allocating => (true, true),
+            Hit::Learned(l) => (learned_right(l, truth, q), false),
+            Hit::Cached(Some(m)) => (holds(&m, truth), false),
+            Hit::Cached(None) => {
+                let m = server_answer(truth_answer(truth, q), q, truth.end().max(q + 1));
+                self.cache
+                    .upsert(m)
+                    .map_err(|e| anyhow::anyhow!("upsert at block {q}: {e}"))?;
+                if self.bulk {
+                    self.push_map(truth, m.end());
+                }
+                (holds(&m, truth), true)
             }
-            (holds(&m, truth), true)
         };
         let bytes = match self.learned {
             Learned::Never => self.cache.bytes(),
@@ -318,15 +369,41 @@ impl Replayed {
     }
 }
 
-/// The learned map's cost of the changes: per change without rebuilds, and the rebuilds (built
-/// aside in a real tier while the delta answers).
+/// The learned map's cost of the changes: logging each in the delta, the rebuilds (built aside
+/// from a snapshot while the delta answers) and their swaps (the only wait a lookup sees).
 #[derive(Default)]
 struct LearnedUpdates {
     apply_ns: Vec<u64>,
     rebuild_ns: Vec<u64>,
+    install_ns: Vec<u64>,
 }
 
-fn replay_file(name: &str, trace: &Trace, ino: u64, budgets: &[u64]) -> Result<Vec<Row>> {
+impl LearnedUpdates {
+    /// Logs `change` in `ix` and rebuilds when the cost rule says so; `now` is the map after it.
+    fn apply(&mut self, ix: &mut ChangingIndex, change: &Change, now: &FileMap) -> Result<()> {
+        let t = Instant::now();
+        let full = ix.apply(change, now);
+        self.apply_ns.push(t.elapsed().as_nanos() as u64);
+        if full {
+            let t = Instant::now();
+            let rebuilt = Rebuilt::of(now)?;
+            self.rebuild_ns.push(t.elapsed().as_nanos() as u64);
+            let t = Instant::now();
+            ix.install(rebuilt, &[], now);
+            self.install_ns.push(t.elapsed().as_nanos() as u64);
+        }
+        Ok(())
+    }
+}
+
+fn replay_file(
+    name: &str,
+    trace: &Trace,
+    ino: u64,
+    budgets: &[u64],
+    round_trip_ns: Option<f64>,
+) -> Result<Vec<Row>> {
+    let timer = timer_ns();
     let initial = trace.initial.get(&ino).cloned().unwrap_or_default();
     let mut truth = FileMap::from_extents(&initial);
     let mut ix = ChangingIndex::new(&truth)
@@ -349,7 +426,7 @@ fn replay_file(name: &str, trace: &Trace, ino: u64, budgets: &[u64]) -> Result<V
                 let allocating = truth.find(q).is_none()
                     && matches!(events.get(i + 1), Some(Event::Change { change: Change::Map(m), .. }) if m.lblk <= *lblk && q < u64::from(m.lblk) + u64::from(m.len));
                 for r in &mut runs {
-                    r.query(&ix, &truth, q, allocating)?;
+                    r.query(&ix, &truth, q, allocating, timer)?;
                 }
             }
             Event::Change { change, .. } => {
@@ -360,16 +437,9 @@ fn replay_file(name: &str, trace: &Trace, ino: u64, budgets: &[u64]) -> Result<V
                 truth
                     .apply(change)
                     .map_err(|r| anyhow::anyhow!("inode {ino}: {r}"))?;
-                let t = Instant::now();
-                let rebuilt = ix
-                    .apply(change, &truth)
-                    .map_err(|r| anyhow::anyhow!("inode {ino}: {r}"))?;
-                let ns = t.elapsed().as_nanos() as u64;
-                if rebuilt {
-                    updates.rebuild_ns.push(ns)
-                } else {
-                    updates.apply_ns.push(ns)
-                }
+                updates
+                    .apply(&mut ix, change, &truth)
+                    .with_context(|| format!("inode {ino}: rebuilding its learned map"))?;
                 for r in &mut runs {
                     r.change(change);
                 }
@@ -380,7 +450,13 @@ fn replay_file(name: &str, trace: &Trace, ino: u64, budgets: &[u64]) -> Result<V
     let extents = truth.extents().len();
     Ok(runs
         .iter()
-        .map(|r| row(name, ino, extents, changes, r, &ix, &updates))
+        .map(|r| Row {
+            mapping_ns_per_query: round_trip_ns.map(|rt| {
+                let upcall_share = r.upcalls as f64 / r.queries.max(1) as f64;
+                percentiles(&r.lookup_ns).0 as f64 + upcall_share * rt
+            }),
+            ..row(name, ino, extents, changes, r, &ix, &updates)
+        })
         .collect())
 }
 
@@ -394,13 +470,13 @@ fn row(
     u: &LearnedUpdates,
 ) -> Row {
     let learned = r.learned != Learned::Never;
-    let (apply, rebuild): (&[u64], &[u64]) = if learned {
-        (&u.apply_ns, &u.rebuild_ns)
+    let (apply, rebuild, install): (&[u64], &[u64], &[u64]) = if learned {
+        (&u.apply_ns, &u.rebuild_ns, &u.install_ns)
     } else {
-        (&r.update_ns, &[])
+        (&r.update_ns, &[], &[])
     };
     let (p50, p99, max) = percentiles(apply);
-    let total: u64 = apply.iter().chain(rebuild).sum();
+    let total: u64 = apply.iter().chain(rebuild).chain(install).sum();
     let per = |x: f64| {
         if r.queries == 0 {
             0.0
@@ -423,6 +499,8 @@ fn row(
         mean_bytes: per(r.bytes_sum),
         destroys: r.cache.destroys(),
         rebuilds: if learned { ix.rebuilds() } else { 0 },
+        lookup_ns_p50: percentiles(&r.lookup_ns).0,
+        mapping_ns_per_query: None,
         update_ns_p50: p50,
         update_ns_p99: p99,
         update_ns_max: max,
@@ -432,13 +510,13 @@ fn row(
             total as f64 / changes as f64
         },
         rebuild_ns_max: rebuild.iter().copied().max().unwrap_or(0),
+        install_ns_max: install.iter().copied().max().unwrap_or(0),
     }
 }
 
 /// Whether the learned map's answer for block q holds in the map now.
-fn learned_right(ix: &ChangingIndex, truth: &FileMap, q: u32) -> bool {
-    let q = u64::from(q);
-    let m = match ix.find(q as u32, truth) {
+fn learned_right(answer: Lookup, truth: &FileMap, q: u64) -> bool {
+    let m = match answer {
         Lookup::Found(BlockMap::Mapped(e)) => CachedMapping {
             lblk: e.lblk.into(),
             len: e.len.into(),
@@ -491,6 +569,18 @@ fn holds(m: &CachedMapping, truth: &FileMap) -> bool {
             })
         }
     }
+}
+
+/// What reading the clock twice costs, median of a thousand.
+fn timer_ns() -> u64 {
+    let mut v: Vec<u64> = (0..1001)
+        .map(|_| {
+            let t = Instant::now();
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    v.sort_unstable();
+    v[v.len() / 2]
 }
 
 fn percentiles(v: &[u64]) -> (u64, u64, u64) {

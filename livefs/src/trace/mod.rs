@@ -283,6 +283,14 @@ impl FileMap {
             .map(|(&s, &(len, pblk, unw))| (s, len, pblk, unw))
     }
 
+    /// The extents with a block in `[lo, hi)`, in order: `(start, len, pblk, unwritten)`.
+    pub fn meeting(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u64, u64, bool)> + '_ {
+        let first = self.find(lo).map_or(lo, |(s, ..)| s).min(hi);
+        self.by_start
+            .range(first..hi)
+            .map(|(&s, &(len, pblk, unw))| (s, len, pblk, unw))
+    }
+
     /// One past the last mapped block (0 for an empty map).
     #[must_use]
     pub fn end(&self) -> u64 {

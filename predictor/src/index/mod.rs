@@ -13,7 +13,7 @@ mod range;
 mod sorted;
 
 pub use btree::BTreeIndex;
-pub use changing::ChangingIndex;
+pub use changing::{ChangingIndex, Rebuilt};
 pub use compact::{
     CompactForm, CompactIndex, CompactLayout, CompactShape, LineLayout, PackedLayout, PieceBody,
     PieceLayout,

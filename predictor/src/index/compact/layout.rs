@@ -1,0 +1,113 @@
+//! The compact index as another evaluator (the BPF program) reads it: pieces, directory and
+//! bytes, with each line piece's geometry.
+
+use super::*;
+
+/// A compact index as another evaluator of it (the BPF program) reads it: the lookup's own
+/// pieces, directory and bytes ([`CompactIndex::layout`]).
+#[derive(Debug, Clone)]
+pub enum CompactLayout<'a> {
+    /// No extents.
+    Empty,
+    /// A plain extent array (the one-extent and plain-array forms), searched whole.
+    Plain(&'a [Extent]),
+    /// The packed form.
+    Packed(PackedLayout<'a>),
+}
+
+/// The packed form's parts (see the module documentation for their meaning).
+#[derive(Debug, Clone)]
+pub struct PackedLayout<'a> {
+    /// Logical start of the first extent: buckets count from here.
+    pub first_key: u32,
+    /// Bits dropped from `q - first_key` to get a bucket.
+    pub shift: u32,
+    /// Per bucket, the piece holding the bucket's first block.
+    pub buckets: Vec<u32>,
+    /// Every piece, in logical order.
+    pub pieces: Vec<PieceLayout>,
+    /// The line pieces' blocks, ending with 8 zero bytes.
+    pub bytes: &'a [u8],
+}
+
+/// One piece: it answers `first_key <= q < end_key` (`end_key` `None` for the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceLayout {
+    /// Logical start of its first extent.
+    pub first_key: u32,
+    /// Logical start of the next piece's first extent.
+    pub end_key: Option<u32>,
+    /// A run or a line.
+    pub body: PieceBody,
+}
+
+/// What a piece is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceBody {
+    /// An arithmetic run, as the lookup holds it.
+    Run(Run),
+    /// Extents in packed blocks addressed by a fitted line.
+    Line(LineLayout),
+}
+
+/// A line piece's line and block geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineLayout {
+    /// Predicts the piece-local index of the last extent starting at or before `q`, from
+    /// `q - first_key`; window at most [`WINDOW`].
+    pub line: FixedLine,
+    /// Extents.
+    pub count: u32,
+    /// Byte offset of its first block in the bytes.
+    pub off: u32,
+    /// Bytes of a (full) block.
+    pub block: u32,
+    /// Byte offset of the record column in a block.
+    pub recs: u16,
+    /// Bytes of a key offset: 2 or 4 (unused slots hold the all-ones value).
+    pub key_bytes: u8,
+    /// Bits of a record's length excess, physical excess, and the whole record.
+    pub wl: u8,
+    /// See `wl`.
+    pub wd: u8,
+    /// See `wl`.
+    pub wr: u8,
+    /// The unwritten flag: 0 none are, 1 all are, 2 one bit per record after the two fields.
+    pub unw: u8,
+    /// The physical field is `pblk` itself (`true`) or `pblk - lblk` (`false`).
+    pub phys_absolute: bool,
+}
+
+impl Packed {
+    pub(super) fn layout(&self) -> PackedLayout<'_> {
+        let piece = |p: &Piece| PieceLayout {
+            first_key: p.first_key,
+            end_key: p.end(),
+            body: match p.body {
+                Body::Run(r) => PieceBody::Run(r),
+                Body::Line(l) => PieceBody::Line(LineLayout {
+                    line: l.fixed(),
+                    count: l.count(),
+                    off: l.off,
+                    block: u32::from(l.block),
+                    // OK to narrow: 16 + 64 * 4 at most.
+                    recs: l.recs() as u16,
+                    // OK to narrow: 2 or 4.
+                    key_bytes: l.kw.bytes() as u8,
+                    wl: l.wl,
+                    wd: l.wd(),
+                    wr: l.wr,
+                    unw: l.unw(),
+                    phys_absolute: l.phys == Phys::Absolute,
+                }),
+            },
+        };
+        PackedLayout {
+            first_key: self.first_key,
+            shift: self.shift,
+            buckets: self.buckets.iter().map(|b| b.index).collect(),
+            pieces: self.pieces.iter().map(piece).collect(),
+            bytes: &self.bytes,
+        }
+    }
+}
