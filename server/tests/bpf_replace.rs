@@ -131,6 +131,68 @@ struct Counts {
     batches: AtomicU64,
 }
 
+/// The flipper and the readers: `started` is the step being published (form
+/// `ORDER[step % 10]`), `done` the last one published.
+#[derive(Default)]
+struct Race {
+    started: AtomicU64,
+    done: AtomicU64,
+    stop: AtomicBool,
+    counts: Counts,
+}
+
+/// One query batch source: the inputs, the queries and each query's answer under each form.
+type Batch<'a> = (&'a [BeginIn], &'a [Query], &'a [Vec<Option<Mapping>>]);
+
+impl Race {
+    /// A reader: batches of 4096 queries from `first` on, until told to stop; each answer
+    /// checked against the forms published while its batch ran.
+    fn read(&self, tier: &BpfTier, (input, qs, want): Batch<'_>, first: usize) {
+        let mut at = first;
+        while !self.stop.load(SeqCst) {
+            let range = at % qs.len()..(at % qs.len() + 4096).min(qs.len());
+            at += 4096 * 3 + 1;
+            let lo = self.done.load(SeqCst);
+            let answers = tier
+                .answer(&input[range.clone()], 0)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let hi = self.started.load(SeqCst);
+            let valid: Vec<usize> = (lo..=hi).map(|k| ORDER[k as usize % ORDER.len()]).collect();
+            check_batch(
+                &qs[range.clone()],
+                &want[range],
+                &answers,
+                &valid,
+                &self.counts,
+            );
+            self.counts.tight.fetch_add(u64::from(hi <= lo + 1), SeqCst);
+            self.counts.batches.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// The flipper: publishes inode 1's forms in ORDER for 12 s (at least 100 steps, at most
+    /// 2000), ends on the form the load put in and stops the readers; each replacement's time.
+    fn flip(&self, tier: &BpfTier, forms: &[Form]) -> Vec<Duration> {
+        let deadline = Instant::now() + Duration::from_secs(12);
+        let mut times = Vec::new();
+        let mut step = 0u64;
+        while (step < 2000 && (Instant::now() < deadline || step < 100))
+            || ORDER[step as usize % ORDER.len()] != 0
+        {
+            step += 1;
+            self.started.store(step, SeqCst);
+            let t = Instant::now();
+            let form = &forms[ORDER[step as usize % ORDER.len()]];
+            let r = tier.replace(form.file(1)).unwrap_or_else(|e| panic!("{e}"));
+            times.push(t.elapsed());
+            assert_eq!(r, Replaced::Loaded, "step {step}");
+            self.done.store(step, SeqCst);
+        }
+        self.stop.store(true, SeqCst);
+        times
+    }
+}
+
 #[test]
 fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
     if !root_or_skip("a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only") {
@@ -199,55 +261,16 @@ fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
         .collect();
     let input: Vec<BeginIn> = qs.iter().map(|&q| BeginIn::of(q)).collect();
 
-    // `started`: the step being published (form ORDER[step % 10]); `done`: the last published.
-    let (started, done, stop) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
-    let counts = Counts::default();
+    let race = Race::default();
     let mut flip_times = Vec::new();
     std::thread::scope(|s| {
         for r in 0..3 {
-            let (tier, input, qs, want) = (&tier, &input, &qs, &want);
-            let (started, done, stop, counts) = (&started, &done, &stop, &counts);
-            s.spawn(move || {
-                let mut at = r * 4096;
-                while !stop.load(SeqCst) {
-                    let range = at % qs.len()..(at % qs.len() + 4096).min(qs.len());
-                    at += 4096 * 3 + 1;
-                    let lo = done.load(SeqCst);
-                    let answers = tier
-                        .answer(&input[range.clone()], 0)
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    let hi = started.load(SeqCst);
-                    let steps = (lo..=hi).map(|k| ORDER[k as usize % ORDER.len()]);
-                    let valid: Vec<usize> = steps.collect();
-                    check_batch(&qs[range.clone()], &want[range], &answers, &valid, counts);
-                    counts.tight.fetch_add(u64::from(hi <= lo + 1), SeqCst);
-                    counts.batches.fetch_add(1, SeqCst);
-                }
-            });
+            let (race, tier, batch) = (&race, &tier, (&input[..], &qs[..], &want[..]));
+            s.spawn(move || race.read(tier, batch, r * 4096));
         }
-        // The flipper: publish the forms in ORDER for a while.
-        let deadline = Instant::now() + Duration::from_secs(12);
-        let mut step = 0u64;
-        while step < 2000 && (Instant::now() < deadline || step < 100) {
-            step += 1;
-            started.store(step, SeqCst);
-            let t = Instant::now();
-            let form = &forms[ORDER[step as usize % ORDER.len()]];
-            let r = tier.replace(form.file(1)).unwrap_or_else(|e| panic!("{e}"));
-            flip_times.push(t.elapsed());
-            assert_eq!(r, Replaced::Loaded, "step {step}");
-            done.store(step, SeqCst);
-        }
-        // Back to the form the load put in (step 10k is ORDER[0]).
-        while ORDER[step as usize % ORDER.len()] != 0 {
-            step += 1;
-            started.store(step, SeqCst);
-            let form = &forms[ORDER[step as usize % ORDER.len()]];
-            assert_eq!(tier.replace(form.file(1)).ok(), Some(Replaced::Loaded));
-            done.store(step, SeqCst);
-        }
-        stop.store(true, SeqCst);
+        flip_times = race.flip(&tier, &forms);
     });
+    let counts = &race.counts;
     let flips = flip_times.len();
     flip_times.sort_unstable();
     let answers = counts.answers.load(SeqCst);
