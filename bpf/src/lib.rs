@@ -13,7 +13,9 @@
 //! - [`abi`]: the maps' element layouts, mirrored from `bpf/program/iomap_begin.h`.
 //! - [`tier`] loads ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
 //!   or [`predictor::CompactIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
-//!   timing).
+//!   timing); [`BpfTier::replace`] puts a file's new form in the maps while lookups run, each
+//!   lookup seeing the old form or the new one whole (`update`: free slots, one hash-map
+//!   update, an RCU grace period before anything is reused).
 //! - [`check`]: every query of every file through both evaluators, compared.
 //! - [`timing`]: timing the program in the kernel (`BPF_PROG_TEST_RUN`), for the experiments
 //!   of `reports`.
@@ -26,15 +28,20 @@
 
 pub mod abi;
 pub mod check;
+mod grace;
 mod mmap;
+mod slots;
 pub mod tier;
 pub mod timing;
+mod update;
 
 use std::io;
 
 pub use tier::{
-    BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Status, VerifierStats, VERIFIER_LIMIT,
+    BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Spare, Status, VerifierStats,
+    VERIFIER_LIMIT,
 };
+pub use update::Replaced;
 
 use predictor::error::Chain;
 use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
@@ -70,6 +77,9 @@ pub enum BpfError {
     /// A test run failed.
     #[error("BPF_PROG_TEST_RUN: {0}")]
     Run(String),
+    /// Changing the maps after load failed (a bpf(2) call refused).
+    #[error("updating the BPF maps: {0}")]
+    Update(String),
 }
 
 impl BpfError {

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use aya::maps::Map;
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 use parking_lot::Mutex;
@@ -12,6 +12,7 @@ use predictor::{CompactIndex, CompactLayout, LearnedIndex, Mapping, MappingType,
 
 use crate::abi::{self, Answer, BeginIn, Run};
 use crate::mmap::{MmapArray, Plain};
+use crate::update::{Array, Replaced, Space, Writer};
 use crate::BpfError;
 
 /// The compiled program (built from `bpf/program/iomap_begin.bpf.c` by `scripts/build-bpf.sh`).
@@ -93,6 +94,12 @@ pub enum Skip {
     /// The maps are full (see [`Limits`]).
     #[error("maps full ({0} extents at most)")]
     Full(u32),
+    /// A replacement found no room for the new form in this map (see [`Spare`]).
+    #[error("no room in {0} for the new form (Limits::spare)")]
+    NoRoom(&'static str),
+    /// A replacement's form is in a layout the program was loaded without (this hash map's).
+    #[error("the program was loaded without the {0} layout (Limits::spare keeps no room)")]
+    Layout(&'static str),
 }
 
 /// Bounds on the maps, so a huge image cannot make the loader allocate without limit.
@@ -102,6 +109,8 @@ pub struct Limits {
     pub max_extents: u32,
     /// Files in FILES.
     pub max_files: u32,
+    /// Room kept free for [`BpfTier::replace`] (none by default: the maps hold what is loaded).
+    pub spare: Spare,
 }
 
 impl Default for Limits {
@@ -110,7 +119,36 @@ impl Default for Limits {
         Self {
             max_extents: 1 << 24,
             max_files: 1 << 20,
+            spare: Spare::default(),
         }
+    }
+}
+
+/// Room the load keeps free in the maps for replacements ([`BpfTier::replace`]): a new form is
+/// written beside the old one before the old one's slots are freed, so a file can be replaced
+/// only while the arrays have room for its new form besides everything loaded. With any room
+/// kept, the program is loaded with both layouts, so files can move between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spare {
+    /// Free slots in each array, in per cent of the slots the load fills in it.
+    pub percent: u32,
+    /// Free slots in each array on top of that (room for a layout the load does not fill).
+    pub slots: u32,
+    /// Free entries in FILES and CFILES on top of `percent` of the loaded ones (files added or
+    /// moved from the other layout).
+    pub files: u32,
+}
+
+impl Spare {
+    /// Whether any room is kept.
+    pub fn any(&self) -> bool {
+        *self != Self::default()
+    }
+
+    /// `used` plus the room kept beside it, at most `max`.
+    fn capacity(&self, used: u64, extra: u32, max: u64) -> u64 {
+        let room = used.saturating_mul(u64::from(self.percent)) / 100 + u64::from(extra);
+        used.saturating_add(room).min(max)
     }
 }
 
@@ -140,6 +178,8 @@ pub struct LoadReport {
     /// Bytes of map memory for files, segments, radix buckets and extents (the kernel's
     /// element sizes).
     pub map_bytes: u64,
+    /// Bytes of map memory kept free for replacements ([`Limits::spare`]).
+    pub spare_bytes: u64,
     /// Time to load the object, create the maps and have the program verified and JIT-compiled.
     pub load: Duration,
     /// What verifying the program cost the kernel.
@@ -295,6 +335,8 @@ pub struct BpfTier {
     queries: MmapArray<BeginIn>,
     answers: MmapArray<Answer>,
     regions: Vec<Mutex<()>>,
+    /// What changes the maps after load ([`BpfTier::replace`]), one change at a time.
+    writer: Mutex<Writer>,
     report: LoadReport,
 }
 
@@ -306,137 +348,162 @@ impl std::fmt::Debug for BpfTier {
     }
 }
 
-/// A file accepted for loading, with its place in the arrays.
-struct Planned<'a> {
-    file: BpfFile<'a>,
-    entry: Entry,
-}
-
-/// A planned file's map entry.
-enum Entry {
+/// A file's map entry (FILES or CFILES), which names its slots in the arrays.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Entry {
     Learned(abi::File),
     Compact(abi::CFile),
 }
 
-/// Decides which files fit and where each goes.
-fn plan<'a>(files: &[BpfFile<'a>], limits: Limits, report: &mut LoadReport) -> Vec<Planned<'a>> {
+/// The entry of `f`'s form, with every range starting at slot 0 ([`Space::place`] puts them).
+pub(crate) fn entry_of(f: &BpfFile<'_>, blkbits: u32) -> Result<Entry, Skip> {
+    let count = |n: usize, array: Array| u32::try_from(n).map_err(|_| Skip::NoRoom(array.name()));
+    match f.index {
+        BpfIndex::Learned(ix) => {
+            let (radix_base, radix_shift, counts) = ix.radix();
+            Ok(Entry::Learned(abi::File {
+                size: f.size,
+                ext_first: 0,
+                ext_count: count(ix.len(), Array::Extents)?,
+                seg_first: 0,
+                seg_count: count(ix.segment_count(), Array::Segs)?,
+                blkbits,
+                radix_shift,
+                radix_first: 0,
+                radix_buckets: count(counts.len().saturating_sub(1), Array::Radix)?,
+                radix_base,
+                first_key: ix.extents().next().map_or(0, |e| e.lblk),
+            }))
+        }
+        BpfIndex::Compact(c) => {
+            let mut entry = abi::CFile {
+                size: f.size,
+                blkbits,
+                ..abi::CFile::default()
+            };
+            let bytes = match c.layout() {
+                // check_file refused empty maps.
+                CompactLayout::Empty => 0,
+                CompactLayout::Plain(e) => {
+                    entry.form = abi::FORM_PLAIN;
+                    entry.count = count(e.len(), Array::Words)?;
+                    e.len() * std::mem::size_of::<abi::Extent>()
+                }
+                CompactLayout::Packed(p) => {
+                    entry.form = abi::FORM_PACKED;
+                    entry.first_key = p.first_key;
+                    entry.shift = p.shift;
+                    entry.buckets = count(p.buckets.len(), Array::CBuckets)?;
+                    entry.pieces = count(p.pieces.len(), Array::Pieces)?;
+                    p.bytes.len()
+                }
+            };
+            entry.words = count(bytes.div_ceil(8), Array::Words)?;
+            Ok(Entry::Compact(entry))
+        }
+    }
+}
+
+/// The most slots an array may have: u32-indexed, and WORDS keeps one word of padding after
+/// the last file's (the program reads a field as the word holding it and the next).
+const MAX_SLOTS: u32 = u32::MAX - 1;
+
+/// Decides which files fit and where each goes: the planned files and the slots they take
+/// (each array filled from slot 0, in the order of `files`).
+fn plan<'a>(
+    files: &[BpfFile<'a>],
+    limits: Limits,
+    report: &mut LoadReport,
+) -> (Vec<(BpfFile<'a>, Entry)>, Space) {
     let mut out = Vec::new();
-    let (mut exts, mut segs, mut buckets) = (0u64, 0u64, 0u64);
-    let (mut pieces, mut cbuckets, mut words) = (0u64, 0u64, 0u64);
+    let mut space = Space::new([MAX_SLOTS; 6]);
     // Extents loaded in either form, against the limit.
     let mut total = 0u64;
     for f in files {
-        let blkbits = match check_file(f) {
+        let entry = match check_file(f).and_then(|bits| entry_of(f, bits)) {
             Err(skip) => {
                 report.skipped.push((f.ino, skip));
                 continue;
             }
-            Ok(b) => b,
+            Ok(e) => e,
         };
         let n = f.index.extent_count() as u64;
-        if total + n > u64::from(limits.max_extents.min(1 << 30))
-            || out.len() >= limits.max_files as usize
-        {
+        let full = total + n > u64::from(limits.max_extents.min(1 << 30))
+            || out.len() >= limits.max_files as usize;
+        let placed = if full { None } else { space.place(entry).ok() };
+        let Some(entry) = placed else {
             report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
             continue;
-        }
-        let entry = match f.index {
-            BpfIndex::Learned(ix) => {
-                let s = ix.segment_count() as u64;
-                let (radix_base, radix_shift, counts) = ix.radix();
-                let b = counts.len().saturating_sub(1) as u64;
-                // Fit u32: exts + n <= max_extents (a u32), segments <= extents, and buckets
-                // <= 4 * segments with extents below 2^30 (checked above).
-                let entry = abi::File {
-                    size: f.size,
-                    ext_first: exts as u32,
-                    ext_count: n as u32,
-                    seg_first: segs as u32,
-                    seg_count: s as u32,
-                    blkbits,
-                    radix_shift,
-                    radix_first: buckets as u32,
-                    radix_buckets: b as u32,
-                    radix_base,
-                    first_key: ix.extents().next().map_or(0, |e| e.lblk),
-                };
-                exts += n;
-                segs += s;
-                buckets += b;
-                Entry::Learned(entry)
-            }
-            BpfIndex::Compact(c) => {
-                let mut entry = abi::CFile {
-                    size: f.size,
-                    blkbits,
-                    ..abi::CFile::default()
-                };
-                let bytes = match c.layout() {
-                    // check_file refused empty maps.
-                    CompactLayout::Empty => 0,
-                    CompactLayout::Plain(e) => {
-                        entry.form = abi::FORM_PLAIN;
-                        entry.count = e.len() as u32;
-                        e.len() as u64 * std::mem::size_of::<abi::Extent>() as u64
-                    }
-                    CompactLayout::Packed(p) => {
-                        // Pieces and buckets are at most one per extent or so: below 2^30.
-                        entry.form = abi::FORM_PACKED;
-                        entry.first_key = p.first_key;
-                        entry.shift = p.shift;
-                        entry.bucket_first = cbuckets as u32;
-                        entry.buckets = p.buckets.len() as u32;
-                        entry.piece_first = pieces as u32;
-                        entry.pieces = p.pieces.len() as u32;
-                        pieces += p.pieces.len() as u64;
-                        cbuckets += p.buckets.len() as u64;
-                        p.bytes.len() as u64
-                    }
-                };
-                let w = bytes.div_ceil(8);
-                // WORDS is u32-indexed, with one word of padding after the last file's (the
-                // program reads a field as the word holding it and the next).
-                if words + w + 1 > u64::from(u32::MAX) {
-                    report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
-                    continue;
-                }
-                entry.word_first = words as u32;
-                entry.words = w as u32;
-                words += w;
-                report.compact_files += 1;
-                Entry::Compact(entry)
-            }
         };
         total += n;
-        out.push(Planned { file: *f, entry });
+        report.compact_files += usize::from(matches!(entry, Entry::Compact(_)));
+        out.push((*f, entry));
     }
     report.files = out.len();
     report.extents = total;
-    report.learned_extents = exts;
-    report.segments = segs;
-    report.buckets = buckets;
-    report.pieces = pieces;
-    report.compact_buckets = cbuckets;
-    report.words = words;
-    let learned = exts * std::mem::size_of::<abi::Extent>() as u64
-        + segs * std::mem::size_of::<abi::Seg>() as u64
-        + buckets * std::mem::size_of::<abi::Bucket>() as u64;
-    let compact = pieces * std::mem::size_of::<abi::Piece>() as u64
-        + cbuckets * std::mem::size_of::<abi::CBucket>() as u64
-        + (words + 1) * 8;
-    let entries = out
+    report.learned_extents = space.used(Array::Extents);
+    report.segments = space.used(Array::Segs);
+    report.buckets = space.used(Array::Radix);
+    report.pieces = space.used(Array::Pieces);
+    report.compact_buckets = space.used(Array::CBuckets);
+    report.words = space.used(Array::Words);
+    let arrays = Array::ALL
         .iter()
-        .map(|p| match p.entry {
-            Entry::Learned(_) => std::mem::size_of::<abi::File>() as u64 + 8,
-            Entry::Compact(_) => std::mem::size_of::<abi::CFile>() as u64 + 8,
-        })
+        .map(|&a| space.used(a) * a.element_bytes())
         .sum::<u64>();
-    report.map_bytes = learned + compact + entries;
-    out
+    let learned_files = (out.len() - report.compact_files) as u64;
+    let entries = learned_files * (std::mem::size_of::<abi::File>() as u64 + 8)
+        + report.compact_files as u64 * (std::mem::size_of::<abi::CFile>() as u64 + 8);
+    // The padding word after the last file's bytes.
+    report.map_bytes = arrays + entries + 8;
+    (out, space)
+}
+
+/// The maps' sizes: what the plan fills, and the room [`Limits::spare`] keeps beside it.
+struct Sizes {
+    /// Slots per array ([`Array::ALL`] order).
+    arrays: [u32; 6],
+    /// Entries of FILES and CFILES.
+    files: u32,
+    cfiles: u32,
+}
+
+impl Sizes {
+    fn of(space: &Space, report: &LoadReport, spare: Spare) -> Self {
+        // Array maps need at least one entry; with no files the program answers NO_MODEL.
+        let slots = |a: Array| {
+            let n = spare.capacity(space.used(a), spare.slots, u64::from(MAX_SLOTS));
+            n.max(1) as u32
+        };
+        let hash = |n: usize| {
+            let n = spare.capacity(n as u64, spare.files, u64::from(u32::MAX));
+            n.max(1) as u32
+        };
+        Self {
+            arrays: Array::ALL.map(slots),
+            files: hash(report.files - report.compact_files),
+            cfiles: hash(report.compact_files),
+        }
+    }
+
+    /// Bytes of the room kept free.
+    fn spare_bytes(&self, space: &Space, report: &LoadReport) -> u64 {
+        let arrays = Array::ALL
+            .iter()
+            .zip(self.arrays)
+            .map(|(&a, n)| (u64::from(n) - space.used(a).min(u64::from(n))) * a.element_bytes())
+            .sum::<u64>();
+        let learned = (report.files - report.compact_files) as u64;
+        let files = u64::from(self.files).saturating_sub(learned);
+        let cfiles = u64::from(self.cfiles).saturating_sub(report.compact_files as u64);
+        arrays
+            + files * (std::mem::size_of::<abi::File>() as u64 + 8)
+            + cfiles * (std::mem::size_of::<abi::CFile>() as u64 + 8)
+    }
 }
 
 /// The file's log2 block size if the program can take it.
-fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
+pub(crate) fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
     if !f.block_size.is_power_of_two() || !(1024..=65536).contains(&f.block_size) {
         return Err(Skip::BlockSize(f.block_size));
     }
@@ -475,8 +542,53 @@ fn array_fd<'e>(ebpf: &'e Ebpf, name: &'static str) -> Result<BorrowedFd<'e>, Bp
     }
 }
 
-fn mmap<T: Plain>(ebpf: &Ebpf, name: &'static str, len: usize) -> Result<MmapArray<T>, BpfError> {
+pub(crate) fn mmap<T: Plain>(
+    ebpf: &Ebpf,
+    name: &'static str,
+    len: usize,
+) -> Result<MmapArray<T>, BpfError> {
     MmapArray::new(array_fd(ebpf, name)?, len).map_err(|source| BpfError::Mmap { name, source })
+}
+
+/// Creates the maps at `sizes` and loads the program with `layouts`: the object and what
+/// verifying the program cost.
+fn load_program(
+    object: &[u8],
+    sizes: &Sizes,
+    layouts: u32,
+) -> Result<(Ebpf, VerifierStats), BpfError> {
+    let slots = (REGIONS * REGION_SLOTS) as u32;
+    let mut loader = EbpfLoader::new();
+    loader
+        // A refusal's log is the verifier's reason and statistics, not every instruction.
+        .verifier_log_level(VerifierLogLevel::STATS)
+        // Not required: a variant object (`load_object`) may lack it and read both maps.
+        .override_global("iomap_layouts", &layouts, false)
+        .map_max_entries("FILES", sizes.files)
+        .map_max_entries("CFILES", sizes.cfiles)
+        .map_max_entries("QUERIES", slots)
+        .map_max_entries("ANSWERS", slots);
+    for (a, n) in Array::ALL.iter().zip(sizes.arrays) {
+        // WORDS: one word of padding after the last file's.
+        let n = if *a == Array::Words { n + 1 } else { n };
+        loader.map_max_entries(a.name(), n);
+    }
+    let mut ebpf = loader.load(object).map_err(BpfError::from_load)?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| BpfError::Object(format!("no program {PROGRAM} in the object")))?
+        .try_into()
+        .map_err(|e| BpfError::Object(format!("program {PROGRAM}: {e}")))?;
+    let verify = Instant::now();
+    program.load().map_err(BpfError::from_program)?;
+    let verifier = VerifierStats {
+        processed: program
+            .info()
+            .ok()
+            .and_then(|i| i.verified_instruction_count()),
+        time: verify.elapsed(),
+    };
+    Ok((ebpf, verifier))
 }
 
 impl BpfTier {
@@ -494,57 +606,28 @@ impl BpfTier {
         limits: Limits,
     ) -> Result<Self, BpfError> {
         let mut report = LoadReport::default();
-        let planned = plan(files, limits, &mut report);
-        let slots = REGIONS * REGION_SLOTS;
-        let start = Instant::now();
-        // Array maps need at least one entry; with no files the program answers NO_MODEL.
-        let at_least_one = |n: u64| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let (planned, used) = plan(files, limits, &mut report);
+        let sizes = Sizes::of(&used, &report, limits.spare);
+        report.spare_bytes = sizes.spare_bytes(&used, &report);
+        // Replacements may move a file to the layout the load does not fill: keep both then.
         let mut layouts = 0u32;
-        if report.compact_files < planned.len() {
+        if report.compact_files < planned.len() || limits.spare.any() {
             layouts |= abi::LAYOUT_LEARNED;
         }
-        if report.compact_files > 0 {
+        if report.compact_files > 0 || limits.spare.any() {
             layouts |= abi::LAYOUT_COMPACT;
         }
-        let mut ebpf = EbpfLoader::new()
-            // A refusal's log is the verifier's reason and statistics, not every instruction.
-            .verifier_log_level(VerifierLogLevel::STATS)
-            // Not required: a variant object (`load_object`) may lack it and read both maps.
-            .override_global("iomap_layouts", &layouts, false)
-            .map_max_entries(
-                "FILES",
-                at_least_one((planned.len() - report.compact_files) as u64),
-            )
-            .map_max_entries("SEGS", at_least_one(report.segments))
-            .map_max_entries("RADIX", at_least_one(report.buckets))
-            .map_max_entries("EXTENTS", at_least_one(report.learned_extents))
-            .map_max_entries("CFILES", at_least_one(report.compact_files as u64))
-            .map_max_entries("PIECES", at_least_one(report.pieces))
-            .map_max_entries("CBUCKETS", at_least_one(report.compact_buckets))
-            .map_max_entries("WORDS", at_least_one(report.words + 1))
-            .map_max_entries("QUERIES", slots as u32)
-            .map_max_entries("ANSWERS", slots as u32)
-            .load(object)
-            .map_err(BpfError::from_load)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| BpfError::Object(format!("no program {PROGRAM} in the object")))?
-            .try_into()
-            .map_err(|e| BpfError::Object(format!("program {PROGRAM}: {e}")))?;
-        let verify = Instant::now();
-        program.load().map_err(BpfError::from_program)?;
-        report.verifier = VerifierStats {
-            processed: program
-                .info()
-                .ok()
-                .and_then(|i| i.verified_instruction_count()),
-            time: verify.elapsed(),
-        };
+        let start = Instant::now();
+        let (mut ebpf, verifier) = load_program(object, &sizes, layouts)?;
+        report.verifier = verifier;
         report.load = start.elapsed();
 
         let start = Instant::now();
-        fill(&mut ebpf, &planned, &report)?;
+        let space = used.resized(sizes.arrays);
+        let mut writer = Writer::new(&mut ebpf, space, (sizes.files, sizes.cfiles), layouts)?;
+        writer.fill(&planned)?;
         report.fill = start.elapsed();
+        let slots = REGIONS * REGION_SLOTS;
         let queries = mmap(&ebpf, "QUERIES", slots)?;
         let answers = mmap(&ebpf, "ANSWERS", slots)?;
         Ok(Self {
@@ -552,8 +635,31 @@ impl BpfTier {
             queries,
             answers,
             regions: (0..REGIONS).map(|_| Mutex::new(())).collect(),
+            writer: Mutex::new(writer),
             report,
         })
+    }
+
+    /// Replaces the form of `file.ino` in the program's maps by `file`'s (or loads it, if the
+    /// file had none), while lookups may run: every lookup finds the old form or the new one,
+    /// whole. The new form goes into free slots, its header is published with one hash-map
+    /// update, and the call returns after an RCU grace period, when no lookup can still read
+    /// the old form (its slots are then free). A form that cannot be loaded (no room kept by
+    /// [`Limits::spare`], a window over the bound, ...) is [`Replaced::Skipped`], and the old
+    /// form is removed: it describes a map that no longer is. Replacements are serialised.
+    pub fn replace(&self, file: BpfFile<'_>) -> Result<Replaced, BpfError> {
+        self.writer.lock().replace(&file)
+    }
+
+    /// Removes `ino`'s form (its queries then fall back); whether it had one. Returns after a
+    /// grace period, like [`BpfTier::replace`].
+    pub fn remove(&self, ino: u64) -> Result<bool, BpfError> {
+        self.writer.lock().remove(ino)
+    }
+
+    /// Per array: its name, the slots in use and its capacity.
+    pub fn room(&self) -> Vec<(&'static str, u64, u32)> {
+        self.writer.lock().room()
     }
 
     /// What loading found.
@@ -668,55 +774,8 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
-/// Writes the planned files into FILES, SEGS, RADIX and EXTENTS (learned), CFILES, PIECES,
-/// CBUCKETS and WORDS (compact).
-fn fill(ebpf: &mut Ebpf, planned: &[Planned<'_>], report: &LoadReport) -> Result<(), BpfError> {
-    {
-        let segs = mmap::<abi::Seg>(ebpf, "SEGS", report.segments as usize)?;
-        let exts = mmap::<abi::Extent>(ebpf, "EXTENTS", report.learned_extents as usize)?;
-        let radix = mmap::<abi::Bucket>(ebpf, "RADIX", report.buckets as usize)?;
-        let pieces = mmap::<abi::Piece>(ebpf, "PIECES", report.pieces as usize)?;
-        let cbuckets = mmap::<abi::CBucket>(ebpf, "CBUCKETS", report.compact_buckets as usize)?;
-        let words = mmap::<u64>(ebpf, "WORDS", report.words as usize)?;
-        for p in planned {
-            match (&p.entry, p.file.index) {
-                (Entry::Learned(entry), BpfIndex::Learned(ix)) => {
-                    fill_learned(entry, ix, &exts, &radix, &segs)
-                }
-                (Entry::Compact(entry), BpfIndex::Compact(c)) => {
-                    fill_compact(entry, c, &pieces, &cbuckets, &words)
-                }
-                _ => return Err(BpfError::Object("planned entry of the wrong form".into())),
-            }
-        }
-    }
-    for p in planned {
-        match p.entry {
-            Entry::Learned(entry) => insert(ebpf, "FILES", p.file.ino, entry)?,
-            Entry::Compact(entry) => insert(ebpf, "CFILES", p.file.ino, entry)?,
-        }
-    }
-    Ok(())
-}
-
-/// Inserts `value` under inode `ino` in hash map `name`.
-fn insert<V: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    ino: u64,
-    value: V,
-) -> Result<(), BpfError> {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or_else(|| BpfError::Object(format!("no map {name} in the object")))?;
-    let mut files: BpfHashMap<&mut MapData, u64, V> =
-        BpfHashMap::try_from(map).map_err(|e| BpfError::Object(format!("map {name}: {e}")))?;
-    files
-        .insert(ino, value, 0)
-        .map_err(|e| BpfError::Object(format!("map {name}, inode {ino}: {e}")))
-}
-
-fn fill_learned(
+/// Writes a learned form into the slots its entry names.
+pub(crate) fn fill_learned(
     entry: &abi::File,
     ix: &LearnedIndex,
     exts: &MmapArray<abi::Extent>,
@@ -759,7 +818,8 @@ fn extent(e: &ext4::Extent) -> abi::Extent {
     }
 }
 
-fn fill_compact(
+/// Writes a compact form into the slots its entry names.
+pub(crate) fn fill_compact(
     entry: &abi::CFile,
     c: &CompactIndex,
     pieces: &MmapArray<abi::Piece>,
