@@ -319,3 +319,37 @@ fn cache_replays_the_committed_traces_without_a_stale_answer() {
         }
     }
 }
+
+/// `reports cache --bpf` (root): the committed traces replayed through the BPF tier in the
+/// kernel, the file's compact form replaced after its map changes; every answer of the program
+/// is the map's at that moment.
+#[test]
+fn the_bpf_tier_replays_the_committed_traces_without_a_wrong_answer() {
+    if !imagekit::root_or_skip("the_bpf_tier_replays_the_committed_traces_without_a_wrong_answer") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/traces");
+    let traces: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let mut args = vec!["cache", "--json", "--budget", "256K", "--bpf"];
+    args.extend(traces.iter().map(String::as_str));
+    let rows = reports(&args);
+    let in_kernel: Vec<_> = rows
+        .iter()
+        .filter(|r| r.get("answered").is_some())
+        .collect();
+    assert_eq!(in_kernel.len(), 2, "one traced file per trace: {rows:?}");
+    let (mut answered, mut replaced) = (0.0, 0.0);
+    for r in in_kernel {
+        assert_eq!(num(r, "wrong"), 0.0, "{r}");
+        answered += num(r, "answered");
+        replaced += num(r, "replacements");
+    }
+    // "0 wrong" means something only if the program answered, on maps that changed.
+    assert!(
+        answered >= 5_000.0 && replaced >= 500.0,
+        "{answered} answers, {replaced} replacements"
+    );
+}

@@ -21,10 +21,18 @@
 //! A query that is a write into a hole (the next change maps the block asked) goes to the server
 //! whatever is cached, since the server allocates: it counts as an upcall for every structure.
 //!
+//! Times: each in-kernel answer alone (a cache lookup, or the learned map's), each change's
+//! update (an invalidation; the learned delta's logging, its rebuild built aside and its swap),
+//! the clock's own cost taken off. With `--round-trip-us`, the mapping cost per query adds the
+//! upcalls at that price. With `--bpf` (root) every file is also replayed through the BPF tier
+//! in the kernel ([`bpf`]).
+//!
 //! What the trace cannot show: writes that change no block (overwrites of written blocks)
 //! invalidate the kernel's cache at I/O completion but leave no map change in an ext4 trace,
 //! so the replayed caches see fewer invalidations than fuse-iomap would: the baseline is
 //! flattered, never the learned tier.
+
+mod bpf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -64,7 +72,13 @@ pub struct Args {
     /// price. The demo measures it on its own mount.
     #[arg(long, value_name = "US")]
     round_trip_us: Option<f64>,
+    /// Also replay every file through the BPF tier in the kernel (root): its compact form
+    /// replaced after changes, every answer checked.
+    #[arg(long)]
+    bpf: bool,
 }
+
+pub use bpf::{replay_all as replay_bpf, BpfReplay};
 
 /// `64K`, `2M` or a number of bytes.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -100,8 +114,8 @@ pub struct Row {
     pub mean_bytes: f64,
     pub destroys: u64,
     pub rebuilds: u64,
-    /// An in-kernel answer (the cache's lookup or the learned map's), median, ns, the timer's
-    /// own cost taken off.
+    /// An in-kernel answer (the cache's lookup or the learned map's), median, ns (every time in
+    /// a row has the clock's own cost taken off).
     pub lookup_ns_p50: u64,
     /// Per mapping query: the median lookup plus the upcall share times the FUSE round trip
     /// (when one is given).
@@ -120,6 +134,7 @@ pub struct Row {
 
 pub fn run(args: &Args) -> Result<()> {
     let mut rows = Vec::new();
+    let mut in_kernel = Vec::new();
     for path in &args.traces {
         let trace = tables::trace::read_trace(path)?;
         trace.check().with_context(|| {
@@ -140,13 +155,37 @@ pub fn run(args: &Args) -> Result<()> {
             args.min_queries,
             round_trip,
         )?);
+        if args.bpf {
+            in_kernel.extend(
+                replay_bpf(&name, &trace, args.min_queries)
+                    .with_context(|| format!("{}: replaying through BPF", path.display()))?,
+            );
+        }
     }
     if args.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
+        for b in &in_kernel {
+            println!("{}", serde_json::to_string(b)?);
+        }
     } else {
         print!("{}", table(&rows));
+        for b in &in_kernel {
+            println!(
+                "BPF tier, {} inode {}: {} answers, {} wrong, {} fell back, {} forms replaced \
+                 ({} could not load)",
+                b.trace, b.file, b.answered, b.wrong, b.fell_back, b.replacements, b.skipped
+            );
+        }
+    }
+    if let Some(b) = in_kernel.iter().find(|b| b.wrong > 0) {
+        bail!(
+            "the BPF tier answered {} wrong mappings on {} inode {}",
+            b.wrong,
+            b.trace,
+            b.file
+        );
     }
     if let Some(r) = rows.iter().find(|r| r.stale > 0) {
         bail!(
@@ -203,25 +242,31 @@ pub fn replay(
     min_queries: usize,
     round_trip_ns: Option<f64>,
 ) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for ino in files(trace, min_queries) {
+        rows.extend(replay_file(name, trace, ino, budgets, round_trip_ns)?);
+    }
+    Ok(rows)
+}
+
+/// The regular files of `trace` (those FIEMAP mapped, at the start or at a checkpoint) with at
+/// least `min_queries` queries.
+fn files(trace: &Trace, min_queries: usize) -> Vec<u64> {
     let mut queries: BTreeMap<u64, usize> = BTreeMap::new();
     for e in &trace.events {
         if let Event::Query { ino, .. } = e {
             *queries.entry(*ino).or_default() += 1;
         }
     }
-    // Regular files: those FIEMAP mapped (at the start or at a checkpoint).
     let mut files: BTreeSet<u64> = trace.initial.keys().copied().collect();
     files.extend(trace.events.iter().filter_map(|e| match e {
         Event::Checkpoint { ino, .. } => Some(*ino),
         _ => None,
     }));
-    let mut rows = Vec::new();
-    for ino in files {
-        if queries.get(&ino).copied().unwrap_or(0) >= min_queries.max(1) {
-            rows.extend(replay_file(name, trace, ino, budgets, round_trip_ns)?);
-        }
-    }
-    Ok(rows)
+    files
+        .into_iter()
+        .filter(|ino| queries.get(ino).copied().unwrap_or(0) >= min_queries.max(1))
+        .collect()
 }
 
 /// One structure replaying one file at one budget.
@@ -281,15 +326,14 @@ impl Replayed {
     }
 
     /// One `iomap_begin` for block q. `allocating`: a write into a hole, which the server must
-    /// answer whatever is cached (it allocates). `timer`: the clock's own cost, taken off the
-    /// lookup's time.
+    /// answer whatever is cached (it allocates). Only the in-kernel answer is timed.
     fn query(
         &mut self,
         ix: &ChangingIndex,
         truth: &FileMap,
         q: u64,
         allocating: bool,
-        timer: u64,
+        clock: Clock,
     ) -> Result<()> {
         let learned_bytes = ix.bytes() as u64;
         let use_learned = match self.learned {
@@ -298,14 +342,14 @@ impl Replayed {
             Learned::InFront => true,
         };
         // The in-kernel answer, timed alone (its check against the map and the upcall are not).
-        let t = Instant::now();
-        let hit = if use_learned {
-            Hit::Learned(ix.find(q as u32))
-        } else {
-            Hit::Cached(self.cache.lookup(q))
-        };
-        let ns = t.elapsed().as_nanos() as u64;
-        self.lookup_ns.push(ns.saturating_sub(timer));
+        let (hit, ns) = clock.time(|| {
+            if use_learned {
+                Hit::Learned(ix.find(q as u32))
+            } else {
+                Hit::Cached(self.cache.lookup(q))
+            }
+        });
+        self.lookup_ns.push(ns);
         let (right, upcall) = match hit {
             _ if allocating => (true, true),
             Hit::Learned(l) => (learned_right(l, truth, q), false),
@@ -356,23 +400,22 @@ impl Replayed {
     }
 
     /// Invalidates what `change` touches, as fuse-iomap does after the operation behind it.
-    fn change(&mut self, change: &Change) {
-        let t = Instant::now();
-        match *change {
+    fn change(&mut self, change: &Change, clock: Clock) {
+        let ((), ns) = clock.time(|| match *change {
             Change::Map(e) => self.cache.invalidate(e.lblk.into(), Some(e.len.into())),
             Change::Unmap { lblk, len } => self.cache.invalidate(lblk, Some(len)),
             Change::Collapse { lblk, .. } | Change::Insert { lblk, .. } => {
                 self.cache.invalidate(lblk, None)
             }
-        }
-        self.update_ns.push(t.elapsed().as_nanos() as u64);
+        });
+        self.update_ns.push(ns);
     }
 }
 
 /// The learned map's cost of the changes: logging each in the delta, the rebuilds (built aside
 /// from a snapshot while the delta answers) and their swaps (the only wait a lookup sees).
-#[derive(Default)]
 struct LearnedUpdates {
+    clock: Clock,
     apply_ns: Vec<u64>,
     rebuild_ns: Vec<u64>,
     install_ns: Vec<u64>,
@@ -381,16 +424,14 @@ struct LearnedUpdates {
 impl LearnedUpdates {
     /// Logs `change` in `ix` and rebuilds when the cost rule says so; `now` is the map after it.
     fn apply(&mut self, ix: &mut ChangingIndex, change: &Change, now: &FileMap) -> Result<()> {
-        let t = Instant::now();
-        let full = ix.apply(change, now);
-        self.apply_ns.push(t.elapsed().as_nanos() as u64);
+        let (full, ns) = self.clock.time(|| ix.apply(change, now));
+        self.apply_ns.push(ns);
         if full {
-            let t = Instant::now();
-            let rebuilt = Rebuilt::of(now)?;
-            self.rebuild_ns.push(t.elapsed().as_nanos() as u64);
-            let t = Instant::now();
-            ix.install(rebuilt, &[], now);
-            self.install_ns.push(t.elapsed().as_nanos() as u64);
+            let (rebuilt, ns) = self.clock.time(|| Rebuilt::of(now));
+            self.rebuild_ns.push(ns);
+            let rebuilt = rebuilt?;
+            let ((), ns) = self.clock.time(|| ix.install(rebuilt, &[], now));
+            self.install_ns.push(ns);
         }
         Ok(())
     }
@@ -403,12 +444,17 @@ fn replay_file(
     budgets: &[u64],
     round_trip_ns: Option<f64>,
 ) -> Result<Vec<Row>> {
-    let timer = timer_ns();
+    let clock = Clock::new();
     let initial = trace.initial.get(&ino).cloned().unwrap_or_default();
     let mut truth = FileMap::from_extents(&initial);
     let mut ix = ChangingIndex::new(&truth)
         .with_context(|| format!("inode {ino}: building its learned map"))?;
-    let mut updates = LearnedUpdates::default();
+    let mut updates = LearnedUpdates {
+        clock,
+        apply_ns: Vec::new(),
+        rebuild_ns: Vec::new(),
+        install_ns: Vec::new(),
+    };
     let mut runs: Vec<Replayed> = Vec::new();
     for &b in budgets {
         runs.push(Replayed::new(STRUCTURES[0], b, Learned::Never));
@@ -426,7 +472,7 @@ fn replay_file(
                 let allocating = truth.find(q).is_none()
                     && matches!(events.get(i + 1), Some(Event::Change { change: Change::Map(m), .. }) if m.lblk <= *lblk && q < u64::from(m.lblk) + u64::from(m.len));
                 for r in &mut runs {
-                    r.query(&ix, &truth, q, allocating, timer)?;
+                    r.query(&ix, &truth, q, allocating, clock)?;
                 }
             }
             Event::Change { change, .. } => {
@@ -441,7 +487,7 @@ fn replay_file(
                     .apply(&mut ix, change, &truth)
                     .with_context(|| format!("inode {ino}: rebuilding its learned map"))?;
                 for r in &mut runs {
-                    r.change(change);
+                    r.change(change, clock);
                 }
             }
             Event::Checkpoint { .. } => {}
@@ -571,16 +617,33 @@ fn holds(m: &CachedMapping, truth: &FileMap) -> bool {
     }
 }
 
-/// What reading the clock twice costs, median of a thousand.
-fn timer_ns() -> u64 {
-    let mut v: Vec<u64> = (0..1001)
-        .map(|_| {
-            let t = Instant::now();
-            t.elapsed().as_nanos() as u64
-        })
-        .collect();
-    v.sort_unstable();
-    v[v.len() / 2]
+/// Times what the replay measures, the clock's own cost (reading it twice, median of a
+/// thousand) taken off.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    overhead: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let mut v: Vec<u64> = (0..1001)
+            .map(|_| {
+                let t = Instant::now();
+                t.elapsed().as_nanos() as u64
+            })
+            .collect();
+        v.sort_unstable();
+        Self {
+            overhead: v[v.len() / 2],
+        }
+    }
+
+    fn time<T>(self, f: impl FnOnce() -> T) -> (T, u64) {
+        let t = Instant::now();
+        let v = f();
+        let ns = t.elapsed().as_nanos() as u64;
+        (v, ns.saturating_sub(self.overhead))
+    }
 }
 
 fn percentiles(v: &[u64]) -> (u64, u64, u64) {
