@@ -192,4 +192,23 @@ proptest! {
             }
         }
     }
+
+    /// The compact form of a map never holds more bytes than the kernel's iext tree with
+    /// 16-byte records holds for it (whenever the tree can hold the map at all): a user who
+    /// shapes a file's map cannot make the learned tier cost more memory than the kernel's.
+    #[test]
+    fn compact_never_holds_more_than_the_kernel_tree(exts in extent_map()) {
+        let Ok(tree) = XfsIextIndex::new(&exts) else {
+            return Ok(());
+        };
+        let c = CompactIndex::new(&exts).unwrap();
+        prop_assert!(
+            c.heap_bytes() <= tree.heap_bytes(),
+            "{} extents: compact {:?} {} B, iext16 {} B",
+            exts.len(),
+            c.form(),
+            c.heap_bytes(),
+            tree.heap_bytes()
+        );
+    }
 }

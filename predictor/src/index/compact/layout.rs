@@ -10,7 +10,7 @@ pub enum CompactLayout<'a> {
     /// No extents.
     Empty,
     /// A plain extent array (the one-extent and plain-array forms), searched whole.
-    Plain(&'a [Extent]),
+    Plain(Cow<'a, [Extent]>),
     /// The packed form.
     Packed(PackedLayout<'a>),
 }

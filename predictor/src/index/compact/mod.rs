@@ -5,11 +5,19 @@
 //! # Forms (the per-file cost-benefit choice)
 //! Every file gets the cheapest exact form that suits it ([`CompactForm`]):
 //! - no extents: nothing; one extent: the extent itself, inline, no heap and no model;
-//! - up to [`PLAIN_MAX`] extents: a plain array (a few cache lines; a model would cost more
-//!   bytes than it saves, and a search over 8 records is as fast as any prediction);
+//! - up to [`PLAIN_MAX`] extents: a plain array of 16-byte records, the kernel's iext record
+//!   size (a few cache lines; a model would cost more bytes than it saves, and a search over 8
+//!   records is as fast as any prediction);
 //! - more: the **packed** form below, unless the plain array is smaller (a dozen extents or
 //!   so) or a field does not pack (a physical delta wider than [`MAX_FIELD_BITS`], which no ext4
 //!   map produces).
+//!
+//! So a file's form never holds more bytes than the kernel's iext tree with 16-byte records
+//! for the same map: the tree spends at least 16 bytes per extent (full 256-byte leaves of 15
+//! records, inner nodes above them; a root leaf sized to its records), and the form is at
+//! most the plain array's 16 (`props::compact_never_holds_more_than_the_kernel_tree`). Only
+//! a map with a physical block at or past 2^63, which no iext record can hold either, keeps
+//! 24-byte [`Extent`]s.
 //!
 //! # The packed form
 //! The extents are cut into *pieces* in logical order:
@@ -55,6 +63,8 @@
 //! As in [`super::LearnedIndex`]: the answer `j` of a window search must satisfy
 //! `start[j] <= q < start[j + 1]` on the stored (exact) starts, or the lookup is a miss, so a
 //! wrong model can cost time, never a wrong mapping.
+
+use std::borrow::Cow;
 
 use ext4::{BlockMap, Extent};
 
@@ -159,10 +169,64 @@ enum Form {
     #[default]
     Empty,
     One(Extent),
-    Plain(Box<[Extent]>),
+    Plain(Box<[PlainRec]>),
+    /// A plain array of a map whose physical blocks do not fit a [`PlainRec`].
+    Wide(Box<[Extent]>),
     // Inline, not boxed: one dependent load fewer per lookup, for 32 more bytes per file.
     Packed(Packed),
 }
+
+/// An extent of a plain array in 16 bytes, as the kernel's iext record holds one: logical
+/// start, length, and the physical start with the unwritten flag in its top bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct PlainRec {
+    lblk: u32,
+    len: u32,
+    pblk_unwritten: u64,
+}
+
+const UNWRITTEN_BIT: u64 = 1 << 63;
+
+impl PlainRec {
+    /// `None` for a physical block at or past 2^63.
+    fn of(e: &Extent) -> Option<Self> {
+        (e.pblk < UNWRITTEN_BIT).then_some(Self {
+            lblk: e.lblk,
+            len: e.len,
+            pblk_unwritten: e.pblk | if e.unwritten { UNWRITTEN_BIT } else { 0 },
+        })
+    }
+
+    fn extent(self) -> Extent {
+        Extent {
+            lblk: self.lblk,
+            pblk: self.pblk_unwritten & !UNWRITTEN_BIT,
+            len: self.len,
+            unwritten: self.pblk_unwritten & UNWRITTEN_BIT != 0,
+        }
+    }
+}
+
+/// The plain-array form of `exts`.
+fn plain(exts: &[Extent]) -> Form {
+    match exts.iter().map(PlainRec::of).collect::<Option<Box<[_]>>>() {
+        Some(recs) => Form::Plain(recs),
+        None => Form::Wide(exts.into()),
+    }
+}
+
+/// Bytes of the plain-array form of `exts`.
+fn plain_bytes(exts: &[Extent]) -> usize {
+    if exts.iter().all(|e| e.pblk < UNWRITTEN_BIT) {
+        std::mem::size_of_val(exts) / std::mem::size_of::<Extent>()
+            * std::mem::size_of::<PlainRec>()
+    } else {
+        std::mem::size_of_val(exts)
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<PlainRec>() == 16);
 
 /// An arithmetic run: extent `i` (from 0) starts at `first_key + i * step`, is `len` blocks
 /// long at `pblk + i * pstep` (wrapping, so a descending layout is a run too).
@@ -316,7 +380,7 @@ impl CompactIndex {
     pub fn model(&self) -> Option<Model> {
         match &self.form {
             Form::Packed(p) => Some(p.model()),
-            Form::Empty | Form::One(_) | Form::Plain(_) => None,
+            Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => None,
         }
     }
 
@@ -328,12 +392,12 @@ impl CompactIndex {
         let form = match exts {
             [] => Form::Empty,
             [e] => Form::One(*e),
-            _ if exts.len() <= PLAIN_MAX => Form::Plain(exts.into()),
+            _ if exts.len() <= PLAIN_MAX => plain(exts),
             // Packed only where it is smaller than the plain array (from a dozen extents or so:
             // a bucket, a piece and a block header cost some 160 bytes).
             _ => match Packed::new(exts, lines)? {
-                Some(p) if p.heap_bytes() < std::mem::size_of_val(exts) => Form::Packed(p),
-                _ => Form::Plain(exts.into()),
+                Some(p) if p.heap_bytes() < plain_bytes(exts) => Form::Packed(p),
+                _ => plain(exts),
             },
         };
         Ok(Self { form })
@@ -344,7 +408,7 @@ impl CompactIndex {
         match self.form {
             Form::Empty => CompactForm::Empty,
             Form::One(_) => CompactForm::One,
-            Form::Plain(_) => CompactForm::Plain,
+            Form::Plain(_) | Form::Wide(_) => CompactForm::Plain,
             Form::Packed(_) => CompactForm::Packed,
         }
     }
@@ -356,6 +420,7 @@ impl CompactIndex {
             Form::Empty => {}
             Form::One(_) => s.extents = 1,
             Form::Plain(e) => s.extents = e.len(),
+            Form::Wide(e) => s.extents = e.len(),
             Form::Packed(p) => {
                 for piece in p.pieces.iter() {
                     match piece.body {
@@ -380,7 +445,8 @@ impl CompactIndex {
         match &self.form {
             Form::Empty => Vec::new(),
             Form::One(e) => vec![*e],
-            Form::Plain(e) => e.to_vec(),
+            Form::Plain(e) => e.iter().map(|r| r.extent()).collect(),
+            Form::Wide(e) => e.to_vec(),
             Form::Packed(p) => p.extents(),
         }
     }
@@ -389,8 +455,9 @@ impl CompactIndex {
     pub fn layout(&self) -> CompactLayout<'_> {
         match &self.form {
             Form::Empty => CompactLayout::Empty,
-            Form::One(e) => CompactLayout::Plain(std::slice::from_ref(e)),
-            Form::Plain(e) => CompactLayout::Plain(e),
+            Form::One(e) => CompactLayout::Plain(Cow::Borrowed(std::slice::from_ref(e))),
+            Form::Plain(e) => CompactLayout::Plain(e.iter().map(|r| r.extent()).collect()),
+            Form::Wide(e) => CompactLayout::Plain(Cow::Borrowed(e)),
             Form::Packed(p) => CompactLayout::Packed(p.layout()),
         }
     }
@@ -413,7 +480,15 @@ impl CompactIndex {
             Form::Empty => Lookup::Found(BlockMap::Hole { next: None }),
             Form::One(e) if q < e.lblk => Lookup::Found(BlockMap::Hole { next: Some(e.lblk) }),
             Form::One(e) => Lookup::Found(resolve(q, Some(*e), None)),
-            Form::Plain(exts) => {
+            Form::Plain(recs) => {
+                let n = recs.partition_point(|r| r.lblk <= q);
+                let at = n
+                    .checked_sub(1)
+                    .and_then(|j| recs.get(j))
+                    .map(|r| r.extent());
+                Lookup::Found(resolve(q, at, recs.get(n).map(|r| r.lblk)))
+            }
+            Form::Wide(exts) => {
                 let n = exts.partition_point(|e| e.lblk <= q);
                 let at = n.checked_sub(1).and_then(|j| exts.get(j)).copied();
                 Lookup::Found(resolve(q, at, exts.get(n).map(|e| e.lblk)))
@@ -431,7 +506,8 @@ impl ExtentIndex for CompactIndex {
     fn heap_bytes(&self) -> usize {
         match &self.form {
             Form::Empty | Form::One(_) => 0,
-            Form::Plain(e) => std::mem::size_of_val::<[Extent]>(e),
+            Form::Plain(e) => std::mem::size_of_val::<[PlainRec]>(e),
+            Form::Wide(e) => std::mem::size_of_val::<[Extent]>(e),
             Form::Packed(p) => p.heap_bytes(),
         }
     }
