@@ -66,7 +66,7 @@ pub fn section(report: &str, report_link: &str) -> Result<String> {
         let _ = writeln!(md, "{s}");
     }
     let _ = write!(md, "\n{END}");
-    Ok(md)
+    Ok(wrap(&md))
 }
 
 /// The README's answer: the run's date, machine and code, the report's first
@@ -106,7 +106,46 @@ pub fn answer(report: &str, report_link: &str) -> Result<String> {
         let _ = writeln!(md, "{f}");
     }
     let _ = write!(md, "\n![fig. 10]({dir}fig10_cache.png)\n\n{ANSWER_END}");
-    Ok(md)
+    Ok(wrap(&md))
+}
+
+/// Longest line of generated prose.
+pub const WIDTH: usize = 100;
+
+/// `md` with its prose and bullet lines wrapped at spaces to [`WIDTH`] columns (a bullet's
+/// continuation indented two spaces, as Markdown reads it); tables, images and markers stay
+/// whole, and so does a word longer than the width.
+pub fn wrap(md: &str) -> String {
+    let mut out = String::with_capacity(md.len() + md.len() / WIDTH);
+    for line in md.lines() {
+        let keep = line.len() <= WIDTH
+            || ["|", "![", "<!--", "#", "```"]
+                .iter()
+                .any(|p| line.trim_start().starts_with(p));
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let indent = if line.starts_with("- ") { "  " } else { "" };
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.len() + 1 + word.len() > WIDTH {
+                out.push_str(&current);
+                out.push('\n');
+                current = indent.to_string();
+            } else if !current.is_empty() && current != indent {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    if !md.ends_with('\n') {
+        out.pop();
+    }
+    out
 }
 
 /// `readme` with the demo section replaced by `generated` (which carries its marker lines);
@@ -158,7 +197,7 @@ pub fn run(
     let new_doc = splice(&doc, &section(&rep, &link(results_doc))?)?;
     let generated = format!(
         "{RESULTS_BEGIN}\n\n{}\n\n{RESULTS_END}",
-        crate::results::render(&res)
+        wrap(&crate::results::render(&res))
     );
     let new_doc = splice_between(&new_doc, RESULTS_BEGIN, RESULTS_END, &generated)?;
     let same = new_readme == text && new_doc == doc;
@@ -184,6 +223,26 @@ fn relative(target: &Path, from_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_lines_wrap_at_the_width_and_keep_every_word() {
+        let long = format!("- **Lead**: {} end", "word ".repeat(60));
+        let table = format!("| {} |", "x".repeat(150));
+        let md = format!("{long}\n{table}\nshort\n");
+        let out = wrap(&md);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 4, "{out}");
+        for l in &lines {
+            assert!(l.len() <= WIDTH || l.starts_with('|'), "{l:?}");
+        }
+        assert!(lines[1..]
+            .iter()
+            .take_while(|l| !l.starts_with('|'))
+            .all(|l| l.starts_with("  ")));
+        let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(words(&out), words(&md));
+        assert!(out.contains(&table) && out.ends_with("short\n"));
+    }
 
     const REPORT: &str = "# r\n\n- **Command**: `reports demo`\n- **Date**: d\n- **Tables** (x): `t`\n\n## Images\n\n- i\n\n## Summary\n\n- first 1.5x\n- second\n\n## Headline\n\n- not this\n";
 
