@@ -1,9 +1,8 @@
-//! Lookup time per structure and extent-map size in the two regimes (`benches` crate docs):
-//! warm (`uniform-warm`: one structure, one batch of 4096 queries asked again and again in
-//! `WARM_BATCHES` orders taken in turn; `sequential-warm`: batches of 4096 consecutive blocks
-//! from as many starts)
-//! and cold (`uniform-cold`: the batch spread over copies of the structure filling twice the
-//! last-level cache); and on real images, warm uniform queries plus the on-disk walk.
+//! Lookup time per structure and extent-map size in three regimes (`predictor::regime`):
+//! `warm-alone` (one structure, one batch of 4096 uniform queries asked again and again in
+//! `WARM_BATCHES` orders taken in turn), `sequential` (batches of 4096 consecutive blocks from
+//! as many starts) and `cold-many-files` (the batch spread over copies of the structure filling
+//! twice the last-level cache); and on real images, `warm-alone` plus the on-disk walk.
 
 use std::hint::black_box;
 
@@ -16,6 +15,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
 use ext4::Extent;
+use predictor::regime::Regime;
 use predictor::synth::{allocator_like, in_orders, sequential_queries, uniform_queries};
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
@@ -39,7 +39,7 @@ fn bench_warm<I: ExtentIndex>(
 }
 
 /// Benches one structure, built by `build`, in both regimes: the warm streams on one copy,
-/// then `uniform-cold` over as many copies as fill twice the last-level cache (only one
+/// then `cold-many-files` over as many copies as fill twice the last-level cache (only one
 /// structure's copies alive at a time). Generic, so each structure's `find` is inlined into
 /// the loop as it would be in a server (no virtual call per lookup).
 fn bench_structure<I: ExtentIndex>(
@@ -55,9 +55,11 @@ fn bench_structure<I: ExtentIndex>(
     drop(ix);
     let all: Vec<I> = (0..copies).map(|_| build()).collect();
     let qs = cold_queries(cold_keys, copies, 4);
-    g.bench_with_input(BenchmarkId::new(name, "uniform-cold"), &qs, |b, qs| {
-        b.iter(|| run_cold_batch(&all, black_box(qs)))
-    });
+    g.bench_with_input(
+        BenchmarkId::new(name, Regime::ColdManyFiles.name()),
+        &qs,
+        |b, qs| b.iter(|| run_cold_batch(&all, black_box(qs))),
+    );
 }
 
 /// Every structure over `exts`, in turn.
@@ -109,9 +111,12 @@ fn synthetic(c: &mut Criterion) {
 /// batches from as many starts.
 fn warm_streams(exts: &[Extent], uniform: &[u32], seed: u64) -> [(&'static str, Vec<Vec<u32>>); 2] {
     [
-        ("uniform-warm", in_orders(uniform, WARM_BATCHES, 0)),
         (
-            "sequential-warm",
+            Regime::WarmAlone.name(),
+            in_orders(uniform, WARM_BATCHES, 0),
+        ),
+        (
+            Regime::Sequential.name(),
             (0..WARM_BATCHES)
                 .map(|k| sequential_queries(exts, BATCH, seed + (k << 32)))
                 .collect(),

@@ -30,6 +30,7 @@ pub mod mapping;
 pub mod model;
 pub mod ondisk;
 pub mod pack;
+pub mod regime;
 pub mod stack;
 pub mod synth;
 pub mod train;

@@ -5,8 +5,8 @@
 //! BPF times come from the `bpf` crate's [`bpf::timing`] (the kernel's own: `BPF_PROG_TEST_RUN`
 //! with `repeat`, one query per run); each figure is the median of `--rounds` such means.
 //! Userspace times loop the same queries through the same learned index, an iext tree with
-//! XFS's 16-byte records and a `BTreeMap` of the same extents (warm: the set is small and
-//! repeated).
+//! XFS's 16-byte records and a `BTreeMap` of the same extents (regime `warm-alone`: the set is
+//! small and repeated).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! `reports structures`: every lookup structure built over one file's extent map and raced on
 //! the same queries in three regimes, with its heap bytes counted by the allocator.
 //!
-//! # Regimes
-//! - **uniform, warm**: one batch of [`BATCH`] uniform random blocks over the file's span,
+//! # Regimes (`predictor::regime`)
+//! - **`warm-shared`**: one batch of [`BATCH`] uniform random blocks over the file's span,
 //!   asked again and again (two untimed passes first), each structure in turn, in one of
 //!   [`WARM_ORDERS`] orders per round: the working set is the cache lines that batch touches,
 //!   which stay in the caches, while the sequence of queries does not repeat. What a kernel
@@ -10,7 +10,7 @@
 //!   branch outcomes repeat every 4096 lookups and the branch predictor learns part of them:
 //!   on a map of 10^3 extents the iext tree's warm lookups took half the time they take in
 //!   changing orders, the compact index's about two thirds; `docs/design.md`, section 7.)
-//! - **uniform, cold**: before every timed lookup, a buffer of twice the last-level cache is
+//! - **`cold-evicted`**: before every timed lookup, a buffer of twice the last-level cache is
 //!   read (one load per 64-byte line; the size comes from sysfs, see [`Evictor`]), so the
 //!   structure's cache lines are gone; then the same block is looked up in a *twin* of the
 //!   structure (a second build over the same map, elsewhere in memory), which brings back the
@@ -21,7 +21,7 @@
 //!   this machine move a structure's cold time by up to a fifth ([`cold_race`]).
 //!   What an `iomap_begin` sees when the mapping cache was evicted by other work while the
 //!   lookup code stayed hot.
-//! - **sequential**: batches of [`BATCH`] consecutive blocks, as a sequential read asks for
+//! - **`sequential`**: batches of [`BATCH`] consecutive blocks, as a sequential read asks for
 //!   them (warm), from [`SEQUENTIAL_STARTS`] random starts taken in turn: one stretch of a map
 //!   (mostly holes, or one long extent) would stand for the whole file.
 //!
@@ -120,11 +120,11 @@ pub struct Row {
     pub bytes: usize,
     /// `bytes / extents`.
     pub bytes_per_extent: f64,
-    /// Median ns per lookup, uniform queries, warm.
-    pub ns_uniform_warm: f64,
-    /// Median ns per lookup, uniform queries, cold.
-    pub ns_uniform_cold: f64,
-    /// Median ns per lookup, sequential queries (warm).
+    /// Median ns per lookup, `warm-shared`.
+    pub ns_warm_shared: f64,
+    /// Median ns of one lookup, `cold-evicted`.
+    pub ns_cold_evicted: f64,
+    /// Median ns per lookup, `sequential`.
     pub ns_sequential: f64,
     /// The compact index's chosen form (empty for the others); not in the JSON, whose keys
     /// are fixed.
@@ -272,8 +272,8 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
             structure: name,
             bytes: b.heap_bytes,
             bytes_per_extent: b.heap_bytes as f64 / n.max(1) as f64,
-            ns_uniform_warm: median(w),
-            ns_uniform_cold: median(c),
+            ns_warm_shared: median(w),
+            ns_cold_evicted: median(c),
             ns_sequential: median(s),
             form: b.form(),
         })
@@ -334,7 +334,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub min_extents: usize,
     /// One JSON object per line (keys: file, extents, structure, bytes, bytes_per_extent,
-    /// ns_uniform_warm, ns_uniform_cold, ns_sequential) instead of a table.
+    /// ns_warm_shared, ns_cold_evicted, ns_sequential) instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Toy scale (a few samples; numbers are not meaningful).
@@ -372,8 +372,15 @@ pub fn run(args: &Args) -> Result<()> {
     );
     if !args.json {
         println!(
-            "{:<32} {:>9} {:<16} {:>12} {:>7} {:>9} {:>9} {:>9}  form",
-            "file", "extents", "structure", "bytes", "B/ext", "warm ns", "cold ns", "seq ns"
+            "{:<32} {:>9} {:<16} {:>12} {:>7} {:>12} {:>12} {:>12}  form",
+            "file",
+            "extents",
+            "structure",
+            "bytes",
+            "B/ext",
+            "warm-shared",
+            "cold-evicted",
+            "sequential"
         );
     }
     for (path, inode, extents) in files {
@@ -405,14 +412,14 @@ fn print_row(r: &Row, json: bool) {
         }
     } else {
         println!(
-            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>9.1} {:>9.1} {:>9.1}  {}",
+            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>12.1} {:>12.1} {:>12.1}  {}",
             r.file,
             r.extents,
             r.structure,
             r.bytes,
             r.bytes_per_extent,
-            r.ns_uniform_warm,
-            r.ns_uniform_cold,
+            r.ns_warm_shared,
+            r.ns_cold_evicted,
             r.ns_sequential,
             r.form
         );

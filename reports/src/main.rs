@@ -66,9 +66,10 @@ enum Command {
     Run(RunArgs),
     /// Race every lookup structure (learned-compact, learned, iext16, iext32, btreemap, sorted)
     /// on chosen files of an ext4 image (opened read-only): heap bytes counted by the
-    /// allocator, median ns per lookup for uniform queries warm and cold (caches evicted by
-    /// reading twice the last-level cache before each lookup, the lookup's code warmed by the
-    /// same lookup in a second build of the structure) and sequential queries.
+    /// allocator, median ns per lookup in the regimes warm-shared (uniform queries, the
+    /// structures in turn), cold-evicted (caches evicted by reading twice the last-level cache
+    /// before each lookup, the lookup's code warmed by the same lookup in a second build of the
+    /// structure) and sequential.
     Structures(compare::Args),
     /// Drive a running `server serve` with random iomap queries from several clients over its
     /// Unix socket; prints queries per second and batch round-trip latency as JSON.

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use predictor::regime::Regime;
+
 use crate::machine::Machine;
 
 /// Where `scripts/results.sh` and `reports readme` keep the results.
@@ -81,7 +83,7 @@ pub struct LookupRow {
     pub group: String,
     /// Structure (criterion function id).
     pub structure: String,
-    /// Regime and stream (`uniform-warm`, `sequential-warm`, `uniform-cold`).
+    /// Regime ([`Regime::name`]: `warm-alone`, `sequential`, `cold-many-files`).
     pub stream: String,
     /// Median ns per query.
     pub ns: f64,
@@ -295,12 +297,8 @@ const STRUCTURES: [(&str, &str); 7] = [
     ("rangemap", "RangeMap"),
 ];
 
-/// The regimes and streams, in row order.
-const STREAMS: [(&str, &str); 3] = [
-    ("uniform-warm", "uniform, warm"),
-    ("uniform-cold", "uniform, cold"),
-    ("sequential-warm", "sequential, warm"),
-];
+/// The criterion regimes, in row order.
+const STREAMS: [Regime; 3] = [Regime::WarmAlone, Regime::ColdManyFiles, Regime::Sequential];
 
 /// `x` with about three significant digits.
 fn ns(x: f64) -> String {
@@ -373,17 +371,17 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
         md,
         "**Lookup** (`cargo bench -p benches --bench lookup`), median ns per lookup over batches \
          of queries (`benches::BATCH`), synthetic allocator-like maps (irregular gaps and \
-         lengths), release build. Two regimes. **Warm**: one structure, one batch of uniform \
-         queries asked again and again in `benches::WARM_BATCHES` orders taken in turn \
-         (sequential: as many starts), so the cache lines the batch touches stay cached but \
-         the query sequence does not repeat for the branch predictor to learn: what an \
-         in-kernel mapping cache sees while one file is read hard. **Cold**: the same uniform \
-         queries, each sent to a random one of as many copies of the structure as fill twice \
-         the last-level cache (capped for tiny maps, `benches::MAX_COLD_COPIES`): what it sees \
-         when it holds many files' maps and each lookup is about another file. Speed-ups are \
-         against `iext16`, the kernel's in-core extent tree with XFS's 16-byte \
-         records (fuse-iomap caches in the same tree with 32-byte records, `iext32`); above 1 \
-         means faster.\n"
+         lengths), release build, in three regimes (`predictor::regime`): **{}**: {}; **{}**: \
+         {} (copies capped for tiny maps, `benches::MAX_COLD_COPIES`); **{}**: {}. Speed-ups \
+         are against `iext16`, the kernel's in-core extent tree with XFS's 16-byte records \
+         (fuse-iomap caches in the same tree with 32-byte records, `iext32`), in the same \
+         regime; above 1 means faster.\n",
+        Regime::WarmAlone,
+        Regime::WarmAlone.meaning(),
+        Regime::ColdManyFiles,
+        Regime::ColdManyFiles.meaning(),
+        Regime::Sequential,
+        Regime::Sequential.meaning(),
     );
     let mut header = "| extents | queries |".to_string();
     let mut rule = "|---|---|".to_string();
@@ -396,8 +394,9 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
     let _ = writeln!(md, "{header}\n{rule}");
     for &(size, n) in &sizes {
         let group = format!("lookup/{n}");
-        for (stream, label) in STREAMS {
-            let mut line = format!("| {} | {label} |", size_label(size));
+        for regime in STREAMS {
+            let stream = regime.name();
+            let mut line = format!("| {} | {stream} |", size_label(size));
             for (id, _) in STRUCTURES {
                 let _ = write!(
                     line,
@@ -427,16 +426,17 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
              file of at least 10^3 extents of the demo's images made by the kernel allocator \
              (`imagekit::kernel::DEMO_RECIPES`, built when the script runs as root). Same \
              regimes; the on-disk walk reads the image's tree blocks from the page cache (no \
-             cold row). ns per lookup:\n\n\
+             `cold-many-files` row). ns per lookup:\n\n\
              | file | regime | learned | learned-compact | iext16 | BTreeMap | on-disk walk | compact vs iext16 |\n\
              |---|---|---:|---:|---:|---:|---:|---:|"
         );
         for g in real {
-            for (stream, label) in &STREAMS {
+            for regime in STREAMS {
+                let stream = regime.name();
                 let cell = |s: &str| get(g, s, stream).map_or("-".into(), ns);
                 let _ = writeln!(
                     md,
-                    "| {} | {label} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {stream} | {} | {} | {} | {} | {} | {} |",
                     g.trim_start_matches("real/"),
                     cell("learned"),
                     cell("learned-compact"),
@@ -459,10 +459,11 @@ fn render_bpf(md: &mut String, rows: &[BpfRow]) {
         md,
         "**The BPF tier** (`reports bpf-latency --synthetic ...`, pinned with `taskset -c 1`): \
          kernel-measured ns per `BPF_PROG_TEST_RUN` run, one query per run, median of rounds \
-         of runs rotating over a set of uniform queries (warm: the runs repeat the same set); \
+         of runs rotating over a set of uniform queries (`warm-alone`: the runs repeat the \
+         same set); \
          the harness alone is a run that reads its query and answers nothing; the syscall is \
          the wall time of one test run from user space, as `mount --tier bpf` pays it. \
-         Userspace columns time the same queries on the same maps (warm).\n\n\
+         Userspace columns time the same queries on the same maps (`warm-alone`).\n\n\
          | extents | BPF, model | BPF, binary search | harness alone | one test-run syscall | \
          userspace learned | userspace iext16 | userspace BTreeMap |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|"
@@ -585,11 +586,11 @@ mod tests {
     #[test]
     fn criterion_output_is_read_per_element() {
         let dir = tempfile::tempdir().unwrap();
-        let new = dir.path().join("lookup_10/learned/uniform-warm/new");
+        let new = dir.path().join("lookup_10/learned/warm-alone/new");
         std::fs::create_dir_all(&new).unwrap();
         std::fs::write(
             new.join("benchmark.json"),
-            r#"{"group_id":"lookup/10","function_id":"learned","value_str":"uniform-warm","throughput":{"Elements":4096},"full_id":"x","directory_name":"x","title":"x"}"#,
+            r#"{"group_id":"lookup/10","function_id":"learned","value_str":"warm-alone","throughput":{"Elements":4096},"full_id":"x","directory_name":"x","title":"x"}"#,
         )
         .unwrap();
         std::fs::write(
@@ -601,7 +602,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].group.as_str(), rows[0].stream.as_str(), rows[0].ns),
-            ("lookup/10", "uniform-warm", 10.0)
+            ("lookup/10", "warm-alone", 10.0)
         );
         let r = Results {
             provenance: Provenance {
@@ -618,6 +619,6 @@ mod tests {
             fuzz: Vec::new(),
         };
         let md = render(&r);
-        assert!(md.contains("| 10 | uniform, warm | 10.0 | - |"), "{md}");
+        assert!(md.contains("| 10 | warm-alone | 10.0 | - |"), "{md}");
     }
 }

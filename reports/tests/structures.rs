@@ -13,8 +13,8 @@ const KEYS: [&str; 8] = [
     "structure",
     "bytes",
     "bytes_per_extent",
-    "ns_uniform_warm",
-    "ns_uniform_cold",
+    "ns_warm_shared",
+    "ns_cold_evicted",
     "ns_sequential",
 ];
 
@@ -60,7 +60,7 @@ fn check(lines: &[serde_json::Value]) -> BTreeMap<String, BTreeMap<String, u64>>
         let per = l["bytes_per_extent"].as_f64().unwrap_or(-1.0);
         assert!(extents > 0, "{l}");
         assert!((per - bytes as f64 / extents as f64).abs() < 1e-6, "{l}");
-        for k in ["ns_uniform_warm", "ns_uniform_cold", "ns_sequential"] {
+        for k in ["ns_warm_shared", "ns_cold_evicted", "ns_sequential"] {
             let v = l[k].as_f64().unwrap_or(-1.0);
             assert!(v.is_finite() && v >= 0.0, "{k} of {l}");
         }

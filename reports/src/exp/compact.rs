@@ -1,6 +1,6 @@
 //! Figure 9's question, in a table: the compact learned mapping (`learned-compact`) against the
 //! kernel's own cache structure (the iext tree with XFS's 16-byte records, `iext16`), per group
-//! of maps, in memory and in time (uniform warm, uniform cold, sequential), with every other
+//! of maps, in memory and in time (`warm-shared`, `cold-evicted`, `sequential`), with every other
 //! structure of `reports structures` beside them. One [`crate::compare::measure`] per file.
 
 use std::fmt::Write as _;
@@ -68,8 +68,8 @@ impl Measured {
         let (c, k) = (self.get(COMPACT)?, self.get(KERNEL)?);
         Some([
             ratio(c.bytes as f64, k.bytes as f64),
-            ratio(k.ns_uniform_warm, c.ns_uniform_warm),
-            ratio(k.ns_uniform_cold, c.ns_uniform_cold),
+            ratio(k.ns_warm_shared, c.ns_warm_shared),
+            ratio(k.ns_cold_evicted, c.ns_cold_evicted),
             ratio(k.ns_sequential, c.ns_sequential),
         ])
     }
@@ -110,7 +110,7 @@ fn kernel_siblings(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Vec<(usize, Datase
 /// image's dataset.
 pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
     ctx.bar
-        .set_message("fig 9: compact learned mapping vs the iext tree (warm, cold, sequential)");
+        .set_message("fig 9: compact learned mapping vs the iext tree (memory and time)");
     let evictor = Evictor::new()?;
     let effort = ctx.scale.structures;
     let siblings = kernel_siblings(ctx, sets)?;
@@ -142,8 +142,8 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
                 ("structure", r.structure.into()),
                 ("bytes", r.bytes.into()),
                 ("bytes_per_extent", r.bytes_per_extent.into()),
-                ("ns_uniform_warm", r.ns_uniform_warm.into()),
-                ("ns_uniform_cold", r.ns_uniform_cold.into()),
+                ("ns_warm_shared", r.ns_warm_shared.into()),
+                ("ns_cold_evicted", r.ns_cold_evicted.into()),
                 ("ns_sequential", r.ns_sequential.into()),
                 ("form", r.form.clone().into()),
             ];
@@ -157,17 +157,17 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
          extents (the most fragmented file of every image, every synthetic map, and every \
          other file of that many extents in the images the kernel allocator made) and raced on \
          the same queries (heap bytes counted by the allocator). Three \
-         regimes: **uniform, warm**: one batch of {batch} uniform random blocks asked again and \
+         regimes (`predictor::regime`): **`warm-shared`**: one batch of {batch} uniform random blocks asked again and \
          again, each structure in turn, in one of {orders} orders per round, so the lines the \
          batch touches stay cached while the query sequence does not repeat (a file being read \
          hard); \
-         **uniform, cold**: before every timed lookup a {evict} MiB buffer (twice the \
+         **`cold-evicted`**: before every timed lookup a {evict} MiB buffer (twice the \
          last-level cache, counted at most 32 MiB as `predictor::synth::cold_cache` says why; huge pages so the TLB keeps its entries) is read, the same block is \
          looked up in one of two builds of the structure (so the code that lookup runs is warm, \
          not the data), then one lookup in the other build is timed alone ({cold} per \
          structure, the two builds timed in turn so the median spans two placements in memory; \
-         a lookup after the task did other work); **sequential**: batches of {batch} \
-         consecutive blocks from {starts} random starts in turn, warm. Medians. Ratios are \
+         a lookup after the task did other work); **`sequential`**: batches of {batch} \
+         consecutive blocks from {starts} random starts in turn. Medians. Ratios are \
          against `iext16`, the kernel's in-core extent tree with XFS's 16-byte records (the \
          fuse-iomap cache uses the same tree with 32-byte records, `iext32`); speed-up above 1 \
          means the compact index is faster. Table `fig9_compact`.\n\n",
@@ -178,7 +178,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         orders = crate::compare::WARM_ORDERS,
     );
     body.push_str(
-        "| map | group | extents | compact form | compact B/ext | iext16 B/ext | memory | warm speed-up | cold speed-up | sequential speed-up |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
+        "| map | group | extents | compact form | compact B/ext | iext16 B/ext | memory | warm-shared speed-up | cold-evicted speed-up | sequential speed-up |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in &measured {
         let (Some(c), Some(k), Some(v)) = (m.get(COMPACT), m.get(KERNEL), m.versus()) else {
@@ -218,9 +218,9 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         let range = |i: usize| span(vs.iter().map(|v| v[i]));
         let line = format!(
             "Compact learned mapping vs the kernel's iext tree (16 B records), {g} ({} files, \
-             {} extents): {} B/extent, {} of iext16's memory; uniform lookups {} iext16's \
-             speed warm and {} cold, sequential {} (speed-up > 1: compact faster; ranges over the \
-             files).",
+             {} extents): {} B/extent, {} of iext16's memory; lookups {} iext16's speed \
+             `warm-shared`, {} `cold-evicted`, {} `sequential` (speed-up > 1: compact faster; \
+             ranges over the files).",
             vs.len(),
             span_with(sizes.iter().map(|&n| n as f64), |v| count_label(v as usize)),
             span_with(bpe.iter().copied(), |v| format!("{v:.2}")),
@@ -236,7 +236,8 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         body.push_str("\nNo map of this run has that many extents.\n");
     }
     Ok(Section {
-        title: "Compact learned mapping vs the kernel's iext tree (memory, warm, cold, sequential)"
+        title: "Compact learned mapping vs the kernel's iext tree (memory; warm-shared, \
+                cold-evicted, sequential)"
             .into(),
         body,
         tables: vec![table],

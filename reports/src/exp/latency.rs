@@ -306,17 +306,13 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
          batches per structure, all structures of a dataset raced batch by batch in one run. \
          The line is the median of the per-batch ns/lookup, the band reaches the p99. \
          Uniform: random blocks over the file's span plus 1/8 (holes included); sequential: \
-         consecutive blocks from a random start. CPUs not pinned. Regime: each batch warms the \
-         lines it touches after its first lookups (warm), but the structures take turns batch \
-         by batch, so from about 10^5 extents on they evict each other between batches and the \
-         numbers move towards the cold regime. Section \"Compact learned mapping vs the \
-         kernel's iext tree\" times the two regimes apart for every structure: warm (a file \
-         read hard: what an in-kernel mapping cache sees during a large read) and cold (caches \
-         evicted before each lookup: what it sees when other work ran between two \
-         `iomap_begin` calls).{}\n\n",
+         consecutive blocks from a random start. CPUs not pinned. Regime `warm-shared` \
+         (uniform) and `sequential`: {} Section \"Compact learned mapping vs the kernel's iext \
+         tree\" times `warm-shared` and `cold-evicted` apart for every structure.{}\n\n",
         ctx.scale.lookup.batch,
         ctx.scale.lookup.min_rounds,
         ctx.scale.lookup.max_rounds,
+        predictor::regime::Regime::WarmShared.meaning(),
         small_maps(cells)
     ));
     body.push_str(

@@ -418,7 +418,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 value_labels: false,
             }),
             Panel::Bars(BarPanel {
-                title: "ns per uniform lookup (warm), mean over sampled files".into(),
+                title: "ns per lookup (warm-alone), mean over sampled files".into(),
                 value_desc: "ns per lookup (log)".into(),
                 log: true,
                 fmt: Fmt::Plain,
@@ -487,7 +487,7 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
     ) {
         let _ = write!(
             line,
-            " A lookup about a random file costs {lf:.1} ns with the learned index and {kf:.1} ns with the kernel's iext tree (32 B records), {:.2}x its time; about a random byte, {lb:.1} and {kb:.1} ns, {:.2}x (warm, per-class means of sampled files).",
+            " A lookup about a random file costs {lf:.1} ns with the learned index and {kf:.1} ns with the kernel's iext tree (32 B records), {:.2}x its time; about a random byte, {lb:.1} and {kb:.1} ns, {:.2}x (`warm-alone`, per-class means of sampled files).",
             ratio(lf, kf),
             ratio(lb, kb)
         );
@@ -510,7 +510,7 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
     ) {
         let _ = write!(
             line,
-            " The compact learned index: {cf:.1} ns about a random file ({:.2}x iext's time), {cb:.1} ns about a random byte ({:.2}x), in {} B ({:.1} B/extent, {:.2}x iext's memory).",
+            " The compact learned index: {cf:.1} ns about a random file ({:.2}x iext's time, `warm-alone`), {cb:.1} ns about a random byte ({:.2}x), in {} B ({:.1} B/extent, {:.2}x iext's memory).",
             ratio(cf, kf),
             ratio(cb, kb),
             heap(compact),
@@ -544,7 +544,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
          bytes (file sizes), extents, the model shape training gave its files (`empty`, `single`, \
          `linear`, `piecewise`), and the ns per lookup of each structure: up to {samples} files \
          per class, spread over its extent counts, each raced alone on uniform queries over that \
-         file (structures warm in cache), averaged over the sampled files. The expected cost \
+         file (regime `warm-alone`), averaged over the sampled files. The expected cost \
          weighs each class by its share of files (a query about a random file with extents) or of \
          bytes (a query about a random byte). Heap bytes are summed over every file.\n"
     );
