@@ -111,103 +111,188 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut skipped: Vec<(String, String)> = Vec::new();
 
-    // 1. Images.
-    let mut specs = Vec::new();
-    match input {
-        Input::Demo => {
-            bar.set_message("building the demo images (mke2fs, debugfs)");
-            let built = imagekit::demo(&work_path).context("building the demo images")?;
-            for img in built {
-                specs.push(Spec {
-                    name: img.name.clone(),
-                    note: img.description.clone(),
-                    path: img.path,
-                    models: None,
-                    readable: true,
-                    kernel_mountable: img.kernel_mountable,
-                });
-            }
-            match scale.kernel_punched {
-                Some(n) if imagekit::kernel::is_root() => {
-                    bar.set_message(format!(
-                        "building a kernel-punched image with {n} extents (loop mount)"
-                    ));
-                    match imagekit::kernel::punched_with_kernel(&work_path, n) {
-                        Ok(path) => specs.push(Spec {
-                            name: format!("kernel-punched-{}", datasets::count_label(n as usize)),
-                            note: format!("4 KiB blocks, /punched: {n} unwritten extents made by the kernel (fallocate, then a hole punched in every other block); only for lookups and training, its reads are zeros"),
-                            path,
-                            models: None,
-                            readable: false,
-                            kernel_mountable: true,
-                        }),
-                        Err(e) => {
-                            skipped.push(("kernel-punched image".into(), Chain(&e).to_string()))
-                        }
-                    }
-                }
-                Some(_) => skipped.push((
-                    "kernel-punched image (10^6 extents, real on-disk walk at 10^6)".into(),
-                    "needs root for a loop mount".into(),
-                )),
-                None => {}
-            }
-            for &(recipe, n) in &scale.kernel_allocated {
-                if !imagekit::kernel::is_root() {
-                    skipped.push((
-                        format!(
-                            "{} image (maps made by the kernel allocator)",
-                            recipe.name()
-                        ),
-                        "needs root for a loop mount".into(),
-                    ));
-                    continue;
-                }
-                bar.set_message(format!(
-                    "building {} through the kernel (loop mount)",
-                    recipe.name()
-                ));
-                match imagekit::kernel::allocated_with_kernel(&work_path, recipe, n, SYNTH_SEED) {
-                    Ok(path) => specs.push(Spec {
-                        name: recipe.name().to_string(),
-                        note: recipe.description(n),
-                        path,
-                        models: None,
-                        readable: recipe.written(),
-                        kernel_mountable: true,
-                    }),
-                    Err(e) => {
-                        skipped.push((format!("{} image", recipe.name()), Chain(&e).to_string()))
-                    }
-                }
-            }
-        }
-        Input::Image { path, models } => {
-            let name = path
+    // 1. Images. 2. Train every image (or scan the live file system).
+    let specs = match input {
+        Input::Demo => demo_specs(&scale, &work_path, &bar, &mut skipped)?,
+        Input::Image { path, models } => vec![Spec {
+            name: path
                 .file_stem()
-                .map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
-            specs.push(Spec {
-                name,
-                note: format!("{} (given with --image)", path.display()),
-                path: path.clone(),
-                models: models.clone(),
-                readable: true,
-                kernel_mountable: true,
-            });
-        }
-        Input::Live { .. } => {}
-    }
+                .map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned()),
+            note: format!("{} (given with --image)", path.display()),
+            path: path.clone(),
+            models: models.clone(),
+            readable: true,
+            kernel_mountable: true,
+        }],
+        Input::Live { .. } => Vec::new(),
+    };
     bar.inc(1);
-
-    // 2. Train every image.
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loaded = train(&specs, &work_path, jobs, &bar)?;
+    let live = scan_live(input, jobs, &bar, &mut skipped)?;
+
+    // 3. Datasets of figure 1: the most fragmented file of every image (of every extent-count
+    // class of a live scan), and synthetic maps. Then the experiments.
+    let sets = fig1_datasets(&loaded, live.as_ref(), &scale)?;
+    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, 8, 9, 10, report.
+    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 1 + 1 + 1);
+    let server = find_tool("server", opts.server.as_deref());
+    let fuse2fs = find_tool("fuse2fs", None);
+    let fio = find_tool("fio", None);
+    let ctx = Ctx {
+        machine: &machine,
+        scale: &scale,
+        images: &loaded,
+        live: live.as_ref(),
+        fig_dir: &opts.out,
+        work_dir: &work_path,
+        demo: matches!(input, Input::Demo),
+        bar: &bar,
+        server: server.as_deref(),
+        fuse2fs: fuse2fs.as_deref(),
+        fio: fio.as_deref(),
+    };
+    let (mut sections, bpf_unavailable) = experiments(&ctx, sets, &mut skipped)?;
+
+    // 4. Tables, report.
+    bar.set_message("writing tables and the report");
+    let elapsed = start.elapsed().as_secs_f64();
+    let all_skipped: Vec<(String, String)> = skipped
+        .iter()
+        .cloned()
+        .chain(sections.iter().flat_map(|s| s.skipped.iter().cloned()))
+        .collect();
+    write_tables(opts, &machine, elapsed, &all_skipped, &sections)?;
+    // The report lists the early skips too.
+    if !skipped.is_empty() {
+        sections.push(Section {
+            title: "Set-up notes".into(),
+            body: "Some inputs could not be prepared; see the list below.".into(),
+            skipped,
+            ..Section::default()
+        });
+    }
+    // A tier that could not run comes first: every number after it lacks that tier's rows.
+    let summary: Vec<String> = bpf_unavailable
+        .iter()
+        .map(|why| {
+            format!(
+                "**The BPF tier could not run on this machine**, so every BPF row of this report \
+                 is \"not measured\" (see the set-up notes): {why}"
+            )
+        })
+        .chain(sections.iter().flat_map(|s| s.summary.iter().cloned()))
+        .collect();
+    let meta = report::Meta {
+        machine: &machine,
+        tables_dir: &opts.tables,
+        images: image_lines(&loaded, &specs, live.as_ref()),
+        summary,
+        elapsed_s: elapsed,
+        quick: opts.quick,
+    };
+    let path = report::write(&opts.out, &meta, &sections)?;
+    bar.inc(1);
+    bar.finish_and_clear();
+    if opts.keep {
+        let kept = work.keep();
+        eprintln!(
+            "kept the scratch directory (images, packs): {}",
+            kept.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The demo's images: `imagekit::demo`'s, and as root the kernel-made ones.
+fn demo_specs(
+    scale: &Scale,
+    work_path: &Path,
+    bar: &ProgressBar,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<Vec<Spec>> {
+    let mut specs = Vec::new();
+    bar.set_message("building the demo images (mke2fs, debugfs)");
+    let built = imagekit::demo(work_path).context("building the demo images")?;
+    for img in built {
+        specs.push(Spec {
+            name: img.name.clone(),
+            note: img.description.clone(),
+            path: img.path,
+            models: None,
+            readable: true,
+            kernel_mountable: img.kernel_mountable,
+        });
+    }
+    match scale.kernel_punched {
+        Some(n) if imagekit::kernel::is_root() => {
+            bar.set_message(format!(
+                "building a kernel-punched image with {n} extents (loop mount)"
+            ));
+            match imagekit::kernel::punched_with_kernel(work_path, n) {
+                Ok(path) => specs.push(Spec {
+                    name: format!("kernel-punched-{}", datasets::count_label(n as usize)),
+                    note: format!("4 KiB blocks, /punched: {n} unwritten extents made by the kernel (fallocate, then a hole punched in every other block); only for lookups and training, its reads are zeros"),
+                    path,
+                    models: None,
+                    readable: false,
+                    kernel_mountable: true,
+                }),
+                Err(e) => {
+                    skipped.push(("kernel-punched image".into(), Chain(&e).to_string()))
+                }
+            }
+        }
+        Some(_) => skipped.push((
+            "kernel-punched image (10^6 extents, real on-disk walk at 10^6)".into(),
+            "needs root for a loop mount".into(),
+        )),
+        None => {}
+    }
+    for &(recipe, n) in &scale.kernel_allocated {
+        if !imagekit::kernel::is_root() {
+            skipped.push((
+                format!(
+                    "{} image (maps made by the kernel allocator)",
+                    recipe.name()
+                ),
+                "needs root for a loop mount".into(),
+            ));
+            continue;
+        }
+        bar.set_message(format!(
+            "building {} through the kernel (loop mount)",
+            recipe.name()
+        ));
+        match imagekit::kernel::allocated_with_kernel(work_path, recipe, n, SYNTH_SEED) {
+            Ok(path) => specs.push(Spec {
+                name: recipe.name().to_string(),
+                note: recipe.description(n),
+                path,
+                models: None,
+                readable: recipe.written(),
+                kernel_mountable: true,
+            }),
+            Err(e) => skipped.push((format!("{} image", recipe.name()), Chain(&e).to_string())),
+        }
+    }
+    Ok(specs)
+}
+
+/// Loads and trains every image.
+fn train(
+    specs: &[Spec],
+    work_path: &Path,
+    jobs: usize,
+    bar: &ProgressBar,
+) -> Result<Vec<LoadedImage>> {
     bar.inc_length(specs.len() as u64);
     let mut loaded: Vec<LoadedImage> = Vec::new();
-    for s in &specs {
+    for s in specs {
         bar.set_message(format!("training {}", s.name));
         let counter = AtomicU64::new(0);
         let what = format!("training {}", s.name);
-        let on = images::extent_counter(&counter, &bar, &what);
+        let on = images::extent_counter(&counter, bar, &what);
         let mut img = images::load(
             &s.name,
             &s.path,
@@ -222,13 +307,22 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         loaded.push(img);
         bar.inc(1);
     }
+    Ok(loaded)
+}
 
-    let live = match input {
+/// The live file system of a `--live` run, scanned and trained.
+fn scan_live(
+    input: &Input,
+    jobs: usize,
+    bar: &ProgressBar,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<Option<live::LiveSet>> {
+    Ok(match input {
         Input::Live { path } => {
             bar.set_message(format!("scanning {}", path.display()));
             let counter = AtomicU64::new(0);
             let what = format!("training {}", path.display());
-            let on = images::extent_counter(&counter, &bar, &what);
+            let on = images::extent_counter(&counter, bar, &what);
             let set = live::load(
                 path,
                 jobs,
@@ -252,17 +346,22 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             Some(set)
         }
         _ => None,
-    };
+    })
+}
 
-    // 3. Datasets of figure 1: the most fragmented file of every image (of every extent-count
-    // class of a live scan), and synthetic maps.
+/// Figure 1's datasets.
+fn fig1_datasets(
+    loaded: &[LoadedImage],
+    live: Option<&live::LiveSet>,
+    scale: &Scale,
+) -> Result<Vec<Dataset>> {
     let mut sets: Vec<Dataset> = Vec::new();
-    for img in &loaded {
+    for img in loaded {
         if let Some(d) = datasets::most_fragmented(img)? {
             sets.push(d);
         }
     }
-    if let Some(l) = &live {
+    if let Some(l) = live {
         sets.extend(datasets::live_files(l));
     }
     sets.extend(
@@ -271,36 +370,27 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
             .iter()
             .map(|&n| datasets::synthetic(n)),
     );
-    // fig 1 datasets, fig 2, 3, 4, 6 (5 systems), 5, 7, 8, 9, 10, report.
-    bar.inc_length(sets.len() as u64 + 1 + 1 + 1 + 5 + 1 + 1 + 1 + 1 + 1 + 1);
+    Ok(sets)
+}
 
-    let server = find_tool("server", opts.server.as_deref());
-    let fuse2fs = find_tool("fuse2fs", None);
-    let fio = find_tool("fio", None);
-    let ctx = Ctx {
-        machine: &machine,
-        scale: &scale,
-        images: &loaded,
-        live: live.as_ref(),
-        fig_dir: &opts.out,
-        work_dir: &work_path,
-        demo: matches!(input, Input::Demo),
-        bar: &bar,
-        server: server.as_deref(),
-        fuse2fs: fuse2fs.as_deref(),
-        fio: fio.as_deref(),
-    };
+/// Every experiment, in the report's order; and why the BPF tier could not run, if it could not.
+fn experiments(
+    ctx: &Ctx<'_>,
+    sets: Vec<Dataset>,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<(Vec<Section>, Option<String>)> {
+    let live = ctx.live;
     // Upcalls under the kernel's cache budget first: what decides fuse-iomap's I/O cost. Then
     // the population: the question for every file, before the most fragmented ones.
     // (The cache section runs after figure 6, which measures the price of an upcall.)
-    let mut sections: Vec<Section> = vec![exp::population::run(&ctx)?];
+    let mut sections: Vec<Section> = vec![exp::population::run(ctx)?];
     // Then the compact learned mapping against the kernel's structure, per group of maps.
-    sections.push(exp::compact::run(&ctx, &sets)?);
-    let measured = exp::latency::measure(&ctx, &sets);
+    sections.push(exp::compact::run(ctx, &sets)?);
+    let measured = exp::latency::measure(ctx, &sets);
     skipped.extend(measured.skipped.iter().cloned());
     drop(sets); // the 10^7-extent maps are large; later experiments build their own
     sections.push(exp::headline::section(&measured.cells));
-    sections.push(exp::latency::section(&ctx, &measured)?);
+    sections.push(exp::latency::section(ctx, &measured)?);
 
     let frag = ctx.fragmented();
     // Why the experiments that need an image file cannot run.
@@ -309,63 +399,65 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     } else {
         "no image file with extents"
     };
-    let live_frag = live.as_ref().and_then(datasets::live_most_fragmented);
+    let live_frag = live.and_then(datasets::live_most_fragmented);
     match (frag, live_frag) {
         (Some((img, f)), _) => {
             let d = datasets::file_dataset(img, f.ino, &f.path)?;
-            sections.push(exp::cdf::run(&ctx, &d)?);
+            sections.push(exp::cdf::run(ctx, &d)?);
         }
-        (None, Some(d)) => sections.push(exp::cdf::run(&ctx, &d)?),
+        (None, Some(d)) => sections.push(exp::cdf::run(ctx, &d)?),
         (None, None) => {
             skipped.push(("fig 2".into(), "no file with extents".into()));
-            bar.inc(1);
+            ctx.bar.inc(1);
         }
     }
     if live.is_some() {
         skipped.push(("fig 3 (tier shares, audit)".into(), no_image.into()));
-        bar.inc(1);
+        ctx.bar.inc(1);
     } else {
-        sections.push(exp::accuracy::run(&ctx)?);
+        sections.push(exp::accuracy::run(ctx)?);
     }
-    sections.push(exp::memory::run(&ctx, &measured.cells)?);
+    sections.push(exp::memory::run(ctx, &measured.cells)?);
     let (e2e_section, e2e) = match frag {
         Some((img, f)) => {
-            let (s, e) = exp::endtoend::run(&ctx, img, f)?;
+            let (s, e) = exp::endtoend::run(ctx, img, f)?;
             (Some(s), Some(e))
         }
         None => {
             skipped.push(("fig 5, fig 6".into(), no_image.into()));
-            bar.inc(6);
+            ctx.bar.inc(6);
             (None, None)
         }
     };
     if let (Some((img, f)), Some(e2e)) = (frag, &e2e) {
-        sections.push(exp::readpath::run(&ctx, img, f, e2e)?);
+        sections.push(exp::readpath::run(ctx, img, f, e2e)?);
     }
     let round_trip = e2e
         .as_ref()
         .and_then(|e| e.random(&ours("learned")))
         .and_then(|r| r.latencies.summary())
         .map(|s| s.median);
-    sections.insert(0, exp::cache::run(&ctx, round_trip)?);
+    sections.insert(0, exp::cache::run(ctx, round_trip)?);
     sections.extend(e2e_section);
-    sections.push(exp::training::run(&ctx)?);
+    sections.push(exp::training::run(ctx)?);
+    Ok((sections, measured.bpf_unavailable))
+}
 
-    // 4. Tables, report.
-    bar.set_message("writing tables and the report");
+/// Every section's tables, the skipped list and the run's facts, under `opts.tables`.
+fn write_tables(
+    opts: &Options,
+    machine: &Machine,
+    elapsed: f64,
+    skipped: &[(String, String)],
+    sections: &[Section],
+) -> Result<()> {
     let mut extra = Table::new("skipped");
-    let all_skipped: Vec<(String, String)> = skipped
-        .iter()
-        .cloned()
-        .chain(sections.iter().flat_map(|s| s.skipped.iter().cloned()))
-        .collect();
-    for (what, why) in &all_skipped {
+    for (what, why) in skipped {
         extra.push(vec![
             ("what", what.clone().into()),
             ("why", why.clone().into()),
         ]);
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let mut run_table = Table::new("run");
     run_table.push(vec![
         ("command", machine.command.clone().into()),
@@ -388,71 +480,41 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
         t.write(&opts.tables)
             .with_context(|| format!("writing table {} under {}", t.name, opts.tables.display()))?;
     }
-    // The report lists the early skips too.
-    if !skipped.is_empty() {
-        sections.push(Section {
-            title: "Set-up notes".into(),
-            body: "Some inputs could not be prepared; see the list below.".into(),
-            skipped,
-            ..Section::default()
-        });
-    }
-    // A tier that could not run comes first: every number after it lacks that tier's rows.
-    let summary: Vec<String> = measured
-        .bpf_unavailable
+    Ok(())
+}
+
+/// One line per image (and the live file system) for the report's header.
+fn image_lines(
+    loaded: &[LoadedImage],
+    specs: &[Spec],
+    live: Option<&live::LiveSet>,
+) -> Vec<String> {
+    loaded
         .iter()
-        .map(|why| {
+        .zip(specs)
+        .map(|(i, s)| {
             format!(
-                "**The BPF tier could not run on this machine**, so every BPF row of this report \
-                 is \"not measured\" (see the set-up notes): {why}"
+                "`{}`: {} ({} files, {} extents, {} files not trainable, {} B blocks, models {})",
+                i.name,
+                s.note,
+                i.files.len(),
+                i.training.extents,
+                i.training.errors,
+                i.fs.block_size(),
+                if i.pack_given { format!("from {}", i.pack_path.display()) } else { "trained in this run".into() }
             )
         })
-        .chain(sections.iter().flat_map(|s| s.summary.iter().cloned()))
-        .collect();
-    let meta = report::Meta {
-        machine: &machine,
-        tables_dir: &opts.tables,
-        images: loaded
-            .iter()
-            .zip(&specs)
-            .map(|(i, s)| {
-                format!(
-                    "`{}`: {} ({} files, {} extents, {} files not trainable, {} B blocks, models {})",
-                    i.name,
-                    s.note,
-                    i.files.len(),
-                    i.training.extents,
-                    i.training.errors,
-                    i.fs.block_size(),
-                    if i.pack_given { format!("from {}", i.pack_path.display()) } else { "trained in this run".into() }
-                )
-            })
-            .chain(live.iter().map(|l| {
-                format!(
-                    "`{}`: the regular files under {} on a mounted file system, read by FIEMAP ({} files, {} extents, {} paths not readable, {} files not trainable, {} B blocks, models trained in this run)",
-                    l.name,
-                    l.root.display(),
-                    l.files.len(),
-                    l.training.extents,
-                    l.skipped,
-                    l.training.errors,
-                    l.block_size
-                )
-            }))
-            .collect(),
-        summary,
-        elapsed_s: elapsed,
-        quick: opts.quick,
-    };
-    let path = report::write(&opts.out, &meta, &sections)?;
-    bar.inc(1);
-    bar.finish_and_clear();
-    if opts.keep {
-        let kept = work.keep();
-        eprintln!(
-            "kept the scratch directory (images, packs): {}",
-            kept.display()
-        );
-    }
-    Ok(path)
+        .chain(live.iter().map(|l| {
+            format!(
+                "`{}`: the regular files under {} on a mounted file system, read by FIEMAP ({} files, {} extents, {} paths not readable, {} files not trainable, {} B blocks, models trained in this run)",
+                l.name,
+                l.root.display(),
+                l.files.len(),
+                l.training.extents,
+                l.skipped,
+                l.training.errors,
+                l.block_size
+            )
+        }))
+        .collect()
 }

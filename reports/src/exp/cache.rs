@@ -107,38 +107,7 @@ pub fn run(ctx: &Ctx<'_>, round_trip_ns: Option<f64>) -> Result<Section> {
         rows.iter()
             .find(|r| r.trace == trace && r.file == file && r.budget == budget && r.structure == s)
     };
-    let mut t = Table::new("fig10_cache");
-    for r in &rows {
-        let mut row = vec![
-            ("trace", r.trace.clone().into()),
-            ("file", r.file.into()),
-            ("extents", r.extents.into()),
-            ("budget", r.budget.into()),
-            ("structure", r.structure.into()),
-            ("queries", r.queries.into()),
-            ("upcalls", r.upcalls.into()),
-            ("upcalls_per_million", r.upcalls_per_million.into()),
-            ("stale", r.stale.into()),
-            ("map_changes", r.changes.into()),
-            ("peak_bytes", r.peak_bytes.into()),
-            ("mean_bytes", r.mean_bytes.into()),
-            ("lookup_ns_p50", r.lookup_ns_p50.into()),
-            (
-                "mapping_ns_per_query",
-                r.mapping_ns_per_query.unwrap_or(f64::NAN).into(),
-            ),
-            ("destroys", r.destroys.into()),
-            ("rebuilds", r.rebuilds.into()),
-            ("update_ns_p50", r.update_ns_p50.into()),
-            ("update_ns_p99", r.update_ns_p99.into()),
-            ("update_ns_max", r.update_ns_max.into()),
-            ("update_ns_mean", r.update_ns_mean.into()),
-            ("rebuild_ns_max", r.rebuild_ns_max.into()),
-            ("install_ns_max", r.install_ns_max.into()),
-        ];
-        row.extend(ctx.machine_cols());
-        t.push(row);
-    }
+    let t = table(ctx, &rows);
 
     let mut body = format!(
         "Traces of mapping queries and map changes the kernel recorded (ext4's tracepoints on a \
@@ -237,6 +206,43 @@ pub fn run(ctx: &Ctx<'_>, round_trip_ns: Option<f64>) -> Result<Section> {
         skipped,
         summary,
     })
+}
+
+/// Table `fig10_cache`: every row, with the machine's columns.
+fn table(ctx: &Ctx<'_>, rows: &[Row]) -> Table {
+    let mut t = Table::new("fig10_cache");
+    for r in rows {
+        let mut row = vec![
+            ("trace", r.trace.clone().into()),
+            ("file", r.file.into()),
+            ("extents", r.extents.into()),
+            ("budget", r.budget.into()),
+            ("structure", r.structure.into()),
+            ("queries", r.queries.into()),
+            ("upcalls", r.upcalls.into()),
+            ("upcalls_per_million", r.upcalls_per_million.into()),
+            ("stale", r.stale.into()),
+            ("map_changes", r.changes.into()),
+            ("peak_bytes", r.peak_bytes.into()),
+            ("mean_bytes", r.mean_bytes.into()),
+            ("lookup_ns_p50", r.lookup_ns_p50.into()),
+            (
+                "mapping_ns_per_query",
+                r.mapping_ns_per_query.unwrap_or(f64::NAN).into(),
+            ),
+            ("destroys", r.destroys.into()),
+            ("rebuilds", r.rebuilds.into()),
+            ("update_ns_p50", r.update_ns_p50.into()),
+            ("update_ns_p99", r.update_ns_p99.into()),
+            ("update_ns_max", r.update_ns_max.into()),
+            ("update_ns_mean", r.update_ns_mean.into()),
+            ("rebuild_ns_max", r.rebuild_ns_max.into()),
+            ("install_ns_max", r.install_ns_max.into()),
+        ];
+        row.extend(ctx.machine_cols());
+        t.push(row);
+    }
+    t
 }
 
 /// The committed traces replayed through the BPF tier (root), summed over their files.
