@@ -24,8 +24,8 @@ use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions,
     Tier, TierStack, XfsIextIndex,
 };
-use serde::Serialize;
 
+use crate::rows::BpfLatencyRow;
 use crate::timing::Summary;
 
 /// Arguments of `reports bpf-latency`.
@@ -74,64 +74,6 @@ pub struct Args {
     /// with the embedded one on the same maps and queries: the `baseline_*` fields.
     #[arg(long, value_name = "FILE.o")]
     baseline: Option<PathBuf>,
-}
-
-/// One file's numbers, in nanoseconds per lookup (what `reports results` reads back).
-#[derive(Debug, Clone, Serialize)]
-struct LatencyRow {
-    /// `synthetic-N` for a synthetic map.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dataset: Option<String>,
-    /// The file's inode, for an image file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ino: Option<u32>,
-    /// Extents of the file.
-    extents: usize,
-    /// Model segments.
-    segments: usize,
-    /// Largest model window, in extents.
-    max_window: u64,
-    /// Queries in the rotating set.
-    queries: usize,
-    /// BPF program run that reads the query and answers nothing (harness overhead).
-    bpf_noop_ns: f64,
-    /// BPF program: model, window search, verification, mapping.
-    bpf_model_ns: f64,
-    /// BPF program ignoring the model: binary search over all the file's extents.
-    bpf_full_search_ns: f64,
-    /// Wall time of one test-run syscall answering one query, from user space (median of
-    /// 2000).
-    bpf_syscall_ns: f64,
-    /// Mean probes (extent and segment reads) per BPF lookup with the model.
-    bpf_probes: f64,
-    /// Instructions the kernel's verifier processed to accept the program (its limit is
-    /// 1,000,000); absent where the kernel does not say.
-    verifier_insns: Option<u32>,
-    /// Time the kernel took to verify and JIT-compile the program, ms.
-    verifier_ms: f64,
-    /// The userspace learned index (`LearnedIndex::probe`) on the same queries.
-    user_learned_ns: f64,
-    /// `BTreeMap` (the `btree` tier) on the same queries.
-    user_btree_ns: f64,
-    /// The BPF program evaluating the compact learned index of the same extents, from its
-    /// compact maps (absent if the program did not take it).
-    bpf_compact_ns: Option<f64>,
-    /// The userspace compact learned index on the same queries.
-    user_compact_ns: Option<f64>,
-    /// With --baseline: that program's harness, model and compact times, each round timed in
-    /// turn with the embedded program's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    baseline_noop_ns: Option<f64>,
-    /// See `baseline_noop_ns`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    baseline_model_ns: Option<f64>,
-    /// See `baseline_noop_ns`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    baseline_compact_ns: Option<f64>,
-    /// The kernel's in-core extent tree design with XFS's 16-byte records (`iext16`), the
-    /// structure fuse-iomap caches mappings in, on the same queries; absent if the map does
-    /// not fit its records.
-    user_iext16_ns: Option<f64>,
 }
 
 /// Runs `reports bpf-latency`.
@@ -279,7 +221,7 @@ fn measure(
     block_size: u32,
     index: &LearnedIndex,
     lblks: &[u32],
-) -> Result<LatencyRow> {
+) -> Result<BpfLatencyRow> {
     let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
     let queries = block_queries(ino, block_size, lblks);
     let file = (ino, block_size);
@@ -302,7 +244,7 @@ fn measure(
     let user_iext16_ns = XfsIextIndex::new(&extents)
         .ok()
         .map(|iext| time_user(lblks, rounds, |q| iext.find(q)));
-    Ok(LatencyRow {
+    Ok(BpfLatencyRow {
         dataset: None,
         ino: None,
         extents: index.len(),
@@ -345,7 +287,7 @@ fn compact(
     object: Option<&[u8]>,
     extents: &[Extent],
     lblks: &[u32],
-    row: &mut LatencyRow,
+    row: &mut BpfLatencyRow,
 ) -> Result<()> {
     let Ok(index) = CompactIndex::new(extents) else {
         return Ok(());

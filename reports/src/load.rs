@@ -6,10 +6,10 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::rows::{LoadRow, Percentiles};
 use anyhow::{bail, Context};
 use ext4::{Fs, InodeKind};
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
 use predictor::wire::{self, BeginIn};
 
@@ -44,26 +44,6 @@ pub struct Args {
     /// Bytes per query (the `count` of `iomap_begin`).
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     count: u64,
-}
-
-/// The printed result.
-#[derive(Debug, Serialize)]
-struct LoadJson {
-    clients: u16,
-    batch: u32,
-    seconds: f64,
-    queries: u64,
-    qps: f64,
-    errors: u64,
-    batch_latency_us: Percentiles,
-}
-
-#[derive(Debug, Serialize)]
-struct Percentiles {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
 }
 
 /// One client's tallies.
@@ -121,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         total.add(&r.latency)?;
     }
     let us = |q: f64| total.value_at_quantile(q) as f64 / 1000.0;
-    let out = LoadJson {
+    let out = LoadRow {
         clients: args.clients,
         batch: args.batch,
         seconds: duration.as_secs_f64(),

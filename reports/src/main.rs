@@ -19,6 +19,7 @@ mod readme;
 mod reads;
 mod report;
 mod results;
+mod rows;
 mod structures;
 mod table;
 mod timing;

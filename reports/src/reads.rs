@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use predictor::synth::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::mounts::{find_tool, Systems};
+use crate::rows::ReadRow;
 use crate::timing::Summary;
 
 /// Bytes per read.
@@ -415,20 +416,6 @@ pub struct Args {
     server: Option<PathBuf>,
 }
 
-/// One run, as `reports reads` prints it (`results::ReadRow` reads it back).
-#[derive(Debug, Serialize)]
-struct RunJson<'a> {
-    path: &'a str,
-    rw: &'a str,
-    jobs: u32,
-    pin: &'a str,
-    seconds: f64,
-    iops: f64,
-    mb_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
 /// Runs `reports reads`.
 pub fn run_command(args: &Args) -> Result<()> {
     let fio = find_tool("fio", None).context("fio not found (Debian package fio)")?;
@@ -501,11 +488,11 @@ pub fn run_command(args: &Args) -> Result<()> {
                     r.iops(),
                     r.mb_per_s()
                 );
-                let json = RunJson {
-                    path: &s.name,
-                    rw: pattern.fio_rw(),
+                let json = ReadRow {
+                    path: s.name.clone(),
+                    rw: pattern.fio_rw().to_string(),
                     jobs,
-                    pin: args.pin.name(),
+                    pin: args.pin.name().to_string(),
                     seconds: time.as_secs_f64(),
                     iops: r.iops(),
                     mb_per_s: r.mb_per_s(),

@@ -16,6 +16,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use predictor::regime::Regime;
 
 use crate::machine::Machine;
+pub use crate::rows::{BpfLatencyRow as BpfRow, LoadRow, ReadRow};
 
 /// Where `scripts/results.sh` and `reports readme` keep the results.
 pub const DEFAULT_FILE: &str = "results/results.json";
@@ -87,67 +88,6 @@ pub struct LookupRow {
     pub stream: String,
     /// Median ns per query.
     pub ns: f64,
-}
-
-/// `reports bpf-latency` (the fields the README shows).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BpfRow {
-    /// `synthetic-N` or absent for image files.
-    #[serde(default)]
-    pub dataset: Option<String>,
-    /// Extents of the file.
-    pub extents: usize,
-    /// Harness alone.
-    pub bpf_noop_ns: f64,
-    /// Program with the model.
-    pub bpf_model_ns: f64,
-    /// Program binary-searching all extents.
-    pub bpf_full_search_ns: f64,
-    /// One test-run syscall from user space.
-    pub bpf_syscall_ns: f64,
-    /// Userspace learned index.
-    pub user_learned_ns: f64,
-    /// Userspace iext tree, 16-byte records (absent or null if the map did not fit it).
-    #[serde(default)]
-    pub user_iext16_ns: Option<f64>,
-    /// Userspace `BTreeMap`.
-    pub user_btree_ns: f64,
-}
-
-/// `reports load` (the fields the README shows).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoadRow {
-    /// Client connections.
-    pub clients: u16,
-    /// Queries per message.
-    pub batch: u32,
-    /// Seconds run.
-    pub seconds: f64,
-    /// Queries answered per second.
-    pub qps: f64,
-    /// Records answered with an error.
-    pub errors: u64,
-}
-
-/// One fio run of `reports reads`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReadRow {
-    /// The read path (`kernel ext4 (loop)`, `fuse2fs`, `ours: TIER`).
-    pub path: String,
-    /// `randread` or `read`.
-    pub rw: String,
-    /// fio jobs.
-    pub jobs: u32,
-    /// `none`, `same` or `split`.
-    pub pin: String,
-    /// Seconds per run.
-    pub seconds: f64,
-    /// Read IOPS.
-    pub iops: f64,
-    /// Median completion latency, us.
-    pub p50_us: f64,
-    /// 99th percentile, us.
-    pub p99_us: f64,
 }
 
 /// One fuzz target's run.
