@@ -54,7 +54,6 @@ impl EndToEnd {
 /// round-robin (each round: every system, random then sequential), so drift in the machine's
 /// state (other load, CPU frequency) is spread over all systems instead of favouring one.
 pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, EndToEnd)> {
-    let mut e2e = EndToEnd::default();
     // Random reads go to written data only (see `DataSpans`); holes read as zeros, which the
     // kernel serves without I/O and a FUSE server after one lookup.
     let extents = img
@@ -64,6 +63,134 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         .with_context(|| format!("{}: extents of {}", img.path.display(), f.path))?;
     let data = DataSpans::new(&extents, img.fs.block_size(), f.size);
     let holes = 100.0 * (1.0 - data.bytes().min(f.size) as f64 / f.size.max(1) as f64);
+    let (e2e, skipped) = measure(ctx, img, f, &data)?;
+
+    // The median random read through our mount, per tier: what one lookup is a part of.
+    let our_reads: Vec<f64> = e2e
+        .systems
+        .iter()
+        .filter(|s| !s.tier.is_empty())
+        .filter_map(|s| s.runs.iter().find(|(p, _)| *p == Pattern::Random))
+        .filter_map(|(_, r)| r.latencies.summary().map(|s| s.median / 1e3))
+        .collect();
+    let read_us = match (
+        our_reads.iter().copied().reduce(f64::min),
+        our_reads.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!(
+            "; a random read through our mount took {lo:.1} to {hi:.1} us (median) in this run"
+        ),
+        _ => String::new(),
+    };
+    let mut t = Table::new("fig6_end_to_end");
+    let mut body = format!(
+        "4 KiB reads of `{}:{}` ({} extents, {} MiB) by fio (`--bs=4k --direct=1 \
+         --ioengine=psync`: O_DIRECT, each read reaches the file system; the image file itself \
+         sits in the host page cache), **1 job** (one thread, synchronous `pread`), {:.1} s per system and pattern in {} round-robin rounds over all systems, after a \
+         short warm-up. Our mount runs with {} FUSE threads. \
+         {holes:.0}% of the file's bytes are holes, which read as zeros without I/O in the kernel: \
+         random reads go to 4 KiB-aligned offsets inside written extents only (fio replays a \
+         generated I/O log of them); sequential reads (`--rw=read`) run through the whole file, \
+         holes included. Latencies are fio's completion latencies. Our three tiers differ only in one lookup per \
+         read, which figure 5 sets against the read itself{read_us}, so their throughput \
+         differences are mostly run-to-run noise (FUSE wake-ups dominate): compare the medians. The kernel's reads \
+         go through the loop device: each becomes a read of the image file by a loop worker thread. \
+         With one job a read is in flight at a time, so IOPS x mean latency is the share of the \
+         run spent inside reads (the rest is fio's own work between them), and a median below \
+         the mean is a tail of slow reads (wake-ups of the other threads on these 2 CPUs).\n\n\
+         | system | pattern | MB/s | IOPS | median us | mean us | p99 us | IOPS x mean |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        img.name,
+        f.path,
+        f.extents,
+        f.size >> 20,
+        ctx.scale.e2e_time.as_secs_f64(),
+        ctx.scale.e2e_rounds.max(1),
+        ctx.scale.server_threads
+    );
+    for s in &e2e.systems {
+        for (pattern, r) in &s.runs {
+            let sum = r.latencies.summary();
+            let (med, mean, p99) = sum.map_or((0.0, 0.0, 0.0), |s| {
+                (s.median / 1e3, s.mean / 1e3, s.p99 / 1e3)
+            });
+            let busy = r.iops() * mean / 1e6;
+            let mut row = vec![
+                ("system", s.system.clone().into()),
+                ("tier", s.tier.clone().into()),
+                ("pattern", pattern.name().into()),
+                ("image", img.name.clone().into()),
+                ("file", f.path.clone().into()),
+                ("extents", f.extents.into()),
+                ("jobs", 1u64.into()),
+                ("seconds", r.elapsed.as_secs_f64().into()),
+                ("reads", r.reads.into()),
+                ("mb_per_s", r.mb_per_s().into()),
+                ("iops", r.iops().into()),
+                ("median_us", med.into()),
+                ("mean_us", mean.into()),
+                ("p99_us", p99.into()),
+            ];
+            row.extend(ctx.machine_cols());
+            t.push(row);
+            body.push_str(&format!(
+                "| {} | {} | {:.1} | {:.0} | {med:.1} | {mean:.1} | {p99:.1} | {busy:.2} |\n",
+                s.system,
+                pattern.name(),
+                r.mb_per_s(),
+                r.iops(),
+            ));
+        }
+    }
+    let speed = |sys: &str| e2e.random(sys).map(ReadRun::mb_per_s);
+    let mut summary = vec![format!(
+        "End to end, random 4 KiB O_DIRECT reads, 1 job: {}.",
+        e2e.systems
+            .iter()
+            .filter_map(|s| e2e.random(&s.system).map(|r| format!(
+                "{} {:.1} MB/s ({:.0} IOPS)",
+                s.system,
+                r.mb_per_s(),
+                r.iops()
+            )))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )];
+    if let (Some(o), Some(f2)) = (speed(&ours("learned")), speed(FUSE2FS)) {
+        let x = o / f2.max(1e-9);
+        let line = format!(
+            "Random reads: our mount (learned tier) is **{x:.2}x** fuse2fs (bar: at least 2x: {}).",
+            if x >= 2.0 { "met" } else { "not met" }
+        );
+        body.push_str(&format!("\n{line}\n"));
+        summary.push(line);
+    }
+    let figures = figure(ctx, img, f, &e2e)?;
+    Ok((
+        Section {
+            title: "6. End-to-end read throughput".into(),
+            body,
+            figures,
+            tables: vec![t],
+            skipped: skipped
+                .into_iter()
+                .map(|(w, r)| (format!("fig 6: {w}"), r))
+                .collect(),
+            summary,
+        },
+        e2e,
+    ))
+}
+
+/// Mounts every system and times fio's random and sequential reads of `f` through each, in
+/// round-robin rounds; what could not be mounted, and why.
+fn measure(
+    ctx: &Ctx<'_>,
+    img: &LoadedImage,
+    f: &FileInfo,
+    data: &DataSpans,
+) -> Result<(EndToEnd, Vec<(String, String)>)> {
+    let mut e2e = EndToEnd::default();
     let tiers = OUR_TIERS.map(String::from);
     let systems = Systems {
         image: &img.path,
@@ -99,7 +226,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         fio: ctx.fio.unwrap_or("fio".as_ref()),
         file,
         size: f.size,
-        data: &data,
+        data,
         time,
         jobs: 1,
         cpu: None,
@@ -148,97 +275,11 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
     drop(mounted);
     ctx.bar.inc(5);
 
-    // The median random read through our mount, per tier: what one lookup is a part of.
-    let our_reads: Vec<f64> = e2e
-        .systems
-        .iter()
-        .filter(|s| !s.tier.is_empty())
-        .filter_map(|s| s.runs.iter().find(|(p, _)| *p == Pattern::Random))
-        .filter_map(|(_, r)| r.latencies.summary().map(|s| s.median / 1e3))
-        .collect();
-    let read_us = match (
-        our_reads.iter().copied().reduce(f64::min),
-        our_reads.iter().copied().reduce(f64::max),
-    ) {
-        (Some(lo), Some(hi)) => format!(
-            "; a random read through our mount took {lo:.1} to {hi:.1} us (median) in this run"
-        ),
-        _ => String::new(),
-    };
-    let mut t = Table::new("fig6_end_to_end");
-    let mut body = format!(
-        "4 KiB reads of `{}:{}` ({} extents, {} MiB) by fio (`--bs=4k --direct=1 \
-         --ioengine=psync`: O_DIRECT, each read reaches the file system; the image file itself \
-         sits in the host page cache), **1 job** (one thread, synchronous `pread`), {:.1} s per system and pattern in {} round-robin rounds over all systems, after a \
-         short warm-up. Our mount runs with {} FUSE threads. \
-         {holes:.0}% of the file's bytes are holes, which read as zeros without I/O in the kernel: \
-         random reads go to 4 KiB-aligned offsets inside written extents only (fio replays a \
-         generated I/O log of them); sequential reads (`--rw=read`) run through the whole file, \
-         holes included. Latencies are fio's completion latencies. Our three tiers differ only in one lookup per \
-         read, which figure 5 sets against the read itself{read_us}, so their throughput \
-         differences are mostly run-to-run noise (FUSE wake-ups dominate): compare the medians. The kernel's reads \
-         go through the loop device: each becomes a read of the image file by a loop worker thread.\n\n\
-         | system | pattern | MB/s | IOPS | median us | p99 us |\n|---|---|---:|---:|---:|---:|\n",
-        img.name,
-        f.path,
-        f.extents,
-        f.size >> 20,
-        ctx.scale.e2e_time.as_secs_f64(),
-        rounds,
-        ctx.scale.server_threads
-    );
-    for s in &e2e.systems {
-        for (pattern, r) in &s.runs {
-            let sum = r.latencies.summary();
-            let (med, p99) = sum.map_or((0.0, 0.0), |s| (s.median / 1e3, s.p99 / 1e3));
-            let mut row = vec![
-                ("system", s.system.clone().into()),
-                ("tier", s.tier.clone().into()),
-                ("pattern", pattern.name().into()),
-                ("image", img.name.clone().into()),
-                ("file", f.path.clone().into()),
-                ("extents", f.extents.into()),
-                ("jobs", 1u64.into()),
-                ("seconds", r.elapsed.as_secs_f64().into()),
-                ("reads", r.reads.into()),
-                ("mb_per_s", r.mb_per_s().into()),
-                ("iops", r.iops().into()),
-                ("median_us", med.into()),
-                ("p99_us", p99.into()),
-            ];
-            row.extend(ctx.machine_cols());
-            t.push(row);
-            body.push_str(&format!(
-                "| {} | {} | {:.1} | {:.0} | {med:.1} | {p99:.1} |\n",
-                s.system,
-                pattern.name(),
-                r.mb_per_s(),
-                r.iops(),
-            ));
-        }
-    }
-    let speed = |sys: &str| e2e.random(sys).map(ReadRun::mb_per_s);
-    let mut summary = vec![format!(
-        "End to end, random 4 KiB O_DIRECT reads, 1 job: {}.",
-        e2e.systems
-            .iter()
-            .filter_map(|s| e2e.random(&s.system).map(|r| format!(
-                "{} {:.1} MB/s ({:.0} IOPS)",
-                s.system,
-                r.mb_per_s(),
-                r.iops()
-            )))
-            .collect::<Vec<_>>()
-            .join("; ")
-    )];
-    if let (Some(o), Some(f2)) = (speed(&ours("learned")), speed(FUSE2FS)) {
-        let line = format!(
-            "Random reads: our mount (learned tier) is **{:.2}x** fuse2fs (bar: at least 2x).",
-            o / f2.max(1e-9)
-        );
-        body.push_str(&format!("\n{line}\n"));
-        summary.push(line);
-    }
+    Ok((e2e, skipped))
+}
+
+/// Figure 6: MB/s per system, random and sequential. Its name, if drawn.
+fn figure(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Result<Vec<String>> {
     let mut figures = Vec::new();
     if !e2e.systems.is_empty() {
         let categories: Vec<String> = e2e.systems.iter().map(|s| s.system.clone()).collect();
@@ -298,18 +339,5 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         fig.save(ctx.fig_dir, "fig6_end_to_end")?;
         figures.push("fig6_end_to_end".into());
     }
-    Ok((
-        Section {
-            title: "6. End-to-end read throughput".into(),
-            body,
-            figures,
-            tables: vec![t],
-            skipped: skipped
-                .into_iter()
-                .map(|(w, r)| (format!("fig 6: {w}"), r))
-                .collect(),
-            summary,
-        },
-        e2e,
-    ))
+    Ok(figures)
 }
