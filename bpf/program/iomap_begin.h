@@ -165,7 +165,9 @@ enum iomap_bpf_status {
 	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, a read at or past EOF, block beyond 2^32 - 1 */
 	IOMAP_BPF_WINDOW = 3,     /* window larger than IOMAP_BPF_MAX_WINDOW */
 	IOMAP_BPF_MISSED = 4,     /* candidate failed verification */
-	IOMAP_BPF_MAP_ERROR = 5,  /* an index outside a map (inconsistent maps) */
+	IOMAP_BPF_MAP_ERROR = 5,  /* inconsistent maps: an index outside the file's own slots or
+				   * a map, a range wrapping past 2^32, a count of zero, a piece
+				   * not holding the block */
 	IOMAP_BPF_NOT_RUN = 0xffff, /* written by the loader before a run; never by the program */
 };
 

@@ -159,17 +159,50 @@ static __always_inline s64 predict(u64 slope, s64 intercept, u32 d)
 	return ((s64)((slope * (u64)d) >> 16) + intercept) >> 16;
 }
 
+/* Whether a file's range [first, first + count) of an array lies below 2^32: a range that
+ * passes it would wrap to the array's start, where other files' slots are. */
+static __always_inline int range_fits(u32 first, u32 count)
+{
+	return (u64)first + count <= 0x100000000ULL;
+}
+
+/* Slot i of a file's range [first, first + count) of an array, in *at: 0 if i < count and the
+ * range fits (so first + i is in it), else -1. Every array index a lookup derives, from a
+ * header, a bucket, a segment, a piece or a search, goes through here (or, for a search, its
+ * bounds go through search_fits) before it is read. Only the header's fields meet a constant
+ * here: a derived index compared with a constant would make the verifier track it exactly,
+ * and walk every search step apart. */
+static __always_inline int slot_of(u32 first, u32 count, u64 i, u32 *at)
+{
+	if (i >= count || !range_fits(first, count))
+		return -1;
+	*at = first + (u32)i;
+	return 0;
+}
+
+/* Whether a search over slots [lo, hi) of a file's range [first, first + count) stays inside
+ * it: checked once before the search, whose probes then stay in [lo, hi) (narrow keeps them
+ * there), so the loop has no check of its own. */
+static __always_inline int search_fits(u32 first, u32 count, u32 lo, u32 hi)
+{
+	return hi <= count && range_fits(first, count);
+}
+
 /* ---- The learned index: FILES, SEGS, RADIX, EXTENTS ---- */
 
-/* First index in [lo, hi) of the extents from EXTENTS[base] whose start is > q (hi if none).
- * At most 33 halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
-VERIFIED_ONCE long extent_upper_bound(u32 base, u32 lo, u32 hi, u32 q, u32 *probes)
+/* First index in [lo, hi) of file f's extents whose start is > q (hi if none). At most 33
+ * halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
+VERIFIED_ONCE long extent_upper_bound(const struct iomap_bpf_file *f, u32 lo, u32 hi, u32 q,
+				      u32 *probes)
 {
-	if (!probes)
+	if (!f || !probes)
 		return SEARCH_ERROR;
+	u32 first = f->ext_first, count = f->ext_count, at;
 	u32 n = lo < hi ? hi - lo : 0;
+	if (!search_fits(first, count, lo, hi))
+		return SEARCH_ERROR;
 	for (int i = 0; i < 33 && n; i++) {
-		u32 at = base + lo + (n >> 1);
+		at = first + lo + (n >> 1);
 		struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 		if (!e)
 			return SEARCH_ERROR;
@@ -186,12 +219,14 @@ VERIFIED_ONCE long segment_of(const struct iomap_bpf_file *f, u32 q, struct foun
 {
 	if (!f || !fd || f->seg_count == 0)
 		return SEARCH_ERROR;
-	u32 count = f->seg_count, lo = 0, hi = count;
-	if (f->radix_buckets) {
+	u32 count = f->seg_count, lo = 0, hi = count, at;
+	u32 buckets = f->radix_buckets;
+	if (buckets) {
 		u64 b = (u32)(q - f->radix_base) >> (f->radix_shift & 31);
-		if (b > f->radix_buckets - 1)
-			b = f->radix_buckets - 1;
-		u32 at = f->radix_first + (u32)b;
+		if (b > buckets - 1)
+			b = buckets - 1;
+		if (slot_of(f->radix_first, buckets, b, &at))
+			return SEARCH_ERROR;
 		struct iomap_bpf_bucket *k = bpf_map_lookup_elem(&RADIX, &at);
 		if (!k)
 			return SEARCH_ERROR;
@@ -200,8 +235,10 @@ VERIFIED_ONCE long segment_of(const struct iomap_bpf_file *f, u32 q, struct foun
 		hi = k->hi < count ? k->hi : count;
 	}
 	u32 base = f->seg_first, n = lo < hi ? hi - lo : 0;
+	if (!search_fits(base, count, lo, hi))
+		return SEARCH_ERROR;
 	for (int i = 0; i < 33 && n; i++) {
-		u32 at = base + lo + (n >> 1);
+		at = base + lo + (n >> 1);
 		struct iomap_bpf_seg *s = bpf_map_lookup_elem(&SEGS, &at);
 		if (!s)
 			return SEARCH_ERROR;
@@ -221,10 +258,19 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 	if (!f || !fd || f->ext_count == 0)
 		return IOMAP_BPF_MAP_ERROR;
 	u32 count = f->ext_count, at;
-	/* A block before the file's first extent is in the hole that extent ends. */
+	/* A block before the file's first extent is in the hole that extent ends: the header's
+	 * first_key says so, the extent itself confirms it. */
 	if (q < f->first_key) {
+		if (slot_of(f->ext_first, count, 0, &at))
+			return IOMAP_BPF_MAP_ERROR;
+		struct iomap_bpf_extent *e0 = bpf_map_lookup_elem(&EXTENTS, &at);
+		if (!e0)
+			return IOMAP_BPF_MAP_ERROR;
+		fd->probes++;
+		if (e0->lblk <= q)
+			return IOMAP_BPF_MISSED;
 		fd->has = 0;
-		fd->next = f->first_key;
+		fd->next = e0->lblk;
 		return IOMAP_BPF_HANDLED;
 	}
 	u32 lo = 0, hi = count - 1;
@@ -232,7 +278,8 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 		long s = segment_of(f, q, fd);
 		if (s < 0)
 			return IOMAP_BPF_MAP_ERROR;
-		at = f->seg_first + (u32)s;
+		if (slot_of(f->seg_first, f->seg_count, (u64)s, &at))
+			return IOMAP_BPF_MAP_ERROR;
 		struct iomap_bpf_seg *seg = bpf_map_lookup_elem(&SEGS, &at);
 		if (!seg)
 			return IOMAP_BPF_MAP_ERROR;
@@ -248,7 +295,7 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 		lo = (u32)l;
 		hi = (u32)h;
 	}
-	long ub = extent_upper_bound(f->ext_first, lo, hi + 1, q, &fd->probes);
+	long ub = extent_upper_bound(f, lo, hi + 1, q, &fd->probes);
 	if (ub < 0)
 		return IOMAP_BPF_MAP_ERROR;
 	/* Verify: extent j starts at or before q, and the next one (if any) after q. */
@@ -257,7 +304,8 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 	u32 j = (u32)ub - 1;
 	fd->next = ~0ULL; /* no next extent: the hole after the last one is unbounded */
 	if (j + 1 < count) {
-		at = f->ext_first + j + 1;
+		if (slot_of(f->ext_first, count, (u64)j + 1, &at))
+			return IOMAP_BPF_MAP_ERROR;
 		struct iomap_bpf_extent *n = bpf_map_lookup_elem(&EXTENTS, &at);
 		if (!n)
 			return IOMAP_BPF_MAP_ERROR;
@@ -266,7 +314,8 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 			return IOMAP_BPF_MISSED;
 		fd->next = n->lblk;
 	}
-	at = f->ext_first + j;
+	if (slot_of(f->ext_first, count, j, &at))
+		return IOMAP_BPF_MAP_ERROR;
 	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
 	if (!e)
 		return IOMAP_BPF_MAP_ERROR;
@@ -280,7 +329,16 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 
 /* ---- The compact index: CFILES, PIECES, CBUCKETS, WORDS ---- */
 
-/* Word i of the file's bytes (every read stays inside the file's own words). */
+/* Whether the file's words lie below 2^32: every step that reads words checks it first, so
+ * word_at's i < words keeps every read inside them (the check is not repeated per word: the
+ * verifier would then walk every step of a search apart). */
+static __always_inline int words_fit(const struct iomap_bpf_cfile *cf)
+{
+	return range_fits(cf->word_first, cf->words);
+}
+
+/* Word i of the file's bytes (every read stays inside the file's own words, which the step
+ * checked with words_fit). */
 static __always_inline int word_at(const struct iomap_bpf_cfile *cf, u64 i, u64 *out,
 				   u32 *probes)
 {
@@ -338,7 +396,7 @@ static __always_inline int key_at(const struct iomap_bpf_cfile *cf, u32 kb, u64 
  * whole. */
 VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
 {
-	if (!cf || !fd)
+	if (!cf || !fd || !words_fit(cf) || cf->count == 0)
 		return IOMAP_BPF_MAP_ERROR;
 	u32 count = cf->count, lo = 0, hi = count;
 	u64 w;
@@ -381,19 +439,19 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 {
 	if (!cf || !fd || cf->buckets == 0)
 		return SEARCH_ERROR;
-	u32 pieces = cf->pieces;
+	u32 pieces = cf->pieces, buckets = cf->buckets, at;
 	u64 b = (u64)(u32)(q - cf->first_key) >> (cf->shift & 63);
-	if (b > cf->buckets - 1)
-		b = cf->buckets - 1;
-	u32 at = cf->bucket_first + (u32)b;
+	if (b > buckets - 1)
+		b = buckets - 1;
+	if (slot_of(cf->bucket_first, buckets, b, &at))
+		return SEARCH_ERROR;
 	struct iomap_bpf_cbucket *k = bpf_map_lookup_elem(&CBUCKETS, &at);
 	if (!k)
 		return SEARCH_ERROR;
 	fd->probes++;
 	u32 idx = k->piece;
-	if (idx >= pieces)
+	if (slot_of(cf->piece_first, pieces, idx, &at))
 		return SEARCH_ERROR;
-	at = cf->piece_first + idx;
 	struct iomap_bpf_piece *p = bpf_map_lookup_elem(&PIECES, &at);
 	if (!p)
 		return SEARCH_ERROR;
@@ -402,8 +460,9 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 		return idx;
 	/* The last piece starting at or before q among those after idx, up to the next bucket's. */
 	u32 lo = idx + 1, hi = pieces;
-	if (b + 1 < cf->buckets) {
-		at = cf->bucket_first + (u32)b + 1;
+	if (b + 1 < buckets) {
+		if (slot_of(cf->bucket_first, buckets, b + 1, &at))
+			return SEARCH_ERROR;
 		struct iomap_bpf_cbucket *n = bpf_map_lookup_elem(&CBUCKETS, &at);
 		if (!n)
 			return SEARCH_ERROR;
@@ -411,9 +470,11 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 		if (n->piece < hi)
 			hi = n->piece + 1;
 	}
-	u32 from = lo, n = lo < hi ? hi - lo : 0;
+	u32 first = cf->piece_first, from = lo, n = lo < hi ? hi - lo : 0;
+	if (!search_fits(first, pieces, lo, hi))
+		return SEARCH_ERROR;
 	for (int i = 0; i < 33 && n; i++) {
-		at = cf->piece_first + lo + (n >> 1);
+		at = first + lo + (n >> 1);
 		struct iomap_bpf_piece *m = bpf_map_lookup_elem(&PIECES, &at);
 		if (!m)
 			return SEARCH_ERROR;
@@ -437,7 +498,7 @@ struct key_window {
 VERIFIED_ONCE long keys_at_most(const struct iomap_bpf_cfile *cf, const struct key_window *kw,
 				struct found *fd)
 {
-	if (!cf || !kw || !fd)
+	if (!cf || !kw || !fd || !words_fit(cf))
 		return SEARCH_ERROR;
 	u32 kb = kw->kb == 2 ? 2 : 4, s = kw->s, qd = kw->qd;
 	u64 at = kw->at;
@@ -457,7 +518,7 @@ VERIFIED_ONCE long keys_at_most(const struct iomap_bpf_cfile *cf, const struct k
 VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap_bpf_piece *p,
 			    u32 q, struct found *fd)
 {
-	if (!cf || !p || !fd || p->count == 0 || q < p->first_key)
+	if (!cf || !p || !fd || !words_fit(cf) || p->count == 0 || q < p->first_key)
 		return IOMAP_BPF_MAP_ERROR;
 	u32 *probes = &fd->probes;
 	s64 pred = predict(p->slope, p->intercept, q - p->first_key);
@@ -550,21 +611,32 @@ VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct f
 		return plain_find(cf, q, fd);
 	if (cf->form != IOMAP_BPF_FORM_PACKED)
 		return IOMAP_BPF_MAP_ERROR;
+	u32 at;
+	/* Before the first extent: a hole, as the header's first_key and the first piece agree. */
 	if (q < cf->first_key) {
+		if (slot_of(cf->piece_first, cf->pieces, 0, &at))
+			return IOMAP_BPF_MAP_ERROR;
+		struct iomap_bpf_piece *p0 = bpf_map_lookup_elem(&PIECES, &at);
+		if (!p0)
+			return IOMAP_BPF_MAP_ERROR;
+		fd->probes++;
+		if (p0->first_key <= q)
+			return IOMAP_BPF_MISSED;
 		fd->has = 0;
-		fd->next = cf->first_key;
+		fd->next = p0->first_key;
 		return IOMAP_BPF_HANDLED;
 	}
 	long idx = piece_of(cf, q, fd);
-	if (idx < 0)
+	if (idx < 0 || slot_of(cf->piece_first, cf->pieces, (u64)idx, &at))
 		return IOMAP_BPF_MAP_ERROR;
-	u32 at = cf->piece_first + (u32)idx;
 	struct iomap_bpf_piece *p = bpf_map_lookup_elem(&PIECES, &at);
 	if (!p)
 		return IOMAP_BPF_MAP_ERROR;
 	if (p->kind == IOMAP_BPF_PIECE_LINE)
 		return line_find(cf, p, q, fd);
-	if (p->kind != IOMAP_BPF_PIECE_RUN || p->step == 0 || p->count == 0 || q < p->first_key)
+	/* A run holds first_key <= q < end_key, as every piece does. */
+	if (p->kind != IOMAP_BPF_PIECE_RUN || p->step == 0 || p->count == 0 || q < p->first_key ||
+	    (p->end_key != IOMAP_BPF_NO_KEY && q >= p->end_key))
 		return IOMAP_BPF_MAP_ERROR;
 	/* A run: arithmetic alone. */
 	u32 i = (q - p->first_key) / p->step;

@@ -101,6 +101,38 @@ impl<T: Plain> MmapArray<T> {
     }
 }
 
+impl<T: Plain> MmapArray<T> {
+    /// The bytes of element `i`, if in range (the tier's test hooks).
+    pub(crate) fn get_bytes(&self, i: usize) -> Option<Vec<u8>> {
+        let v = self.get(i)?;
+        // SAFETY: T: Plain has no padding, so all size_of::<T>() bytes of v are initialised.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        };
+        Some(bytes.to_vec())
+    }
+
+    /// Stores `bytes` as element `i`; false if `i` is out of range or `bytes` is not one
+    /// element long (the tier's test hooks).
+    pub(crate) fn set_bytes(&self, i: usize, bytes: &[u8]) -> bool {
+        let Some(mut v) = self.get(i) else {
+            return false;
+        };
+        if bytes.len() != std::mem::size_of::<T>() {
+            return false;
+        }
+        // SAFETY: T: Plain, so any bytes make a valid T; the copy stays inside v.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (&mut v as *mut T).cast::<u8>(),
+                bytes.len(),
+            )
+        };
+        self.set(i, v)
+    }
+}
+
 impl<T> Drop for MmapArray<T> {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `new` mapped; no reference into it outlives self.

@@ -266,7 +266,9 @@ pub enum Status {
     Window,
     /// FALLBACK: the candidate failed verification.
     Missed,
-    /// FALLBACK: an index outside a map (maps inconsistent with each other).
+    /// FALLBACK: maps inconsistent with each other: an index outside the file's own slots or
+    /// outside a map, a range wrapping past 2^32, a count of zero, a piece not holding the
+    /// block.
     MapError,
     /// The program did not reach this slot.
     NotRun,
@@ -348,9 +350,11 @@ impl std::fmt::Debug for BpfTier {
     }
 }
 
-/// A file's map entry (FILES or CFILES), which names its slots in the arrays.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Entry {
+/// A file's map entry (FILES or CFILES), which names its slots in the arrays. Public for the
+/// tier's test hooks only.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
     Learned(abi::File),
     Compact(abi::CFile),
 }
@@ -655,6 +659,35 @@ impl BpfTier {
     /// grace period, like [`BpfTier::replace`].
     pub fn remove(&self, ino: u64) -> Result<bool, BpfError> {
         self.writer.lock().remove(ino)
+    }
+
+    /// Test hook, not an API: `ino`'s header as the loader published it.
+    #[doc(hidden)]
+    pub fn test_hook_header(&self, ino: u64) -> Option<Entry> {
+        self.writer.lock().header(ino)
+    }
+
+    /// Test hook, not an API: writes `entry` as `ino`'s header in the program's map (of the
+    /// layout `ino` is in) whatever it holds, bypassing every check of the loader; writing
+    /// [`BpfTier::test_hook_header`]'s entry back restores it. Returns after a grace period.
+    #[doc(hidden)]
+    pub fn test_hook_set_header(&self, ino: u64, entry: Entry) -> Result<(), BpfError> {
+        self.writer.lock().poke_header(ino, entry)
+    }
+
+    /// Test hook, not an API: the raw bytes of slot `i` of the data array `array` ("EXTENTS",
+    /// "SEGS", "RADIX", "PIECES", "CBUCKETS", "WORDS"), read through its mapping.
+    #[doc(hidden)]
+    pub fn test_hook_slot(&self, array: &str, i: usize) -> Option<Vec<u8>> {
+        self.writer.lock().arrays().slot_bytes(array, i)
+    }
+
+    /// Test hook, not an API: overwrites slot `i` of the data array `array` with `bytes` (one
+    /// element) through its mapping, whatever file it belongs to; false if there is no such
+    /// slot or `bytes` is not one element long.
+    #[doc(hidden)]
+    pub fn test_hook_set_slot(&self, array: &str, i: usize, bytes: &[u8]) -> bool {
+        self.writer.lock().arrays().set_slot_bytes(array, i, bytes)
     }
 
     /// Per array: its name, the slots in use and its capacity.

@@ -220,6 +220,35 @@ impl Arrays {
     }
 }
 
+impl Arrays {
+    /// The bytes of slot `i` of the array named `name` (test hook).
+    pub(crate) fn slot_bytes(&self, name: &str, i: usize) -> Option<Vec<u8>> {
+        match name {
+            "EXTENTS" => self.exts.get_bytes(i),
+            "SEGS" => self.segs.get_bytes(i),
+            "RADIX" => self.radix.get_bytes(i),
+            "PIECES" => self.pieces.get_bytes(i),
+            "CBUCKETS" => self.cbuckets.get_bytes(i),
+            "WORDS" => self.words.get_bytes(i),
+            _ => None,
+        }
+    }
+
+    /// Stores `bytes` in slot `i` of the array named `name`; false if there is no such slot or
+    /// `bytes` is not one element long (test hook).
+    pub(crate) fn set_slot_bytes(&self, name: &str, i: usize, bytes: &[u8]) -> bool {
+        match name {
+            "EXTENTS" => self.exts.set_bytes(i, bytes),
+            "SEGS" => self.segs.set_bytes(i, bytes),
+            "RADIX" => self.radix.set_bytes(i, bytes),
+            "PIECES" => self.pieces.set_bytes(i, bytes),
+            "CBUCKETS" => self.cbuckets.set_bytes(i, bytes),
+            "WORDS" => self.words.set_bytes(i, bytes),
+            _ => false,
+        }
+    }
+}
+
 /// What [`crate::BpfTier::replace`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replaced {
@@ -437,6 +466,40 @@ impl Writer {
         let learned = self.delete_learned(ino)?;
         let compact = self.delete_compact(ino)?;
         Ok(learned || compact)
+    }
+
+    /// `ino`'s header as the loader published it (test hook).
+    pub(crate) fn header(&self, ino: u64) -> Option<Entry> {
+        self.files
+            .held
+            .get(&ino)
+            .map(|f| Entry::Learned(*f))
+            .or_else(|| self.cfiles.held.get(&ino).map(|c| Entry::Compact(*c)))
+    }
+
+    /// Writes `entry` as `ino`'s header in the program's map of the layout `ino` is published
+    /// in, leaving the loader's copy as it was (test hook: writing [`Writer::header`] back
+    /// restores it).
+    pub(crate) fn poke_header(&mut self, ino: u64, entry: Entry) -> Result<(), BpfError> {
+        if self.pending {
+            self.grace()?;
+        }
+        let r = match (self.header(ino), entry) {
+            (Some(Entry::Learned(_)), Entry::Learned(f)) => self.files.map.insert(ino, f, 0),
+            (Some(Entry::Compact(_)), Entry::Compact(c)) => self.cfiles.map.insert(ino, c, 0),
+            _ => {
+                return Err(BpfError::Update(format!(
+                    "inode {ino}: no published header of that layout"
+                )))
+            }
+        };
+        r.map_err(|e| BpfError::Update(format!("inode {ino}: {e}")))?;
+        self.mutated(None)
+    }
+
+    /// The data arrays (test hooks).
+    pub(crate) fn arrays(&self) -> &Arrays {
+        &self.arrays
     }
 
     /// Slots in use and capacity, per array (in [`Array::ALL`] order).

@@ -1,0 +1,744 @@
+//! Files kept apart in the BPF tier's maps, run for real in the kernel (as root; skipped
+//! otherwise, a failure under `IOMAP_REQUIRE_ALL`): files of both layouts are loaded, then one
+//! file's slots or header are made inconsistent or hostile (random bytes, indices into other
+//! files' slots, ranges past the arrays' ends or wrapping past 2^32, counts of zero, huge
+//! shifts), one corruption at a time. After each, every file is queried at many blocks: every
+//! other file must answer exactly as before, and the corrupted file must answer its own exact
+//! mapping or fall back, never with another file's blocks.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bpf::abi::{Answer, BeginIn};
+use bpf::tier::Entry;
+use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Status};
+use ext4::Extent;
+use predictor::model::FitParams;
+use predictor::synth::Rng;
+use predictor::{
+    CompactForm, CompactIndex, ExtentIndex, LearnedIndex, Mapping, Query, Request, SortedIndex,
+};
+
+use common::root_or_skip;
+
+const BS: u32 = 4096;
+
+/// `n` extents with gaps and random lengths, some unwritten, from block `first`, physically
+/// from `base` on.
+fn synthetic(n: usize, seed: u64, first: u32, base: u64) -> Vec<Extent> {
+    let mut rng = Rng::new(seed);
+    let mut lblk = first;
+    (0..n)
+        .map(|i| {
+            let len = 1 + rng.below(8) as u32;
+            let e = Extent {
+                lblk,
+                pblk: base + 3 * u64::from(lblk) + rng.below(5),
+                len,
+                unwritten: i % 7 == 3,
+            };
+            lblk += len + rng.below(3) as u32;
+            e
+        })
+        .collect()
+}
+
+/// `n` extents of `len` blocks every `step` blocks from `lblk`, physically `pstep` apart from
+/// `pblk`: an arithmetic run, which the compact form stores as a run piece.
+fn run(lblk: u32, n: u32, step: u32, len: u32, pblk: u64, pstep: u64) -> Vec<Extent> {
+    (0..n)
+        .map(|i| Extent {
+            lblk: lblk + i * step,
+            pblk: pblk + pstep * u64::from(i),
+            len,
+            unwritten: step == 11,
+        })
+        .collect()
+}
+
+/// A map of lines and runs: random extents, then runs with random stretches between them.
+fn mixed(seed: u64, base: u64) -> Vec<Extent> {
+    let mut exts = synthetic(6_000, seed, 3, base);
+    for (n, step) in [(300u32, 7u32), (64, 11), (200, 5)] {
+        let at = exts.last().map_or(0, |e| e.lblk + e.len + 4);
+        exts.extend(run(at, n, step, 4, base + 40_000_000, 9));
+        let at = exts.last().map_or(0, |e| e.lblk + e.len + 2);
+        exts.extend(synthetic(1_500, seed + u64::from(n), at, base));
+    }
+    exts
+}
+
+/// One loaded file: its extents (the reference answers), its index and its queries.
+struct Loaded {
+    ino: u64,
+    size: u64,
+    sorted: SortedIndex,
+    learned: Option<LearnedIndex>,
+    compact: Option<CompactIndex>,
+    queries: Vec<Query>,
+    input: Vec<BeginIn>,
+    /// Each query's mapping per the file's extents (`None`: the query is refused).
+    want: Vec<Option<Mapping>>,
+}
+
+impl Loaded {
+    fn new(ino: u64, exts: Vec<Extent>, learned: bool, rng: &mut Rng) -> Self {
+        let size = exts.last().map_or(0, |e| e.end() * u64::from(BS)) * 4 / 5;
+        let (l, c) = if learned {
+            let ix =
+                LearnedIndex::fit(&exts, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+            (Some(ix), None)
+        } else {
+            let ix = CompactIndex::new(&exts).unwrap_or_else(|e| panic!("{e}"));
+            (None, Some(ix))
+        };
+        // Every extent's edges (a sample of them for big maps) and random blocks, reads and
+        // reports, before the first extent and past the last.
+        let end = exts.last().map_or(0, |e| e.end()) + 5;
+        let stride = (exts.len() / 400).max(1);
+        let mut blocks: Vec<u64> = exts
+            .iter()
+            .step_by(stride)
+            .flat_map(|e| {
+                let (s, x) = (u64::from(e.lblk), e.end());
+                [s.saturating_sub(1), s, x - 1, x]
+            })
+            .collect();
+        blocks.extend([0, 1, 2]);
+        blocks.extend((0..800).map(|_| rng.below(end)));
+        let queries: Vec<Query> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let pos = b * u64::from(BS) + rng.below(u64::from(BS));
+                let count = 1 + rng.below(1 << 22);
+                if i % 2 == 0 {
+                    Query::read(ino as u32, pos, count)
+                } else {
+                    Query::report(ino as u32, pos, count)
+                }
+            })
+            .collect();
+        let sorted = SortedIndex::new(exts);
+        let want = queries
+            .iter()
+            .map(|&q| {
+                let r = Request::new(q, size, BS).ok()?;
+                r.mapping(sorted.find(r.lblk()).found()?).ok()
+            })
+            .collect();
+        Self {
+            ino,
+            size,
+            sorted,
+            learned: l,
+            compact: c,
+            input: queries.iter().map(|&q| BeginIn::of(q)).collect(),
+            queries,
+            want,
+        }
+    }
+
+    fn file(&self) -> BpfFile<'_> {
+        let index = match (&self.learned, &self.compact) {
+            (Some(l), _) => BpfIndex::Learned(l),
+            (None, Some(c)) => BpfIndex::Compact(c),
+            (None, None) => panic!("a file without an index"),
+        };
+        BpfFile {
+            ino: self.ino,
+            size: self.size,
+            block_size: BS,
+            index,
+        }
+    }
+
+    /// Whether physical block `p` lies in one of the file's extents.
+    fn owns_block(&self, p: u64) -> bool {
+        let exts = self.sorted.extents();
+        let i = exts.partition_point(|e| e.pblk <= p);
+        i > 0 && p < exts[i - 1].pblk + u64::from(exts[i - 1].len)
+    }
+}
+
+/// What a corruption may do to the corrupted file's answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// It changed only what the lookup searches with (buckets, segments, ranges, shifts): the
+    /// file answers exactly or falls back.
+    ExactOrFallback,
+    /// It changed the file's own mapping data (extents, pieces, packed bytes): the file may
+    /// answer wrongly from its own slots, but never with another file's blocks.
+    OwnOrFallback,
+}
+
+#[derive(Default)]
+struct Counts {
+    answers: u64,
+    victim_exact: u64,
+    victim_fallback: u64,
+    victim_other: u64,
+    /// Corruptions applied, per map.
+    per_map: BTreeMap<&'static str, u64>,
+    /// Fallback statuses of corrupted files, by name.
+    statuses: BTreeMap<&'static str, u64>,
+}
+
+fn is_fallback(s: Status) -> bool {
+    matches!(
+        s,
+        Status::NoModel | Status::BadQuery | Status::Window | Status::Missed | Status::MapError
+    )
+}
+
+/// Queries every file; checks the answers with `victim` corrupted as `expect` says. The
+/// victim's fallbacks.
+fn check_all(
+    tier: &BpfTier,
+    files: &[Loaded],
+    victim: Option<(u64, Expect)>,
+    what: &str,
+    counts: &mut Counts,
+) -> u64 {
+    let mut fallbacks = 0;
+    for f in files {
+        let answers: Vec<Answer> = tier
+            .answer(&f.input, 0)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(answers.len(), f.queries.len());
+        for ((q, want), a) in f.queries.iter().zip(&f.want).zip(&answers) {
+            counts.answers += 1;
+            let status = a.status();
+            let exact = match want {
+                Some(m) => a.mapping() == Some(*m),
+                None => status == Status::BadQuery,
+            };
+            match victim {
+                Some((v, expect)) if v == f.ino => {
+                    if exact {
+                        counts.victim_exact += 1;
+                        continue;
+                    }
+                    if is_fallback(status) {
+                        counts.victim_fallback += 1;
+                        *counts.statuses.entry(status.name()).or_default() += 1;
+                        fallbacks += 1;
+                        continue;
+                    }
+                    assert_eq!(
+                        expect,
+                        Expect::OwnOrFallback,
+                        "{what}: inode {} {q:?}: {a:?}, want {want:?}",
+                        f.ino
+                    );
+                    assert_eq!(status, Status::Handled, "{what}: {q:?}: {a:?}");
+                    counts.victim_other += 1;
+                    if let Some(addr) = a.mapping().and_then(|m| m.addr) {
+                        let p = addr / u64::from(BS);
+                        for o in files.iter().filter(|o| o.ino != f.ino) {
+                            assert!(
+                                !o.owns_block(p),
+                                "{what}: inode {} answered with inode {}'s block {p}: {q:?} {a:?}",
+                                f.ino,
+                                o.ino
+                            );
+                        }
+                    }
+                }
+                _ => assert!(
+                    exact,
+                    "{what}: inode {} (not corrupted) {q:?}: {a:?}, want {want:?}",
+                    f.ino
+                ),
+            }
+        }
+    }
+    fallbacks
+}
+
+/// A file's slot ranges: (array, first, count).
+fn ranges(e: &Entry) -> Vec<(&'static str, u32, u32)> {
+    match e {
+        Entry::Learned(f) => vec![
+            ("EXTENTS", f.ext_first, f.ext_count),
+            ("SEGS", f.seg_first, f.seg_count),
+            ("RADIX", f.radix_first, f.radix_buckets),
+        ],
+        Entry::Compact(c) => vec![
+            ("WORDS", c.word_first, c.words),
+            ("PIECES", c.piece_first, c.pieces),
+            ("CBUCKETS", c.bucket_first, c.buckets),
+        ],
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The corrupter: applies one corruption, checks every file, restores.
+struct Bench<'a> {
+    tier: &'a BpfTier,
+    files: &'a [Loaded],
+    counts: Counts,
+    /// Capacity of each array.
+    capacity: BTreeMap<&'static str, u32>,
+}
+
+impl Bench<'_> {
+    fn header(&self, ino: u64) -> Entry {
+        self.tier
+            .test_hook_header(ino)
+            .unwrap_or_else(|| panic!("inode {ino} has no header"))
+    }
+
+    /// Rewrites slots `(array, index, new bytes)` of `ino`'s form, checks, restores them.
+    fn slots(
+        &mut self,
+        ino: u64,
+        what: &str,
+        expect: Expect,
+        writes: &[(&'static str, usize, Vec<u8>)],
+    ) -> u64 {
+        let saved: Vec<Vec<u8>> = writes
+            .iter()
+            .map(|(a, i, _)| {
+                self.tier
+                    .test_hook_slot(a, *i)
+                    .unwrap_or_else(|| panic!("{what}: no slot {a}[{i}]"))
+            })
+            .collect();
+        for (a, i, b) in writes {
+            assert!(self.tier.test_hook_set_slot(a, *i, b), "{what}: {a}[{i}]");
+        }
+        if let Some((a, _, _)) = writes.first() {
+            *self.counts.per_map.entry(a).or_default() += 1;
+        }
+        let fallbacks = check_all(
+            self.tier,
+            self.files,
+            Some((ino, expect)),
+            what,
+            &mut self.counts,
+        );
+        for ((a, i, _), b) in writes.iter().zip(&saved) {
+            assert!(self.tier.test_hook_set_slot(a, *i, b), "{what}: restoring");
+        }
+        fallbacks
+    }
+
+    /// Publishes `entry` as `ino`'s header, checks, restores the header.
+    fn header_as(&mut self, ino: u64, what: &str, entry: Entry) -> u64 {
+        let saved = self.header(ino);
+        self.tier
+            .test_hook_set_header(ino, entry)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let map = match entry {
+            Entry::Learned(_) => "FILES",
+            Entry::Compact(_) => "CFILES",
+        };
+        *self.counts.per_map.entry(map).or_default() += 1;
+        let fallbacks = check_all(
+            self.tier,
+            self.files,
+            Some((ino, Expect::ExactOrFallback)),
+            what,
+            &mut self.counts,
+        );
+        self.tier
+            .test_hook_set_header(ino, saved)
+            .unwrap_or_else(|e| panic!("{what}: restoring: {e}"));
+        fallbacks
+    }
+
+    /// `k` random slots of each of `ino`'s ranges filled with random bytes.
+    fn random_bytes(&mut self, ino: u64, k: usize, rng: &mut Rng) {
+        for (array, first, count) in ranges(&self.header(ino)) {
+            if count == 0 {
+                continue;
+            }
+            let expect = match array {
+                "SEGS" | "RADIX" | "CBUCKETS" => Expect::ExactOrFallback,
+                _ => Expect::OwnOrFallback,
+            };
+            for round in 0..3 {
+                let writes: Vec<_> = (0..k)
+                    .map(|_| {
+                        let i = first as usize + rng.below(u64::from(count)) as usize;
+                        let len = self.tier.test_hook_slot(array, i).map_or(0, |b| b.len());
+                        let bytes = (0..len).map(|_| rng.below(256) as u8).collect();
+                        (array, i, bytes)
+                    })
+                    .collect();
+                let what = format!("inode {ino}: random bytes in {k} of its {array} ({round})");
+                self.slots(ino, &what, expect, &writes);
+            }
+        }
+    }
+
+    /// Indices in `ino`'s buckets, segments and pieces pointing past its own slots (into the
+    /// next file's, or past the array), and zero or huge values. Each must fall back where it
+    /// is read, never read the other slots.
+    fn hostile_indices(&mut self, ino: u64, rng: &mut Rng) {
+        let header = self.header(ino);
+        match header {
+            Entry::Learned(f) => {
+                let past = [
+                    f.seg_count,
+                    f.seg_count + 1,
+                    f.seg_count + 50,
+                    u32::MAX - 1,
+                    u32::MAX,
+                ];
+                if f.radix_buckets > 0 {
+                    for (n, &lo) in past.iter().enumerate() {
+                        let b = f.radix_first + rng.below(u64::from(f.radix_buckets)) as u32;
+                        let mut bytes = vec![0u8; 8];
+                        put_u32(&mut bytes, 0, lo);
+                        put_u32(&mut bytes, 4, u32::MAX - n as u32);
+                        let what = format!("inode {ino}: RADIX[{b}] lo {lo}, hi past the file's");
+                        self.slots(
+                            ino,
+                            &what,
+                            Expect::ExactOrFallback,
+                            &[("RADIX", b as usize, bytes)],
+                        );
+                    }
+                }
+                // Segments whose extent window names extents past the file's.
+                for &(first, last) in &[
+                    (f.ext_count, f.ext_count + 10),
+                    (0, f.ext_count),
+                    (f.ext_count - 1, u32::MAX),
+                    (5, 2),
+                ] {
+                    let s = f.seg_first + rng.below(u64::from(f.seg_count)) as u32;
+                    let mut bytes = self.tier.test_hook_slot("SEGS", s as usize).unwrap();
+                    put_u32(&mut bytes, 4, first);
+                    put_u32(&mut bytes, 8, last);
+                    let what = format!("inode {ino}: SEGS[{s}] extents {first}..={last}");
+                    self.slots(
+                        ino,
+                        &what,
+                        Expect::ExactOrFallback,
+                        &[("SEGS", s as usize, bytes)],
+                    );
+                }
+                // Every segment with a huge window.
+                let writes: Vec<_> = (f.seg_first..f.seg_first + f.seg_count)
+                    .map(|s| {
+                        let mut bytes = self.tier.test_hook_slot("SEGS", s as usize).unwrap();
+                        put_u32(&mut bytes, 12, u32::MAX);
+                        put_u32(&mut bytes, 16, u32::MAX);
+                        ("SEGS", s as usize, bytes)
+                    })
+                    .collect();
+                self.slots(
+                    ino,
+                    &format!("inode {ino}: every segment's window huge"),
+                    Expect::ExactOrFallback,
+                    &writes,
+                );
+            }
+            Entry::Compact(c) if c.form == bpf::abi::FORM_PACKED => {
+                // Buckets naming pieces past the file's.
+                for idx in [c.pieces, c.pieces + 1, c.pieces + 100, u32::MAX] {
+                    let writes: Vec<_> = (c.bucket_first..c.bucket_first + c.buckets)
+                        .map(|b| {
+                            let mut bytes = vec![0u8; 8];
+                            put_u32(&mut bytes, 0, idx);
+                            ("CBUCKETS", b as usize, bytes)
+                        })
+                        .collect();
+                    let what = format!("inode {ino}: every bucket names piece {idx}");
+                    let n = self.slots(ino, &what, Expect::ExactOrFallback, &writes);
+                    assert!(n > 0, "{what}: never fell back");
+                }
+                // Pieces' keys moved: a run or line asked for a block outside its keys.
+                for p in c.piece_first..c.piece_first + c.pieces {
+                    let mut bytes = self.tier.test_hook_slot("PIECES", p as usize).unwrap();
+                    let (first, end) = (u32_at(&bytes, 0), u32_at(&bytes, 4));
+                    let kind = u32_at(&bytes, 8);
+                    for (nf, ne) in [
+                        (first.saturating_add(3), end),
+                        (first, first.saturating_add(1)),
+                    ] {
+                        put_u32(&mut bytes, 0, nf);
+                        put_u32(&mut bytes, 4, ne);
+                        let what =
+                            format!("inode {ino}: PIECES[{p}] (kind {kind}) keys {nf}..{ne}");
+                        self.slots(
+                            ino,
+                            &what,
+                            Expect::OwnOrFallback,
+                            &[("PIECES", p as usize, bytes.clone())],
+                        );
+                    }
+                }
+            }
+            Entry::Compact(_) => {}
+        }
+    }
+
+    /// `ino`'s header with ranges past the arrays' ends or wrapping past 2^32, counts of zero,
+    /// huge shifts, and index-only fields naming other files' slots.
+    fn hostile_headers(&mut self, ino: u64, other: Option<Entry>) {
+        let header = self.header(ino);
+        let mut entries: Vec<(String, Entry)> = Vec::new();
+        match header {
+            Entry::Learned(f) => {
+                let cap = |a| self.capacity[a];
+                let mut push = |what: &str, g: bpf::abi::File| {
+                    entries.push((what.to_string(), Entry::Learned(g)))
+                };
+                push("ext_count 0", bpf::abi::File { ext_count: 0, ..f });
+                push("seg_count 0", bpf::abi::File { seg_count: 0, ..f });
+                for first in [u32::MAX, u32::MAX - f.ext_count / 2, cap("EXTENTS")] {
+                    push(
+                        &format!("ext_first {first}"),
+                        bpf::abi::File {
+                            ext_first: first,
+                            ..f
+                        },
+                    );
+                }
+                for first in [u32::MAX, u32::MAX - 1, cap("SEGS")] {
+                    push(
+                        &format!("seg_first {first}"),
+                        bpf::abi::File {
+                            seg_first: first,
+                            ..f
+                        },
+                    );
+                }
+                push(
+                    "seg_count huge",
+                    bpf::abi::File {
+                        seg_count: u32::MAX - f.seg_first,
+                        ..f
+                    },
+                );
+                for shift in [31, 32, 63, 64, u32::MAX] {
+                    push(
+                        &format!("radix_shift {shift}"),
+                        bpf::abi::File {
+                            radix_shift: shift,
+                            ..f
+                        },
+                    );
+                }
+                for (first, n) in [
+                    (u32::MAX, 4),
+                    (u32::MAX - 2, 8),
+                    (cap("RADIX"), 4),
+                    (0, u32::MAX),
+                ] {
+                    push(
+                        &format!("radix {first}+{n}"),
+                        bpf::abi::File {
+                            radix_first: first,
+                            radix_buckets: n,
+                            ..f
+                        },
+                    );
+                }
+                for key in [0, f.first_key + 7, f.first_key + 1000, u32::MAX] {
+                    push(
+                        &format!("first_key and radix_base {key}"),
+                        bpf::abi::File {
+                            first_key: key,
+                            radix_base: key,
+                            ..f
+                        },
+                    );
+                }
+                if let Some(Entry::Learned(o)) = other {
+                    push(
+                        "another file's segments and buckets",
+                        bpf::abi::File {
+                            seg_first: o.seg_first,
+                            seg_count: o.seg_count,
+                            radix_first: o.radix_first,
+                            radix_buckets: o.radix_buckets,
+                            radix_shift: o.radix_shift,
+                            ..f
+                        },
+                    );
+                }
+            }
+            Entry::Compact(c) => {
+                let cap = |a| self.capacity[a];
+                let mut push = |what: &str, g: bpf::abi::CFile| {
+                    entries.push((what.to_string(), Entry::Compact(g)))
+                };
+                push("words 0", bpf::abi::CFile { words: 0, ..c });
+                push("count 0", bpf::abi::CFile { count: 0, ..c });
+                push(
+                    "count huge",
+                    bpf::abi::CFile {
+                        count: u32::MAX,
+                        ..c
+                    },
+                );
+                push("form 7", bpf::abi::CFile { form: 7, ..c });
+                for first in [u32::MAX, u32::MAX - c.words / 2, cap("WORDS")] {
+                    push(
+                        &format!("word_first {first}"),
+                        bpf::abi::CFile {
+                            word_first: first,
+                            ..c
+                        },
+                    );
+                }
+                if c.form == bpf::abi::FORM_PACKED {
+                    push("pieces 0", bpf::abi::CFile { pieces: 0, ..c });
+                    push("buckets 0", bpf::abi::CFile { buckets: 0, ..c });
+                    for first in [u32::MAX, u32::MAX - c.pieces / 2, cap("PIECES")] {
+                        push(
+                            &format!("piece_first {first}"),
+                            bpf::abi::CFile {
+                                piece_first: first,
+                                ..c
+                            },
+                        );
+                    }
+                    for (first, n) in [
+                        (u32::MAX, 4),
+                        (u32::MAX - 2, 8),
+                        (cap("CBUCKETS"), 4),
+                        (0, u32::MAX),
+                    ] {
+                        push(
+                            &format!("buckets {first}+{n}"),
+                            bpf::abi::CFile {
+                                bucket_first: first,
+                                buckets: n,
+                                ..c
+                            },
+                        );
+                    }
+                    for shift in [31, 32, 63, 64, u32::MAX, 0] {
+                        push(&format!("shift {shift}"), bpf::abi::CFile { shift, ..c });
+                    }
+                    for key in [0, c.first_key + 7, c.first_key + 1000, u32::MAX] {
+                        push(
+                            &format!("first_key {key}"),
+                            bpf::abi::CFile {
+                                first_key: key,
+                                ..c
+                            },
+                        );
+                    }
+                    if let Some(Entry::Compact(o)) = other {
+                        push(
+                            "another file's buckets",
+                            bpf::abi::CFile {
+                                bucket_first: o.bucket_first,
+                                buckets: o.buckets,
+                                shift: o.shift,
+                                ..c
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for (what, e) in entries {
+            self.header_as(ino, &format!("inode {ino}: header with {what}"), e);
+        }
+    }
+}
+
+#[test]
+fn a_file_with_corrupt_slots_or_header_never_answers_with_another_files_data() {
+    if !root_or_skip("a_file_with_corrupt_slots_or_header_never_answers_with_another_files_data") {
+        return;
+    }
+    let mut rng = Rng::new(41);
+    // Physically apart: file k's blocks from (k + 1) * 2^36.
+    let base = |k: u64| (k + 1) << 36;
+    let files = vec![
+        Loaded::new(1, synthetic(20_000, 1, 10, base(1)), true, &mut rng),
+        Loaded::new(2, synthetic(40, 2, 0, base(2)), true, &mut rng),
+        Loaded::new(3, mixed(3, base(3)), false, &mut rng),
+        Loaded::new(4, synthetic(6, 4, 2, base(4)), false, &mut rng),
+        Loaded::new(5, synthetic(1, 5, 9, base(5)), false, &mut rng),
+        Loaded::new(6, mixed(6, base(6)), false, &mut rng),
+        Loaded::new(7, mixed(7, base(7)), true, &mut rng),
+    ];
+    let forms: Vec<_> = files
+        .iter()
+        .filter_map(|f| f.compact.as_ref().map(|c| c.form()))
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            CompactForm::Packed,
+            CompactForm::Plain,
+            CompactForm::One,
+            CompactForm::Packed
+        ]
+    );
+    for c in files.iter().filter_map(|f| f.compact.as_ref()) {
+        if c.form() == CompactForm::Packed {
+            let shape = c.shape();
+            assert!(shape.runs >= 3 && shape.lines >= 3, "{shape:?}");
+        }
+    }
+    let bpf_files: Vec<BpfFile<'_>> = files.iter().map(Loaded::file).collect();
+    let tier = BpfTier::load(&bpf_files, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tier.report().files, files.len(), "{:?}", tier.report());
+    let learned = files.iter().filter(|f| f.learned.is_some()).count();
+    for f in files.iter().filter(|f| f.learned.is_some()) {
+        match tier.test_hook_header(f.ino) {
+            Some(Entry::Learned(h)) => assert!(f.ino != 1 || h.radix_buckets > 1, "{h:?}"),
+            h => panic!("inode {}: {h:?}", f.ino),
+        }
+    }
+    assert_eq!(learned, 3);
+    let capacity = tier.room().into_iter().map(|(n, _, c)| (n, c)).collect();
+    let mut bench = Bench {
+        tier: &tier,
+        files: &files,
+        counts: Counts::default(),
+        capacity,
+    };
+    check_all(&tier, &files, None, "before", &mut bench.counts);
+
+    let inos: Vec<u64> = files.iter().map(|f| f.ino).collect();
+    for &ino in &inos {
+        bench.random_bytes(ino, 1, &mut rng);
+        bench.random_bytes(ino, 8, &mut rng);
+        bench.hostile_indices(ino, &mut rng);
+        // Another file of the same layout, whose index-only slots the header may name.
+        let other = inos
+            .iter()
+            .filter(|&&o| o != ino)
+            .map(|&o| bench.header(o))
+            .find(|o| std::mem::discriminant(o) == std::mem::discriminant(&bench.header(ino)));
+        bench.hostile_headers(ino, other);
+    }
+    // Everything restored: every file answers exactly again.
+    check_all(&tier, &files, None, "after", &mut bench.counts);
+
+    let c = &bench.counts;
+    eprintln!(
+        "answers {}; corrupted files: {} exact, {} fallbacks {:?}, {} own wrong answers; \
+         corruptions per map {:?}",
+        c.answers, c.victim_exact, c.victim_fallback, c.statuses, c.victim_other, c.per_map
+    );
+    assert!(c.answers > 1_000_000, "{}", c.answers);
+    for map in [
+        "FILES", "CFILES", "EXTENTS", "SEGS", "RADIX", "PIECES", "CBUCKETS", "WORDS",
+    ] {
+        let n = c.per_map.get(map).copied().unwrap_or(0);
+        assert!(n >= 6, "{map}: only {n} corruptions");
+    }
+    assert!(c.victim_fallback > 10_000, "{}", c.victim_fallback);
+    assert!(c.statuses.get("map_error").copied().unwrap_or(0) > 1_000);
+}
