@@ -103,7 +103,7 @@ enum Command {
     /// warm and cold (as `reports structures` races them), a sample of answers checked; then
     /// the compact form loaded into the BPF program's u32-indexed maps, or declined with the
     /// loader's reason. Prints Markdown (or --json, one object per size) with the bars met or
-    /// not met. 10^8 needs about 10 GiB of memory and some minutes; the BPF part needs root.
+    /// not met. 10^8 needs about 7 GB of memory and two minutes; the BPF part needs root.
     ///
     /// cargo build --release -p reports && target/release/reports huge --extents 10000000
     Huge(huge::Args),

@@ -34,7 +34,7 @@ const BUILD_BAR: f64 = 5e6;
 /// The command's arguments (`reports huge`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Extents in the file, one run per size (comma-separated). 10^8 needs about 10 GiB of
+    /// Extents in the file, one run per size (comma-separated). 10^8 needs about 7 GB of
     /// memory (the map, both structures and a second build of each for the cold regime).
     #[arg(long, value_delimiter = ',', default_value = "10000000,100000000")]
     pub extents: Vec<usize>,
