@@ -52,7 +52,7 @@ pub const SEQUENTIAL_STARTS: u64 = 16;
 pub const WARM_ORDERS: u64 = 16;
 
 /// Mixed into a map's query seed for the warm orders' shuffles.
-const ORDERS_SEED: u64 = 0x0bde_75ee;
+pub const ORDERS_SEED: u64 = 0x0bde_75ee;
 
 /// The structures raced, by their name in this command's output and in the experiments'
 /// tables. `iext16` and `iext32` are the kernel-style iext tree with XFS's 16-byte records and
@@ -292,7 +292,7 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
 /// first builds and 1.45-1.78 on the twins (the iext tree's twin 6-11% faster, the compact
 /// index's 3% faster to 18% slower), so one build's median stood for one placement; both
 /// builds' samples together stand for two (1.69-1.86 in the same runs).
-fn cold_race(
+pub fn cold_race(
     contenders: &[&dyn ExtentIndex],
     twins: &[&dyn ExtentIndex],
     exts: &[Extent],

@@ -6,6 +6,7 @@ mod cache;
 mod compare;
 mod datasets;
 mod exp;
+mod huge;
 mod images;
 mod in_kernel;
 mod live;
@@ -97,6 +98,17 @@ enum Command {
     /// held, cost of a map change, and stale answers (every answer is checked against the map
     /// at that moment; any stale answer fails the command).
     Cache(cache::Args),
+    /// One file of 10^7 and 10^8 extents (--extents), the most fragmented a regular file gets:
+    /// a synthetic map drawn from the steps (gaps, lengths, physical jumps) of a map the
+    /// kernel's allocator made, through the compact learned index and the kernel-style iext
+    /// tree (16-byte records): build rate, heap bytes counted by the allocator, uniform lookups
+    /// warm and cold (as `reports structures` races them), a sample of answers checked; then
+    /// the compact form loaded into the BPF program's u32-indexed maps, or declined with the
+    /// loader's reason. Prints Markdown (or --json, one object per size) with the bars met or
+    /// not met. 10^8 needs about 7 GB of memory and two minutes; the BPF part needs root.
+    ///
+    /// cargo build --release -p reports && target/release/reports huge --extents 10000000
+    Huge(huge::Args),
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +214,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reads(a) => return succeeded(reads::run_command(&a)),
         Command::BpfLatency(a) => return succeeded(bpf_latency::run(&a)),
         Command::Cache(a) => return succeeded(cache::run(&a)),
+        Command::Huge(a) => return succeeded(huge::run(&a)),
         Command::Demo(c) => (
             Input::Demo,
             Options {

@@ -31,14 +31,8 @@ impl Built {
     /// The compact index's form in words (`packed: 205 lines, 20 runs of 320 extents`); empty
     /// for the other structures.
     pub fn form(&self) -> String {
-        match self.compact {
-            Some((CompactForm::Packed, s)) => format!(
-                "packed: {} lines, {} runs of {} extents",
-                s.lines, s.runs, s.run_extents
-            ),
-            Some((f, _)) => f.name().to_string(),
-            None => String::new(),
-        }
+        self.compact
+            .map_or_else(String::new, |(f, s)| form_of(f, s))
     }
 
     fn plain(index: impl ExtentIndex + 'static) -> Option<Self> {
@@ -61,6 +55,17 @@ impl Built {
             compact: None,
             index: Box::new(ix),
         })
+    }
+}
+
+/// The compact index's form in words (`packed: 205 lines, 20 runs of 320 extents`).
+pub fn form_of(form: CompactForm, s: CompactShape) -> String {
+    match form {
+        CompactForm::Packed => format!(
+            "packed: {} lines, {} runs of {} extents",
+            s.lines, s.runs, s.run_extents
+        ),
+        f => f.name().to_string(),
     }
 }
 

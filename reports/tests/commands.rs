@@ -353,3 +353,68 @@ fn the_bpf_tier_replays_the_committed_traces_without_a_wrong_answer() {
         "{answered} answers, {replaced} replacements"
     );
 }
+
+/// `reports huge` at a toy size: one JSON object per size with every key, both structures'
+/// sampled answers checked with none wrong, and (as root) the BPF tier serving the file with
+/// every answer of the program checked; without root it says the tier is unavailable.
+#[test]
+fn huge_checks_a_sample_of_answers_with_none_wrong() {
+    let rows = reports(&[
+        "huge",
+        "--extents",
+        "100000",
+        "--scale",
+        "500",
+        "--quick",
+        "--json",
+    ]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    let want: BTreeSet<String> = [
+        "extents_asked",
+        "extents",
+        "source",
+        "span_blocks",
+        "generate_s",
+        "compact_form",
+        "compact",
+        "iext16",
+        "bytes_ratio",
+        "bpf",
+        "bars",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(keys(r), want);
+    assert_eq!(num(r, "extents"), 100_000.0, "{r}");
+    for s in ["compact", "iext16"] {
+        let b = &r[s];
+        assert_eq!(num(b, "checked"), 1_000_000.0, "{b}");
+        assert_eq!(num(b, "wrong"), 0.0, "{b}");
+        for k in ["bytes", "build_rate", "warm_ns", "cold_ns"] {
+            assert!(num(b, k) > 0.0, "{s}.{k}: {b}");
+        }
+    }
+    let bpf = &r["bpf"];
+    let status = bpf["status"].as_str().unwrap_or_default();
+    if imagekit::kernel::is_root() {
+        assert_eq!(status, "served", "{bpf}");
+        let answered: f64 = bpf["attempts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no attempts: {bpf}"))
+            .iter()
+            .map(|a| {
+                assert_eq!(num(a, "wrong"), 0.0, "{a}");
+                num(a, "answered")
+            })
+            .sum();
+        assert_eq!(answered, 100_000.0, "{bpf}");
+        assert_eq!(r["bars"]["bpf"], serde_json::Value::Bool(true), "{r}");
+    } else {
+        assert_eq!(status, "unavailable", "{bpf}");
+        imagekit::skip(
+            "huge_checks_a_sample_of_answers_with_none_wrong (its BPF part)",
+            "not root",
+        );
+    }
+}
