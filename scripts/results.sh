@@ -7,13 +7,15 @@
 #   FUZZ_SECS=60 READ_SECS=3 sudo bash scripts/results.sh   # shorter fuzz and fio runs
 #
 # Runs, in order (nothing else should run on the machine meanwhile):
-#   1. criterion's lookup bench, warm and cold regimes  (cargo bench -p benches --bench lookup;
+#   1. criterion's lookup bench, warm-alone, cold-many-files and sequential (cargo bench -p
+#      benches --bench lookup;
 #      synthetic maps, the standard images' most fragmented files, and every file of 10^3
 #      extents or more of the demo's kernel-allocator images, built by loop mounts)
 #   2. the BPF tier's latency on synthetic maps          (reports bpf-latency --synthetic, CPU 1)
 #   3. socket load, 1 and 4 clients, batches of 64      (server serve + reports load)
 #   4. fio reads through every path, unpinned and pinned (reports reads)
-#   5. the four fuzz targets                             (scripts/fuzz.sh, nightly + cargo-fuzz)
+#   5. the fuzz targets                                  (scripts/fuzz.sh, nightly + cargo-fuzz)
+#   6. one file of 10^7 and 10^8 extents                 (reports huge, CPU 1; about 7 GB)
 # Needs root (BPF, loop mounts, FUSE), fio and fuse2fs (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== 1. criterion lookup bench (warm and cold)"
+echo "== 1. criterion lookup bench (warm-alone, cold-many-files, sequential)"
 rm -rf "$CARGO_TARGET_DIR/criterion"
 cargo bench --locked -p benches --bench lookup
 
@@ -68,8 +70,12 @@ READS=("$BIN/reports" reads "$IMG" --path /punched-100k --models "$WORK/punched.
 echo "== 5. fuzzing, ${FUZZ_SECS} s per target"
 JSON="$WORK/fuzz.jsonl" bash scripts/fuzz.sh "$FUZZ_SECS"
 
+echo "== 6. one file of 10^7 and 10^8 extents"
+taskset -c 1 "$BIN/reports" huge --json >"$WORK/huge.jsonl"
+
 echo "== results/results.json and results/README.md"
 "$BIN/reports" results --criterion "$CARGO_TARGET_DIR/criterion" --bpf-latency "$WORK/bpf.jsonl" \
   --load "$WORK/load.jsonl" --reads "$WORK/reads.jsonl" --fuzz "$WORK/fuzz.jsonl" \
+  --huge "$WORK/huge.jsonl" \
   --out results/results.json
 "$BIN/reports" readme

@@ -37,7 +37,7 @@ pub enum Workload {
 }
 
 /// The traces the demo records, with each workload's operations: the read-heavy VM disk and
-/// the fallocate/punch file of about 2*10^4 extents each, and the write-heavy ones.
+/// the fallocate/punch file at the largest scale, and the write-heavy ones.
 pub const DEMO_TRACES: [(Workload, u32); 5] = [
     (Workload::VmDisk, 20_000),
     (Workload::FallocatePunch, 20_000),

@@ -391,7 +391,7 @@ fn huge_checks_a_sample_of_answers_with_none_wrong() {
         let b = &r[s];
         assert_eq!(num(b, "checked"), 1_000_000.0, "{b}");
         assert_eq!(num(b, "wrong"), 0.0, "{b}");
-        for k in ["bytes", "build_rate", "warm_ns", "cold_ns"] {
+        for k in ["bytes", "build_rate", "warm_shared_ns", "cold_evicted_ns"] {
             assert!(num(b, k) > 0.0, "{s}.{k}: {b}");
         }
     }

@@ -28,10 +28,10 @@ pub const MAX_SLOTS: u64 = u32::MAX as u64 - 1;
 pub const LOADER_MAX_EXTENTS: u64 = 1 << 30;
 
 /// One array map the compact form needs.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ArrayNeed {
     /// The map's name in the program.
-    pub array: &'static str,
+    pub array: String,
     /// Slots the file takes.
     pub slots: u64,
     /// Bytes of those slots.
@@ -43,12 +43,12 @@ pub struct ArrayNeed {
 }
 
 /// What one load did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     /// `max_extents` of the limits.
     pub max_extents: u32,
     /// `loaded`, `declined` (the loader skipped the file) or `failed` (the load itself failed).
-    pub outcome: &'static str,
+    pub outcome: String,
     /// Why it was declined or failed (empty when loaded).
     pub reason: String,
     /// Map bytes the load filled.
@@ -66,11 +66,11 @@ pub struct Attempt {
 }
 
 /// The BPF tier at this size.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// `served` (a load answered the sample), `declined` (every load declined with a reason),
     /// `unavailable` (no BPF here: not root, or the kernel refused the program).
-    pub status: &'static str,
+    pub status: String,
     /// Why not served (empty when served).
     pub reason: String,
     /// The arrays the compact form needs, and what their u32 indices allow.
@@ -92,10 +92,10 @@ impl Outcome {
 /// counts), against what their u32 indices allow.
 pub fn needs(c: &CompactIndex, extents: u64) -> Vec<ArrayNeed> {
     let mut out = Vec::new();
-    let mut push = |array, slots: usize, elem: usize| {
+    let mut push = |array: &str, slots: usize, elem: usize| {
         let slots = slots as u64;
         out.push(ArrayNeed {
-            array,
+            array: array.to_string(),
             slots,
             bytes: slots * elem as u64,
             max_slots: MAX_SLOTS,
@@ -128,7 +128,7 @@ pub fn run(c: &CompactIndex, exts: &[Extent], queries: &[u32]) -> Outcome {
         ..Outcome::default()
     };
     if !imagekit::kernel::is_root() {
-        out.status = "unavailable";
+        out.status = "unavailable".into();
         out.reason = "not root: the BPF tier needs CAP_BPF and CAP_PERFMON (run as root)".into();
         tracing::warn!("{}", out.reason);
         return out;
@@ -146,19 +146,19 @@ pub fn run(c: &CompactIndex, exts: &[Extent], queries: &[u32]) -> Outcome {
                 out.reason.clone_from(&a.reason);
                 out.attempts.push(a);
                 if loaded {
-                    out.status = "served";
+                    out.status = "served".into();
                     out.reason.clear();
                     return out;
                 }
             }
             Err(e) => {
-                out.status = "unavailable";
+                out.status = "unavailable".into();
                 out.reason = Chain(&e).to_string();
                 return out;
             }
         }
     }
-    out.status = "declined";
+    out.status = "declined".into();
     out
 }
 
@@ -187,7 +187,7 @@ fn attempt(
         // The kernel may refuse maps this large (memory, its own size caps): a decline with
         // the kernel's reason, measured, not worked around.
         Err(e) => {
-            a.outcome = "failed";
+            a.outcome = "failed".into();
             a.reason = Chain(&e).to_string();
             tracing::warn!(max_extents = limits.max_extents, reason = %a.reason, "BPF load failed");
             return Ok(a);
@@ -199,10 +199,10 @@ fn attempt(
     a.map_bytes = report.map_bytes;
     match report.skipped.first() {
         Some((_, why)) => {
-            a.outcome = "declined";
+            a.outcome = "declined".into();
             a.reason = why.to_string();
         }
-        None => a.outcome = "loaded",
+        None => a.outcome = "loaded".into(),
     }
     // Asked either way: a declined file's queries must fall back, never be answered wrongly.
     ask(&tier, exts, queries, &mut a)?;

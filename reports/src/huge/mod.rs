@@ -4,7 +4,7 @@
 //!
 //! Per size: a synthetic map whose steps (gap, length, physical jump) are drawn from a map the
 //! kernel's allocator made ([`source`]); both structures built in the same run, their build
-//! rate and the heap bytes the allocator counts; uniform random lookups raced warm and cold
+//! rate and the heap bytes the allocator counts; uniform random lookups raced `warm-shared` and `cold-evicted`
 //! with the regimes of `reports structures` (the same code: [`crate::compare`]); a sample of
 //! both structures' answers checked against binary search over the map; the compact form
 //! loaded into the BPF program's u32-indexed arrays, or declined with a reason ([`in_bpf`]).
@@ -65,7 +65,7 @@ pub struct Args {
 }
 
 /// One structure at one size.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Built {
     /// Heap bytes it holds, counted by the allocator while it was built.
     pub bytes: usize,
@@ -75,10 +75,10 @@ pub struct Built {
     pub build_s: f64,
     /// Extents per second of build.
     pub build_rate: f64,
-    /// Median ns per uniform lookup, warm.
-    pub warm_ns: f64,
-    /// Median ns per uniform lookup, cold.
-    pub cold_ns: f64,
+    /// Median ns per uniform lookup, `warm-shared`.
+    pub warm_shared_ns: f64,
+    /// Median ns of one uniform lookup, `cold-evicted`.
+    pub cold_evicted_ns: f64,
     /// Answers checked against binary search over the map.
     pub checked: u64,
     /// Of those, wrong (or not given).
@@ -86,14 +86,14 @@ pub struct Built {
 }
 
 /// Met or not met, per bar; `None` where it was not measured.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Bars {
     /// Compact at most a quarter of iext16's counted bytes.
     pub bytes_quarter: bool,
-    /// Uniform warm lookups at least as fast as iext16's.
-    pub warm: bool,
-    /// Uniform cold lookups at least as fast as iext16's.
-    pub cold: bool,
+    /// `warm-shared` lookups at least as fast as iext16's.
+    pub warm_shared: bool,
+    /// `cold-evicted` lookups at least as fast as iext16's.
+    pub cold_evicted: bool,
     /// Compact build at least 5*10^6 extents/s.
     pub build: bool,
     /// The BPF tier serves the file or declines it with a reason, 0 wrong answers.
@@ -101,7 +101,7 @@ pub struct Bars {
 }
 
 /// One size: the command's output record (its JSON keys are these names).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Extents asked for.
     pub extents_asked: usize,
@@ -201,8 +201,8 @@ fn measure(
         )
     };
     for ((b, w), cd) in [&mut compact, &mut iext16].into_iter().zip(warm).zip(cold) {
-        b.warm_ns = median(w);
-        b.cold_ns = median(cd);
+        b.warm_shared_ns = median(w);
+        b.cold_evicted_ns = median(cd);
     }
     step(format!("{len}: checking answers"));
     let checks = uniform_queries(&exts, args.check, seed ^ 0xc4ec);
@@ -214,8 +214,8 @@ fn measure(
     let bpf = in_bpf::run(&c, &exts, &checks[..args.bpf_check.min(checks.len())]);
     let bars = Bars {
         bytes_quarter: compact.bytes as f64 <= BYTES_BAR * iext16.bytes as f64,
-        warm: compact.warm_ns <= iext16.warm_ns,
-        cold: compact.cold_ns <= iext16.cold_ns,
+        warm_shared: compact.warm_shared_ns <= iext16.warm_shared_ns,
+        cold_evicted: compact.cold_evicted_ns <= iext16.cold_evicted_ns,
         build: compact.build_rate >= BUILD_BAR,
         bpf: (bpf.status != "unavailable")
             .then(|| bpf.wrong() == 0 && (bpf.status == "served" || !bpf.reason.is_empty())),
@@ -304,7 +304,7 @@ fn markdown(r: &Row) -> String {
         "\n## {} extents\n\nsource: {}; span {} blocks; drawn in {:.2} s; compact form: {}\n\n",
         r.extents, r.source, r.span_blocks, r.generate_s, r.compact_form
     );
-    s += "| structure | bytes | B/extent | build s | extents/s | warm ns | cold ns | checked | wrong |\n";
+    s += "| structure | bytes | B/extent | build s | extents/s | warm-shared ns | cold-evicted ns | checked | wrong |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (name, b) in [("learned-compact", &r.compact), ("iext16", &r.iext16)] {
         s += &format!(
@@ -313,8 +313,8 @@ fn markdown(r: &Row) -> String {
             b.bytes_per_extent,
             b.build_s,
             b.build_rate,
-            b.warm_ns,
-            b.cold_ns,
+            b.warm_shared_ns,
+            b.cold_evicted_ns,
             b.checked,
             b.wrong
         );
@@ -324,18 +324,18 @@ fn markdown(r: &Row) -> String {
     let b = &r.bars;
     s += &format!(
         "\nbars:\n- compact at most 1/4 of iext16's bytes ({:.3}): {}\n\
-         - uniform warm at least as fast as iext16 ({:.1} vs {:.1} ns): {}\n\
-         - uniform cold at least as fast as iext16 ({:.1} vs {:.1} ns): {}\n\
+         - warm-shared at least as fast as iext16 ({:.1} vs {:.1} ns): {}\n\
+         - cold-evicted at least as fast as iext16 ({:.1} vs {:.1} ns): {}\n\
          - build at least 5*10^6 extents/s ({:.3e}): {}\n\
          - BPF tier serves or declines with a reason, 0 wrong: {}\n",
         r.bytes_ratio,
         met(b.bytes_quarter),
-        r.compact.warm_ns,
-        r.iext16.warm_ns,
-        met(b.warm),
-        r.compact.cold_ns,
-        r.iext16.cold_ns,
-        met(b.cold),
+        r.compact.warm_shared_ns,
+        r.iext16.warm_shared_ns,
+        met(b.warm_shared),
+        r.compact.cold_evicted_ns,
+        r.iext16.cold_evicted_ns,
+        met(b.cold_evicted),
         r.compact.build_rate,
         met(b.build),
         b.bpf.map_or("not run (no BPF here)", met)
