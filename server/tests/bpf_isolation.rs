@@ -20,29 +20,9 @@ use predictor::{
     CompactForm, CompactIndex, ExtentIndex, LearnedIndex, Mapping, Query, Request, SortedIndex,
 };
 
-use common::root_or_skip;
+use common::{root_or_skip, synthetic};
 
 const BS: u32 = 4096;
-
-/// `n` extents with gaps and random lengths, some unwritten, from block `first`, physically
-/// from `base` on.
-fn synthetic(n: usize, seed: u64, first: u32, base: u64) -> Vec<Extent> {
-    let mut rng = Rng::new(seed);
-    let mut lblk = first;
-    (0..n)
-        .map(|i| {
-            let len = 1 + rng.below(8) as u32;
-            let e = Extent {
-                lblk,
-                pblk: base + 3 * u64::from(lblk) + rng.below(5),
-                len,
-                unwritten: i % 7 == 3,
-            };
-            lblk += len + rng.below(3) as u32;
-            e
-        })
-        .collect()
-}
 
 /// `n` extents of `len` blocks every `step` blocks from `lblk`, physically `pstep` apart from
 /// `pblk`: an arithmetic run, which the compact form stores as a run piece.

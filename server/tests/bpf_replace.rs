@@ -18,29 +18,9 @@ use predictor::model::FitParams;
 use predictor::synth::Rng;
 use predictor::{CompactForm, CompactIndex, LearnedIndex, Lookup, Mapping, Query, Request};
 
-use common::root_or_skip;
+use common::{root_or_skip, synthetic};
 
 const BS: u32 = 4096;
-
-/// `n` extents with gaps and random lengths, some unwritten, from block `first`, physically at
-/// `base` plus about three times the logical block.
-fn synthetic(n: usize, seed: u64, first: u32, base: u64) -> Vec<Extent> {
-    let mut rng = Rng::new(seed);
-    let mut lblk = first;
-    (0..n)
-        .map(|i| {
-            let len = 1 + rng.below(8) as u32;
-            let e = Extent {
-                lblk,
-                pblk: base + 3 * u64::from(lblk) + rng.below(5),
-                len,
-                unwritten: i % 7 == 3,
-            };
-            lblk += len + rng.below(3) as u32;
-            e
-        })
-        .collect()
-}
 
 /// What the program must answer to `q` on a file of `size` bytes whose blocks map as `probe`
 /// says: the mapping, or `None` where the query is refused (count 0, a read past EOF).

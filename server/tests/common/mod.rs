@@ -17,6 +17,26 @@ pub const SERVER: &str = env!("CARGO_BIN_EXE_server");
 
 pub use imagekit::root_or_skip;
 
+/// `n` extents with gaps and random lengths, some unwritten, from block `first`, physically at
+/// `base` plus about three times the logical block (the BPF tier tests' maps).
+pub fn synthetic(n: usize, seed: u64, first: u32, base: u64) -> Vec<ext4::Extent> {
+    let mut rng = predictor::synth::Rng::new(seed);
+    let mut lblk = first;
+    (0..n)
+        .map(|i| {
+            let len = 1 + rng.below(8) as u32;
+            let e = ext4::Extent {
+                lblk,
+                pblk: base + 3 * u64::from(lblk) + rng.below(5),
+                len,
+                unwritten: i % 7 == 3,
+            };
+            lblk += len + rng.below(3) as u32;
+            e
+        })
+        .collect()
+}
+
 /// The model pack `training fit` would write for `fs`.
 pub fn build_pack(fs: &Fs) -> Pack {
     let trained = predictor::train::train(fs, &FitParams::default(), 2, &|_| ());
