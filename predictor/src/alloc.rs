@@ -2,7 +2,7 @@
 //! and counts what is live, in the whole process and per thread. A binary that measures memory
 //! installs it once:
 //!
-//! ```ignore
+//! ```no_run
 //! #[global_allocator]
 //! static ALLOC: predictor::alloc::Counting = predictor::alloc::Counting;
 //! ```

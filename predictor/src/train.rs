@@ -14,7 +14,7 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 
 use crate::error::Chain;
 use crate::fingerprint::fingerprint;
-use crate::index::CompactIndex;
+use crate::index::{extent, CompactIndex};
 use crate::model::{fit_extents, FitParams, ModelKind};
 use crate::pack::{Pack, PackEntry};
 
@@ -136,16 +136,7 @@ impl FileMap {
             generation: f.generation.unwrap_or(0),
             path,
             size: f.size,
-            extents: f
-                .extents
-                .iter()
-                .map(|e| Extent {
-                    lblk: e.lblk,
-                    pblk: e.pblk,
-                    len: e.len,
-                    unwritten: e.unwritten,
-                })
-                .collect(),
+            extents: f.extents.iter().map(extent).collect(),
         })
     }
 }

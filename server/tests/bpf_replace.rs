@@ -14,6 +14,7 @@ use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Replaced, Skip, Spare, Status};
 use ext4::{BlockMap, Extent};
 use livefs::trace::{Change, FileMap};
 use livefs::BlockExtent;
+use predictor::index::extents_of;
 use predictor::model::FitParams;
 use predictor::synth::Rng;
 use predictor::{CompactForm, CompactIndex, LearnedIndex, Lookup, Mapping, Query, Request};
@@ -466,18 +467,7 @@ fn a_map_replayed_change_by_change_answers_exactly_after_every_change() {
         .collect();
     let mut map = FileMap::from_extents(&start);
     let neighbour = Form::new(&synthetic(1_000, 6, 0, 30_000_000), false);
-    let to_extents = |m: &FileMap| -> Vec<Extent> {
-        m.extents()
-            .iter()
-            .map(|e| Extent {
-                lblk: e.lblk,
-                pblk: e.pblk,
-                len: e.len,
-                unwritten: e.unwritten,
-            })
-            .collect()
-    };
-    let first = CompactIndex::new(&to_extents(&map)).unwrap_or_else(|e| panic!("{e}"));
+    let first = CompactIndex::new(&extents_of(&map)).unwrap_or_else(|e| panic!("{e}"));
     let size = |m: &FileMap| m.end() * u64::from(BS) * 9 / 10;
     fn file(ino: u64, size: u64, c: &CompactIndex) -> BpfFile<'_> {
         BpfFile {
@@ -506,7 +496,7 @@ fn a_map_replayed_change_by_change_answers_exactly_after_every_change() {
             continue; // an insert that would shift blocks past 2^32 - 1
         }
         applied += 1;
-        let exts = to_extents(&map);
+        let exts = extents_of(&map);
         let ix = CompactIndex::new(&exts).unwrap_or_else(|e| panic!("step {step}: {e}"));
         let r = tier
             .replace(file(1, size(&map), &ix))

@@ -13,7 +13,7 @@ mod range;
 mod sorted;
 
 pub use btree::BTreeIndex;
-pub use changing::{ChangingIndex, Rebuilt};
+pub use changing::{ChangedPieces, ChangingIndex, MapSource, Rebuilt};
 pub use compact::{
     CompactForm, CompactIndex, CompactLayout, CompactShape, LineLayout, PackedLayout, PieceBody,
     PieceLayout,
@@ -24,6 +24,23 @@ pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
 
 use ext4::{BlockMap, Extent};
+use livefs::trace::FileMap;
+use livefs::BlockExtent;
+
+/// An extent as FIEMAP and the traces give it, as the indexes take it.
+pub fn extent(e: &BlockExtent) -> Extent {
+    Extent {
+        lblk: e.lblk,
+        pblk: e.pblk,
+        len: e.len,
+        unwritten: e.unwritten,
+    }
+}
+
+/// A traced map's extents, in order, as the indexes take them.
+pub fn extents_of(map: &FileMap) -> Vec<Extent> {
+    map.extents().iter().map(extent).collect()
+}
 
 /// What one structure says about one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@
 use anyhow::{Context, Result};
 use bpf::abi::BeginIn;
 use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Replaced, Spare, Status};
-use ext4::Extent;
 use livefs::trace::{Event, FileMap, Trace};
+use predictor::index::extents_of;
 use predictor::{CompactIndex, Query, Request};
 
 use super::truth_answer;
@@ -117,15 +117,5 @@ fn file<'a>(ino: u64, bs: u32, form: &'a CompactIndex, map: &FileMap) -> BpfFile
 }
 
 fn form_of(map: &FileMap) -> Result<CompactIndex> {
-    let exts: Vec<Extent> = map
-        .extents()
-        .iter()
-        .map(|e| Extent {
-            lblk: e.lblk,
-            pblk: e.pblk,
-            len: e.len,
-            unwritten: e.unwritten,
-        })
-        .collect();
-    Ok(CompactIndex::new(&exts)?)
+    Ok(CompactIndex::new(&extents_of(map))?)
 }

@@ -22,8 +22,9 @@
 //! whatever is cached, since the server allocates: it counts as an upcall for every structure.
 //!
 //! Times: each in-kernel answer alone (a cache lookup, or the learned map's), each change's
-//! update (an invalidation; the learned delta's logging, its rebuild built aside and its swap),
-//! the clock's own cost taken off. With `--round-trip-us`, the mapping cost per query adds the
+//! update (an invalidation; the learned delta's logging of the map's extents over the changed
+//! blocks, which the server sends with the change, its rebuild built aside and its swap), the
+//! clock's own cost taken off. With `--round-trip-us`, the mapping cost per query adds the
 //! upcalls at that price. With `--bpf` (root) every file is also replayed through the BPF tier
 //! in the kernel ([`bpf`]).
 //!
@@ -42,7 +43,7 @@ use anyhow::{bail, Context, Result};
 use ext4::BlockMap;
 use livefs::trace::{Change, Event, FileMap, Trace};
 use predictor::cache::{server_answer, CachedKind, CachedMapping, MappingCache, RECORD_BYTES};
-use predictor::index::{ChangingIndex, Lookup, Rebuilt};
+use predictor::index::{ChangedPieces, ChangingIndex, Lookup, Rebuilt};
 
 /// The structures, in the order of the tables.
 pub const STRUCTURES: [&str; 5] = [
@@ -416,6 +417,7 @@ impl Replayed {
 /// from a snapshot while the delta answers) and their swaps (the only wait a lookup sees).
 struct LearnedUpdates {
     clock: Clock,
+    pieces: ChangedPieces,
     apply_ns: Vec<u64>,
     rebuild_ns: Vec<u64>,
     install_ns: Vec<u64>,
@@ -424,7 +426,10 @@ struct LearnedUpdates {
 impl LearnedUpdates {
     /// Logs `change` in `ix` and rebuilds when the cost rule says so; `now` is the map after it.
     fn apply(&mut self, ix: &mut ChangingIndex, change: &Change, now: &FileMap) -> Result<()> {
-        let (full, ns) = self.clock.time(|| ix.apply(change, now));
+        // The server's extents over the changed blocks, which it sends with the change (as
+        // with an upsert's mapping, its own lookup is not the tier's cost).
+        self.pieces.read(change, now);
+        let (full, ns) = self.clock.time(|| ix.apply(change, &self.pieces));
         self.apply_ns.push(ns);
         if full {
             let (rebuilt, ns) = self.clock.time(|| Rebuilt::of(now));
@@ -451,6 +456,7 @@ fn replay_file(
         .with_context(|| format!("inode {ino}: building its learned map"))?;
     let mut updates = LearnedUpdates {
         clock,
+        pieces: ChangedPieces::default(),
         apply_ns: Vec::new(),
         rebuild_ns: Vec::new(),
         install_ns: Vec::new(),

@@ -12,7 +12,9 @@
 //!   form at the shifted block and shifts the answer back. A shift's edges are overlay pieces.
 //!
 //! So every answer is the map's as it is after the last change, and the delta holds what a
-//! kernel tier would hold: a 16-byte record per piece and per shift, counted in [`bytes`].
+//! kernel tier would hold: a 16-byte record per piece and per shift, counted in [`bytes`]. A
+//! change reads the map only over the blocks it [`touched`]: a server sends those extents
+//! with the change ([`ChangedPieces`]).
 //!
 //! When the delta holds more bytes than the packed form (at least [`MIN_DELTA`] records),
 //! [`ChangingIndex::apply`] says so and the caller builds a new packed form aside
@@ -30,7 +32,7 @@ mod shift_map;
 use ext4::{BlockMap, Extent};
 use livefs::trace::{Change, FileMap, MAX_BLOCKS};
 
-use super::{CompactIndex, ExtentIndex, Lookup};
+use super::{extents_of, CompactIndex, ExtentIndex, Lookup};
 use crate::model::{FinalFit, FitParams, ModelError};
 use shift_map::{Moves, ShiftMap};
 
@@ -127,8 +129,11 @@ pub struct ChangingIndex {
     shifts: ShiftMap<Offset>,
     /// Ranges changed and not yet read from the map (between [`Self::log`] and [`Self::fill`]).
     pending: Vec<(u64, u64)>,
-    /// The map's extents in a changed range (kept to reuse its allocation).
+    /// The map's extents in a changed range, and the overlay's pieces there before and after
+    /// (kept to reuse their allocations).
     meeting: Vec<(u64, u64, u64, bool)>,
+    old: Vec<(u64, Piece)>,
+    new: Vec<(u64, Piece)>,
     rebuilds: u64,
 }
 
@@ -143,13 +148,17 @@ impl ChangingIndex {
             shifts: ShiftMap::default(),
             pending: Vec::new(),
             meeting: Vec::new(),
+            old: Vec::new(),
+            new: Vec::new(),
             rebuilds: 0,
         })
     }
 
-    /// Logs one change of the file's map; `now` is the map after it. Returns whether the delta
-    /// passed the cost rule: time to build a [`Rebuilt`] and [`install`](Self::install) it.
-    pub fn apply(&mut self, change: &Change, now: &FileMap) -> bool {
+    /// Logs one change of the file's map; `now` is the map after it, or just its extents over
+    /// the blocks the change touched ([`ChangedPieces`], what a server sends with the change).
+    /// Returns whether the delta passed the cost rule: time to build a [`Rebuilt`] and
+    /// [`install`](Self::install) it.
+    pub fn apply(&mut self, change: &Change, now: &impl MapSource) -> bool {
         self.log(change);
         self.fill(now);
         self.records() > MIN_DELTA.max(self.built.heap_bytes() / DELTA_RECORD_BYTES)
@@ -298,14 +307,12 @@ impl ChangingIndex {
     /// for a shift.
     fn log(&mut self, change: &Change) {
         match *change {
-            Change::Map(e) => {
-                let lo = u64::from(e.lblk);
-                self.pend(lo, lo + u64::from(e.len));
-            }
-            Change::Unmap { lblk, len } => self.pend(lblk, lblk.saturating_add(len)),
             Change::Collapse { lblk, len } => self.collapse(lblk, len),
             Change::Insert { lblk, len } => self.insert(lblk, len),
+            Change::Map(_) | Change::Unmap { .. } => {}
         }
+        let (lo, hi) = touched(change);
+        self.pend(lo, hi);
     }
 
     fn pend(&mut self, lo: u64, hi: u64) {
@@ -316,7 +323,7 @@ impl ChangingIndex {
     }
 
     /// Reads the pending ranges' pieces from `now`.
-    fn fill(&mut self, now: &FileMap) {
+    fn fill(&mut self, now: &impl MapSource) {
         // Taken and given back, so the list keeps its allocation from change to change.
         let mut pending = std::mem::take(&mut self.pending);
         for &(lo, hi) in &pending {
@@ -327,21 +334,34 @@ impl ChangingIndex {
     }
 
     /// Replaces the overlay over `[lo, hi)`, widened to the whole extents it meets, with the
-    /// pieces of `now` there.
-    fn refresh(&mut self, lo: u64, hi: u64, now: &FileMap) {
+    /// pieces of `now` there; a hole piece joins a hole it meets. The pieces it replaces or
+    /// cuts (from the one reaching `lo` to the one at the range's end) are read once and
+    /// written back in one splice.
+    fn refresh(&mut self, lo: u64, hi: u64, now: &impl MapSource) {
         let mut meeting = std::mem::take(&mut self.meeting);
         meeting.clear();
         meeting.extend(now.meeting(lo, hi));
         let lo = meeting.first().map_or(lo, |e| e.0.min(lo));
         let hi = meeting.last().map_or(hi, |e| (e.0 + e.1).max(hi));
-        self.cut_out(lo, hi);
+        // The old pieces: the one before `lo` if it reaches it, through the one at `hi`.
+        let first = match self.overlay.below(lo) {
+            Some((s, p)) if p.end >= lo => s,
+            _ => lo,
+        };
+        let mut old = std::mem::take(&mut self.old);
+        old.clear();
+        self.overlay.range_into(first, hi, &mut old);
+        let mut new = std::mem::take(&mut self.new);
+        new.clear();
+        if let Some(&(s, p)) = old.first().filter(|(s, _)| *s < lo) {
+            push_piece(&mut new, s, Piece { end: lo, ..p });
+        }
         let mut p = lo;
         for &(s, len, pblk, unwritten) in &meeting {
-            if s > p {
-                self.overlay.insert(p, hole(s));
-            }
+            push_piece(&mut new, p, hole(s));
             let blocks = Blocks::Mapped { pblk, unwritten };
-            self.overlay.insert(
+            push_piece(
+                &mut new,
                 s,
                 Piece {
                     end: s + len,
@@ -350,30 +370,13 @@ impl ChangingIndex {
             );
             p = s + len;
         }
-        if p < hi {
-            self.overlay.insert(p, hole(hi));
-            self.join_holes(hi);
+        push_piece(&mut new, p, hole(hi));
+        // What reaches past `hi`: the part of a piece cut there, or the piece at `hi`.
+        if let Some(&(s, q)) = old.iter().rev().find(|(_, q)| q.end > hi) {
+            push_piece(&mut new, hi, q.from(s, hi.max(s)));
         }
-        self.join_holes(lo);
-        self.meeting = meeting;
-    }
-
-    /// Joins the hole piece starting at `at` to a hole piece ending there.
-    fn join_holes(&mut self, at: u64) {
-        let Some(Piece {
-            end,
-            blocks: Blocks::Hole,
-        }) = self.overlay.get(at)
-        else {
-            return;
-        };
-        let Some((s, left)) = self.overlay.below(at) else {
-            return;
-        };
-        if left.end == at && left.blocks == Blocks::Hole {
-            self.overlay.remove(at);
-            self.overlay.insert(s, hole(end));
-        }
+        self.overlay.replace(first, hi, &new);
+        (self.old, self.new, self.meeting) = (old, new, meeting);
     }
 
     /// Removes the overlay over `[lo, hi)`, keeping the parts of pieces outside it.
@@ -409,8 +412,6 @@ impl ChangingIndex {
             self.pend(r.0, r.1.min(lblk));
             self.pend(r.0.max(end) - len, r.1.saturating_sub(len));
         }
-        // The extents on either side of the cut may now join.
-        self.pend(lblk.saturating_sub(1), lblk + 1);
     }
 
     /// `len` blocks of hole inserted at `lblk`, what follows moved up.
@@ -431,8 +432,84 @@ impl ChangingIndex {
             self.pend(r.0, r.1.min(lblk));
             self.pend(r.0.max(lblk) + len, r.1.saturating_add(len));
         }
-        self.pend(lblk.saturating_sub(1), lblk + len + 1);
     }
+}
+
+/// The blocks `[lo, hi)` of the map after `change` whose extents may differ from before it
+/// (besides the blocks a shift moved): the range mapped or unmapped, or the blocks either side
+/// of a collapse's cut or an insert's hole, whose extents may now join or have split.
+pub fn touched(change: &Change) -> (u64, u64) {
+    match *change {
+        Change::Map(e) => {
+            let lo = u64::from(e.lblk);
+            (lo, lo + u64::from(e.len))
+        }
+        Change::Unmap { lblk, len } => (lblk, lblk.saturating_add(len)),
+        Change::Collapse { lblk, .. } => (lblk.saturating_sub(1), lblk + 1),
+        Change::Insert { lblk, len } => (lblk.saturating_sub(1), lblk + len + 1),
+    }
+}
+
+/// Where the index reads the map's extents over a changed range.
+pub trait MapSource {
+    /// The extents with a block in `[lo, hi)`, in order: `(start, len, pblk, unwritten)`.
+    fn meeting(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u64, u64, bool)>;
+}
+
+impl MapSource for FileMap {
+    fn meeting(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u64, u64, bool)> {
+        FileMap::meeting(self, lo, hi)
+    }
+}
+
+/// The map's extents over the blocks one change touched ([`touched`]), read after it: what a
+/// server holding the map sends with the change, as it sends the mapping of an upsert. Enough
+/// for [`ChangingIndex::apply`] of that change; the replay reads them from its map before
+/// timing the apply, so the apply's cost is the tier's alone.
+#[derive(Debug, Clone, Default)]
+pub struct ChangedPieces {
+    range: (u64, u64),
+    extents: Vec<(u64, u64, u64, bool)>,
+}
+
+impl ChangedPieces {
+    /// Reads `change`'s pieces from `now`, the map after it (keeps the allocation).
+    pub fn read(&mut self, change: &Change, now: &FileMap) {
+        self.range = touched(change);
+        self.extents.clear();
+        self.extents.extend(now.meeting(self.range.0, self.range.1));
+    }
+}
+
+impl MapSource for ChangedPieces {
+    /// Only the range read: a wider ask is a caller's error, answered with nothing.
+    fn meeting(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u64, u64, bool)> {
+        let inside = lo >= self.range.0 && hi <= self.range.1;
+        debug_assert!(
+            inside,
+            "[{lo}, {hi}) outside the range read, {:?}",
+            self.range
+        );
+        self.extents
+            .iter()
+            .copied()
+            .filter(move |&(s, len, ..)| inside && s < hi && s + len > lo)
+    }
+}
+
+/// Appends the piece `[start, piece.end)` to `pieces` (in order, each starting where the
+/// last ended or later): nothing if it is empty, joined to the last if both are holes.
+fn push_piece(pieces: &mut Vec<(u64, Piece)>, start: u64, piece: Piece) {
+    if piece.end <= start {
+        return;
+    }
+    if let Some((_, last)) = pieces.last_mut() {
+        if last.end == start && last.blocks == Blocks::Hole && piece.blocks == Blocks::Hole {
+            last.end = piece.end;
+            return;
+        }
+    }
+    pieces.push((start, piece));
 }
 
 fn hole(end: u64) -> Piece {
@@ -440,18 +517,6 @@ fn hole(end: u64) -> Piece {
         end,
         blocks: Blocks::Hole,
     }
-}
-
-fn extents_of(map: &FileMap) -> Vec<Extent> {
-    map.extents()
-        .into_iter()
-        .map(|e| Extent {
-            lblk: e.lblk,
-            pblk: e.pblk,
-            len: e.len,
-            unwritten: e.unwritten,
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -530,6 +595,21 @@ mod tests {
         checked
     }
 
+    /// The overlay holds as few records as the map allows: pieces in order, none empty, none
+    /// overlapping, no two holes side by side.
+    fn assert_normal(ix: &ChangingIndex, what: &str) {
+        let pieces: Vec<_> = ix.overlay.iter().collect();
+        for w in pieces.windows(2) {
+            let ((s, a), (t, b)) = (w[0], w[1]);
+            assert!(s < a.end && a.end <= t, "{what}: pieces {w:?}");
+            let both_holes = a.blocks == Blocks::Hole && b.blocks == Blocks::Hole;
+            assert!(
+                !(both_holes && a.end == t),
+                "{what}: holes side by side {w:?}"
+            );
+        }
+    }
+
     /// Random changes on a map: after each one, every block's answer equals that of a sorted
     /// index built from the map as it is then; rebuilt as the cost rule says.
     #[test]
@@ -538,15 +618,24 @@ mod tests {
         let mut now = initial();
         let mut ix = ChangingIndex::new(&now).unwrap();
         let (mut checked, mut shifted, mut joined) = (0, 0, 0);
+        let mut pieces = ChangedPieces::default();
         for step in 0..600 {
             let change = rng.change(&now);
             let extents = now.extents().len();
             now.apply(&change).unwrap();
             joined +=
                 usize::from(matches!(change, Change::Map(_)) && now.extents().len() <= extents);
-            if ix.apply(&change, &now) {
+            // Half the changes read from the whole map, half from just the changed pieces.
+            pieces.read(&change, &now);
+            let full = if step % 2 == 0 {
+                ix.apply(&change, &now)
+            } else {
+                ix.apply(&change, &pieces)
+            };
+            if full {
                 ix.install(Rebuilt::of(&now).unwrap(), &[], &now);
             }
+            assert_normal(&ix, &format!("after change {step}: {change:?}"));
             shifted += usize::from(!ix.shifts.is_empty());
             checked += agree(
                 &ix,

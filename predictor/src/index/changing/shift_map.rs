@@ -25,10 +25,12 @@ pub struct ShiftMap<V> {
     len: usize,
 }
 
-/// Entries with a pending offset: entry i is `(keys[i] + by, vals[i].moved(by))`.
+/// Entries with a pending offset: entry i is `(keys[i] + by, vals[i].moved(by))`. `head` is
+/// `keys[0]`, kept beside `by` so that finding a chunk reads the chunk list alone.
 #[derive(Debug, Clone)]
 struct Chunk<V> {
     by: i64,
+    head: i64,
     keys: Vec<i64>,
     vals: Vec<V>,
 }
@@ -43,7 +45,14 @@ impl<V: Moves> Chunk<V> {
     }
 
     fn first(&self) -> u64 {
-        self.key(0)
+        (self.head + self.by) as u64
+    }
+
+    /// Sets `head` after the first key changed (an empty chunk is dropped by the caller).
+    fn new_head(&mut self) {
+        if let Some(&k) = self.keys.first() {
+            self.head = k;
+        }
     }
 
     /// Index of the first key at or above `k`.
@@ -54,9 +63,11 @@ impl<V: Moves> Chunk<V> {
 
     /// The entries from `i` on, as a new chunk with the same offset.
     fn split_off(&mut self, i: usize) -> Self {
+        let keys = self.keys.split_off(i);
         Self {
             by: self.by,
-            keys: self.keys.split_off(i),
+            head: keys.first().copied().unwrap_or(0),
+            keys,
             vals: self.vals.split_off(i),
         }
     }
@@ -150,6 +161,7 @@ impl<V: Moves> ShiftMap<V> {
         }) else {
             self.chunks.push(Chunk {
                 by: 0,
+                head: k as i64,
                 keys: vec![k as i64],
                 vals: vec![v],
             });
@@ -165,6 +177,7 @@ impl<V: Moves> ShiftMap<V> {
         }
         c.keys.insert(i, raw);
         c.vals.insert(i, val);
+        c.new_head();
         self.len += 1;
         if c.keys.len() > 2 * CHUNK {
             let tail = c.split_off(CHUNK);
@@ -181,12 +194,64 @@ impl<V: Moves> ShiftMap<V> {
             return None;
         }
         c.keys.remove(i);
+        c.new_head();
         let v = c.vals.remove(i).moved(c.by);
         self.len -= 1;
         if c.keys.is_empty() {
             self.chunks.remove(ci);
         }
         Some(v)
+    }
+
+    /// Replaces the entries with keys in `[lo, hi]` by `new` (sorted, keys in `[lo, hi]`). A
+    /// change's pieces mostly fall in one chunk: then this is one search and one splice, where
+    /// removing and inserting them one by one would search for each.
+    pub fn replace(&mut self, lo: u64, hi: u64, new: &[Entry<V>]) {
+        let ci = self.chunk_of(lo).unwrap_or(0);
+        let one_chunk = self.chunks.get(ci + 1).is_none_or(|next| next.first() > hi);
+        let Some(c) = self.chunks.get_mut(ci).filter(|_| one_chunk) else {
+            while let Some((k, _)) = self.at_or_above(lo).filter(|&(k, _)| k <= hi) {
+                self.remove(k);
+            }
+            for &(k, v) in new {
+                self.insert(k, v);
+            }
+            return;
+        };
+        let (i, j) = (c.at_or_above(lo), c.at_or_above(hi.saturating_add(1)));
+        let by = c.by;
+        c.keys.splice(i..j, new.iter().map(|&(k, _)| k as i64 - by));
+        c.vals.splice(i..j, new.iter().map(|&(_, v)| v.moved(-by)));
+        c.new_head();
+        self.len = self.len + new.len() - (j - i);
+        if c.keys.is_empty() {
+            self.chunks.remove(ci);
+        }
+        let mut at = ci;
+        while self
+            .chunks
+            .get(at)
+            .is_some_and(|c| c.keys.len() > 2 * CHUNK)
+        {
+            let tail = self.chunks[at].split_off(CHUNK);
+            at += 1;
+            self.chunks.insert(at, tail);
+        }
+    }
+
+    /// The entries with keys in `[lo, hi]`, appended to `out`.
+    pub fn range_into(&self, lo: u64, hi: u64, out: &mut Vec<Entry<V>>) {
+        let mut ci = self.chunk_of(lo).unwrap_or(0);
+        while let Some(c) = self.chunks.get(ci) {
+            for i in c.at_or_above(lo)..c.keys.len() {
+                let e = c.entry(i);
+                if e.0 > hi {
+                    return;
+                }
+                out.push(e);
+            }
+            ci += 1;
+        }
     }
 
     /// Moves every key at or above `at` by `by`. The caller keeps the order: a move down by
@@ -259,6 +324,8 @@ mod tests {
         Remove(u64),
         /// Move keys from `.0` on by `.1` (down moves drop the keys in the way first).
         Move(u64, i64),
+        /// Replace the keys in `[.0, .0 + .1]` by `.2` keys spread over it.
+        Replace(u64, u64, u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -266,6 +333,7 @@ mod tests {
             6 => (0..5_000u64, -100..100i64).prop_map(|(k, v)| Op::Insert(k, V { off: v, end: k + 3 })),
             2 => (0..5_000u64).prop_map(Op::Remove),
             1 => (0..5_000u64, -50..50i64).prop_map(|(k, by)| Op::Move(k, by)),
+            2 => (0..5_000u64, 0..400u64, 0..300u64).prop_map(|(k, w, n)| Op::Replace(k, w, n)),
         ]
     }
 
@@ -283,6 +351,21 @@ mod tests {
                         r.insert(k, v);
                     }
                     Op::Remove(k) => prop_assert_eq!(m.remove(k), r.remove(&k)),
+                    Op::Replace(lo, w, n) => {
+                        let hi = lo + w;
+                        let mut seen = Vec::new();
+                        m.range_into(lo, hi, &mut seen);
+                        let want: Vec<_> = r.range(lo..=hi).map(|(&k, &v)| (k, v)).collect();
+                        prop_assert_eq!(seen, want);
+                        let mut new: Vec<(u64, V)> = (0..n)
+                            .map(|i| lo + i * (w + 1) / n.max(1))
+                            .map(|k| (k, V { off: k as i64, end: k + 1 }))
+                            .collect();
+                        new.dedup_by_key(|e| e.0);
+                        r.retain(|&k, _| k < lo || k > hi);
+                        r.extend(new.iter().copied());
+                        m.replace(lo, hi, &new);
+                    }
                     Op::Move(at, by) => {
                         let lo = at.saturating_add_signed(by.min(0));
                         for k in r.range(lo..at).map(|(&k, _)| k).collect::<Vec<_>>() {
