@@ -13,6 +13,7 @@
 
 mod error;
 mod fiemap;
+pub mod mountinfo;
 mod scan;
 pub mod trace;
 

@@ -39,6 +39,7 @@ use predictor::synth::{in_orders, sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
+use crate::report;
 use crate::structures::{Built, Structure, STRUCTURES};
 use crate::timing::{clock_overhead_ns, race, Budget, Summary};
 
@@ -405,14 +406,9 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn print_row(r: &Row, json: bool) {
-    if json {
-        match serde_json::to_string(r) {
-            Ok(s) => println!("{s}"),
-            Err(e) => tracing::error!(error = %e, "row not serialised"),
-        }
-    } else {
-        println!(
-            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>12.1} {:>12.1} {:>12.1}  {}",
+    report::print_row(r, json, |r| {
+        format!(
+            "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>12.1} {:>12.1} {:>12.1}  {}\n",
             r.file,
             r.extents,
             r.structure,
@@ -422,8 +418,8 @@ fn print_row(r: &Row, json: bool) {
             r.ns_cold_evicted,
             r.ns_sequential,
             r.form
-        );
-    }
+        )
+    });
 }
 
 /// The files named by `--path`, or every regular file with at least `min_extents` extents.

@@ -159,14 +159,9 @@ pub fn find_tool(name: &str, explicit: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether `dir` is a mount point now (it appears as one in /proc/self/mountinfo).
+/// Whether `dir` is a mount point now.
 fn is_mounted(dir: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = dir.to_string_lossy();
-    // Field 5 is the mount point (spaces escaped as \040; ours have none).
-    info.lines().any(|l| l.split(' ').nth(4) == Some(&want))
+    livefs::mountinfo::is_mount_point(dir).unwrap_or(false)
 }
 
 /// A FUSE file system served by a child process until dropped.

@@ -16,6 +16,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use predictor::regime::Regime;
 
 use crate::machine::Machine;
+use crate::report::met;
 pub use crate::rows::{BpfLatencyRow as BpfRow, LoadRow, ReadRow};
 
 /// Where `scripts/results.sh` and `reports readme` keep the results.
@@ -307,7 +308,6 @@ fn render_huge(md: &mut String, rows: &[crate::huge::Row]) {
     if rows.is_empty() {
         return;
     }
-    let met = |ok: bool| if ok { "met" } else { "not met" };
     let _ = writeln!(
         md,
         "**One file of 10^7 and 10^8 extents** (`reports huge`, pinned with `taskset -c 1`): a \

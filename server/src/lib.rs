@@ -16,7 +16,6 @@ pub mod bpf_command;
 pub mod fusefs;
 pub mod image;
 pub mod mount;
-pub mod mountinfo;
 pub mod query;
 pub mod serve;
 pub mod signals;

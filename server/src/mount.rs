@@ -13,9 +13,9 @@ use parking_lot::Mutex;
 
 use crate::fusefs::{ImageFs, STATS_NAME};
 use crate::image;
-use crate::mountinfo;
 use crate::signals;
 use crate::stats::Stats;
+use livefs::mountinfo;
 use predictor::Tier;
 
 /// Arguments of `server mount`.

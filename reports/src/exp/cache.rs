@@ -14,6 +14,7 @@ use plotters::prelude::SeriesLabelPosition;
 use super::{ratio, Ctx, Section};
 use crate::cache::{replay, replay_bpf, BpfReplay, Row, STRUCTURES};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::report::met;
 use crate::table::Table;
 
 /// The budgets replayed: fuse-iomap's default cap and a quarter and eight times it.
@@ -291,7 +292,6 @@ fn update_bars(rows: &[Row]) -> String {
         .max()
         .unwrap_or(0);
     let rebuilds: u64 = learned.iter().map(|r| r.rebuilds).sum();
-    let met = |ok: bool| if ok { "met" } else { "not met" };
     format!(
         "\nThe learned map under change: a change costs at most {} amortized (`{}` inode {}, \
          {} changes, {} rebuilds; bar 1 us per change: {}); the longest a lookup waits for a \

@@ -12,6 +12,7 @@ use crate::images::{FileInfo, LoadedImage};
 use crate::mounts::{ours, Systems, FUSE2FS};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::reads::{DataSpans, Fio, Pattern, ReadRun};
+use crate::report::met;
 use crate::table::Table;
 
 /// Tiers our mount is run with, slowest first.
@@ -160,7 +161,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         let x = o / f2.max(1e-9);
         let line = format!(
             "Random reads: our mount (learned tier) is **{x:.2}x** fuse2fs (bar: at least 2x: {}).",
-            if x >= 2.0 { "met" } else { "not met" }
+            met(x >= 2.0)
         );
         body.push_str(&format!("\n{line}\n"));
         summary.push(line);

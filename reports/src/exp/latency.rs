@@ -11,6 +11,7 @@ use plotters::prelude::SeriesLabelPosition;
 use super::{ratio, Ctx, Section};
 use crate::datasets::{Dataset, Source};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::report::met;
 use crate::structures::{Built, BASELINE, STRUCTURES};
 use crate::table::Table;
 use crate::timing::{race, Summary};
@@ -445,11 +446,7 @@ fn summarize(cells: &[Cell]) -> Vec<String> {
             "Bar \"no slower than BTreeMap on 1-extent files\": {:.1} vs {:.1} ns ({}).",
             l.ns.median,
             b.ns.median,
-            if l.ns.median <= b.ns.median * 1.05 {
-                "met"
-            } else {
-                "not met"
-            }
+            met(l.ns.median <= b.ns.median * 1.05)
         ));
     }
     out

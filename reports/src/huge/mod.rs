@@ -22,6 +22,7 @@ use predictor::synth::{in_orders, uniform_queries};
 use predictor::{CompactIndex, ExtentIndex, Lookup, XfsIextIndex};
 
 use crate::compare::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
+use crate::report::{met, print_row};
 use crate::timing::{race, Summary};
 
 pub use source::Recipe;
@@ -143,7 +144,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     for &n in &args.extents {
         let row = measure(n, &source, args, &effort, &evictor, &bar)?;
-        bar.suspend(|| print_row(&row, args.json));
+        bar.suspend(|| print_row(&row, args.json, markdown));
     }
     bar.finish_and_clear();
     Ok(())
@@ -277,25 +278,6 @@ fn check(ix: &dyn ExtentIndex, exts: &[Extent], queries: &[u32]) -> (u64, u64) {
         .filter(|&&q| black_box(ix.find(q)) != Lookup::Found(reference(exts, q)))
         .count();
     (queries.len() as u64, wrong as u64)
-}
-
-fn print_row(r: &Row, json: bool) {
-    if json {
-        match serde_json::to_string(r) {
-            Ok(s) => println!("{s}"),
-            Err(e) => tracing::error!(error = %e, "row not serialised"),
-        }
-    } else {
-        print!("{}", markdown(r));
-    }
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "not met"
-    }
 }
 
 /// The Markdown of one size: the structures, the BPF tier's arrays and loads, the bars.

@@ -79,7 +79,7 @@ pub fn mounts_at(dir: &Path) -> usize {
     ) else {
         return 0;
     };
-    server::mountinfo::mount_points(&text)
+    livefs::mountinfo::mount_points(&text)
         .iter()
         .filter(|m| **m == dir)
         .count()

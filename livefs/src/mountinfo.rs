@@ -1,5 +1,5 @@
-//! Whether a directory is already a mount point, from `/proc/self/mountinfo` (FUSE would happily
-//! mount over an existing mount and hide it; `server mount` refuses instead).
+//! Whether a directory is a mount point, from `/proc/self/mountinfo` (FUSE would happily
+//! mount over an existing mount and hide it: `server mount` refuses; `reports` waits for mounts).
 
 use std::path::{Path, PathBuf};
 
