@@ -374,8 +374,8 @@ impl Budget {
     /// The report's budget.
     pub const REPORT: Budget = Budget {
         extents: 4096,
-        random: 48,
-        climb: 96,
+        random: 128,
+        climb: 256,
     };
     /// Toy scale, for tests.
     pub const QUICK: Budget = Budget {

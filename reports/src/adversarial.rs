@@ -1,0 +1,276 @@
+//! `reports adversarial`: the worst maps the adversarial search finds (one per objective,
+//! `predictor::adversary::worst_maps`, deterministic in the seed), every structure of
+//! `reports structures` built over each and raced in the `warm-shared` regime (one run), with
+//! the per-file choice (`predictor::index::choose`) raced beside them as the row `chosen`.
+//! Per map: bytes per extent and ns per lookup of every structure, the choice, and whether the
+//! choice is within 10% of iext16's time (the bar: met / not met).
+
+use anyhow::Result;
+use predictor::adversary::{worst_maps, Budget, Found};
+use predictor::index::choose::{choose, Chosen};
+use predictor::regime::Regime;
+use predictor::synth::{in_orders, uniform_queries};
+use predictor::{ExtentIndex, SortedIndex};
+
+use crate::compare::{Effort, ORDERS_SEED, RACED, WARM_ORDERS};
+use crate::datasets::{Dataset, Source};
+use crate::structures::{Built, STRUCTURES};
+use crate::timing::{race, Summary};
+
+/// The bar: the chosen structure at most this much slower than iext16, in percent.
+pub const BAR_PERCENT: f64 = 10.0;
+
+/// The command's arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Seed of the search (the same seed gives the same maps).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Extents per map.
+    #[arg(long, default_value_t = Budget::REPORT.extents)]
+    pub extents: usize,
+    /// Random genomes per objective before hill-climbing.
+    #[arg(long, default_value_t = Budget::REPORT.random)]
+    pub random: usize,
+    /// Hill-climbing mutations per objective.
+    #[arg(long, default_value_t = Budget::REPORT.climb)]
+    pub climb: usize,
+    /// One JSON object per map instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Toy scale (a small search, a few timed rounds; numbers are not meaningful).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// One structure over one adversarial map.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// Structure name (`reports structures`' names, and `chosen`).
+    pub structure: String,
+    /// Heap bytes, counted by the allocator while it was built.
+    pub bytes: usize,
+    /// `bytes / extents`.
+    pub bytes_per_extent: f64,
+    /// Median ns per lookup, `warm-shared`.
+    pub ns_warm_shared: f64,
+}
+
+/// One adversarial map measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MapResult {
+    /// Dataset name (`adv-` and the objective).
+    pub map: String,
+    /// Extents.
+    pub extents: usize,
+    /// The objective's score of the map (its unit is the objective's).
+    pub score: f64,
+    /// Every structure, then `chosen`.
+    pub rows: Vec<Row>,
+    /// The structure the per-file rule chose.
+    pub chosen: &'static str,
+    /// Its counted cache lines per lookup, and the reference tree's (the rule's cost model).
+    pub chosen_lines: f64,
+    /// The reference tree's.
+    pub reference_lines: f64,
+    /// Chosen's warm ns over iext16's.
+    pub chosen_over_iext16: f64,
+    /// Whether that is within [`BAR_PERCENT`].
+    pub met: bool,
+}
+
+/// The search budget of `args`.
+pub fn budget(args: &Args) -> Budget {
+    if args.quick {
+        Budget::QUICK
+    } else {
+        Budget {
+            extents: args.extents,
+            random: args.random.max(1),
+            climb: args.climb,
+        }
+    }
+}
+
+/// Every raced structure built over `found`, then the chosen one, with their names.
+fn build(found: &Found) -> Result<(Vec<(String, Built)>, Chosen)> {
+    let d = dataset(found);
+    let mut built: Vec<(String, Built)> = RACED
+        .iter()
+        .filter_map(|&(name, id)| {
+            let s = STRUCTURES.iter().find(|s| s.name == id)?;
+            Some((name.to_string(), s.make(&d)?))
+        })
+        .collect();
+    let chosen = choose(&found.extents)?;
+    let b = crate::compare::chosen(&d)
+        .ok_or_else(|| anyhow::anyhow!("{}: no per-file choice", found.name))?;
+    built.push(("chosen".to_string(), b));
+    Ok((built, chosen))
+}
+
+fn dataset(found: &Found) -> Dataset {
+    Dataset {
+        name: found.name.clone(),
+        source: Source::Synthetic,
+        extents: found.extents.clone(),
+        file: None,
+        model: None,
+    }
+}
+
+/// Races every structure and the choice on `found` (warm-shared).
+pub fn measure(found: &Found, effort: &Effort) -> Result<MapResult> {
+    let (built, chosen) = build(found)?;
+    let seed = 0x5eed ^ found.extents.len() as u64;
+    let uniform = in_orders(
+        &uniform_queries(&found.extents, effort.warm.batch, seed),
+        WARM_ORDERS,
+        seed ^ ORDERS_SEED,
+    );
+    let contenders: Vec<&dyn ExtentIndex> = built.iter().map(|(_, b)| b.index.as_ref()).collect();
+    let warm = race(&contenders, &uniform, &effort.warm);
+    let n = found.extents.len().max(1);
+    let rows: Vec<Row> = built
+        .iter()
+        .zip(warm)
+        .map(|((name, b), mut w)| Row {
+            structure: name.clone(),
+            bytes: b.heap_bytes,
+            bytes_per_extent: b.heap_bytes as f64 / n as f64,
+            ns_warm_shared: Summary::of(&mut w).map_or(f64::NAN, |s| s.median),
+        })
+        .collect();
+    let ns = |name: &str| {
+        rows.iter()
+            .find(|r| r.structure == name)
+            .map_or(f64::NAN, |r| r.ns_warm_shared)
+    };
+    let ratio = ns("chosen") / ns("iext16");
+    Ok(MapResult {
+        map: found.name.clone(),
+        extents: found.extents.len(),
+        score: found.score,
+        chosen: chosen.chosen.structure.name(),
+        chosen_lines: chosen.chosen.lines,
+        reference_lines: chosen.reference.lines,
+        chosen_over_iext16: ratio,
+        met: ratio <= 1.0 + BAR_PERCENT / 100.0,
+        rows,
+    })
+}
+
+/// Checks every structure's answers on `found` (uniform blocks and every extent's boundaries)
+/// against the sorted reference; returns the number of answers checked.
+pub fn check(found: &Found) -> Result<usize> {
+    let (built, _) = build(found)?;
+    let reference = SortedIndex::new(found.extents.clone());
+    let mut blocks = uniform_queries(&found.extents, 1024, 0xc4ec);
+    for e in &found.extents {
+        blocks.push(e.lblk);
+        blocks.push(e.lblk.saturating_sub(1));
+        // OK to narrow: extents end by 2^32 - 1.
+        blocks.push((e.end() - 1) as u32);
+        blocks.push(u32::try_from(e.end()).unwrap_or(u32::MAX));
+    }
+    let mut checked = 0;
+    for q in blocks {
+        let want = reference.find(q);
+        for (name, b) in &built {
+            let got = b.index.find(q);
+            if got != want {
+                anyhow::bail!(
+                    "{}: {name} answers {got:?} at block {q}, the sorted array {want:?}",
+                    found.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// `reports adversarial`.
+pub fn run(args: &Args) -> Result<()> {
+    let effort = if args.quick {
+        Effort::quick()
+    } else {
+        Effort::full()
+    };
+    let budget = budget(args);
+    tracing::info!(?budget, seed = args.seed, "searching the worst maps");
+    let maps = worst_maps(args.seed, budget);
+    let mut not_met = 0;
+    for found in &maps {
+        let checked = check(found)?;
+        let r = measure(found, &effort)?;
+        not_met += usize::from(!r.met);
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+            continue;
+        }
+        println!(
+            "{} ({} extents, score {:.2}, {} phases, {} answers checked)",
+            r.map,
+            r.extents,
+            r.score,
+            found.genome.phases.len(),
+            checked
+        );
+        println!(
+            "  {:<24} {:>10} {:>7} {:>12}",
+            "structure",
+            "bytes",
+            "B/ext",
+            Regime::WarmShared.name()
+        );
+        for row in &r.rows {
+            let label = if row.structure == "chosen" {
+                format!("chosen={}", r.chosen)
+            } else {
+                row.structure.clone()
+            };
+            println!(
+                "  {:<24} {:>10} {:>7.2} {:>12.1}",
+                label, row.bytes, row.bytes_per_extent, row.ns_warm_shared
+            );
+        }
+        println!(
+            "  chosen {} ({:.2} lines per lookup, tree {:.2}): {:.2}x iext16's time, within {}%: {}",
+            r.chosen,
+            r.chosen_lines,
+            r.reference_lines,
+            r.chosen_over_iext16,
+            BAR_PERCENT,
+            if r.met { "met" } else { "not met" }
+        );
+    }
+    if !args.json {
+        println!(
+            "chosen within {}% of iext16 (warm-shared): {} of {} maps",
+            BAR_PERCENT,
+            maps.len() - not_met,
+            maps.len()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_structure_answers_as_the_sorted_array_on_the_worst_maps() {
+        let maps = worst_maps(5, Budget::QUICK);
+        assert_eq!(maps.len(), predictor::adversary::Objective::ALL.len());
+        let mut checked = 0;
+        for found in &maps {
+            checked += check(found).unwrap();
+            let r = measure(found, &Effort::quick()).unwrap();
+            assert!(r.rows.iter().any(|row| row.structure == "chosen"));
+            assert!(r.rows.iter().any(|row| row.structure == "iext16"));
+        }
+        assert!(checked > 0);
+    }
+}
