@@ -6,7 +6,7 @@
 //! choice is within 10% of iext16's time (the bar: met / not met).
 
 use anyhow::Result;
-use predictor::adversary::{worst_maps, Budget, Found};
+use predictor::adversary::{worst_maps, Budget, Found, Genome};
 use predictor::index::choose::{choose, Chosen};
 use predictor::regime::Regime;
 use predictor::synth::{in_orders, uniform_queries};
@@ -65,6 +65,8 @@ pub struct MapResult {
     pub extents: usize,
     /// The objective's score of the map (its unit is the objective's).
     pub score: f64,
+    /// The generator that makes it (seed and phases, as `predictor::adversary::Genome`).
+    pub genome: String,
     /// Every structure, then `chosen`.
     pub rows: Vec<Row>,
     /// The structure the per-file rule chose.
@@ -151,6 +153,7 @@ pub fn measure(found: &Found, effort: &Effort) -> Result<MapResult> {
         map: found.name.clone(),
         extents: found.extents.len(),
         score: found.score,
+        genome: describe(&found.genome),
         chosen: chosen.chosen.structure.name(),
         chosen_lines: chosen.chosen.lines,
         reference_lines: chosen.reference.lines,
@@ -158,6 +161,22 @@ pub fn measure(found: &Found, effort: &Effort) -> Result<MapResult> {
         met: ratio <= 1.0 + BAR_PERCENT / 100.0,
         rows,
     })
+}
+
+/// The genome in one line: its seed and per phase the count, hole chance and size, length,
+/// unwritten share and placement.
+pub fn describe(g: &Genome) -> String {
+    let phases: Vec<String> = g
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{}x(holes {}% <2^{}, len <2^{}, {}% unwritten, {:?})",
+                p.count, p.hole_percent, p.gap_bits, p.len_bits, p.unwritten_percent, p.place
+            )
+        })
+        .collect();
+    format!("seed {:#x}: {}", g.seed, phases.join(" "))
 }
 
 /// Checks every structure's answers on `found` (uniform blocks and every extent's boundaries)
@@ -210,12 +229,8 @@ pub fn run(args: &Args) -> Result<()> {
             continue;
         }
         println!(
-            "{} ({} extents, score {:.2}, {} phases, {} answers checked)",
-            r.map,
-            r.extents,
-            r.score,
-            found.genome.phases.len(),
-            checked
+            "{} ({} extents, score {:.2}, {} answers checked)\n  {}",
+            r.map, r.extents, r.score, checked, r.genome
         );
         println!(
             "  {:<24} {:>10} {:>7} {:>12}",
