@@ -5,7 +5,11 @@
 //! Per map: bytes per extent and ns per lookup of every structure, the choice, and whether the
 //! choice is within 10% of iext16's time (the bar: met / not met).
 
-use anyhow::Result;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ext4::Extent;
 use predictor::adversary::{worst_maps, Budget, Found, Genome};
 use predictor::index::choose::{choose, Chosen};
 use predictor::regime::Regime;
@@ -41,6 +45,11 @@ pub struct Args {
     /// Toy scale (a small search, a few timed rounds; numbers are not meaningful).
     #[arg(long)]
     pub quick: bool,
+    /// Also make every worst map's logical layout through the kernel (needs root): a fresh
+    /// ext4 image in this directory, loop-mounted read-write; the map the kernel's allocator
+    /// made is read back from the image and raced as `NAME-kernel`. Images are removed after.
+    #[arg(long, value_name = "DIR")]
+    pub kernel: Option<PathBuf>,
 }
 
 /// One structure over one adversarial map.
@@ -209,6 +218,95 @@ pub fn check(found: &Found) -> Result<usize> {
     Ok(checked)
 }
 
+/// Most blocks a realisation writes (64 MiB of data): written extents beyond it are made
+/// unwritten (`fallocate`), which costs the image no data blocks.
+pub const KERNEL_WRITE_BLOCKS: u64 = 1 << 14;
+/// Largest file system a realisation makes (a sparse image: only metadata is stored).
+pub const KERNEL_FS_BYTES: u64 = 1 << 40;
+/// Largest filler allocation between two extents, in blocks.
+const FILLER_MAX: u64 = 1 << 12;
+
+/// Makes `exts`' logical layout through the kernel: on a fresh 4 KiB-block ext4 image in
+/// `dir` (nodelalloc, so every call allocates at once), each extent in logical order is
+/// allocated in one call, `pwrite` for a written one (while the data written stays within
+/// [`KERNEL_WRITE_BLOCKS`]) or `fallocate` for the rest; where the generated map jumps
+/// physically, a filler file is allocated first (up to [`FILLER_MAX`] blocks), so the
+/// allocator moves on as it does when other files are written in between. Holes are never
+/// allocated. Returns the file's map as the image holds it (read with the `ext4` crate after
+/// unmounting). Physical blocks are the allocator's: only the logical layout, the flags and
+/// the places where placement breaks are the user's.
+pub fn realise_on_kernel(dir: &Path, name: &str, exts: &[Extent]) -> Result<Vec<Extent>> {
+    const BS: u64 = 4096;
+    let data: u64 = exts.iter().map(|e| u64::from(e.len)).sum();
+    let fillers = exts.len() as u64 * FILLER_MAX;
+    let fs_bytes = ((data + fillers) * 9 / 8 + 65_536) * BS;
+    if fs_bytes > KERNEL_FS_BYTES {
+        anyhow::bail!("{name}: needs a {fs_bytes}-byte file system");
+    }
+    let image = dir.join(format!("{name}.img"));
+    let made = (|| -> Result<Vec<Extent>> {
+        let mount = imagekit::kernel::fresh_mount_nodelalloc(&image, fs_bytes)?;
+        let open = |p: &str| {
+            let path = mount.host_path(p);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))
+        };
+        let file = open("/adv")?;
+        let filler = open("/filler")?;
+        let mut filler_end = 0u64;
+        let mut written = 0u64;
+        let buf = vec![0x5au8; 1 << 20];
+        let mut prev: Option<&Extent> = None;
+        for e in exts {
+            let jump = prev.map_or(0, |p| e.pblk.abs_diff(p.pblk + u64::from(p.len)));
+            if jump > 0 {
+                let blocks = jump.min(FILLER_MAX);
+                fallocate(&filler, 0, filler_end * BS, blocks * BS).context("allocating filler")?;
+                filler_end += blocks;
+            }
+            let (off, len) = (u64::from(e.lblk) * BS, u64::from(e.len) * BS);
+            if !e.unwritten && written + u64::from(e.len) <= KERNEL_WRITE_BLOCKS {
+                let mut at = 0;
+                while at < len {
+                    let n = (len - at).min(buf.len() as u64);
+                    std::os::unix::fs::FileExt::write_all_at(&file, &buf[..n as usize], off + at)
+                        .context("writing an extent")?;
+                    at += n;
+                }
+                written += u64::from(e.len);
+            } else {
+                fallocate(&file, libc::FALLOC_FL_KEEP_SIZE, off, len)
+                    .context("fallocating an extent")?;
+            }
+            prev = Some(e);
+        }
+        file.sync_all().context("syncing")?;
+        drop((file, filler));
+        mount.unmount()?;
+        let fs =
+            ext4::Fs::open_path(&image).with_context(|| format!("opening {}", image.display()))?;
+        let inode = fs.lookup_path("/adv")?;
+        Ok(fs.extents(&inode)?)
+    })();
+    let _ = std::fs::remove_file(&image);
+    made
+}
+
+fn fallocate(file: &std::fs::File, mode: i32, off: u64, len: u64) -> std::io::Result<()> {
+    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+        return Err(std::io::Error::other("offset past i64"));
+    };
+    // SAFETY: `file` is open for writing for the duration of the call.
+    if unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `reports adversarial`.
 pub fn run(args: &Args) -> Result<()> {
     let effort = if args.quick {
@@ -218,7 +316,31 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let budget = budget(args);
     tracing::info!(?budget, seed = args.seed, "searching the worst maps");
-    let maps = worst_maps(args.seed, budget);
+    let mut maps = worst_maps(args.seed, budget);
+    if let Some(dir) = &args.kernel {
+        let mut made = Vec::new();
+        for found in &maps {
+            let name = format!("{}-kernel", found.name);
+            match realise_on_kernel(dir, &name, &found.extents) {
+                Ok(extents) => {
+                    tracing::info!(
+                        map = %name,
+                        generated = found.extents.len(),
+                        kernel = extents.len(),
+                        "realised through the kernel"
+                    );
+                    made.push(Found {
+                        name,
+                        score: found.objective.score(&extents),
+                        extents,
+                        ..found.clone()
+                    })
+                }
+                Err(e) => tracing::warn!(map = %name, error = %format!("{e:#}"), "not realised"),
+            }
+        }
+        maps.extend(made);
+    }
     let mut not_met = 0;
     for found in &maps {
         let checked = check(found)?;
