@@ -68,6 +68,7 @@ enum Command {
     /// training and population experiments on the files of a mounted file system (--live).
     Run(RunArgs),
     /// Race every lookup structure (learned-compact, learned, iext16, iext32, btreemap, sorted)
+    /// and the per-file choice (chosen: the structure the cost rule picks, named in its form)
     /// on chosen files of an ext4 image (opened read-only): heap bytes counted by the
     /// allocator, median ns per lookup in the regimes warm-shared (uniform queries, the
     /// structures in turn), cold-evicted (caches evicted by reading twice the last-level cache
