@@ -81,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
     let mut exact: Vec<(&str, Box<dyn ExtentIndex>)> = vec![
         ("btree", Box::new(BTreeIndex::new(&exts))),
         ("rangemap", Box::new(RangeMapIndex::new(&exts))),
-        ("iext32", Box::new(FuseIextIndex::new(&exts).expect("iext32 holds any map"))),
+        (
+            "iext32",
+            Box::new(FuseIextIndex::new(&exts).expect("iext32 holds any map")),
+        ),
     ];
     let tree = XfsIextIndex::new(&exts).ok();
     if let Some(t) = &tree {
