@@ -12,6 +12,8 @@
 //! - [`ondisk`]: the on-disk extent-tree walk, the tier every other must equal.
 //! - [`stack`]: the tier stack a server queries, with per-tier counters and an audit mode.
 //! - [`synth`]: seeded synthetic extent maps and query streams for tests and benches.
+//! - [`adversary`]: maps a user can shape on ext4, searched for the worst case of each
+//!   learned structure.
 //! - [`train`]: training every file of an image (or of a live scan) into a model pack.
 //! - [`wire`]: the iomap query socket protocol (`server serve` answers it, `server query` and
 //!   `reports load` ask), records laid out like the fuse-iomap uapi.
@@ -21,6 +23,7 @@
 //! The contract: every answer equals the on-disk answer. The learned index never returns an
 //! unverified guess; it declines or misses and the next tier answers.
 
+pub mod adversary;
 pub mod alloc;
 pub mod cache;
 pub mod error;

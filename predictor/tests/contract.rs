@@ -161,6 +161,7 @@ fn every_tier_equals_ondisk_on_every_image() {
             ("iext (fuse32)", build(&fs, Tier::Iext, Models::None)),
             ("compact", build(&fs, Tier::Compact, Models::None)),
             ("compact (pack)", compact_from_pack(&fs, &pack, &img.name)),
+            ("chosen", build(&fs, Tier::Chosen, Models::None)),
         ];
         let mut checked = 0u64;
         for ino in reference.inodes() {
@@ -208,6 +209,29 @@ fn every_tier_equals_ondisk_on_every_image() {
                 }
             }
         }
+        // The per-file choice holds whole maps too, whatever it chose: it never misses or
+        // declines, and every in-memory answer was audited against the on-disk walk.
+        let chosen = stacks
+            .iter()
+            .find(|(n, _)| *n == "chosen")
+            .map(|(_, s)| s.stats())
+            .unwrap_or_else(|| panic!("no chosen stack"));
+        let kinds = [TierKind::Compact, TierKind::Learned, TierKind::Iext];
+        for kind in kinds {
+            let s = chosen.tier(kind);
+            assert_eq!(
+                (s.missed, s.declined),
+                (0, 0),
+                "{}: chosen {kind:?}",
+                img.name
+            );
+        }
+        let answered: u64 = kinds.iter().map(|&k| chosen.tier(k).answered).sum();
+        assert_eq!(
+            chosen.audit_checked, answered,
+            "{}: chosen audits",
+            img.name
+        );
         let learned = stacks[0].1.stats().tier(TierKind::Learned).answered;
         assert!(
             learned > 0 || checked == 0,

@@ -224,14 +224,54 @@ impl Drop for Evictor {
 /// Builds every structure of [`RACED`] over `d` and races them; one row per structure that
 /// applies (an iext layout that cannot hold the map is left out, with a log line).
 pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> Vec<Row> {
+    measure_with(d, file, effort, evictor, false)
+}
+
+/// The per-file choice over `d` (`predictor::index::choose`), built, with its heap bytes
+/// counted by the allocator; its row's form names the structure chosen.
+pub fn chosen(d: &Dataset) -> Option<Built> {
+    let (bytes, built) =
+        predictor::alloc::counted(|| predictor::index::choose::choose_index(&d.extents));
+    match built {
+        Ok((c, index)) => Some(Built {
+            index: Box::new(index),
+            heap_bytes: bytes,
+            segments: 0,
+            max_window: 0,
+            model_bytes: 0,
+            compact: None,
+            chosen: Some(c.chosen.structure.name()),
+        }),
+        Err(e) => {
+            tracing::warn!(dataset = %d.name, error = %e, "no per-file choice");
+            None
+        }
+    }
+}
+
+/// A structure's build function (rebuilt for the cold regime's twins).
+type Build = fn(&Dataset) -> Option<Built>;
+
+/// [`measure`], and with `with_chosen` the per-file choice raced beside the structures as the
+/// row `chosen` (its form names the structure it chose).
+pub fn measure_with(
+    d: &Dataset,
+    file: &str,
+    effort: &Effort,
+    evictor: &Evictor,
+    with_chosen: bool,
+) -> Vec<Row> {
     let raced: Vec<(&'static str, &Structure)> = RACED
         .iter()
         .filter_map(|&(name, id)| Some((name, STRUCTURES.iter().find(|s| s.name == id)?)))
         .collect();
-    let built: Vec<(&'static str, &Structure, Built)> = raced
+    let mut built: Vec<(&'static str, Build, Built)> = raced
         .iter()
-        .filter_map(|&(name, s)| Some((name, s, s.make(d)?)))
+        .filter_map(|&(name, s)| Some((name, s.build, s.make(d)?)))
         .collect();
+    if with_chosen {
+        built.extend(chosen(d).map(|b| ("chosen", chosen as Build, b)));
+    }
     let seed = 0x5eed ^ d.extents.len() as u64;
     // The orders' shuffles seeded apart from the draw, so they do not replay its stream.
     let uniform = in_orders(
@@ -248,7 +288,7 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
     let warm = race(&contenders, &uniform, &effort.warm);
     let seq = race(&contenders, &sequential, &effort.warm);
     // Twins: the same structures built again over the same map: same code paths, other memory.
-    let twins: Vec<Built> = built.iter().filter_map(|(_, s, _)| (s.build)(d)).collect();
+    let twins: Vec<Built> = built.iter().filter_map(|(_, build, _)| build(d)).collect();
     let cold = if twins.len() == built.len() {
         let twins: Vec<&dyn ExtentIndex> = twins.iter().map(|b| b.index.as_ref()).collect();
         cold_race(
@@ -396,7 +436,7 @@ pub fn run(args: &Args) -> Result<()> {
             }),
             model: None,
         };
-        for r in measure(&d, &path, &effort, &evictor) {
+        for r in measure_with(&d, &path, &effort, &evictor, true) {
             bar.suspend(|| print_row(&r, args.json));
         }
         bar.inc(1);

@@ -1,6 +1,7 @@
 //! `reports`: runs the experiments of docs/design.md section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
+mod adversarial;
 mod bpf_latency;
 mod cache;
 mod compare;
@@ -67,6 +68,7 @@ enum Command {
     /// training and population experiments on the files of a mounted file system (--live).
     Run(RunArgs),
     /// Race every lookup structure (learned-compact, learned, iext16, iext32, btreemap, sorted)
+    /// and the per-file choice (chosen: the structure the cost rule picks, named in its form)
     /// on chosen files of an ext4 image (opened read-only): heap bytes counted by the
     /// allocator, median ns per lookup in the regimes warm-shared (uniform queries, the
     /// structures in turn), cold-evicted (caches evicted by reading twice the last-level cache
@@ -109,6 +111,16 @@ enum Command {
     ///
     /// cargo build --release -p reports && target/release/reports huge --extents 10000000
     Huge(huge::Args),
+    /// The worst extent maps a user can make on ext4 (fallocate, punch and writes on one file,
+    /// the allocator steered by write order), searched per objective (a learned structure's
+    /// bytes per extent, segments, fitting work, cache lines per lookup; random genomes then
+    /// hill-climbing, deterministic in --seed); on each, every structure of `reports
+    /// structures` and the per-file choice (`chosen`: the fewest bytes among the structures
+    /// within 10% of the cheapest counted lookup cost, never more bytes than iext16) raced
+    /// warm-shared, every answer checked against the sorted array.
+    ///
+    /// cargo build --release -p reports && target/release/reports adversarial
+    Adversarial(adversarial::Args),
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +227,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::BpfLatency(a) => return succeeded(bpf_latency::run(&a)),
         Command::Cache(a) => return succeeded(cache::run(&a)),
         Command::Huge(a) => return succeeded(huge::run(&a)),
+        Command::Adversarial(a) => return succeeded(adversarial::run(&a)),
         Command::Demo(c) => (
             Input::Demo,
             Options {

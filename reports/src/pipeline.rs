@@ -386,6 +386,7 @@ fn experiments(
     let mut sections: Vec<Section> = vec![exp::population::run(ctx)?];
     // Then the compact learned mapping against the kernel's structure, per group of maps.
     sections.push(exp::compact::run(ctx, &sets)?);
+    sections.push(exp::adversarial::run(ctx)?);
     let measured = exp::latency::measure(ctx, &sets);
     skipped.extend(measured.skipped.iter().cloned());
     drop(sets); // the 10^7-extent maps are large; later experiments build their own

@@ -25,12 +25,17 @@ pub struct Built {
     /// The exact form the compact learned index chose for this map and its make-up (no heap:
     /// the bytes above are counted while this is built); `None` for the others.
     pub compact: Option<(CompactForm, CompactShape)>,
+    /// The structure the per-file choice chose (the `chosen` row); `None` for the others.
+    pub chosen: Option<&'static str>,
 }
 
 impl Built {
     /// The compact index's form in words (`packed: 205 lines, 20 runs of 320 extents`); empty
     /// for the other structures.
     pub fn form(&self) -> String {
+        if let Some(name) = self.chosen {
+            return format!("chose {name}");
+        }
         self.compact
             .map_or_else(String::new, |(f, s)| form_of(f, s))
     }
@@ -43,6 +48,7 @@ impl Built {
             max_window: 0,
             model_bytes: 0,
             compact: None,
+            chosen: None,
         })
     }
 
@@ -53,6 +59,7 @@ impl Built {
             max_window,
             model_bytes: ix.model_bytes(),
             compact: None,
+            chosen: None,
             index: Box::new(ix),
         })
     }
@@ -178,6 +185,7 @@ fn compact(d: &Dataset) -> Option<Built> {
                 model_bytes: 0,
                 heap_bytes: 0,
                 compact: Some((ix.form(), s)),
+                chosen: None,
                 index: Box::new(ix),
             })
         }

@@ -18,13 +18,14 @@ const KEYS: [&str; 8] = [
     "ns_sequential",
 ];
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "learned-compact",
     "learned",
     "iext16",
     "iext32",
     "btreemap",
     "sorted",
+    "chosen",
 ];
 
 /// Runs `reports structures IMAGE ARGS --json --quick`; the parsed lines, or the stderr of a
@@ -71,6 +72,13 @@ fn check(lines: &[serde_json::Value]) -> BTreeMap<String, BTreeMap<String, u64>>
     for (file, s) in &files {
         let names: BTreeSet<&str> = s.keys().map(String::as_str).collect();
         assert_eq!(names, NAMES.into_iter().collect(), "structures of {file}");
+        // The per-file choice never holds more than the kernel's tree (the header aside).
+        let header = predictor::index::choose::CHOSEN_HEADER_BYTES as u64;
+        let (chosen, tree) = (s["chosen"], s["iext16"]);
+        assert!(
+            chosen <= tree + header,
+            "{file}: chosen {chosen} B, iext16 {tree} B"
+        );
     }
     files
 }

@@ -154,6 +154,9 @@ pub struct BuildJson {
     /// Whether `index_bytes` was counted by the allocator (always, in the `server` binary)
     /// rather than estimated.
     pub index_bytes_counted: bool,
+    /// Files per structure the per-file rule chose (`--tier chosen`; absent otherwise).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub chosen: std::collections::BTreeMap<&'static str, usize>,
 }
 
 impl Meta {
@@ -181,6 +184,7 @@ impl Meta {
                 learned_index_bytes: m.key_bytes + m.record_bytes,
                 index_bytes: m.index_bytes,
                 index_bytes_counted: m.counted,
+                chosen: r.chosen.clone(),
             },
             bpf: loaded.tier.bpf().then(|| {
                 let r = loaded.bpf.as_ref().map(|b| b.report());

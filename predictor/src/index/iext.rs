@@ -541,6 +541,63 @@ impl<R: IextRecord> IextIndex<R> {
         self.leaves.get(usize::try_from(at).ok()?)
     }
 
+    /// Cache lines a lookup of `q` reads (nodes are 256-byte aligned, four lines each): in
+    /// every inner node the lines of the keys its scan compares and the line of the link it
+    /// follows; in the leaf the lines of the records it scans; past a leaf's last record, the
+    /// line of the next leaf's first record. The lookup-cost model of [`super::choose`].
+    pub fn lines_read(&self, q: u32) -> u32 {
+        let q = u64::from(q);
+        let rec = std::mem::size_of::<R>();
+        // Records a scan reads (the one it stops at included) and whether it ran past them.
+        let scanned = |recs: &[R]| -> (u32, bool) {
+            let mut read = 0;
+            for r in recs {
+                read += 1;
+                let n = r.blocks();
+                if n == 0 {
+                    break;
+                }
+                let s = r.start();
+                if s > q || s + n > q {
+                    return (super::span_lines(0, read * rec), false);
+                }
+            }
+            (super::span_lines(0, read * rec), true)
+        };
+        match self.height {
+            0 => 0,
+            1 => {
+                let recs = match self.leaves.first() {
+                    Some(l) => l.recs.as_ref(),
+                    None => &self.small[..],
+                };
+                scanned(recs).0
+            }
+            h => {
+                let mut lines = 0;
+                let mut at = self.root;
+                for _ in 1..h {
+                    let Some(node) = self.node(at) else {
+                        return lines;
+                    };
+                    let mut i = 1;
+                    while i < KEYS_PER_NODE && node.keys[i] <= q {
+                        i += 1;
+                    }
+                    // Keys 1..=i compared (i < 16), then the link line.
+                    let last_key = i.min(KEYS_PER_NODE - 1);
+                    lines += super::span_lines(8, (last_key + 1) * 8) + 1;
+                    at = node.ptrs[i - 1];
+                }
+                let Some(leaf) = self.leaf(at) else {
+                    return lines;
+                };
+                let (l, past) = scanned(leaf.recs.as_ref());
+                lines + l + u32::from(past && leaf.next != NO_NODE)
+            }
+        }
+    }
+
     /// The lookup: descend from the root to a leaf, scan it, and if `q` is past its last
     /// record, the hole ends at the first record of the next leaf. `None` only if a link is
     /// broken (never for a tree built by [`Self::new`]).

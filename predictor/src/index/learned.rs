@@ -172,6 +172,25 @@ impl LearnedIndex {
         Some((lo as usize, hi as usize))
     }
 
+    /// Cache lines a lookup of `q` reads: the segment's radix bucket and starts (with more than
+    /// one segment), its line, the window's keys and the key after them, and the record. The
+    /// lookup-cost model of [`super::choose`].
+    pub fn lines_read(&self, q: u32) -> u32 {
+        let Some(&k0) = self.keys.first() else {
+            return 0;
+        };
+        if q < k0 {
+            return 1;
+        }
+        let segment = if self.segs.len() > 1 { 3 } else { 2 };
+        let Some((lo, hi)) = self.window(q) else {
+            return segment;
+        };
+        let key = std::mem::size_of::<u32>();
+        let keys = super::span_lines(lo * key, (hi + 2).min(self.keys.len()) * key);
+        segment + keys + 1
+    }
+
     /// Looks up `q`: [`Lookup::Found`] with a verified answer, or [`Lookup::Missed`] if the
     /// model's window does not hold the extent (never for a model trained on these extents).
     #[inline]

@@ -5,6 +5,7 @@
 
 mod btree;
 pub mod changing;
+pub mod choose;
 pub mod compact;
 pub mod iext;
 mod learned;
@@ -112,6 +113,25 @@ pub(crate) fn resolve(q: u32, at: Option<Extent>, next: Option<u32>) -> BlockMap
         Some(e) if e.contains(q) => BlockMap::Mapped(e),
         _ => BlockMap::Hole { next },
     }
+}
+
+/// Bytes of a cache line, the unit of the lookup-cost model ([`choose`]).
+pub const CACHE_LINE: usize = 64;
+
+/// Cache lines holding bytes `from..to` of an object that starts on a line (0 for none).
+pub(crate) fn span_lines(from: usize, to: usize) -> u32 {
+    if to <= from {
+        return 0;
+    }
+    // OK to narrow: a lookup reads a few lines.
+    ((to - 1) / CACHE_LINE - from / CACHE_LINE + 1) as u32
+}
+
+/// Lines a binary search over `n` sorted items of `size` bytes reads: one per probe, at most
+/// every line of the array.
+pub(crate) fn search_lines(n: usize, size: usize) -> u32 {
+    let probes = usize::BITS - n.leading_zeros();
+    probes.min(span_lines(0, n * size))
 }
 
 /// Checks what every structure assumes of its input: sorted by `lblk`, non-overlapping,

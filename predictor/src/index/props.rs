@@ -212,3 +212,110 @@ proptest! {
         );
     }
 }
+
+/// A map of the adversarial generator: a random genome, mutated a few times, realised.
+fn adversarial_map() -> impl Strategy<Value = Vec<Extent>> {
+    (any::<u64>(), 0..2500usize, 0..6u32).prop_map(|(seed, n, mutations)| {
+        let mut rng = crate::synth::Rng::new(seed);
+        let mut g = crate::adversary::Genome::random(&mut rng);
+        for _ in 0..mutations {
+            g = g.mutated(&mut rng);
+        }
+        crate::adversary::realise(&g, n)
+    })
+}
+
+/// Most keys fitting may visit per extent for a map of `n` extents, the compact index's and
+/// the learned index's fits together: per fit, galloping visits at most 4 L keys for a
+/// segment of L, bisecting at most 2 L per step for log2(L) + 1 steps, the final line 2 L.
+/// L is at most `min(n, MAX_SEGMENT_LEN)`, so the bound per extent is a constant (108 at the
+/// largest segment): fitting is linear in extents.
+pub(crate) fn fit_work_bound(n: usize) -> f64 {
+    let l = n.clamp(2, crate::model::MAX_SEGMENT_LEN);
+    let log = f64::from(usize::BITS - (l - 1).leading_zeros());
+    2.0 * (6.0 + 2.0 * log)
+}
+
+/// The per-file choice over `exts`: at most the kernel tree's bytes, its counted cost within
+/// the slack of the cheapest eligible and so of the tree's, and every answer the sorted
+/// array's.
+fn check_choice(exts: &[Extent], random: &[u32]) -> Result<(), TestCaseError> {
+    use super::choose::{choose_index, SLACK_PERCENT};
+    let (chosen, index) = choose_index(exts).unwrap();
+    if let Ok(tree) = XfsIextIndex::new(exts) {
+        prop_assert!(
+            chosen.chosen.bytes <= tree.heap_bytes(),
+            "{} extents: chosen {:?}, iext16 {} B",
+            exts.len(),
+            chosen.chosen,
+            tree.heap_bytes()
+        );
+    }
+    prop_assert!(chosen.chosen.bytes <= chosen.reference.bytes);
+    prop_assert!(
+        chosen.chosen.lines * 100.0 <= chosen.reference.lines * (100 + SLACK_PERCENT) as f64,
+        "{:?}",
+        chosen
+    );
+    prop_assert_eq!(index.heap_bytes(), chosen.chosen.bytes);
+    let reference = SortedIndex::new(exts.to_vec());
+    let mut checked = 0;
+    for q in blocks(exts, random) {
+        prop_assert_eq!(index.find(q), reference.find(q), "block {}", q);
+        checked += 1;
+    }
+    prop_assert!(checked > 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The per-file choice never holds more than the kernel's tree, on generated maps (wild
+    /// ones included, where the 16-byte tree cannot hold them and the 32-byte one is the
+    /// reference).
+    #[test]
+    fn choice_never_worse_than_the_kernel_tree(
+        exts in extent_map(),
+        random in prop::collection::vec(any::<u32>(), 0..100),
+    ) {
+        check_choice(&exts, &random)?;
+    }
+
+    /// The same on the adversarial generator's maps.
+    #[test]
+    fn choice_never_worse_on_adversarial_maps(
+        exts in adversarial_map(),
+        random in prop::collection::vec(any::<u32>(), 0..100),
+    ) {
+        check_choice(&exts, &random)?;
+    }
+
+    /// Fitting is linear in extents: the keys it visits per extent stay under a constant.
+    #[test]
+    fn fitting_work_is_linear(exts in prop_oneof![extent_map(), adversarial_map()]) {
+        let per = crate::adversary::fit_work_per_extent(&exts);
+        prop_assert!(
+            per <= fit_work_bound(exts.len()),
+            "{} extents: {} keys visited per extent, bound {}",
+            exts.len(),
+            per,
+            fit_work_bound(exts.len())
+        );
+    }
+}
+
+/// The adversarial search's worst maps (a small budget) obey the choice rule too.
+#[test]
+fn choice_on_the_worst_maps() {
+    for found in crate::adversary::worst_maps(1, crate::adversary::Budget::QUICK) {
+        assert!(!found.extents.is_empty(), "{}", found.name);
+        check_choice(&found.extents, &[]).unwrap();
+        let per = crate::adversary::fit_work_per_extent(&found.extents);
+        assert!(
+            per <= fit_work_bound(found.extents.len()),
+            "{}: {per}",
+            found.name
+        );
+    }
+}

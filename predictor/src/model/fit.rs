@@ -59,6 +59,24 @@ pub struct FitStats {
     pub linfa_rejected: usize,
 }
 
+thread_local! {
+    /// Keys this thread's fits have visited (see [`fit_work`]).
+    static WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Keys visited by every fit this thread has run so far: each feasibility check of a candidate
+/// segment of `L` keys counts `L` (its sums and its bounds), each final line `2 L`. A counted
+/// measure of fitting work, deterministic where wall time is not: take the difference around a
+/// build. Galloping then bisecting costs `O(L log L)` per segment and segments are at most
+/// [`MAX_SEGMENT_LEN`] keys, so the work per key is bounded by a constant.
+pub fn fit_work() -> u64 {
+    WORK.with(|w| w.get())
+}
+
+fn count_work(keys: usize) {
+    WORK.with(|w| w.set(w.get().saturating_add(keys as u64)));
+}
+
 /// Fits a model to an extent map (see [`fit`]).
 pub fn fit_extents(exts: &[Extent], params: &FitParams) -> Result<(Model, FitStats), ModelError> {
     crate::index::check_extents(exts)?;
@@ -124,6 +142,7 @@ fn feasible(seg: &[u32], first: u32, limit: u64) -> Option<FixedLine> {
 fn longest_feasible(rest: &[u32], first: u32, limit: u64) -> usize {
     let cap = rest.len().min(MAX_SEGMENT_LEN);
     let ok = |len: usize| {
+        count_work(len);
         rest.get(..len)
             .is_some_and(|s| feasible(s, first, limit).is_some())
     };
@@ -161,6 +180,7 @@ fn final_segment(
     limit: u64,
     stats: &mut FitStats,
 ) -> Segment {
+    count_work(2 * seg.len());
     let closed = closed_form(seg, first);
     // Two points or fewer: the closed form is exact, there is nothing to regress.
     let linfa = match how {

@@ -29,7 +29,7 @@ mod fixed;
 mod ols;
 
 pub use fit::{
-    fit, fit_extents, FinalFit, FitParams, FitStats, DEFAULT_MAX_WINDOW, MAX_SEGMENT_LEN,
+    fit, fit_extents, fit_work, FinalFit, FitParams, FitStats, DEFAULT_MAX_WINDOW, MAX_SEGMENT_LEN,
 };
 pub use fixed::{FixedLine, FIXED_INTERCEPT_SHIFT, FIXED_SLOPE_SHIFT};
 

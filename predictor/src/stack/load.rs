@@ -1,7 +1,7 @@
 //! Building a tier stack: walk the image, load each regular file's extents once, build the
 //! chosen structures, and attach each file's model if it is still valid for the file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 use super::{FileEntry, MemIndex, StackOptions, Tier, TierStack};
 use crate::error::{BuildError, Chain};
 use crate::fingerprint::fingerprint;
+use crate::index::choose::choose_index;
 use crate::index::{
     check_extents, BTreeIndex, CompactForm, CompactIndex, FuseIextIndex, LearnedIndex,
     RangeMapIndex, SortedIndex,
@@ -87,6 +88,9 @@ pub struct BuildReport {
     pub walk_errors: Vec<String>,
     /// Wall time of the build.
     pub elapsed: Duration,
+    /// Files per structure the per-file rule chose ([`Tier::Chosen`] stacks; empty otherwise),
+    /// by structure name.
+    pub chosen: BTreeMap<&'static str, usize>,
 }
 
 impl TierStack {
@@ -196,6 +200,10 @@ fn load_file(
                     compact_for(&f.inode, &exts, models).map_err(|e| e.to_string())?;
                 (MemIndex::Compact(c), Some(status))
             }
+            Tier::Chosen => {
+                let (_, ix) = choose_index(&exts).map_err(|e| e.to_string())?;
+                (MemIndex::Chosen(ix), None)
+            }
             Tier::Learned | Tier::Bpf | Tier::Btree | Tier::Ondisk => {
                 (MemIndex::Btree(BTreeIndex::new(&exts)), None)
             }
@@ -205,6 +213,9 @@ fn load_file(
         Ok(m) => m,
         Err(e) => return unloadable(f, report, e),
     };
+    if let MemIndex::Chosen(ix) = &mem {
+        *report.chosen.entry(ix.structure().name()).or_default() += 1;
+    }
     f.mem_bytes = mem_bytes;
     f.extents = exts.len();
     report.extents += exts.len() as u64;

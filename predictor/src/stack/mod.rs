@@ -11,6 +11,7 @@ pub use counters::{StackStats, TierStats};
 pub use load::{BuildReport, ModelStatus, Models};
 
 use crate::error::QueryError;
+use crate::index::choose::{ChosenIndex, Structure};
 use crate::index::{
     BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
     SortedIndex,
@@ -49,11 +50,16 @@ pub enum Tier {
     /// maps hold the packed blocks), then the [`Tier::Compact`] stack it is loaded from;
     /// outcomes counted as [`TierKind::Bpf`].
     BpfCompact,
+    /// Per file, the structure the per-file rule chooses ([`crate::index::choose`]: the
+    /// compact index, the learned index or the iext tree with 16-byte records, never more
+    /// bytes than that tree), then on-disk. Answers are counted under the chosen structure's
+    /// kind (`compact`, `learned`, `iext`); the files per choice are in the build report.
+    Chosen,
 }
 
 impl Tier {
     /// Every tier, with its name (the `--tier` value, stats and logs) and what it runs.
-    pub const VOCABULARY: [(Tier, &'static str, &'static str); 9] = [
+    pub const VOCABULARY: [(Tier, &'static str, &'static str); 10] = [
         (
             Self::Learned,
             "learned",
@@ -104,11 +110,18 @@ impl Tier {
              maps hold the packed blocks; needs CAP_BPF), then the compact tier's userspace \
              stack; without CAP_BPF that stack answers alone",
         ),
+        (
+            Self::Chosen,
+            "chosen",
+            "per file, the structure a cost rule chooses (compact, learned or the kernel-style \
+             iext tree: the fewest bytes among those within 10% of the cheapest counted \
+             lookup, never more bytes than the iext tree), then the on-disk walk",
+        ),
     ];
 
     /// Every tier, in [`Tier::VOCABULARY`] order (taken from it).
-    pub const ALL: [Tier; 9] = {
-        let mut all = [Self::Learned; 9];
+    pub const ALL: [Tier; 10] = {
+        let mut all = [Self::Learned; 10];
         let mut i = 0;
         while i < all.len() {
             all[i] = Self::VOCABULARY[i].0;
@@ -286,11 +299,26 @@ enum MemIndex {
     RangeMap(RangeMapIndex),
     Iext(FuseIextIndex),
     Compact(CompactIndex),
+    Chosen(ChosenIndex),
 }
 
 impl MemIndex {
+    /// Whether audit mode checks this structure's answers against the on-disk walk (no
+    /// second in-memory copy stands behind it).
+    fn audited_on_disk(&self) -> bool {
+        matches!(self, MemIndex::Compact(_) | MemIndex::Chosen(_))
+    }
+
     fn get(&self) -> (&dyn ExtentIndex, TierKind) {
         match self {
+            MemIndex::Chosen(i) => (
+                i,
+                match i.structure() {
+                    Structure::Compact => TierKind::Compact,
+                    Structure::Learned => TierKind::Learned,
+                    Structure::Iext16 | Structure::Iext32 => TierKind::Iext,
+                },
+            ),
             MemIndex::Compact(i) => (i, TierKind::Compact),
             MemIndex::Btree(i) => (i, TierKind::Btree),
             MemIndex::Sorted(i) => (i, TierKind::Sorted),
@@ -424,6 +452,7 @@ impl TierStack {
     /// What block `lblk` of `f` maps to, fastest tier first.
     fn find(&self, f: &FileEntry, q: u32) -> Result<(BlockMap, TierKind), QueryError> {
         let mem = f.mem.as_ref().map(MemIndex::get);
+        let audit_on_disk = self.audit && f.mem.as_ref().is_some_and(MemIndex::audited_on_disk);
         if self.tier.learned() {
             match f.learned.as_ref().map(|l| l.probe(q)) {
                 Some(Lookup::Found(bm)) => return Ok(self.audited(bm, q, mem)),
@@ -433,7 +462,7 @@ impl TierStack {
         }
         if let Some((index, kind)) = mem {
             match index.find(q) {
-                Lookup::Found(bm) if kind == TierKind::Compact && self.audit => {
+                Lookup::Found(bm) if audit_on_disk => {
                     // Its own oracle: the on-disk walk (there is no second in-memory copy).
                     self.counters.answered(kind);
                     let disk = self.ondisk.find(&f.inode, q)?;

@@ -2,6 +2,7 @@
 //! [`Section`] of the report: its text, its figures (already written) and its tables.
 
 pub mod accuracy;
+pub mod adversarial;
 pub mod cache;
 pub mod cdf;
 pub mod compact;
@@ -62,6 +63,8 @@ pub struct Scale {
     pub population_lookup: Budget,
     /// The per-file structure race of figure 9 (`reports structures`).
     pub structures: crate::compare::Effort,
+    /// The adversarial search of the "adversarial maps" section (`reports adversarial`).
+    pub adversarial: predictor::adversary::Budget,
     /// Workloads whose traces figure 10 records (root, demo), with their operations; without
     /// them it replays the committed traces.
     pub cache_workloads: Vec<(imagekit::workloads::Workload, u32)>,
@@ -98,6 +101,7 @@ impl Scale {
                 time: Duration::from_millis(25),
             },
             structures: crate::compare::Effort::full(),
+            adversarial: predictor::adversary::Budget::REPORT,
             cache_workloads: imagekit::workloads::DEMO_TRACES.to_vec(),
         }
     }
@@ -132,6 +136,7 @@ impl Scale {
                 time: Duration::from_millis(1),
             },
             structures: crate::compare::Effort::quick(),
+            adversarial: predictor::adversary::Budget::QUICK,
             cache_workloads: Vec::new(),
         }
     }

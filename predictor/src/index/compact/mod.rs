@@ -462,6 +462,18 @@ impl CompactIndex {
         }
     }
 
+    /// Cache lines a lookup of `q` reads (the lookup-cost model of [`crate::index::choose`]):
+    /// none for the inline forms, a binary search's lines in a plain array, the packed path's
+    /// lines otherwise.
+    pub fn lines_read(&self, q: u32) -> u32 {
+        match &self.form {
+            Form::Empty | Form::One(_) => 0,
+            Form::Plain(r) => super::search_lines(r.len(), std::mem::size_of::<PlainRec>()),
+            Form::Wide(e) => super::search_lines(e.len(), std::mem::size_of::<Extent>()),
+            Form::Packed(p) => p.lines_read(q),
+        }
+    }
+
     /// Looks up block `q`.
     #[inline]
     pub fn probe(&self, q: u32) -> Lookup {

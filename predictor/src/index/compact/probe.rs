@@ -1,6 +1,7 @@
 //! The packed form's lookup: the directory bucket, the piece, the line's window, the answer.
 
 use super::*;
+use crate::index::search_lines;
 
 impl Packed {
     /// The piece holding `q` (`q >= first_key`).
@@ -47,6 +48,48 @@ impl Packed {
         let rest = self.pieces.get(from..to)?;
         let k = rest.partition_point(|p| p.first_key <= q).checked_sub(1)?;
         rest.get(k)
+    }
+
+    /// Cache lines a lookup of `q` reads: the bucket; the next bucket where `q` is past the
+    /// bucket's piece; a binary search of the piece array where it is past that one too; then
+    /// nothing more for a run, and for a line the block header with the window's keys (two
+    /// lines with two-byte keys, three with four-byte ones) and the record.
+    pub(super) fn lines_read(&self, q: u32) -> u32 {
+        if q < self.first_key {
+            return 0;
+        }
+        let Some(last) = self.buckets.len().checked_sub(1) else {
+            return 0;
+        };
+        let b = ((u64::from(q - self.first_key) >> self.shift) as usize).min(last);
+        let Some(bucket) = self.buckets.get(b) else {
+            return 0;
+        };
+        let (mut lines, piece) = if q <= bucket.piece.last_block {
+            (1, Some(&bucket.piece))
+        } else {
+            match self.buckets.get(b + 1) {
+                Some(n) if n.piece.first_key <= q && q <= n.piece.last_block => (2, Some(&n.piece)),
+                next => {
+                    let from = bucket.index as usize + 1;
+                    let to = next.map_or(self.pieces.len(), |n| n.index as usize);
+                    let searched =
+                        search_lines(to.saturating_sub(from), std::mem::size_of::<Piece>());
+                    (2 + searched, self.piece_after(q, b, from))
+                }
+            }
+        };
+        if let Some(Piece {
+            body: Body::Line(l),
+            ..
+        }) = piece
+        {
+            lines += match l.kw {
+                KeyWidth::U16 => 3,
+                KeyWidth::U32 => 4,
+            };
+        }
+        lines
     }
 
     #[inline(always)]

@@ -1,0 +1,239 @@
+//! The per-file choice: for one file's map, the structure to keep among the learned forms and
+//! the kernel's iext tree, by a stated rule over counted bytes and a counted lookup cost, so
+//! that no map, whoever shaped it, costs more than the kernel's tree would.
+//!
+//! # The rule
+//! 1. The **reference** is the kernel's tree: [`XfsIextIndex`] (16-byte records), or
+//!    [`FuseIextIndex`] (32-byte records) for a map the 16-byte record cannot hold.
+//! 2. The **candidates** are the reference, the compact index ([`CompactIndex`]) and the
+//!    learned index ([`LearnedIndex`], default fit); a candidate is *eligible* if it holds at
+//!    most the reference's heap bytes (the reference always is).
+//! 3. Each eligible candidate's **lookup cost** is the mean number of cache lines a lookup
+//!    reads (`lines_read` of each structure) over [`COST_QUERIES`] uniform blocks of the map's
+//!    span drawn with [`COST_SEED`]: counted, not timed, so the choice is the same on every
+//!    machine and every run.
+//! 4. The **choice** is the eligible candidate of fewest bytes among those whose cost is within
+//!    [`SLACK_PERCENT`] (10%) of the cheapest eligible cost; ties go to the lower cost, then to
+//!    the order above.
+//!
+//! So by construction the chosen structure holds at most the reference's bytes and its counted
+//! cost is at most 1.1 times the reference's. Cache lines stand for time because a lookup's
+//! time is its chain of dependent loads when cold, and the lines it touches bound what it
+//! evicts and what it must find in cache when warm; a model that counted instructions would
+//! favour the iext tree's short scans on small maps a little more.
+
+use ext4::Extent;
+
+use super::{CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, XfsIextIndex};
+use crate::model::{FitParams, ModelError};
+
+/// Uniform blocks the lookup cost is averaged over.
+pub const COST_QUERIES: usize = 256;
+/// Seed of those blocks.
+pub const COST_SEED: u64 = 0xc057;
+/// The slack of the rule: candidates within this share of the cheapest cost are equal.
+pub const SLACK_PERCENT: u64 = 10;
+/// The per-file header every choice costs beside the structure's heap bytes: the inline
+/// [`ChosenIndex`] (its tag and the largest structure's fields). The same for every file
+/// and every choice, so it does not enter the rule.
+pub const CHOSEN_HEADER_BYTES: usize = std::mem::size_of::<ChosenIndex>();
+
+/// A structure the rule can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Structure {
+    /// The kernel's iext tree with 16-byte records.
+    Iext16,
+    /// The kernel's iext tree with 32-byte records (maps the 16-byte record cannot hold).
+    Iext32,
+    /// The compact learned index.
+    Compact,
+    /// The learned index.
+    Learned,
+}
+
+impl Structure {
+    /// Name in tables (the names of `reports structures`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iext16 => "iext16",
+            Self::Iext32 => "iext32",
+            Self::Compact => "learned-compact",
+            Self::Learned => "learned",
+        }
+    }
+}
+
+/// One candidate's counted costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costed {
+    /// Which structure.
+    pub structure: Structure,
+    /// Its heap bytes ([`ExtentIndex::heap_bytes`]).
+    pub bytes: usize,
+    /// Mean cache lines per lookup (the cost model).
+    pub lines: f64,
+}
+
+/// The outcome of the rule for one map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    /// The chosen candidate.
+    pub chosen: Costed,
+    /// The reference tree's costs.
+    pub reference: Costed,
+    /// Every candidate built, eligible or not, in the rule's order.
+    pub candidates: Vec<Costed>,
+}
+
+/// The chosen structure, built.
+#[derive(Debug, Clone)]
+pub enum ChosenIndex {
+    /// iext tree, 16-byte records.
+    Iext16(XfsIextIndex),
+    /// iext tree, 32-byte records.
+    Iext32(FuseIextIndex),
+    /// Compact learned index.
+    Compact(CompactIndex),
+    /// Learned index.
+    Learned(LearnedIndex),
+}
+
+impl ChosenIndex {
+    /// Which structure this is.
+    pub fn structure(&self) -> Structure {
+        match self {
+            Self::Iext16(_) => Structure::Iext16,
+            Self::Iext32(_) => Structure::Iext32,
+            Self::Compact(_) => Structure::Compact,
+            Self::Learned(_) => Structure::Learned,
+        }
+    }
+
+    /// Cache lines a lookup of `q` reads (the cost model).
+    pub fn lines_read(&self, q: u32) -> u32 {
+        match self {
+            Self::Iext16(t) => t.lines_read(q),
+            Self::Iext32(t) => t.lines_read(q),
+            Self::Compact(c) => c.lines_read(q),
+            Self::Learned(l) => l.lines_read(q),
+        }
+    }
+}
+
+impl ExtentIndex for ChosenIndex {
+    #[inline]
+    fn find(&self, lblk: u32) -> Lookup {
+        match self {
+            Self::Iext16(t) => t.find(lblk),
+            Self::Iext32(t) => t.find(lblk),
+            Self::Compact(c) => c.probe(lblk),
+            Self::Learned(l) => l.probe(lblk),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Iext16(t) => t.heap_bytes(),
+            Self::Iext32(t) => t.heap_bytes(),
+            Self::Compact(c) => c.heap_bytes(),
+            Self::Learned(l) => l.heap_bytes(),
+        }
+    }
+}
+
+/// Mean cache lines per lookup of `index` over the cost model's queries for `exts`.
+pub fn lookup_lines(exts: &[Extent], lines_read: impl Fn(u32) -> u32) -> f64 {
+    let queries = crate::synth::uniform_queries(exts, COST_QUERIES, COST_SEED);
+    let total: u64 = queries.iter().map(|&q| u64::from(lines_read(q))).sum();
+    total as f64 / queries.len().max(1) as f64
+}
+
+/// Every candidate for `exts`, built, with its costs, in the rule's order (the reference
+/// first). A structure that cannot hold the map is left out; a map that no tree can hold
+/// (a physical block at or past 2^63, not an ext4 map) or that is not a valid map is an error.
+pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelError> {
+    let mut out = Vec::with_capacity(3);
+    let mut push = |ix: ChosenIndex| {
+        let costed = Costed {
+            structure: ix.structure(),
+            bytes: ix.heap_bytes(),
+            lines: lookup_lines(exts, |q| ix.lines_read(q)),
+        };
+        out.push((costed, ix));
+    };
+    match XfsIextIndex::new(exts) {
+        Ok(t) => push(ChosenIndex::Iext16(t)),
+        Err(_) => match FuseIextIndex::new(exts) {
+            Ok(t) => push(ChosenIndex::Iext32(t)),
+            Err(super::IextError::Extents(e)) => return Err(e),
+            Err(super::IextError::Unfit { index, .. }) => {
+                return Err(ModelError::BadExtents {
+                    index,
+                    what: "no iext record holds it",
+                })
+            }
+        },
+    }
+    push(ChosenIndex::Compact(CompactIndex::new(exts)?));
+    push(ChosenIndex::Learned(LearnedIndex::fit(
+        exts,
+        &FitParams::default(),
+    )?));
+    Ok(out)
+}
+
+/// Applies the rule (module documentation) to costed candidates, the reference first.
+/// Returns the index of the chosen one (0, the reference, if the list is that alone).
+pub fn rule(candidates: &[Costed]) -> usize {
+    let Some(reference) = candidates.first() else {
+        return 0;
+    };
+    let eligible = |c: &&Costed| c.bytes <= reference.bytes;
+    let cheapest = candidates
+        .iter()
+        .filter(eligible)
+        .map(|c| c.lines)
+        .fold(f64::INFINITY, f64::min);
+    let bound = cheapest * (100 + SLACK_PERCENT) as f64 / 100.0;
+    candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| eligible(c) && c.lines <= bound)
+        .min_by(|(i, a), (j, b)| {
+            a.bytes
+                .cmp(&b.bytes)
+                .then(a.lines.total_cmp(&b.lines))
+                .then(i.cmp(j))
+        })
+        .map_or(0, |(i, _)| i)
+}
+
+/// The structure the rule chooses for `exts`, built, with the costs behind the choice.
+pub fn choose_index(exts: &[Extent]) -> Result<(Chosen, ChosenIndex), ModelError> {
+    let built = candidates(exts)?;
+    let costs: Vec<Costed> = built.iter().map(|(c, _)| *c).collect();
+    let k = rule(&costs);
+    let reference = costs.first().copied().ok_or(ModelError::BadExtents {
+        index: 0,
+        what: "no reference tree",
+    })?;
+    let Some((chosen, index)) = built.into_iter().nth(k) else {
+        return Err(ModelError::BadExtents {
+            index: 0,
+            what: "no candidate chosen",
+        });
+    };
+    Ok((
+        Chosen {
+            chosen,
+            reference,
+            candidates: costs,
+        },
+        index,
+    ))
+}
+
+/// [`choose_index`] without the built structure: the name and bytes of the choice.
+pub fn choose(exts: &[Extent]) -> Result<Chosen, ModelError> {
+    choose_index(exts).map(|(c, _)| c)
+}
