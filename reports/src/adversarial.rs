@@ -18,6 +18,7 @@ use predictor::{ExtentIndex, SortedIndex};
 
 use crate::compare::{Effort, ORDERS_SEED, RACED, WARM_ORDERS};
 use crate::datasets::{Dataset, Source};
+use crate::report::met;
 use crate::structures::{Built, STRUCTURES};
 use crate::timing::{race, Summary};
 
@@ -379,7 +380,7 @@ pub fn run(args: &Args) -> Result<()> {
             r.reference_lines,
             r.chosen_over_iext16,
             BAR_PERCENT,
-            if r.met { "met" } else { "not met" }
+            met(r.met)
         );
     }
     if !args.json {

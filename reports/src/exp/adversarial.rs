@@ -10,6 +10,7 @@ use predictor::adversary::worst_maps;
 use super::{Ctx, Section};
 use crate::adversarial::{check, measure, MapResult, BAR_PERCENT};
 use crate::compare::RACED;
+use crate::report::met;
 use crate::table::Table;
 
 /// Seed of the report's search (the maps are the same in every report).
@@ -92,7 +93,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             " {} {:.2}x ({}) |",
             m.chosen,
             m.chosen_over_iext16,
-            if m.met { "met" } else { "not met" }
+            met(m.met)
         );
     }
     let worst = |name: &str| {
