@@ -19,20 +19,27 @@ use crate::datasets::Dataset;
 use crate::images::kind_name;
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::population::{class_index, Class, Population, CLASSES};
+use crate::report::met;
 use crate::structures::STRUCTURES;
 use crate::table::Table;
 use crate::timing::{race, Summary};
 
 /// The structures a population is costed with: the learned index, the kernel's iext tree with
-/// its two record layouts, the `BTreeMap` baseline, and the compact learned index (whose
-/// per-file forms give a one-extent file no heap at all).
-const COSTED: [&str; 5] = [
+/// its two record layouts, the `BTreeMap` baseline, the compact learned index (whose per-file
+/// forms give a one-extent file no heap at all), and the per-file choice among the learned
+/// forms and the iext tree (`predictor::index::choose`, what `--tier chosen` holds).
+const COSTED: [&str; 6] = [
     "learned",
     "iext-xfs",
     "iext-fuse",
     "btree",
     "learned-compact",
+    CHOSEN,
 ];
+
+/// The per-file choice's row: a rule over each file's map, not one structure, so it is never
+/// the "fastest structure" of a class.
+const CHOSEN: &str = "chosen";
 
 /// The kernel's structure every ratio is against: fuse-iomap's cache (iext tree, 32-byte
 /// `fuse_iomap_io` records).
@@ -71,6 +78,7 @@ impl ClassStats {
     /// The costed structure with the lowest mean ns on this class, if any was measured.
     fn fastest(&self) -> Option<usize> {
         (0..COSTED.len())
+            .filter(|&s| COSTED[s] != CHOSEN)
             .filter_map(|s| self.mean_ns(s).map(|ns| (s, ns)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(s, _)| s)
@@ -172,6 +180,9 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
         members[k].push(f);
     }
     let build = |d: &Dataset, name: &str| {
+        if name == CHOSEN {
+            return crate::compare::chosen(d);
+        }
         STRUCTURES
             .iter()
             .find(|s| s.name == name)
@@ -518,6 +529,22 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
             ratio(heap(compact) as f64, heap(kern) as f64)
         );
     }
+    let chosen = Choice::Fixed(idx(CHOSEN));
+    if let (Some(cf), Some(cb), Some(kf), Some(kb)) = (
+        expected_ns(all, chosen, false),
+        expected_ns(all, chosen, true),
+        expected_ns(all, kern, false),
+        expected_ns(all, kern, true),
+    ) {
+        let (time, memory) = (ratio(cf, kf), ratio(heap(chosen) as f64, heap(kern) as f64));
+        let _ = write!(
+            line,
+            " The per-file choice (`--tier chosen`): {cf:.1} ns about a random file ({time:.2}x iext's time, `warm-alone`), {cb:.1} ns about a random byte ({:.2}x), in {} B ({memory:.2}x iext's memory; bar: no more time per random file than iext and at most half its memory: {}).",
+            ratio(cb, kb),
+            heap(chosen),
+            met(time <= 1.0 && memory <= 0.5)
+        );
+    }
     let best = Choice::FastestPerClass;
     if let (Some(bf), Some(bb)) = (expected_ns(all, best, false), expected_ns(all, best, true)) {
         let picks: Vec<String> = all
@@ -552,7 +579,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
     for (name, classes) in rows {
         let _ = write!(
             md,
-            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | compact ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | compact B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
+            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | compact ns | chosen ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | compact B/ext | chosen B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
         );
         for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
             let models: Vec<String> = KINDS
@@ -571,7 +598,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 class.label,
                 c.files,
                 c.bytes,
@@ -579,12 +606,14 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
                 models.join(", "),
                 ns("learned"),
                 ns("learned-compact"),
+                ns(CHOSEN),
                 ns("iext-fuse"),
                 ns("iext-xfs"),
                 ns("btree"),
                 c.fastest().map_or("-", |s| COSTED[s]),
                 bpe("learned"),
                 bpe("learned-compact"),
+                bpe(CHOSEN),
                 bpe("iext-fuse"),
             );
         }
@@ -670,8 +699,8 @@ mod tests {
         );
         let best = expected_ns(&classes, Choice::FastestPerClass, false).unwrap();
         assert!((best - (9.0 * 10.0 + 30.0) / 10.0).abs() < 1e-9, "{best}");
-        classes[1].heap = [5, 50, 0, 0, 0];
-        classes[4].heap = [70, 7, 0, 0, 0];
+        classes[1].heap = [5, 50, 0, 0, 0, 0];
+        classes[4].heap = [70, 7, 0, 0, 0, 0];
         assert_eq!(heap_bytes(&classes, Choice::FastestPerClass), 5 + 7);
         assert_eq!(heap_bytes(&classes, Choice::Fixed(0)), 5 + 70);
         // A class with weight but no measurement leaves the expectation unknown.
