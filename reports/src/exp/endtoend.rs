@@ -95,7 +95,13 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
          holes included. Latencies are fio's completion latencies. Our three tiers differ only in one lookup per \
          read, which figure 5 sets against the read itself{read_us}, so their throughput \
          differences are mostly run-to-run noise (FUSE wake-ups dominate): compare the medians. The kernel's reads \
-         go through the loop device: each becomes a read of the image file by a loop worker thread. \
+         go through the loop device: each becomes a read of the image file by a loop worker thread, \
+         which runs where the scheduler puts it: unpinned, a read wakes the other CPU and is \
+         woken back from it, and waking an idle virtual CPU is costly under a hypervisor, which \
+         is why the kernel's path can read slower than fuse2fs here (compare the pinned column of \
+         `reports reads --pin same` in results/README.md, fio and the file system on one CPU). \
+         Its extent lookups are not the cost: ext4's extent status cache answers them without \
+         walking the tree. \
          With one job a read is in flight at a time, so IOPS x mean latency is the share of the \
          run spent inside reads (the rest is fio's own work between them), and a median below \
          the mean is a tail of slow reads (wake-ups of the other threads on these 2 CPUs).\n\n\
