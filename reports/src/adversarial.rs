@@ -109,8 +109,8 @@ fn build(found: &Found) -> Result<(Vec<(String, Built)>, Chosen)> {
     let d = dataset(found);
     let mut built: Vec<(String, Built)> = RACED
         .iter()
-        .filter_map(|&(name, id)| {
-            let s = STRUCTURES.iter().find(|s| s.name == id)?;
+        .filter_map(|&name| {
+            let s = STRUCTURES.iter().find(|s| s.name == name)?;
             Some((name.to_string(), s.make(&d)?))
         })
         .collect();

@@ -55,16 +55,16 @@ pub const WARM_ORDERS: u64 = 16;
 /// Mixed into a map's query seed for the warm orders' shuffles.
 pub const ORDERS_SEED: u64 = 0x0bde_75ee;
 
-/// The structures raced, by their name in this command's output and in the experiments'
-/// tables. `iext16` and `iext32` are the kernel-style iext tree with XFS's 16-byte records and
-/// with fuse-iomap's 32-byte `fuse_iomap_io` records.
-pub const RACED: [(&str, &str); 6] = [
-    ("learned-compact", "learned-compact"),
-    ("learned", "learned"),
-    ("iext16", "iext-xfs"),
-    ("iext32", "iext-fuse"),
-    ("btreemap", "btree"),
-    ("sorted", "sorted"),
+/// The structures raced, by their name in [`STRUCTURES`] (this command's output and the
+/// experiments' tables). `iext16` and `iext32` are the kernel-style iext tree with XFS's
+/// 16-byte records and with fuse-iomap's 32-byte `fuse_iomap_io` records.
+pub const RACED: [&str; 6] = [
+    "learned-compact",
+    "learned",
+    "iext16",
+    "iext32",
+    "btree",
+    "sorted",
 ];
 
 /// How much to measure.
@@ -263,7 +263,7 @@ pub fn measure_with(
 ) -> Vec<Row> {
     let raced: Vec<(&'static str, &Structure)> = RACED
         .iter()
-        .filter_map(|&(name, id)| Some((name, STRUCTURES.iter().find(|s| s.name == id)?)))
+        .filter_map(|&name| Some((name, STRUCTURES.iter().find(|s| s.name == name)?)))
         .collect();
     let mut built: Vec<(&'static str, Build, Built)> = raced
         .iter()

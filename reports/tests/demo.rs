@@ -40,8 +40,8 @@ const STRUCTURES: &[&str] = &[
     "learned-w128",
     "learned-compact",
     "btree",
-    "iext-fuse",
-    "iext-xfs",
+    "iext32",
+    "iext16",
     "rangemap",
     "sorted",
     "ondisk",
@@ -207,7 +207,7 @@ fn check_population(written: &HashMap<String, Csv>) -> HashMap<String, (f64, f64
         if t.num(r, "min_extents") == 0.0 {
             continue;
         }
-        for s in ["learned", "iext-xfs", "iext-fuse", "btree"] {
+        for s in ["learned", "iext16", "iext32", "btree"] {
             assert!(
                 costs
                     .rows

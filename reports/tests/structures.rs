@@ -23,7 +23,7 @@ const NAMES: [&str; 7] = [
     "learned",
     "iext16",
     "iext32",
-    "btreemap",
+    "btree",
     "sorted",
     "chosen",
 ];

@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         }
     }
 
-    let names: Vec<&str> = RACED.iter().map(|(n, _)| *n).chain(["chosen"]).collect();
+    let names: Vec<&str> = RACED.iter().copied().chain(["chosen"]).collect();
     let mut body = format!(
         "Maps a user can give one file on ext4 (`fallocate`, punches and writes, the allocator \
          steered by the order of writes; within ext4's limits), searched for the worst case of \

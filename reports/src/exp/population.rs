@@ -30,8 +30,8 @@ use crate::timing::{race, Summary};
 /// forms and the iext tree (`predictor::index::choose`, what `--tier chosen` holds).
 const COSTED: [&str; 6] = [
     "learned",
-    "iext-xfs",
-    "iext-fuse",
+    "iext16",
+    "iext32",
     "btree",
     "learned-compact",
     CHOSEN,
@@ -43,7 +43,7 @@ const CHOSEN: &str = "chosen";
 
 /// The kernel's structure every ratio is against: fuse-iomap's cache (iext tree, 32-byte
 /// `fuse_iomap_io` records).
-const KERNEL: &str = "iext-fuse";
+const KERNEL: &str = "iext32";
 
 /// Model shapes, in table column order.
 const KINDS: [predictor::model::ModelKind; 4] = [
@@ -579,7 +579,7 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
     for (name, classes) in rows {
         let _ = write!(
             md,
-            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | compact ns | chosen ns | iext-fuse ns | iext-xfs ns | BTreeMap ns | fastest | learned B/ext | compact B/ext | chosen B/ext | iext-fuse B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
+            "\n**{name}**\n\n| extents | files | bytes | extents in class | models | learned ns | compact ns | chosen ns | iext32 ns | iext16 ns | BTreeMap ns | fastest | learned B/ext | compact B/ext | chosen B/ext | iext32 B/ext |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
         );
         for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
             let models: Vec<String> = KINDS
@@ -607,14 +607,14 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
                 ns("learned"),
                 ns("learned-compact"),
                 ns(CHOSEN),
-                ns("iext-fuse"),
-                ns("iext-xfs"),
+                ns("iext32"),
+                ns("iext16"),
                 ns("btree"),
                 c.fastest().map_or("-", |s| COSTED[s]),
                 bpe("learned"),
                 bpe("learned-compact"),
                 bpe(CHOSEN),
-                bpe("iext-fuse"),
+                bpe("iext32"),
             );
         }
         let _ = write!(
