@@ -1,8 +1,8 @@
 //! Trace files: fuzz bytes decoded as rows of a trace table (what `tables::trace` reads out of
-//! Parquet; the Parquet decoding itself is polars') and checked by `livefs::trace::Builder`. A
-//! trace that is accepted is replayed (`Trace::check`, which applies every change, shifts
-//! included, to the maps) and must survive a to_rows / from rows round trip unchanged. Errors
-//! are fine; panics, hangs and huge allocations are the bugs.
+//! Parquet; the Parquet decoding itself is the `parquet` crate's) and checked by
+//! `livefs::trace::Builder`. A trace that is accepted is replayed (`Trace::check`, which
+//! applies every change, shifts included, to the maps) and must survive a to_rows / from rows
+//! round trip unchanged. Errors are fine; panics, hangs and huge allocations are the bugs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

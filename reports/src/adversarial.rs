@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ext4::Extent;
 use predictor::adversary::{worst_maps, Budget, Found, Genome};
-use predictor::index::choose::{choose, Chosen};
+use predictor::index::choose::Chosen;
 use predictor::regime::Regime;
 use predictor::synth::{in_orders, uniform_queries};
 use predictor::{ExtentIndex, SortedIndex};
 
-use crate::compare::{Effort, ORDERS_SEED, RACED, WARM_ORDERS};
+use crate::compare::{Effort, ORDERS_SEED, WARM_ORDERS};
 use crate::datasets::{Dataset, Source};
 use crate::report::met;
-use crate::structures::{Built, STRUCTURES};
+use crate::structures::Built;
 use crate::timing::{race, Summary};
 
 /// The bar: the chosen structure at most this much slower than iext16, in percent.
@@ -104,21 +104,24 @@ pub fn budget(args: &Args) -> Budget {
     }
 }
 
-/// Every raced structure built over `found`, then the chosen one, with their names.
-fn build(found: &Found) -> Result<(Vec<(String, Built)>, Chosen)> {
-    let d = dataset(found);
-    let mut built: Vec<(String, Built)> = RACED
-        .iter()
-        .filter_map(|&name| {
-            let s = STRUCTURES.iter().find(|s| s.name == name)?;
-            Some((name.to_string(), s.make(&d)?))
-        })
-        .collect();
-    let chosen = choose(&found.extents)?;
-    let b = crate::compare::chosen(&d)
-        .ok_or_else(|| anyhow::anyhow!("{}: no per-file choice", found.name))?;
-    built.push(("chosen".to_string(), b));
-    Ok((built, chosen))
+/// Builds every structure and the per-file choice over `found` once, checks their answers
+/// against the sorted reference, then races them: the number of answers checked, and the
+/// measurements.
+pub fn evaluate(found: &Found, effort: &Effort) -> Result<(usize, MapResult)> {
+    let built = build(found)?;
+    let checked = check(found, &built.0)?;
+    Ok((checked, measure(found, &built, effort)?))
+}
+
+/// Every raced structure built over `found`, then the chosen one, with their names; and the
+/// costs behind the choice.
+fn build(found: &Found) -> Result<(Vec<(&'static str, Built)>, Chosen)> {
+    let (built, chosen) = crate::compare::built(&dataset(found), true);
+    let chosen = chosen.ok_or_else(|| anyhow::anyhow!("{}: no per-file choice", found.name))?;
+    Ok((
+        built.into_iter().map(|(name, _, b)| (name, b)).collect(),
+        chosen,
+    ))
 }
 
 fn dataset(found: &Found) -> Dataset {
@@ -131,9 +134,12 @@ fn dataset(found: &Found) -> Dataset {
     }
 }
 
-/// Races every structure and the choice on `found` (warm-shared).
-pub fn measure(found: &Found, effort: &Effort) -> Result<MapResult> {
-    let (built, chosen) = build(found)?;
+/// Races every structure and the choice on `found` (warm-shared), as [`build`] made them.
+fn measure(
+    found: &Found,
+    (built, chosen): &(Vec<(&'static str, Built)>, Chosen),
+    effort: &Effort,
+) -> Result<MapResult> {
     let seed = 0x5eed ^ found.extents.len() as u64;
     let uniform = in_orders(
         &uniform_queries(&found.extents, effort.warm.batch, seed),
@@ -147,7 +153,7 @@ pub fn measure(found: &Found, effort: &Effort) -> Result<MapResult> {
         .iter()
         .zip(warm)
         .map(|((name, b), mut w)| Row {
-            structure: name.clone(),
+            structure: name.to_string(),
             bytes: b.heap_bytes,
             bytes_per_extent: b.heap_bytes as f64 / n as f64,
             ns_warm_shared: Summary::of(&mut w).map_or(f64::NAN, |s| s.median),
@@ -190,9 +196,8 @@ pub fn describe(g: &Genome) -> String {
 }
 
 /// Checks every structure's answers on `found` (uniform blocks and every extent's boundaries)
-/// against the sorted reference; returns the number of answers checked.
-pub fn check(found: &Found) -> Result<usize> {
-    let (built, _) = build(found)?;
+/// against the sorted reference, as [`build`] made them; returns the number of answers checked.
+fn check(found: &Found, built: &[(&'static str, Built)]) -> Result<usize> {
     let reference = SortedIndex::new(found.extents.clone());
     let mut blocks = uniform_queries(&found.extents, 1024, 0xc4ec);
     for e in &found.extents {
@@ -205,7 +210,7 @@ pub fn check(found: &Found) -> Result<usize> {
     let mut checked = 0;
     for q in blocks {
         let want = reference.find(q);
-        for (name, b) in &built {
+        for (name, b) in built {
             let got = b.index.find(q);
             if got != want {
                 anyhow::bail!(
@@ -344,8 +349,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut not_met = 0;
     for found in &maps {
-        let checked = check(found)?;
-        let r = measure(found, &effort)?;
+        let (checked, r) = evaluate(found, &effort)?;
         not_met += usize::from(!r.met);
         if args.json {
             println!("{}", serde_json::to_string(&r)?);
@@ -404,8 +408,8 @@ mod tests {
         assert_eq!(maps.len(), predictor::adversary::Objective::ALL.len());
         let mut checked = 0;
         for found in &maps {
-            checked += check(found).unwrap();
-            let r = measure(found, &Effort::quick()).unwrap();
+            let (n, r) = evaluate(found, &Effort::quick()).unwrap();
+            checked += n;
             assert!(r.rows.iter().any(|row| row.structure == "chosen"));
             assert!(r.rows.iter().any(|row| row.structure == "iext16"));
         }

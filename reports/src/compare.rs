@@ -35,12 +35,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ext4::{Extent, Fs};
 use predictor::error::Chain;
+use predictor::index::choose::Chosen;
 use predictor::synth::{in_orders, sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
 use crate::report;
-use crate::structures::{Built, Structure, STRUCTURES};
+use crate::structures::{Built, STRUCTURES};
 use crate::timing::{clock_overhead_ns, race, Budget, Summary};
 
 /// Queries per timed batch in the warm regimes.
@@ -230,18 +231,26 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
 /// The per-file choice over `d` (`predictor::index::choose`), built, with its heap bytes
 /// counted by the allocator; its row's form names the structure chosen.
 pub fn chosen(d: &Dataset) -> Option<Built> {
+    chosen_with_costs(d).map(|(b, _)| b)
+}
+
+/// [`chosen`], and the costs the rule weighed to choose it.
+pub fn chosen_with_costs(d: &Dataset) -> Option<(Built, Chosen)> {
     let (bytes, built) =
         predictor::alloc::counted(|| predictor::index::choose::choose_index(&d.extents));
     match built {
-        Ok((c, index)) => Some(Built {
-            index: Box::new(index),
-            heap_bytes: bytes,
-            segments: 0,
-            max_window: 0,
-            model_bytes: 0,
-            compact: None,
-            chosen: Some(c.chosen.structure.name()),
-        }),
+        Ok((c, index)) => Some((
+            Built {
+                index: Box::new(index),
+                heap_bytes: bytes,
+                segments: 0,
+                max_window: 0,
+                model_bytes: 0,
+                compact: None,
+                chosen: Some(c.chosen.structure.name()),
+            },
+            c,
+        )),
         Err(e) => {
             tracing::warn!(dataset = %d.name, error = %e, "no per-file choice");
             None
@@ -250,7 +259,31 @@ pub fn chosen(d: &Dataset) -> Option<Built> {
 }
 
 /// A structure's build function (rebuilt for the cold regime's twins).
-type Build = fn(&Dataset) -> Option<Built>;
+pub type Build = fn(&Dataset) -> Option<Built>;
+
+/// Every structure of [`RACED`] built over `d` (one that cannot hold the map left out), with
+/// its name and build function; with `with_chosen` the per-file choice after them as
+/// `chosen`, and the costs behind it.
+pub fn built(
+    d: &Dataset,
+    with_chosen: bool,
+) -> (Vec<(&'static str, Build, Built)>, Option<Chosen>) {
+    let mut built: Vec<(&'static str, Build, Built)> = RACED
+        .iter()
+        .filter_map(|&name| {
+            let s = STRUCTURES.iter().find(|s| s.name == name)?;
+            Some((name, s.build, s.make(d)?))
+        })
+        .collect();
+    let mut costs = None;
+    if with_chosen {
+        if let Some((b, c)) = chosen_with_costs(d) {
+            built.push(("chosen", chosen as Build, b));
+            costs = Some(c);
+        }
+    }
+    (built, costs)
+}
 
 /// [`measure`], and with `with_chosen` the per-file choice raced beside the structures as the
 /// row `chosen` (its form names the structure it chose).
@@ -261,17 +294,7 @@ pub fn measure_with(
     evictor: &Evictor,
     with_chosen: bool,
 ) -> Vec<Row> {
-    let raced: Vec<(&'static str, &Structure)> = RACED
-        .iter()
-        .filter_map(|&name| Some((name, STRUCTURES.iter().find(|s| s.name == name)?)))
-        .collect();
-    let mut built: Vec<(&'static str, Build, Built)> = raced
-        .iter()
-        .filter_map(|&(name, s)| Some((name, s.build, s.make(d)?)))
-        .collect();
-    if with_chosen {
-        built.extend(chosen(d).map(|b| ("chosen", chosen as Build, b)));
-    }
+    let (built, _) = built(d, with_chosen);
     let seed = 0x5eed ^ d.extents.len() as u64;
     // The orders' shuffles seeded apart from the draw, so they do not replay its stream.
     let uniform = in_orders(

@@ -1,5 +1,4 @@
-//! Row-by-row table building on top of the `tables` crate (which writes Parquet + CSV through
-//! polars): experiments push rows of named values; columns are checked to agree across rows.
+//! Row-by-row table building on top of the `tables` crate (which writes Parquet + CSV): experiments push rows of named values; columns are checked to agree across rows.
 
 use std::path::{Path, PathBuf};
 
@@ -106,7 +105,7 @@ impl Table {
             let cells: Vec<&Val> = cells.collect::<Result<_>>()?;
             let col = match first[c].1 {
                 Val::S(_) => Column::new(
-                    (*name).into(),
+                    name,
                     collect(
                         &cells,
                         |v| match v {
@@ -118,7 +117,7 @@ impl Table {
                     )?,
                 ),
                 Val::F(_) => Column::new(
-                    (*name).into(),
+                    name,
                     collect(
                         &cells,
                         |v| match v {
@@ -130,7 +129,7 @@ impl Table {
                     )?,
                 ),
                 Val::U(_) => Column::new(
-                    (*name).into(),
+                    name,
                     collect(
                         &cells,
                         |v| match v {
@@ -142,7 +141,7 @@ impl Table {
                     )?,
                 ),
                 Val::B(_) => Column::new(
-                    (*name).into(),
+                    name,
                     collect(
                         &cells,
                         |v| match v {
@@ -156,9 +155,9 @@ impl Table {
             };
             columns.push(col);
         }
-        let mut df =
+        let frame =
             tables::frame(columns).with_context(|| format!("building table {}", self.name))?;
-        let path = tables::write(dir, &self.name, &mut df)?;
+        let path = tables::write(dir, &self.name, &frame)?;
         Ok(Some(path))
     }
 }

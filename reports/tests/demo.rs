@@ -47,7 +47,7 @@ const STRUCTURES: &[&str] = &[
     "ondisk",
 ];
 
-/// A CSV table: header and rows of fields (RFC 4180 quoting, as polars writes it).
+/// A CSV table: header and rows of fields (RFC 4180 quoting, as `tables` writes it).
 struct Csv {
     header: Vec<String>,
     rows: Vec<Vec<String>>,

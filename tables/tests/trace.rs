@@ -75,18 +75,18 @@ type RowTuple = (&'static str, u64, u64, u64, u64, u64);
 fn table(rows: &[RowTuple]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let col = |f: fn(&RowTuple) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
-    let mut df = tables::frame(vec![
-        Column::new("kind".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("seq".into(), col(|r| r.1)),
-        Column::new("ino".into(), col(|r| r.2)),
-        Column::new("lblk".into(), col(|r| r.3)),
-        Column::new("len".into(), col(|r| r.4)),
-        Column::new("pblk".into(), col(|r| r.5)),
-        Column::new("unwritten".into(), vec![false; rows.len()]),
-        Column::new("note".into(), vec![""; rows.len()]),
+    let frame = tables::frame(vec![
+        Column::new("kind", rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("seq", col(|r| r.1)),
+        Column::new("ino", col(|r| r.2)),
+        Column::new("lblk", col(|r| r.3)),
+        Column::new("len", col(|r| r.4)),
+        Column::new("pblk", col(|r| r.5)),
+        Column::new("unwritten", vec![false; rows.len()]),
+        Column::new("note", vec![""; rows.len()]),
     ])
     .unwrap();
-    tables::write(dir.path(), "t", &mut df).unwrap();
+    tables::write(dir.path(), "t", &frame).unwrap();
     dir
 }
 
@@ -126,14 +126,43 @@ fn a_file_that_is_not_parquet_or_lacks_a_column_is_an_error() {
     std::fs::write(&junk, b"PAR1 this is not a table PAR1").unwrap();
     assert!(matches!(
         read_trace(&junk),
-        Err(TraceFileError::Polars { .. })
+        Err(TraceFileError::Format { .. })
     ));
-    let mut df = tables::frame(vec![Column::new("kind".into(), vec!["header"])]).unwrap();
-    tables::write(dir.path(), "narrow", &mut df).unwrap();
+    let narrow = tables::frame(vec![Column::new("kind", vec!["header"])]).unwrap();
+    tables::write(dir.path(), "narrow", &narrow).unwrap();
     assert!(matches!(
         read_trace(&dir.path().join("narrow.parquet")),
-        Err(TraceFileError::Polars { .. })
+        Err(TraceFileError::Format { .. })
     ));
+    // The trace's columns with one of the wrong type.
+    let cols = |seq: tables::Values| {
+        let mut c: Vec<Column> = ["kind", "note"]
+            .map(|n| Column::new(n, vec!["header"]))
+            .into();
+        c.push(Column::new("unwritten", vec![false]));
+        c.push(Column {
+            name: "seq".into(),
+            values: seq,
+        });
+        for n in ["ino", "lblk", "len", "pblk"] {
+            c.push(Column::new(n, vec![0u64]));
+        }
+        tables::frame(c).unwrap()
+    };
+    tables::write(dir.path(), "typed", &cols(vec![0.5].into())).unwrap();
+    assert!(matches!(
+        read_trace(&dir.path().join("typed.parquet")),
+        Err(TraceFileError::Format { .. })
+    ));
+    // Every prefix of a good file (a torn write) is an error, never a panic.
+    let good = dir.path().join("good.parquet");
+    write_trace(&good, &sample()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let torn = dir.path().join("torn.parquet");
+    for cut in (0..bytes.len()).step_by(7) {
+        std::fs::write(&torn, &bytes[..cut]).unwrap();
+        assert!(read_trace(&torn).is_err(), "cut at {cut}");
+    }
 }
 
 #[test]

@@ -189,32 +189,29 @@ fn write_stats(dir: &Path, image: &Path, files: &[FileStats]) -> Result<PathBuf>
     let stem = image
         .file_stem()
         .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
-    let col = |name: &str, v: Vec<u64>| Column::new(name.into(), v);
-    let mut df = tables::frame(vec![
+    let col = |name: &str, v: Vec<u64>| Column::new(name, v);
+    let df = tables::frame(vec![
+        Column::new("ino", files.iter().map(|f| f.ino).collect::<Vec<_>>()),
         Column::new(
-            "ino".into(),
-            files.iter().map(|f| f.ino).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "path".into(),
+            "path",
             files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
         ),
         col("size_bytes", files.iter().map(|f| f.size).collect()),
         Column::new(
-            "extents".into(),
+            "extents",
             files.iter().map(|f| f.extents).collect::<Vec<_>>(),
         ),
         col("blocks", files.iter().map(|f| f.blocks).collect()),
         Column::new(
-            "unwritten_extents".into(),
+            "unwritten_extents",
             files.iter().map(|f| f.unwritten).collect::<Vec<_>>(),
         ),
         Column::new(
-            "model_kind".into(),
+            "model_kind",
             files.iter().map(|f| kind_name(f.kind)).collect::<Vec<_>>(),
         ),
         Column::new(
-            "segments".into(),
+            "segments",
             files.iter().map(|f| f.segments).collect::<Vec<_>>(),
         ),
         col(
@@ -239,7 +236,7 @@ fn write_stats(dir: &Path, image: &Path, files: &[FileStats]) -> Result<PathBuf>
         ),
     ])
     .context("building the statistics table")?;
-    Ok(tables::write(dir, &format!("{stem}-files"), &mut df)?)
+    Ok(tables::write(dir, &format!("{stem}-files"), &df)?)
 }
 
 fn kind_name(k: ModelKind) -> &'static str {

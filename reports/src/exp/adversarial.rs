@@ -8,7 +8,7 @@ use anyhow::Result;
 use predictor::adversary::worst_maps;
 
 use super::{Ctx, Section};
-use crate::adversarial::{check, measure, MapResult, BAR_PERCENT};
+use crate::adversarial::{evaluate, MapResult, BAR_PERCENT};
 use crate::compare::RACED;
 use crate::report::met;
 use crate::table::Table;
@@ -26,8 +26,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     let mut measured: Vec<MapResult> = Vec::with_capacity(maps.len());
     let mut checked = 0;
     for found in &maps {
-        checked += check(found)?;
-        measured.push(measure(found, &effort)?);
+        let (n, m) = evaluate(found, &effort)?;
+        checked += n;
+        measured.push(m);
     }
     ctx.bar.inc(1);
 
