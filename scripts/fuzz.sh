@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the ext4 reader, the model-pack reader and the trace-row reader with cargo-fuzz (libFuzzer, nightly) for a
+# Fuzzes the ext4 reader, the model-pack reader and the trace readers with cargo-fuzz (libFuzzer, nightly) for a
 # bounded time per target, then prints execs and coverage per target. Not part of `cargo test`;
 # a crash it finds becomes a regression test in the crate whose reader it broke.
 #
-#   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     # default 150 s, all six targets
+#   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     # default 150 s, all seven targets
 #
 # With JSON=FILE, each target's result is also appended to FILE as one JSON object (target,
 # seconds, execs, cov, ft, corpus, artifacts, exit): what `scripts/results.sh` collects.
@@ -15,6 +15,7 @@
 #   directory    /dir's block + /hdir's dx root from the template image
 #   pack         model packs written by `training fit` for the small images
 #   trace_rows   random rows (the target decodes any bytes as trace rows)
+#   trace_file   the committed real traces (testdata/traces, Parquet)
 #   structures   random bytes (the target decodes any bytes as an extent map and queries)
 # The template image (fuzz/work/template.img: 4 MiB, 1 KiB blocks, no metadata_csum so patched
 # bytes reach the parsers) is what the extent_tree and directory targets patch with fuzz bytes.
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-150}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(superblock extent_tree directory pack trace_rows structures)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(superblock extent_tree directory pack trace_rows trace_file structures)
 CORPUS_SRC=${IOMAP_CORPUS:-testdata/e2fsprogs}
 WORK=fuzz/work
 JOBS=${FUZZ_JOBS:-1}
@@ -123,6 +124,9 @@ PY
                     --max-window 4 >/dev/null 2>&1 || echo "fit failed for $img"
             done
             ;;
+        trace_file)
+            cp testdata/traces/*.parquet "$c/"
+            ;;
         trace_rows | structures)
             [ -s "$c/seed-random" ] || head -c 2000 /dev/urandom >"$c/seed-random"
             ;;
@@ -130,7 +134,7 @@ PY
 done
 
 # --- run -----------------------------------------------------------------------------------
-declare -A MAXLEN=([superblock]=262144 [extent_tree]=8192 [directory]=2048 [pack]=65536 [trace_rows]=8192 [structures]=8192)
+declare -A MAXLEN=([superblock]=262144 [extent_tree]=8192 [directory]=2048 [pack]=65536 [trace_rows]=8192 [trace_file]=65536 [structures]=8192)
 export IOMAP_FUZZ_TEMPLATE="$PWD/$WORK/template.img"
 for t in "${TARGETS[@]}"; do cargo +nightly fuzz build -O "$t" >&2; done
 summary=""

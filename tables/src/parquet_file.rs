@@ -113,7 +113,24 @@ pub(crate) enum Read {
 const BATCH: usize = 1 << 16;
 
 /// Reads every column of the file at `path`, by name, in schema order.
+///
+/// The decoder asserts on some malformed pages instead of returning an error (an RLE run whose
+/// length runs past ten bytes, found by the `trace_file` fuzz target): a panic inside it is this
+/// file's error, not the program's. Nothing outlives the call, so no state is left half-made.
 pub(crate) fn read(path: &Path) -> Result<Vec<(String, Read)>, ParquetError> {
+    std::panic::catch_unwind(|| read_columns(path)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(ParquetError::General(format!(
+            "malformed file: the decoder gave up ({what})"
+        )))
+    })
+}
+
+fn read_columns(path: &Path) -> Result<Vec<(String, Read)>, ParquetError> {
     let file = File::open(path).map_err(|e| ParquetError::External(Box::new(e)))?;
     let reader = SerializedFileReader::new(file)?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();

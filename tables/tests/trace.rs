@@ -165,6 +165,27 @@ fn a_file_that_is_not_parquet_or_lacks_a_column_is_an_error() {
     }
 }
 
+/// Files the `trace_file` fuzz target found making the Parquet decoder panic: each one an error.
+#[test]
+fn files_the_decoder_panics_on_are_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/decoder-panics");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        match read_trace(&path) {
+            Err(TraceFileError::Format { reason, .. }) => {
+                assert!(reason.contains("malformed"), "{}: {reason}", path.display())
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+        read += 1;
+    }
+    assert!(
+        read >= 1,
+        "tests/decoder-panics holds the fuzz target's finds"
+    );
+}
+
 #[test]
 fn the_committed_real_traces_rebuild_to_their_checkpoints() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/traces");
