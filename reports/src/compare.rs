@@ -228,20 +228,23 @@ pub fn measure(d: &Dataset, file: &str, effort: &Effort, evictor: &Evictor) -> V
     measure_with(d, file, effort, evictor, false)
 }
 
-/// The per-file choice over `d` (`predictor::index::choose`), built, with its heap bytes
-/// counted by the allocator; its row's form names the structure chosen.
+/// The per-file choice over `d` (`predictor::index::choose`), built, with its bytes (header
+/// and structure) counted by the allocator; its row's form names the structure chosen.
 pub fn chosen(d: &Dataset) -> Option<Built> {
     chosen_with_costs(d).map(|(b, _)| b)
 }
 
 /// [`chosen`], and the costs the rule weighed to choose it.
 pub fn chosen_with_costs(d: &Dataset) -> Option<(Built, Chosen)> {
-    let (bytes, built) =
-        predictor::alloc::counted(|| predictor::index::choose::choose_index(&d.extents));
+    // The header boxed inside the count too: what a file costs is the header and what it
+    // points to.
+    let (bytes, built) = predictor::alloc::counted(|| {
+        predictor::index::choose::choose_index(&d.extents).map(|(c, ix)| (c, Box::new(ix)))
+    });
     match built {
         Ok((c, index)) => Some((
             Built {
-                index: Box::new(index),
+                index,
                 heap_bytes: bytes,
                 segments: 0,
                 max_window: 0,

@@ -7,7 +7,9 @@
 //!    [`FuseIextIndex`] (32-byte records) for a map the 16-byte record cannot hold.
 //! 2. The **candidates** are the reference, the compact index ([`CompactIndex`]) and the
 //!    learned index ([`LearnedIndex`], default fit); a candidate is *eligible* if it holds at
-//!    most the reference's heap bytes (the reference always is).
+//!    most the reference's bytes, each counted as the choice keeps it: its fields in a box and
+//!    its heap ([`boxed_bytes`]), nothing for a map of at most one extent, which the header
+//!    holds (the reference always is eligible).
 //! 3. Each eligible candidate's **lookup cost** is the mean number of cache lines a lookup
 //!    reads (`lines_read` of each structure) over [`COST_QUERIES`] uniform blocks of the map's
 //!    span drawn with [`COST_SEED`]: counted, not timed, so the choice is the same on every
@@ -33,10 +35,15 @@ pub const COST_QUERIES: usize = 256;
 pub const COST_SEED: u64 = 0xc057;
 /// The slack of the rule: candidates within this share of the cheapest cost are equal.
 pub const SLACK_PERCENT: u64 = 10;
-/// The per-file header every choice costs beside the structure's heap bytes: the inline
-/// [`ChosenIndex`] (its tag and the largest structure's fields). The same for every file
-/// and every choice, so it does not enter the rule.
+/// The per-file header every choice costs beside the structure's bytes: the inline
+/// [`ChosenIndex`] (its tag and a map of at most one extent; every structure is boxed). The
+/// same for every file and every choice, so it does not enter the rule.
 pub const CHOSEN_HEADER_BYTES: usize = std::mem::size_of::<ChosenIndex>();
+
+/// What a structure costs kept boxed behind the header: its own fields and its heap.
+pub fn boxed_bytes<T: ExtentIndex>(index: &T) -> usize {
+    std::mem::size_of::<T>() + index.heap_bytes()
+}
 
 /// A structure the rule can choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +75,7 @@ impl Structure {
 pub struct Costed {
     /// Which structure.
     pub structure: Structure,
-    /// Its heap bytes ([`ExtentIndex::heap_bytes`]).
+    /// Its bytes behind the per-file header ([`boxed_bytes`]).
     pub bytes: usize,
     /// Mean cache lines per lookup (the cost model).
     pub lines: f64,
@@ -81,30 +88,34 @@ pub struct Chosen {
     pub chosen: Costed,
     /// The reference tree's costs.
     pub reference: Costed,
-    /// Every candidate built, eligible or not, in the rule's order.
-    pub candidates: Vec<Costed>,
 }
 
-/// The chosen structure, built.
+/// The chosen structure, built. Each structure is boxed, so the per-file header
+/// ([`CHOSEN_HEADER_BYTES`]) is small whatever the choice: most files of a real population have
+/// one extent, and a header as large as the largest structure's fields would cost them more
+/// than the kernel's tree. A map of at most one extent (the compact index's one-extent form)
+/// is kept in the header itself, with no box.
 #[derive(Debug, Clone)]
 pub enum ChosenIndex {
+    /// A map of at most one extent, held inline: the compact index's smallest form.
+    Small(Option<Extent>),
     /// iext tree, 16-byte records.
-    Iext16(XfsIextIndex),
+    Iext16(Box<XfsIextIndex>),
     /// iext tree, 32-byte records.
-    Iext32(FuseIextIndex),
+    Iext32(Box<FuseIextIndex>),
     /// Compact learned index.
-    Compact(CompactIndex),
+    Compact(Box<CompactIndex>),
     /// Learned index.
-    Learned(LearnedIndex),
+    Learned(Box<LearnedIndex>),
 }
 
 impl ChosenIndex {
     /// Which structure this is.
     pub fn structure(&self) -> Structure {
         match self {
+            Self::Small(_) | Self::Compact(_) => Structure::Compact,
             Self::Iext16(_) => Structure::Iext16,
             Self::Iext32(_) => Structure::Iext32,
-            Self::Compact(_) => Structure::Compact,
             Self::Learned(_) => Structure::Learned,
         }
     }
@@ -112,6 +123,7 @@ impl ChosenIndex {
     /// Cache lines a lookup of `q` reads (the cost model).
     pub fn lines_read(&self, q: u32) -> u32 {
         match self {
+            Self::Small(_) => 0,
             Self::Iext16(t) => t.lines_read(q),
             Self::Iext32(t) => t.lines_read(q),
             Self::Compact(c) => c.lines_read(q),
@@ -124,6 +136,7 @@ impl ExtentIndex for ChosenIndex {
     #[inline]
     fn find(&self, lblk: u32) -> Lookup {
         match self {
+            Self::Small(e) => super::compact::one_extent(e.as_ref(), lblk),
             Self::Iext16(t) => t.find(lblk),
             Self::Iext32(t) => t.find(lblk),
             Self::Compact(c) => c.probe(lblk),
@@ -131,12 +144,15 @@ impl ExtentIndex for ChosenIndex {
         }
     }
 
+    /// The bytes behind the header: the boxed structure's fields and heap (none for a map
+    /// held inline).
     fn heap_bytes(&self) -> usize {
         match self {
-            Self::Iext16(t) => t.heap_bytes(),
-            Self::Iext32(t) => t.heap_bytes(),
-            Self::Compact(c) => c.heap_bytes(),
-            Self::Learned(l) => l.heap_bytes(),
+            Self::Small(_) => 0,
+            Self::Iext16(t) => boxed_bytes(t.as_ref()),
+            Self::Iext32(t) => boxed_bytes(t.as_ref()),
+            Self::Compact(c) => boxed_bytes(c.as_ref()),
+            Self::Learned(l) => boxed_bytes(l.as_ref()),
         }
     }
 }
@@ -162,9 +178,9 @@ pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelEr
         out.push((costed, ix));
     };
     match XfsIextIndex::new(exts) {
-        Ok(t) => push(ChosenIndex::Iext16(t)),
+        Ok(t) => push(ChosenIndex::Iext16(Box::new(t))),
         Err(_) => match FuseIextIndex::new(exts) {
-            Ok(t) => push(ChosenIndex::Iext32(t)),
+            Ok(t) => push(ChosenIndex::Iext32(Box::new(t))),
             Err(super::IextError::Extents(e)) => return Err(e),
             Err(super::IextError::Unfit { index, .. }) => {
                 return Err(ModelError::BadExtents {
@@ -174,11 +190,15 @@ pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelEr
             }
         },
     }
-    push(ChosenIndex::Compact(CompactIndex::new(exts)?));
-    push(ChosenIndex::Learned(LearnedIndex::fit(
+    let compact = CompactIndex::new(exts)?;
+    push(match exts {
+        [] | [_] => ChosenIndex::Small(exts.first().copied()),
+        _ => ChosenIndex::Compact(Box::new(compact)),
+    });
+    push(ChosenIndex::Learned(Box::new(LearnedIndex::fit(
         exts,
         &FitParams::default(),
-    )?));
+    )?)));
     Ok(out)
 }
 
@@ -223,14 +243,9 @@ pub fn choose_index(exts: &[Extent]) -> Result<(Chosen, ChosenIndex), ModelError
             what: "no candidate chosen",
         });
     };
-    Ok((
-        Chosen {
-            chosen,
-            reference,
-            candidates: costs,
-        },
-        index,
-    ))
+    // Nothing but the chosen structure outlives the call, so the allocator's count around it
+    // is that structure's memory.
+    Ok((Chosen { chosen, reference }, index))
 }
 
 /// [`choose_index`] without the built structure: the name and bytes of the choice.

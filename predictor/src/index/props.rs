@@ -240,15 +240,15 @@ pub(crate) fn fit_work_bound(n: usize) -> f64 {
 /// the slack of the cheapest eligible and so of the tree's, and every answer the sorted
 /// array's.
 fn check_choice(exts: &[Extent], random: &[u32]) -> Result<(), TestCaseError> {
-    use super::choose::{choose_index, SLACK_PERCENT};
+    use super::choose::{boxed_bytes, choose_index, SLACK_PERCENT};
     let (chosen, index) = choose_index(exts).unwrap();
     if let Ok(tree) = XfsIextIndex::new(exts) {
         prop_assert!(
-            chosen.chosen.bytes <= tree.heap_bytes(),
+            chosen.chosen.bytes <= boxed_bytes(&tree),
             "{} extents: chosen {:?}, iext16 {} B",
             exts.len(),
             chosen.chosen,
-            tree.heap_bytes()
+            boxed_bytes(&tree)
         );
     }
     prop_assert!(chosen.chosen.bytes <= chosen.reference.bytes);

@@ -489,9 +489,8 @@ impl CompactIndex {
     #[inline(never)]
     fn probe_small(&self, q: u32) -> Lookup {
         match &self.form {
-            Form::Empty => Lookup::Found(BlockMap::Hole { next: None }),
-            Form::One(e) if q < e.lblk => Lookup::Found(BlockMap::Hole { next: Some(e.lblk) }),
-            Form::One(e) => Lookup::Found(resolve(q, Some(*e), None)),
+            Form::Empty => one_extent(None, q),
+            Form::One(e) => one_extent(Some(e), q),
             Form::Plain(recs) => {
                 let n = recs.partition_point(|r| r.lblk <= q);
                 let at = n
@@ -507,6 +506,17 @@ impl CompactIndex {
             }
             Form::Packed(p) => p.probe(q),
         }
+    }
+}
+
+/// The lookup of a map of at most one extent (the compact index's smallest forms, and what
+/// the per-file choice keeps inline).
+#[inline]
+pub fn one_extent(e: Option<&Extent>, q: u32) -> Lookup {
+    match e {
+        None => Lookup::Found(BlockMap::Hole { next: None }),
+        Some(e) if q < e.lblk => Lookup::Found(BlockMap::Hole { next: Some(e.lblk) }),
+        Some(e) => Lookup::Found(resolve(q, Some(*e), None)),
     }
 }
 
