@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use predictor::error::Chain;
+use predictor::stack::StackStats;
 use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierKind, TierStack};
 
@@ -96,6 +97,37 @@ fn queries(img: &LoadedImage, stream: Stream, n: usize, seed: u64) -> Vec<(u32, 
 pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     ctx.bar.set_message("fig 3: error windows and tier shares");
     let mut skipped = Vec::new();
+    let (windows, hist) = error_windows(ctx);
+    let (scenarios, stale_note) = scenarios(ctx, &mut skipped);
+    let mut body = intro(&stale_note);
+    let shares = measure_tier_shares(ctx, scenarios)?;
+    body.push_str(&shares.rows);
+    let summary = summary(&shares);
+    let TierShares {
+        table,
+        categories,
+        values,
+        bpf_unavailable,
+        ..
+    } = shares;
+    save_figure(ctx, &hist, categories, values)?;
+    body.push_str(&window_summary(ctx));
+    if let Some(e) = bpf_unavailable {
+        skipped.push(("fig 3: pack+bpf scenario".into(), e));
+    }
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "3. Accuracy: error windows and tier shares".into(),
+        body,
+        figures: vec!["fig3_accuracy".into()],
+        tables: vec![windows, table],
+        skipped,
+        summary,
+    })
+}
+
+/// The `fig3_error_windows` table, and per image the count of files in each histogram bin.
+fn error_windows(ctx: &Ctx<'_>) -> (Table, Vec<Vec<u64>>) {
     let mut windows = Table::new("fig3_error_windows");
     let mut hist = vec![vec![0u64; BINS.len() + 1]; ctx.images.len()];
     for (k, img) in ctx.images.iter().enumerate() {
@@ -113,30 +145,30 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             ]);
         }
     }
+    (windows, hist)
+}
 
-    let mut shares = Table::new("fig3_tier_shares");
-    let mut share_cats = Vec::new();
-    let tiers = [
-        TierKind::Bpf,
-        TierKind::Learned,
-        TierKind::Btree,
-        TierKind::Ondisk,
-    ];
-    let mut share_vals = vec![Vec::new(); tiers.len()];
-    let mut learned_shares = Vec::new();
-    let mut audit = (0u64, 0u64);
+/// One tier-share run: an image, the name of its models, the file system it reads (the image's
+/// own, or its stale copy), and whether the stack has the image's pack (and audits it).
+type Scenario<'a> = (&'a LoadedImage, &'static str, Arc<ext4::Fs>, bool);
+
+/// The tier-share runs, and the sentence of the text about the stale copy (empty without one).
+/// Pushes to `skipped` why the stale copy could not be made.
+fn scenarios<'a>(
+    ctx: &Ctx<'a>,
+    skipped: &mut Vec<(String, String)>,
+) -> (Vec<Scenario<'a>>, String) {
     // Scenarios: every image with its pack (audited) and without; and, on the demo image with
     // the most files, a copy in which every 10th file was changed after training, so its pack
     // entry is stale and the B-tree must answer for it.
     // With "+bpf", the BPF program answers first (4096 queries per test run) and the learned
     // stack takes what it falls back on.
-    let mut scenarios: Vec<(&LoadedImage, &'static str, Arc<ext4::Fs>, bool)> = Vec::new();
+    let mut scenarios: Vec<Scenario<'a>> = Vec::new();
     for img in ctx.images {
         scenarios.push((img, "pack", Arc::clone(&img.fs), true));
         scenarios.push((img, "pack+bpf", Arc::clone(&img.fs), true));
         scenarios.push((img, "none", Arc::clone(&img.fs), false));
     }
-    let mut bpf_unavailable: Option<String> = None;
     let mut stale_note = String::new();
     if let Some(img) = ctx
         .images
@@ -159,7 +191,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             Err(e) => skipped.push(("fig 3: stale-pack scenario".into(), format!("{e:#}"))),
         }
     }
-    let mut body = format!(
+    (scenarios, stale_note)
+}
+
+/// The text before the tier-share table, and the table's header.
+fn intro(stale_note: &str) -> String {
+    format!(
         "Every regular file's model is trained with the default window bound ({} slots); its window \
          is the largest fixed-point window `e_lo + e_hi + 2` over its segments. Single-extent files \
          need no search. Tier shares: the learned stack (learned index -> BTreeMap -> on-disk walk) \
@@ -168,101 +205,199 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
          tier). In the `pack+bpf` and `stale+bpf` rows the BPF program (the same models, in the kernel) answers first \
          and the stack answers what it falls back on.{stale_note}\n\n| image | models | stream | queries | BPF answered | learned answered | declined | missed | BTreeMap answered | on-disk answered | errors | audit mismatches |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         predictor::model::DEFAULT_MAX_WINDOW,
-    );
+    )
+}
+
+/// Tiers of the stacked share bars, bottom to top.
+const SHARE_TIERS: [TierKind; 4] = [
+    TierKind::Bpf,
+    TierKind::Learned,
+    TierKind::Btree,
+    TierKind::Ondisk,
+];
+
+/// What the tier-share runs hand to the text, the figure and the summary.
+struct TierShares {
+    /// The `fig3_tier_shares` table: one row per run and tier.
+    table: Table,
+    /// The runs' markdown table rows.
+    rows: String,
+    /// One bar per run: "image / models / stream".
+    categories: Vec<String>,
+    /// Per tier of [`SHARE_TIERS`], its share of the answers of each run.
+    values: Vec<Vec<Option<f64>>>,
+    /// Who answered the byte-uniform queries of each run with a pack, for the summary.
+    headline: Vec<String>,
+    /// Learned and BPF answers audited, and of those how many mismatched.
+    audit: (u64, u64),
+    /// Why the BPF program could not be loaded (its runs are left out), if so.
+    bpf_unavailable: Option<String>,
+}
+
+/// Queries the learned stack of every scenario with both streams.
+fn measure_tier_shares(ctx: &Ctx<'_>, scenarios: Vec<Scenario<'_>>) -> Result<TierShares> {
+    let mut shares = TierShares {
+        table: Table::new("fig3_tier_shares"),
+        rows: String::new(),
+        categories: Vec::new(),
+        values: vec![Vec::new(); SHARE_TIERS.len()],
+        headline: Vec::new(),
+        audit: (0, 0),
+        bpf_unavailable: None,
+    };
     for (img, models_name, fs, with_pack) in scenarios {
-        {
-            let models = if with_pack {
-                Models::Pack(&img.pack)
-            } else {
-                Models::None
-            };
-            let (stack, _) =
-                TierStack::build(fs, Tier::Learned, models, StackOptions { audit: with_pack })
-                    .with_context(|| {
-                        format!("building the learned stack of {}", img.path.display())
-                    })?;
-            let in_kernel = if !models_name.ends_with(BPF_SUFFIX) {
-                None
-            } else if bpf_unavailable.is_some() {
-                continue;
-            } else {
-                match load_stack(&stack, Limits::default()) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        bpf_unavailable = Some(Chain(&e).to_string());
-                        continue;
-                    }
-                }
-            };
-            for stream in [Stream::Files, Stream::Bytes] {
-                stack.reset_stats();
-                let qs: Vec<Query> = queries(img, stream, ctx.scale.tier_queries, 5)
-                    .into_iter()
-                    .map(|(ino, pos)| Query::read(ino, pos, 4096))
-                    .collect();
-                let errors = query_many(in_kernel.as_ref(), &stack, &qs)
-                    .iter()
-                    .filter(|r| r.is_err())
-                    .count() as u64;
-                let st = stack.stats();
-                let n = qs.len() as u64;
-                for kind in TierKind::ALL {
-                    let ts = st.tier(kind);
-                    shares.push(vec![
-                        ("image", img.name.clone().into()),
-                        ("models", models_name.into()),
-                        ("stream", stream.name().into()),
-                        ("queries", n.into()),
-                        ("errors", errors.into()),
-                        ("tier", kind.name().into()),
-                        ("answered", ts.answered.into()),
-                        ("declined", ts.declined.into()),
-                        ("missed", ts.missed.into()),
-                        ("answered_share", ratio(ts.answered as f64, n as f64).into()),
-                        ("audit_checked", st.audit_checked.into()),
-                        ("audit_mismatches", st.audit_mismatches.into()),
-                    ]);
-                }
-                let l = st.tier(TierKind::Learned);
-                audit.0 += st.audit_checked;
-                audit.1 += st.audit_mismatches;
-                let b = st.tier(TierKind::Bpf).answered;
-                if with_pack && matches!(stream, Stream::Bytes) {
-                    let (who, count) = match in_kernel {
-                        Some(_) => ("BPF", b),
-                        None => ("learned", l.answered),
-                    };
-                    learned_shares.push(format!(
-                        "{} ({models_name}) {:.1}% {who}",
-                        img.name,
-                        100.0 * ratio(count as f64, n as f64)
-                    ));
-                }
-                body.push_str(&format!(
-                    "| {} | {models_name} | {} | {n} | {b} ({:.1}%) | {} ({:.1}%) | {} | {} | {} | {} | {errors} | {} of {} |\n",
-                    img.name,
-                    stream.name(),
-                    100.0 * ratio(b as f64, n as f64),
-                    l.answered,
-                    100.0 * ratio(l.answered as f64, n as f64),
-                    l.declined,
-                    l.missed,
-                    st.tier(TierKind::Btree).answered,
-                    st.tier(TierKind::Ondisk).answered,
-                    st.audit_mismatches,
-                    st.audit_checked,
-                ));
-                share_cats.push(format!("{} / {models_name} / {}", img.name, stream.name()));
-                for (v, kind) in share_vals.iter_mut().zip(tiers) {
-                    v.push(Some(ratio(st.tier(kind).answered as f64, n as f64)));
+        let models = if with_pack {
+            Models::Pack(&img.pack)
+        } else {
+            Models::None
+        };
+        let (stack, _) =
+            TierStack::build(fs, Tier::Learned, models, StackOptions { audit: with_pack })
+                .with_context(|| format!("building the learned stack of {}", img.path.display()))?;
+        let in_kernel = if !models_name.ends_with(BPF_SUFFIX) {
+            None
+        } else if shares.bpf_unavailable.is_some() {
+            continue;
+        } else {
+            match load_stack(&stack, Limits::default()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    shares.bpf_unavailable = Some(Chain(&e).to_string());
+                    continue;
                 }
             }
+        };
+        for stream in [Stream::Files, Stream::Bytes] {
+            stack.reset_stats();
+            let qs: Vec<Query> = queries(img, stream, ctx.scale.tier_queries, 5)
+                .into_iter()
+                .map(|(ino, pos)| Query::read(ino, pos, 4096))
+                .collect();
+            let errors = query_many(in_kernel.as_ref(), &stack, &qs)
+                .iter()
+                .filter(|r| r.is_err())
+                .count() as u64;
+            let run = ShareRun {
+                img,
+                models_name,
+                with_pack,
+                in_kernel: in_kernel.is_some(),
+                stream,
+                n: qs.len() as u64,
+                errors,
+            };
+            shares.record(&run, &stack.stats());
         }
     }
+    Ok(shares)
+}
 
+/// One stream's run of a scenario, as [`TierShares::record`] labels it.
+struct ShareRun<'a> {
+    img: &'a LoadedImage,
+    models_name: &'static str,
+    with_pack: bool,
+    /// The BPF program answered first.
+    in_kernel: bool,
+    stream: Stream,
+    /// Queries asked.
+    n: u64,
+    /// Queries that failed.
+    errors: u64,
+}
+
+impl TierShares {
+    /// Adds the counters `st` of `run` to the table, text, figure and summary.
+    fn record(&mut self, run: &ShareRun<'_>, st: &StackStats) {
+        let &ShareRun {
+            img,
+            models_name,
+            with_pack,
+            in_kernel,
+            stream,
+            n,
+            errors,
+        } = run;
+        for kind in TierKind::ALL {
+            let ts = st.tier(kind);
+            self.table.push(vec![
+                ("image", img.name.clone().into()),
+                ("models", models_name.into()),
+                ("stream", stream.name().into()),
+                ("queries", n.into()),
+                ("errors", errors.into()),
+                ("tier", kind.name().into()),
+                ("answered", ts.answered.into()),
+                ("declined", ts.declined.into()),
+                ("missed", ts.missed.into()),
+                ("answered_share", ratio(ts.answered as f64, n as f64).into()),
+                ("audit_checked", st.audit_checked.into()),
+                ("audit_mismatches", st.audit_mismatches.into()),
+            ]);
+        }
+        let l = st.tier(TierKind::Learned);
+        self.audit.0 += st.audit_checked;
+        self.audit.1 += st.audit_mismatches;
+        let b = st.tier(TierKind::Bpf).answered;
+        if with_pack && matches!(stream, Stream::Bytes) {
+            let (who, count) = if in_kernel {
+                ("BPF", b)
+            } else {
+                ("learned", l.answered)
+            };
+            self.headline.push(format!(
+                "{} ({models_name}) {:.1}% {who}",
+                img.name,
+                100.0 * ratio(count as f64, n as f64)
+            ));
+        }
+        self.rows.push_str(&format!(
+            "| {} | {models_name} | {} | {n} | {b} ({:.1}%) | {} ({:.1}%) | {} | {} | {} | {} | {errors} | {} of {} |\n",
+            img.name,
+            stream.name(),
+            100.0 * ratio(b as f64, n as f64),
+            l.answered,
+            100.0 * ratio(l.answered as f64, n as f64),
+            l.declined,
+            l.missed,
+            st.tier(TierKind::Btree).answered,
+            st.tier(TierKind::Ondisk).answered,
+            st.audit_mismatches,
+            st.audit_checked,
+        ));
+        self.categories
+            .push(format!("{} / {models_name} / {}", img.name, stream.name()));
+        for (v, kind) in self.values.iter_mut().zip(SHARE_TIERS) {
+            v.push(Some(ratio(st.tier(kind).answered as f64, n as f64)));
+        }
+    }
+}
+
+/// Figure 3: the window histogram beside the stacked tier shares.
+fn save_figure(
+    ctx: &Ctx<'_>,
+    hist: &[Vec<u64>],
+    categories: Vec<String>,
+    values: Vec<Vec<Option<f64>>>,
+) -> Result<()> {
+    let fig = Figure {
+        title: "Fig. 3: model error windows over all files, and tier shares of the learned stack"
+            .into(),
+        footer: ctx.footer(),
+        panels: vec![
+            Panel::Bars(window_panel(ctx, hist)),
+            Panel::Bars(share_panel(categories, values)),
+        ],
+    };
+    fig.save(ctx.fig_dir, "fig3_accuracy")?;
+    Ok(())
+}
+
+/// Files per window bin, one series per image (log scale).
+fn window_panel(ctx: &Ctx<'_>, hist: &[Vec<u64>]) -> BarPanel {
     let mut cats = vec!["1 extent (no search)".to_string()];
     cats.extend(BINS.iter().map(|(_, l)| format!("window {l}")));
-    let hist_panel = BarPanel {
+    BarPanel {
         title: "files by largest model window (slots)".into(),
         value_desc: "files (log)".into(),
         log: true,
@@ -284,16 +419,20 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             .collect(),
         stacked: false,
         value_labels: true,
-    };
-    let share_panel = BarPanel {
+    }
+}
+
+/// Who answered each run's queries, stacked by tier.
+fn share_panel(categories: Vec<String>, values: Vec<Vec<Option<f64>>>) -> BarPanel {
+    BarPanel {
         title: "who answered 4 KiB iomap queries".into(),
         value_desc: "share of queries answered".into(),
         log: false,
         fmt: Fmt::Percent,
-        categories: share_cats,
-        series: tiers
+        categories,
+        series: SHARE_TIERS
             .iter()
-            .zip(share_vals)
+            .zip(values)
             .enumerate()
             .map(|(i, (kind, values))| Bars {
                 label: tier_label(*kind).into(),
@@ -304,19 +443,15 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             .collect(),
         stacked: true,
         value_labels: false,
-    };
-    let fig = Figure {
-        title: "Fig. 3: model error windows over all files, and tier shares of the learned stack"
-            .into(),
-        footer: ctx.footer(),
-        panels: vec![Panel::Bars(hist_panel), Panel::Bars(share_panel)],
-    };
-    fig.save(ctx.fig_dir, "fig3_accuracy")?;
+    }
+}
 
-    body.push_str("\n| image | files with extents | single extent | window <= 8 | window <= 32 | largest window |\n|---|---:|---:|---:|---:|---:|\n");
+/// The markdown table of how many files need how wide a search, per image.
+fn window_summary(ctx: &Ctx<'_>) -> String {
+    let mut md = String::from("\n| image | files with extents | single extent | window <= 8 | window <= 32 | largest window |\n|---|---:|---:|---:|---:|---:|\n");
     for img in ctx.images {
         let fs: Vec<_> = img.files.iter().filter(|f| f.extents > 0).collect();
-        body.push_str(&format!(
+        md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             img.name,
             fs.len(),
@@ -328,24 +463,17 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             fs.iter().map(|f| f.window).max().unwrap_or(0)
         ));
     }
-    let summary = vec![format!(
+    md
+}
+
+/// The summary line: tier shares with a pack, and the audit's count.
+fn summary(shares: &TierShares) -> Vec<String> {
+    vec![format!(
         "Tier shares with the pack, and with a pack gone stale for every 10th file (byte-uniform 4 KiB queries): {}. Audit: {} mismatches in {} checked learned and BPF answers.",
-        learned_shares.join("; "),
-        audit.1,
-        audit.0
-    )];
-    if let Some(e) = bpf_unavailable {
-        skipped.push(("fig 3: pack+bpf scenario".into(), e));
-    }
-    ctx.bar.inc(1);
-    Ok(Section {
-        title: "3. Accuracy: error windows and tier shares".into(),
-        body,
-        figures: vec!["fig3_accuracy".into()],
-        tables: vec![windows, shares],
-        skipped,
-        summary,
-    })
+        shares.headline.join("; "),
+        shares.audit.1,
+        shares.audit.0
+    )]
 }
 
 /// Copies `img` (sparse) into `work` and changes every 10th file with data after training

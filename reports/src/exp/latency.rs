@@ -12,7 +12,7 @@ use super::{ratio, Ctx, Section};
 use crate::datasets::{Dataset, Source};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
 use crate::report::met;
-use crate::structures::{Built, BASELINE, STRUCTURES};
+use crate::structures::{Built, Structure, BASELINE, STRUCTURES};
 use crate::table::Table;
 use crate::timing::{race, Summary};
 
@@ -207,6 +207,28 @@ fn small_maps(cells: &[Cell]) -> String {
 /// Writes figure 1 and its table.
 pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
     let cells = &m.cells[..];
+    let t = latency_table(ctx, cells);
+    save_figure(ctx, cells)?;
+    let mut body = intro(ctx, cells, &m.verifier);
+    body.push_str(&medians_table(cells));
+    let summary = summarize(cells);
+    Ok(Section {
+        title: "1. Lookup latency vs extent count".into(),
+        body,
+        figures: vec!["fig1_lookup_latency".into()],
+        tables: vec![t],
+        skipped: vec![
+            (
+                "fig 1: on-disk walk of synthetic maps".into(),
+                "a synthetic map has no on-disk extent tree; the on-disk line runs through files of real images".into(),
+            ),
+        ],
+        summary,
+    })
+}
+
+/// The `fig1_lookup_latency` table: every cell, with its speed-up over the baseline.
+fn latency_table(ctx: &Ctx<'_>, cells: &[Cell]) -> Table {
     let mut t = Table::new("fig1_lookup_latency");
     for c in cells {
         let base = baseline_median(cells, c).unwrap_or(0.0);
@@ -231,67 +253,14 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
         row.extend(ctx.machine_cols());
         t.push(row);
     }
+    t
+}
 
+/// Figure 1: one panel per stream.
+fn save_figure(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<()> {
     let panels = STREAMS
         .iter()
-        .map(|stream| {
-            let lines = STRUCTURES
-                .iter()
-                .filter(|s| s.in_figure)
-                .flat_map(|s| {
-                    let of = |src: Source| {
-                        let mut v: Vec<&Cell> = cells
-                            .iter()
-                            .filter(|c| {
-                                c.structure == s.name && c.stream == *stream && c.source == src
-                            })
-                            .collect();
-                        v.sort_by_key(|c| c.extents);
-                        v
-                    };
-                    let synth = of(Source::Synthetic);
-                    let mut real = of(Source::Image);
-                    real.extend(of(Source::Live));
-                    real.sort_by_key(|c| c.extents);
-                    // Synthetic maps make the line (with its p99 band); files of real images are
-                    // dots of the same colour. A structure with only real files (the on-disk
-                    // walk) gets its line through them.
-                    let (line_cells, dot_cells) = if synth.is_empty() {
-                        (real, Vec::new())
-                    } else {
-                        (synth, real)
-                    };
-                    let point = |c: &&Cell| (c.extents.max(1) as f64, c.ns.median);
-                    let mut line = Line::new(
-                        s.label,
-                        color(s.color),
-                        line_cells.iter().map(point).collect(),
-                    );
-                    line.band = line_cells
-                        .iter()
-                        .map(|c| (c.extents.max(1) as f64, c.ns.median, c.ns.p99))
-                        .collect();
-                    line.markers = true;
-                    let mut dots =
-                        Line::new("", color(s.color), dot_cells.iter().map(point).collect());
-                    dots.connect = false;
-                    dots.markers = true;
-                    [line, dots]
-                })
-                .filter(|l| !l.points.is_empty())
-                .collect();
-            Panel::Lines(LinePanel {
-                title: format!("{stream} queries"),
-                x_desc: "extents in the file (log)".into(),
-                y_desc: "ns per lookup (log; median, band to p99)".into(),
-                x_log: true,
-                y_log: true,
-                x_fmt: Fmt::Count,
-                y_fmt: Fmt::Nanos,
-                lines,
-                legend: SeriesLabelPosition::UpperLeft,
-            })
-        })
+        .map(|stream| stream_panel(cells, stream))
         .collect();
     let fig = Figure {
         title: "Fig. 1: extent lookup latency vs extent count (lines: synthetic allocator-like maps; dots: files of real images)".into(),
@@ -299,7 +268,71 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
         panels,
     };
     fig.save(ctx.fig_dir, "fig1_lookup_latency")?;
+    Ok(())
+}
 
+/// One panel per stream: a line (and dots) per structure in the figure.
+fn stream_panel(cells: &[Cell], stream: &str) -> Panel {
+    let lines = STRUCTURES
+        .iter()
+        .filter(|s| s.in_figure)
+        .flat_map(|s| structure_lines(cells, s, stream))
+        .filter(|l| !l.points.is_empty())
+        .collect();
+    Panel::Lines(LinePanel {
+        title: format!("{stream} queries"),
+        x_desc: "extents in the file (log)".into(),
+        y_desc: "ns per lookup (log; median, band to p99)".into(),
+        x_log: true,
+        y_log: true,
+        x_fmt: Fmt::Count,
+        y_fmt: Fmt::Nanos,
+        lines,
+        legend: SeriesLabelPosition::UpperLeft,
+    })
+}
+
+/// A structure's line through its cells under `stream`, and its dots.
+fn structure_lines(cells: &[Cell], s: &Structure, stream: &str) -> [Line; 2] {
+    let of = |src: Source| {
+        let mut v: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.structure == s.name && c.stream == stream && c.source == src)
+            .collect();
+        v.sort_by_key(|c| c.extents);
+        v
+    };
+    let synth = of(Source::Synthetic);
+    let mut real = of(Source::Image);
+    real.extend(of(Source::Live));
+    real.sort_by_key(|c| c.extents);
+    // Synthetic maps make the line (with its p99 band); files of real images are
+    // dots of the same colour. A structure with only real files (the on-disk
+    // walk) gets its line through them.
+    let (line_cells, dot_cells) = if synth.is_empty() {
+        (real, Vec::new())
+    } else {
+        (synth, real)
+    };
+    let point = |c: &&Cell| (c.extents.max(1) as f64, c.ns.median);
+    let mut line = Line::new(
+        s.label,
+        color(s.color),
+        line_cells.iter().map(point).collect(),
+    );
+    line.band = line_cells
+        .iter()
+        .map(|c| (c.extents.max(1) as f64, c.ns.median, c.ns.p99))
+        .collect();
+    line.markers = true;
+    let mut dots = Line::new("", color(s.color), dot_cells.iter().map(point).collect());
+    dots.connect = false;
+    dots.markers = true;
+    [line, dots]
+}
+
+/// The text before the table: how lookups were timed, and what the BPF rows are.
+fn intro(ctx: &Ctx<'_>, cells: &[Cell], verifier: &[(&'static str, bpf::VerifierStats)]) -> String {
     let mut body = String::new();
     body.push_str(&format!(
         "Per-lookup time of every structure, measured by timing batches of {} precomputed queries \
@@ -324,11 +357,16 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
          reads its query and answers nothing), which every BPF figure includes.",
     );
     // What verifying each form cost the kernel (a program the verifier refuses measures nothing).
-    for (form, v) in &m.verifier {
+    for (form, v) in verifier {
         body.push_str(&format!(" The {form} program: the verifier {v}."));
     }
     body.push_str("\n\n");
-    body.push_str("| dataset | extents | stream | learned ns | BTreeMap ns | speed-up | sorted ns | rangemap ns | on-disk ns | BPF ns | BPF no-model ns | BPF compact ns | BPF harness ns |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    body
+}
+
+/// The markdown table of medians per dataset and stream.
+fn medians_table(cells: &[Cell]) -> String {
+    let mut md = String::from("| dataset | extents | stream | learned ns | BTreeMap ns | speed-up | sorted ns | rangemap ns | on-disk ns | BPF ns | BPF no-model ns | BPF compact ns | BPF harness ns |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut names: Vec<(&str, usize)> = Vec::new();
     for c in cells {
         if !names.iter().any(|(n, _)| *n == c.dataset) {
@@ -347,7 +385,7 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
                 (Some(l), Some(b)) => format!("{:.2}x", ratio(b.ns.median, l.ns.median)),
                 _ => "-".into(),
             };
-            body.push_str(&format!(
+            md.push_str(&format!(
                 "| {name} | {extents} | {stream} | {} | {} | {speedup} | {} | {} | {} | {} | {} | {} | {} |\n",
                 ns("learned"),
                 ns(BASELINE),
@@ -361,20 +399,7 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
             ));
         }
     }
-    let summary = summarize(cells);
-    Ok(Section {
-        title: "1. Lookup latency vs extent count".into(),
-        body,
-        figures: vec!["fig1_lookup_latency".into()],
-        tables: vec![t],
-        skipped: vec![
-            (
-                "fig 1: on-disk walk of synthetic maps".into(),
-                "a synthetic map has no on-disk extent tree; the on-disk line runs through files of real images".into(),
-            ),
-        ],
-        summary,
-    })
+    md
 }
 
 /// Report bullets: learned vs `BTreeMap` per dataset (uniform), and the two latency bars.

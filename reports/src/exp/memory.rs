@@ -18,10 +18,29 @@ use crate::table::Table;
 /// Runs experiment 4 from the structures experiment 1 built.
 pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     ctx.bar.set_message("fig 4: memory");
+    let sized = sized_cells(cells);
+    let t = bytes_per_extent_table(&sized);
+    let stacks = stack_memory_table(ctx)?;
+    save_figure(ctx, &sized)?;
+    let body = body(&sized);
+    let summary = summary(&sized);
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "4. Memory: bytes per extent".into(),
+        body,
+        figures: vec!["fig4_bytes_per_extent".into()],
+        tables: vec![t, stacks],
+        skipped: Vec::new(),
+        summary,
+    })
+}
+
+/// The cells that carry a structure's sizes, one per (dataset, structure).
+fn sized_cells(cells: &[Cell]) -> Vec<&Cell> {
     // One row per (dataset, structure): the uniform stream's cell carries the sizes.
     // The on-disk walk holds nothing in memory; it has no row here. The BPF rows share one set
     // of maps: only the model's row carries them.
-    let sized: Vec<&Cell> = cells
+    cells
         .iter()
         .filter(|c| {
             c.stream == "uniform"
@@ -32,9 +51,13 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
                 ]
                 .contains(&c.structure)
         })
-        .collect();
+        .collect()
+}
+
+/// The `fig4_bytes_per_extent` table.
+fn bytes_per_extent_table(sized: &[&Cell]) -> Table {
     let mut t = Table::new("fig4_bytes_per_extent");
-    for c in &sized {
+    for c in sized {
         let n = c.extents.max(1) as f64;
         t.push(vec![
             ("dataset", c.dataset.clone().into()),
@@ -48,7 +71,11 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
             ("segments", c.segments.into()),
         ]);
     }
+    t
+}
 
+/// Builds every tier stack of every image and records what it reports of its memory.
+fn stack_memory_table(ctx: &Ctx<'_>) -> Result<Table> {
     let mut stacks = Table::new("fig4_stack_memory");
     for img in ctx.images {
         for (name, tier) in [
@@ -85,7 +112,11 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
             ]);
         }
     }
+    Ok(stacks)
+}
 
+/// Figure 4: bytes per extent of each structure on the synthetic maps.
+fn save_figure(ctx: &Ctx<'_>, sized: &[&Cell]) -> Result<()> {
     let per_extent = |c: &Cell, model_only: bool| {
         let b = if model_only {
             c.model_bytes
@@ -140,7 +171,11 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
         })],
     };
     fig.save(ctx.fig_dir, "fig4_bytes_per_extent")?;
+    Ok(())
+}
 
+/// The section's text: what was counted, and a markdown table of bytes per extent by dataset.
+fn body(sized: &[&Cell]) -> String {
     let mut body = String::from(
         "Heap bytes per extent, counted by a counting allocator while each structure was built \
          (what it keeps; temporaries of the build excluded). The on-disk walk holds nothing in \
@@ -150,7 +185,7 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
          | dataset | extents | learned B/ext | model alone B/ext | BTreeMap B/ext | rangemap B/ext | sorted B/ext | model / BTreeMap |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut names: Vec<&str> = Vec::new();
-    for c in &sized {
+    for c in sized {
         if !names.contains(&c.dataset.as_str()) {
             names.push(&c.dataset);
         }
@@ -177,6 +212,11 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
             ratio(model_bpe, btree_bpe)
         ));
     }
+    body
+}
+
+/// The summary line at the largest synthetic map.
+fn summary(sized: &[&Cell]) -> Vec<String> {
     let mut summary = Vec::new();
     let largest = sized
         .iter()
@@ -203,13 +243,5 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
             ));
         }
     }
-    ctx.bar.inc(1);
-    Ok(Section {
-        title: "4. Memory: bytes per extent".into(),
-        body,
-        figures: vec!["fig4_bytes_per_extent".into()],
-        tables: vec![t, stacks],
-        skipped: Vec::new(),
-        summary,
-    })
+    summary
 }

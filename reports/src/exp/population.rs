@@ -269,12 +269,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     let measured: Vec<(&str, Vec<ClassStats>)> =
         pops.iter().map(|p| (p.name, measure(ctx, p))).collect();
     // The run's files together (one population in a live run).
-    let mut all = vec![ClassStats::default(); CLASSES.len()];
-    for (_, classes) in &measured {
-        for (a, c) in all.iter_mut().zip(classes) {
-            a.add(c);
-        }
-    }
+    let all = sum_classes(&measured);
     let all_name = if measured.len() == 1 {
         measured[0].0.to_string()
     } else {
@@ -290,108 +285,194 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         rows.push((all_name.as_str(), all.as_slice()));
     }
     for (name, classes) in &rows {
-        let (files, bytes, extents) = classes.iter().fold((0, 0, 0), |a, c| {
-            (a.0 + c.files, a.1 + c.bytes, a.2 + c.extents)
-        });
-        for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
-            let mut row = vec![
-                ("population", (*name).into()),
-                ("class", class.label.into()),
-                ("min_extents", class.min.into()),
-                ("max_extents", class.max.into()),
-                ("files", c.files.into()),
-                ("bytes", c.bytes.into()),
-                ("extents", c.extents.into()),
-                ("files_share", ratio(c.files as f64, files as f64).into()),
-                ("bytes_share", ratio(c.bytes as f64, bytes as f64).into()),
-                (
-                    "extents_share",
-                    ratio(c.extents as f64, extents as f64).into(),
-                ),
-            ];
-            for (k, col) in [
-                "model_empty",
-                "model_single",
-                "model_linear",
-                "model_piecewise",
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                row.push((col, c.kinds[k].into()));
-            }
-            classes_t.push(row);
-            if class.min == 0 {
-                continue;
-            }
-            for (s, structure) in COSTED.iter().enumerate() {
-                let Some(ns) = c.mean_ns(s) else { continue };
-                let mut row = vec![
-                    ("population", (*name).into()),
-                    ("class", class.label.into()),
-                    ("structure", (*structure).into()),
-                    ("sampled_files", c.ns[s].len().into()),
-                    ("median_ns", ns.into()),
-                    ("heap_bytes", c.heap[s].into()),
-                    (
-                        "bytes_per_extent",
-                        ratio(c.heap[s] as f64, c.extents as f64).into(),
-                    ),
-                ];
-                row.extend(ctx.machine_cols());
-                cost_t.push(row);
-            }
+        push_class_rows(ctx, name, classes, &mut classes_t, &mut cost_t);
+        push_expected_rows(ctx, name, classes, &mut expected_t);
+    }
+
+    save_figure(ctx, &all, &all_name)?;
+    let body = body(&rows, ctx.scale.population_samples);
+    let summary = summary(&all_name, &all);
+    let skipped = unreadable(&measured);
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "The population: files by extent count".into(),
+        body,
+        figures: vec!["fig8_population".into()],
+        tables: vec![classes_t, cost_t, expected_t],
+        skipped,
+        summary,
+    })
+}
+
+/// The classes of all populations added up.
+fn sum_classes(measured: &[(&str, Vec<ClassStats>)]) -> Vec<ClassStats> {
+    let mut all = vec![ClassStats::default(); CLASSES.len()];
+    for (_, classes) in measured {
+        for (a, c) in all.iter_mut().zip(classes) {
+            a.add(c);
         }
-        for choice in Choice::all() {
-            let (Some(per_file), Some(per_byte)) = (
-                expected_ns(classes, choice, false),
-                expected_ns(classes, choice, true),
-            ) else {
-                continue;
-            };
-            let heap = heap_bytes(classes, choice);
+    }
+    all
+}
+
+/// Files, bytes and extents over all classes.
+fn totals(classes: &[ClassStats]) -> (u64, u64, u64) {
+    classes.iter().fold((0, 0, 0), |a, c| {
+        (a.0 + c.files, a.1 + c.bytes, a.2 + c.extents)
+    })
+}
+
+/// Rows of `fig8_population` (each class with files) and `fig8_population_cost` (each costed
+/// structure of each class with extents) for population `name`.
+fn push_class_rows(
+    ctx: &Ctx<'_>,
+    name: &str,
+    classes: &[ClassStats],
+    classes_t: &mut Table,
+    cost_t: &mut Table,
+) {
+    let (files, bytes, extents) = totals(classes);
+    for (c, class) in classes.iter().zip(CLASSES).filter(|(c, _)| c.files > 0) {
+        let mut row = vec![
+            ("population", name.into()),
+            ("class", class.label.into()),
+            ("min_extents", class.min.into()),
+            ("max_extents", class.max.into()),
+            ("files", c.files.into()),
+            ("bytes", c.bytes.into()),
+            ("extents", c.extents.into()),
+            ("files_share", ratio(c.files as f64, files as f64).into()),
+            ("bytes_share", ratio(c.bytes as f64, bytes as f64).into()),
+            (
+                "extents_share",
+                ratio(c.extents as f64, extents as f64).into(),
+            ),
+        ];
+        for (k, col) in [
+            "model_empty",
+            "model_single",
+            "model_linear",
+            "model_piecewise",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            row.push((col, c.kinds[k].into()));
+        }
+        classes_t.push(row);
+        if class.min == 0 {
+            continue;
+        }
+        for (s, structure) in COSTED.iter().enumerate() {
+            let Some(ns) = c.mean_ns(s) else { continue };
             let mut row = vec![
-                ("population", (*name).into()),
-                ("structure", choice.name().into()),
-                ("files", files.into()),
-                ("extents", extents.into()),
-                ("per_file_ns", per_file.into()),
-                ("per_byte_ns", per_byte.into()),
-                ("heap_bytes", heap.into()),
+                ("population", name.into()),
+                ("class", class.label.into()),
+                ("structure", (*structure).into()),
+                ("sampled_files", c.ns[s].len().into()),
+                ("median_ns", ns.into()),
+                ("heap_bytes", c.heap[s].into()),
                 (
                     "bytes_per_extent",
-                    ratio(heap as f64, extents as f64).into(),
+                    ratio(c.heap[s] as f64, c.extents as f64).into(),
                 ),
             ];
             row.extend(ctx.machine_cols());
-            expected_t.push(row);
+            cost_t.push(row);
         }
     }
+}
 
-    // Figure: the run's files together.
-    let shown: Vec<(usize, &ClassStats)> = all
-        .iter()
+/// Rows of `fig8_expected_cost`: each choice's expected cost over population `name`.
+fn push_expected_rows(ctx: &Ctx<'_>, name: &str, classes: &[ClassStats], expected_t: &mut Table) {
+    let (files, _, extents) = totals(classes);
+    for choice in Choice::all() {
+        let (Some(per_file), Some(per_byte)) = (
+            expected_ns(classes, choice, false),
+            expected_ns(classes, choice, true),
+        ) else {
+            continue;
+        };
+        let heap = heap_bytes(classes, choice);
+        let mut row = vec![
+            ("population", name.into()),
+            ("structure", choice.name().into()),
+            ("files", files.into()),
+            ("extents", extents.into()),
+            ("per_file_ns", per_file.into()),
+            ("per_byte_ns", per_byte.into()),
+            ("heap_bytes", heap.into()),
+            (
+                "bytes_per_extent",
+                ratio(heap as f64, extents as f64).into(),
+            ),
+        ];
+        row.extend(ctx.machine_cols());
+        expected_t.push(row);
+    }
+}
+
+/// Figure 8: the run's files together.
+fn save_figure(ctx: &Ctx<'_>, all: &[ClassStats], all_name: &str) -> Result<()> {
+    let fig = Figure {
+        title: format!("Fig. 8: the population by extent count ({all_name})"),
+        footer: ctx.footer(),
+        panels: vec![Panel::Bars(share_panel(all)), Panel::Bars(cost_panel(all))],
+    };
+    fig.save(ctx.fig_dir, "fig8_population")?;
+    Ok(())
+}
+
+/// The classes with files, by index in `CLASSES`.
+fn shown_classes(all: &[ClassStats]) -> Vec<(usize, &ClassStats)> {
+    all.iter()
         .enumerate()
         .filter(|(_, c)| c.files > 0)
-        .collect();
-    let label =
-        |(k, c): &(usize, &ClassStats)| format!("{} ({} files)", CLASSES[*k].label, c.files);
-    let categories: Vec<String> = shown.iter().map(label).collect();
-    let (files, bytes, extents) = all.iter().fold((0, 0, 0), |a, c| {
-        (a.0 + c.files, a.1 + c.bytes, a.2 + c.extents)
-    });
+        .collect()
+}
+
+fn class_label((k, c): &(usize, &ClassStats)) -> String {
+    format!("{} ({} files)", CLASSES[*k].label, c.files)
+}
+
+fn bars(label: &str, k: usize, values: Vec<Option<f64>>) -> Bars {
+    Bars {
+        label: label.into(),
+        color: color(k),
+        values,
+        notes: Vec::new(),
+    }
+}
+
+/// Each class's share of the files, bytes and extents.
+fn share_panel(all: &[ClassStats]) -> BarPanel {
+    let shown = shown_classes(all);
+    let (files, bytes, extents) = totals(all);
     let share = |f: &dyn Fn(&ClassStats) -> u64, total: u64| -> Vec<Option<f64>> {
         shown
             .iter()
             .map(|(_, c)| Some(100.0 * ratio(f(c) as f64, total as f64)))
             .collect()
     };
-    let bars = |label: &str, k: usize, values: Vec<Option<f64>>| Bars {
-        label: label.into(),
-        color: color(k),
-        values,
-        notes: Vec::new(),
-    };
+    BarPanel {
+        title: "share of files, bytes and extents per class".into(),
+        value_desc: "% of the population".into(),
+        log: false,
+        fmt: Fmt::Plain,
+        categories: shown.iter().map(class_label).collect(),
+        series: vec![
+            bars("files", 0, share(&|c| c.files, files)),
+            bars("bytes", 1, share(&|c| c.bytes, bytes)),
+            bars("extents", 2, share(&|c| c.extents, extents)),
+        ],
+        stacked: false,
+        value_labels: false,
+    }
+}
+
+/// Each costed structure's mean ns per lookup per class.
+fn cost_panel(all: &[ClassStats]) -> BarPanel {
+    let shown = shown_classes(all);
     // Empty files have no lookups: the cost panel starts at one extent.
     let costed: Vec<(usize, &ClassStats)> = shown
         .iter()
@@ -410,41 +491,21 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             ))
         })
         .collect();
-    let fig = Figure {
-        title: format!("Fig. 8: the population by extent count ({all_name})"),
-        footer: ctx.footer(),
-        panels: vec![
-            Panel::Bars(BarPanel {
-                title: "share of files, bytes and extents per class".into(),
-                value_desc: "% of the population".into(),
-                log: false,
-                fmt: Fmt::Plain,
-                categories,
-                series: vec![
-                    bars("files", 0, share(&|c| c.files, files)),
-                    bars("bytes", 1, share(&|c| c.bytes, bytes)),
-                    bars("extents", 2, share(&|c| c.extents, extents)),
-                ],
-                stacked: false,
-                value_labels: false,
-            }),
-            Panel::Bars(BarPanel {
-                title: "ns per lookup (warm-alone), mean over sampled files".into(),
-                value_desc: "ns per lookup (log)".into(),
-                log: true,
-                fmt: Fmt::Plain,
-                categories: costed.iter().map(label).collect(),
-                series: cost_series,
-                stacked: false,
-                value_labels: false,
-            }),
-        ],
-    };
-    fig.save(ctx.fig_dir, "fig8_population")?;
+    BarPanel {
+        title: "ns per lookup (warm-alone), mean over sampled files".into(),
+        value_desc: "ns per lookup (log)".into(),
+        log: true,
+        fmt: Fmt::Plain,
+        categories: costed.iter().map(class_label).collect(),
+        series: cost_series,
+        stacked: false,
+        value_labels: false,
+    }
+}
 
-    let body = body(&rows, ctx.scale.population_samples);
-    let summary = summary(&all_name, &all);
-    let skipped = measured
+/// Populations with files whose extent map could not be read, as skipped entries.
+fn unreadable(measured: &[(&str, Vec<ClassStats>)]) -> Vec<(String, String)> {
+    measured
         .iter()
         .map(|(name, classes)| (name, classes.iter().map(|c| c.unreadable).sum::<u64>()))
         .filter(|(_, n)| *n > 0)
@@ -454,16 +515,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
                 "extent map not readable (see the warnings): left out of the timing and the memory count".to_string(),
             )
         })
-        .collect();
-    ctx.bar.inc(1);
-    Ok(Section {
-        title: "The population: files by extent count".into(),
-        body,
-        figures: vec!["fig8_population".into()],
-        tables: vec![classes_t, cost_t, expected_t],
-        skipped,
-        summary,
-    })
+        .collect()
 }
 
 /// The headline bullet: the whole population's expected lookup cost and memory against the

@@ -81,11 +81,40 @@ fn bpf_parts(
 /// Runs experiment 5 on file `f` of `img`.
 pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Result<Section> {
     ctx.bar.set_message("fig 5: where the time of a read goes");
-    let mut parts = Vec::new();
-    let mut skipped = Vec::new();
+    let stacks = build_stacks(img)?;
+    // The pread offsets continue the lookups' random stream.
+    let mut rng = Rng::new(11);
+    let mut parts = race_lookups(ctx, f, &stacks, &mut rng);
+    parts.extend(pread_part(ctx, img, &mut rng)?);
+    let (mount_parts, mut skipped) = mount_read_parts(e2e);
+    parts.extend(mount_parts);
+    // The same lookup in the kernel: the BPF program's run (kernel-timed), and what one
+    // test-run syscall from user space costs (what the server pays without struct_ops).
+    match bpf_parts(img, f, &stacks[0].1, ctx.scale.preads) {
+        Ok(p) => parts.extend(p),
+        Err(e) => skipped.push(("fig 5: BPF program run".into(), e)),
+    }
 
-    // Tier lookups, raced batch by batch like figure 1.
-    let stacks: Vec<(&str, TierStack)> = [
+    let (t, mut body) = table_and_body(ctx, img, f, &parts);
+    let summary = summary(&parts);
+    for line in &summary {
+        body.push_str(&format!("\n{line}\n"));
+    }
+    save_figure(ctx, img, f, &parts)?;
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "5. Where the time of one read goes".into(),
+        body,
+        figures: vec!["fig5_read_path".into()],
+        tables: vec![t],
+        skipped,
+        summary,
+    })
+}
+
+/// The stacks whose lookups are timed; the learned one first (the BPF program is built from it).
+fn build_stacks(img: &LoadedImage) -> Result<Vec<(&'static str, TierStack)>> {
+    [
         ("learned", Tier::Learned),
         ("btree", Tier::Btree),
         ("ondisk", Tier::Ondisk),
@@ -101,8 +130,16 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             .map(|(s, _)| (name, s))
             .with_context(|| format!("building the {name} stack of {}", img.path.display()))
     })
-    .collect::<Result<_>>()?;
-    let mut rng = Rng::new(11);
+    .collect()
+}
+
+/// Tier lookups, raced batch by batch like figure 1.
+fn race_lookups(
+    ctx: &Ctx<'_>,
+    f: &FileInfo,
+    stacks: &[(&'static str, TierStack)],
+    rng: &mut Rng,
+) -> Vec<Part> {
     let batch = ctx.scale.lookup.batch;
     let batches: Vec<Vec<u64>> = (0..ctx.scale.query_batches)
         .map(|_| (0..batch).map(|_| rng.below(f.size.max(1))).collect())
@@ -126,6 +163,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             out.push(t.elapsed().as_nanos() as f64 / qs.len().max(1) as f64);
         }
     }
+    let mut parts = Vec::new();
     for ((name, _), mut s) in stacks.iter().zip(samples) {
         if let Some(ns) = Summary::of(&mut s) {
             parts.push(Part {
@@ -135,8 +173,11 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             });
         }
     }
+    parts
+}
 
-    // A 4 KiB pread of the image file (in the page cache): the data read itself.
+/// A 4 KiB pread of the image file (in the page cache): the data read itself.
+fn pread_part(ctx: &Ctx<'_>, img: &LoadedImage, rng: &mut Rng) -> Result<Option<Part>> {
     let image = std::fs::File::open(&img.path)
         .with_context(|| format!("opening {}", img.path.display()))?;
     let blocks = (image
@@ -158,15 +199,17 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             lat.push(ns.max(1.0));
         }
     }
-    if let Some(ns) = Summary::of(&mut lat) {
-        parts.push(Part {
-            component: "pread 4 KiB of the image".into(),
-            what: "buffered pread, image in page cache",
-            ns,
-        });
-    }
+    Ok(Summary::of(&mut lat).map(|ns| Part {
+        component: "pread 4 KiB of the image".into(),
+        what: "buffered pread, image in page cache",
+        ns,
+    }))
+}
 
-    // Whole reads through the mounts, from experiment 6.
+/// Whole reads through the mounts, from experiment 6, and the mounts it did not measure.
+fn mount_read_parts(e2e: &EndToEnd) -> (Vec<Part>, Vec<(String, String)>) {
+    let mut parts = Vec::new();
+    let mut skipped = Vec::new();
     for sys in [
         ours("learned"),
         ours("btree"),
@@ -190,13 +233,16 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             )),
         }
     }
-    // The same lookup in the kernel: the BPF program's run (kernel-timed), and what one
-    // test-run syscall from user space costs (what the server pays without struct_ops).
-    match bpf_parts(img, f, &stacks[0].1, ctx.scale.preads) {
-        Ok(p) => parts.extend(p),
-        Err(e) => skipped.push(("fig 5: BPF program run".into(), e)),
-    }
+    (parts, skipped)
+}
 
+/// The `fig5_read_path` table and the section's text with its markdown table of the parts.
+fn table_and_body(
+    ctx: &Ctx<'_>,
+    img: &LoadedImage,
+    f: &FileInfo,
+    parts: &[Part],
+) -> (Table, String) {
     let mut t = Table::new("fig5_read_path");
     let mut body = format!(
         "One 4 KiB read of `{}:{}` ({} extents), broken into parts. Tier lookups are full \
@@ -206,7 +252,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
          CPUs not pinned.\n\n| part | median | p99 | samples |\n|---|---:|---:|---:|\n",
         img.name, f.path, f.extents
     );
-    for p in &parts {
+    for p in parts {
         let mut row = vec![
             ("component", p.component.clone().into()),
             ("measured_as", p.what.into()),
@@ -224,6 +270,11 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             p.ns.samples
         ));
     }
+    (t, body)
+}
+
+/// The lookup's share of a read, in user space and in the kernel (also appended to the body).
+fn summary(parts: &[Part]) -> Vec<String> {
     let get = |c: &str| parts.iter().find(|p| p.component == c).map(|p| p.ns.median);
     let mut summary = Vec::new();
     if let (Some(l), Some(r)) = (
@@ -236,7 +287,6 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             Fmt::Nanos.format(l),
             Fmt::Nanos.format(r)
         );
-        body.push_str(&format!("\n{line}\n"));
         summary.push(line);
     }
     if let (Some(k), Some(sys), Some(r)) = (
@@ -253,9 +303,13 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
             Fmt::Nanos.format(r),
             Fmt::Nanos.format(sys)
         );
-        body.push_str(&format!("\n{line}\n"));
         summary.push(line);
     }
+    summary
+}
+
+/// Figure 5: median and p99 of every part.
+fn save_figure(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, parts: &[Part]) -> Result<()> {
     let fig = Figure {
         title: format!(
             "Fig. 5: where the time of one 4 KiB read goes ({}:{})",
@@ -287,13 +341,5 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
         })],
     };
     fig.save(ctx.fig_dir, "fig5_read_path")?;
-    ctx.bar.inc(1);
-    Ok(Section {
-        title: "5. Where the time of one read goes".into(),
-        body,
-        figures: vec!["fig5_read_path".into()],
-        tables: vec![t],
-        skipped,
-        summary,
-    })
+    Ok(())
 }

@@ -27,6 +27,26 @@ struct Run {
 
 /// Runs experiment 7.
 pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
+    let mut runs = recorded_runs(ctx);
+    let params = FitParams::default();
+    runs.extend(fit_single_maps(ctx, &params));
+    runs.push(fit_many_small_files(ctx, &params));
+    let (t, body) = table_and_body(ctx, &runs);
+    save_figure(ctx, &runs)?;
+    let summary = summary(&runs);
+    ctx.bar.inc(1);
+    Ok(Section {
+        title: "7. Training throughput".into(),
+        body,
+        figures: vec!["fig7_training".into()],
+        tables: vec![t],
+        skipped: Vec::new(),
+        summary,
+    })
+}
+
+/// The trainings this run already did and timed: each image's, and the live scan's.
+fn recorded_runs(ctx: &Ctx<'_>) -> Vec<Run> {
     let mut runs = Vec::new();
     for img in ctx.images {
         runs.push(Run {
@@ -50,13 +70,18 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             jobs: live.training.jobs,
         });
     }
-    let params = FitParams::default();
+    runs
+}
+
+/// Fits one synthetic map of each of `ctx.scale.train_sizes` extents.
+fn fit_single_maps(ctx: &Ctx<'_>, params: &FitParams) -> Vec<Run> {
+    let mut runs = Vec::new();
     for &n in &ctx.scale.train_sizes {
         ctx.bar
             .set_message(format!("fig 7: fitting a synthetic map of {n} extents"));
         let exts = predictor::synth::allocator_like(n, SYNTH_SEED);
         let t = Instant::now();
-        let fitted = fit_extents(&exts, &params).is_ok();
+        let fitted = fit_extents(&exts, params).is_ok();
         let secs = t.elapsed().as_secs_f64();
         if !fitted {
             tracing::warn!(n, "fitting the synthetic map failed");
@@ -72,7 +97,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             jobs: 1,
         });
     }
-    // Many small files: what an image of ordinary files costs (1..16 extents each).
+    runs
+}
+
+/// Many small files: what an image of ordinary files costs (1..16 extents each).
+fn fit_many_small_files(ctx: &Ctx<'_>, params: &FitParams) -> Run {
     ctx.bar.set_message(format!(
         "fig 7: fitting {} small synthetic files",
         ctx.scale.train_many_files
@@ -82,10 +111,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         .collect();
     let t = Instant::now();
     for m in &maps {
-        black_box(fit_extents(m, &params).is_ok());
+        black_box(fit_extents(m, params).is_ok());
     }
     let secs = t.elapsed().as_secs_f64();
-    runs.push(Run {
+    Run {
         dataset: format!("synthetic-{}-files", count_label(maps.len())),
         source: "synthetic",
         what: "fit_extents on many 1..16-extent maps, 1 thread",
@@ -93,8 +122,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         extents: maps.iter().map(|m| m.len() as u64).sum(),
         secs,
         jobs: 1,
-    });
+    }
+}
 
+/// The `fig7_training` table and the section's text with its markdown table.
+fn table_and_body(ctx: &Ctx<'_>, runs: &[Run]) -> (Table, String) {
     let mut t = Table::new("fig7_training");
     let mut body = String::from(
         "Training throughput. Images: the whole of `predictor::train` (walk the directory tree, \
@@ -104,7 +136,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
          Synthetic: fitting alone on one thread. The bar: at least 10^6 extents per second.\n\n\
          | dataset | what | files | extents | seconds | extents/s | files/s | jobs |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for r in &runs {
+    for r in runs {
         let secs = r.secs.max(1e-9);
         let mut row = vec![
             ("dataset", r.dataset.clone().into()),
@@ -131,6 +163,11 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
             r.jobs
         ));
     }
+    (t, body)
+}
+
+/// Figure 7: extents per second against extents trained, with the 10^6/s bar.
+fn save_figure(ctx: &Ctx<'_>, runs: &[Run]) -> Result<()> {
     let point = |r: &&Run| {
         (
             r.extents.max(1) as f64,
@@ -198,22 +235,18 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         })],
     };
     fig.save(ctx.fig_dir, "fig7_training")?;
+    Ok(())
+}
+
+/// The summary line: the rate of every run of at least 1000 extents.
+fn summary(runs: &[Run]) -> Vec<String> {
     let rate = |r: &Run| r.extents as f64 / r.secs.max(1e-9);
-    let summary = vec![format!(
+    vec![format!(
         "Training: {} (bar: at least 10^6 extents/s).",
         runs.iter()
             .filter(|r| r.extents >= 1000)
             .map(|r| format!("{} {:.2e} extents/s", r.dataset, rate(r)))
             .collect::<Vec<_>>()
             .join("; ")
-    )];
-    ctx.bar.inc(1);
-    Ok(Section {
-        title: "7. Training throughput".into(),
-        body,
-        figures: vec!["fig7_training".into()],
-        tables: vec![t],
-        skipped: Vec::new(),
-        summary,
-    })
+    )]
 }
