@@ -563,6 +563,36 @@ VERIFIED_ONCE long count_keys(const struct key_run *w, u32 kb, u64 qd)
 	return cnt;
 }
 
+/* What keys_searched searches: the span of a block (its two values passed beside), the window's
+ * first slot, the key bytes and qd. */
+struct key_search {
+	u64 off;
+	u64 len;
+	u64 qd;
+	u32 kb;
+	u32 s;
+};
+
+/* keys_at_most's binary search, for a window the span's first value does not hold: a global
+ * function, so the verifier walks its probes (three ways each in span_read) once. */
+VERIFIED_ONCE long keys_searched(const struct iomap_bpf_words *v0,
+				 const struct iomap_bpf_words *v1, const struct key_search *ks)
+{
+	if (!v0 || !v1 || !ks)
+		return SEARCH_ERROR;
+	struct span sp = { .v0 = (const u8 *)v0, .v1 = (const u8 *)v1, .off = ks->off,
+			   .len = ks->len };
+	u32 kb = ks->kb == 2 ? 2 : 4, s = ks->s, l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
+	u64 qd = ks->qd;
+	for (int i = 0; i < 6 && n; i++) {
+		u64 k;
+		if (key_of(&sp, kb, s + l + (n >> 1), &k))
+			return SEARCH_ERROR;
+		narrow(&l, &n, at_most(k, qd));
+	}
+	return l;
+}
+
 /* How many of the WINDOW key slots from slot s of the block the span starts at hold a key
  * offset at most qd: counted in place when the window lies in the span's first value, else a
  * binary search over them (they are sorted). */
@@ -573,14 +603,9 @@ static __always_inline long keys_at_most(const struct span *sp, u32 kb, u32 s, u
 	if (rel <= sp->len && sp->len - rel >= (u64)IOMAP_BPF_COMPACT_WINDOW * kb &&
 	    o <= VALUE_BYTES - sizeof(struct key_run))
 		return count_keys((const struct key_run *)(sp->v0 + o), kb, qd);
-	u32 l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
-	for (int i = 0; i < 6 && n; i++) {
-		u64 k;
-		if (key_of(sp, kb, s + l + (n >> 1), &k))
-			return SEARCH_ERROR;
-		narrow(&l, &n, at_most(k, qd));
-	}
-	return l;
+	struct key_search ks = { .off = sp->off, .len = sp->len, .qd = qd, .kb = kb, .s = s };
+	return keys_searched((const struct iomap_bpf_words *)sp->v0,
+			     (const struct iomap_bpf_words *)sp->v1, &ks);
 }
 
 /* A line piece's answer for q, as compact's Line::find: predict, clamp to the window, pick
