@@ -66,6 +66,14 @@ struct iomap_bpf_extent {
 #define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (compact::BLOCK_HEADER_BYTES) */
 #define IOMAP_BPF_NO_KEY 0xffffffffU /* end_key of a file's last piece */
 
+/* WORDS holds every compact file's bytes as one run of 8-byte words, IOMAP_BPF_WORDS_VALUE of
+ * them (4 KiB) a map value: one lookup reaches a whole packed block (two when the block
+ * straddles two values), which the program then reads with loads inside the value. */
+#define IOMAP_BPF_WORDS_VALUE 512
+struct iomap_bpf_words {
+	__u64 w[IOMAP_BPF_WORDS_VALUE];
+};
+
 /* Which of the two layouts the loader filled (the program's `iomap_layouts`, set at load). */
 #define IOMAP_BPF_LAYOUT_LEARNED 1 /* FILES, SEGS, RADIX, EXTENTS */
 #define IOMAP_BPF_LAYOUT_COMPACT 2 /* CFILES, PIECES, CBUCKETS, WORDS */
@@ -125,7 +133,8 @@ struct iomap_bpf_cbucket {
 	__u32 pad;
 };
 
-/* WORDS (array of __u64): every compact file's bytes, little-endian, 8 to a word. */
+/* WORDS (array of struct iomap_bpf_words): every compact file's bytes, little-endian, 8 to a
+ * word; a file's words are word_first.. of the run of all values' words. */
 
 /* QUERIES (array): one iomap_begin call, laid out as fuse_iomap_begin_in. */
 struct iomap_bpf_query {

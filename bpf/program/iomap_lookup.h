@@ -23,7 +23,10 @@
  * slots before it is read, so inconsistent maps give FALLBACK, never another file's mapping.
  *
  * Speed. The searches are branchless (at_most, narrow): BPF has no conditional move, and a
- * binary search's `if` is a coin flip per halving for the branch predictor.
+ * binary search's `if` is a coin flip per halving for the branch predictor. A map lookup is
+ * the unit of cost, so a compact lookup takes a packed block with one (WORDS values are 4 KiB:
+ * span_of) and reads it with loads inside the value, and counts a block's key slots in place
+ * (count_keys) instead of searching them.
  */
 #ifndef IOMAP_LOOKUP_H
 #define IOMAP_LOOKUP_H
@@ -36,6 +39,8 @@
 typedef __u64 u64;
 typedef __s64 s64;
 typedef __u32 u32;
+typedef __u16 u16;
+typedef __u8 u8;
 
 /* A global (non-static), never inlined function: verified once, independently of its callers. */
 #define VERIFIED_ONCE __attribute__((noinline))
@@ -100,12 +105,13 @@ struct {
 	__uint(max_entries, 1);
 } CBUCKETS SEC(".maps");
 
-/* Every compact file's bytes, and one word of padding after the last file's. */
+/* Every compact file's bytes, and one word of padding after the last file's: one run of words,
+ * IOMAP_BPF_WORDS_VALUE to a value. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, u32);
-	__type(value, u64);
+	__type(value, struct iomap_bpf_words);
 	__uint(max_entries, 1);
 } WORDS SEC(".maps");
 
@@ -330,63 +336,109 @@ VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
 /* ---- The compact index: CFILES, PIECES, CBUCKETS, WORDS ---- */
 
 /* Whether the file's words lie below 2^32: every step that reads words checks it first, so
- * word_at's i < words keeps every read inside them (the check is not repeated per word: the
- * verifier would then walk every step of a search apart). */
+ * span_of's bounds (relative to the file's bytes) keep every read inside them (the check is not
+ * repeated per read: the verifier would then walk every step of a search apart). */
 static __always_inline int words_fit(const struct iomap_bpf_cfile *cf)
 {
 	return range_fits(cf->word_first, cf->words);
 }
 
-/* Word i of the file's bytes (every read stays inside the file's own words, which the step
- * checked with words_fit). */
-static __always_inline int word_at(const struct iomap_bpf_cfile *cf, u64 i, u64 *out,
-				   u32 *probes)
+#define VALUE_BYTES (IOMAP_BPF_WORDS_VALUE * 8)
+
+/* A stretch of a file's bytes as the WORDS values holding it: at most two, since a span is at
+ * most a value long. Reads (span_read) take 8 bytes at a byte offset relative to the span's
+ * start, anywhere in it: pieces start where the previous one's records end, so nothing is
+ * aligned. */
+struct span {
+	const u8 *v0; /* the value holding the span's first byte */
+	const u8 *v1; /* the next value if the span reaches into it, else v0 */
+	u64 off;      /* the first byte's offset in v0 */
+	u64 len;      /* bytes of the span: every read lies inside them */
+};
+
+/* The span of the file's bytes [at, at + len), cut short at the end of the file's words (the
+ * packed form ends with 8 bytes of padding, so every field read of a block is inside): one
+ * WORDS lookup, two when the span straddles values. The caller checked words_fit, so the span
+ * is the file's own bytes. */
+static __always_inline int span_of(const struct iomap_bpf_cfile *cf, u64 at, u64 len,
+				   struct span *sp, u32 *probes)
 {
-	if (i >= cf->words)
+	u64 bytes = (u64)cf->words * 8;
+	if (at >= bytes || len > VALUE_BYTES)
 		return -1;
-	u32 k = cf->word_first + (u32)i;
-	u64 *w = bpf_map_lookup_elem(&WORDS, &k);
-	if (!w)
+	if (len > bytes - at)
+		len = bytes - at;
+	u64 abs = (u64)cf->word_first * 8 + at;
+	u32 c = abs / VALUE_BYTES;
+	const u8 *v = bpf_map_lookup_elem(&WORDS, &c);
+	if (!v)
 		return -1;
 	(*probes)++;
-	*out = *w;
+	sp->v0 = v;
+	sp->v1 = v;
+	sp->off = abs % VALUE_BYTES;
+	sp->len = len;
+	if (sp->off + len > VALUE_BYTES) {
+		c++;
+		v = bpf_map_lookup_elem(&WORDS, &c);
+		if (!v)
+			return -1;
+		(*probes)++;
+		sp->v1 = v;
+	}
 	return 0;
 }
 
-/* The little-endian 8 bytes at byte `at` of the file's bytes (any alignment: pieces start
- * where the previous one's records end): the word holding `at` and the next one, shifted
- * together without a branch (the shift by 64 - sh is done in two steps, so sh == 0 takes
- * nothing from the next word). The packed form ends with 8 bytes of padding, so both words of
- * any field read are the file's own. */
+/* The little-endian 8 bytes at byte `rel` of the span: one load inside a value, or across the
+ * two values the last word of the first and the first word of the second, shifted together
+ * (a file owns whole words, so both are the file's). */
+static __always_inline int span_read(const struct span *sp, u64 rel, u64 *out)
+{
+	if (rel >= sp->len || sp->len - rel < 8)
+		return -1;
+	u64 o = sp->off + rel;
+	if (o <= VALUE_BYTES - 8) {
+		*out = *(const u64 *)(sp->v0 + o);
+		return 0;
+	}
+	if (o >= VALUE_BYTES) {
+		o -= VALUE_BYTES;
+		if (o > VALUE_BYTES - 8)
+			return -1;
+		*out = *(const u64 *)(sp->v1 + o);
+		return 0;
+	}
+	u32 sh = (u32)(o - (VALUE_BYTES - 8)) * 8; /* 8..56 */
+	u64 w0 = *(const u64 *)(sp->v0 + VALUE_BYTES - 8), w1 = *(const u64 *)sp->v1;
+	*out = (w0 >> sh) | (w1 << (64 - sh));
+	return 0;
+}
+
+/* The 8 bytes at byte `at` of the file's bytes. */
 static __always_inline int bytes_at(const struct iomap_bpf_cfile *cf, u64 at, u64 *out,
 				    u32 *probes)
 {
-	u64 w0, w1;
-	u64 i = at >> 3;
-	if (word_at(cf, i, &w0, probes) || word_at(cf, i + 1, &w1, probes))
+	struct span sp;
+	if (span_of(cf, at, 8, &sp, probes))
 		return -1;
-	u32 sh = (at & 7) * 8;
-	*out = (w0 >> sh) | ((w1 << 1) << (63 - sh));
-	return 0;
+	return span_read(&sp, 0, out);
 }
 
-/* The `w`-bit field (w <= 56) at bit `bit` of the file's bytes. */
-static __always_inline int field_at(const struct iomap_bpf_cfile *cf, u64 bit, u32 w, u64 *out,
-				    u32 *probes)
+/* The `w`-bit field (w <= 56) at bit `bit` of the span. */
+static __always_inline int field_of(const struct span *sp, u64 bit, u32 w, u64 *out)
 {
 	u64 v;
-	if (bytes_at(cf, bit >> 3, &v, probes))
+	if (span_read(sp, bit >> 3, &v))
 		return -1;
 	*out = (v >> (bit & 7)) & ((1ULL << (w & 63)) - 1);
 	return 0;
 }
 
-/* Key offset r of the block at byte `at`: 2 or 4 bytes. */
-static __always_inline int key_at(const struct iomap_bpf_cfile *cf, u32 kb, u64 at, u32 r,
-				  u64 *out, u32 *probes)
+/* Key offset r of the block the span starts at: 2 or 4 bytes. */
+static __always_inline int key_of(const struct span *sp, u32 kb, u32 r, u64 *out)
 {
 	u64 v;
-	if (bytes_at(cf, at + IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, &v, probes))
+	if (span_read(sp, IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, &v))
 		return -1;
 	*out = kb == 2 ? (v & 0xffff) : (v & 0xffffffffULL);
 	return 0;
@@ -403,7 +455,7 @@ VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct fou
 	/* Extents with start <= q. */
 	for (int i = 0; i < 33 && lo < hi; i++) {
 		u32 mid = lo + ((hi - lo) >> 1);
-		if (word_at(cf, (u64)mid * 2, &w, &fd->probes))
+		if (bytes_at(cf, (u64)mid * 16, &w, &fd->probes))
 			return IOMAP_BPF_MAP_ERROR;
 		if ((u32)w <= q)
 			lo = mid + 1;
@@ -412,7 +464,7 @@ VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct fou
 	}
 	fd->next = ~0ULL;
 	if (lo < count) {
-		if (word_at(cf, (u64)lo * 2, &w, &fd->probes))
+		if (bytes_at(cf, (u64)lo * 16, &w, &fd->probes))
 			return IOMAP_BPF_MAP_ERROR;
 		fd->next = (u32)w;
 	}
@@ -421,8 +473,9 @@ VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct fou
 		return IOMAP_BPF_HANDLED;
 	}
 	u64 pblk;
-	if (word_at(cf, (u64)(lo - 1) * 2, &w, &fd->probes) ||
-	    word_at(cf, (u64)(lo - 1) * 2 + 1, &pblk, &fd->probes))
+	struct span sp;
+	if (span_of(cf, (u64)(lo - 1) * 16, 16, &sp, &fd->probes) || span_read(&sp, 0, &w) ||
+	    span_read(&sp, 8, &pblk))
 		return IOMAP_BPF_MAP_ERROR;
 	fd->has = 1;
 	fd->start = (u32)w;
@@ -484,37 +537,81 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 	return lo == from ? SEARCH_ERROR : lo - 1;
 }
 
-/* The WINDOW key slots of a block that a line lookup counts. */
-struct key_window {
-	u64 at; /* the block's byte offset in the file's bytes */
-	u32 s;  /* first slot counted */
-	u32 qd; /* q - the block's first key, clamped below the padding */
-	u32 kb; /* bytes of a key: 2 or 4 */
-	u32 pad;
+/* The WINDOW key slots a line lookup counts, 2 or 4 bytes each (the memory a count reads). */
+struct key_run {
+	u32 k[IOMAP_BPF_COMPACT_WINDOW];
 };
 
-/* How many of the window's slots hold a key offset at most qd: they are sorted, so a binary
- * search (the userspace lookup counts them with vector compares). */
-VERIFIED_ONCE long keys_at_most(const struct iomap_bpf_cfile *cf, const struct key_window *kw,
-				struct found *fd)
+/* How many of the window's key offsets are at most qd: every slot compared and the results
+ * added (the userspace lookup's vector compare, unrolled), independent loads with no chain of
+ * dependent ones as a binary search has. */
+VERIFIED_ONCE long count_keys(const struct key_run *w, u32 kb, u64 qd)
 {
-	if (!cf || !kw || !fd || !words_fit(cf))
+	if (!w)
 		return SEARCH_ERROR;
-	u32 kb = kw->kb == 2 ? 2 : 4, s = kw->s, qd = kw->qd;
-	u64 at = kw->at;
-	u32 l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
+	u64 cnt = 0;
+	if (kb == 2) {
+		const u16 *h = (const u16 *)w->k;
+#pragma unroll
+		for (int i = 0; i < IOMAP_BPF_COMPACT_WINDOW; i++)
+			cnt += ((qd - (u64)h[i]) >> 63) ^ 1;
+	} else {
+#pragma unroll
+		for (int i = 0; i < IOMAP_BPF_COMPACT_WINDOW; i++)
+			cnt += ((qd - (u64)w->k[i]) >> 63) ^ 1;
+	}
+	return cnt;
+}
+
+/* What keys_searched searches: the span of a block (its two values passed beside), the window's
+ * first slot, the key bytes and qd. */
+struct key_search {
+	u64 off;
+	u64 len;
+	u64 qd;
+	u32 kb;
+	u32 s;
+};
+
+/* keys_at_most's binary search, for a window the span's first value does not hold: a global
+ * function, so the verifier walks its probes (three ways each in span_read) once. */
+VERIFIED_ONCE long keys_searched(const struct iomap_bpf_words *v0,
+				 const struct iomap_bpf_words *v1, const struct key_search *ks)
+{
+	if (!v0 || !v1 || !ks)
+		return SEARCH_ERROR;
+	struct span sp = { .v0 = (const u8 *)v0, .v1 = (const u8 *)v1, .off = ks->off,
+			   .len = ks->len };
+	u32 kb = ks->kb == 2 ? 2 : 4, s = ks->s, l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
+	u64 qd = ks->qd;
 	for (int i = 0; i < 6 && n; i++) {
 		u64 k;
-		if (key_at(cf, kb, at, s + l + (n >> 1), &k, &fd->probes))
+		if (key_of(&sp, kb, s + l + (n >> 1), &k))
 			return SEARCH_ERROR;
 		narrow(&l, &n, at_most(k, qd));
 	}
 	return l;
 }
 
+/* How many of the WINDOW key slots from slot s of the block the span starts at hold a key
+ * offset at most qd: counted in place when the window lies in the span's first value, else a
+ * binary search over them (they are sorted). */
+static __always_inline long keys_at_most(const struct span *sp, u32 kb, u32 s, u64 qd)
+{
+	u64 rel = IOMAP_BPF_COMPACT_HEAD + (u64)s * kb;
+	u64 o = sp->off + rel;
+	if (rel <= sp->len && sp->len - rel >= (u64)IOMAP_BPF_COMPACT_WINDOW * kb &&
+	    o <= VALUE_BYTES - sizeof(struct key_run))
+		return count_keys((const struct key_run *)(sp->v0 + o), kb, qd);
+	struct key_search ks = { .off = sp->off, .len = sp->len, .qd = qd, .kb = kb, .s = s };
+	return keys_searched((const struct iomap_bpf_words *)sp->v0,
+			     (const struct iomap_bpf_words *)sp->v1, &ks);
+}
+
 /* A line piece's answer for q, as compact's Line::find: predict, clamp to the window, pick
- * the block, count the key slots at most q among the WINDOW covering the window (a binary
- * search over them here: they are sorted), verify, decode the record. */
+ * the block, count the key slots at most q among the WINDOW covering the window, verify,
+ * decode the record. The block (and the 8 bytes a read takes past it) is one span: one WORDS
+ * lookup, two if it straddles values, then loads inside them. */
 VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap_bpf_piece *p,
 			    u32 q, struct found *fd)
 {
@@ -537,7 +634,8 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 			at = next_at;
 		}
 	}
-	if (bytes_at(cf, at, &head, probes))
+	struct span sp;
+	if (span_of(cf, at, (u64)p->block + 8, &sp, probes) || span_read(&sp, 0, &head))
 		return IOMAP_BPF_MAP_ERROR;
 	u32 key0 = (u32)head;
 	if (q < key0)
@@ -551,9 +649,8 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	u64 s = lo > base ? lo - base : 0;
 	if (s > IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW)
 		s = IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW;
-	struct key_window kw = { .at = at, .s = (u32)s, .qd = (u32)qd, .kb = kb };
-	long l = keys_at_most(cf, &kw, fd);
-	if (l < 0)
+	long l = keys_at_most(&sp, kb, (u32)s, qd);
+	if (l < 0 || l > IOMAP_BPF_COMPACT_WINDOW)
 		return IOMAP_BPF_MAP_ERROR;
 	/* No counted key at most q: the answer lies before the window (a wrong line). Slot s - 1
 	 * was never compared with q, so it is not an answer either. */
@@ -562,13 +659,16 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	u32 r = (u32)s + l - 1;
 	u64 j = base + r;
 	u64 k;
-	if (key_at(cf, kb, at, r, &k, probes))
+	if (key_of(&sp, kb, r, &k))
 		return IOMAP_BPF_MAP_ERROR;
+	/* Verify: start[j] <= q (a count of keys that are not sorted may point past it). */
+	if (k > qd)
+		return IOMAP_BPF_MISSED;
 	u64 next = p->end_key == IOMAP_BPF_NO_KEY ? ~0ULL : p->end_key;
 	if (j + 1 < p->count) {
 		u64 n;
 		if (r + 1 < IOMAP_BPF_COMPACT_BLOCK) {
-			if (key_at(cf, kb, at, r + 1, &n, probes))
+			if (key_of(&sp, kb, r + 1, &n))
 				return IOMAP_BPF_MAP_ERROR;
 			next = (u32)(key0 + (u32)n);
 		} else {
@@ -582,13 +682,12 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	if (next <= q)
 		return IOMAP_BPF_MISSED;
 	u64 d0, len, dd, flag = 0;
-	if (bytes_at(cf, at + 8, &d0, probes))
+	if (span_read(&sp, 8, &d0))
 		return IOMAP_BPF_MAP_ERROR;
-	u64 bit = (at + p->recs) * 8 + (u64)r * p->wr;
-	if (field_at(cf, bit, p->wl, &len, probes) ||
-	    field_at(cf, bit + p->wl, p->wd, &dd, probes))
+	u64 bit = (u64)p->recs * 8 + (u64)r * p->wr;
+	if (field_of(&sp, bit, p->wl, &len) || field_of(&sp, bit + p->wl, p->wd, &dd))
 		return IOMAP_BPF_MAP_ERROR;
-	if (p->unw == 2 && field_at(cf, bit + p->wl + p->wd, 1, &flag, probes))
+	if (p->unw == 2 && field_of(&sp, bit + p->wl + p->wd, 1, &flag))
 		return IOMAP_BPF_MAP_ERROR;
 	u32 start = key0 + (u32)k;
 	u32 elen = (u32)(head >> 32) + (u32)len;

@@ -109,6 +109,19 @@ pub const COMPACT_BLOCK: usize = 64;
 pub const COMPACT_WINDOW: usize = 32;
 /// See [`COMPACT_BLOCK`].
 pub const COMPACT_HEAD: usize = 16;
+/// `IOMAP_BPF_WORDS_VALUE`: words of a WORDS value.
+pub const WORDS_VALUE: usize = 512;
+
+/// `struct iomap_bpf_words`, a WORDS value: [`WORDS_VALUE`] words of the one run of words that
+/// holds every compact file's bytes (the loader writes the run through the map's mapping, where
+/// the values lie end to end; a file's `word_first` counts words of the run).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Words {
+    /// The words.
+    pub w: [u64; WORDS_VALUE],
+}
+
 /// `IOMAP_BPF_NO_KEY`: the `end_key` of a file's last piece.
 pub const NO_KEY: u32 = u32::MAX;
 /// `IOMAP_BPF_LAYOUT_LEARNED`: the program's `iomap_layouts` bit for FILES, SEGS, RADIX and
@@ -265,6 +278,7 @@ const _: () = {
     assert!(std::mem::size_of::<CFile>() == 56);
     assert!(std::mem::size_of::<Piece>() == 80);
     assert!(std::mem::size_of::<CBucket>() == 8);
+    assert!(std::mem::size_of::<Words>() == WORDS_VALUE * 8);
     // The compact form's geometry, which the program hard-codes.
     assert!(COMPACT_BLOCK == predictor::index::compact::BLOCK);
     assert!(COMPACT_WINDOW == predictor::index::compact::WINDOW);

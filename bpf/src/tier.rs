@@ -409,7 +409,7 @@ pub(crate) fn entry_of(f: &BpfFile<'_>, blkbits: u32) -> Result<Entry, Skip> {
 }
 
 /// The most slots an array may have: u32-indexed, and WORDS keeps one word of padding after
-/// the last file's (the program reads a field as the word holding it and the next).
+/// the last file's.
 const MAX_SLOTS: u32 = u32::MAX - 1;
 
 /// Decides which files fit and where each goes: the planned files and the slots they take
@@ -490,6 +490,14 @@ impl Sizes {
         }
     }
 
+    /// WORDS grown to fill its last value (of `words_value` words), but for the padding word:
+    /// every word the map holds is then a slot, and a range past the capacity is past the map.
+    fn whole_values(&mut self, words_value: u32) {
+        let w = &mut self.arrays[Array::Words.index()];
+        let whole = (u64::from(*w) + 1).div_ceil(u64::from(words_value)) * u64::from(words_value);
+        *w = (whole - 1).min(u64::from(MAX_SLOTS)) as u32;
+    }
+
     /// Bytes of the room kept free.
     fn spare_bytes(&self, space: &Space, report: &LoadReport) -> u64 {
         let arrays = Array::ALL
@@ -554,12 +562,30 @@ pub(crate) fn mmap<T: Plain>(
     MmapArray::new(array_fd(ebpf, name)?, len).map_err(|source| BpfError::Mmap { name, source })
 }
 
+/// Words of the object's WORDS value: [`abi::WORDS_VALUE`] in the embedded program; another
+/// build of it (`BpfTier::load_object`, an older one raced against it) may hold fewer, or have
+/// no WORDS map at all (then its size does not matter: 1).
+fn words_per_value(object: &[u8]) -> Result<u32, BpfError> {
+    if std::ptr::eq(object, OBJECT) {
+        return Ok(abi::WORDS_VALUE as u32);
+    }
+    let parsed = aya_obj::Object::parse(object).map_err(|e| BpfError::Object(e.to_string()))?;
+    match parsed.maps.get("WORDS").map(|m| m.value_size()) {
+        None => Ok(1),
+        Some(bytes) if bytes >= 8 && bytes % 8 == 0 => Ok(bytes / 8),
+        Some(bytes) => Err(BpfError::Object(format!(
+            "the object's WORDS value is {bytes} bytes, not whole words"
+        ))),
+    }
+}
+
 /// Creates the maps at `sizes` and loads the program with `layouts`: the object and what
 /// verifying the program cost.
 fn load_program(
     object: &[u8],
     sizes: &Sizes,
     layouts: u32,
+    words_value: u32,
 ) -> Result<(Ebpf, VerifierStats), BpfError> {
     let slots = (REGIONS * REGION_SLOTS) as u32;
     let mut loader = EbpfLoader::new();
@@ -573,8 +599,13 @@ fn load_program(
         .map_max_entries("QUERIES", slots)
         .map_max_entries("ANSWERS", slots);
     for (a, n) in Array::ALL.iter().zip(sizes.arrays) {
-        // WORDS: one word of padding after the last file's.
-        let n = if *a == Array::Words { n + 1 } else { n };
+        // WORDS: one word of padding after the last file's, in values of as many words as
+        // the object's WORDS value holds.
+        let n = if *a == Array::Words {
+            (n + 1).div_ceil(words_value)
+        } else {
+            n
+        };
         loader.map_max_entries(a.name(), n);
     }
     let mut ebpf = loader.load(object).map_err(BpfError::from_load)?;
@@ -611,7 +642,9 @@ impl BpfTier {
     ) -> Result<Self, BpfError> {
         let mut report = LoadReport::default();
         let (planned, used) = plan(files, limits, &mut report);
-        let sizes = Sizes::of(&used, &report, limits.spare);
+        let words_value = words_per_value(object)?;
+        let mut sizes = Sizes::of(&used, &report, limits.spare);
+        sizes.whole_values(words_value);
         report.spare_bytes = sizes.spare_bytes(&used, &report);
         // Replacements may move a file to the layout the load does not fill: keep both then.
         let mut layouts = 0u32;
@@ -622,7 +655,7 @@ impl BpfTier {
             layouts |= abi::LAYOUT_COMPACT;
         }
         let start = Instant::now();
-        let (mut ebpf, verifier) = load_program(object, &sizes, layouts)?;
+        let (mut ebpf, verifier) = load_program(object, &sizes, layouts, words_value)?;
         report.verifier = verifier;
         report.load = start.elapsed();
 

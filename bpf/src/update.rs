@@ -77,7 +77,7 @@ impl Array {
         size as u64
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }

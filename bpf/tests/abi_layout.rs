@@ -108,7 +108,7 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, Vec<(String, u32)>)> {
 type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
 
 fn layouts() -> Vec<Layout> {
-    use abi::{Answer, BeginIn, Bucket, CBucket, CFile, Extent, File, Piece, Seg};
+    use abi::{Answer, BeginIn, Bucket, CBucket, CFile, Extent, File, Piece, Seg, Words};
     vec![
         (
             "iomap_bpf_cfile",
@@ -163,6 +163,11 @@ fn layouts() -> Vec<Layout> {
                 ("piece", offset_of!(CBucket, piece)),
                 ("pad", offset_of!(CBucket, pad)),
             ],
+        ),
+        (
+            "iomap_bpf_words",
+            size_of::<Words>(),
+            vec![("w", offset_of!(Words, w))],
         ),
         (
             "iomap_bpf_file",

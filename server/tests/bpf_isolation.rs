@@ -460,6 +460,45 @@ impl Bench<'_> {
                         );
                     }
                 }
+                // Line pieces' blocks moved or grown: a block read as one span of WORDS values
+                // (one lookup, two across a value's end) starting at the file's last bytes or
+                // past them, or longer than a value. What the span cannot hold falls back.
+                let off_at = std::mem::offset_of!(bpf::abi::Piece, off);
+                let block_at = std::mem::offset_of!(bpf::abi::Piece, block);
+                let value = (bpf::abi::WORDS_VALUE * 8) as u32;
+                let bytes_end = c.words.saturating_mul(8);
+                for p in c.piece_first..c.piece_first + c.pieces {
+                    let saved = self.tier.test_hook_slot("PIECES", p as usize).unwrap();
+                    if u32_at(&saved, 8) != bpf::abi::PIECE_LINE {
+                        continue;
+                    }
+                    let (off, block) = (u32_at(&saved, off_at), u32_at(&saved, block_at));
+                    for (nf, nb, must_fall_back) in [
+                        (off, value - 8, false),
+                        (off, value - 7, true),
+                        (off, value, true),
+                        (off, u32::MAX, true),
+                        (0, value - 8, false),
+                        (bytes_end.saturating_sub(9), block, false),
+                        (bytes_end.saturating_sub(1), block, true),
+                        (bytes_end, block, true),
+                        (u32::MAX, block, true),
+                    ] {
+                        let mut bytes = saved.clone();
+                        put_u32(&mut bytes, off_at, nf);
+                        put_u32(&mut bytes, block_at, nb);
+                        let what = format!("inode {ino}: PIECES[{p}] blocks at {nf} of {nb} bytes");
+                        let n = self.slots(
+                            ino,
+                            &what,
+                            Expect::OwnOrFallback,
+                            &[("PIECES", p as usize, bytes)],
+                        );
+                        if must_fall_back {
+                            assert!(n > 0, "{what}: never fell back");
+                        }
+                    }
+                }
             }
             Entry::Compact(_) => {}
         }
