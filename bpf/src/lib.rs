@@ -28,6 +28,7 @@
 
 pub mod abi;
 pub mod check;
+mod choice;
 mod grace;
 mod mmap;
 mod slots;
@@ -37,6 +38,7 @@ mod update;
 
 use std::io;
 
+pub use choice::TierChoice;
 pub use tier::{
     BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Spare, Status, VerifierStats,
     VERIFIER_LIMIT,
@@ -44,7 +46,7 @@ pub use tier::{
 pub use update::Replaced;
 
 use predictor::error::Chain;
-use predictor::{Mapping, Outcome, Query, QueryError, TierKind, TierStack};
+use predictor::{FrontAnswer, FrontTier, Query, TierKind, TierStack};
 
 /// Why the BPF tier is not available.
 #[derive(Debug, thiserror::Error)]
@@ -173,58 +175,29 @@ pub fn index_of(stack: &TierStack, ino: u32) -> Option<BpfIndex<'_>> {
     }
 }
 
-/// One query through the BPF tier, if there is one, and the stack (see [`query_many`]).
-pub fn query(
-    bpf: Option<&BpfTier>,
-    stack: &TierStack,
-    query: Query,
-) -> Result<(Mapping, TierKind), QueryError> {
-    query_many(bpf, stack, &[query])
-        .pop()
-        .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }))
-}
-
-/// Answers `queries` with the BPF program first, one test run per
-/// [`tier::REGION_SLOTS`] queries, and the stack for every query it falls back on (or for all
-/// of them without a BPF tier): the query path of `mount --tier bpf`, `serve --bpf` and
-/// `query --tier bpf`. Outcomes are counted in the stack's `bpf` counters, and audited like
-/// learned answers when the stack audits. If a test run itself fails, every query goes to the
-/// stack (logged once).
-pub fn query_many(
-    bpf: Option<&BpfTier>,
-    stack: &TierStack,
-    queries: &[Query],
-) -> Vec<Result<(Mapping, TierKind), QueryError>> {
-    let Some(bpf) = bpf else {
-        return queries.iter().map(|&q| stack.query(q)).collect();
-    };
-    let input: Vec<abi::BeginIn> = queries.iter().map(|&q| abi::BeginIn::of(q)).collect();
-    let answers = match bpf.answer(&input, 0) {
-        Ok(a) => a,
-        Err(e) => {
-            static LOGGED: std::sync::Once = std::sync::Once::new();
-            LOGGED.call_once(
-                || tracing::error!(error = %Chain(&e), "BPF tier failed; the userspace tiers answer"),
-            );
-            Vec::new()
-        }
-    };
-    queries
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| {
-            let answer = answers.get(i);
-            if let Some(m) = answer.and_then(abi::Answer::mapping) {
-                stack.count_outside(TierKind::Bpf, Outcome::Answered);
-                // With --audit, the B-tree checks the kernel's answer too.
-                return Ok((stack.audit_outside(q, m), TierKind::Bpf));
+/// The BPF tier in front of the stack ([`TierStack::resolve`]): one test run per
+/// [`tier::REGION_SLOTS`] queries. If a test run itself fails, the tier declines every query
+/// (logged once) and the stack answers.
+impl FrontTier for BpfTier {
+    fn answer(&self, queries: &[Query]) -> Vec<FrontAnswer> {
+        let input: Vec<abi::BeginIn> = queries.iter().map(|&q| abi::BeginIn::of(q)).collect();
+        let answers = match BpfTier::answer(self, &input, 0) {
+            Ok(a) => a,
+            Err(e) => {
+                static LOGGED: std::sync::Once = std::sync::Once::new();
+                LOGGED.call_once(|| {
+                    tracing::error!(error = %Chain(&e), "BPF tier failed; the userspace tiers answer")
+                });
+                return vec![FrontAnswer::Declined; queries.len()];
             }
-            let outcome = match answer.map(abi::Answer::status) {
-                Some(Status::Missed) => Outcome::Missed,
-                _ => Outcome::Declined,
-            };
-            stack.count_outside(TierKind::Bpf, outcome);
-            stack.query(q)
-        })
-        .collect()
+        };
+        answers
+            .iter()
+            .map(|a| match (a.mapping(), a.status()) {
+                (Some(m), _) => FrontAnswer::Answered(m),
+                (None, Status::Missed) => FrontAnswer::Missed,
+                (None, _) => FrontAnswer::Declined,
+            })
+            .collect()
+    }
 }

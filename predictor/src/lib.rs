@@ -7,7 +7,7 @@
 //!   (model, window, search, verification), `BTreeMap`, `RangeMap`, sorted array, and the
 //!   kernel-style in-core extent tree ([`IextIndex`], as XFS and the fuse-iomap cache keep it).
 //! - [`model`]: fitting per-file piecewise-linear models with exact error bounds, in `f64` and
-//!   in the fixed point a BPF program evaluates.
+//!   in the fixed point an in-kernel evaluator runs.
 //! - [`pack`]: the model pack file.
 //! - [`ondisk`]: the on-disk extent-tree walk, the tier every other must equal.
 //! - [`stack`]: the tier stack a server queries, with per-tier counters and an audit mode.
@@ -52,4 +52,4 @@ pub use mapping::{
 pub use model::{fit, FitParams, Model};
 pub use ondisk::{OnDisk, OnDiskIndex};
 pub use pack::{Pack, PackEntry, PackError};
-pub use stack::{Models, Outcome, StackOptions, Tier, TierKind, TierStack};
+pub use stack::{FrontAnswer, FrontTier, Models, Outcome, StackOptions, Tier, TierKind, TierStack};

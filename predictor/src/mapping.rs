@@ -31,8 +31,8 @@ impl MappingType {
     pub const ALL: [MappingType; 3] = [Self::Hole, Self::Mapped, Self::Unwritten];
 
     /// Its `FUSE_IOMAP_TYPE_*` code (= the kernel's `IOMAP_*`), the `type` of `fuse_iomap_io`:
-    /// the one place these uapi numbers are written (the socket protocol, the BPF program's
-    /// records and the iext tree's 32-byte records use it).
+    /// the one place these uapi numbers are written (the socket protocol, an in-kernel
+    /// evaluator's records and the iext tree's 32-byte records use it).
     pub const fn code(self) -> u16 {
         match self {
             Self::Hole => 0,

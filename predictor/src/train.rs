@@ -39,7 +39,7 @@ pub struct FileStats {
     pub segments: u32,
     /// Largest window of the `f64` lines, in extent slots.
     pub window_float: u64,
-    /// Largest window of the fixed-point lines (what lookups and BPF search).
+    /// Largest window of the fixed-point lines (what lookups search, here and in the kernel).
     pub window_fixed: u64,
     /// Heap bytes of the model.
     pub model_bytes: u64,

@@ -24,7 +24,7 @@
 //!   `FUSE_IOMAP_NULL_ADDR` (`u64::MAX`) for holes; `flags` and `dev` are 0. Only the read
 //!   mapping of `fuse_iomap_begin_out` is sent: nothing is ever written.
 //! - `tier`: 0 none (error), then the wire code of [`TierKind`] (1 learned, 2 btree, 3 sorted,
-//!   4 rangemap, 5 ondisk, 6 iext, 7 bpf, 8 compact).
+//!   4 rangemap, 5 ondisk, 6 iext, 7 front, 8 compact).
 //! - A record that cannot be answered gets a non-zero [`Status`] and a zero mapping; the other
 //!   records of the batch and the connection carry on. A bad header gets a reply header with a
 //!   non-zero [`HeaderStatus`] and no records, and the server closes that connection (the
@@ -156,7 +156,7 @@ impl HeaderStatus {
 }
 
 /// One query, as `struct fuse_iomap_begin_in`: on the socket (little-endian, [`BeginIn::encode`])
-/// and in memory (`repr(C)`, no padding), where it is the BPF program's query record too.
+/// and in memory (`repr(C)`, no padding), where it is the in-kernel evaluator's query record too.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct BeginIn {
@@ -172,7 +172,7 @@ pub struct BeginIn {
     pub count: u64,
 }
 
-// `fuse_iomap_begin_in` is 32 bytes with no padding; the BPF program reads it as laid out here.
+// `fuse_iomap_begin_in` is 32 bytes with no padding; the in-kernel evaluator reads it as laid out here.
 const _: () = assert!(std::mem::size_of::<BeginIn>() == REQUEST_LEN);
 
 impl BeginIn {

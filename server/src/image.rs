@@ -9,25 +9,25 @@ use ext4::Fs;
 use predictor::error::Chain;
 use predictor::stack::BuildReport;
 use predictor::{
-    Mapping, Models, Pack, Query, QueryError, StackOptions, Tier, TierKind, TierStack,
+    FrontTier, Mapping, Models, Pack, Query, QueryError, StackOptions, Tier, TierKind, TierStack,
 };
 
-use bpf::BpfTier;
+use bpf::{BpfTier, TierChoice};
 
-/// The `--tier` option of every command: the tiers of [`Tier::VOCABULARY`], each value with its
-/// help line, the learned tier also accepted under its earlier name
+/// The `--tier` option of every command: the choices of [`TierChoice::all`], each value with
+/// its help line, the learned tier also accepted under its earlier name
 /// ([`Tier::LEARNED_ALIAS`]).
-pub fn tier_parser() -> impl clap::builder::TypedValueParser<Value = Tier> {
+pub fn tier_parser() -> impl clap::builder::TypedValueParser<Value = TierChoice> {
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-    let values = Tier::ALL.map(|t| {
+    let values = TierChoice::all().map(|t| {
         let v = PossibleValue::new(t.name()).help(t.help());
-        if t == Tier::Learned {
+        if t == TierChoice::from(Tier::Learned) {
             v.alias(Tier::LEARNED_ALIAS)
         } else {
             v
         }
     });
-    PossibleValuesParser::new(values).try_map(|name: String| name.parse::<Tier>())
+    PossibleValuesParser::new(values).try_map(|name: String| name.parse::<TierChoice>())
 }
 
 /// Why an image could not be served.
@@ -64,7 +64,7 @@ pub struct Served {
     /// What building the stack found.
     pub report: BuildReport,
     /// The tier choice.
-    pub tier: Tier,
+    pub tier: TierChoice,
     /// Whether learned answers are audited against the B-tree.
     pub audit: bool,
     /// Whether a model pack was given.
@@ -76,9 +76,22 @@ pub struct Served {
 }
 
 impl Served {
-    /// The mapping `query` asks for: the BPF tier first if loaded, then the stack.
+    /// The tier in front of the stack: the BPF program, if loaded.
+    pub fn front(&self) -> Option<&dyn FrontTier> {
+        self.bpf.as_deref().map(|b| b as &dyn FrontTier)
+    }
+
+    /// The mappings `queries` ask for: the BPF tier first if loaded, then the stack (one
+    /// program run for the batch).
+    pub fn query_many(&self, queries: &[Query]) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+        self.stack.resolve(self.front(), queries)
+    }
+
+    /// The mapping `query` asks for (see [`Served::query_many`]).
     pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
-        bpf::query(self.bpf.as_deref(), &self.stack, query)
+        self.query_many(&[query])
+            .pop()
+            .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }))
     }
 }
 
@@ -86,9 +99,10 @@ impl Served {
 pub fn open(
     image: &Path,
     models: Option<&Path>,
-    tier: Tier,
+    tier: impl Into<TierChoice>,
     audit: bool,
 ) -> Result<Served, OpenError> {
+    let tier = tier.into();
     let fs = Fs::open_path(image).map_err(|source| match source {
         e @ ext4::Error::Open { .. } => OpenError::Open(e),
         source => OpenError::Image {
@@ -101,7 +115,7 @@ pub fn open(
     let source = match &pack {
         Some(p) => Models::Pack(p),
         None => {
-            if tier.learned() {
+            if tier.stack.learned() {
                 tracing::warn!(
                     "no --models given: the learned tier declines every query and the B-tree \
                      answers"
@@ -110,9 +124,9 @@ pub fn open(
             Models::None
         }
     };
-    let (stack, report) = TierStack::build(fs.clone(), tier, source, StackOptions { audit })?;
-    log_report(image, tier, &report);
-    let (bpf, bpf_error) = if tier.bpf() {
+    let (stack, report) = TierStack::build(fs.clone(), tier.stack, source, StackOptions { audit })?;
+    log_report(image, tier.stack, &report);
+    let (bpf, bpf_error) = if tier.in_kernel {
         load_bpf(&stack)
     } else {
         (None, None)

@@ -15,8 +15,8 @@ use crate::fusefs::{ImageFs, STATS_NAME};
 use crate::image;
 use crate::signals;
 use crate::stats::Stats;
+use bpf::TierChoice;
 use livefs::mountinfo;
-use predictor::Tier;
 
 /// Arguments of `server mount`.
 #[derive(clap::Args, Debug)]
@@ -49,7 +49,7 @@ pub struct MountArgs {
     models: Option<PathBuf>,
     /// Tier stack that maps file blocks (learned falls back to btree, then ondisk).
     #[arg(long, value_parser = image::tier_parser(), default_value = "learned")]
-    tier: Tier,
+    tier: TierChoice,
     /// Check every predictor (and BPF) answer against the B-tree; mismatches are counted in
     /// the stats.
     #[arg(long)]

@@ -5,7 +5,8 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use predictor::{Mapping, Query, Tier};
+use bpf::TierChoice;
+use predictor::{Mapping, Query};
 use serde::Serialize;
 
 use crate::image;
@@ -21,7 +22,7 @@ Output, one line: {\"offset\":B,\"length\":B,\"addr\":B,\"type\":\"MAPPED\",\"ti
   addr    image byte offset of `offset` (null for holes)
   type    HOLE, MAPPED or UNWRITTEN
   tier    the structure that answered: learned, btree, sorted, rangemap, ondisk, iext,
-          bpf or compact
+          front (the BPF program) or compact
 
 Examples:
   server query disk.img --models disk.pack --path /big --pos 1048576
@@ -64,7 +65,7 @@ pub struct QueryArgs {
         default_value = "learned",
         conflicts_with = "socket"
     )]
-    tier: Tier,
+    tier: TierChoice,
     /// Ask a running `server serve` on this Unix socket instead of building a stack here.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use predictor::error::Chain;
-use predictor::{Query, QueryError, Tier};
+use predictor::{Query, QueryError};
+
+use bpf::TierChoice;
 
 use crate::image;
 use crate::signals;
@@ -30,7 +32,7 @@ Protocol (little-endian; details in the server crate's `wire` module):
     record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
             dev u32 | status u32 | tier u16 | 0 u16
   type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 learned, 2 btree, 3 sorted, 4 rangemap,
-  5 ondisk, 6 iext, 7 bpf, 8 compact.  opflags: REPORT (bit 2) maps past EOF; without it a read.
+  5 ondisk, 6 iext, 7 front (the BPF program), 8 compact.  opflags: REPORT (bit 2) maps past EOF; without it a read.
   record status: 0 ok, 1 malformed, 2 unknown inode, 3 read past EOF, 4 inline data,
   5 read-only, 6 out of range, 7 corrupt.  header status: 0 ok, 1 bad magic, 2 bad version,
   3 too many records, 4 truncated, 5 bad header, 6 busy (the connection is then closed).
@@ -49,7 +51,7 @@ pub struct ServeArgs {
     socket: PathBuf,
     /// Tier stack that answers.
     #[arg(long, value_parser = image::tier_parser(), default_value = "learned")]
-    tier: Tier,
+    tier: TierChoice,
     /// Answer each batch with the BPF program first, in one in-kernel run, and the predictor's
     /// userspace tiers for what it falls back on (same as --tier bpf; needs CAP_BPF, and
     /// without it the userspace tiers answer alone).
@@ -72,7 +74,7 @@ pub struct ServeArgs {
 
 /// Runs `server serve` until SIGINT / SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let tier = if args.bpf { Tier::Bpf } else { args.tier };
+    let tier = if args.bpf { TierChoice::BPF } else { args.tier };
     let loaded = image::open(&args.image, args.models.as_deref(), tier, args.audit)?;
     let stats = Arc::new(Stats::new(&loaded)?);
     let listener = bind(&args.socket)?;

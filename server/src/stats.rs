@@ -15,11 +15,10 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use predictor::{Mapping, Query, QueryError, TierKind, TierStack};
+use predictor::{FrontTier, Mapping, Query, QueryError, TierKind, TierStack};
 use serde::Serialize;
 
 use crate::image::Served;
-use bpf::BpfTier;
 
 /// Histogram stripes; more than the worker threads a mount or service normally runs.
 const STRIPES: usize = 16;
@@ -186,7 +185,7 @@ impl Meta {
                 index_bytes_counted: m.counted,
                 chosen: r.chosen.clone(),
             },
-            bpf: loaded.tier.bpf().then(|| {
+            bpf: loaded.tier.in_kernel.then(|| {
                 let r = loaded.bpf.as_ref().map(|b| b.report());
                 BpfJson {
                     loaded: r.is_some(),
@@ -243,9 +242,9 @@ pub struct StatsJson {
     pub meta: Meta,
     /// Seconds since the server started serving.
     pub uptime_s: f64,
-    /// Per tier, by name (`predictor`, `btree`, `sorted`, `rangemap`, `ondisk`, `iext`, `bpf`).
+    /// Per tier, by name ([`TierKind::name`]; `front` is the BPF program).
     pub tiers: BTreeMap<&'static str, TierJson>,
-    /// Learned and BPF answers re-checked with the B-tree (`--audit`).
+    /// Learned and BPF answers re-checked with the in-memory structure (`--audit`).
     pub audit_checked: u64,
     /// Of those, how many differed (must be 0).
     pub audit_mismatches: u64,
@@ -260,7 +259,8 @@ type Stripe = [Mutex<Histogram<u64>>; TierKind::ALL.len()];
 pub struct Stats {
     meta: Meta,
     stack: Arc<TierStack>,
-    bpf: Option<Arc<BpfTier>>,
+    /// The tier in front of the stack (the BPF program), if loaded.
+    front: Option<Arc<dyn FrontTier>>,
     started: Instant,
     stripes: Vec<Stripe>,
     counters: [AtomicU64; Counter::ALL.len()],
@@ -282,7 +282,7 @@ impl Stats {
         Ok(Self {
             meta: Meta::of(loaded),
             stack: loaded.stack.clone(),
-            bpf: loaded.bpf.clone(),
+            front: loaded.bpf.clone().map(|b| b as Arc<dyn FrontTier>),
             started: Instant::now(),
             stripes: (0..STRIPES)
                 .map(|_| std::array::from_fn(|_| Mutex::new(empty.clone())))
@@ -297,28 +297,35 @@ impl Stats {
         &self.stack
     }
 
-    /// Asks the tiers (the BPF tier first, if loaded, then the stack) for the mapping `query`
-    /// asks for, timing the lookup into the histogram of the tier that answered.
+    /// Asks the stack (the tier in front first, if loaded) for the mapping `query` asks for,
+    /// timing the lookup into the histogram of the tier that answered.
     pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
         let start = Instant::now();
-        let result = bpf::query(self.bpf.as_deref(), &self.stack, query);
+        let result = self
+            .resolve(&[query])
+            .pop()
+            .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }));
         self.record(&result, start.elapsed().as_nanos());
         result
     }
 
-    /// [`Stats::query`] for a batch: with the BPF tier, one program run answers the whole
-    /// batch, and each query is recorded with the batch's time divided by its size.
+    /// [`Stats::query`] for a batch: with a front tier, one run of it answers the whole batch,
+    /// and each query is recorded with the batch's time divided by its size.
     pub fn query_many(&self, queries: &[Query]) -> Vec<Result<(Mapping, TierKind), QueryError>> {
-        let Some(bpf) = &self.bpf else {
+        if self.front.is_none() {
             return queries.iter().map(|&q| self.query(q)).collect();
-        };
+        }
         let start = Instant::now();
-        let results = bpf::query_many(Some(bpf), &self.stack, queries);
+        let results = self.resolve(queries);
         let each = start.elapsed().as_nanos() / queries.len().max(1) as u128;
         for r in &results {
             self.record(r, each);
         }
         results
+    }
+
+    fn resolve(&self, queries: &[Query]) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+        self.stack.resolve(self.front.as_deref(), queries)
     }
 
     fn record(&self, result: &Result<(Mapping, TierKind), QueryError>, ns: u128) {

@@ -605,7 +605,7 @@ fn mounts_with_the_bpf_tiers_read_what_the_kernel_reads() {
                 serde_json::from_str(&stats).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v["bpf"]["loaded"], true, "{stats}");
             assert!(
-                v["tiers"]["bpf"]["answered"].as_u64().unwrap_or(0) > 0,
+                v["tiers"]["front"]["answered"].as_u64().unwrap_or(0) > 0,
                 "{stats}"
             );
             // --audit re-checks the kernel's answers (with the B-tree, or on disk).

@@ -11,6 +11,7 @@ mod common;
 
 use std::path::Path;
 
+use bpf::TierChoice;
 use ext4::{Fs, InodeKind};
 use imagekit::kernel::{self, LoopMount};
 use imagekit::oracle::{self, OracleExtent};
@@ -84,11 +85,11 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
         mount
             .unmount()
             .unwrap_or_else(|e| panic!("{}: {e}", img.name));
-        for choice in Tier::ALL {
+        for choice in TierChoice::all() {
             let loaded = image::open(&img.path, Some(Path::new(&pack)), choice, true)
                 .unwrap_or_else(|e| panic!("{}: {choice:?}: {e}", img.name));
             assert!(
-                !choice.bpf() || loaded.bpf.is_some(),
+                !choice.in_kernel || loaded.bpf.is_some(),
                 "{}: BPF tier not loaded: {:?}",
                 img.name,
                 loaded.bpf_error
@@ -97,7 +98,7 @@ fn report_queries_of_every_tier_equal_fiemap_past_eof_included() {
                 let what = format!("{} {} ({choice:?})", img.name, e.path);
                 let ours = map_by_reports(&loaded, e.inode.ino, bs, &what);
                 assert_eq!(&oracle::normalize(&ours), theirs, "{what}: FIEMAP");
-                if choice == Tier::Learned {
+                if choice == Tier::Learned.into() {
                     let eof = e.inode.size.div_ceil(bs);
                     past_eof += theirs
                         .iter()

@@ -179,7 +179,7 @@ fn with_the_bpf_tier_batches_get_the_same_mappings() {
     let mut conn = service.connect();
     let (learned, bpf) = (
         predictor::TierKind::Learned.code(),
-        predictor::TierKind::Bpf.code(),
+        predictor::TierKind::Front.code(),
     );
     // Files with extents: the program loads their models (one without extents has nothing
     // to model, and the userspace learned index answers its report queries alone).

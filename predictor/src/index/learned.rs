@@ -126,7 +126,7 @@ impl LearnedIndex {
     }
 
     /// The segments as the lookup evaluates them, in order: for other evaluators of the same
-    /// model (the BPF tier loads exactly these lines, bounds and index ranges).
+    /// model (a front tier loads exactly these lines, bounds and index ranges).
     pub fn segments(&self) -> impl ExactSizeIterator<Item = LearnedSegment> + '_ {
         self.segs
             .iter()

@@ -1,4 +1,4 @@
-//! The fixed-point form of a line: what a BPF program evaluates (u64/i64 multiply, add and
+//! The fixed-point form of a line: what an in-kernel evaluator runs (u64/i64 multiply, add and
 //! shifts only; no floating point, no division by a variable).
 
 use super::{window, Line};
@@ -14,7 +14,7 @@ pub const FIXED_INTERCEPT_SHIFT: u32 = 16;
 /// Ranges: `slope <= 2^32` (slopes are at most 1) and `d < 2^32`, so `slope * d < 2^64` fits a
 /// u64; after the first shift it is below `2^48` and the i64 sum cannot overflow for any
 /// intercept a u32 extent index produces. A hostile pack can hold other values: evaluation
-/// wraps (as BPF arithmetic does) rather than panics, and verification rejects the result.
+/// wraps (as the kernel's arithmetic does) rather than panics, and verification rejects the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FixedLine {
     /// Extents per block, scaled by `2^32`.

@@ -3,8 +3,9 @@
 //! A model is a list of [`Segment`]s, each a line fitted by ordinary least squares to the points
 //! `(lblk_i, i)` of a run of consecutive extents, with exact error bounds measured on those
 //! points. Each line exists twice: in `f64` ([`Line`], what the fit produced) and in fixed point
-//! ([`FixedLine`], integer-only arithmetic that a BPF program can evaluate). The fixed-point form
-//! is the one the lookup structures search with, so userspace and BPF see identical windows.
+//! ([`FixedLine`], integer-only arithmetic that an in-kernel evaluator can run: the kernel has no floating
+//! point). The fixed-point form is the one the lookup structures search with, so userspace and
+//! the kernel see identical windows.
 //!
 //! # Windows
 //! A line predicts `p(q)`; its bounds `e_lo`, `e_hi` are the largest amounts by which the true
@@ -54,7 +55,7 @@ pub fn clamp_window(p: i64, e_lo: u32, e_hi: u32, first: i64, last: i64) -> (i64
 pub enum Form {
     /// The `f64` line.
     Float,
-    /// The fixed-point line (what lookups and BPF use).
+    /// The fixed-point line (what lookups, here and in the kernel, use).
     Fixed,
 }
 

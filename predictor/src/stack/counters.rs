@@ -29,7 +29,7 @@ pub struct TierStats {
 pub struct StackStats {
     /// Per tier, in [`TierKind::ALL`] order.
     pub tiers: [(TierKind, TierStats); TierKind::ALL.len()],
-    /// Learned (and BPF) answers re-computed by the B-tree in audit mode.
+    /// Learned and front-tier answers re-computed by the in-memory structure in audit mode.
     pub audit_checked: u64,
     /// Of those, how many differed (must be 0; the B-tree's answer was returned).
     pub audit_mismatches: u64,

@@ -195,7 +195,7 @@ fn load_file(
                 MemIndex::Iext(FuseIextIndex::new(&exts).map_err(|e| e.to_string())?),
                 None,
             ),
-            Tier::Compact | Tier::BpfCompact => {
+            Tier::Compact => {
                 let (c, status) =
                     compact_for(&f.inode, &exts, models).map_err(|e| e.to_string())?;
                 (MemIndex::Compact(c), Some(status))
@@ -204,7 +204,7 @@ fn load_file(
                 let (_, ix) = choose_index(&exts).map_err(|e| e.to_string())?;
                 (MemIndex::Chosen(ix), None)
             }
-            Tier::Learned | Tier::Bpf | Tier::Btree | Tier::Ondisk => {
+            Tier::Learned | Tier::Btree | Tier::Ondisk => {
                 (MemIndex::Btree(BTreeIndex::new(&exts)), None)
             }
         })

@@ -2,12 +2,14 @@
 //! `iomap_begin`-style queries fastest tier first and counting who answered.
 
 mod counters;
+mod front;
 mod load;
 
 use ext4::{BlockMap, Inode};
 use std::collections::HashMap;
 
 pub use counters::{StackStats, TierStats};
+pub use front::{FrontAnswer, FrontTier};
 pub use load::{BuildReport, ModelStatus, Models};
 
 use crate::error::QueryError;
@@ -42,14 +44,6 @@ pub enum Tier {
     /// fitted at build time), then on-disk. It holds the whole map exactly, so it needs no
     /// B-tree behind it; audit mode checks its answers against the on-disk walk.
     Compact,
-    /// The learned model evaluated in the kernel by a BPF program first, then the
-    /// [`Tier::Learned`] stack. The stack itself is the learned one; the server loads the
-    /// program from its learned indexes and counts its outcomes as [`TierKind::Bpf`].
-    Bpf,
-    /// The compact learned index evaluated in the kernel by the same BPF program first (its
-    /// maps hold the packed blocks), then the [`Tier::Compact`] stack it is loaded from;
-    /// outcomes counted as [`TierKind::Bpf`].
-    BpfCompact,
     /// Per file, the structure the per-file rule chooses ([`crate::index::choose`]: the
     /// compact index, the learned index or the iext tree with 16-byte records, never more
     /// bytes than that tree), then on-disk. Answers are counted under the chosen structure's
@@ -59,7 +53,7 @@ pub enum Tier {
 
 impl Tier {
     /// Every tier, with its name (the `--tier` value, stats and logs) and what it runs.
-    pub const VOCABULARY: [(Tier, &'static str, &'static str); 10] = [
+    pub const VOCABULARY: [(Tier, &'static str, &'static str); 8] = [
         (
             Self::Learned,
             "learned",
@@ -98,19 +92,6 @@ impl Tier {
              arithmetic runs; a few bytes per extent), fitted at start-up; then the on-disk walk",
         ),
         (
-            Self::Bpf,
-            "bpf",
-            "the learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), \
-             then the learned tier's userspace stack; without CAP_BPF that stack answers alone",
-        ),
-        (
-            Self::BpfCompact,
-            "bpf-compact",
-            "the compact learned index evaluated in the kernel by the BPF program first (its \
-             maps hold the packed blocks; needs CAP_BPF), then the compact tier's userspace \
-             stack; without CAP_BPF that stack answers alone",
-        ),
-        (
             Self::Chosen,
             "chosen",
             "per file, the structure a cost rule chooses (compact, learned or the kernel-style \
@@ -120,8 +101,8 @@ impl Tier {
     ];
 
     /// Every tier, in [`Tier::VOCABULARY`] order (taken from it).
-    pub const ALL: [Tier; 10] = {
-        let mut all = [Self::Learned; 10];
+    pub const ALL: [Tier; 8] = {
+        let mut all = [Self::Learned; 8];
         let mut i = 0;
         while i < all.len() {
             all[i] = Self::VOCABULARY[i].0;
@@ -162,19 +143,14 @@ impl Tier {
             .map(|(t, _, _)| *t)
     }
 
-    /// Whether the stack runs the learned index (the BPF tier loads its program from it).
+    /// Whether the stack runs the learned index (a front tier may evaluate it too).
     pub fn learned(self) -> bool {
-        matches!(self, Self::Learned | Self::Bpf)
+        self == Self::Learned
     }
 
-    /// Whether the stack holds the compact index (`bpf-compact` loads its program from it).
+    /// Whether the stack holds the compact index (a front tier may evaluate it too).
     pub fn compact(self) -> bool {
-        matches!(self, Self::Compact | Self::BpfCompact)
-    }
-
-    /// Whether the BPF program answers first ([`Tier::Bpf`], [`Tier::BpfCompact`]).
-    pub fn bpf(self) -> bool {
-        matches!(self, Self::Bpf | Self::BpfCompact)
+        self == Self::Compact
     }
 }
 
@@ -211,9 +187,9 @@ pub enum TierKind {
     /// The kernel-style extent tree with fuse-iomap records ([`FuseIextIndex`]). Numbered
     /// after `Ondisk` so the earlier kinds keep their counter slots and wire codes.
     Iext = 5,
-    /// The learned model evaluated in the kernel by a BPF program. It runs outside the stack
-    /// (the server loads it) and reports its outcomes with [`TierStack::count_outside`].
-    Bpf = 6,
+    /// A tier in front of the stack ([`FrontTier`], given to [`TierStack::resolve`]); the
+    /// stack counts its outcomes here.
+    Front = 6,
     /// The compact learned index ([`CompactIndex`]).
     Compact = 7,
 }
@@ -241,7 +217,7 @@ impl TierKind {
         (Self::RangeMap, "rangemap", 4),
         (Self::Ondisk, "ondisk", 5),
         (Self::Iext, "iext", 6),
-        (Self::Bpf, "bpf", 7),
+        (Self::Front, "front", 7),
         (Self::Compact, "compact", 8),
     ];
 
@@ -415,13 +391,13 @@ impl TierStack {
     }
 
     /// The learned index of a file whose model is active: what another evaluator of the same
-    /// model (the BPF tier) loads.
+    /// model (a front tier) loads.
     pub fn learned(&self, ino: u32) -> Option<&LearnedIndex> {
         self.files.get(&ino).and_then(|f| f.learned.as_ref())
     }
 
-    /// The compact index of a file (compact stacks): what the BPF program's compact maps are
-    /// loaded from.
+    /// The compact index of a file (compact stacks): what another evaluator of it (a front
+    /// tier) loads.
     pub fn compact(&self, ino: u32) -> Option<&CompactIndex> {
         match self.files.get(&ino).and_then(|f| f.mem.as_ref()) {
             Some(MemIndex::Compact(c)) => Some(c),
@@ -502,21 +478,43 @@ impl TierStack {
         (bm, TierKind::Learned)
     }
 
-    /// Counts the outcome of a tier that runs in front of the stack (the BPF tier), so one
-    /// snapshot holds every tier's counters.
-    pub fn count_outside(&self, kind: TierKind, outcome: Outcome) {
-        match outcome {
-            Outcome::Answered => self.counters.answered(kind),
-            Outcome::Declined => self.counters.declined(kind),
-            Outcome::Missed => self.counters.missed(kind),
-        }
+    /// The query path: `front` first (if given), then the stack for every query it does not
+    /// answer. The front tier's outcomes are counted under [`TierKind::Front`], and in audit
+    /// mode its answers are re-computed by the file's in-memory structure like the learned
+    /// index's (the structure's answer is returned if they differ).
+    pub fn resolve(
+        &self,
+        front: Option<&dyn FrontTier>,
+        queries: &[Query],
+    ) -> Vec<Result<(Mapping, TierKind), QueryError>> {
+        let Some(front) = front else {
+            return queries.iter().map(|&q| self.query(q)).collect();
+        };
+        let answers = front.answer(queries);
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| match answers.get(i) {
+                Some(FrontAnswer::Answered(m)) => {
+                    self.counters.answered(TierKind::Front);
+                    Ok((self.audit_front(q, *m), TierKind::Front))
+                }
+                Some(FrontAnswer::Missed) => {
+                    self.counters.missed(TierKind::Front);
+                    self.query(q)
+                }
+                Some(FrontAnswer::Declined) | None => {
+                    self.counters.declined(TierKind::Front);
+                    self.query(q)
+                }
+            })
+            .collect()
     }
 
-    /// In audit mode, re-computes a mapping that a tier outside the stack (the BPF tier) gave
-    /// for `query` with the in-memory structure, and counts it with the learned answers'
-    /// audits; returns the structure's mapping if the two differ. Outside audit mode, or where
-    /// the structure cannot answer, returns `m` unchecked.
-    pub fn audit_outside(&self, query: Query, m: Mapping) -> Mapping {
+    /// In audit mode, re-computes a front tier's mapping `m` for `query` with the file's
+    /// in-memory structure; returns the structure's mapping if the two differ. Outside audit
+    /// mode, or where the structure cannot answer, returns `m` unchecked.
+    fn audit_front(&self, query: Query, m: Mapping) -> Mapping {
         if !self.audit {
             return m;
         }
@@ -608,7 +606,7 @@ mod tests {
                 ("rangemap", 4),
                 ("ondisk", 5),
                 ("iext", 6),
-                ("bpf", 7),
+                ("front", 7),
                 ("compact", 8)
             ]
         );
@@ -631,9 +629,8 @@ mod tests {
         assert_eq!(names.len(), Tier::ALL.len());
         assert_eq!("predictor".parse::<Tier>(), Ok(Tier::Learned));
         assert!("nope".parse::<Tier>().is_err());
-        // The learned tier and the BPF tier it feeds share one name with the TierKind that
-        // answers for them.
+        // A tier of one structure shares its name with the TierKind that answers for it.
         assert_eq!(Tier::Learned.name(), TierKind::Learned.name());
-        assert_eq!(Tier::Bpf.name(), TierKind::Bpf.name());
+        assert_eq!(Tier::Compact.name(), TierKind::Compact.name());
     }
 }

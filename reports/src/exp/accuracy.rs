@@ -16,7 +16,8 @@ use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::table::Table;
-use bpf::{load_stack, query_many, Limits};
+use bpf::{load_stack, Limits};
+use predictor::FrontTier;
 
 /// Histogram bins of the largest window of a file's model, by upper bound (slots).
 const BINS: [(u64, &str); 8] = [
@@ -210,7 +211,7 @@ fn intro(stale_note: &str) -> String {
 
 /// Tiers of the stacked share bars, bottom to top.
 const SHARE_TIERS: [TierKind; 4] = [
-    TierKind::Bpf,
+    TierKind::Front,
     TierKind::Learned,
     TierKind::Btree,
     TierKind::Ondisk,
@@ -273,7 +274,9 @@ fn measure_tier_shares(ctx: &Ctx<'_>, scenarios: Vec<Scenario<'_>>) -> Result<Ti
                 .into_iter()
                 .map(|(ino, pos)| Query::read(ino, pos, 4096))
                 .collect();
-            let errors = query_many(in_kernel.as_ref(), &stack, &qs)
+            let front = in_kernel.as_ref().map(|t| t as &dyn FrontTier);
+            let errors = stack
+                .resolve(front, &qs)
                 .iter()
                 .filter(|r| r.is_err())
                 .count() as u64;
@@ -338,7 +341,7 @@ impl TierShares {
         let l = st.tier(TierKind::Learned);
         self.audit.0 += st.audit_checked;
         self.audit.1 += st.audit_mismatches;
-        let b = st.tier(TierKind::Bpf).answered;
+        let b = st.tier(TierKind::Front).answered;
         if with_pack && matches!(stream, Stream::Bytes) {
             let (who, count) = if in_kernel {
                 ("BPF", b)
@@ -530,7 +533,7 @@ fn tier_label(k: TierKind) -> &'static str {
         TierKind::RangeMap => "rangemap",
         TierKind::Iext => "iext tree",
         TierKind::Compact => "compact learned index",
-        TierKind::Bpf => "BPF program",
+        TierKind::Front => "BPF program",
     }
 }
 

@@ -1,9 +1,9 @@
-//! The compact index as another evaluator (the BPF program) reads it: pieces, directory and
+//! The compact index as another evaluator (a front tier) reads it: pieces, directory and
 //! bytes, with each line piece's geometry.
 
 use super::*;
 
-/// A compact index as another evaluator of it (the BPF program) reads it: the lookup's own
+/// A compact index as another evaluator of it (a front tier) reads it: the lookup's own
 /// pieces, directory and bytes ([`CompactIndex::layout`]).
 #[derive(Debug, Clone)]
 pub enum CompactLayout<'a> {

@@ -451,7 +451,7 @@ impl CompactIndex {
         }
     }
 
-    /// Its parts, as the lookup reads them (for another evaluator: the BPF program).
+    /// Its parts, as the lookup reads them (for another evaluator: a front tier).
     pub fn layout(&self) -> CompactLayout<'_> {
         match &self.form {
             Form::Empty => CompactLayout::Empty,
