@@ -6,6 +6,7 @@ use std::hint::black_box;
 
 use benches::{budget, run_batch, BATCH, MAP_SEED};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use predictor::regime::Regime;
 use predictor::synth::{allocator_like, sequential_queries, uniform_queries};
 use predictor::{FitParams, LearnedIndex};
 
@@ -17,7 +18,10 @@ fn window(c: &mut Criterion) {
         let exts = allocator_like(n, MAP_SEED);
         let streams = [
             ("uniform", uniform_queries(&exts, BATCH, 1)),
-            ("sequential", sequential_queries(&exts, BATCH, 2)),
+            (
+                Regime::Sequential.name(),
+                sequential_queries(&exts, BATCH, 2),
+            ),
         ];
         let mut g = c.benchmark_group(format!("window/{n}"));
         budget(&mut g, n);

@@ -36,6 +36,7 @@ use anyhow::{Context, Result};
 use ext4::{Extent, Fs};
 use predictor::error::Chain;
 use predictor::index::choose::Chosen;
+use predictor::regime::Regime;
 use predictor::synth::{in_orders, sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
@@ -445,9 +446,9 @@ pub fn run(args: &Args) -> Result<()> {
             "structure",
             "bytes",
             "B/ext",
-            "warm-shared",
-            "cold-evicted",
-            "sequential"
+            Regime::WarmShared.name(),
+            Regime::ColdEvicted.name(),
+            Regime::Sequential.name()
         );
     }
     for (path, inode, extents) in files {

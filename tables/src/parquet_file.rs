@@ -117,8 +117,8 @@ const BATCH: usize = 1 << 16;
 /// The decoder asserts on some malformed pages instead of returning an error (an RLE run whose
 /// length runs past ten bytes, found by the `trace_file` fuzz target): a panic inside it is this
 /// file's error, not the program's. Nothing outlives the call, so no state is left half-made.
-pub(crate) fn read(path: &Path) -> Result<Vec<(String, Read)>, ParquetError> {
-    std::panic::catch_unwind(|| read_columns(path)).unwrap_or_else(|panic| {
+pub(crate) fn read(file: File) -> Result<Vec<(String, Read)>, ParquetError> {
+    std::panic::catch_unwind(|| read_columns(file)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
             .map(String::as_str)
@@ -130,8 +130,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(String, Read)>, ParquetError> {
     })
 }
 
-fn read_columns(path: &Path) -> Result<Vec<(String, Read)>, ParquetError> {
-    let file = File::open(path).map_err(|e| ParquetError::External(Box::new(e)))?;
+fn read_columns(file: File) -> Result<Vec<(String, Read)>, ParquetError> {
     let reader = SerializedFileReader::new(file)?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let mut out: Vec<(String, Read)> = Vec::new();

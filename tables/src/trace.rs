@@ -24,6 +24,14 @@ pub enum TraceFileError {
         /// What failed.
         source: Error,
     },
+    /// The file cannot be opened.
+    #[error("opening trace {path}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The file is not Parquet, or not a table with the trace's columns.
     #[error("{path}: not a trace table: {reason}")]
     Format {
@@ -79,7 +87,11 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceFileError> {
         path: path.to_path_buf(),
         reason,
     };
-    let mut columns: HashMap<String, Read> = parquet_file::read(path)
+    let file = std::fs::File::open(path).map_err(|source| TraceFileError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut columns: HashMap<String, Read> = parquet_file::read(file)
         .map_err(|e| format(e.to_string()))?
         .into_iter()
         .collect();

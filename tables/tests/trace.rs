@@ -122,6 +122,13 @@ fn rows_that_are_not_a_trace_are_errors_naming_the_row() {
 #[test]
 fn a_file_that_is_not_parquet_or_lacks_a_column_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.parquet");
+    match read_trace(&missing) {
+        Err(e @ TraceFileError::Open { .. }) => {
+            assert!(e.to_string().contains("missing.parquet"), "{e}")
+        }
+        other => panic!("a missing file gave {other:?}"),
+    }
     let junk = dir.path().join("junk.parquet");
     std::fs::write(&junk, b"PAR1 this is not a table PAR1").unwrap();
     assert!(matches!(

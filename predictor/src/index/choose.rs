@@ -190,10 +190,11 @@ pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelEr
             }
         },
     }
-    let compact = CompactIndex::new(exts)?;
+    // A map of at most one extent (most files) is the compact index's one-extent form, held
+    // in the header: nothing to build.
     push(match exts {
         [] | [_] => ChosenIndex::Small(exts.first().copied()),
-        _ => ChosenIndex::Compact(Box::new(compact)),
+        _ => ChosenIndex::Compact(Box::new(CompactIndex::new(exts)?)),
     });
     push(ChosenIndex::Learned(Box::new(LearnedIndex::fit(
         exts,
