@@ -19,7 +19,7 @@ use predictor::regime::Regime;
 use predictor::synth::{allocator_like, in_orders, sequential_queries, uniform_queries};
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
-    RangeMapIndex, SortedIndex, XfsIextIndex,
+    RangeMapIndex, SortedIndex, Structure, XfsIextIndex,
 };
 
 /// Warm-regime streams: one structure, its batches taken in turn (the same blocks in other
@@ -74,24 +74,36 @@ fn bench_structures(
         LearnedIndex::fit(exts, &FitParams::default())
             .unwrap_or_else(|e| or_panic("fitting the map", &e))
     };
-    bench_structure(g, "learned", fit, warm, cold_keys);
+    bench_structure(g, Structure::Learned.name(), fit, warm, cold_keys);
     let compact =
         || CompactIndex::new(exts).unwrap_or_else(|e| or_panic("building the compact index", &e));
-    bench_structure(g, "learned-compact", compact, warm, cold_keys);
+    bench_structure(g, Structure::Compact.name(), compact, warm, cold_keys);
     bench_structure(
         g,
-        "sorted",
+        Structure::Sorted.name(),
         || SortedIndex::new(exts.to_vec()),
         warm,
         cold_keys,
     );
-    bench_structure(g, "btree", || BTreeIndex::new(exts), warm, cold_keys);
-    bench_structure(g, "rangemap", || RangeMapIndex::new(exts), warm, cold_keys);
+    bench_structure(
+        g,
+        Structure::Btree.name(),
+        || BTreeIndex::new(exts),
+        warm,
+        cold_keys,
+    );
+    bench_structure(
+        g,
+        Structure::RangeMap.name(),
+        || RangeMapIndex::new(exts),
+        warm,
+        cold_keys,
+    );
     // The kernel-style in-core extent tree, XFS's 16-byte records and fuse-iomap's 32-byte ones.
-    let xfs = || XfsIextIndex::new(exts).unwrap_or_else(|e| or_panic("the xfs16 iext tree", &e));
-    bench_structure(g, "iext16", xfs, warm, cold_keys);
-    let fuse = || FuseIextIndex::new(exts).unwrap_or_else(|e| or_panic("the fuse32 iext tree", &e));
-    bench_structure(g, "iext32", fuse, warm, cold_keys);
+    let xfs = || XfsIextIndex::new(exts).unwrap_or_else(|e| or_panic("the iext16 tree", &e));
+    bench_structure(g, Structure::Iext16.name(), xfs, warm, cold_keys);
+    let fuse = || FuseIextIndex::new(exts).unwrap_or_else(|e| or_panic("the iext32 tree", &e));
+    bench_structure(g, Structure::Iext32.name(), fuse, warm, cold_keys);
 }
 
 fn synthetic(c: &mut Criterion) {
@@ -144,7 +156,7 @@ fn real(c: &mut Criterion) {
         bench_structures(&mut g, &f.extents, &streams, &uniform);
         bench_warm(
             &mut g,
-            "ondisk",
+            Structure::Ondisk.name(),
             &OnDiskIndex::new(f.fs.clone(), f.inode.clone()),
             &streams,
         );

@@ -6,7 +6,7 @@ use predictor::alloc::counted;
 use predictor::synth::allocator_like;
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex,
-    SortedIndex, XfsIextIndex,
+    SortedIndex, Structure, XfsIextIndex,
 };
 
 #[global_allocator]
@@ -70,12 +70,12 @@ fn main() {
         "model",
         "model+keys",
         "learned(all)",
-        "sorted",
-        "btree",
-        "rangemap",
-        "iext16",
-        "iext32",
-        "compact"
+        Structure::Sorted.name(),
+        Structure::Btree.name(),
+        Structure::RangeMap.name(),
+        Structure::Iext16.name(),
+        Structure::Iext32.name(),
+        Structure::Compact.name()
     );
     for &n in sizes {
         let exts = allocator_like(n, benches::MAP_SEED);
@@ -85,19 +85,31 @@ fn main() {
             panic!("fitting a synthetic map failed")
         };
         let (sorted_b, s) = measure(|| SortedIndex::new(exts.clone()));
-        check_own_account("sorted", n, s.heap_bytes(), sorted_b, true);
+        check_own_account(Structure::Sorted.name(), n, s.heap_bytes(), sorted_b, true);
         drop(s);
         let (btree_b, b) = measure(|| BTreeIndex::new(&exts));
-        check_own_account("btree", n, b.heap_bytes(), btree_b, false);
+        check_own_account(Structure::Btree.name(), n, b.heap_bytes(), btree_b, false);
         drop(b);
         let (range_b, r) = measure(|| RangeMapIndex::new(&exts));
-        check_own_account("rangemap", n, r.heap_bytes(), range_b, false);
+        check_own_account(
+            Structure::RangeMap.name(),
+            n,
+            r.heap_bytes(),
+            range_b,
+            false,
+        );
         drop(r);
         let (compact_b, c) = measure(|| CompactIndex::new(&exts));
         let Ok(c) = c else {
             panic!("building the compact index of a synthetic map failed")
         };
-        check_own_account("compact", n, c.heap_bytes(), compact_b, true);
+        check_own_account(
+            Structure::Compact.name(),
+            n,
+            c.heap_bytes(),
+            compact_b,
+            true,
+        );
         drop(c);
         let iext16_b = iext_bytes(|| XfsIextIndex::new(&exts));
         let iext32_b = iext_bytes(|| FuseIextIndex::new(&exts));

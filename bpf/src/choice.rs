@@ -69,7 +69,7 @@ impl TierChoice {
             .map_or_else(|| self.stack.help(), |e| e.2)
     }
 
-    /// The choice named `name` (or [`Tier::LEARNED_ALIAS`]).
+    /// The choice named `name` (or one of [`Tier::ALIASES`]).
     pub fn from_name(name: &str) -> Option<Self> {
         IN_KERNEL
             .iter()

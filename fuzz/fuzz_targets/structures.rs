@@ -13,7 +13,7 @@ use predictor::index::{check_extents, XfsIextIndex};
 use predictor::model::FitParams;
 use predictor::{
     BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
-    SortedIndex,
+    SortedIndex, Structure,
 };
 
 /// Bytes per fuzzed extent: gap before it (u16, scaled by a per-map shift), length (u16),
@@ -79,22 +79,25 @@ fuzz_target!(|data: &[u8]| {
     let reference = SortedIndex::new(exts.clone());
 
     let mut exact: Vec<(&str, Box<dyn ExtentIndex>)> = vec![
-        ("btree", Box::new(BTreeIndex::new(&exts))),
-        ("rangemap", Box::new(RangeMapIndex::new(&exts))),
+        (Structure::Btree.name(), Box::new(BTreeIndex::new(&exts))),
         (
-            "iext32",
+            Structure::RangeMap.name(),
+            Box::new(RangeMapIndex::new(&exts)),
+        ),
+        (
+            Structure::Iext32.name(),
             Box::new(FuseIextIndex::new(&exts).expect("iext32 holds any map")),
         ),
     ];
     let tree = XfsIextIndex::new(&exts).ok();
     if let Some(t) = &tree {
-        exact.push(("iext16", Box::new(t.clone())));
+        exact.push((Structure::Iext16.name(), Box::new(t.clone())));
     }
     let compact = CompactIndex::new(&exts).expect("compact builds any map");
     let model = compact.model();
-    exact.push(("compact", Box::new(compact)));
+    exact.push((Structure::Compact.name(), Box::new(compact)));
     exact.push((
-        "learned",
+        Structure::Learned.name(),
         Box::new(LearnedIndex::fit(&exts, &FitParams::default()).expect("learned fits any map")),
     ));
     let (chosen, index) = choose_index(&exts).expect("a choice for any map");

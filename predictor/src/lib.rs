@@ -44,7 +44,7 @@ pub use fingerprint::fingerprint;
 pub use index::{
     BTreeIndex, CompactForm, CompactIndex, CompactLayout, CompactShape, ExtentIndex, FuseIextIndex,
     IextIndex, LearnedIndex, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout,
-    RangeMapIndex, SortedIndex, XfsIextIndex,
+    RangeMapIndex, SortedIndex, Structure, XfsIextIndex,
 };
 pub use mapping::{
     FuseIomapIo, Mapping, MappingType, Op, Query, Request, NULL_ADDR, OP_REPORT, OP_WRITING,

@@ -158,7 +158,7 @@ fn every_tier_equals_ondisk_on_every_image() {
             ("btree", build(&fs, Tier::Btree, Models::None)),
             ("sorted", build(&fs, Tier::Sorted, Models::None)),
             ("rangemap", build(&fs, Tier::RangeMap, Models::None)),
-            ("iext (fuse32)", build(&fs, Tier::Iext, Models::None)),
+            ("iext32", build(&fs, Tier::Iext, Models::None)),
             ("compact", build(&fs, Tier::Compact, Models::None)),
             ("compact (pack)", compact_from_pack(&fs, &pack, &img.name)),
             ("chosen", build(&fs, Tier::Chosen, Models::None)),

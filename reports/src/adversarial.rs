@@ -164,7 +164,7 @@ fn measure(
             .find(|r| r.structure == name)
             .map_or(f64::NAN, |r| r.ns_warm_shared)
     };
-    let ratio = ns("chosen") / ns("iext16");
+    let ratio = ns("chosen") / ns(predictor::Structure::Iext16.name());
     Ok(MapResult {
         map: found.name.clone(),
         extents: found.extents.len(),

@@ -61,10 +61,10 @@ pub const ORDERS_SEED: u64 = 0x0bde_75ee;
 /// experiments' tables). `iext16` and `iext32` are the kernel-style iext tree with XFS's
 /// 16-byte records and with fuse-iomap's 32-byte `fuse_iomap_io` records.
 pub const RACED: [&str; 6] = [
-    "learned-compact",
+    predictor::Structure::Compact.name(),
     "learned",
-    "iext16",
-    "iext32",
+    predictor::Structure::Iext16.name(),
+    predictor::Structure::Iext32.name(),
     "btree",
     "sorted",
 ];

@@ -67,7 +67,7 @@ enum Command {
     /// Run every experiment on your own ext4 image (opened read-only), or the lookup, memory,
     /// training and population experiments on the files of a mounted file system (--live).
     Run(RunArgs),
-    /// Race every lookup structure (learned-compact, learned, iext16, iext32, btree, sorted)
+    /// Race every lookup structure (compact, learned, iext16, iext32, btree, sorted)
     /// and the per-file choice (chosen: the structure the cost rule picks, named in its form)
     /// on chosen files of an ext4 image (opened read-only): heap bytes counted by the
     /// allocator, median ns per lookup in the regimes warm-shared (uniform queries, the

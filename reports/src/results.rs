@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use predictor::Structure as Id;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use predictor::regime::Regime;
@@ -239,13 +240,13 @@ fn criterion_rows(dir: &Path) -> Result<Vec<LookupRow>> {
 
 /// The structures of the lookup tables, in column order, with their README names.
 const STRUCTURES: [(&str, &str); 7] = [
-    ("learned", "learned"),
-    ("learned-compact", "learned-compact"),
-    ("iext16", "iext16"),
-    ("iext32", "iext32"),
-    ("btree", "BTreeMap"),
-    ("sorted", "sorted array"),
-    ("rangemap", "RangeMap"),
+    (Id::Learned.name(), "learned"),
+    (Id::Compact.name(), "compact"),
+    (Id::Iext16.name(), "iext16"),
+    (Id::Iext32.name(), "iext32"),
+    (Id::Btree.name(), "BTreeMap"),
+    (Id::Sorted.name(), "sorted array"),
+    (Id::RangeMap.name(), "RangeMap"),
 ];
 
 /// The criterion regimes, in row order.
@@ -404,12 +405,12 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
                     get(&group, id, stream).map_or("-".into(), ns)
                 );
             }
-            let base = get(&group, "iext16", stream);
+            let base = get(&group, Id::Iext16.name(), stream);
             let _ = writeln!(
                 md,
                 "{line} {} | {} |",
                 speedup(base, get(&group, "learned", stream)),
-                speedup(base, get(&group, "learned-compact", stream))
+                speedup(base, get(&group, Id::Compact.name(), stream))
             );
         }
     }
@@ -427,7 +428,7 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
              (`imagekit::kernel::DEMO_RECIPES`, built when the script runs as root). Same \
              regimes; the on-disk walk reads the image's tree blocks from the page cache (no \
              `cold-many-files` row). ns per lookup:\n\n\
-             | file | regime | learned | learned-compact | iext16 | BTreeMap | on-disk walk | compact vs iext16 |\n\
+             | file | regime | learned | compact | iext16 | BTreeMap | on-disk walk | compact vs iext16 |\n\
              |---|---|---:|---:|---:|---:|---:|---:|"
         );
         for g in real {
@@ -439,11 +440,14 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
                     "| {} | {stream} | {} | {} | {} | {} | {} | {} |",
                     g.trim_start_matches("real/"),
                     cell("learned"),
-                    cell("learned-compact"),
-                    cell("iext16"),
+                    cell(Id::Compact.name()),
+                    cell(Id::Iext16.name()),
                     cell("btree"),
                     cell("ondisk"),
-                    speedup(get(g, "iext16", stream), get(g, "learned-compact", stream))
+                    speedup(
+                        get(g, Id::Iext16.name(), stream),
+                        get(g, Id::Compact.name(), stream)
+                    )
                 );
             }
         }

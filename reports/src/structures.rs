@@ -3,6 +3,7 @@
 
 use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
+use predictor::Structure as Id;
 use predictor::{
     BTreeIndex, CompactForm, CompactIndex, CompactShape, ExtentIndex, LearnedIndex, OnDiskIndex,
     RangeMapIndex, SortedIndex,
@@ -106,16 +107,16 @@ impl Structure {
 /// The structures, baseline (`btree`) included; figures draw them in this order.
 #[rustfmt::skip]
 pub const STRUCTURES: &[Structure] = &[
-    Structure { name: "learned", label: "learned index (window <= 32)", in_figure: true, color: 0, build: learned_default },
-    Structure { name: "learned-compact", label: "compact learned index (bit-packed, runs)", in_figure: true, color: 10, build: compact },
+    Structure { name: Id::Learned.name(), label: Id::Learned.label(), in_figure: true, color: 0, build: learned_default },
+    Structure { name: Id::Compact.name(), label: Id::Compact.label(), in_figure: true, color: 10, build: compact },
     Structure { name: "learned-w8", label: "learned index (window <= 8)", in_figure: false, color: 8, build: |d| learned_fit(d, 8) },
     Structure { name: "learned-w128", label: "learned index (window <= 128)", in_figure: false, color: 9, build: |d| learned_fit(d, 128) },
-    Structure { name: "btree", label: "BTreeMap", in_figure: true, color: 3, build: |d| Built::plain(BTreeIndex::new(&d.extents)) },
-    Structure { name: "iext32", label: "kernel-style iext tree (32 B fuse_iomap_io records)", in_figure: true, color: 4, build: |d| iext::<FuseRec>(d) },
-    Structure { name: "iext16", label: "kernel-style iext tree (16 B xfs records)", in_figure: false, color: 5, build: |d| iext::<XfsRec>(d) },
-    Structure { name: "rangemap", label: "rangemap::RangeMap", in_figure: true, color: 1, build: |d| Built::plain(RangeMapIndex::new(&d.extents)) },
-    Structure { name: "sorted", label: "sorted array (binary search)", in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
-    Structure { name: "ondisk", label: "on-disk extent-tree walk", in_figure: true, color: 7, build: ondisk },
+    Structure { name: Id::Btree.name(), label: Id::Btree.label(), in_figure: true, color: 3, build: |d| Built::plain(BTreeIndex::new(&d.extents)) },
+    Structure { name: Id::Iext32.name(), label: Id::Iext32.label(), in_figure: true, color: 4, build: |d| iext::<FuseRec>(d) },
+    Structure { name: Id::Iext16.name(), label: Id::Iext16.label(), in_figure: false, color: 5, build: |d| iext::<XfsRec>(d) },
+    Structure { name: Id::RangeMap.name(), label: Id::RangeMap.label(), in_figure: true, color: 1, build: |d| Built::plain(RangeMapIndex::new(&d.extents)) },
+    Structure { name: Id::Sorted.name(), label: Id::Sorted.label(), in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
+    Structure { name: Id::Ondisk.name(), label: Id::Ondisk.label(), in_figure: true, color: 7, build: ondisk },
     // Measured in the kernel (crate::in_kernel), not raced in user space: no userspace build.
     Structure { name: crate::in_kernel::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
     Structure { name: crate::in_kernel::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
@@ -124,7 +125,7 @@ pub const STRUCTURES: &[Structure] = &[
 ];
 
 /// The baseline every speed-up is relative to.
-pub const BASELINE: &str = "btree";
+pub const BASELINE: &str = Id::Btree.name();
 
 /// The learned index as a server would run it: the pack's model for image files (trained by
 /// `predictor::train` with the default window), a default fit for synthetic maps. The BPF

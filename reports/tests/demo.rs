@@ -38,7 +38,7 @@ const STRUCTURES: &[&str] = &[
     "learned",
     "learned-w8",
     "learned-w128",
-    "learned-compact",
+    "compact",
     "btree",
     "iext32",
     "iext16",

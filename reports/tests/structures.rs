@@ -19,13 +19,7 @@ const KEYS: [&str; 8] = [
 ];
 
 const NAMES: [&str; 7] = [
-    "learned-compact",
-    "learned",
-    "iext16",
-    "iext32",
-    "btree",
-    "sorted",
-    "chosen",
+    "compact", "learned", "iext16", "iext32", "btree", "sorted", "chosen",
 ];
 
 /// Runs `reports structures IMAGE ARGS --json --quick`; the parsed lines, or the stderr of a
@@ -122,7 +116,7 @@ fn compact_holds_a_third_of_iext16_on_kernel_allocator_maps() {
         let all = check(&run(&image, &["--min-extents", "1000"]).unwrap_or_else(|e| panic!("{e}")));
         assert!(!all.is_empty(), "{}: no map of 1000 extents", recipe.name());
         for (file, s) in &all {
-            let (c, k) = (s["learned-compact"], s["iext16"]);
+            let (c, k) = (s["compact"], s["iext16"]);
             assert!(
                 3 * c <= k,
                 "{} {file}: compact {c} B against iext16 {k} B",

@@ -15,17 +15,15 @@ use predictor::{
 use bpf::{BpfTier, TierChoice};
 
 /// The `--tier` option of every command: the choices of [`TierChoice::all`], each value with
-/// its help line, the learned tier also accepted under its earlier name
-/// ([`Tier::LEARNED_ALIAS`]).
+/// its help line, and the earlier names of [`Tier::ALIASES`] accepted.
 pub fn tier_parser() -> impl clap::builder::TypedValueParser<Value = TierChoice> {
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
     let values = TierChoice::all().map(|t| {
-        let v = PossibleValue::new(t.name()).help(t.help());
-        if t == TierChoice::from(Tier::Learned) {
-            v.alias(Tier::LEARNED_ALIAS)
-        } else {
-            v
-        }
+        let aliases = Tier::ALIASES
+            .iter()
+            .filter(|(_, a)| TierChoice::from(*a) == t)
+            .map(|(name, _)| *name);
+        PossibleValue::new(t.name()).help(t.help()).aliases(aliases)
     });
     PossibleValuesParser::new(values).try_map(|name: String| name.parse::<TierChoice>())
 }

@@ -45,30 +45,9 @@ pub fn boxed_bytes<T: ExtentIndex>(index: &T) -> usize {
     std::mem::size_of::<T>() + index.heap_bytes()
 }
 
-/// A structure the rule can choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Structure {
-    /// The kernel's iext tree with 16-byte records.
-    Iext16,
-    /// The kernel's iext tree with 32-byte records (maps the 16-byte record cannot hold).
-    Iext32,
-    /// The compact learned index.
-    Compact,
-    /// The learned index.
-    Learned,
-}
-
-impl Structure {
-    /// Name in tables (the names of `reports structures`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Iext16 => "iext16",
-            Self::Iext32 => "iext32",
-            Self::Compact => "learned-compact",
-            Self::Learned => "learned",
-        }
-    }
-}
+/// The structures the rule chooses among: [`Structure::Iext16`] (or [`Structure::Iext32`]),
+/// [`Structure::Compact`] and [`Structure::Learned`].
+pub use super::Structure;
 
 /// One candidate's counted costs.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -42,7 +42,7 @@ use std::fmt::Debug;
 
 use ext4::{BlockMap, Extent};
 
-use super::{check_extents, ExtentIndex, Lookup};
+use super::{check_extents, ExtentIndex, Lookup, Structure};
 use crate::mapping::{FuseIomapIo, MappingType};
 use crate::model::ModelError;
 
@@ -90,7 +90,7 @@ pub enum IextError {
     Unfit {
         /// Index of the extent.
         index: usize,
-        /// The record layout ([`IextRecord::NAME`]).
+        /// The structure of that record layout ([`IextRecord::STRUCTURE`]'s name).
         layout: &'static str,
         /// The field that does not fit.
         unfit: Unfit,
@@ -100,8 +100,9 @@ pub enum IextError {
 /// One leaf record layout. Implemented by [`XfsRec`] and [`FuseRec`]; the tree is generic over
 /// it so both layouts share one implementation and differ only in records per leaf.
 pub trait IextRecord: Copy + Debug + Send + Sync + 'static {
-    /// Short name for benches and reports (`"xfs16"`, `"fuse32"`).
-    const NAME: &'static str;
+    /// The structure a tree of these records is ([`Structure::Iext16`] or
+    /// [`Structure::Iext32`]): its name in benches, reports and errors.
+    const STRUCTURE: Structure;
     /// Records per leaf, computed as the kernel does: `(256 - 16) / size_of::<Self>()`.
     const PER_LEAF: usize = recs_per_leaf(std::mem::size_of::<Self>());
     /// The record array of one leaf, `[Self; PER_LEAF]`. An associated type because stable
@@ -160,7 +161,7 @@ impl XfsRec {
 }
 
 impl IextRecord for XfsRec {
-    const NAME: &'static str = "xfs16";
+    const STRUCTURE: Structure = Structure::Iext16;
     type Recs = [Self; recs_per_leaf(16)];
     const EMPTY_RECS: Self::Recs = [Self { lo: 0, hi: 0 }; recs_per_leaf(16)];
 
@@ -222,7 +223,7 @@ impl IextRecord for XfsRec {
 pub type FuseRec = FuseIomapIo;
 
 impl IextRecord for FuseRec {
-    const NAME: &'static str = "fuse32";
+    const STRUCTURE: Structure = Structure::Iext32;
     type Recs = [Self; recs_per_leaf(32)];
     const EMPTY_RECS: Self::Recs = [FuseIomapIo {
         offset: 0,
@@ -360,7 +361,7 @@ pub struct IextIndex<R: IextRecord> {
 /// The XFS layout: 16-byte packed records, 15 per leaf.
 pub type XfsIextIndex = IextIndex<XfsRec>;
 /// The fuse-iomap mapping cache's layout: 32-byte `fuse_iomap_io` records, 7 per leaf. The
-/// tier stack's `iext` tier uses this one.
+/// tier stack's `iext32` tier uses this one.
 pub type FuseIextIndex = IextIndex<FuseRec>;
 
 impl<R: IextRecord> IextIndex<R> {
@@ -381,7 +382,7 @@ impl<R: IextRecord> IextIndex<R> {
         let pack = |(i, e): (usize, &Extent)| {
             R::pack(e).map_err(|unfit| IextError::Unfit {
                 index: i,
-                layout: R::NAME,
+                layout: R::STRUCTURE.name(),
                 unfit,
             })
         };
@@ -742,7 +743,7 @@ mod tests {
             Err(e @ IextError::Unfit { index: 1, .. }) => {
                 let msg = e.to_string();
                 assert!(
-                    msg.contains("physical block") && msg.contains("xfs16"),
+                    msg.contains("physical block") && msg.contains("iext16"),
                     "{msg}"
                 );
             }
@@ -784,7 +785,7 @@ mod tests {
         } else {
             (t.leaf_count() + t.inner_count()) * NODE_SIZE
         };
-        assert_eq!(t.heap_bytes(), bytes, "{} n={n}", R::NAME);
+        assert_eq!(t.heap_bytes(), bytes, "{} n={n}", R::STRUCTURE);
         assert_eq!(t.extents(), exts);
         let sorted = SortedIndex::new(exts.clone());
         let mut qs = vec![0, 9, u32::MAX];
@@ -792,7 +793,7 @@ mod tests {
             qs.extend([e.lblk - 1, e.lblk, e.lblk + 2, e.lblk + 3]);
         }
         for q in qs {
-            assert_eq!(t.find(q), sorted.find(q), "{} n={n} q={q}", R::NAME);
+            assert_eq!(t.find(q), sorted.find(q), "{} n={n} q={q}", R::STRUCTURE);
         }
         t
     }

@@ -12,6 +12,7 @@ mod learned;
 mod radix;
 mod range;
 mod sorted;
+mod structure;
 
 pub use btree::BTreeIndex;
 pub use changing::{ChangedPieces, ChangingIndex, MapSource, Rebuilt};
@@ -23,6 +24,7 @@ pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIext
 pub use learned::{LearnedIndex, LearnedSegment};
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
+pub use structure::Structure;
 
 use ext4::{BlockMap, Extent};
 use livefs::trace::FileMap;

@@ -56,38 +56,38 @@ impl Tier {
     pub const VOCABULARY: [(Tier, &'static str, &'static str); 8] = [
         (
             Self::Learned,
-            "learned",
+            Structure::Learned.name(),
             "learned model per file, verified; falls back to the B-tree, then the on-disk walk",
         ),
         (
             Self::Btree,
-            "btree",
+            Structure::Btree.name(),
             "in-memory B-tree (BTreeMap) of each file's extents, then the on-disk walk",
         ),
         (
             Self::Ondisk,
-            "ondisk",
+            Structure::Ondisk.name(),
             "walk the image's extent tree for every lookup (what fuse2fs does)",
         ),
         (
             Self::Sorted,
-            "sorted",
+            Structure::Sorted.name(),
             "binary search over each file's sorted extent array (for experiments)",
         ),
         (
             Self::RangeMap,
-            "rangemap",
+            Structure::RangeMap.name(),
             "rangemap::RangeMap per file (for experiments)",
         ),
         (
             Self::Iext,
-            "iext",
+            Structure::Iext32.name(),
             "kernel-style in-core extent tree with fuse-iomap's 32-byte records (what the \
              kernel's own mapping cache would answer from), then the on-disk walk",
         ),
         (
             Self::Compact,
-            "compact",
+            Structure::Compact.name(),
             "compact learned index per file (packed extents addressed by fitted lines, \
              arithmetic runs; a few bytes per extent), fitted at start-up; then the on-disk walk",
         ),
@@ -111,8 +111,9 @@ impl Tier {
         all
     };
 
-    /// An earlier name of [`Tier::Learned`], still accepted by [`Tier::from_name`].
-    pub const LEARNED_ALIAS: &'static str = "predictor";
+    /// Earlier names, still accepted by [`Tier::from_name`].
+    pub const ALIASES: [(&'static str, Tier); 2] =
+        [("predictor", Self::Learned), ("iext", Self::Iext)];
 
     fn entry(self) -> (Tier, &'static str, &'static str) {
         Self::VOCABULARY
@@ -132,10 +133,10 @@ impl Tier {
         self.entry().2
     }
 
-    /// The tier named `name` (or [`Tier::LEARNED_ALIAS`]).
+    /// The tier named `name` (or one of [`Tier::ALIASES`]).
     pub fn from_name(name: &str) -> Option<Self> {
-        if name == Self::LEARNED_ALIAS {
-            return Some(Self::Learned);
+        if let Some((_, t)) = Self::ALIASES.iter().find(|(a, _)| *a == name) {
+            return Some(*t);
         }
         Self::VOCABULARY
             .iter()
@@ -211,14 +212,14 @@ impl TierKind {
     /// `tier` field; 0 means none), written once. Codes are part of the protocol: never reuse
     /// or renumber one.
     const VOCABULARY: [(TierKind, &'static str, u16); 8] = [
-        (Self::Learned, "learned", 1),
-        (Self::Btree, "btree", 2),
-        (Self::Sorted, "sorted", 3),
-        (Self::RangeMap, "rangemap", 4),
-        (Self::Ondisk, "ondisk", 5),
+        (Self::Learned, Structure::Learned.name(), 1),
+        (Self::Btree, Structure::Btree.name(), 2),
+        (Self::Sorted, Structure::Sorted.name(), 3),
+        (Self::RangeMap, Structure::RangeMap.name(), 4),
+        (Self::Ondisk, Structure::Ondisk.name(), 5),
         (Self::Iext, "iext", 6),
         (Self::Front, "front", 7),
-        (Self::Compact, "compact", 8),
+        (Self::Compact, Structure::Compact.name(), 8),
     ];
 
     fn entry(self) -> (TierKind, &'static str, u16) {
@@ -293,6 +294,11 @@ impl MemIndex {
                     Structure::Compact => TierKind::Compact,
                     Structure::Learned => TierKind::Learned,
                     Structure::Iext16 | Structure::Iext32 => TierKind::Iext,
+                    // Never chosen (the rule's candidates are the three above).
+                    Structure::Btree => TierKind::Btree,
+                    Structure::RangeMap => TierKind::RangeMap,
+                    Structure::Sorted => TierKind::Sorted,
+                    Structure::Ondisk => TierKind::Ondisk,
                 },
             ),
             MemIndex::Compact(i) => (i, TierKind::Compact),
@@ -628,6 +634,8 @@ mod tests {
         let names: Vec<&str> = Tier::VOCABULARY.iter().map(|(_, n, _)| *n).collect();
         assert_eq!(names.len(), Tier::ALL.len());
         assert_eq!("predictor".parse::<Tier>(), Ok(Tier::Learned));
+        assert_eq!("iext".parse::<Tier>(), Ok(Tier::Iext));
+        assert_eq!(Tier::Iext.name(), Structure::Iext32.name());
         assert!("nope".parse::<Tier>().is_err());
         // A tier of one structure shares its name with the TierKind that answers for it.
         assert_eq!(Tier::Learned.name(), TierKind::Learned.name());

@@ -118,9 +118,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
          ({lo:.2}x-{hi:.2}x).",
         measured.len(),
         budget.extents,
-        worst("learned-compact"),
+        worst(predictor::Structure::Compact.name()),
         worst("learned"),
-        worst("iext16"),
+        worst(predictor::Structure::Iext16.name()),
         measured.len(),
     );
     let _ = writeln!(body, "\n{line}");

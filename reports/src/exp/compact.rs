@@ -1,4 +1,4 @@
-//! Figure 9's question, in a table: the compact learned mapping (`learned-compact`) against the
+//! Figure 9's question, in a table: the compact learned mapping (`compact`) against the
 //! kernel's own cache structure (the iext tree with XFS's 16-byte records, `iext16`), per group
 //! of maps, in memory and in time (`warm-shared`, `cold-evicted`, `sequential`), with every other
 //! structure of `reports structures` beside them. One [`crate::compare::measure`] per file.
@@ -17,8 +17,8 @@ use crate::table::Table;
 pub const MIN_EXTENTS: usize = 1_000;
 
 /// The structure under test and the one every ratio is against.
-const COMPACT: &str = "learned-compact";
-const KERNEL: &str = "iext16";
+const COMPACT: &str = predictor::Structure::Compact.name();
+const KERNEL: &str = predictor::Structure::Iext16.name();
 
 /// Maps the kernel allocator made: the group the compact index is judged on first.
 const KERNEL_MAPS: &str = "maps made by the kernel allocator";

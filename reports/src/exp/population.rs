@@ -30,10 +30,10 @@ use crate::timing::{race, Summary};
 /// forms and the iext tree (`predictor::index::choose`, what `--tier chosen` holds).
 const COSTED: [&str; 6] = [
     "learned",
-    "iext16",
-    "iext32",
+    predictor::Structure::Iext16.name(),
+    predictor::Structure::Iext32.name(),
     "btree",
-    "learned-compact",
+    predictor::Structure::Compact.name(),
     CHOSEN,
 ];
 
@@ -43,7 +43,7 @@ const CHOSEN: &str = "chosen";
 
 /// The kernel's structure every ratio is against: fuse-iomap's cache (iext tree, 32-byte
 /// `fuse_iomap_io` records).
-const KERNEL: &str = "iext32";
+const KERNEL: &str = predictor::Structure::Iext32.name();
 
 /// Model shapes, in table column order.
 const KINDS: [predictor::model::ModelKind; 4] = [
@@ -535,7 +535,7 @@ fn summary(name: &str, all: &[ClassStats]) -> Vec<String> {
         .sum();
     let idx = |n: &str| COSTED.iter().position(|s| *s == n).unwrap_or(0);
     let (l, kern) = (Choice::Fixed(idx("learned")), Choice::Fixed(idx(KERNEL)));
-    let compact = Choice::Fixed(idx("learned-compact"));
+    let compact = Choice::Fixed(idx(predictor::Structure::Compact.name()));
     let heap = |choice| heap_bytes(all, choice);
     let mut line = format!(
         "Population ({name}): {files} files, {:.2}% of them with one extent; files with more than 100 extents hold {:.1}% of the bytes.",
@@ -657,16 +657,16 @@ fn body(rows: &[(&str, &[ClassStats])], samples: usize) -> String {
                 c.extents,
                 models.join(", "),
                 ns("learned"),
-                ns("learned-compact"),
+                ns(predictor::Structure::Compact.name()),
                 ns(CHOSEN),
-                ns("iext32"),
-                ns("iext16"),
+                ns(predictor::Structure::Iext32.name()),
+                ns(predictor::Structure::Iext16.name()),
                 ns("btree"),
                 c.fastest().map_or("-", |s| COSTED[s]),
                 bpe("learned"),
-                bpe("learned-compact"),
+                bpe(predictor::Structure::Compact.name()),
                 bpe(CHOSEN),
-                bpe("iext32"),
+                bpe(predictor::Structure::Iext32.name()),
             );
         }
         let _ = write!(

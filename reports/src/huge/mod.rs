@@ -288,7 +288,10 @@ fn markdown(r: &Row) -> String {
     );
     s += "| structure | bytes | B/extent | build s | extents/s | warm-shared ns | cold-evicted ns | checked | wrong |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-    for (name, b) in [("learned-compact", &r.compact), ("iext16", &r.iext16)] {
+    for (name, b) in [
+        (predictor::Structure::Compact.name(), &r.compact),
+        (predictor::Structure::Iext16.name(), &r.iext16),
+    ] {
         s += &format!(
             "| {name} | {} | {:.2} | {:.2} | {:.3e} | {:.1} | {:.1} | {} | {} |\n",
             b.bytes,

@@ -1,4 +1,4 @@
-//! The compact learned index (`learned-compact`): a file's exact extent map in a few bytes per
+//! The compact learned index (`compact`): a file's exact extent map in a few bytes per
 //! extent, addressed by a learned model, so the map a kernel cache would hold in 16-byte iext
 //! records fits in a fraction of the memory and a lookup touches a handful of cache lines.
 //!
