@@ -23,8 +23,9 @@
 //! - `type` is `FUSE_IOMAP_TYPE_*` (HOLE 0, MAPPED 2, UNWRITTEN 3); `addr` is
 //!   `FUSE_IOMAP_NULL_ADDR` (`u64::MAX`) for holes; `flags` and `dev` are 0. Only the read
 //!   mapping of `fuse_iomap_begin_out` is sent: nothing is ever written.
-//! - `tier`: 0 none (error), then the wire code of [`TierKind`] (1 learned, 2 btree, 3 sorted,
-//!   4 rangemap, 5 ondisk, 6 iext, 7 front, 8 compact).
+//! - `tier`: 0 none (error), else the [`TierKind::code`] of the structure that answered (7,
+//!   `front`, is a tier in front of the stack). [`summary`] lists every code of the protocol
+//!   from its tables (the `--help` of `server serve`).
 //! - A record that cannot be answered gets a non-zero [`Status`] and a zero mapping; the other
 //!   records of the batch and the connection carry on. A bad header gets a reply header with a
 //!   non-zero [`HeaderStatus`] and no records, and the server closes that connection (the
@@ -89,19 +90,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, by code.
+    pub const ALL: [Status; 8] = [
+        Status::Ok,
+        Status::Malformed,
+        Status::UnknownInode,
+        Status::PastEof,
+        Status::InlineData,
+        Status::ReadOnly,
+        Status::OutOfRange,
+        Status::Corrupt,
+    ];
+
     /// Decodes a status word (unknown values are `None`).
     pub fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            0 => Status::Ok,
-            1 => Status::Malformed,
-            2 => Status::UnknownInode,
-            3 => Status::PastEof,
-            4 => Status::InlineData,
-            5 => Status::ReadOnly,
-            6 => Status::OutOfRange,
-            7 => Status::Corrupt,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| *s as u32 == v)
     }
 
     /// A short description for messages.
@@ -140,19 +143,90 @@ pub enum HeaderStatus {
 }
 
 impl HeaderStatus {
+    /// Every header status, by code.
+    pub const ALL: [HeaderStatus; 7] = [
+        HeaderStatus::Ok,
+        HeaderStatus::BadMagic,
+        HeaderStatus::BadVersion,
+        HeaderStatus::TooMany,
+        HeaderStatus::Truncated,
+        HeaderStatus::BadHeader,
+        HeaderStatus::Busy,
+    ];
+
     /// Decodes a header status (unknown values are `None`).
     pub fn from_u16(v: u16) -> Option<Self> {
-        Some(match v {
-            0 => HeaderStatus::Ok,
-            1 => HeaderStatus::BadMagic,
-            2 => HeaderStatus::BadVersion,
-            3 => HeaderStatus::TooMany,
-            4 => HeaderStatus::Truncated,
-            5 => HeaderStatus::BadHeader,
-            6 => HeaderStatus::Busy,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| *s as u16 == v)
     }
+
+    /// A short description for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HeaderStatus::Ok => "ok",
+            HeaderStatus::BadMagic => "bad magic",
+            HeaderStatus::BadVersion => "bad version",
+            HeaderStatus::TooMany => "too many records",
+            HeaderStatus::Truncated => "truncated",
+            HeaderStatus::BadHeader => "bad header",
+            HeaderStatus::Busy => "busy (the connection is then closed)",
+        }
+    }
+}
+
+/// The protocol in a screen of plain text, built from the constants and code tables above (the
+/// `--help` of `server serve`), so the codes it lists are the codes the server sends.
+pub fn summary() -> String {
+    let types: Vec<String> = MappingType::ALL
+        .iter()
+        .map(|t| format!("{} {}", t.code(), t.name()))
+        .collect();
+    let tiers: Vec<String> = TierKind::ALL
+        .iter()
+        .map(|k| format!("{} {}", k.code(), k.name()))
+        .collect();
+    let status: Vec<String> = Status::ALL
+        .iter()
+        .map(|s| format!("{} {}", *s as u32, s.describe()))
+        .collect();
+    let header: Vec<String> = HeaderStatus::ALL
+        .iter()
+        .map(|s| format!("{} {}", *s as u16, s.describe()))
+        .collect();
+    format!(
+        "Protocol (little-endian; the `predictor::wire` module documents it):
+  request = header + N x fuse_iomap_begin_in
+    header: magic \"IOMQ\" u32 | version u16 = {VERSION} | flags u16 = 0 | N u32 (<= {MAX_RECORDS}) | 0 u32
+    record: opflags u32 | 0 u32 | ino u64 | pos u64 | count u64
+  reply   = header + N x record
+    header: magic \"IOMR\" u32 | version u16 = {VERSION} | status u16 | N u32 | 0 u32
+    record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
+            dev u32 | status u32 | tier u16 | 0 u16
+  opflags: REPORT ({OP_REPORT:#x}) maps past EOF, without it a read; the writing bits
+    ({OP_WRITING:#x}) are refused
+{}{}{}{}",
+        wrapped("type", &types),
+        wrapped("tier (the structure that answered; 0 none)", &tiers),
+        wrapped("record status", &status),
+        wrapped("header status", &header),
+    )
+}
+
+/// `  label: a, b, c` as lines of at most 96 columns, continuation lines indented.
+fn wrapped(label: &str, items: &[String]) -> String {
+    let mut out = String::new();
+    let mut line = format!("  {label}:");
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i + 1 < items.len() { "," } else { "" };
+        if line.len() + 1 + item.len() + sep.len() > 96 {
+            out += &line;
+            out.push('\n');
+            line = "   ".to_string();
+        }
+        line += &format!(" {item}{sep}");
+    }
+    out += &line;
+    out.push('\n');
+    out
 }
 
 /// One query, as `struct fuse_iomap_begin_in`: on the socket (little-endian, [`BeginIn::encode`])
@@ -480,6 +554,30 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_summary_lists_every_code_from_its_table() {
+        let text = summary();
+        for s in Status::ALL {
+            assert!(
+                text.contains(&format!("{} {}", s as u32, s.describe())),
+                "{s:?}"
+            );
+        }
+        for s in HeaderStatus::ALL {
+            assert!(
+                text.contains(&format!("{} {}", s as u16, s.describe())),
+                "{s:?}"
+            );
+        }
+        for k in TierKind::ALL {
+            assert!(
+                text.contains(&format!("{} {}", k.code(), k.name())),
+                "{k:?}"
+            );
+        }
+        assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+    }
     use super::*;
     use std::io::Cursor;
 

@@ -22,23 +22,7 @@ use predictor::wire::{self, BeginIn, HeaderStatus, Reply, Status, WireError};
 
 /// Arguments of `server serve`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "\
-Protocol (little-endian; details in the server crate's `wire` module):
-  request = header + N x fuse_iomap_begin_in
-    header: magic \"IOMQ\" u32 | version u16 = 1 | flags u16 = 0 | N u32 (<= 65536) | 0 u32
-    record: opflags u32 | 0 u32 | ino u64 | pos u64 | count u64
-  reply   = header + N x record
-    header: magic \"IOMR\" u32 | version u16 = 1 | status u16 | N u32 | 0 u32
-    record: offset u64 | length u64 | addr u64 (u64::MAX: hole) | type u16 | flags u16 |
-            dev u32 | status u32 | tier u16 | 0 u16
-  type: 0 HOLE, 2 MAPPED, 3 UNWRITTEN.  tier: 1 learned, 2 btree, 3 sorted, 4 rangemap,
-  5 ondisk, 6 iext, 7 front (the BPF program), 8 compact.  opflags: REPORT (bit 2) maps past EOF; without it a read.
-  record status: 0 ok, 1 malformed, 2 unknown inode, 3 read past EOF, 4 inline data,
-  5 read-only, 6 out of range, 7 corrupt.  header status: 0 ok, 1 bad magic, 2 bad version,
-  3 too many records, 4 truncated, 5 bad header, 6 busy (the connection is then closed).
-
-Ctrl-C or SIGTERM stops the service and removes the socket; SIGUSR1 writes --stats-json.
-Client: server query --socket PATH --ino N --pos BYTES")]
+#[command(after_help = help())]
 pub struct ServeArgs {
     /// The ext4 image, read-only.
     image: PathBuf,
@@ -70,6 +54,15 @@ pub struct ServeArgs {
     /// Close a connection that sends nothing for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
+}
+
+/// The `--help` epilogue: the protocol (from its own code tables) and how to stop the service.
+fn help() -> String {
+    format!(
+        "{}\nCtrl-C or SIGTERM stops the service and removes the socket; SIGUSR1 writes \
+         --stats-json.\nClient: server query --socket PATH --ino N --pos BYTES",
+        wire::summary()
+    )
 }
 
 /// Runs `server serve` until SIGINT / SIGTERM.
