@@ -29,6 +29,7 @@
 pub mod abi;
 pub mod check;
 mod choice;
+pub mod form;
 mod grace;
 mod mmap;
 mod slots;
@@ -39,10 +40,8 @@ mod update;
 use std::io;
 
 pub use choice::TierChoice;
-pub use tier::{
-    BpfFile, BpfIndex, BpfTier, Limits, LoadReport, Skip, Spare, Status, VerifierStats,
-    VERIFIER_LIMIT,
-};
+pub use form::{BpfFile, BpfIndex, Skip};
+pub use tier::{BpfTier, Limits, LoadReport, Spare, Status, VerifierStats, VERIFIER_LIMIT};
 pub use update::Replaced;
 
 use predictor::error::Chain;

@@ -4,8 +4,13 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
+
+use aya::maps::Map;
+use aya::Ebpf;
+
+use crate::BpfError;
 
 /// Types an [`MmapArray`] holds.
 ///
@@ -138,4 +143,22 @@ impl<T> Drop for MmapArray<T> {
         // SAFETY: unmapping exactly what `new` mapped; no reference into it outlives self.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
     }
+}
+
+/// The fd of array map `name`.
+fn array_fd<'e>(ebpf: &'e Ebpf, name: &'static str) -> Result<BorrowedFd<'e>, BpfError> {
+    match ebpf.map(name) {
+        Some(Map::Array(data)) => Ok(data.fd().as_fd()),
+        _ => Err(BpfError::Object(format!(
+            "no array map {name} in the object"
+        ))),
+    }
+}
+
+pub(crate) fn mmap<T: Plain>(
+    ebpf: &Ebpf,
+    name: &'static str,
+    len: usize,
+) -> Result<MmapArray<T>, BpfError> {
+    MmapArray::new(array_fd(ebpf, name)?, len).map_err(|source| BpfError::Mmap { name, source })
 }

@@ -25,93 +25,13 @@ use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::Ebpf;
 
 use crate::abi;
+use crate::form::{
+    check_file, entry_of, fill_compact, fill_learned, Array, BpfFile, BpfIndex, Entry, Skip,
+};
 use crate::grace::GracePeriod;
 use crate::mmap::{MmapArray, Plain};
 use crate::slots::Ranges;
-use crate::tier::{check_file, entry_of, fill_compact, fill_learned, BpfFile, Entry, Skip};
 use crate::BpfError;
-
-/// The arrays a file's form takes slots in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Array {
-    Extents,
-    Segs,
-    Radix,
-    Pieces,
-    CBuckets,
-    Words,
-}
-
-impl Array {
-    pub(crate) const ALL: [Array; 6] = [
-        Array::Extents,
-        Array::Segs,
-        Array::Radix,
-        Array::Pieces,
-        Array::CBuckets,
-        Array::Words,
-    ];
-
-    /// The map's name in the object.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Extents => "EXTENTS",
-            Self::Segs => "SEGS",
-            Self::Radix => "RADIX",
-            Self::Pieces => "PIECES",
-            Self::CBuckets => "CBUCKETS",
-            Self::Words => "WORDS",
-        }
-    }
-
-    /// Bytes of one element.
-    pub(crate) fn element_bytes(self) -> u64 {
-        let size = match self {
-            Self::Extents => std::mem::size_of::<abi::Extent>(),
-            Self::Segs => std::mem::size_of::<abi::Seg>(),
-            Self::Radix => std::mem::size_of::<abi::Bucket>(),
-            Self::Pieces => std::mem::size_of::<abi::Piece>(),
-            Self::CBuckets => std::mem::size_of::<abi::CBucket>(),
-            Self::Words => 8,
-        };
-        size as u64
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl Entry {
-    /// The slots the form takes: (array, first, count), three per layout (empty ones too).
-    pub(crate) fn ranges(&self) -> [(Array, u32, u32); 3] {
-        match self {
-            Entry::Learned(f) => [
-                (Array::Extents, f.ext_first, f.ext_count),
-                (Array::Segs, f.seg_first, f.seg_count),
-                (Array::Radix, f.radix_first, f.radix_buckets),
-            ],
-            Entry::Compact(c) => [
-                (Array::Words, c.word_first, c.words),
-                (Array::Pieces, c.piece_first, c.pieces),
-                (Array::CBuckets, c.bucket_first, c.buckets),
-            ],
-        }
-    }
-
-    /// Sets where the form's range in `array` starts.
-    fn set_first(&mut self, array: Array, first: u32) {
-        match (self, array) {
-            (Entry::Learned(f), Array::Extents) => f.ext_first = first,
-            (Entry::Learned(f), Array::Segs) => f.seg_first = first,
-            (Entry::Learned(f), Array::Radix) => f.radix_first = first,
-            (Entry::Compact(c), Array::Words) => c.word_first = first,
-            (Entry::Compact(c), Array::Pieces) => c.piece_first = first,
-            (Entry::Compact(c), Array::CBuckets) => c.bucket_first = first,
-            _ => {}
-        }
-    }
-}
 
 /// The free slots of every array.
 #[derive(Debug, Clone)]
@@ -189,7 +109,7 @@ pub(crate) struct Arrays {
 }
 
 fn mmap<T: Plain>(ebpf: &Ebpf, array: Array, space: &Space) -> Result<MmapArray<T>, BpfError> {
-    crate::tier::mmap(ebpf, array.name(), space.capacity(array) as usize)
+    crate::mmap::mmap(ebpf, array.name(), space.capacity(array) as usize)
 }
 
 impl Arrays {
@@ -206,7 +126,6 @@ impl Arrays {
 
     /// Writes `file`'s form into the slots `entry` names.
     pub(crate) fn write(&self, file: &BpfFile<'_>, entry: &Entry) -> Result<(), BpfError> {
-        use crate::tier::BpfIndex;
         match (entry, file.index) {
             (Entry::Learned(e), BpfIndex::Learned(ix)) => {
                 fill_learned(e, ix, &self.exts, &self.radix, &self.segs)

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use bpf::abi::{Answer, BeginIn};
-use bpf::tier::Entry;
+use bpf::form::Entry;
 use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Status};
 use ext4::Extent;
 use predictor::model::FitParams;

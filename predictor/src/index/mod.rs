@@ -136,29 +136,8 @@ pub(crate) fn search_lines(n: usize, size: usize) -> u32 {
     probes.min(span_lines(0, n * size))
 }
 
-/// Checks what every structure assumes of its input: sorted by `lblk`, non-overlapping,
-/// non-empty extents that end by [`ext4::MAX_LBLK`] (2^32 - 1). The ext4 reader guarantees it; structures built
-/// from other sources (tests, packs) check it once at construction.
-pub fn check_extents(exts: &[Extent]) -> Result<(), crate::model::ModelError> {
-    use crate::model::ModelError;
-    for (i, e) in exts.iter().enumerate() {
-        if e.len == 0 || e.end() > ext4::MAX_LBLK {
-            return Err(ModelError::BadExtents {
-                index: i,
-                what: "empty or past the last addressable block",
-            });
-        }
-        if let Some(prev) = i.checked_sub(1).and_then(|p| exts.get(p)) {
-            if u64::from(e.lblk) < prev.end() {
-                return Err(ModelError::BadExtents {
-                    index: i,
-                    what: "unsorted or overlapping",
-                });
-            }
-        }
-    }
-    Ok(())
-}
+/// What every structure checks of its input (the model's fit checks it too, so it lives there).
+pub use crate::model::check_extents;
 
 #[cfg(test)]
 mod props;

@@ -79,7 +79,7 @@ fn count_work(keys: usize) {
 
 /// Fits a model to an extent map (see [`fit`]).
 pub fn fit_extents(exts: &[Extent], params: &FitParams) -> Result<(Model, FitStats), ModelError> {
-    crate::index::check_extents(exts)?;
+    super::check_extents(exts)?;
     let keys: Vec<u32> = exts.iter().map(|e| e.lblk).collect();
     fit(&keys, params)
 }

@@ -240,6 +240,29 @@ impl Model {
     }
 }
 
+/// Checks what every structure assumes of its input: sorted by `lblk`, non-overlapping,
+/// non-empty extents that end by [`ext4::MAX_LBLK`] (2^32 - 1). The ext4 reader guarantees it; structures built
+/// from other sources (tests, packs) check it once at construction.
+pub fn check_extents(exts: &[ext4::Extent]) -> Result<(), ModelError> {
+    for (i, e) in exts.iter().enumerate() {
+        if e.len == 0 || e.end() > ext4::MAX_LBLK {
+            return Err(ModelError::BadExtents {
+                index: i,
+                what: "empty or past the last addressable block",
+            });
+        }
+        if let Some(prev) = i.checked_sub(1).and_then(|p| exts.get(p)) {
+            if u64::from(e.lblk) < prev.end() {
+                return Err(ModelError::BadExtents {
+                    index: i,
+                    what: "unsorted or overlapping",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Why a model or extent map cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
