@@ -18,7 +18,7 @@ use predictor::{ExtentIndex, SortedIndex};
 
 use crate::compare::{Effort, ORDERS_SEED, WARM_ORDERS};
 use crate::datasets::{Dataset, Source};
-use crate::report::met;
+use crate::rows::met;
 use crate::structures::Built;
 use crate::timing::{race, Summary};
 

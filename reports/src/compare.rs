@@ -41,7 +41,6 @@ use predictor::synth::{in_orders, sequential_queries, uniform_queries};
 use predictor::ExtentIndex;
 
 use crate::datasets::{Dataset, ImageFile, Source};
-use crate::report;
 use crate::structures::{Built, STRUCTURES};
 use crate::timing::{clock_overhead_ns, race, Budget, Summary};
 
@@ -473,7 +472,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn print_row(r: &Row, json: bool) {
-    report::print_row(r, json, |r| {
+    crate::rows::print_row(r, json, |r| {
         format!(
             "{:<32} {:>9} {:<16} {:>12} {:>7.2} {:>12.1} {:>12.1} {:>12.1}  {}\n",
             r.file,

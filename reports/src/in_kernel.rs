@@ -19,18 +19,11 @@ use predictor::error::Chain;
 use predictor::{CompactIndex, LearnedIndex};
 
 use crate::datasets::Dataset;
-use crate::exp::latency::Cell;
-use crate::structures::learned_index;
+use crate::structures::{
+    learned_index, Cell, BPF_COMPACT as COMPACT, BPF_FULL_SEARCH as FULL_SEARCH,
+    BPF_MODEL as MODEL, BPF_NOOP as NOOP,
+};
 use crate::timing::Summary;
-
-/// Structure id of the program with the model.
-pub const MODEL: &str = "bpf";
-/// Structure id of the program searching without the model.
-pub const FULL_SEARCH: &str = "bpf-full";
-/// Structure id of the harness alone.
-pub const NOOP: &str = "bpf-noop";
-/// Structure id of the program evaluating the compact learned index.
-pub const COMPACT: &str = "bpf-compact";
 
 /// A dataset loaded into the program.
 pub struct InKernel {

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use predictor::error::Chain;
 
 use crate::datasets::{self, Dataset, SYNTH_SEED};
+use crate::exp::registry::{self, RUN, SKIPPED};
 use crate::exp::{self, Ctx, Scale, Section};
 use crate::images::{self, LoadedImage};
 use crate::live;
@@ -373,25 +374,28 @@ fn fig1_datasets(
     Ok(sets)
 }
 
-/// Every experiment, in the report's order; and why the BPF tier could not run, if it could not.
+/// Every experiment, in the report's order ([`registry::EXPERIMENTS`]); and why the BPF tier
+/// could not run, if it could not.
+///
+/// They run in the order their inputs need: figure 1's cells feed the headline and the memory
+/// figure; the end-to-end reads feed the read path, and their upcall round trip the cache
+/// section. Those inputs are explicit arguments: each is one value from one experiment, and a
+/// shared results struct would hide which experiment reads what.
 fn experiments(
     ctx: &Ctx<'_>,
     sets: Vec<Dataset>,
     skipped: &mut Vec<(String, String)>,
 ) -> Result<(Vec<Section>, Option<String>)> {
     let live = ctx.live;
-    // Upcalls under the kernel's cache budget first: what decides fuse-iomap's I/O cost. Then
-    // the population: the question for every file, before the most fragmented ones.
-    // (The cache section runs after figure 6, which measures the price of an upcall.)
-    let mut sections: Vec<Section> = vec![exp::population::run(ctx)?];
-    // Then the compact learned mapping against the kernel's structure, per group of maps.
-    sections.push(exp::compact::run(ctx, &sets)?);
-    sections.push(exp::adversarial::run(ctx)?);
+    let mut ran = Ran::default();
+    ran.add("population", exp::population::run(ctx)?)?;
+    ran.add("compact", exp::compact::run(ctx, &sets)?)?;
+    ran.add("adversarial", exp::adversarial::run(ctx)?)?;
     let measured = exp::latency::measure(ctx, &sets);
     skipped.extend(measured.skipped.iter().cloned());
     drop(sets); // the 10^7-extent maps are large; later experiments build their own
-    sections.push(exp::headline::section(&measured.cells));
-    sections.push(exp::latency::section(ctx, &measured)?);
+    ran.add("headline", exp::headline::section(&measured.cells))?;
+    ran.add("latency", exp::latency::section(ctx, &measured)?)?;
 
     let frag = ctx.fragmented();
     // Why the experiments that need an image file cannot run.
@@ -404,9 +408,9 @@ fn experiments(
     match (frag, live_frag) {
         (Some((img, f)), _) => {
             let d = datasets::file_dataset(img, f.ino, &f.path)?;
-            sections.push(exp::cdf::run(ctx, &d)?);
+            ran.add("cdf", exp::cdf::run(ctx, &d)?)?;
         }
-        (None, Some(d)) => sections.push(exp::cdf::run(ctx, &d)?),
+        (None, Some(d)) => ran.add("cdf", exp::cdf::run(ctx, &d)?)?,
         (None, None) => {
             skipped.push(("fig 2".into(), "no file with extents".into()));
             ctx.bar.inc(1);
@@ -416,32 +420,65 @@ fn experiments(
         skipped.push(("fig 3 (tier shares, audit)".into(), no_image.into()));
         ctx.bar.inc(1);
     } else {
-        sections.push(exp::accuracy::run(ctx)?);
+        ran.add("accuracy", exp::accuracy::run(ctx)?)?;
     }
-    sections.push(exp::memory::run(ctx, &measured.cells)?);
-    let (e2e_section, e2e) = match frag {
+    ran.add("memory", exp::memory::run(ctx, &measured.cells)?)?;
+    let e2e = match frag {
         Some((img, f)) => {
             let (s, e) = exp::endtoend::run(ctx, img, f)?;
-            (Some(s), Some(e))
+            ran.add("endtoend", s)?;
+            ran.add("readpath", exp::readpath::run(ctx, img, f, &e)?)?;
+            Some(e)
         }
         None => {
             skipped.push(("fig 5, fig 6".into(), no_image.into()));
             ctx.bar.inc(6);
-            (None, None)
+            None
         }
     };
-    if let (Some((img, f)), Some(e2e)) = (frag, &e2e) {
-        sections.push(exp::readpath::run(ctx, img, f, e2e)?);
-    }
+    // The cache section runs after figure 6, which measures the price of an upcall.
     let round_trip = e2e
         .as_ref()
         .and_then(|e| e.random(&ours("learned")))
         .and_then(|r| r.latencies.summary())
         .map(|s| s.median);
-    sections.insert(0, exp::cache::run(ctx, round_trip)?);
-    sections.extend(e2e_section);
-    sections.push(exp::training::run(ctx)?);
-    Ok((sections, measured.bpf_unavailable))
+    ran.add("cache", exp::cache::run(ctx, round_trip)?)?;
+    ran.add("training", exp::training::run(ctx)?)?;
+    Ok((ran.in_report_order(), measured.bpf_unavailable))
+}
+
+/// The sections run so far, each with its place in [`registry::EXPERIMENTS`].
+#[derive(Default)]
+struct Ran(Vec<(usize, Section)>);
+
+impl Ran {
+    /// Keeps experiment `id`'s section, once its figures and tables are the registry's: a name
+    /// the registry does not list would be a file no test or document knows of.
+    fn add(&mut self, id: &str, section: Section) -> Result<()> {
+        let (place, e) = registry::find(id)
+            .with_context(|| format!("experiment {id} is not in exp::registry::EXPERIMENTS"))?;
+        for fig in &section.figures {
+            anyhow::ensure!(
+                e.figures.contains(&fig.as_str()),
+                "experiment {id} saved figure {fig}, which the registry does not list"
+            );
+        }
+        for t in &section.tables {
+            anyhow::ensure!(
+                e.tables.contains(&t.name.as_str()),
+                "experiment {id} wrote table {}, which the registry does not list",
+                t.name
+            );
+        }
+        self.0.push((place, section));
+        Ok(())
+    }
+
+    /// The sections in the registry's order.
+    fn in_report_order(mut self) -> Vec<Section> {
+        self.0.sort_by_key(|(place, _)| *place);
+        self.0.into_iter().map(|(_, s)| s).collect()
+    }
 }
 
 /// Every section's tables, the skipped list and the run's facts, under `opts.tables`.
@@ -452,14 +489,14 @@ fn write_tables(
     skipped: &[(String, String)],
     sections: &[Section],
 ) -> Result<()> {
-    let mut extra = Table::new("skipped");
+    let mut extra = Table::new(SKIPPED);
     for (what, why) in skipped {
         extra.push(vec![
             ("what", what.clone().into()),
             ("why", why.clone().into()),
         ]);
     }
-    let mut run_table = Table::new("run");
+    let mut run_table = Table::new(RUN);
     run_table.push(vec![
         ("command", machine.command.clone().into()),
         ("commit", machine.commit.clone().unwrap_or_default().into()),

@@ -117,12 +117,9 @@ impl<'a> Population<'a> {
         }
     }
 
-    /// Where its maps come from, as a dataset source.
-    pub fn source(&self) -> crate::datasets::Source {
-        match self.maps {
-            Maps::Image(_) => crate::datasets::Source::Image,
-            Maps::Live(_) => crate::datasets::Source::Live,
-        }
+    /// Whether its maps come from a live scan (else from an image).
+    pub fn is_live(&self) -> bool {
+        matches!(self.maps, Maps::Live(_))
     }
 
     /// The extent map of `f`.

@@ -9,27 +9,6 @@ use anyhow::{Context, Result};
 use crate::exp::Section;
 use crate::machine::Machine;
 
-/// How every bar line ends: whether the bar was met.
-pub fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "not met"
-    }
-}
-
-/// Prints one measured row: as a JSON line with `--json`, else as `text` makes it.
-pub fn print_row<R: serde::Serialize>(r: &R, json: bool, text: impl FnOnce(&R) -> String) {
-    if json {
-        match serde_json::to_string(r) {
-            Ok(s) => println!("{s}"),
-            Err(e) => tracing::error!(error = %e, "row not serialised"),
-        }
-    } else {
-        print!("{}", text(r));
-    }
-}
-
 /// Everything the report needs besides the sections.
 pub struct Meta<'a> {
     /// Machine, date, command.

@@ -17,7 +17,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use predictor::regime::Regime;
 
 use crate::machine::Machine;
-use crate::report::met;
+use crate::rows::met;
 pub use crate::rows::{BpfLatencyRow as BpfRow, LoadRow, ReadRow};
 
 /// Where `scripts/results.sh` and `reports readme` keep the results.

@@ -5,6 +5,27 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How every bar line ends: whether the bar was met.
+pub fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+/// Prints one measured row: as a JSON line with `--json`, else as `text` makes it.
+pub fn print_row<R: serde::Serialize>(r: &R, json: bool, text: impl FnOnce(&R) -> String) {
+    if json {
+        match serde_json::to_string(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => tracing::error!(error = %e, "row not serialised"),
+        }
+    } else {
+        print!("{}", text(r));
+    }
+}
+
 /// `reports bpf-latency`: one file's numbers, in nanoseconds per lookup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BpfLatencyRow {

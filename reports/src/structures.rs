@@ -9,7 +9,46 @@ use predictor::{
     RangeMapIndex, SortedIndex,
 };
 
-use crate::datasets::Dataset;
+use crate::datasets::{Dataset, Source};
+use crate::timing::Summary;
+
+// The BPF rows are measured by crate::in_kernel; their ids live here, with every other
+// structure id, so that the list below does not reach up into the measuring code.
+/// Structure id of the program with the model.
+pub const BPF_MODEL: &str = "bpf";
+/// Structure id of the program searching without the model.
+pub const BPF_FULL_SEARCH: &str = "bpf-full";
+/// Structure id of the harness alone.
+pub const BPF_NOOP: &str = "bpf-noop";
+/// Structure id of the program evaluating the compact learned index.
+pub const BPF_COMPACT: &str = "bpf-compact";
+
+/// One measured cell: a structure on a dataset under a stream.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// Dataset name.
+    pub dataset: String,
+    /// Image or synthetic.
+    pub source: Source,
+    /// Extents of the dataset.
+    pub extents: usize,
+    /// Structure id.
+    pub structure: &'static str,
+    /// Stream.
+    pub stream: &'static str,
+    /// ns per lookup over the timed batches.
+    pub ns: Summary,
+    /// Heap bytes of the structure.
+    pub heap_bytes: usize,
+    /// Model segments (learned structures).
+    pub segments: usize,
+    /// Largest window (learned structures).
+    pub max_window: u64,
+    /// Heap bytes of the model alone (learned structures).
+    pub model_bytes: usize,
+    /// Time to build the structure, in ms.
+    pub build_ms: f64,
+}
 
 /// A structure built over one dataset.
 pub struct Built {
@@ -118,10 +157,10 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: Id::Sorted.name(), label: Id::Sorted.label(), in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
     Structure { name: Id::Ondisk.name(), label: Id::Ondisk.label(), in_figure: true, color: 7, build: ondisk },
     // Measured in the kernel (crate::in_kernel), not raced in user space: no userspace build.
-    Structure { name: crate::in_kernel::MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
-    Structure { name: crate::in_kernel::FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
-    Structure { name: crate::in_kernel::NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
-    Structure { name: crate::in_kernel::COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
+    Structure { name: crate::structures::BPF_MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
+    Structure { name: crate::structures::BPF_FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::structures::BPF_NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::structures::BPF_COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
 ];
 
 /// The baseline every speed-up is relative to.

@@ -12,6 +12,7 @@ use predictor::stack::StackStats;
 use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierKind, TierStack};
 
+use super::registry::{FIG3_ACCURACY, FIG3_ERROR_WINDOWS, FIG3_TIER_SHARES};
 use super::{ratio, Ctx, Section};
 use crate::images::{kind_name, LoadedImage};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
@@ -120,7 +121,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     Ok(Section {
         title: "3. Accuracy: error windows and tier shares".into(),
         body,
-        figures: vec!["fig3_accuracy".into()],
+        figures: vec![FIG3_ACCURACY.into()],
         tables: vec![windows, table],
         skipped,
         summary,
@@ -129,7 +130,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
 
 /// The `fig3_error_windows` table, and per image the count of files in each histogram bin.
 fn error_windows(ctx: &Ctx<'_>) -> (Table, Vec<Vec<u64>>) {
-    let mut windows = Table::new("fig3_error_windows");
+    let mut windows = Table::new(FIG3_ERROR_WINDOWS);
     let mut hist = vec![vec![0u64; BINS.len() + 1]; ctx.images.len()];
     for (k, img) in ctx.images.iter().enumerate() {
         for f in img.files.iter().filter(|f| f.extents > 0) {
@@ -238,7 +239,7 @@ struct TierShares {
 /// Queries the learned stack of every scenario with both streams.
 fn measure_tier_shares(ctx: &Ctx<'_>, scenarios: Vec<Scenario<'_>>) -> Result<TierShares> {
     let mut shares = TierShares {
-        table: Table::new("fig3_tier_shares"),
+        table: Table::new(FIG3_TIER_SHARES),
         rows: String::new(),
         categories: Vec::new(),
         values: vec![Vec::new(); SHARE_TIERS.len()],
@@ -392,7 +393,7 @@ fn save_figure(
             Panel::Bars(share_panel(categories, values)),
         ],
     };
-    fig.save(ctx.fig_dir, "fig3_accuracy")?;
+    fig.save(ctx.fig_dir, FIG3_ACCURACY)?;
     Ok(())
 }
 

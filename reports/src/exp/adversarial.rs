@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use predictor::adversary::worst_maps;
 
+use super::registry::ADVERSARIAL_MAPS;
 use super::{Ctx, Section};
 use crate::adversarial::{evaluate, MapResult, BAR_PERCENT};
 use crate::compare::RACED;
-use crate::report::met;
+use crate::rows::met;
 use crate::table::Table;
 
 /// Seed of the report's search (the maps are the same in every report).
@@ -32,7 +33,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     }
     ctx.bar.inc(1);
 
-    let mut table = Table::new("adversarial_maps");
+    let mut table = Table::new(ADVERSARIAL_MAPS);
     for m in &measured {
         for r in &m.rows {
             let mut row = vec![

@@ -11,10 +11,11 @@ use anyhow::{Context, Result};
 use livefs::trace::Trace;
 use plotters::prelude::SeriesLabelPosition;
 
+use super::registry::FIG10_CACHE;
 use super::{ratio, Ctx, Section};
 use crate::cache::{replay, replay_bpf, BpfReplay, Row, STRUCTURES};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::report::met;
+use crate::rows::met;
 use crate::table::Table;
 
 /// The budgets replayed: fuse-iomap's default cap and a quarter and eight times it.
@@ -202,7 +203,7 @@ pub fn run(ctx: &Ctx<'_>, round_trip_ns: Option<f64>) -> Result<Section> {
     Ok(Section {
         title: "10. Upcalls under fuse-iomap's cache budget (recorded traces)".into(),
         body,
-        figures: vec!["fig10_cache".into()],
+        figures: vec![FIG10_CACHE.into()],
         tables: vec![t],
         skipped,
         summary,
@@ -211,7 +212,7 @@ pub fn run(ctx: &Ctx<'_>, round_trip_ns: Option<f64>) -> Result<Section> {
 
 /// Table `fig10_cache`: every row, with the machine's columns.
 fn table(ctx: &Ctx<'_>, rows: &[Row]) -> Table {
-    let mut t = Table::new("fig10_cache");
+    let mut t = Table::new(FIG10_CACHE);
     for r in rows {
         let mut row = vec![
             ("trace", r.trace.clone().into()),
@@ -409,6 +410,6 @@ fn figure(ctx: &Ctx<'_>, rows: &[Row], largest: &[(&str, u64, usize)]) -> Result
         footer: ctx.footer(),
         panels,
     };
-    fig.save(ctx.fig_dir, "fig10_cache")?;
+    fig.save(ctx.fig_dir, FIG10_CACHE)?;
     Ok(())
 }

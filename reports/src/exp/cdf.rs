@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use plotters::prelude::SeriesLabelPosition;
 
+use super::registry::FIG2_LATENCY_CDF;
 use super::{Ctx, Section};
 use crate::datasets::Dataset;
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
@@ -51,7 +52,7 @@ pub fn run(ctx: &Ctx<'_>, d: &Dataset) -> Result<Section> {
         }
     }
 
-    let mut t = Table::new("fig2_latency_cdf");
+    let mut t = Table::new(FIG2_LATENCY_CDF);
     let mut lines = Vec::new();
     let mut body = format!(
         "Uniform random lookups on `{}` ({} extents), timed in groups of {group} lookups \
@@ -110,13 +111,13 @@ pub fn run(ctx: &Ctx<'_>, d: &Dataset) -> Result<Section> {
             legend: SeriesLabelPosition::LowerRight,
         })],
     };
-    fig.save(ctx.fig_dir, "fig2_latency_cdf")?;
+    fig.save(ctx.fig_dir, FIG2_LATENCY_CDF)?;
     let summary = Vec::new();
     ctx.bar.inc(1);
     Ok(Section {
         title: "2. Latency distribution on the most fragmented file".into(),
         body,
-        figures: vec!["fig2_latency_cdf".into()],
+        figures: vec![FIG2_LATENCY_CDF.into()],
         tables: vec![t],
         skipped: Vec::new(),
         summary,

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use super::registry::FIG9_COMPACT;
 use super::{ratio, Ctx, Section};
 use crate::compare::{measure, Evictor, Row};
 use crate::datasets::{count_label, file_dataset, Dataset, Source};
@@ -132,7 +133,7 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         .collect();
     ctx.bar.inc(1);
 
-    let mut table = Table::new("fig9_compact");
+    let mut table = Table::new(FIG9_COMPACT);
     for m in &measured {
         for r in &m.rows {
             let mut row = vec![

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use super::registry::FIG6_END_TO_END;
 use super::{Ctx, Section};
 use crate::images::{FileInfo, LoadedImage};
 use crate::mounts::{ours, Systems, FUSE2FS};
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::reads::{DataSpans, Fio, Pattern, ReadRun};
-use crate::report::met;
+use crate::rows::met;
 use crate::table::Table;
 
 /// Tiers our mount is run with, slowest first.
@@ -83,7 +84,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo) -> Result<(Section, E
         ),
         _ => String::new(),
     };
-    let mut t = Table::new("fig6_end_to_end");
+    let mut t = Table::new(FIG6_END_TO_END);
     let mut body = format!(
         "4 KiB reads of `{}:{}` ({} extents, {} MiB) by fio (`--bs=4k --direct=1 \
          --ioengine=psync`: O_DIRECT, each read reaches the file system; the image file itself \
@@ -343,8 +344,8 @@ fn figure(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Res
             footer: ctx.footer(),
             panels,
         };
-        fig.save(ctx.fig_dir, "fig6_end_to_end")?;
-        figures.push("fig6_end_to_end".into());
+        fig.save(ctx.fig_dir, FIG6_END_TO_END)?;
+        figures.push(FIG6_END_TO_END.into());
     }
     Ok(figures)
 }

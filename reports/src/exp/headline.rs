@@ -4,8 +4,10 @@
 //! the B-tree (`BTreeMap`); a last row gives the learned index's speed-up over the kernel-style
 //! iext tree, the structure the kernel's iomap cache actually uses.
 
-use super::latency::{baseline_median, Cell};
+use super::latency::baseline_median;
+use super::registry::HEADLINE;
 use super::{ratio, Section};
+use crate::structures::Cell;
 use crate::structures::{BASELINE, STRUCTURES};
 use crate::table::Table;
 
@@ -30,7 +32,7 @@ pub fn section(cells: &[Cell]) -> Section {
             datasets.push((&c.dataset, c.extents));
         }
     }
-    let mut t = Table::new("headline");
+    let mut t = Table::new(HEADLINE);
     let mut md = String::from(
         "Uniform random lookups; each cell: heap size of the structure, median ns per lookup, and \
          speed-up over `BTreeMap` on the same dataset in the same run (> 1: faster). Learned rows \

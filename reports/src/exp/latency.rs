@@ -8,43 +8,17 @@ use std::time::Instant;
 use anyhow::Result;
 use plotters::prelude::SeriesLabelPosition;
 
+use super::registry::FIG1_LOOKUP_LATENCY;
 use super::{ratio, Ctx, Section};
 use crate::datasets::{Dataset, Source};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::report::met;
-use crate::structures::{Built, Structure, BASELINE, STRUCTURES};
+use crate::rows::met;
+use crate::structures::{Built, Cell, Structure, BASELINE, STRUCTURES};
 use crate::table::Table;
 use crate::timing::{race, Summary};
 
 /// Query streams.
 pub const STREAMS: [&str; 2] = ["uniform", "sequential"];
-
-/// One measured cell: a structure on a dataset under a stream.
-#[derive(Debug, Clone)]
-pub struct Cell {
-    /// Dataset name.
-    pub dataset: String,
-    /// Image or synthetic.
-    pub source: Source,
-    /// Extents of the dataset.
-    pub extents: usize,
-    /// Structure id.
-    pub structure: &'static str,
-    /// Stream.
-    pub stream: &'static str,
-    /// ns per lookup over the timed batches.
-    pub ns: Summary,
-    /// Heap bytes of the structure.
-    pub heap_bytes: usize,
-    /// Model segments (learned structures).
-    pub segments: usize,
-    /// Largest window (learned structures).
-    pub max_window: u64,
-    /// Heap bytes of the model alone (learned structures).
-    pub model_bytes: usize,
-    /// Time to build the structure, in ms.
-    pub build_ms: f64,
-}
 
 /// What figure 1 measured.
 #[derive(Debug, Default)]
@@ -215,7 +189,7 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
     Ok(Section {
         title: "1. Lookup latency vs extent count".into(),
         body,
-        figures: vec!["fig1_lookup_latency".into()],
+        figures: vec![FIG1_LOOKUP_LATENCY.into()],
         tables: vec![t],
         skipped: vec![
             (
@@ -229,7 +203,7 @@ pub fn section(ctx: &Ctx<'_>, m: &Measured) -> Result<Section> {
 
 /// The `fig1_lookup_latency` table: every cell, with its speed-up over the baseline.
 fn latency_table(ctx: &Ctx<'_>, cells: &[Cell]) -> Table {
-    let mut t = Table::new("fig1_lookup_latency");
+    let mut t = Table::new(FIG1_LOOKUP_LATENCY);
     for c in cells {
         let base = baseline_median(cells, c).unwrap_or(0.0);
         let mut row = vec![
@@ -267,7 +241,7 @@ fn save_figure(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<()> {
         footer: ctx.footer(),
         panels,
     };
-    fig.save(ctx.fig_dir, "fig1_lookup_latency")?;
+    fig.save(ctx.fig_dir, FIG1_LOOKUP_LATENCY)?;
     Ok(())
 }
 
@@ -392,10 +366,10 @@ fn medians_table(cells: &[Cell]) -> String {
                 ns("sorted"),
                 ns("rangemap"),
                 ns("ondisk"),
-                ns(crate::in_kernel::MODEL),
-                ns(crate::in_kernel::FULL_SEARCH),
-                ns(crate::in_kernel::COMPACT),
-                ns(crate::in_kernel::NOOP)
+                ns(crate::structures::BPF_MODEL),
+                ns(crate::structures::BPF_FULL_SEARCH),
+                ns(crate::structures::BPF_COMPACT),
+                ns(crate::structures::BPF_NOOP)
             ));
         }
     }
@@ -450,8 +424,8 @@ fn summarize(cells: &[Cell]) -> Vec<String> {
                     .iter()
                     .find(|c| c.structure == s && c.stream == l.stream && c.dataset == l.dataset)
             };
-            let (k, h) = (get(crate::in_kernel::MODEL)?, get(crate::in_kernel::NOOP)?);
-            let compact = get(crate::in_kernel::COMPACT)
+            let (k, h) = (get(crate::structures::BPF_MODEL)?, get(crate::structures::BPF_NOOP)?);
+            let compact = get(crate::structures::BPF_COMPACT)
                 .map(|c| format!(", compact {:.0} ns", c.ns.median))
                 .unwrap_or_default();
             Some(format!(

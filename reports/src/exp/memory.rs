@@ -8,10 +8,11 @@ use anyhow::{Context, Result};
 use plotters::prelude::SeriesLabelPosition;
 use predictor::{Models, StackOptions, Tier, TierStack};
 
-use super::latency::Cell;
+use super::registry::{FIG4_BYTES_PER_EXTENT, FIG4_STACK_MEMORY};
 use super::{ratio, Ctx, Section};
 use crate::datasets::Source;
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::structures::Cell;
 use crate::structures::{BASELINE, STRUCTURES};
 use crate::table::Table;
 
@@ -28,7 +29,7 @@ pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
     Ok(Section {
         title: "4. Memory: bytes per extent".into(),
         body,
-        figures: vec!["fig4_bytes_per_extent".into()],
+        figures: vec![FIG4_BYTES_PER_EXTENT.into()],
         tables: vec![t, stacks],
         skipped: Vec::new(),
         summary,
@@ -46,8 +47,8 @@ fn sized_cells(cells: &[Cell]) -> Vec<&Cell> {
             c.stream == "uniform"
                 && ![
                     "ondisk",
-                    crate::in_kernel::FULL_SEARCH,
-                    crate::in_kernel::NOOP,
+                    crate::structures::BPF_FULL_SEARCH,
+                    crate::structures::BPF_NOOP,
                 ]
                 .contains(&c.structure)
         })
@@ -56,7 +57,7 @@ fn sized_cells(cells: &[Cell]) -> Vec<&Cell> {
 
 /// The `fig4_bytes_per_extent` table.
 fn bytes_per_extent_table(sized: &[&Cell]) -> Table {
-    let mut t = Table::new("fig4_bytes_per_extent");
+    let mut t = Table::new(FIG4_BYTES_PER_EXTENT);
     for c in sized {
         let n = c.extents.max(1) as f64;
         t.push(vec![
@@ -76,7 +77,7 @@ fn bytes_per_extent_table(sized: &[&Cell]) -> Table {
 
 /// Builds every tier stack of every image and records what it reports of its memory.
 fn stack_memory_table(ctx: &Ctx<'_>) -> Result<Table> {
-    let mut stacks = Table::new("fig4_stack_memory");
+    let mut stacks = Table::new(FIG4_STACK_MEMORY);
     for img in ctx.images {
         for (name, tier) in [
             ("learned", Tier::Learned),
@@ -170,7 +171,7 @@ fn save_figure(ctx: &Ctx<'_>, sized: &[&Cell]) -> Result<()> {
             legend: SeriesLabelPosition::UpperRight,
         })],
     };
-    fig.save(ctx.fig_dir, "fig4_bytes_per_extent")?;
+    fig.save(ctx.fig_dir, FIG4_BYTES_PER_EXTENT)?;
     Ok(())
 }
 

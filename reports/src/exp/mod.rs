@@ -1,5 +1,7 @@
 //! The experiments of docs/design.md section 7, one module each. Every experiment returns a
 //! [`Section`] of the report: its text, its figures (already written) and its tables.
+//! [`registry::EXPERIMENTS`] lists them in the report's order with the names of what each
+//! writes; the pipeline orders the sections by it and refuses a name it does not list.
 
 pub mod accuracy;
 pub mod adversarial;
@@ -12,6 +14,7 @@ pub mod latency;
 pub mod memory;
 pub mod population;
 pub mod readpath;
+pub mod registry;
 pub mod training;
 
 use std::path::Path;

@@ -14,12 +14,13 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use predictor::error::Chain;
 
+use super::registry::{FIG8_EXPECTED_COST, FIG8_POPULATION, FIG8_POPULATION_COST};
 use super::{ratio, Ctx, Section};
-use crate::datasets::Dataset;
+use crate::datasets::{Dataset, Source};
 use crate::images::kind_name;
 use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
 use crate::population::{class_index, Class, Population, CLASSES};
-use crate::report::met;
+use crate::rows::met;
 use crate::structures::STRUCTURES;
 use crate::table::Table;
 use crate::timing::{race, Summary};
@@ -221,7 +222,11 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
             };
             let d = Dataset {
                 name: format!("{}:{}", pop.name, f.path),
-                source: pop.source(),
+                source: if pop.is_live() {
+                    Source::Live
+                } else {
+                    Source::Image
+                },
                 model: pop.pack.get(f.ino).map(|e| e.model.clone()),
                 file: None,
                 extents,
@@ -276,9 +281,9 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         "all files of this run".to_string()
     };
 
-    let mut classes_t = Table::new("fig8_population");
-    let mut cost_t = Table::new("fig8_population_cost");
-    let mut expected_t = Table::new("fig8_expected_cost");
+    let mut classes_t = Table::new(FIG8_POPULATION);
+    let mut cost_t = Table::new(FIG8_POPULATION_COST);
+    let mut expected_t = Table::new(FIG8_EXPECTED_COST);
     let mut rows: Vec<(&str, &[ClassStats])> =
         measured.iter().map(|(n, c)| (*n, c.as_slice())).collect();
     if measured.len() > 1 {
@@ -297,7 +302,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     Ok(Section {
         title: "The population: files by extent count".into(),
         body,
-        figures: vec!["fig8_population".into()],
+        figures: vec![FIG8_POPULATION.into()],
         tables: vec![classes_t, cost_t, expected_t],
         skipped,
         summary,
@@ -419,7 +424,7 @@ fn save_figure(ctx: &Ctx<'_>, all: &[ClassStats], all_name: &str) -> Result<()> 
         footer: ctx.footer(),
         panels: vec![Panel::Bars(share_panel(all)), Panel::Bars(cost_panel(all))],
     };
-    fig.save(ctx.fig_dir, "fig8_population")?;
+    fig.save(ctx.fig_dir, FIG8_POPULATION)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use predictor::synth::Rng;
 use predictor::{Models, Query, StackOptions, Tier, TierStack};
 
 use super::endtoend::EndToEnd;
+use super::registry::FIG5_READ_PATH;
 use super::{Ctx, Section};
 use crate::images::{FileInfo, LoadedImage};
 use crate::mounts::{ours, FUSE2FS, KERNEL};
@@ -105,7 +106,7 @@ pub fn run(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, e2e: &EndToEnd) -> Re
     Ok(Section {
         title: "5. Where the time of one read goes".into(),
         body,
-        figures: vec!["fig5_read_path".into()],
+        figures: vec![FIG5_READ_PATH.into()],
         tables: vec![t],
         skipped,
         summary,
@@ -243,7 +244,7 @@ fn table_and_body(
     f: &FileInfo,
     parts: &[Part],
 ) -> (Table, String) {
-    let mut t = Table::new("fig5_read_path");
+    let mut t = Table::new(FIG5_READ_PATH);
     let mut body = format!(
         "One 4 KiB read of `{}:{}` ({} extents), broken into parts. Tier lookups are full \
          `TierStack::query` calls (model or tree, verification, byte mapping) at random offsets, \
@@ -340,6 +341,6 @@ fn save_figure(ctx: &Ctx<'_>, img: &LoadedImage, f: &FileInfo, parts: &[Part]) -
             value_labels: true,
         })],
     };
-    fig.save(ctx.fig_dir, "fig5_read_path")?;
+    fig.save(ctx.fig_dir, FIG5_READ_PATH)?;
     Ok(())
 }

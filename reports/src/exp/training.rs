@@ -9,6 +9,7 @@ use anyhow::Result;
 use plotters::prelude::SeriesLabelPosition;
 use predictor::model::{fit_extents, FitParams};
 
+use super::registry::FIG7_TRAINING;
 use super::{Ctx, Section};
 use crate::datasets::{count_label, SYNTH_SEED};
 use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
@@ -38,7 +39,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
     Ok(Section {
         title: "7. Training throughput".into(),
         body,
-        figures: vec!["fig7_training".into()],
+        figures: vec![FIG7_TRAINING.into()],
         tables: vec![t],
         skipped: Vec::new(),
         summary,
@@ -127,7 +128,7 @@ fn fit_many_small_files(ctx: &Ctx<'_>, params: &FitParams) -> Run {
 
 /// The `fig7_training` table and the section's text with its markdown table.
 fn table_and_body(ctx: &Ctx<'_>, runs: &[Run]) -> (Table, String) {
-    let mut t = Table::new("fig7_training");
+    let mut t = Table::new(FIG7_TRAINING);
     let mut body = String::from(
         "Training throughput. Images: the whole of `predictor::train` (walk the directory tree, \
          read every file's extent tree from the image, fit the learned model and the compact \
@@ -234,7 +235,7 @@ fn save_figure(ctx: &Ctx<'_>, runs: &[Run]) -> Result<()> {
             legend: SeriesLabelPosition::LowerRight,
         })],
     };
-    fig.save(ctx.fig_dir, "fig7_training")?;
+    fig.save(ctx.fig_dir, FIG7_TRAINING)?;
     Ok(())
 }
 

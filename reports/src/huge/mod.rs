@@ -22,7 +22,7 @@ use predictor::synth::{in_orders, uniform_queries};
 use predictor::{CompactIndex, ExtentIndex, Lookup, XfsIextIndex};
 
 use crate::compare::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
-use crate::report::{met, print_row};
+use crate::rows::{met, print_row};
 use crate::timing::{race, Summary};
 
 pub use source::Recipe;
