@@ -18,8 +18,8 @@ use ext4::Extent;
 use predictor::regime::Regime;
 use predictor::synth::{allocator_like, in_orders, sequential_queries, uniform_queries};
 use predictor::{
-    BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex,
-    RangeMapIndex, SortedIndex, Structure, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex, RangeMapIndex,
+    SortedIndex, Structure, XfsIextIndex,
 };
 
 /// Warm-regime streams: one structure, its batches taken in turn (the same blocks in other
@@ -70,13 +70,10 @@ fn bench_structures(
     cold_keys: &[u32],
 ) {
     let or_panic = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("{what}: {e}") };
-    let fit = || {
-        LearnedIndex::fit(exts, &FitParams::default())
-            .unwrap_or_else(|e| or_panic("fitting the map", &e))
-    };
+    let fit = || LearnedIndex::learned(exts).unwrap_or_else(|e| or_panic("fitting the map", &e));
     bench_structure(g, Structure::Learned.name(), fit, warm, cold_keys);
     let compact =
-        || CompactIndex::new(exts).unwrap_or_else(|e| or_panic("building the compact index", &e));
+        || LearnedIndex::new(exts).unwrap_or_else(|e| or_panic("building the compact index", &e));
     bench_structure(g, Structure::Compact.name(), compact, warm, cold_keys);
     bench_structure(
         g,

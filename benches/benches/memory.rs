@@ -5,8 +5,8 @@
 use predictor::alloc::counted;
 use predictor::synth::allocator_like;
 use predictor::{
-    BTreeIndex, CompactIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex,
-    SortedIndex, Structure, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
+    Structure, XfsIextIndex,
 };
 
 #[global_allocator]
@@ -80,7 +80,7 @@ fn main() {
     for &n in sizes {
         let exts = allocator_like(n, benches::MAP_SEED);
         let per = |b: isize| b as f64 / n as f64;
-        let (learned_b, l) = measure(|| LearnedIndex::fit(&exts, &FitParams::default()));
+        let (learned_b, l) = measure(|| LearnedIndex::learned(&exts));
         let Ok(l) = l else {
             panic!("fitting a synthetic map failed")
         };
@@ -99,7 +99,7 @@ fn main() {
             false,
         );
         drop(r);
-        let (compact_b, c) = measure(|| CompactIndex::new(&exts));
+        let (compact_b, c) = measure(|| LearnedIndex::new(&exts));
         let Ok(c) = c else {
             panic!("building the compact index of a synthetic map failed")
         };

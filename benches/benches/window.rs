@@ -27,12 +27,13 @@ fn window(c: &mut Criterion) {
         budget(&mut g, n);
         g.throughput(Throughput::Elements(BATCH as u64));
         for w in WINDOWS {
-            let l = match LearnedIndex::fit(
+            let l = match LearnedIndex::with_storage(
                 &exts,
                 &FitParams {
                     max_window: w,
                     ..Default::default()
                 },
+                Storage::Records,
             ) {
                 Ok(l) => l,
                 Err(e) => panic!("fitting a synthetic map failed: {e}"),

@@ -280,9 +280,9 @@ const _: () = {
     assert!(std::mem::size_of::<CBucket>() == 8);
     assert!(std::mem::size_of::<Words>() == WORDS_VALUE * 8);
     // The compact form's geometry, which the program hard-codes.
-    assert!(COMPACT_BLOCK == predictor::index::compact::BLOCK);
-    assert!(COMPACT_WINDOW == predictor::index::compact::WINDOW);
-    assert!(COMPACT_HEAD == predictor::index::compact::BLOCK_HEADER_BYTES);
+    assert!(COMPACT_BLOCK == predictor::index::learned::BLOCK);
+    assert!(COMPACT_WINDOW == predictor::index::learned::WINDOW);
+    assert!(COMPACT_HEAD == predictor::index::learned::BLOCK_HEADER_BYTES);
 };
 
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is

@@ -3,7 +3,7 @@
 //! ([`Array`]), and the writes that put a form into those slots. What the loader (`tier`) and
 //! the replacement path (`update`) both write, in one place.
 
-use predictor::{CompactIndex, CompactLayout, LearnedIndex, PieceBody};
+use predictor::{LearnedIndex, LearnedLayout, PieceBody};
 
 use crate::abi;
 use crate::mmap::MmapArray;
@@ -28,7 +28,7 @@ pub enum BpfIndex<'a> {
     /// The learned index: FILES, SEGS, RADIX and 16-byte EXTENTS.
     Learned(&'a LearnedIndex),
     /// The compact index: CFILES, PIECES, CBUCKETS and its packed bytes in WORDS.
-    Compact(&'a CompactIndex),
+    Compact(&'a LearnedIndex),
 }
 
 impl<'a> BpfIndex<'a> {
@@ -202,13 +202,13 @@ pub(crate) fn entry_of(f: &BpfFile<'_>, blkbits: u32) -> Result<Entry, Skip> {
             };
             let bytes = match c.layout() {
                 // check_file refused empty maps.
-                CompactLayout::Empty => 0,
-                CompactLayout::Plain(e) => {
+                LearnedLayout::Empty => 0,
+                LearnedLayout::Plain(e) => {
                     entry.form = abi::FORM_PLAIN;
                     entry.count = count(e.len(), Array::Words)?;
                     e.len() * std::mem::size_of::<abi::Extent>()
                 }
-                CompactLayout::Packed(p) => {
+                LearnedLayout::Packed(p) => {
                     entry.form = abi::FORM_PACKED;
                     entry.first_key = p.first_key;
                     entry.shift = p.shift;
@@ -300,22 +300,22 @@ fn extent(e: &ext4::Extent) -> abi::Extent {
 /// Writes a compact form into the slots its entry names.
 pub(crate) fn fill_compact(
     entry: &abi::CFile,
-    c: &CompactIndex,
+    c: &LearnedIndex,
     pieces: &MmapArray<abi::Piece>,
     cbuckets: &MmapArray<abi::CBucket>,
     words: &MmapArray<u64>,
 ) {
     let w0 = entry.word_first as usize;
     match c.layout() {
-        CompactLayout::Empty => {}
-        CompactLayout::Plain(exts) => {
+        LearnedLayout::Empty => {}
+        LearnedLayout::Plain(exts) => {
             for (i, e) in exts.iter().enumerate() {
                 let r = extent(e);
                 words.set(w0 + 2 * i, u64::from(r.lblk) | (u64::from(r.len) << 32));
                 words.set(w0 + 2 * i + 1, r.pblk);
             }
         }
-        CompactLayout::Packed(p) => {
+        LearnedLayout::Packed(p) => {
             for (i, chunk) in p.bytes.chunks(8).enumerate() {
                 let mut w = [0u8; 8];
                 w[..chunk.len()].copy_from_slice(chunk);

@@ -12,7 +12,7 @@
 //!
 //! - [`abi`]: the maps' element layouts, mirrored from `bpf/program/iomap_begin.h`.
 //! - [`tier`] loads ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
-//!   or [`predictor::CompactIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
+//!   or [`predictor::LearnedIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
 //!   timing); [`BpfTier::replace`] puts a file's new form in the maps while lookups run, each
 //!   lookup seeing the old form or the new one whole (`update`: free slots, one hash-map
 //!   update, an RCU grace period before anything is reused).

@@ -12,7 +12,7 @@ use predictor::index::choose::{boxed_bytes, choose_index};
 use predictor::index::{check_extents, XfsIextIndex};
 use predictor::model::FitParams;
 use predictor::{
-    BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
+    BTreeIndex, LearnedIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
     SortedIndex, Structure,
 };
 
@@ -93,12 +93,12 @@ fuzz_target!(|data: &[u8]| {
     if let Some(t) = &tree {
         exact.push((Structure::Iext16.name(), Box::new(t.clone())));
     }
-    let compact = CompactIndex::new(&exts).expect("compact builds any map");
+    let compact = LearnedIndex::new(&exts).expect("compact builds any map");
     let model = compact.model();
     exact.push((Structure::Compact.name(), Box::new(compact)));
     exact.push((
         Structure::Learned.name(),
-        Box::new(LearnedIndex::fit(&exts, &FitParams::default()).expect("learned fits any map")),
+        Box::new(LearnedIndex::learned(&exts).expect("learned fits any map")),
     ));
     let (chosen, index) = choose_index(&exts).expect("a choice for any map");
     if let Some(t) = &tree {
@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     // The compact form from its own lines, then from fuzzed ones.
     let mut from_lines: Vec<Box<dyn ExtentIndex>> = Vec::new();
     if let Some(mut m) = model {
-        if let Ok(c) = CompactIndex::with_model(&exts, &m) {
+        if let Ok(c) = LearnedIndex::with_model(&exts, &m) {
             exact.push(("compact (its model)", Box::new(c)));
         }
         for (k, s) in m.segments.iter_mut().enumerate() {
@@ -118,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
             s.fixed.intercept = s.fixed.intercept.wrapping_add((b(2) as i64 - 128) << 12);
             s.fixed.e_lo = s.fixed.e_lo.wrapping_add((b(3) % 4) as u32);
         }
-        if let Ok(c) = CompactIndex::with_model(&exts, &m) {
+        if let Ok(c) = LearnedIndex::with_model(&exts, &m) {
             from_lines.push(Box::new(c));
         }
     }

@@ -31,7 +31,7 @@
 
 use ext4::Extent;
 
-use crate::index::{CompactIndex, ExtentIndex, LearnedIndex};
+use crate::index::{ExtentIndex, LearnedIndex, Storage};
 use crate::model::{fit_work, FitParams};
 use crate::synth::Rng;
 
@@ -321,7 +321,7 @@ impl Objective {
         let params = FitParams::default();
         match self {
             Self::CompactBytes | Self::CompactPieces | Self::CompactLines => {
-                let Ok(c) = CompactIndex::new(exts) else {
+                let Ok(c) = LearnedIndex::new(exts) else {
                     return 0.0;
                 };
                 match self {
@@ -334,7 +334,7 @@ impl Objective {
                 }
             }
             Self::LearnedBytes | Self::LearnedSegments | Self::LearnedLines => {
-                let Ok(l) = LearnedIndex::fit(exts, &params) else {
+                let Ok(l) = LearnedIndex::with_storage(exts, &params, Storage::Records) else {
                     return 0.0;
                 };
                 match self {
@@ -351,8 +351,7 @@ impl Objective {
 /// Keys visited by fitting the compact index and the learned index over `exts`, per extent.
 pub fn fit_work_per_extent(exts: &[Extent]) -> f64 {
     let before = fit_work();
-    let built =
-        CompactIndex::new(exts).is_ok() && LearnedIndex::fit(exts, &FitParams::default()).is_ok();
+    let built = LearnedIndex::new(exts).is_ok() && LearnedIndex::learned(exts).is_ok();
     if !built {
         return 0.0;
     }

@@ -42,9 +42,9 @@ pub mod wire;
 pub use error::{BuildError, QueryError};
 pub use fingerprint::fingerprint;
 pub use index::{
-    BTreeIndex, CompactForm, CompactIndex, CompactLayout, CompactShape, ExtentIndex, FuseIextIndex,
-    IextIndex, LearnedIndex, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout,
-    RangeMapIndex, SortedIndex, Structure, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FuseIextIndex, IextIndex, LearnedForm, LearnedIndex, LearnedLayout,
+    LearnedShape, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout, RangeMapIndex,
+    RecordsLayout, SortedIndex, Storage, Structure, XfsIextIndex, RECORD_BYTES,
 };
 pub use mapping::{
     FuseIomapIo, Mapping, MappingType, Op, Query, Request, NULL_ADDR, OP_REPORT, OP_WRITING,

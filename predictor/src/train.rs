@@ -14,8 +14,8 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 
 use crate::error::Chain;
 use crate::fingerprint::fingerprint;
-use crate::index::{extent, CompactIndex};
-use crate::model::{fit_extents, FitParams, ModelKind};
+use crate::index::{extent, LearnedIndex, Storage};
+use crate::model::{FitParams, ModelKind};
 use crate::pack::{Pack, PackEntry};
 
 /// What training found for one file.
@@ -33,9 +33,10 @@ pub struct FileStats {
     pub blocks: u64,
     /// Unwritten extents.
     pub unwritten: u32,
-    /// The model's shape.
+    /// The model's shape (over the line extents: the map less its arithmetic runs; `Empty`
+    /// where the map is kept plain or is all runs).
     pub kind: ModelKind,
-    /// Segments in the model.
+    /// Segments in the model (line pieces).
     pub segments: u32,
     /// Largest window of the `f64` lines, in extent slots.
     pub window_float: u64,
@@ -45,7 +46,7 @@ pub struct FileStats {
     pub model_bytes: u64,
     /// Time to read the extents from the image.
     pub read_time: Duration,
-    /// Time to fit the model and the compact index's lines.
+    /// Time to fit the model.
     pub fit_time: Duration,
 }
 
@@ -305,23 +306,23 @@ fn finish(mut pack: Pack, parts: Parts, mut errors: Vec<FileError>, start: Insta
 fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
     let extents = &map.extents;
     let t1 = Instant::now();
-    let (model, _) = fit_extents(extents, params).map_err(|e| FileError {
-        ino: map.ino,
-        path: map.path.clone(),
-        error: e.to_string(),
-    })?;
-    // The compact tier's lines too (fitted over the extents between arithmetic runs, so not
-    // the model above), so that tier need not fit them at load either. A map the compact form
-    // cannot hold gets none (the tier then fits at load and says why).
-    let compact = CompactIndex::with_params(extents, params)
-        .ok()
-        .and_then(|c| c.model());
+    // The lines are the same whatever the storage; records take every map (packing may give
+    // up on a field too wide), so every map with lines gets them.
+    let model = LearnedIndex::with_storage(extents, params, Storage::Records)
+        .map_err(|e| FileError {
+            ino: map.ino,
+            path: map.path.clone(),
+            error: e.to_string(),
+        })?
+        .model()
+        .unwrap_or_default();
     let fit_time = t1.elapsed();
     let stats = FileStats {
         ino: map.ino,
         path: map.path.clone(),
         size: map.size,
-        extents: model.extent_count,
+        // Fewer than 2^32 extents: the index checked.
+        extents: extents.len() as u32,
         blocks: extents.iter().map(|e| u64::from(e.len)).sum(),
         unwritten: extents.iter().filter(|e| e.unwritten).count() as u32,
         kind: model.kind(),
@@ -342,7 +343,6 @@ fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
         generation: map.generation,
         fingerprint: fingerprint(extents),
         model,
-        compact,
     };
     Ok((entry, stats))
 }

@@ -261,7 +261,7 @@ fn compact_from_pack(fs: &Arc<Fs>, pack: &Pack, image: &str) -> TierStack {
         .filter(|&ino| {
             stack
                 .compact(ino)
-                .is_some_and(|c| c.form() == predictor::CompactForm::Packed)
+                .is_some_and(|c| c.form() == predictor::LearnedForm::Packed)
         })
         .count();
     assert_eq!(

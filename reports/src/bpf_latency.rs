@@ -21,8 +21,8 @@ use bpf::{load_stack_in, BpfIndex, BpfTier, Limits};
 use ext4::{Extent, Fs};
 use predictor::synth::Rng;
 use predictor::{
-    BTreeIndex, CompactIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions,
-    Tier, TierStack, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions, Tier, TierStack,
+    XfsIextIndex,
 };
 
 use crate::rows::BpfLatencyRow;
@@ -159,7 +159,7 @@ fn run_synthetic(args: &Args) -> Result<()> {
     let object = read_object(args)?;
     for &n in &args.synthetic {
         let extents = predictor::synth::allocator_like(n, 42);
-        let index = LearnedIndex::fit(&extents, &FitParams::default())
+        let index = LearnedIndex::learned(&extents)
             .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
         let bpf = single_file_in(None, BpfIndex::Learned(&index))?;
         if let Some((_, why)) = bpf.report().skipped.first() {
@@ -289,7 +289,7 @@ fn compact(
     lblks: &[u32],
     row: &mut BpfLatencyRow,
 ) -> Result<()> {
-    let Ok(index) = CompactIndex::new(extents) else {
+    let Ok(index) = LearnedIndex::new(extents) else {
         return Ok(());
     };
     let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];

@@ -16,7 +16,7 @@ use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
 use bpf::timing::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
 use bpf::{BpfIndex, BpfTier};
 use predictor::error::Chain;
-use predictor::{CompactIndex, LearnedIndex};
+use predictor::{LearnedIndex};
 
 use crate::datasets::Dataset;
 use crate::structures::{
@@ -31,7 +31,7 @@ pub struct InKernel {
     index: LearnedIndex,
     build_ms: f64,
     /// The dataset's compact index in the program's compact maps, if it loads.
-    compact: Option<(BpfTier, CompactIndex)>,
+    compact: Option<(BpfTier, LearnedIndex)>,
 }
 
 /// Whether a dataset could be loaded into the program.
@@ -58,7 +58,7 @@ pub fn into_kernel(d: &Dataset) -> Placement {
         return Placement::Skipped(why.to_string());
     }
     let build_ms = start.elapsed().as_secs_f64() * 1e3;
-    let compact = match CompactIndex::new(&d.extents) {
+    let compact = match LearnedIndex::new(&d.extents) {
         Ok(c) => match single_file(BpfIndex::Compact(&c)) {
             Ok(t) if t.report().skipped.is_empty() => Some((t, c)),
             Ok(t) => {

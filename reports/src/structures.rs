@@ -5,8 +5,8 @@ use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
 use predictor::Structure as Id;
 use predictor::{
-    BTreeIndex, CompactForm, CompactIndex, CompactShape, ExtentIndex, LearnedIndex, OnDiskIndex,
-    RangeMapIndex, SortedIndex,
+    BTreeIndex, ExtentIndex, LearnedForm, LearnedIndex, LearnedShape, OnDiskIndex, RangeMapIndex,
+    SortedIndex,
 };
 
 use crate::datasets::{Dataset, Source};
@@ -64,7 +64,7 @@ pub struct Built {
     pub model_bytes: usize,
     /// The exact form the compact learned index chose for this map and its make-up (no heap:
     /// the bytes above are counted while this is built); `None` for the others.
-    pub compact: Option<(CompactForm, CompactShape)>,
+    pub compact: Option<(LearnedForm, LearnedShape)>,
     /// The structure the per-file choice chose (the `chosen` row); `None` for the others.
     pub chosen: Option<&'static str>,
 }
@@ -106,9 +106,9 @@ impl Built {
 }
 
 /// The compact index's form in words (`packed: 205 lines, 20 runs of 320 extents`).
-pub fn form_of(form: CompactForm, s: CompactShape) -> String {
+pub fn form_of(form: LearnedForm, s: LearnedShape) -> String {
     match form {
-        CompactForm::Packed => format!(
+        LearnedForm::Packed => format!(
             "packed: {} lines, {} runs of {} extents",
             s.lines, s.runs, s.run_extents
         ),
@@ -214,9 +214,9 @@ fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
     Built::learned(ix, w)
 }
 
-/// The compact learned index (`predictor::CompactIndex`): fits its own lines per stretch.
+/// The compact learned index (`predictor::LearnedIndex`): fits its own lines per stretch.
 fn compact(d: &Dataset) -> Option<Built> {
-    match CompactIndex::new(&d.extents) {
+    match LearnedIndex::new(&d.extents) {
         Ok(ix) => {
             let s = ix.shape();
             Some(Built {

@@ -18,9 +18,7 @@ use ext4::{Extent, Fs};
 use predictor::error::Chain;
 use predictor::model::{FitParams, FixedLine, Line, Model, Segment};
 use predictor::synth::Rng;
-use predictor::{
-    CompactForm, CompactIndex, LearnedIndex, Models, Request, StackOptions, Tier, TierStack,
-};
+use predictor::{LearnedForm, LearnedIndex, Models, Request, StackOptions, Tier, TierStack};
 
 use common::{build_pack, root_or_skip, SERVER};
 
@@ -123,7 +121,7 @@ fn bpf_compact_equals_the_userspace_compact_index_on_every_standard_image() {
         );
         packed += with_index
             .iter()
-            .filter(|&&i| stack.compact(i).map(CompactIndex::form) == Some(CompactForm::Packed))
+            .filter(|&&i| stack.compact(i).map(LearnedIndex::form) == Some(LearnedForm::Packed))
             .count();
         handled += check_image(&img.name, &stack, &bpf);
     }
@@ -181,15 +179,15 @@ fn every_compact_form_in_the_kernel_equals_userspace() {
     let plain = synthetic(6, 5);
     let one = synthetic(1, 6);
     let maps = [(21u64, mixed), (22, plain), (23, one)];
-    let indexes: Vec<CompactIndex> = maps
+    let indexes: Vec<LearnedIndex> = maps
         .iter()
-        .map(|(_, e)| CompactIndex::new(e).unwrap_or_else(|err| panic!("{err}")))
+        .map(|(_, e)| LearnedIndex::new(e).unwrap_or_else(|err| panic!("{err}")))
         .collect();
-    assert_eq!(indexes[0].form(), CompactForm::Packed);
+    assert_eq!(indexes[0].form(), LearnedForm::Packed);
     let shape = indexes[0].shape();
     assert!(shape.runs >= 3 && shape.lines > 3, "{shape:?}");
-    assert_eq!(indexes[1].form(), CompactForm::Plain);
-    assert_eq!(indexes[2].form(), CompactForm::One);
+    assert_eq!(indexes[1].form(), LearnedForm::Plain);
+    assert_eq!(indexes[2].form(), LearnedForm::One);
     // Sizes end inside the maps, so reads stop at EOF and reports go past it.
     let size = |e: &[Extent]| e.last().map_or(0, |l| l.end() * u64::from(BS)) * 2 / 3;
     let files: Vec<BpfFile<'_>> = maps
@@ -242,8 +240,7 @@ fn every_compact_form_in_the_kernel_equals_userspace() {
     assert!(handled > 50_000, "{handled}");
 
     // The same big map in the learned layout takes several times the map memory.
-    let learned =
-        LearnedIndex::fit(&maps[0].1, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+    let learned = LearnedIndex::learned(&maps[0].1).unwrap_or_else(|e| panic!("{e}"));
     let as_learned = BpfTier::load(
         &[BpfFile {
             index: BpfIndex::Learned(&learned),
@@ -359,7 +356,7 @@ fn large_synthetic_maps_and_models_over_the_window_bound() {
     }
     const BS: u32 = 4096;
     let big = synthetic(300_000, 1);
-    let big_ix = LearnedIndex::fit(&big, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+    let big_ix = LearnedIndex::learned(&big).unwrap_or_else(|e| panic!("{e}"));
     // A valid model whose single segment has a window of 10,002 extents.
     let wide_exts = synthetic(20_000, 2);
     let wide_model = Model {

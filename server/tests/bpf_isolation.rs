@@ -16,9 +16,7 @@ use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Status};
 use ext4::Extent;
 use predictor::model::FitParams;
 use predictor::synth::Rng;
-use predictor::{
-    CompactForm, CompactIndex, ExtentIndex, LearnedIndex, Mapping, Query, Request, SortedIndex,
-};
+use predictor::{ExtentIndex, LearnedForm, LearnedIndex, Mapping, Query, Request, SortedIndex};
 
 use common::{root_or_skip, synthetic};
 
@@ -55,7 +53,7 @@ struct Loaded {
     size: u64,
     sorted: SortedIndex,
     learned: Option<LearnedIndex>,
-    compact: Option<CompactIndex>,
+    compact: Option<LearnedIndex>,
     queries: Vec<Query>,
     input: Vec<BeginIn>,
     /// Each query's mapping per the file's extents (`None`: the query is refused).
@@ -66,11 +64,10 @@ impl Loaded {
     fn new(ino: u64, exts: Vec<Extent>, learned: bool, rng: &mut Rng) -> Self {
         let size = exts.last().map_or(0, |e| e.end() * u64::from(BS)) * 4 / 5;
         let (l, c) = if learned {
-            let ix =
-                LearnedIndex::fit(&exts, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+            let ix = LearnedIndex::learned(&exts).unwrap_or_else(|e| panic!("{e}"));
             (Some(ix), None)
         } else {
-            let ix = CompactIndex::new(&exts).unwrap_or_else(|e| panic!("{e}"));
+            let ix = LearnedIndex::new(&exts).unwrap_or_else(|e| panic!("{e}"));
             (None, Some(ix))
         };
         // Every extent's edges (a sample of them for big maps) and random blocks, reads and
@@ -697,14 +694,14 @@ fn a_file_with_corrupt_slots_or_header_never_answers_with_another_files_data() {
     assert_eq!(
         forms,
         [
-            CompactForm::Packed,
-            CompactForm::Plain,
-            CompactForm::One,
-            CompactForm::Packed
+            LearnedForm::Packed,
+            LearnedForm::Plain,
+            LearnedForm::One,
+            LearnedForm::Packed
         ]
     );
     for c in files.iter().filter_map(|f| f.compact.as_ref()) {
-        if c.form() == CompactForm::Packed {
+        if c.form() == LearnedForm::Packed {
             let shape = c.shape();
             assert!(shape.runs >= 3 && shape.lines >= 3, "{shape:?}");
         }

@@ -17,7 +17,7 @@ use livefs::BlockExtent;
 use predictor::index::extents_of;
 use predictor::model::FitParams;
 use predictor::synth::Rng;
-use predictor::{CompactForm, CompactIndex, LearnedIndex, Lookup, Mapping, Query, Request};
+use predictor::{LearnedForm, LearnedIndex, Lookup, Mapping, Query, Request};
 
 use common::{root_or_skip, synthetic};
 
@@ -50,20 +50,19 @@ fn queries(ino: u32, end: u64, n: usize, rng: &mut Rng) -> Vec<Query> {
 struct Form {
     size: u64,
     learned: Option<LearnedIndex>,
-    compact: Option<CompactIndex>,
+    compact: Option<LearnedIndex>,
 }
 
 impl Form {
     fn new(exts: &[Extent], learned: bool) -> Self {
         let size = exts.last().map_or(0, |e| e.end() * u64::from(BS)) * 3 / 4;
         let (l, c) = if learned {
-            let ix =
-                LearnedIndex::fit(exts, &FitParams::default()).unwrap_or_else(|e| panic!("{e}"));
+            let ix = LearnedIndex::learned(exts).unwrap_or_else(|e| panic!("{e}"));
             (Some(ix), None)
         } else {
             (
                 None,
-                Some(CompactIndex::new(exts).unwrap_or_else(|e| panic!("{e}"))),
+                Some(LearnedIndex::new(exts).unwrap_or_else(|e| panic!("{e}"))),
             )
         };
         Self {
@@ -192,11 +191,11 @@ fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
     ];
     assert_eq!(
         forms[0].compact.as_ref().map(|c| c.form()),
-        Some(CompactForm::Packed)
+        Some(LearnedForm::Packed)
     );
     assert_eq!(
         forms[4].compact.as_ref().map(|c| c.form()),
-        Some(CompactForm::Plain)
+        Some(LearnedForm::Plain)
     );
     let d = synthetic(10_000, 4, 0, 20_000_000);
     let neighbour = Form::new(&d, true);
@@ -392,7 +391,7 @@ fn replacements_that_do_not_fit_remove_the_old_form_and_say_why() {
     let q3: Vec<Query> = qa.iter().map(|q| Query { ino: 3, ..*q }).collect();
     checked += assert_answers(&tier, &q3, Some(&ca));
     // A form the program cannot take (no extents) removes the old one.
-    let empty = CompactIndex::new(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let empty = LearnedIndex::new(&[]).unwrap_or_else(|e| panic!("{e}"));
     let file = BpfFile {
         index: BpfIndex::Compact(&empty),
         ..cb.file(2)
@@ -467,9 +466,9 @@ fn a_map_replayed_change_by_change_answers_exactly_after_every_change() {
         .collect();
     let mut map = FileMap::from_extents(&start);
     let neighbour = Form::new(&synthetic(1_000, 6, 0, 30_000_000), false);
-    let first = CompactIndex::new(&extents_of(&map)).unwrap_or_else(|e| panic!("{e}"));
+    let first = LearnedIndex::new(&extents_of(&map)).unwrap_or_else(|e| panic!("{e}"));
     let size = |m: &FileMap| m.end() * u64::from(BS) * 9 / 10;
-    fn file(ino: u64, size: u64, c: &CompactIndex) -> BpfFile<'_> {
+    fn file(ino: u64, size: u64, c: &LearnedIndex) -> BpfFile<'_> {
         BpfFile {
             ino,
             size,
@@ -497,7 +496,7 @@ fn a_map_replayed_change_by_change_answers_exactly_after_every_change() {
         }
         applied += 1;
         let exts = extents_of(&map);
-        let ix = CompactIndex::new(&exts).unwrap_or_else(|e| panic!("step {step}: {e}"));
+        let ix = LearnedIndex::new(&exts).unwrap_or_else(|e| panic!("step {step}: {e}"));
         let r = tier
             .replace(file(1, size(&map), &ix))
             .unwrap_or_else(|e| panic!("step {step}: {e}"));

@@ -5,7 +5,7 @@
 //! # The rule
 //! 1. The **reference** is the kernel's tree: [`XfsIextIndex`] (16-byte records), or
 //!    [`FuseIextIndex`] (32-byte records) for a map the 16-byte record cannot hold.
-//! 2. The **candidates** are the reference, the compact index ([`CompactIndex`]) and the
+//! 2. The **candidates** are the reference, the compact index ([`LearnedIndex`]) and the
 //!    learned index ([`LearnedIndex`], default fit); a candidate is *eligible* if it holds at
 //!    most the reference's bytes, each counted as the choice keeps it: its fields in a box and
 //!    its heap ([`boxed_bytes`]), nothing for a map of at most one extent, which the header
@@ -26,8 +26,8 @@
 
 use ext4::Extent;
 
-use super::{CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, XfsIextIndex};
-use crate::model::{FitParams, ModelError};
+use super::{ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, XfsIextIndex};
+use crate::model::ModelError;
 
 /// Uniform blocks the lookup cost is averaged over.
 pub const COST_QUERIES: usize = 256;
@@ -83,7 +83,7 @@ pub enum ChosenIndex {
     /// iext tree, 32-byte records.
     Iext32(Box<FuseIextIndex>),
     /// Compact learned index.
-    Compact(Box<CompactIndex>),
+    Compact(Box<LearnedIndex>),
     /// Learned index.
     Learned(Box<LearnedIndex>),
 }
@@ -115,7 +115,7 @@ impl ExtentIndex for ChosenIndex {
     #[inline]
     fn find(&self, lblk: u32) -> Lookup {
         match self {
-            Self::Small(e) => super::compact::one_extent(e.as_ref(), lblk),
+            Self::Small(e) => super::learned::one_extent(e.as_ref(), lblk),
             Self::Iext16(t) => t.find(lblk),
             Self::Iext32(t) => t.find(lblk),
             Self::Compact(c) => c.probe(lblk),
@@ -173,12 +173,9 @@ pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelEr
     // in the header: nothing to build.
     push(match exts {
         [] | [_] => ChosenIndex::Small(exts.first().copied()),
-        _ => ChosenIndex::Compact(Box::new(CompactIndex::new(exts)?)),
+        _ => ChosenIndex::Compact(Box::new(LearnedIndex::new(exts)?)),
     });
-    push(ChosenIndex::Learned(Box::new(LearnedIndex::fit(
-        exts,
-        &FitParams::default(),
-    )?)));
+    push(ChosenIndex::Learned(Box::new(LearnedIndex::learned(exts)?)));
     Ok(out)
 }
 

@@ -6,22 +6,19 @@
 mod btree;
 pub mod changing;
 pub mod choose;
-pub mod compact;
 pub mod iext;
-mod learned;
-mod radix;
+pub mod learned;
 mod range;
 mod sorted;
 mod structure;
 
 pub use btree::BTreeIndex;
 pub use changing::{ChangedPieces, ChangingIndex, MapSource, Rebuilt};
-pub use compact::{
-    CompactForm, CompactIndex, CompactLayout, CompactShape, LineLayout, PackedLayout, PieceBody,
-    PieceLayout,
-};
 pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
-pub use learned::{LearnedIndex, LearnedSegment};
+pub use learned::{
+    LearnedForm, LearnedIndex, LearnedLayout, LearnedShape, LineLayout, PackedLayout, PieceBody,
+    PieceLayout, RecordsLayout, Storage, RECORD_BYTES,
+};
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;
 pub use structure::Structure;

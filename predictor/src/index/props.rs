@@ -153,7 +153,7 @@ proptest! {
         }
         for max_window in [2, FitParams::default().max_window] {
             let params = FitParams { max_window, ..FitParams::default() };
-            let c = CompactIndex::with_params(&exts, &params).unwrap();
+            let c = LearnedIndex::with_params(&exts, &params).unwrap();
             prop_assert_eq!(&c.extents(), &exts, "compact w={} round trip", max_window);
             structures.push((format!("compact w={max_window}"), Box::new(c)));
         }
@@ -201,7 +201,7 @@ proptest! {
         let Ok(tree) = XfsIextIndex::new(&exts) else {
             return Ok(());
         };
-        let c = CompactIndex::new(&exts).unwrap();
+        let c = LearnedIndex::new(&exts).unwrap();
         prop_assert!(
             c.heap_bytes() <= tree.heap_bytes(),
             "{} extents: compact {:?} {} B, iext16 {} B",

@@ -6,7 +6,7 @@
 pub enum Structure {
     /// The learned index ([`super::LearnedIndex`]; default window bound).
     Learned,
-    /// The compact learned index ([`super::CompactIndex`]).
+    /// The compact learned index ([`super::LearnedIndex`]).
     Compact,
     /// `std::collections::BTreeMap` ([`super::BTreeIndex`]), the baseline of every speed-up.
     Btree,

@@ -63,7 +63,7 @@ fn learned_variants(exts: &[Extent]) -> Vec<(String, LearnedIndex)> {
                 max_window,
                 final_fit,
             };
-            let l = LearnedIndex::fit(exts, &params).unwrap();
+            let l = LearnedIndex::with_storage(exts, &params, Storage::Records).unwrap();
             v.push((format!("learned w={max_window} {final_fit:?}"), l));
         }
     }
@@ -93,7 +93,7 @@ fn assert_all_agree(name: &str, exts: &[Extent], queries: &[u32]) {
             max_window,
             ..FitParams::default()
         };
-        let c = CompactIndex::with_params(exts, &params).unwrap();
+        let c = LearnedIndex::with_params(exts, &params).unwrap();
         assert_eq!(c.extents(), exts, "map {name}: compact round trip");
         others.push((format!("compact w={max_window}"), Box::new(c)));
     }
@@ -211,7 +211,7 @@ fn check_extents_rejects_bad_maps() {
 #[test]
 fn heap_bytes_are_plausible() {
     let exts = allocator_like(10_000, 4);
-    let l = LearnedIndex::fit(&exts, &FitParams::default()).unwrap();
+    let l = LearnedIndex::learned(&exts).unwrap();
     assert_eq!(l.key_bytes(), 4 * 10_000);
     assert_eq!(l.record_bytes(), 16 * 10_000);
     assert!(l.model_bytes() < l.key_bytes());

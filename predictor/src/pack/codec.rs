@@ -5,12 +5,9 @@
 //!   0  magic "IOMPACK\0"      8  version u32          12 flags u32 (0)
 //!   16 image uuid [16]        32 block size u32       36 max_window u32
 //!   40 created u64 (unix s)   48 file length u64      56 entry count u32   60 reserved u32
-//! entry, 28 bytes, then its segments, then its compact model if flag bit 0 is set:
-//!   0 ino u32   4 generation u32   8 fingerprint u64   16 extent count u32
-//!   20 model kind u8   21 flags u8 (bit 0: compact model; 0 in version 1)   22 reserved [2]
-//!   24 segment count u32
-//! compact model (the compact index's lines over its line extents), 8 bytes, then its segments:
-//!   0 line extent count u32   4 segment count u32
+//! entry, 28 bytes, then its segments (the learned index's lines over its line extents):
+//!   0 ino u32   4 generation u32   8 fingerprint u64   16 line extent count u32
+//!   20 model kind u8   21 flags u8 (0)   22 reserved [2]   24 segment count u32
 //! segment, 56 bytes:
 //!   0 first_idx u32   4 first_key u32   8 slope f64   16 intercept f64   24 e_lo u32   28 e_hi u32
 //!   32 fixed slope u64   40 fixed intercept i64   48 fixed e_lo u32   52 fixed e_hi u32
@@ -29,26 +26,17 @@ use crate::model::{FixedLine, Line, Model, ModelKind, Segment};
 
 /// Identifies a model pack.
 pub const MAGIC: [u8; 8] = *b"IOMPACK\0";
-/// Format version this crate writes and the newest it reads (version 1, without compact
-/// models, is read too).
-pub const VERSION: u32 = 2;
-/// Entry flag: a compact model follows the entry's segments.
-const HAS_COMPACT: u8 = 1;
+/// Format version this crate writes, and the only one it reads: versions 1 and 2 held a
+/// second model per file (over every extent), which no structure uses any more.
+pub const VERSION: u32 = 3;
 
 const HEADER_LEN: usize = 64;
 const ENTRY_LEN: usize = 28;
-const COMPACT_LEN: usize = 8;
 const SEGMENT_LEN: usize = 56;
 const TRAILER_LEN: usize = 8;
 
 pub(super) fn encode(pack: &Pack) -> Vec<u8> {
-    let entry_len = |e: &PackEntry| {
-        ENTRY_LEN
-            + e.model.segments.len() * SEGMENT_LEN
-            + e.compact
-                .as_ref()
-                .map_or(0, |c| COMPACT_LEN + c.segments.len() * SEGMENT_LEN)
-    };
+    let entry_len = |e: &PackEntry| ENTRY_LEN + e.model.segments.len() * SEGMENT_LEN;
     let len = HEADER_LEN + pack.entries.values().map(entry_len).sum::<usize>() + TRAILER_LEN;
     let mut out = Vec::with_capacity(len);
     let h = &pack.header;
@@ -69,13 +57,8 @@ pub(super) fn encode(pack: &Pack) -> Vec<u8> {
         out.extend_from_slice(&e.generation.to_le_bytes());
         out.extend_from_slice(&e.fingerprint.to_le_bytes());
         out.extend_from_slice(&e.model.extent_count.to_le_bytes());
-        let flags = if e.compact.is_some() { HAS_COMPACT } else { 0 };
-        out.extend_from_slice(&[e.model.kind() as u8, flags, 0, 0]);
+        out.extend_from_slice(&[e.model.kind() as u8, 0, 0, 0]);
         encode_segments(&e.model.segments, &mut out);
-        if let Some(c) = &e.compact {
-            out.extend_from_slice(&c.extent_count.to_le_bytes());
-            encode_segments(&c.segments, &mut out);
-        }
     }
     let sum = xxh3_64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -184,6 +167,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Pack, FormatError> {
     if version == 0 {
         return Err(r.corrupt(8, "format version 0"));
     }
+    if version < VERSION {
+        return Err(FormatError::OlderVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
         return Err(truncated(HEADER_LEN + TRAILER_LEN));
     }
@@ -235,7 +224,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Pack, FormatError> {
     r.pos = HEADER_LEN;
     let mut entries = BTreeMap::new();
     for _ in 0..count {
-        let e = decode_entry(&mut r, version)?;
+        let e = decode_entry(&mut r)?;
         let at = r.pos;
         if entries.insert(e.ino, e).is_some() {
             return Err(r.corrupt(at, "duplicate inode"));
@@ -256,7 +245,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Pack, FormatError> {
     })
 }
 
-fn decode_entry(r: &mut Reader<'_>, version: u32) -> Result<PackEntry, FormatError> {
+fn decode_entry(r: &mut Reader<'_>) -> Result<PackEntry, FormatError> {
     let start = r.pos;
     r.ino = None;
     let ino = r.u32()?;
@@ -269,8 +258,7 @@ fn decode_entry(r: &mut Reader<'_>, version: u32) -> Result<PackEntry, FormatErr
         ModelKind::from_u8(r.u8()?).ok_or_else(|| r.corrupt(kind_at, "unknown model kind"))?;
     let flags_at = r.pos;
     let flags = r.u8()?;
-    let known = if version >= 2 { HAS_COMPACT } else { 0 };
-    if flags & !known != 0 {
+    if flags != 0 {
         return Err(r.corrupt(flags_at, format!("unknown entry flags {flags:#x}")));
     }
     r.take::<2>()?;
@@ -290,25 +278,11 @@ fn decode_entry(r: &mut Reader<'_>, version: u32) -> Result<PackEntry, FormatErr
             ),
         ));
     }
-    let compact = if flags & HAS_COMPACT != 0 {
-        let at = r.pos;
-        let compact = Model {
-            extent_count: r.u32()?,
-            segments: decode_segments(r)?,
-        };
-        compact
-            .check_shape()
-            .map_err(|e| r.corrupt(at, format!("compact model: {e}")))?;
-        Some(compact)
-    } else {
-        None
-    };
     Ok(PackEntry {
         ino,
         generation,
         fingerprint,
         model,
-        compact,
     })
 }
 

@@ -25,6 +25,15 @@ pub enum FormatError {
         /// Newest version this reader understands.
         supported: u32,
     },
+    /// The pack was written by an older format version, whose models this reader no longer
+    /// uses (before version 3 a file had two models; retrain to get the one).
+    #[error("format version {found} is older than version {supported}: retrain the pack")]
+    OlderVersion {
+        /// Version in the file.
+        found: u32,
+        /// The version this reader understands.
+        supported: u32,
+    },
     /// The checksum over the file does not match: the bytes changed after writing.
     #[error("checksum mismatch (stored {stored:#018x}, computed {computed:#018x})")]
     Checksum {

@@ -5,9 +5,9 @@
 //! image, computes their [`fingerprint`](crate::fingerprint::fingerprint) and uses the model
 //! only if the fingerprint and the inode generation match the pack's; otherwise that one file
 //! falls back to the next tier. Rebuilding extents costs one extent-tree walk per file at load
-//! and keeps the pack small and impossible to disagree with the image. An entry also holds the
-//! compact index's lines (a second model, over the extents outside arithmetic runs), used the
-//! same way by the compact tier.
+//! and keeps the pack small and impossible to disagree with the image. The model is the learned
+//! index's lines ([`crate::LearnedIndex::model`]: over the extents outside arithmetic runs),
+//! which both learned structures (`learned` and `compact`) build on, whatever their storage.
 
 mod codec;
 mod error;
@@ -43,12 +43,10 @@ pub struct PackEntry {
     pub generation: u32,
     /// Fingerprint of the extent map at training time.
     pub fingerprint: u64,
-    /// The model (its `extent_count` is the map's length at training time).
+    /// The learned index's lines over the map's line extents (its `extent_count` is how many
+    /// there were at training time; none for maps of at most [`crate::index::learned::PLAIN_MAX`]
+    /// extents, kept plain).
     pub model: Model,
-    /// The compact index's lines ([`crate::CompactIndex::model`]), so the compact tier need
-    /// not fit them at load; `None` where the file's compact form has none (or for packs of
-    /// format version 1).
-    pub compact: Option<Model>,
 }
 
 /// A model pack in memory.

@@ -24,7 +24,7 @@ fn pack_of(sizes: &[usize]) -> Pack {
             generation: 7 * i as u32,
             fingerprint: crate::fingerprint(&exts),
             model,
-            compact: crate::CompactIndex::new(&exts).unwrap().model(),
+            compact: crate::LearnedIndex::new(&exts).unwrap().model(),
         });
     }
     p

@@ -12,8 +12,8 @@ use crate::error::{BuildError, Chain};
 use crate::fingerprint::fingerprint;
 use crate::index::choose::choose_index;
 use crate::index::{
-    check_extents, BTreeIndex, CompactForm, CompactIndex, FuseIextIndex, LearnedIndex,
-    RangeMapIndex, SortedIndex,
+    check_extents, BTreeIndex, FuseIextIndex, LearnedForm, LearnedIndex, RangeMapIndex,
+    SortedIndex, Storage,
 };
 use crate::model::{FitParams, ModelError};
 use crate::ondisk::OnDisk;
@@ -289,9 +289,9 @@ fn learned_for(
 ) -> (Option<LearnedIndex>, ModelStatus) {
     let built = match models {
         Models::None => return (None, ModelStatus::Untrained),
-        Models::Fit(params) => LearnedIndex::fit(exts, &params),
+        Models::Fit(params) => LearnedIndex::with_storage(exts, &params, Storage::Records),
         Models::Pack(pack) => match fresh_entry(inode, exts, pack) {
-            Ok(entry) => LearnedIndex::new(exts, &entry.model),
+            Ok(entry) => LearnedIndex::with_model(exts, &entry.model, Storage::Records),
             Err(status) => return (None, status),
         },
     };
@@ -313,34 +313,32 @@ fn compact_for(
     inode: &Inode,
     exts: &[Extent],
     models: Models<'_>,
-) -> Result<(CompactIndex, ModelStatus), ModelError> {
+) -> Result<(LearnedIndex, ModelStatus), ModelError> {
     let status = match models {
-        Models::None => return Ok((CompactIndex::new(exts)?, ModelStatus::NotUsed)),
+        Models::None => return Ok((LearnedIndex::new(exts)?, ModelStatus::NotUsed)),
         Models::Fit(params) => {
             return Ok((
-                CompactIndex::with_params(exts, &params)?,
+                LearnedIndex::with_params(exts, &params)?,
                 ModelStatus::NotUsed,
             ))
         }
         Models::Pack(pack) => match fresh_entry(inode, exts, pack) {
-            Ok(PackEntry {
-                compact: Some(model),
-                ..
-            }) => match CompactIndex::with_model(exts, model) {
-                Ok(c) => {
-                    let segments = model.segments.len();
-                    return Ok((c, ModelStatus::Active { segments }));
+            Ok(PackEntry { model, .. }) => {
+                match LearnedIndex::with_model(exts, model, Storage::Packed) {
+                    Ok(c) => {
+                        let segments = model.segments.len();
+                        return Ok((c, ModelStatus::Active { segments }));
+                    }
+                    Err(e) => ModelStatus::Invalid(e),
                 }
-                Err(e) => ModelStatus::Invalid(e),
-            },
-            Ok(PackEntry { compact: None, .. }) => ModelStatus::Untrained,
+            }
             Err(status) => status,
         },
     };
-    let c = CompactIndex::new(exts)?;
+    let c = LearnedIndex::new(exts)?;
     // A form without lines (one extent, a plain array) has no model to miss.
     let status = match status {
-        ModelStatus::Untrained if c.form() != CompactForm::Packed => ModelStatus::NotUsed,
+        ModelStatus::Untrained if c.form() != LearnedForm::Packed => ModelStatus::NotUsed,
         s => s,
     };
     Ok((c, status))

@@ -15,8 +15,7 @@ pub use load::{BuildReport, ModelStatus, Models};
 use crate::error::QueryError;
 use crate::index::choose::{ChosenIndex, Structure};
 use crate::index::{
-    BTreeIndex, CompactIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
-    SortedIndex,
+    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex,
 };
 use crate::mapping::{Mapping, Query, Request};
 use crate::ondisk::OnDisk;
@@ -40,7 +39,7 @@ pub enum Tier {
     /// `fuse_iomap_io` records ([`FuseIextIndex`]), then on-disk: what the kernel's own cache
     /// would answer from.
     Iext,
-    /// The compact learned index ([`CompactIndex`]: bit-packed extents, arithmetic runs, lines
+    /// The compact learned index ([`LearnedIndex`]: bit-packed extents, arithmetic runs, lines
     /// fitted at build time), then on-disk. It holds the whole map exactly, so it needs no
     /// B-tree behind it; audit mode checks its answers against the on-disk walk.
     Compact,
@@ -191,7 +190,7 @@ pub enum TierKind {
     /// A tier in front of the stack ([`FrontTier`], given to [`TierStack::resolve`]); the
     /// stack counts its outcomes here.
     Front = 6,
-    /// The compact learned index ([`CompactIndex`]).
+    /// The compact learned index ([`LearnedIndex`]).
     Compact = 7,
 }
 
@@ -275,7 +274,7 @@ enum MemIndex {
     Sorted(SortedIndex),
     RangeMap(RangeMapIndex),
     Iext(FuseIextIndex),
-    Compact(CompactIndex),
+    Compact(LearnedIndex),
     Chosen(ChosenIndex),
 }
 
@@ -330,19 +329,17 @@ struct FileEntry {
 pub struct MemoryReport {
     /// Extents loaded.
     pub extents: u64,
-    /// Learned models alone (segment starts and lines).
+    /// The learned tier's models alone (directory and pieces).
     pub model_bytes: u64,
-    /// The learned index's extent-start arrays.
-    pub key_bytes: u64,
-    /// The learned index's per-extent records.
+    /// The learned tier's stored extents (records, or the plain arrays of small files).
     pub record_bytes: u64,
     /// The in-memory fallback (or only) structure: B-tree, sorted array, range map, iext tree
     /// or compact index.
     pub index_bytes: u64,
     /// Whether `index_bytes` was counted by the allocator (`predictor::alloc::Counting`
     /// installed in this process); if not, it is the structures' own account, an estimate for
-    /// `BTreeMap` and `RangeMap`. The learned index's three figures are always exact (vector
-    /// capacities).
+    /// `BTreeMap` and `RangeMap`. The learned tier's two figures are always exact (array
+    /// lengths).
     pub counted: bool,
 }
 
@@ -404,7 +401,7 @@ impl TierStack {
 
     /// The compact index of a file (compact stacks): what another evaluator of it (a front
     /// tier) loads.
-    pub fn compact(&self, ino: u32) -> Option<&CompactIndex> {
+    pub fn compact(&self, ino: u32) -> Option<&LearnedIndex> {
         match self.files.get(&ino).and_then(|f| f.mem.as_ref()) {
             Some(MemIndex::Compact(c)) => Some(c),
             _ => None,
@@ -564,8 +561,7 @@ impl TierStack {
             m.extents += f.extents as u64;
             if let Some(l) = &f.learned {
                 m.model_bytes += l.model_bytes() as u64;
-                m.key_bytes += l.key_bytes() as u64;
-                m.record_bytes += l.record_bytes() as u64;
+                m.record_bytes += (l.heap_bytes() - l.model_bytes()) as u64;
             }
             if let Some(i) = &f.mem {
                 m.index_bytes += if self.counted {

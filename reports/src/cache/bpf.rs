@@ -9,7 +9,7 @@ use bpf::abi::BeginIn;
 use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Replaced, Spare, Status};
 use livefs::trace::{Event, FileMap, Trace};
 use predictor::index::extents_of;
-use predictor::{CompactIndex, Query, Request};
+use predictor::{LearnedIndex, Query, Request};
 
 use super::truth_answer;
 
@@ -107,7 +107,7 @@ pub fn replay(name: &str, trace: &Trace, ino: u64) -> Result<BpfReplay> {
 
 /// The file as the tier loads it. The traced file's size is not in the trace: its mapped end
 /// (queries are reports, which are answered past EOF).
-fn file<'a>(ino: u64, bs: u32, form: &'a CompactIndex, map: &FileMap) -> BpfFile<'a> {
+fn file<'a>(ino: u64, bs: u32, form: &'a LearnedIndex, map: &FileMap) -> BpfFile<'a> {
     BpfFile {
         ino,
         size: map.end() * u64::from(bs),
@@ -116,6 +116,6 @@ fn file<'a>(ino: u64, bs: u32, form: &'a CompactIndex, map: &FileMap) -> BpfFile
     }
 }
 
-fn form_of(map: &FileMap) -> Result<CompactIndex> {
-    Ok(CompactIndex::new(&extents_of(map))?)
+fn form_of(map: &FileMap) -> Result<LearnedIndex> {
+    Ok(LearnedIndex::new(&extents_of(map))?)
 }

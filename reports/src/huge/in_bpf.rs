@@ -13,7 +13,7 @@ use bpf::abi::{BeginIn, CBucket, Piece};
 use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Status};
 use ext4::Extent;
 use predictor::error::Chain;
-use predictor::{CompactIndex, CompactLayout, Query, Request};
+use predictor::{LearnedIndex, LearnedLayout, Query, Request};
 
 use super::reference;
 
@@ -90,7 +90,7 @@ impl Outcome {
 
 /// The arrays `c`'s form takes in the program's compact layout (what the loader's `entry_of`
 /// counts), against what their u32 indices allow.
-pub fn needs(c: &CompactIndex, extents: u64) -> Vec<ArrayNeed> {
+pub fn needs(c: &LearnedIndex, extents: u64) -> Vec<ArrayNeed> {
     let mut out = Vec::new();
     let mut push = |array: &str, slots: usize, elem: usize| {
         let slots = slots as u64;
@@ -104,13 +104,13 @@ pub fn needs(c: &CompactIndex, extents: u64) -> Vec<ArrayNeed> {
         });
     };
     match c.layout() {
-        CompactLayout::Empty => {}
-        CompactLayout::Plain(e) => push(
+        LearnedLayout::Empty => {}
+        LearnedLayout::Plain(e) => push(
             "WORDS",
             (e.len() * std::mem::size_of::<bpf::abi::Extent>()).div_ceil(8),
             8,
         ),
-        CompactLayout::Packed(p) => {
+        LearnedLayout::Packed(p) => {
             push("PIECES", p.pieces.len(), std::mem::size_of::<Piece>());
             push("CBUCKETS", p.buckets.len(), std::mem::size_of::<CBucket>());
             push("WORDS", p.bytes.len().div_ceil(8), 8);
@@ -120,7 +120,7 @@ pub fn needs(c: &CompactIndex, extents: u64) -> Vec<ArrayNeed> {
 }
 
 /// Loads `c` (the compact form of `exts`) into the program and asks it `queries`.
-pub fn run(c: &CompactIndex, exts: &[Extent], queries: &[u32]) -> Outcome {
+pub fn run(c: &LearnedIndex, exts: &[Extent], queries: &[u32]) -> Outcome {
     let n = exts.len() as u64;
     let mut out = Outcome {
         arrays: needs(c, n),
@@ -164,7 +164,7 @@ pub fn run(c: &CompactIndex, exts: &[Extent], queries: &[u32]) -> Outcome {
 
 /// One load with `limits`; `Err` only where the BPF tier cannot run at all (no permission).
 fn attempt(
-    c: &CompactIndex,
+    c: &LearnedIndex,
     exts: &[Extent],
     queries: &[u32],
     limits: Limits,

@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::Result;
 use ext4::{BlockMap, Extent};
 use predictor::synth::{in_orders, uniform_queries};
-use predictor::{CompactIndex, ExtentIndex, Lookup, XfsIextIndex};
+use predictor::{ExtentIndex, LearnedIndex, Lookup, XfsIextIndex};
 
 use crate::compare::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
 use crate::rows::{met, print_row};
@@ -173,7 +173,7 @@ fn measure(
     let len = exts.len();
     tracing::info!(extents = len, secs = generate_s, "map drawn");
     step(format!("{len}: building the compact index"));
-    let (mut compact, c) = build(&exts, |e| CompactIndex::new(e).map_err(anyhow::Error::from))?;
+    let (mut compact, c) = build(&exts, |e| LearnedIndex::new(e).map_err(anyhow::Error::from))?;
     step(format!("{len}: building iext16"));
     let (mut iext16, x) = build(&exts, |e| XfsIextIndex::new(e).map_err(anyhow::Error::from))?;
     let compact_form = crate::structures::form_of(c.form(), c.shape());
@@ -189,7 +189,7 @@ fn measure(
     step(format!("{len}: cold lookups (second builds first)"));
     let cold = {
         // The cold regime's twins: the same structures built again, elsewhere in memory.
-        let c2 = CompactIndex::new(&exts)?;
+        let c2 = LearnedIndex::new(&exts)?;
         let x2 = XfsIextIndex::new(&exts)?;
         let twins: [&dyn ExtentIndex; 2] = [&c2, &x2];
         cold_race(

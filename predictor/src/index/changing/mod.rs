@@ -32,7 +32,7 @@ mod shift_map;
 use ext4::{BlockMap, Extent};
 use livefs::trace::{Change, FileMap, MAX_BLOCKS};
 
-use super::{extents_of, CompactIndex, ExtentIndex, Lookup};
+use super::{extents_of, ExtentIndex, LearnedIndex, Lookup};
 use crate::model::{FinalFit, FitParams, ModelError};
 use shift_map::{Moves, ShiftMap};
 
@@ -98,7 +98,7 @@ impl Piece {
 
 /// A packed form built aside from a snapshot of the map, for [`ChangingIndex::install`].
 pub struct Rebuilt {
-    built: CompactIndex,
+    built: LearnedIndex,
     extents: usize,
 }
 
@@ -112,7 +112,7 @@ impl Rebuilt {
             ..FitParams::default()
         };
         Ok(Self {
-            built: CompactIndex::with_params(&exts, &params)?,
+            built: LearnedIndex::with_params(&exts, &params)?,
             extents: exts.len(),
         })
     }
@@ -120,7 +120,7 @@ impl Rebuilt {
 
 /// A compact index over a map that changes; see the module documentation.
 pub struct ChangingIndex {
-    built: CompactIndex,
+    built: LearnedIndex,
     built_extents: usize,
     /// The overlay: first block -> piece; disjoint, no two holes adjacent.
     overlay: ShiftMap<Piece>,

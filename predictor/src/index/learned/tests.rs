@@ -34,7 +34,7 @@ fn mixed() -> Vec<Extent> {
     exts
 }
 
-fn agree(exts: &[Extent], c: &CompactIndex) {
+fn agree(exts: &[Extent], c: &LearnedIndex) {
     assert_eq!(c.extents(), exts);
     let reference = SortedIndex::new(exts.to_vec());
     for q in probe_blocks(exts) {
@@ -45,8 +45,8 @@ fn agree(exts: &[Extent], c: &CompactIndex) {
 #[test]
 fn mixed_runs_and_lines_are_exact() {
     let exts = mixed();
-    let c = CompactIndex::new(&exts).unwrap();
-    assert_eq!(c.form(), CompactForm::Packed);
+    let c = LearnedIndex::new(&exts).unwrap();
+    assert_eq!(c.form(), LearnedForm::Packed);
     let s = c.shape();
     // The runs of 40, 300, 16 and 1000 extents; 5, 15 and 2 are packed.
     assert_eq!((s.runs, s.run_extents), (4, 40 + 300 + 16 + 1000));
@@ -58,23 +58,23 @@ fn mixed_runs_and_lines_are_exact() {
 #[test]
 fn forms_follow_the_cost_benefit_rule() {
     let exts = allocator_like(100, 1);
-    let form = |n: usize| CompactIndex::new(&exts[..n]).unwrap().form();
-    assert_eq!(form(0), CompactForm::Empty);
-    assert_eq!(form(1), CompactForm::One);
-    assert_eq!(form(PLAIN_MAX), CompactForm::Plain);
-    assert_eq!(form(100), CompactForm::Packed);
+    let form = |n: usize| LearnedIndex::new(&exts[..n]).unwrap().form();
+    assert_eq!(form(0), LearnedForm::Empty);
+    assert_eq!(form(1), LearnedForm::One);
+    assert_eq!(form(PLAIN_MAX), LearnedForm::Plain);
+    assert_eq!(form(100), LearnedForm::Packed);
     // Past PLAIN_MAX the packed form is taken only where it is the smaller.
     for n in PLAIN_MAX + 1..=100 {
-        let c = CompactIndex::new(&exts[..n]).unwrap();
+        let c = LearnedIndex::new(&exts[..n]).unwrap();
         assert!(
             c.heap_bytes() <= n * std::mem::size_of::<Extent>(),
             "{n} extents"
         );
     }
-    assert_eq!(CompactIndex::new(&exts[..1]).unwrap().heap_bytes(), 0);
+    assert_eq!(LearnedIndex::new(&exts[..1]).unwrap().heap_bytes(), 0);
     // A whole-file run stores no extent at all.
     let r = run(10, 100_000, 3, 2, 77, 3);
-    let c = CompactIndex::new(&r).unwrap();
+    let c = LearnedIndex::new(&r).unwrap();
     assert_eq!(c.shape().packed_extents, 0);
     assert!(c.heap_bytes() < 256, "{} bytes", c.heap_bytes());
     agree(&r, &c);
@@ -94,7 +94,7 @@ fn key_widths_follow_the_blocks_spans() {
                 e
             })
             .collect();
-        let c = CompactIndex::new(&exts).unwrap();
+        let c = LearnedIndex::new(&exts).unwrap();
         assert!(c.shape().lines > 0, "gap {gap}: {:?}", c.shape());
         let Form::Packed(p) = &c.form else {
             panic!("gap {gap}: {:?}", c.form());
@@ -116,7 +116,7 @@ fn windows_wider_than_the_count_are_narrowed() {
         max_window: 4096,
         ..FitParams::default()
     };
-    let c = CompactIndex::with_params(&exts, &params).unwrap();
+    let c = LearnedIndex::with_params(&exts, &params).unwrap();
     if let Form::Packed(p) = &c.form {
         for piece in p.pieces.iter() {
             if let Body::Line(l) = piece.body {
@@ -161,13 +161,13 @@ fn unpackable_fields_fall_back_to_the_plain_array() {
     let mut exts = allocator_like(100, 2);
     exts[50].pblk = u64::MAX - 5;
     exts[51].pblk = 3;
-    let c = CompactIndex::new(&exts).unwrap();
-    assert_eq!(c.form(), CompactForm::Plain);
+    let c = LearnedIndex::new(&exts).unwrap();
+    assert_eq!(c.form(), LearnedForm::Plain);
     agree(&exts, &c);
 }
 
 /// A line moved by `slots` and narrowed to `width`, in its piece and its bucket copies.
-fn skew(c: &mut CompactIndex, slots: i64, width: u8) {
+fn skew(c: &mut LearnedIndex, slots: i64, width: u8) {
     let Form::Packed(p) = &mut c.form else {
         panic!("not packed");
     };
@@ -188,7 +188,7 @@ fn wrong_lines_miss_and_never_answer_wrong() {
     let blocks = probe_blocks(&exts);
     for slots in [-70, -40, -33, -9, -1, 1, 5, 31, 40, 70] {
         for width in [0, 3, 31] {
-            let mut c = CompactIndex::new(&exts).unwrap();
+            let mut c = LearnedIndex::new(&exts).unwrap();
             skew(&mut c, slots, width);
             let mut missed = 0;
             for &q in &blocks {
@@ -208,42 +208,42 @@ fn wrong_lines_miss_and_never_answer_wrong() {
 #[test]
 fn the_lines_of_a_model_rebuild_the_same_index() {
     for exts in [mixed(), allocator_like(5000, 4)] {
-        let c = CompactIndex::new(&exts).unwrap();
+        let c = LearnedIndex::new(&exts).unwrap();
         let model = c.model().unwrap();
         let s = c.shape();
         assert_eq!(model.extent_count as usize, s.packed_extents);
         assert_eq!(model.segments.len(), s.lines);
-        let again = CompactIndex::with_model(&exts, &model).unwrap();
+        let again = LearnedIndex::with_model(&exts, &model).unwrap();
         assert_eq!(again.model(), Some(model));
         assert_eq!(again.heap_bytes(), c.heap_bytes());
         agree(&exts, &again);
     }
     // Forms without lines have no model to keep.
-    assert_eq!(CompactIndex::new(&mixed()[..5]).unwrap().model(), None);
+    assert_eq!(LearnedIndex::new(&mixed()[..5]).unwrap().model(), None);
 }
 
 #[test]
 fn a_model_of_another_map_is_refused() {
     let exts = mixed();
-    let model = CompactIndex::new(&exts).unwrap().model().unwrap();
+    let model = LearnedIndex::new(&exts).unwrap().model().unwrap();
     // Another map: a count or a first key differs.
     let mut moved = exts.clone();
     for e in &mut moved {
         e.lblk += 1;
     }
-    assert!(CompactIndex::with_model(&moved, &model).is_err());
-    assert!(CompactIndex::with_model(&exts[..exts.len() - 1], &model).is_err());
+    assert!(LearnedIndex::with_model(&moved, &model).is_err());
+    assert!(LearnedIndex::with_model(&exts[..exts.len() - 1], &model).is_err());
     // A segment spanning a run: the second stretch's segment dropped.
     let second = cut(&exts).iter().filter_map(Cut::stretch).nth(1).unwrap();
     let mut spanning = model.clone();
     spanning
         .segments
         .retain(|s| s.first_key != exts[second.start].lblk);
-    assert!(CompactIndex::with_model(&exts, &spanning).is_err());
+    assert!(LearnedIndex::with_model(&exts, &spanning).is_err());
     // A window the lookup's WINDOW slots cannot cover.
     let mut wide = model.clone();
     wide.segments[0].fixed.e_hi = WINDOW as u32;
-    assert!(CompactIndex::with_model(&exts, &wide).is_err());
+    assert!(LearnedIndex::with_model(&exts, &wide).is_err());
 }
 
 /// Forty line pieces of `stretch` allocator-like extents, each followed by a run piece,
@@ -266,7 +266,7 @@ fn crowded(stretch: usize, tail: u32) -> Vec<Extent> {
     exts
 }
 
-fn directory_of(c: &CompactIndex) -> (usize, usize) {
+fn directory_of(c: &LearnedIndex) -> (usize, usize) {
     let Form::Packed(p) = &c.form else {
         panic!("{:?}", c.form());
     };
@@ -278,7 +278,7 @@ fn crowded_pieces_get_more_buckets() {
     // The punched part holds half the span and most pieces: one bucket per piece leaves
     // buckets holding several piece starts, so the directory doubles.
     let exts = crowded(400, 2_000);
-    let c = CompactIndex::new(&exts).unwrap();
+    let c = LearnedIndex::new(&exts).unwrap();
     let (buckets, pieces) = directory_of(&c);
     assert!(
         buckets > pieces.next_power_of_two(),
@@ -298,7 +298,7 @@ fn buckets_of_many_pieces_stay_exact() {
     // a directory fine enough for them would outweigh the packed bytes, so it does not
     // grow and buckets hold dozens of piece starts (searched in the piece array).
     let exts = crowded(40, 1 << 20);
-    let c = CompactIndex::new(&exts).unwrap();
+    let c = LearnedIndex::new(&exts).unwrap();
     let (buckets, pieces) = directory_of(&c);
     assert_eq!(buckets, pieces.next_power_of_two());
     agree(&exts, &c);
@@ -307,7 +307,7 @@ fn buckets_of_many_pieces_stay_exact() {
 #[test]
 fn allocator_maps_pack_to_a_few_bytes_per_extent() {
     let exts = allocator_like(100_000, 9);
-    let c = CompactIndex::new(&exts).unwrap();
+    let c = LearnedIndex::new(&exts).unwrap();
     agree(&exts, &c);
     // Random 2^40 physical jumps in 20% of the extents are the worst case for the delta
     // column; the kernel allocator's maps pack much tighter (see `reports structures`).

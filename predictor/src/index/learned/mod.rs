@@ -3,7 +3,7 @@
 //! records fits in a fraction of the memory and a lookup touches a handful of cache lines.
 //!
 //! # Forms (the per-file cost-benefit choice)
-//! Every file gets the cheapest exact form that suits it ([`CompactForm`]):
+//! Every file gets the cheapest exact form that suits it ([`LearnedForm`]):
 //! - no extents: nothing; one extent: the extent itself, inline, no heap and no model;
 //! - up to [`PLAIN_MAX`] extents: a plain array of 16-byte records, the kernel's iext record
 //!   size (a few cache lines; a model would cost more bytes than it saves, and a search over 8
@@ -76,6 +76,7 @@ mod build;
 mod layout;
 mod line;
 mod probe;
+mod records;
 #[cfg(test)]
 mod tests;
 
@@ -83,6 +84,7 @@ use bits::*;
 use build::*;
 pub use layout::*;
 use line::*;
+use records::*;
 
 /// Extents per packed block (one header each).
 pub const BLOCK: usize = 64;
@@ -117,7 +119,7 @@ const EVERY_BLOCK: u32 = u32::MAX;
 
 /// Which exact form a file's map got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CompactForm {
+pub enum LearnedForm {
     /// No extents.
     Empty,
     /// One extent, stored inline.
@@ -126,11 +128,19 @@ pub enum CompactForm {
     Plain,
     /// Pieces (arithmetic runs and lines) over bit-packed blocks.
     Packed,
+    /// Pieces (arithmetic runs and lines) over 16-byte records.
+    Records,
 }
 
-impl CompactForm {
+impl LearnedForm {
     /// Every form, in this order.
-    pub const ALL: [CompactForm; 4] = [Self::Empty, Self::One, Self::Plain, Self::Packed];
+    pub const ALL: [LearnedForm; 5] = [
+        Self::Empty,
+        Self::One,
+        Self::Plain,
+        Self::Packed,
+        Self::Records,
+    ];
 
     /// Name in tables and logs.
     pub fn name(self) -> &'static str {
@@ -139,13 +149,25 @@ impl CompactForm {
             Self::One => "one-extent",
             Self::Plain => "plain-array",
             Self::Packed => "packed",
+            Self::Records => "records",
         }
     }
 }
 
+/// How the line pieces of a file with a model store their extents: what distinguishes the two
+/// learned structures, `compact` and `learned` ([`crate::index::Structure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Storage {
+    /// Bit-packed blocks, taken only where smaller than a plain array (`compact`).
+    #[default]
+    Packed,
+    /// 16-byte records, the kernel's iext record size, read without decoding (`learned`).
+    Records,
+}
+
 /// What a compact index is made of (for the reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CompactShape {
+pub struct LearnedShape {
     /// Extents.
     pub extents: usize,
     /// Arithmetic-run pieces.
@@ -156,11 +178,13 @@ pub struct CompactShape {
     pub lines: usize,
     /// Extents stored packed.
     pub packed_extents: usize,
+    /// Extents stored as records by line pieces.
+    pub record_extents: usize,
 }
 
 /// A file's extent map in its compact form (see the module documentation).
 #[derive(Debug, Clone, Default)]
-pub struct CompactIndex {
+pub struct LearnedIndex {
     form: Form,
 }
 
@@ -174,6 +198,8 @@ enum Form {
     Wide(Box<[Extent]>),
     // Inline, not boxed: one dependent load fewer per lookup, for 32 more bytes per file.
     Packed(Packed),
+    /// Pieces whose line pieces hold 16-byte records.
+    Records(Packed),
 }
 
 /// An extent of a plain array in 16 bytes, as the kernel's iext record holds one: logical
@@ -292,6 +318,7 @@ struct Line {
 enum Body {
     Run(Run),
     Line(Line),
+    Records(RecLine),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -328,8 +355,11 @@ struct Packed {
     buckets: Box<[Bucket]>,
     /// Every piece, for the queries past their bucket's piece.
     pieces: Box<[Piece]>,
-    /// The line pieces' blocks, padded with 8 zero bytes so every field read is one 8-byte load.
+    /// The line pieces' blocks, padded with 8 zero bytes so every field read is one 8-byte load
+    /// ([`Storage::Packed`]; empty otherwise).
     bytes: Box<[u8]>,
+    /// The line pieces' records ([`Storage::Records`]; empty otherwise).
+    recs: Box<[PlainRec]>,
 }
 
 /// What a record's physical field is stored against (per line piece, whichever packs tighter).
@@ -354,7 +384,7 @@ impl Phys {
     }
 }
 
-impl CompactIndex {
+impl LearnedIndex {
     /// The compact form of `exts` (a sorted, non-overlapping map; checked).
     pub fn new(exts: &[Extent]) -> Result<Self, ModelError> {
         Self::with_params(exts, &FitParams::default())
@@ -362,29 +392,48 @@ impl CompactIndex {
 
     /// The compact form of `exts`, with lines fitted with `params`.
     pub fn with_params(exts: &[Extent], params: &FitParams) -> Result<Self, ModelError> {
-        Self::build(exts, Lines::Fit(params))
+        Self::build(exts, Lines::Fit(params), Storage::Packed)
+    }
+
+    /// The form of `exts` whose line pieces store `storage`, with lines fitted with `params`.
+    pub fn with_storage(
+        exts: &[Extent],
+        params: &FitParams,
+        storage: Storage,
+    ) -> Result<Self, ModelError> {
+        Self::build(exts, Lines::Fit(params), storage)
+    }
+
+    /// The `learned` structure: lines fitted with the default parameters over 16-byte records.
+    pub fn learned(exts: &[Extent]) -> Result<Self, ModelError> {
+        Self::with_storage(exts, &FitParams::default(), Storage::Records)
     }
 
     /// The compact form of `exts` with the lines of `model` instead of fitted ones: what
     /// [`Self::model`] gave for the same map (a pack stores it). A model that does not
     /// describe the map's line extents is an error; a wrong line in one that does can only
     /// make lookups miss.
-    pub fn with_model(exts: &[Extent], model: &Model) -> Result<Self, ModelError> {
-        Self::build(exts, Lines::Model(model))
+    pub fn with_model(
+        exts: &[Extent],
+        model: &Model,
+        storage: Storage,
+    ) -> Result<Self, ModelError> {
+        Self::build(exts, Lines::Model(model), storage)
     }
 
     /// The packed form's lines, as a model over its *line extents* (the extents outside
     /// arithmetic runs, in order; runs are found again from the map): what a pack stores so
     /// [`Self::with_model`] need not fit. The compact form keeps only the fixed-point lines;
     /// each segment's float line is their value. `None` for the forms without lines to keep.
+    /// The lines do not depend on the storage: either form's model builds the other.
     pub fn model(&self) -> Option<Model> {
         match &self.form {
-            Form::Packed(p) => Some(p.model()),
+            Form::Packed(p) | Form::Records(p) => Some(p.model()),
             Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => None,
         }
     }
 
-    fn build(exts: &[Extent], lines: Lines<'_>) -> Result<Self, ModelError> {
+    fn build(exts: &[Extent], lines: Lines<'_>, storage: Storage) -> Result<Self, ModelError> {
         check_extents(exts)?;
         if u32::try_from(exts.len()).is_err() {
             return Err(ModelError::TooMany(exts.len()));
@@ -395,33 +444,59 @@ impl CompactIndex {
             _ if exts.len() <= PLAIN_MAX => plain(exts),
             // Packed only where it is smaller than the plain array (from a dozen extents or so:
             // a bucket, a piece and a block header cost some 160 bytes).
-            _ => match Packed::new(exts, lines)? {
-                Some(p) if p.heap_bytes() < plain_bytes(exts) => Form::Packed(p),
+            _ => match (Packed::new(exts, lines, storage)?, storage) {
+                (Some(p), Storage::Packed) if p.heap_bytes() < plain_bytes(exts) => Form::Packed(p),
+                // Records are never smaller than a plain array: the model is what they add.
+                (Some(p), Storage::Records) => Form::Records(p),
                 _ => plain(exts),
             },
         };
         Ok(Self { form })
     }
 
-    /// The form this file got.
-    pub fn form(&self) -> CompactForm {
+    /// Line pieces (each one segment of a fitted model).
+    pub fn segment_count(&self) -> usize {
+        self.shape().lines
+    }
+
+    /// How its line pieces store their extents (`None` for the forms without pieces).
+    pub fn storage(&self) -> Option<Storage> {
         match self.form {
-            Form::Empty => CompactForm::Empty,
-            Form::One(_) => CompactForm::One,
-            Form::Plain(_) | Form::Wide(_) => CompactForm::Plain,
-            Form::Packed(_) => CompactForm::Packed,
+            Form::Packed(_) => Some(Storage::Packed),
+            Form::Records(_) => Some(Storage::Records),
+            Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => None,
+        }
+    }
+
+    /// Heap bytes of the model alone: the directory and the pieces (lines and runs), without
+    /// the stored extents (0 for the forms without a model).
+    pub fn model_bytes(&self) -> usize {
+        match &self.form {
+            Form::Packed(p) | Form::Records(p) => p.model_bytes(),
+            Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => 0,
+        }
+    }
+
+    /// The form this file got.
+    pub fn form(&self) -> LearnedForm {
+        match self.form {
+            Form::Empty => LearnedForm::Empty,
+            Form::One(_) => LearnedForm::One,
+            Form::Plain(_) | Form::Wide(_) => LearnedForm::Plain,
+            Form::Packed(_) => LearnedForm::Packed,
+            Form::Records(_) => LearnedForm::Records,
         }
     }
 
     /// What it is made of.
-    pub fn shape(&self) -> CompactShape {
-        let mut s = CompactShape::default();
+    pub fn shape(&self) -> LearnedShape {
+        let mut s = LearnedShape::default();
         match &self.form {
             Form::Empty => {}
             Form::One(_) => s.extents = 1,
             Form::Plain(e) => s.extents = e.len(),
             Form::Wide(e) => s.extents = e.len(),
-            Form::Packed(p) => {
+            Form::Packed(p) | Form::Records(p) => {
                 for piece in p.pieces.iter() {
                     match piece.body {
                         Body::Run(r) => {
@@ -432,9 +507,13 @@ impl CompactIndex {
                             s.lines += 1;
                             s.packed_extents += l.count() as usize;
                         }
+                        Body::Records(r) => {
+                            s.lines += 1;
+                            s.record_extents += r.count() as usize;
+                        }
                     }
                 }
-                s.extents = s.packed_extents + s.run_extents;
+                s.extents = s.packed_extents + s.record_extents + s.run_extents;
             }
         }
         s
@@ -447,18 +526,18 @@ impl CompactIndex {
             Form::One(e) => vec![*e],
             Form::Plain(e) => e.iter().map(|r| r.extent()).collect(),
             Form::Wide(e) => e.to_vec(),
-            Form::Packed(p) => p.extents(),
+            Form::Packed(p) | Form::Records(p) => p.extents(),
         }
     }
 
     /// Its parts, as the lookup reads them (for another evaluator: a front tier).
-    pub fn layout(&self) -> CompactLayout<'_> {
+    pub fn layout(&self) -> LearnedLayout<'_> {
         match &self.form {
-            Form::Empty => CompactLayout::Empty,
-            Form::One(e) => CompactLayout::Plain(Cow::Borrowed(std::slice::from_ref(e))),
-            Form::Plain(e) => CompactLayout::Plain(e.iter().map(|r| r.extent()).collect()),
-            Form::Wide(e) => CompactLayout::Plain(Cow::Borrowed(e)),
-            Form::Packed(p) => CompactLayout::Packed(p.layout()),
+            Form::Empty => LearnedLayout::Empty,
+            Form::One(e) => LearnedLayout::Plain(Cow::Borrowed(std::slice::from_ref(e))),
+            Form::Plain(e) => LearnedLayout::Plain(e.iter().map(|r| r.extent()).collect()),
+            Form::Wide(e) => LearnedLayout::Plain(Cow::Borrowed(e)),
+            Form::Packed(p) | Form::Records(p) => LearnedLayout::Packed(p.layout()),
         }
     }
 
@@ -470,7 +549,7 @@ impl CompactIndex {
             Form::Empty | Form::One(_) => 0,
             Form::Plain(r) => super::search_lines(r.len(), std::mem::size_of::<PlainRec>()),
             Form::Wide(e) => super::search_lines(e.len(), std::mem::size_of::<Extent>()),
-            Form::Packed(p) => p.lines_read(q),
+            Form::Packed(p) | Form::Records(p) => p.lines_read(q),
         }
     }
 
@@ -479,7 +558,7 @@ impl CompactIndex {
     pub fn probe(&self, q: u32) -> Lookup {
         // The packed form first: one test, where a jump over the four forms costs five
         // instructions of a lookup's two hundred.
-        if let Form::Packed(p) = &self.form {
+        if let Form::Packed(p) | Form::Records(p) = &self.form {
             return p.probe(q);
         }
         self.probe_small(q)
@@ -504,7 +583,7 @@ impl CompactIndex {
                 let at = n.checked_sub(1).and_then(|j| exts.get(j)).copied();
                 Lookup::Found(resolve(q, at, exts.get(n).map(|e| e.lblk)))
             }
-            Form::Packed(p) => p.probe(q),
+            Form::Packed(p) | Form::Records(p) => p.probe(q),
         }
     }
 }
@@ -520,7 +599,7 @@ pub fn one_extent(e: Option<&Extent>, q: u32) -> Lookup {
     }
 }
 
-impl ExtentIndex for CompactIndex {
+impl ExtentIndex for LearnedIndex {
     fn find(&self, lblk: u32) -> Lookup {
         self.probe(lblk)
     }
@@ -530,17 +609,21 @@ impl ExtentIndex for CompactIndex {
             Form::Empty | Form::One(_) => 0,
             Form::Plain(e) => std::mem::size_of_val::<[PlainRec]>(e),
             Form::Wide(e) => std::mem::size_of_val::<[Extent]>(e),
-            Form::Packed(p) => p.heap_bytes(),
+            Form::Packed(p) | Form::Records(p) => p.heap_bytes(),
         }
     }
 }
 
 impl Packed {
-    /// Heap bytes: the directory, the pieces and the packed blocks.
+    /// Heap bytes: the directory, the pieces and the stored extents.
     fn heap_bytes(&self) -> usize {
+        self.model_bytes() + self.bytes.len() + std::mem::size_of_val::<[PlainRec]>(&self.recs)
+    }
+
+    /// Heap bytes of the directory and the pieces.
+    fn model_bytes(&self) -> usize {
         std::mem::size_of_val::<[Bucket]>(&self.buckets)
             + std::mem::size_of_val::<[Piece]>(&self.pieces)
-            + self.bytes.len()
     }
 }
 

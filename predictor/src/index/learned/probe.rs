@@ -1,7 +1,7 @@
 //! The packed form's lookup: the directory bucket, the piece, the line's window, the answer.
 
 use super::*;
-use crate::index::search_lines;
+use crate::index::{search_lines, span_lines};
 
 impl Packed {
     /// The piece holding `q` (`q >= first_key`).
@@ -79,16 +79,15 @@ impl Packed {
                 }
             }
         };
-        if let Some(Piece {
-            body: Body::Line(l),
-            ..
-        }) = piece
-        {
-            lines += match l.kw {
+        lines += match piece.map(|p| &p.body) {
+            Some(Body::Line(l)) => match l.kw {
                 KeyWidth::U16 => 3,
                 KeyWidth::U32 => 4,
-            };
-        }
+            },
+            // The window's records: at most WINDOW of 16 bytes, eight lines.
+            Some(Body::Records(r)) => span_lines(0, r.count().min(WINDOW as u32) as usize * 16),
+            Some(Body::Run(_)) | None => 0,
+        };
         lines
     }
 
@@ -141,6 +140,7 @@ impl Packed {
                 }
                 Lookup::Found(BlockMap::Hole { next })
             }
+            Body::Records(r) => r.find(&self.recs, q, d, piece.end()),
         }
     }
 
@@ -157,6 +157,7 @@ impl Packed {
                 Body::Line(l) => {
                     out.extend((0..l.count() as usize).map(|j| l.extent(&self.bytes, j)))
                 }
+                Body::Records(r) => out.extend(r.records(&self.recs).iter().map(|r| r.extent())),
             }
         }
         out

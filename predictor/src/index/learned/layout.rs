@@ -4,9 +4,9 @@
 use super::*;
 
 /// A compact index as another evaluator of it (a front tier) reads it: the lookup's own
-/// pieces, directory and bytes ([`CompactIndex::layout`]).
+/// pieces, directory and bytes ([`LearnedIndex::layout`]).
 #[derive(Debug, Clone)]
-pub enum CompactLayout<'a> {
+pub enum LearnedLayout<'a> {
     /// No extents.
     Empty,
     /// A plain extent array (the one-extent and plain-array forms), searched whole.
@@ -26,8 +26,9 @@ pub struct PackedLayout<'a> {
     pub buckets: Vec<u32>,
     /// Every piece, in logical order.
     pub pieces: Vec<PieceLayout>,
-    /// The line pieces' blocks, ending with 8 zero bytes.
-    pub bytes: &'a [u8],
+    /// The line pieces' extents, ending with 8 zero bytes: packed blocks, or 16-byte records
+    /// (as [`RecordsLayout`] says) for [`Storage::Records`].
+    pub bytes: Cow<'a, [u8]>,
 }
 
 /// One piece: it answers `first_key <= q < end_key` (`end_key` `None` for the last).
@@ -48,6 +49,36 @@ pub enum PieceBody {
     Run(Run),
     /// Extents in packed blocks addressed by a fitted line.
     Line(LineLayout),
+    /// Extents as 16-byte records addressed by a fitted line.
+    Records(RecordsLayout),
+}
+
+/// A records piece: `count` records of 16 bytes from record `first` of the bytes, each the logical
+/// start (u32), the length (u32) and the physical start with the unwritten flag in its top bit
+/// (u64), little-endian: a plain array's record, the kernel's iext record size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsLayout {
+    /// As [`LineLayout::line`].
+    pub line: FixedLine,
+    /// Extents.
+    pub count: u32,
+    /// Index of its first record (at byte `first * RECORD_BYTES`).
+    pub first: u32,
+}
+
+/// Bytes of a record of [`RecordsLayout`].
+pub const RECORD_BYTES: usize = 16;
+
+/// `recs` as [`RecordsLayout`] lays them out, ending with 8 zero bytes.
+fn record_bytes(recs: &[PlainRec]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(recs.len() * RECORD_BYTES + 8);
+    for r in recs {
+        out.extend_from_slice(&r.lblk.to_le_bytes());
+        out.extend_from_slice(&r.len.to_le_bytes());
+        out.extend_from_slice(&r.pblk_unwritten.to_le_bytes());
+    }
+    out.extend_from_slice(&[0; 8]);
+    out
 }
 
 /// A line piece's line and block geometry.
@@ -100,6 +131,11 @@ impl Packed {
                     unw: l.unw(),
                     phys_absolute: l.phys == Phys::Absolute,
                 }),
+                Body::Records(r) => PieceBody::Records(RecordsLayout {
+                    line: r.fixed(),
+                    count: r.count(),
+                    first: r.first(),
+                }),
             },
         };
         PackedLayout {
@@ -107,7 +143,11 @@ impl Packed {
             shift: self.shift,
             buckets: self.buckets.iter().map(|b| b.index).collect(),
             pieces: self.pieces.iter().map(piece).collect(),
-            bytes: &self.bytes,
+            bytes: if self.recs.is_empty() {
+                Cow::Borrowed(&self.bytes)
+            } else {
+                Cow::Owned(record_bytes(&self.recs))
+            },
         }
     }
 }

@@ -26,7 +26,11 @@ pub(super) fn run_len(exts: &[Extent]) -> usize {
 
 impl Packed {
     /// `None` when a field does not pack (the caller keeps a plain array).
-    pub(super) fn new(exts: &[Extent], lines: Lines<'_>) -> Result<Option<Self>, ModelError> {
+    pub(super) fn new(
+        exts: &[Extent],
+        lines: Lines<'_>,
+        storage: Storage,
+    ) -> Result<Option<Self>, ModelError> {
         let cuts = cut(exts);
         if let Lines::Model(model) = lines {
             // The model describes the line extents: every stretch's, in order.
@@ -40,7 +44,7 @@ impl Packed {
         }
         // Pieces: runs of RUN_MIN or more, and lines over the stretches between them.
         let mut pieces = Vec::new();
-        let mut bytes = Vec::new();
+        let mut store = Store::new(storage);
         // Line extents before the current stretch (where its segments start in a model).
         let mut offset = 0u32;
         for c in &cuts {
@@ -63,7 +67,7 @@ impl Packed {
                 }
                 Lines::Model(model) => stretch_segments(model, offset, part)?,
             };
-            if !line_pieces(part, &segments, &mut pieces, &mut bytes)? {
+            if !line_pieces(part, &segments, &mut pieces, &mut store)? {
                 return Ok(None);
             }
             // Fewer than 2^32 extents in all (checked by the caller).
@@ -72,14 +76,21 @@ impl Packed {
         for k in 1..pieces.len() {
             pieces[k - 1].last_block = pieces[k].first_key - 1;
         }
-        bytes.extend_from_slice(&[0; 8]);
         let first_key = exts.first().map_or(0, |e| e.lblk);
         let last_key = exts.last().map_or(0, |e| e.lblk);
+        let (bytes, recs) = match store {
+            Store::Packed(mut bytes) => {
+                bytes.extend_from_slice(&[0; 8]);
+                (bytes, Vec::new())
+            }
+            Store::Records(recs) => (Vec::new(), recs),
+        };
+        let stored = bytes.len() + std::mem::size_of_val::<[PlainRec]>(&recs);
         let (shift, buckets) = directory(
             &pieces,
             first_key,
             last_key,
-            bytes.len() + std::mem::size_of_val::<[Piece]>(&pieces),
+            stored + std::mem::size_of_val::<[Piece]>(&pieces),
         );
         Ok(Some(Self {
             first_key,
@@ -87,6 +98,7 @@ impl Packed {
             buckets,
             pieces: pieces.into_boxed_slice(),
             bytes: bytes.into_boxed_slice(),
+            recs: recs.into_boxed_slice(),
         }))
     }
 
@@ -96,10 +108,11 @@ impl Packed {
         let mut segments = Vec::new();
         let mut first_idx = 0u32;
         for piece in self.pieces.iter() {
-            let Body::Line(l) = piece.body else {
-                continue;
+            let (mut fixed, count) = match piece.body {
+                Body::Line(l) => (l.fixed(), l.count()),
+                Body::Records(r) => (r.fixed(), r.count()),
+                Body::Run(_) => continue,
             };
-            let mut fixed = l.fixed();
             fixed.intercept = fixed
                 .intercept
                 .wrapping_add(i64::from(first_idx) << FIXED_INTERCEPT_SHIFT);
@@ -109,7 +122,7 @@ impl Packed {
                 line: fixed.to_float(),
                 fixed,
             });
-            first_idx += l.count();
+            first_idx += count;
         }
         Model {
             extent_count: first_idx,
@@ -118,14 +131,40 @@ impl Packed {
     }
 }
 
+/// Where a file's line pieces keep their extents while the form is built.
+#[derive(Debug)]
+pub(super) enum Store {
+    /// Packed blocks ([`Storage::Packed`]).
+    Packed(Vec<u8>),
+    /// 16-byte records ([`Storage::Records`]).
+    Records(Vec<PlainRec>),
+}
+
+impl Store {
+    pub(super) fn new(storage: Storage) -> Self {
+        match storage {
+            Storage::Packed => Self::Packed(Vec::new()),
+            Storage::Records => Self::Records(Vec::new()),
+        }
+    }
+
+    /// The body of a line piece over `exts`, its extents stored; `None` if they do not fit
+    /// the storage (a field too wide to pack, a physical block past a record's).
+    fn body(&mut self, exts: &[Extent], line: FixedLine) -> Option<Body> {
+        match self {
+            Self::Packed(bytes) => pack_line(exts, line, bytes).map(Body::Line),
+            Self::Records(recs) => record_line(exts, line, recs).map(Body::Records),
+        }
+    }
+}
+
 /// Appends one line piece per segment of `stretch` (extents between runs; segment indices and
-/// lines count from its first extent), with its packed blocks in `bytes`. `false` if a field
-/// does not pack.
+/// lines count from its first extent), its extents in `store`. `false` if they do not fit it.
 pub(super) fn line_pieces(
     stretch: &[Extent],
     segments: &[Segment],
     pieces: &mut Vec<Piece>,
-    bytes: &mut Vec<u8>,
+    store: &mut Store,
 ) -> Result<bool, ModelError> {
     let n = stretch.len();
     for (s, seg) in segments.iter().enumerate() {
@@ -140,13 +179,13 @@ pub(super) fn line_pieces(
         line.intercept = line
             .intercept
             .wrapping_sub(i64::from(seg.first_idx) << FIXED_INTERCEPT_SHIFT);
-        let Some(packed) = pack_line(exts, line, bytes) else {
+        let Some(body) = store.body(exts, line) else {
             return Ok(false);
         };
         pieces.push(Piece {
             first_key: seg.first_key,
             last_block: EVERY_BLOCK,
-            body: Body::Line(packed),
+            body,
         });
     }
     Ok(true)
@@ -157,7 +196,7 @@ pub(super) fn line_pieces(
 pub(super) enum Lines<'a> {
     /// Fitted over each stretch, window at most [`WINDOW`].
     Fit(&'a FitParams),
-    /// Given: a model over the line extents, as [`CompactIndex::model`] gives (from a pack).
+    /// Given: a model over the line extents, as [`LearnedIndex::model`] gives (from a pack).
     Model(&'a Model),
 }
 

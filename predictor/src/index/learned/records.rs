@@ -1,0 +1,114 @@
+//! A line piece over 16-byte records (the `records` storage): the same fitted line and window
+//! as a packed line piece, over the file's extents kept whole, as the kernel's iext records
+//! hold them. No packing to undo: the window search reads the records' starts in place.
+
+use super::*;
+
+/// A line piece whose extents are records `first..=first + last` of the file's records.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecLine {
+    /// As [`Line`]'s: the line predicts the window's first slot directly.
+    slope: u64,
+    lo_intercept: i64,
+    /// Index of the piece's first record among the file's.
+    first: u32,
+    /// Piece-local index of the last extent.
+    last: u32,
+    /// The line's bounds: the window is `[p - e_lo - 1, p - e_lo - 1 + width]`.
+    e_lo: u8,
+    width: u8,
+}
+
+impl RecLine {
+    /// The piece of `count` records from record `first`, addressed by `line` (window below
+    /// [`WINDOW`]).
+    pub(super) fn new(line: FixedLine, first: u32, count: u32) -> Option<Self> {
+        let e_lo = u8::try_from(line.e_lo).ok()?;
+        let e_hi = u8::try_from(line.e_hi).ok()?;
+        Some(Self {
+            slope: line.slope,
+            lo_intercept: line
+                .intercept
+                .wrapping_sub((i64::from(e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            first,
+            last: count.checked_sub(1)?,
+            e_lo,
+            width: e_lo.checked_add(e_hi)?.checked_add(1)?,
+        })
+    }
+
+    /// The line as fitted.
+    pub(super) fn fixed(&self) -> FixedLine {
+        FixedLine {
+            slope: self.slope,
+            intercept: self
+                .lo_intercept
+                .wrapping_add((i64::from(self.e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            e_lo: u32::from(self.e_lo),
+            e_hi: u32::from(self.width - self.e_lo - 1),
+        }
+    }
+
+    /// Extents in the piece.
+    pub(super) fn count(&self) -> u32 {
+        self.last + 1
+    }
+
+    /// Index of its first record among the file's.
+    pub(super) fn first(&self) -> u32 {
+        self.first
+    }
+
+    /// The piece's records.
+    pub(super) fn records<'r>(&self, recs: &'r [PlainRec]) -> &'r [PlainRec] {
+        let first = self.first as usize;
+        recs.get(first..=first + self.last as usize).unwrap_or(&[])
+    }
+
+    /// The answer for `q` (`d = q - first_key`, `end` the next piece's first key): the
+    /// window's starts counted against `q` (branch-free: at most [`WINDOW`] of them), the
+    /// candidate verified on the stored starts, `start[j] <= q < start[j + 1]`, or a miss.
+    #[inline(always)]
+    pub(super) fn find(&self, recs: &[PlainRec], q: u32, d: u32, end: Option<u32>) -> Lookup {
+        let piece = self.records(recs);
+        let lo = predict(self.slope, self.lo_intercept, d).clamp(0, i64::from(self.last));
+        // OK to narrow: 0 <= lo <= last.
+        let lo = lo as usize;
+        let hi = (lo + usize::from(self.width)).min(self.last as usize);
+        let Some(window) = piece.get(lo..=hi) else {
+            return Lookup::Missed;
+        };
+        let below = window.iter().filter(|r| r.lblk <= q).count();
+        // None at most q: the answer lies before the window, a wrong line.
+        let Some(j) = (lo + below).checked_sub(1).filter(|_| below > 0) else {
+            return Lookup::Missed;
+        };
+        let Some(at) = piece.get(j) else {
+            return Lookup::Missed;
+        };
+        let e = at.extent();
+        if q.wrapping_sub(e.lblk) < e.len && e.lblk <= q {
+            return Lookup::Found(BlockMap::Mapped(e));
+        }
+        let next = piece.get(j + 1).map_or(end, |n| Some(n.lblk));
+        if e.lblk > q || next.is_some_and(|n| n <= q) {
+            return Lookup::Missed;
+        }
+        Lookup::Found(BlockMap::Hole { next })
+    }
+}
+
+/// Appends `exts` (one line piece) to `recs`; `None` if a physical block does not fit a record
+/// or the records pass `u32` indices.
+pub(super) fn record_line(
+    exts: &[Extent],
+    line: FixedLine,
+    recs: &mut Vec<PlainRec>,
+) -> Option<RecLine> {
+    let first = u32::try_from(recs.len()).ok()?;
+    let body = RecLine::new(line, first, u32::try_from(exts.len()).ok()?)?;
+    for e in exts {
+        recs.push(PlainRec::of(e)?);
+    }
+    Some(body)
+}
