@@ -18,8 +18,8 @@ use ext4::Extent;
 use predictor::regime::Regime;
 use predictor::synth::{allocator_like, in_orders, sequential_queries, uniform_queries};
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, OnDiskIndex, RangeMapIndex,
-    SortedIndex, Structure, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, OnDiskIndex, RangeMapIndex, SortedIndex,
+    Structure, XfsIextIndex,
 };
 
 /// Warm-regime streams: one structure, its batches taken in turn (the same blocks in other

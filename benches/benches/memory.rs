@@ -5,8 +5,8 @@
 use predictor::alloc::counted;
 use predictor::synth::allocator_like;
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex,
-    Structure, XfsIextIndex,
+    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, RangeMapIndex, SortedIndex, Structure,
+    XfsIextIndex,
 };
 
 #[global_allocator]
@@ -64,12 +64,11 @@ fn main() {
         &[1, 10, 1_000, 100_000, 1_000_000, 10_000_000]
     };
     println!(
-        "{:>10} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>10} {:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "extents",
         "segments",
         "model",
-        "model+keys",
-        "learned(all)",
+        Structure::Learned.name(),
         Structure::Sorted.name(),
         Structure::Btree.name(),
         Structure::RangeMap.name(),
@@ -84,6 +83,13 @@ fn main() {
         let Ok(l) = l else {
             panic!("fitting a synthetic map failed")
         };
+        check_own_account(
+            Structure::Learned.name(),
+            n,
+            l.heap_bytes(),
+            learned_b,
+            true,
+        );
         let (sorted_b, s) = measure(|| SortedIndex::new(exts.clone()));
         check_own_account(Structure::Sorted.name(), n, s.heap_bytes(), sorted_b, true);
         drop(s);
@@ -114,11 +120,10 @@ fn main() {
         let iext16_b = iext_bytes(|| XfsIextIndex::new(&exts));
         let iext32_b = iext_bytes(|| FuseIextIndex::new(&exts));
         println!(
-            "{:>10} {:>9} {:>8.3} {:>12.3} {:>14.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            "{:>10} {:>9} {:>8.3} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             n,
             l.segment_count(),
             per(l.model_bytes() as isize),
-            per((l.model_bytes() + l.key_bytes()) as isize),
             per(learned_b),
             per(sorted_b),
             per(btree_b),

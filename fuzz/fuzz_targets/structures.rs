@@ -1,6 +1,6 @@
 //! Every lookup structure over a fuzzed extent map, each answer checked against the sorted
-//! array: the learned index, the compact index (fitted, and again from its own model with
-//! fuzzed lines, as a hostile or broken pack would give it), both iext layouts, the B-tree,
+//! array: the learned index in both storages (fitted, and again from its own model with fuzzed
+//! lines, as a hostile or broken pack would give it), both iext layouts, the B-tree,
 //! the range map and the per-file choice. A structure built from a true model must answer
 //! exactly; one built from fuzzed lines may miss, never answer wrong. The chosen structure
 //! holds at most the kernel tree's bytes.
@@ -10,10 +10,9 @@ use ext4::Extent;
 use libfuzzer_sys::fuzz_target;
 use predictor::index::choose::{boxed_bytes, choose_index};
 use predictor::index::{check_extents, XfsIextIndex};
-use predictor::model::FitParams;
 use predictor::{
-    BTreeIndex, LearnedIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex,
-    SortedIndex, Structure,
+    BTreeIndex, ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, RangeMapIndex, SortedIndex,
+    Storage, Structure,
 };
 
 /// Bytes per fuzzed extent: gap before it (u16, scaled by a per-map shift), length (u16),
@@ -106,11 +105,14 @@ fuzz_target!(|data: &[u8]| {
     }
     exact.push(("chosen", Box::new(index)));
 
-    // The compact form from its own lines, then from fuzzed ones.
+    // Both storages from the packed form's lines, then from fuzzed ones.
     let mut from_lines: Vec<Box<dyn ExtentIndex>> = Vec::new();
+    let storages = [Storage::Packed, Storage::Records];
     if let Some(mut m) = model {
-        if let Ok(c) = LearnedIndex::with_model(&exts, &m) {
-            exact.push(("compact (its model)", Box::new(c)));
+        for storage in storages {
+            if let Ok(c) = LearnedIndex::with_model(&exts, &m, storage) {
+                exact.push(("learned index (its model)", Box::new(c)));
+            }
         }
         for (k, s) in m.segments.iter_mut().enumerate() {
             let b = |i: usize| u64::from(*tail.get((k * 4 + i) % tail.len().max(1)).unwrap_or(&0));
@@ -118,8 +120,10 @@ fuzz_target!(|data: &[u8]| {
             s.fixed.intercept = s.fixed.intercept.wrapping_add((b(2) as i64 - 128) << 12);
             s.fixed.e_lo = s.fixed.e_lo.wrapping_add((b(3) % 4) as u32);
         }
-        if let Ok(c) = LearnedIndex::with_model(&exts, &m) {
-            from_lines.push(Box::new(c));
+        for storage in storages {
+            if let Ok(c) = LearnedIndex::with_model(&exts, &m, storage) {
+                from_lines.push(Box::new(c));
+            }
         }
     }
 
@@ -132,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
             let got = s.find(q);
             assert!(
                 got == want || got == Lookup::Missed,
-                "compact with fuzzed lines at block {q}: {got:?}, want {want:?}"
+                "learned index with fuzzed lines at block {q}: {got:?}, want {want:?}"
             );
         }
     }

@@ -61,11 +61,11 @@ pub const ORDERS_SEED: u64 = 0x0bde_75ee;
 /// 16-byte records and with fuse-iomap's 32-byte `fuse_iomap_io` records.
 pub const RACED: [&str; 6] = [
     predictor::Structure::Compact.name(),
-    "learned",
+    predictor::Structure::Learned.name(),
     predictor::Structure::Iext16.name(),
     predictor::Structure::Iext32.name(),
-    "btree",
-    "sorted",
+    predictor::Structure::Btree.name(),
+    predictor::Structure::Sorted.name(),
 ];
 
 /// How much to measure.

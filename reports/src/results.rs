@@ -409,7 +409,7 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
             let _ = writeln!(
                 md,
                 "{line} {} | {} |",
-                speedup(base, get(&group, "learned", stream)),
+                speedup(base, get(&group, Id::Learned.name(), stream)),
                 speedup(base, get(&group, Id::Compact.name(), stream))
             );
         }
@@ -439,11 +439,11 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
                     md,
                     "| {} | {stream} | {} | {} | {} | {} | {} | {} |",
                     g.trim_start_matches("real/"),
-                    cell("learned"),
+                    cell(Id::Learned.name()),
                     cell(Id::Compact.name()),
                     cell(Id::Iext16.name()),
-                    cell("btree"),
-                    cell("ondisk"),
+                    cell(Id::Btree.name()),
+                    cell(Id::Ondisk.name()),
                     speedup(
                         get(g, Id::Iext16.name(), stream),
                         get(g, Id::Compact.name(), stream)

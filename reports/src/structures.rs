@@ -6,7 +6,7 @@ use predictor::model::FitParams;
 use predictor::Structure as Id;
 use predictor::{
     BTreeIndex, ExtentIndex, LearnedForm, LearnedIndex, LearnedShape, OnDiskIndex, RangeMapIndex,
-    SortedIndex,
+    SortedIndex, Storage,
 };
 
 use crate::datasets::{Dataset, Source};
@@ -92,13 +92,16 @@ impl Built {
         })
     }
 
-    fn learned(ix: LearnedIndex, max_window: u64) -> Option<Self> {
+    /// Either storage of the learned index: its pieces (lines and runs), widest window, model
+    /// bytes and form.
+    fn learned(ix: LearnedIndex) -> Option<Self> {
+        let s = ix.shape();
         Some(Self {
             heap_bytes: 0,
-            segments: ix.segment_count(),
-            max_window,
+            segments: s.runs + s.lines,
+            max_window: ix.max_window(),
             model_bytes: ix.model_bytes(),
-            compact: None,
+            compact: Some((ix.form(), s)),
             chosen: None,
             index: Box::new(ix),
         })
@@ -108,9 +111,12 @@ impl Built {
 /// The compact index's form in words (`packed: 205 lines, 20 runs of 320 extents`).
 pub fn form_of(form: LearnedForm, s: LearnedShape) -> String {
     match form {
-        LearnedForm::Packed => format!(
-            "packed: {} lines, {} runs of {} extents",
-            s.lines, s.runs, s.run_extents
+        LearnedForm::Packed | LearnedForm::Records => format!(
+            "{}: {} lines, {} runs of {} extents",
+            form.name(),
+            s.lines,
+            s.runs,
+            s.run_extents
         ),
         f => f.name().to_string(),
     }
@@ -149,7 +155,6 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: Id::Learned.name(), label: Id::Learned.label(), in_figure: true, color: 0, build: learned_default },
     Structure { name: Id::Compact.name(), label: Id::Compact.label(), in_figure: true, color: 10, build: compact },
     Structure { name: "learned-w8", label: "learned index (window <= 8)", in_figure: false, color: 8, build: |d| learned_fit(d, 8) },
-    Structure { name: "learned-w128", label: "learned index (window <= 128)", in_figure: false, color: 9, build: |d| learned_fit(d, 128) },
     Structure { name: Id::Btree.name(), label: Id::Btree.label(), in_figure: true, color: 3, build: |d| Built::plain(BTreeIndex::new(&d.extents)) },
     Structure { name: Id::Iext32.name(), label: Id::Iext32.label(), in_figure: true, color: 4, build: |d| iext::<FuseRec>(d) },
     Structure { name: Id::Iext16.name(), label: Id::Iext16.label(), in_figure: false, color: 5, build: |d| iext::<XfsRec>(d) },
@@ -166,74 +171,53 @@ pub const STRUCTURES: &[Structure] = &[
 /// The baseline every speed-up is relative to.
 pub const BASELINE: &str = Id::Btree.name();
 
-/// The learned index as a server would run it: the pack's model for image files (trained by
-/// `predictor::train` with the default window), a default fit for synthetic maps. The BPF
-/// tier's cells load this same index into the kernel.
+/// The learned index over records as a server would run it: the pack's lines for image files
+/// (trained by `predictor::train` with the default window), a default fit for synthetic maps.
+/// The BPF tier's cells load this same index into the kernel.
 pub fn learned_index(d: &Dataset) -> Option<LearnedIndex> {
+    learned_with(d, Storage::Records)
+}
+
+/// The learned index over `storage`, with the pack's lines where it has them for this map.
+fn learned_with(d: &Dataset, storage: Storage) -> Option<LearnedIndex> {
     if let Some(model) = &d.model {
-        match LearnedIndex::new(&d.extents, model) {
+        match LearnedIndex::with_model(&d.extents, model, storage) {
             Ok(ix) => return Some(ix),
             Err(e) => {
                 tracing::warn!(dataset = %d.name, error = %e, "pack model unusable; fitting afresh")
             }
         }
     }
-    fit_index(d, FitParams::default().max_window)
+    fit_index(d, FitParams::default().max_window, storage)
 }
 
 fn learned_default(d: &Dataset) -> Option<Built> {
-    let ix = learned_index(d)?;
-    let w = ix.max_window();
-    Built::learned(ix, w)
+    Built::learned(learned_index(d)?)
 }
 
-/// A learned index fitted with window bound `max_window`.
-fn fit_index(d: &Dataset, max_window: u32) -> Option<LearnedIndex> {
+/// A learned index over `storage` fitted with window bound `max_window`.
+fn fit_index(d: &Dataset, max_window: u32, storage: Storage) -> Option<LearnedIndex> {
     let params = FitParams {
         max_window,
         ..FitParams::default()
     };
-    match predictor::model::fit_extents(&d.extents, &params) {
-        Ok((model, _)) => match LearnedIndex::new(&d.extents, &model) {
-            Ok(ix) => Some(ix),
-            Err(e) => {
-                tracing::warn!(dataset = %d.name, error = %e, "learned index build failed");
-                None
-            }
-        },
+    match LearnedIndex::with_storage(&d.extents, &params, storage) {
+        Ok(ix) => Some(ix),
         Err(e) => {
-            tracing::warn!(dataset = %d.name, error = %e, "fit failed");
+            tracing::warn!(dataset = %d.name, error = %e, "learned index build failed");
             None
         }
     }
 }
 
 fn learned_fit(d: &Dataset, max_window: u32) -> Option<Built> {
-    let ix = fit_index(d, max_window)?;
-    let w = ix.max_window();
-    Built::learned(ix, w)
+    Built::learned(fit_index(d, max_window, Storage::Records)?)
 }
 
-/// The compact learned index (`predictor::LearnedIndex`): fits its own lines per stretch.
+/// The compact learned index: the learned index over packed blocks, with the pack's lines for
+/// image files.
 fn compact(d: &Dataset) -> Option<Built> {
-    match LearnedIndex::new(&d.extents) {
-        Ok(ix) => {
-            let s = ix.shape();
-            Some(Built {
-                segments: s.runs + s.lines,
-                max_window: 0,
-                model_bytes: 0,
-                heap_bytes: 0,
-                compact: Some((ix.form(), s)),
-                chosen: None,
-                index: Box::new(ix),
-            })
-        }
-        Err(e) => {
-            tracing::warn!(dataset = %d.name, error = %e, "compact index not built");
-            None
-        }
-    }
+    Built::learned(learned_with(d, Storage::Packed)?)
 }
 
 /// The on-disk walk of an image file; none for synthetic maps (there is no tree to walk).

@@ -41,7 +41,6 @@ fn always() -> Vec<&'static str> {
 const STRUCTURES: &[&str] = &[
     "learned",
     "learned-w8",
-    "learned-w128",
     "compact",
     "btree",
     "iext32",

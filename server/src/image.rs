@@ -87,9 +87,7 @@ impl Served {
 
     /// The mapping `query` asks for (see [`Served::query_many`]).
     pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
-        self.query_many(&[query])
-            .pop()
-            .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }))
+        self.stack.resolve_one(self.front(), query)
     }
 }
 

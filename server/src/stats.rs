@@ -146,7 +146,7 @@ pub struct BuildJson {
     pub ms: u64,
     /// Heap bytes of the learned models.
     pub model_bytes: u64,
-    /// Heap bytes of the learned index's keys and records.
+    /// Heap bytes of the learned index's stored extents (records, plain arrays).
     pub learned_index_bytes: u64,
     /// Heap bytes of the in-memory fallback (or only) structure.
     pub index_bytes: u64,
@@ -180,7 +180,7 @@ impl Meta {
                 walk_errors: r.walk_errors.len(),
                 ms: r.elapsed.as_millis() as u64,
                 model_bytes: m.model_bytes,
-                learned_index_bytes: m.key_bytes + m.record_bytes,
+                learned_index_bytes: m.record_bytes,
                 index_bytes: m.index_bytes,
                 index_bytes_counted: m.counted,
                 chosen: r.chosen.clone(),
@@ -301,10 +301,7 @@ impl Stats {
     /// timing the lookup into the histogram of the tier that answered.
     pub fn query(&self, query: Query) -> Result<(Mapping, TierKind), QueryError> {
         let start = Instant::now();
-        let result = self
-            .resolve(&[query])
-            .pop()
-            .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino }));
+        let result = self.stack.resolve_one(self.front.as_deref(), query);
         self.record(&result, start.elapsed().as_nanos());
         result
     }

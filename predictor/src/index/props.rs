@@ -161,7 +161,8 @@ proptest! {
         for max_window in [2, FitParams::default().max_window] {
             let params = FitParams { max_window, ..FitParams::default() };
             let (model, _) = fit_extents(&exts, &params).unwrap();
-            let l = LearnedIndex::new(&exts, &model).unwrap();
+            let l = LearnedIndex::with_storage(&exts, &params, Storage::Records).unwrap();
+            prop_assert_eq!(&l.extents(), &exts, "learned w={} round trip", max_window);
             structures.push((format!("learned w={max_window}"), Box::new(l)));
             models.push((max_window, model));
         }

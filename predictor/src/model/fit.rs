@@ -6,14 +6,11 @@ use ext4::Extent;
 use super::ols::{bounds, bounds_within, closed_form, linfa_line};
 use super::{FixedLine, Line, Model, ModelError, Segment};
 
-/// Default bound on every segment's window, in slots.
-///
-/// Chosen with the `window` bench (allocator-like maps of 10^5 and 10^6 extents, uniform and
-/// sequential queries, max_window 8 .. 16384): with the radix table finding segments in O(1),
-/// 16 and 32 are the fastest (11-18 ns per lookup); 8 is slower on random queries (4x the
-/// segments of 16, so the segment table leaves the caches), 64 and up slower on both (the window
-/// search grows; at 1024 and more, one segment and a 10-step binary search: 15-50 ns). 32 has a
-/// quarter of the segments of 16 (a 0.06 vs 0.23 bytes-per-extent model at 10^6 extents).
+/// Default bound on every segment's window, in slots: the learned index's lookup counts the
+/// starts of a window of at most `index::learned::WINDOW` (32) slots branch-free, so its lines
+/// are never fitted wider. Wider windows cost a longer count per lookup, narrower ones more
+/// line pieces (a larger directory); the `window` bench measures 4 to 32 on allocator-like
+/// maps of 10^5 and 10^6 extents.
 pub const DEFAULT_MAX_WINDOW: u32 = 32;
 
 /// Longest segment, in extents. Bounds the exact sums of the closed-form fit (see

@@ -2,7 +2,8 @@
 
 use super::codec::VERSION;
 use super::*;
-use crate::model::fit_extents;
+use crate::index::{LearnedIndex, Storage};
+use crate::model::FitParams;
 use crate::synth::allocator_like;
 
 const UUID: [u8; 16] = *b"0123456789abcdef";
@@ -11,20 +12,20 @@ fn pack_of(sizes: &[usize]) -> Pack {
     let mut p = Pack::new(UUID, 4096, 8);
     for (i, &n) in sizes.iter().enumerate() {
         let exts = allocator_like(n, i as u64);
-        let (model, _) = fit_extents(
-            &exts,
-            &crate::model::FitParams {
-                max_window: 8,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let params = FitParams {
+            max_window: 8,
+            ..Default::default()
+        };
+        // Maps of at most PLAIN_MAX extents have no lines: an empty model.
+        let model = LearnedIndex::with_storage(&exts, &params, Storage::Records)
+            .unwrap()
+            .model()
+            .unwrap_or_default();
         p.insert(PackEntry {
             ino: 12 + i as u32,
             generation: 7 * i as u32,
             fingerprint: crate::fingerprint(&exts),
             model,
-            compact: crate::LearnedIndex::new(&exts).unwrap().model(),
         });
     }
     p
@@ -41,8 +42,7 @@ fn reseal(b: &mut [u8]) {
 fn round_trip() {
     let p = pack_of(&[0, 1, 2, 100, 5000]);
     assert!(p.entries.values().any(|e| e.model.segments.len() > 1));
-    assert!(p.entries.values().any(|e| e.compact.is_some()));
-    assert!(p.entries.values().any(|e| e.compact.is_none()));
+    assert!(p.entries.values().any(|e| e.model.segments.is_empty()));
     let q = Pack::from_bytes(&p.to_bytes()).unwrap();
     assert_eq!(p, q);
     let dir = tempfile::tempdir().unwrap();
@@ -83,6 +83,7 @@ fn every_flipped_byte_is_an_error() {
                     matches!(
                         err,
                         FormatError::NewerVersion { .. }
+                            | FormatError::OlderVersion { .. }
                             | FormatError::Corrupt { .. }
                             | FormatError::Checksum { .. }
                     ),
@@ -150,7 +151,13 @@ fn hostile_counts_are_refused_before_allocating() {
 
 #[test]
 fn checksummed_nonsense_is_corrupt() {
-    let p = pack_of(&[1, 40]);
+    let p = pack_of(&[12, 40]);
+    let first = p.entries.values().next().map(|e| e.model.segments.len());
+    assert_eq!(
+        first,
+        Some(1),
+        "the edits below need a first model of one segment"
+    );
     let good = p.to_bytes();
     let edits: [(usize, &[u8]); 4] = [
         (12, &[1, 0, 0, 0]),      // unknown flags
@@ -180,47 +187,36 @@ fn checksummed_nonsense_is_corrupt() {
 }
 
 #[test]
-fn version_1_packs_read_without_compact_models() {
-    let mut p = pack_of(&[1, 3, 40, 5000]);
-    for e in p.entries.values_mut() {
-        e.compact = None;
+fn packs_of_older_versions_are_refused_with_a_reason() {
+    // Versions 1 and 2 held a model over every extent (and 2 a second one over the line
+    // extents): this reader uses neither, and says to retrain.
+    for version in [1u32, 2] {
+        let mut b = pack_of(&[1, 3, 40, 5000]).to_bytes();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        reseal(&mut b);
+        assert_eq!(
+            Pack::from_bytes(&b),
+            Err(FormatError::OlderVersion {
+                found: version,
+                supported: VERSION
+            })
+        );
     }
-    let mut b = p.to_bytes();
-    b[8..12].copy_from_slice(&1u32.to_le_bytes());
-    reseal(&mut b);
-    assert_eq!(Pack::from_bytes(&b), Ok(p));
-    // A version 1 entry knows no flags.
-    let with = pack_of(&[5000]);
-    assert!(with.entries.values().all(|e| e.compact.is_some()));
-    let mut b = with.to_bytes();
-    b[8..12].copy_from_slice(&1u32.to_le_bytes());
-    reseal(&mut b);
-    assert!(matches!(
-        Pack::from_bytes(&b),
-        Err(FormatError::Corrupt { offset: 85, .. })
-    ));
 }
 
 #[test]
-fn compact_models_are_checked_like_the_others() {
-    let p = pack_of(&[5000]);
-    let good = p.to_bytes();
-    let e = p.entries.values().next().unwrap();
-    // The compact model follows the entry's segments.
-    let at = 64 + 28 + 56 * e.model.segments.len();
-    let edits: [(usize, Vec<u8>); 4] = [
-        (64 + 21, vec![3]),                        // an unknown flag beside the known one
-        (at, 0u32.to_le_bytes().to_vec()),         // segments for no extents
-        (at + 4, u32::MAX.to_le_bytes().to_vec()), // a hostile segment count
-        (at + 8, 5u32.to_le_bytes().to_vec()),     // first segment not at extent 0
-    ];
-    for (at, bytes) in edits {
+fn entry_flags_are_refused() {
+    let good = pack_of(&[5000]).to_bytes();
+    for flag in [1u8, 2, 0x80] {
         let mut b = good.clone();
-        b[at..at + bytes.len()].copy_from_slice(&bytes);
+        b[64 + 21] = flag;
         reseal(&mut b);
         assert!(
-            matches!(Pack::from_bytes(&b), Err(FormatError::Corrupt { .. })),
-            "edit at {at}"
+            matches!(
+                Pack::from_bytes(&b),
+                Err(FormatError::Corrupt { offset: 85, .. })
+            ),
+            "flag {flag:#x}"
         );
     }
 }

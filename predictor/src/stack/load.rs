@@ -306,9 +306,10 @@ fn learned_for(
 
 /// The compact index for a file. Unlike the learned tier's, it is always built (nothing stands
 /// behind it but the disk): with the pack's lines when the pack has fresh ones for the file
-/// (status `Active`), else with lines fitted here, the status saying why (`Untrained`: no
-/// lines in the pack for a file whose compact form has some; stale or invalid: the pack's are
-/// not this file's). Without a pack the lines are fitted here (`NotUsed`).
+/// and its packed form uses them (status `Active`; `NotUsed` for the forms without lines),
+/// else with lines fitted here, the status saying why (`Untrained`: no entry for the file in
+/// the pack; stale or invalid: the pack's lines are not this file's). Without a pack the lines
+/// are fitted here (`NotUsed`).
 fn compact_for(
     inode: &Inode,
     exts: &[Extent],
@@ -325,6 +326,10 @@ fn compact_for(
         Models::Pack(pack) => match fresh_entry(inode, exts, pack) {
             Ok(PackEntry { model, .. }) => {
                 match LearnedIndex::with_model(exts, model, Storage::Packed) {
+                    // A form without lines (one extent, a plain array) uses no model.
+                    Ok(c) if c.form() != LearnedForm::Packed => {
+                        return Ok((c, ModelStatus::NotUsed))
+                    }
                     Ok(c) => {
                         let segments = model.segments.len();
                         return Ok((c, ModelStatus::Active { segments }));

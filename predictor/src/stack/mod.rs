@@ -481,6 +481,21 @@ impl TierStack {
         (bm, TierKind::Learned)
     }
 
+    /// [`Self::resolve`] for one query.
+    pub fn resolve_one(
+        &self,
+        front: Option<&dyn FrontTier>,
+        query: Query,
+    ) -> Result<(Mapping, TierKind), QueryError> {
+        match front {
+            None => self.query(query),
+            Some(_) => self
+                .resolve(front, &[query])
+                .pop()
+                .unwrap_or(Err(QueryError::UnknownInode { ino: query.ino })),
+        }
+    }
+
     /// The query path: `front` first (if given), then the stack for every query it does not
     /// answer. The front tier's outcomes are counted under [`TierKind::Front`], and in audit
     /// mode its answers are re-computed by the file's in-memory structure like the learned

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<Section> {
         measured.len(),
         budget.extents,
         worst(predictor::Structure::Compact.name()),
-        worst("learned"),
+        worst(predictor::Structure::Learned.name()),
         worst(predictor::Structure::Iext16.name()),
         measured.len(),
     );

@@ -101,7 +101,7 @@ pub fn section(cells: &[Cell]) -> Section {
     md.push_str("| **learned speed-up over the kernel-style iext tree (32 B records)** |");
     for (d, _) in &datasets {
         match (
-            median("learned", d),
+            median(predictor::Structure::Learned.name(), d),
             median(predictor::Structure::Iext32.name(), d),
         ) {
             (Some(l), Some(i)) => md.push_str(&format!(" **{:.2}x** |", ratio(i, l))),

@@ -16,6 +16,7 @@ use crate::rows::met;
 use crate::structures::{Built, Cell, Structure, BASELINE, STRUCTURES};
 use crate::table::Table;
 use crate::timing::{race, Summary};
+use predictor::Structure as Id;
 
 /// Query streams.
 pub const STREAMS: [&str; 2] = ["uniform", "sequential"];
@@ -156,11 +157,12 @@ fn small_maps(cells: &[Cell]) -> String {
     };
     // Per (dataset, stream): the spread of the learned rows.
     let mut spread = 0f64;
-    for c in small.iter().filter(|c| c.structure == "learned") {
+    let name = Id::Learned.name();
+    for c in small.iter().filter(|c| c.structure == name) {
         let learned: Vec<f64> = small
             .iter()
             .filter(|o| {
-                o.dataset == c.dataset && o.stream == c.stream && o.structure.starts_with("learned")
+                o.dataset == c.dataset && o.stream == c.stream && o.structure.starts_with(name)
             })
             .map(|o| o.ns.median)
             .collect();
@@ -355,17 +357,17 @@ fn medians_table(cells: &[Cell]) -> String {
                     .find(|c| c.dataset == name && c.stream == stream && c.structure == s)
             };
             let ns = |s: &str| get(s).map_or("-".to_string(), |c| format!("{:.1}", c.ns.median));
-            let speedup = match (get("learned"), get(BASELINE)) {
+            let speedup = match (get(Id::Learned.name()), get(BASELINE)) {
                 (Some(l), Some(b)) => format!("{:.2}x", ratio(b.ns.median, l.ns.median)),
                 _ => "-".into(),
             };
             md.push_str(&format!(
                 "| {name} | {extents} | {stream} | {} | {} | {speedup} | {} | {} | {} | {} | {} | {} | {} |\n",
-                ns("learned"),
+                ns(Id::Learned.name()),
                 ns(BASELINE),
-                ns("sorted"),
-                ns("rangemap"),
-                ns("ondisk"),
+                ns(Id::Sorted.name()),
+                ns(Id::RangeMap.name()),
+                ns(Id::Ondisk.name()),
                 ns(crate::structures::BPF_MODEL),
                 ns(crate::structures::BPF_FULL_SEARCH),
                 ns(crate::structures::BPF_COMPACT),

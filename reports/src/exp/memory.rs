@@ -97,14 +97,13 @@ fn stack_memory_table(ctx: &Ctx<'_>) -> Result<Table> {
                         format!("building the {name} stack of {}", img.path.display())
                     })?;
             let m = stack.memory();
-            let total = m.model_bytes + m.key_bytes + m.record_bytes + m.index_bytes;
+            let total = m.model_bytes + m.record_bytes + m.index_bytes;
             stacks.push(vec![
                 ("image", img.name.clone().into()),
                 ("tier", name.into()),
                 ("files", report.files.into()),
                 ("extents", m.extents.into()),
                 ("model_bytes", m.model_bytes.into()),
-                ("key_bytes", m.key_bytes.into()),
                 ("record_bytes", m.record_bytes.into()),
                 ("index_bytes", m.index_bytes.into()),
                 ("total_bytes", total.into()),

@@ -78,19 +78,13 @@ impl Packed {
         }
         let first_key = exts.first().map_or(0, |e| e.lblk);
         let last_key = exts.last().map_or(0, |e| e.lblk);
-        let (bytes, recs) = match store {
-            Store::Packed(mut bytes) => {
-                bytes.extend_from_slice(&[0; 8]);
-                (bytes, Vec::new())
-            }
-            Store::Records(recs) => (Vec::new(), recs),
-        };
-        let stored = bytes.len() + std::mem::size_of_val::<[PlainRec]>(&recs);
+        let mut bytes = store.bytes;
+        bytes.extend_from_slice(&[0; 8]);
         let (shift, buckets) = directory(
             &pieces,
             first_key,
             last_key,
-            stored + std::mem::size_of_val::<[Piece]>(&pieces),
+            bytes.len() + std::mem::size_of_val::<[Piece]>(&pieces),
         );
         Ok(Some(Self {
             first_key,
@@ -98,7 +92,6 @@ impl Packed {
             buckets,
             pieces: pieces.into_boxed_slice(),
             bytes: bytes.into_boxed_slice(),
-            recs: recs.into_boxed_slice(),
         }))
     }
 
@@ -131,29 +124,27 @@ impl Packed {
     }
 }
 
-/// Where a file's line pieces keep their extents while the form is built.
+/// A file's line pieces' extents while the form is built: `bytes` in `storage`'s layout.
 #[derive(Debug)]
-pub(super) enum Store {
-    /// Packed blocks ([`Storage::Packed`]).
-    Packed(Vec<u8>),
-    /// 16-byte records ([`Storage::Records`]).
-    Records(Vec<PlainRec>),
+pub(super) struct Store {
+    storage: Storage,
+    bytes: Vec<u8>,
 }
 
 impl Store {
     pub(super) fn new(storage: Storage) -> Self {
-        match storage {
-            Storage::Packed => Self::Packed(Vec::new()),
-            Storage::Records => Self::Records(Vec::new()),
+        Self {
+            storage,
+            bytes: Vec::new(),
         }
     }
 
     /// The body of a line piece over `exts`, its extents stored; `None` if they do not fit
     /// the storage (a field too wide to pack, a physical block past a record's).
     fn body(&mut self, exts: &[Extent], line: FixedLine) -> Option<Body> {
-        match self {
-            Self::Packed(bytes) => pack_line(exts, line, bytes).map(Body::Line),
-            Self::Records(recs) => record_line(exts, line, recs).map(Body::Records),
+        match self.storage {
+            Storage::Packed => pack_line(exts, line, &mut self.bytes).map(Body::Line),
+            Storage::Records => record_line(exts, line, &mut self.bytes).map(Body::Records),
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct PackedLayout<'a> {
     pub pieces: Vec<PieceLayout>,
     /// The line pieces' extents, ending with 8 zero bytes: packed blocks, or 16-byte records
     /// (as [`RecordsLayout`] says) for [`Storage::Records`].
-    pub bytes: Cow<'a, [u8]>,
+    pub bytes: &'a [u8],
 }
 
 /// One piece: it answers `first_key <= q < end_key` (`end_key` `None` for the last).
@@ -69,17 +69,6 @@ pub struct RecordsLayout {
 /// Bytes of a record of [`RecordsLayout`].
 pub const RECORD_BYTES: usize = 16;
 
-/// `recs` as [`RecordsLayout`] lays them out, ending with 8 zero bytes.
-fn record_bytes(recs: &[PlainRec]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(recs.len() * RECORD_BYTES + 8);
-    for r in recs {
-        out.extend_from_slice(&r.lblk.to_le_bytes());
-        out.extend_from_slice(&r.len.to_le_bytes());
-        out.extend_from_slice(&r.pblk_unwritten.to_le_bytes());
-    }
-    out.extend_from_slice(&[0; 8]);
-    out
-}
 
 /// A line piece's line and block geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +132,7 @@ impl Packed {
             shift: self.shift,
             buckets: self.buckets.iter().map(|b| b.index).collect(),
             pieces: self.pieces.iter().map(piece).collect(),
-            bytes: if self.recs.is_empty() {
-                Cow::Borrowed(&self.bytes)
-            } else {
-                Cow::Owned(record_bytes(&self.recs))
-            },
+            bytes: &self.bytes,
         }
     }
 }

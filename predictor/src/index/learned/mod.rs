@@ -224,6 +224,31 @@ impl PlainRec {
         })
     }
 
+    /// Appends the record as [`RecordsLayout`] lays it out.
+    fn write(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.lblk.to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.pblk_unwritten.to_le_bytes());
+    }
+
+    /// The record at the start of `b` (`None` if fewer than 16 bytes).
+    #[inline(always)]
+    fn read(b: &[u8]) -> Option<Self> {
+        let b: &[u8; RECORD_BYTES] = b.get(..RECORD_BYTES)?.try_into().ok()?;
+        let [l0, l1, l2, l3, n0, n1, n2, n3, p @ ..] = *b;
+        Some(Self {
+            lblk: u32::from_le_bytes([l0, l1, l2, l3]),
+            len: u32::from_le_bytes([n0, n1, n2, n3]),
+            pblk_unwritten: u64::from_le_bytes(p),
+        })
+    }
+
+    /// The logical start of the record at the start of `b` (at least 4 bytes).
+    #[inline(always)]
+    fn lblk_of(b: &[u8]) -> u32 {
+        b.first_chunk().map_or(u32::MAX, |k| u32::from_le_bytes(*k))
+    }
+
     fn extent(self) -> Extent {
         Extent {
             lblk: self.lblk,
@@ -355,11 +380,9 @@ struct Packed {
     buckets: Box<[Bucket]>,
     /// Every piece, for the queries past their bucket's piece.
     pieces: Box<[Piece]>,
-    /// The line pieces' blocks, padded with 8 zero bytes so every field read is one 8-byte load
-    /// ([`Storage::Packed`]; empty otherwise).
+    /// The line pieces' extents, padded with 8 zero bytes (so every field read of a packed
+    /// block is one 8-byte load): packed blocks, or 16-byte records for [`Storage::Records`].
     bytes: Box<[u8]>,
-    /// The line pieces' records ([`Storage::Records`]; empty otherwise).
-    recs: Box<[PlainRec]>,
 }
 
 /// What a record's physical field is stored against (per line piece, whichever packs tighter).
@@ -452,6 +475,27 @@ impl LearnedIndex {
             },
         };
         Ok(Self { form })
+    }
+
+    /// Extents in the map.
+    pub fn len(&self) -> usize {
+        match &self.form {
+            Form::Empty => 0,
+            Form::One(_) => 1,
+            Form::Plain(e) => e.len(),
+            Form::Wide(e) => e.len(),
+            Form::Packed(_) | Form::Records(_) => self.shape().extents,
+        }
+    }
+
+    /// Whether the map has no extents.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.form, Form::Empty)
+    }
+
+    /// The widest window of its lines, in extent slots (0 without lines): at most [`WINDOW`].
+    pub fn max_window(&self) -> u64 {
+        self.model().map_or(0, |m| m.max_window())
     }
 
     /// Line pieces (each one segment of a fitted model).
@@ -617,7 +661,7 @@ impl ExtentIndex for LearnedIndex {
 impl Packed {
     /// Heap bytes: the directory, the pieces and the stored extents.
     fn heap_bytes(&self) -> usize {
-        self.model_bytes() + self.bytes.len() + std::mem::size_of_val::<[PlainRec]>(&self.recs)
+        self.model_bytes() + self.bytes.len()
     }
 
     /// Heap bytes of the directory and the pieces.

@@ -140,7 +140,7 @@ impl Packed {
                 }
                 Lookup::Found(BlockMap::Hole { next })
             }
-            Body::Records(r) => r.find(&self.recs, q, d, piece.end()),
+            Body::Records(r) => r.find(&self.bytes, q, d, piece.end()),
         }
     }
 
@@ -157,7 +157,7 @@ impl Packed {
                 Body::Line(l) => {
                     out.extend((0..l.count() as usize).map(|j| l.extent(&self.bytes, j)))
                 }
-                Body::Records(r) => out.extend(r.records(&self.recs).iter().map(|r| r.extent())),
+                Body::Records(r) => out.extend(r.extents(&self.bytes)),
             }
         }
         out

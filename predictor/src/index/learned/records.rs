@@ -4,7 +4,8 @@
 
 use super::*;
 
-/// A line piece whose extents are records `first..=first + last` of the file's records.
+/// A line piece whose extents are records `first..=first + last` of the file's records, which
+/// lie in its bytes as [`RecordsLayout`] says (16 bytes each, little-endian).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RecLine {
     /// As [`Line`]'s: the line predicts the window's first slot directly.
@@ -59,38 +60,55 @@ impl RecLine {
         self.first
     }
 
-    /// The piece's records.
-    pub(super) fn records<'r>(&self, recs: &'r [PlainRec]) -> &'r [PlainRec] {
+    /// The piece's records' bytes.
+    fn records<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
         let first = self.first as usize;
-        recs.get(first..=first + self.last as usize).unwrap_or(&[])
+        let end = first + self.last as usize + 1;
+        bytes.get(first * REC..end * REC).unwrap_or(&[])
+    }
+
+    /// Every extent of the piece, in order.
+    pub(super) fn extents<'b>(&self, bytes: &'b [u8]) -> impl Iterator<Item = Extent> + 'b {
+        self.records(bytes)
+            .chunks_exact(REC)
+            .filter_map(|r| PlainRec::read(r).map(PlainRec::extent))
     }
 
     /// The answer for `q` (`d = q - first_key`, `end` the next piece's first key): the
     /// window's starts counted against `q` (branch-free: at most [`WINDOW`] of them), the
     /// candidate verified on the stored starts, `start[j] <= q < start[j + 1]`, or a miss.
     #[inline(always)]
-    pub(super) fn find(&self, recs: &[PlainRec], q: u32, d: u32, end: Option<u32>) -> Lookup {
-        let piece = self.records(recs);
+    pub(super) fn find(&self, bytes: &[u8], q: u32, d: u32, end: Option<u32>) -> Lookup {
+        let piece = self.records(bytes);
         let lo = predict(self.slope, self.lo_intercept, d).clamp(0, i64::from(self.last));
         // OK to narrow: 0 <= lo <= last.
         let lo = lo as usize;
         let hi = (lo + usize::from(self.width)).min(self.last as usize);
-        let Some(window) = piece.get(lo..=hi) else {
+        let Some(window) = piece.get(lo * REC..(hi + 1) * REC) else {
             return Lookup::Missed;
         };
-        let below = window.iter().filter(|r| r.lblk <= q).count();
+        let below = window
+            .chunks_exact(REC)
+            .filter(|r| PlainRec::lblk_of(r) <= q)
+            .count();
         // None at most q: the answer lies before the window, a wrong line.
         let Some(j) = (lo + below).checked_sub(1).filter(|_| below > 0) else {
             return Lookup::Missed;
         };
-        let Some(at) = piece.get(j) else {
+        let Some(e) = piece
+            .get(j * REC..)
+            .and_then(PlainRec::read)
+            .map(PlainRec::extent)
+        else {
             return Lookup::Missed;
         };
-        let e = at.extent();
         if q.wrapping_sub(e.lblk) < e.len && e.lblk <= q {
             return Lookup::Found(BlockMap::Mapped(e));
         }
-        let next = piece.get(j + 1).map_or(end, |n| Some(n.lblk));
+        let next = piece
+            .get((j + 1) * REC..)
+            .filter(|n| !n.is_empty())
+            .map_or(end, |n| Some(PlainRec::lblk_of(n)));
         if e.lblk > q || next.is_some_and(|n| n <= q) {
             return Lookup::Missed;
         }
@@ -98,17 +116,16 @@ impl RecLine {
     }
 }
 
-/// Appends `exts` (one line piece) to `recs`; `None` if a physical block does not fit a record
-/// or the records pass `u32` indices.
-pub(super) fn record_line(
-    exts: &[Extent],
-    line: FixedLine,
-    recs: &mut Vec<PlainRec>,
-) -> Option<RecLine> {
-    let first = u32::try_from(recs.len()).ok()?;
+/// Bytes of a record.
+const REC: usize = RECORD_BYTES;
+
+/// Appends `exts` (one line piece) to `bytes` as records; `None` if a physical block does not
+/// fit a record or the records pass `u32` indices.
+pub(super) fn record_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<RecLine> {
+    let first = u32::try_from(bytes.len() / REC).ok()?;
     let body = RecLine::new(line, first, u32::try_from(exts.len()).ok()?)?;
     for e in exts {
-        recs.push(PlainRec::of(e)?);
+        PlainRec::of(e)?.write(bytes);
     }
     Some(body)
 }

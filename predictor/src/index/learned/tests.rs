@@ -213,10 +213,26 @@ fn the_lines_of_a_model_rebuild_the_same_index() {
         let s = c.shape();
         assert_eq!(model.extent_count as usize, s.packed_extents);
         assert_eq!(model.segments.len(), s.lines);
-        let again = LearnedIndex::with_model(&exts, &model).unwrap();
-        assert_eq!(again.model(), Some(model));
+        let again = LearnedIndex::with_model(&exts, &model, Storage::Packed).unwrap();
+        assert_eq!(again.model(), Some(model.clone()));
         assert_eq!(again.heap_bytes(), c.heap_bytes());
         agree(&exts, &again);
+        // The same lines over records: the other storage, the same model.
+        let r = LearnedIndex::with_model(&exts, &model, Storage::Records).unwrap();
+        assert_eq!(r.form(), LearnedForm::Records);
+        assert_eq!(r.model(), Some(model));
+        let rs = r.shape();
+        assert_eq!(
+            (rs.record_extents, rs.packed_extents),
+            (s.packed_extents, 0)
+        );
+        assert_eq!((rs.lines, rs.runs), (s.lines, s.runs));
+        agree(&exts, &r);
+        assert_eq!(
+            LearnedIndex::learned(&exts).unwrap().model(),
+            r.model(),
+            "fitted over records: the same lines"
+        );
     }
     // Forms without lines have no model to keep.
     assert_eq!(LearnedIndex::new(&mixed()[..5]).unwrap().model(), None);
@@ -231,19 +247,19 @@ fn a_model_of_another_map_is_refused() {
     for e in &mut moved {
         e.lblk += 1;
     }
-    assert!(LearnedIndex::with_model(&moved, &model).is_err());
-    assert!(LearnedIndex::with_model(&exts[..exts.len() - 1], &model).is_err());
+    assert!(LearnedIndex::with_model(&moved, &model, Storage::Records).is_err());
+    assert!(LearnedIndex::with_model(&exts[..exts.len() - 1], &model, Storage::Packed).is_err());
     // A segment spanning a run: the second stretch's segment dropped.
     let second = cut(&exts).iter().filter_map(Cut::stretch).nth(1).unwrap();
     let mut spanning = model.clone();
     spanning
         .segments
         .retain(|s| s.first_key != exts[second.start].lblk);
-    assert!(LearnedIndex::with_model(&exts, &spanning).is_err());
+    assert!(LearnedIndex::with_model(&exts, &spanning, Storage::Records).is_err());
     // A window the lookup's WINDOW slots cannot cover.
     let mut wide = model.clone();
     wide.segments[0].fixed.e_hi = WINDOW as u32;
-    assert!(LearnedIndex::with_model(&exts, &wide).is_err());
+    assert!(LearnedIndex::with_model(&exts, &wide, Storage::Packed).is_err());
 }
 
 /// Forty line pieces of `stretch` allocator-like extents, each followed by a run piece,
