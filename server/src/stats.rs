@@ -180,7 +180,7 @@ impl Meta {
                 walk_errors: r.walk_errors.len(),
                 ms: r.elapsed.as_millis() as u64,
                 model_bytes: m.model_bytes,
-                learned_index_bytes: m.key_bytes + m.record_bytes,
+                learned_index_bytes: m.record_bytes,
                 index_bytes: m.index_bytes,
                 index_bytes_counted: m.counted,
                 chosen: r.chosen.clone(),
