@@ -139,7 +139,7 @@ static __always_inline int range_fits(u32 first, u32 count)
 
 /* Slot i of a file's range [first, first + count) of an array, in *at: 0 if i < count and the
  * range fits (so first + i is in it), else -1. Every array index a lookup derives, from a
- * header, a bucket, a segment, a piece or a search, goes through here (or, for a search, its
+ * header, a bucket, a piece or a search, goes through here (or, for a search, its
  * bounds go through search_fits) before it is read. Only the header's fields meet a constant
  * here: a derived index compared with a constant would make the verifier track it exactly,
  * and walk every search step apart. */
@@ -623,7 +623,7 @@ VERIFIED_ONCE int records_find(const struct iomap_bpf_cfile *cf, const struct io
 }
 
 /* The learned index's answer for block q of file cf. */
-VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
+VERIFIED_ONCE int learned_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
 {
 	if (!cf || !fd)
 		return IOMAP_BPF_MAP_ERROR;
@@ -717,7 +717,7 @@ VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answ
 	}
 	u32 q = (u32)lblk;
 	struct found fd = {};
-	int st = compact_find(cf, q, &fd);
+	int st = learned_find(cf, q, &fd);
 	a->probes = fd.probes;
 	if (st != IOMAP_BPF_HANDLED) {
 		a->status = st;
