@@ -7,8 +7,8 @@
  *
  * To try it on such a kernel: open the object with libbpf, set the struct_ops map's `fuse_fd`
  * to the server's /dev/fuse descriptor and `iomap_dev` (rodata) to the device cookie the server
- * registered the image under, fill FILES, SEGS, RADIX, EXTENTS (or CFILES, PIECES, CBUCKETS,
- * WORDS) as bpf/src/tier.rs does, load, and attach the struct_ops link. Whatever the program
+ * registered the image under, fill CFILES, PIECES, CBUCKETS and WORDS as bpf/src/tier.rs does,
+ * load, and attach the struct_ops link. Whatever the program
  * cannot answer (no model, a miss, a query that would write) falls back to the server.
  */
 #include "iomap_lookup.h"
@@ -32,7 +32,7 @@ enum fuse_iomap_bpf_ret BPF_PROG(predictor_iomap_begin, struct fuse_bpf_inode *f
 		.count = count,
 	};
 	struct iomap_bpf_answer a = {};
-	answer(&q, &a, 0);
+	answer(&q, &a);
 	if (a.status != IOMAP_BPF_HANDLED)
 		return FIB_FALLBACK;
 	outarg->read.offset = a.offset;

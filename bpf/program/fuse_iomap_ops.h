@@ -60,7 +60,7 @@ struct fuse_iomap_bpf_ops {
 };
 
 /* The inode number the server gave the kernel for this inode (its `attr.ino`): for our
- * server, the ext4 inode number, the key of FILES and CFILES. */
+ * server, the ext4 inode number, the key of CFILES. */
 extern __u64 fuse_bpf_inode_orig_ino(const struct fuse_bpf_inode *fbi) __ksym;
 
 #endif

@@ -46,7 +46,7 @@ static __always_inline int answer_slot(u32 slot, u32 flags)
 		answer_nothing(qr, a);
 		return 0;
 	}
-	return answer(qr, a, flags) ? 1 : 0;
+	return answer(qr, a) ? 1 : 0;
 }
 
 struct loop_ctx {

@@ -11,77 +11,36 @@
 
 #include <linux/types.h>
 
-/* Largest search window (in extent slots) the program accepts. The window search is a binary
- * search, so this bounds the probes per lookup (11) rather than the verifier's work; models with
- * a larger window are not loaded, and a larger window at run time (a hostile map) falls back. */
-#define IOMAP_BPF_MAX_WINDOW 1024
-
-/* FILES (hash, key: inode number as u64): one file's model and where its extents are. */
-struct iomap_bpf_file {
-	__u64 size;      /* i_size in bytes */
-	__u32 ext_first; /* index of the file's first extent in EXTENTS */
-	__u32 ext_count; /* extents (>= 1) */
-	__u32 seg_first; /* index of the file's first segment in SEGS */
-	__u32 seg_count; /* segments (>= 1) */
-	__u32 blkbits;   /* log2(block size), 10..16 */
-	__u32 radix_shift;   /* bits dropped from q - radix_base to get a bucket */
-	__u32 radix_first;   /* index of the file's first bucket in RADIX */
-	__u32 radix_buckets; /* buckets (a power of two); 0: one segment, no table */
-	__u32 radix_base;    /* first key of the file: buckets count from here */
-	__u32 first_key;     /* start of the file's first extent (before it: a hole) */
-};
-
-/* RADIX (array): one bucket of a file's segment radix table (predictor's RadixTable): the
- * segments whose first key falls in the bucket are [lo, hi), relative to the file. */
-struct iomap_bpf_bucket {
-	__u32 lo;
-	__u32 hi;
-};
-
-/* SEGS (array): one segment of a file's model, the fixed-point line of predictor::model. */
-struct iomap_bpf_seg {
-	__u32 first_key; /* logical block where the segment starts */
-	__u32 first;     /* first extent index of the segment, relative to the file */
-	__u32 last;      /* last extent index of the segment, relative to the file */
-	__u32 e_lo;      /* window below the prediction (the window is [p - e_lo - 1, p + e_hi]) */
-	__u32 e_hi;      /* window above the prediction */
-	__u32 pad;
-	__u64 slope;     /* extents per block, scaled by 2^32 */
-	__s64 intercept; /* index at first_key + 1/2, scaled by 2^16 */
-};
-
-/* EXTENTS (array): one extent, 16 bytes like an XFS in-core record. */
+/* One extent as a 16-byte record, like an XFS in-core record: the records of a records line
+ * piece and of a small file's plain array, little-endian in WORDS (predictor::RECORD_BYTES). */
 #define IOMAP_BPF_UNWRITTEN (1ULL << 63)
+#define IOMAP_BPF_RECORD 16
 struct iomap_bpf_extent {
 	__u32 lblk;  /* first logical block */
 	__u32 len;   /* blocks */
 	__u64 pblk;  /* first physical block (< 2^48), IOMAP_BPF_UNWRITTEN if never written */
 };
 
-/* The compact learned index (predictor's CompactIndex, index/compact.rs): CFILES, PIECES,
- * CBUCKETS and WORDS hold the same pieces, directory and packed blocks the userspace lookup
- * reads, so a map of a given size holds several times the extents of EXTENTS. */
-#define IOMAP_BPF_COMPACT_BLOCK 64  /* extents per packed block (compact::BLOCK) */
-#define IOMAP_BPF_COMPACT_WINDOW 32 /* key slots a lookup counts (compact::WINDOW) */
-#define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (compact::BLOCK_HEADER_BYTES) */
+/* The learned index (predictor's LearnedIndex, index/learned/), in either storage: CFILES,
+ * PIECES, CBUCKETS and WORDS hold the same pieces, directory and stored extents (packed blocks
+ * or 16-byte records) the userspace lookup reads. */
+#define IOMAP_BPF_COMPACT_BLOCK 64  /* extents per packed block (learned::BLOCK) */
+#define IOMAP_BPF_COMPACT_WINDOW 32 /* slots a window may take (learned::WINDOW) */
+#define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (learned::BLOCK_HEADER_BYTES) */
 #define IOMAP_BPF_NO_KEY 0xffffffffU /* end_key of a file's last piece */
 
-/* WORDS holds every compact file's bytes as one run of 8-byte words, IOMAP_BPF_WORDS_VALUE of
- * them (4 KiB) a map value: one lookup reaches a whole packed block (two when the block
- * straddles two values), which the program then reads with loads inside the value. */
+/* WORDS holds every file's bytes as one run of 8-byte words, IOMAP_BPF_WORDS_VALUE of them
+ * (4 KiB) a map value: one lookup reaches a whole packed block or a window of records (two
+ * when it straddles two values), which the program then reads with loads inside the value. */
 #define IOMAP_BPF_WORDS_VALUE 512
 struct iomap_bpf_words {
 	__u64 w[IOMAP_BPF_WORDS_VALUE];
 };
 
-/* Which of the two layouts the loader filled (the program's `iomap_layouts`, set at load). */
-#define IOMAP_BPF_LAYOUT_LEARNED 1 /* FILES, SEGS, RADIX, EXTENTS */
-#define IOMAP_BPF_LAYOUT_COMPACT 2 /* CFILES, PIECES, CBUCKETS, WORDS */
-
 #define IOMAP_BPF_FORM_PLAIN 1  /* struct iomap_bpf_extent records in WORDS, searched whole */
-#define IOMAP_BPF_FORM_PACKED 2 /* pieces over packed blocks */
+#define IOMAP_BPF_FORM_PACKED 2 /* pieces (over packed blocks, records, or none: runs) */
 
-/* CFILES (hash, key: inode number as u64): a file in the compact form. */
+/* CFILES (hash, key: inode number as u64): a file's learned index. */
 struct iomap_bpf_cfile {
 	__u64 size;         /* i_size in bytes */
 	__u32 word_first;   /* the file's bytes start at this word of WORDS */
@@ -98,20 +57,22 @@ struct iomap_bpf_cfile {
 	__u32 pad;
 };
 
-/* PIECES (array): an arithmetic run or a line over packed blocks (compact::PieceLayout). A
- * piece answers first_key <= q < end_key. */
+/* PIECES (array): an arithmetic run, a line over packed blocks or a line over records
+ * (learned::PieceLayout). A piece answers first_key <= q < end_key. */
 #define IOMAP_BPF_PIECE_RUN 0
 #define IOMAP_BPF_PIECE_LINE 1
+#define IOMAP_BPF_PIECE_RECORDS 2
 struct iomap_bpf_piece {
 	__u32 first_key;
 	__u32 end_key;   /* IOMAP_BPF_NO_KEY for the last piece */
 	__u32 kind;      /* IOMAP_BPF_PIECE_* */
 	__u32 count;     /* extents */
-	__u64 slope;     /* LINE: the fixed-point line, predicting the piece-local index */
+	__u64 slope;     /* LINE, RECORDS: the fixed-point line, predicting the piece-local index */
 	__s64 intercept;
 	__u32 e_lo;
 	__u32 e_hi;
-	__u32 off;       /* LINE: byte offset of the first block in the file's bytes */
+	__u32 off;       /* LINE: byte offset of the first block in the file's bytes; RECORDS: of
+			  * the first record */
 	__u32 block;     /* LINE: bytes of a block */
 	__u16 recs;      /* LINE: byte offset of the record column in a block */
 	__u8 key_bytes;  /* LINE: 2 or 4 (unused slots: all ones) */
@@ -133,8 +94,8 @@ struct iomap_bpf_cbucket {
 	__u32 pad;
 };
 
-/* WORDS (array of struct iomap_bpf_words): every compact file's bytes, little-endian, 8 to a
- * word; a file's words are word_first.. of the run of all values' words. */
+/* WORDS (array of struct iomap_bpf_words): every file's bytes, little-endian, 8 to a word; a
+ * file's words are word_first.. of the run of all values' words. */
 
 /* QUERIES (array): one iomap_begin call, laid out as fuse_iomap_begin_in. */
 struct iomap_bpf_query {
@@ -159,7 +120,7 @@ struct iomap_bpf_answer {
 	__u64 addr;    /* IOMAP_BPF_NULL_ADDR for holes */
 	__u16 type;    /* IOMAP_HOLE 0, IOMAP_MAPPED 2, IOMAP_UNWRITTEN 3 */
 	__u16 status;  /* enum iomap_bpf_status */
-	__u32 probes;  /* extent and segment reads */
+	__u32 probes;  /* map reads */
 };
 
 #define IOMAP_BPF_NULL_ADDR (~0ULL)
@@ -170,9 +131,9 @@ struct iomap_bpf_answer {
 /* What the program did with a query: HANDLED, or the reason for FALLBACK. */
 enum iomap_bpf_status {
 	IOMAP_BPF_HANDLED = 0,
-	IOMAP_BPF_NO_MODEL = 1,   /* inode in neither FILES nor CFILES */
+	IOMAP_BPF_NO_MODEL = 1,   /* inode not in CFILES */
 	IOMAP_BPF_BAD_QUERY = 2,  /* count 0, a read at or past EOF, block beyond 2^32 - 1 */
-	IOMAP_BPF_WINDOW = 3,     /* window larger than IOMAP_BPF_MAX_WINDOW */
+	/* 3 was a window over the old layout's bound: no longer given. */
 	IOMAP_BPF_MISSED = 4,     /* candidate failed verification */
 	IOMAP_BPF_MAP_ERROR = 5,  /* inconsistent maps: an index outside the file's own slots or
 				   * a map, a range wrapping past 2^32, a count of zero, a piece
@@ -188,7 +149,6 @@ struct iomap_bpf_run {
 	__u32 flags; /* IOMAP_BPF_RUN_* */
 };
 
-#define IOMAP_BPF_RUN_NOOP 1        /* read the query, write an empty answer: run overhead */
-#define IOMAP_BPF_RUN_FULL_SEARCH 2 /* ignore the model, binary-search all the file's extents */
+#define IOMAP_BPF_RUN_NOOP 1 /* read the query, write an empty answer: run overhead */
 
 #endif

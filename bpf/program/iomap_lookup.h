@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /* The BPF tier's lookup: fuse-iomap's iomap_begin(ino, pos, count, opflags) answered in the
- * kernel by the file's learned model, with the same fixed-point arithmetic, window and
- * verification as the userspace learned index (predictor/src/index/learned.rs), so both give the
- * same mapping; or, for files loaded in the compact form (CFILES), by the compact learned
- * index's own pieces and packed blocks (predictor/src/index/compact.rs), with the same
- * arithmetic again. `answer()` is the one entry; two programs call it:
+ * kernel by the file's learned index (predictor/src/index/learned/), with the same fixed-point
+ * arithmetic, window and verification as the userspace lookup, so both give the same mapping.
+ * One map set holds every file whatever its storage: the header in CFILES, the pieces (runs,
+ * lines over packed blocks, lines over 16-byte records) in PIECES, the directory in CBUCKETS
+ * and the stored extents (packed blocks, records, or a small file's plain array) in WORDS.
+ * `answer()` is the one entry; two programs call it:
  *
  * - iomap_begin.bpf.c: an XDP program run by BPF_PROG_TEST_RUN (mainline has no fuse-iomap
  *   struct_ops): what the loader (bpf/src/) loads, the tests check and the reports time;
@@ -24,9 +25,9 @@
  *
  * Speed. The searches are branchless (at_most, narrow): BPF has no conditional move, and a
  * binary search's `if` is a coin flip per halving for the branch predictor. A map lookup is
- * the unit of cost, so a compact lookup takes a packed block with one (WORDS values are 4 KiB:
- * span_of) and reads it with loads inside the value, and counts a block's key slots in place
- * (count_keys) instead of searching them.
+ * the unit of cost, so a lookup takes a packed block, or a line's window of records, with one
+ * (WORDS values are 4 KiB: span_of) and reads it with loads inside the value, and counts a
+ * block's key slots in place (count_keys) instead of searching them.
  */
 #ifndef IOMAP_LOOKUP_H
 #define IOMAP_LOOKUP_H
@@ -45,43 +46,7 @@ typedef __u8 u8;
 /* A global (non-static), never inlined function: verified once, independently of its callers. */
 #define VERIFIED_ONCE __attribute__((noinline))
 
-/* Which layouts the loader filled (IOMAP_BPF_LAYOUT_*), set before loading: a lookup then reads
- * only the hash map its files are in (a miss in the other one costs a hash of the key), and the
- * verifier drops the other branch. */
-const volatile u32 iomap_layouts = IOMAP_BPF_LAYOUT_LEARNED | IOMAP_BPF_LAYOUT_COMPACT;
-
 /* max_entries of every map below is set by the loader before loading; 1 is a placeholder. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, u64);
-	__type(value, struct iomap_bpf_file);
-	__uint(max_entries, 1);
-} FILES SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, u32);
-	__type(value, struct iomap_bpf_seg);
-	__uint(max_entries, 1);
-} SEGS SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, u32);
-	__type(value, struct iomap_bpf_bucket);
-	__uint(max_entries, 1);
-} RADIX SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, u32);
-	__type(value, struct iomap_bpf_extent);
-	__uint(max_entries, 1);
-} EXTENTS SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, u64);
@@ -105,7 +70,7 @@ struct {
 	__uint(max_entries, 1);
 } CBUCKETS SEC(".maps");
 
-/* Every compact file's bytes, and one word of padding after the last file's: one run of words,
+/* Every file's bytes, and one word of padding after the last file's: one run of words,
  * IOMAP_BPF_WORDS_VALUE to a value. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -174,7 +139,7 @@ static __always_inline int range_fits(u32 first, u32 count)
 
 /* Slot i of a file's range [first, first + count) of an array, in *at: 0 if i < count and the
  * range fits (so first + i is in it), else -1. Every array index a lookup derives, from a
- * header, a bucket, a segment, a piece or a search, goes through here (or, for a search, its
+ * header, a bucket, a piece or a search, goes through here (or, for a search, its
  * bounds go through search_fits) before it is read. Only the header's fields meet a constant
  * here: a derived index compared with a constant would make the verifier track it exactly,
  * and walk every search step apart. */
@@ -194,146 +159,7 @@ static __always_inline int search_fits(u32 first, u32 count, u32 lo, u32 hi)
 	return hi <= count && range_fits(first, count);
 }
 
-/* ---- The learned index: FILES, SEGS, RADIX, EXTENTS ---- */
-
-/* First index in [lo, hi) of file f's extents whose start is > q (hi if none). At most 33
- * halvings cover any u32 range; a window of IOMAP_BPF_MAX_WINDOW takes 11. */
-VERIFIED_ONCE long extent_upper_bound(const struct iomap_bpf_file *f, u32 lo, u32 hi, u32 q,
-				      u32 *probes)
-{
-	if (!f || !probes)
-		return SEARCH_ERROR;
-	u32 first = f->ext_first, count = f->ext_count, at;
-	u32 n = lo < hi ? hi - lo : 0;
-	if (!search_fits(first, count, lo, hi))
-		return SEARCH_ERROR;
-	for (int i = 0; i < 33 && n; i++) {
-		at = first + lo + (n >> 1);
-		struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
-		if (!e)
-			return SEARCH_ERROR;
-		(*probes)++;
-		narrow(&lo, &n, at_most(e->lblk, q));
-	}
-	return lo;
-}
-
-/* Index (relative to the file) of the last segment starting at or before q (q >= the first
- * segment's start): the radix bucket of q narrows the segment starts to search, then a binary
- * search over them, as predictor's RadixTable::segment does. */
-VERIFIED_ONCE long segment_of(const struct iomap_bpf_file *f, u32 q, struct found *fd)
-{
-	if (!f || !fd || f->seg_count == 0)
-		return SEARCH_ERROR;
-	u32 count = f->seg_count, lo = 0, hi = count, at;
-	u32 buckets = f->radix_buckets;
-	if (buckets) {
-		u64 b = (u32)(q - f->radix_base) >> (f->radix_shift & 31);
-		if (b > buckets - 1)
-			b = buckets - 1;
-		if (slot_of(f->radix_first, buckets, b, &at))
-			return SEARCH_ERROR;
-		struct iomap_bpf_bucket *k = bpf_map_lookup_elem(&RADIX, &at);
-		if (!k)
-			return SEARCH_ERROR;
-		fd->probes++;
-		lo = k->lo;
-		hi = k->hi < count ? k->hi : count;
-	}
-	u32 base = f->seg_first, n = lo < hi ? hi - lo : 0;
-	if (!search_fits(base, count, lo, hi))
-		return SEARCH_ERROR;
-	for (int i = 0; i < 33 && n; i++) {
-		at = base + lo + (n >> 1);
-		struct iomap_bpf_seg *s = bpf_map_lookup_elem(&SEGS, &at);
-		if (!s)
-			return SEARCH_ERROR;
-		fd->probes++;
-		narrow(&lo, &n, at_most(s->first_key, q));
-	}
-	u32 seg = lo ? lo - 1 : 0;
-	/* A bucket naming segments past the file's own (inconsistent maps). */
-	return seg < count ? seg : SEARCH_ERROR;
-}
-
-/* The learned index's answer for block q of file f: the model's window (or, with
- * IOMAP_BPF_RUN_FULL_SEARCH, all the file's extents) searched, the candidate verified. */
-VERIFIED_ONCE int learned_find(const struct iomap_bpf_file *f, u32 q, u32 flags,
-			       struct found *fd)
-{
-	if (!f || !fd || f->ext_count == 0)
-		return IOMAP_BPF_MAP_ERROR;
-	u32 count = f->ext_count, at;
-	/* A block before the file's first extent is in the hole that extent ends: the header's
-	 * first_key says so, the extent itself confirms it. */
-	if (q < f->first_key) {
-		if (slot_of(f->ext_first, count, 0, &at))
-			return IOMAP_BPF_MAP_ERROR;
-		struct iomap_bpf_extent *e0 = bpf_map_lookup_elem(&EXTENTS, &at);
-		if (!e0)
-			return IOMAP_BPF_MAP_ERROR;
-		fd->probes++;
-		if (e0->lblk <= q)
-			return IOMAP_BPF_MISSED;
-		fd->has = 0;
-		fd->next = e0->lblk;
-		return IOMAP_BPF_HANDLED;
-	}
-	u32 lo = 0, hi = count - 1;
-	if (!(flags & IOMAP_BPF_RUN_FULL_SEARCH)) {
-		long s = segment_of(f, q, fd);
-		if (s < 0)
-			return IOMAP_BPF_MAP_ERROR;
-		if (slot_of(f->seg_first, f->seg_count, (u64)s, &at))
-			return IOMAP_BPF_MAP_ERROR;
-		struct iomap_bpf_seg *seg = bpf_map_lookup_elem(&SEGS, &at);
-		if (!seg)
-			return IOMAP_BPF_MAP_ERROR;
-		/* The model's window, clamped to the segment: predictor's model::clamp_window. */
-		s64 first = seg->first, last = seg->last;
-		if (first > last || last >= count)
-			return IOMAP_BPF_MAP_ERROR;
-		s64 p = predict(seg->slope, seg->intercept, q - seg->first_key);
-		s64 l = clamp(p - (s64)seg->e_lo - 1, first, last);
-		s64 h = clamp(p + (s64)seg->e_hi, first, last);
-		if (h - l + 1 > IOMAP_BPF_MAX_WINDOW)
-			return IOMAP_BPF_WINDOW;
-		lo = (u32)l;
-		hi = (u32)h;
-	}
-	long ub = extent_upper_bound(f, lo, hi + 1, q, &fd->probes);
-	if (ub < 0)
-		return IOMAP_BPF_MAP_ERROR;
-	/* Verify: extent j starts at or before q, and the next one (if any) after q. */
-	if ((u32)ub <= lo)
-		return IOMAP_BPF_MISSED;
-	u32 j = (u32)ub - 1;
-	fd->next = ~0ULL; /* no next extent: the hole after the last one is unbounded */
-	if (j + 1 < count) {
-		if (slot_of(f->ext_first, count, (u64)j + 1, &at))
-			return IOMAP_BPF_MAP_ERROR;
-		struct iomap_bpf_extent *n = bpf_map_lookup_elem(&EXTENTS, &at);
-		if (!n)
-			return IOMAP_BPF_MAP_ERROR;
-		fd->probes++;
-		if (n->lblk <= q)
-			return IOMAP_BPF_MISSED;
-		fd->next = n->lblk;
-	}
-	if (slot_of(f->ext_first, count, j, &at))
-		return IOMAP_BPF_MAP_ERROR;
-	struct iomap_bpf_extent *e = bpf_map_lookup_elem(&EXTENTS, &at);
-	if (!e)
-		return IOMAP_BPF_MAP_ERROR;
-	fd->has = 1;
-	fd->start = e->lblk;
-	fd->end = (u64)e->lblk + e->len;
-	fd->pblk = e->pblk & ~IOMAP_BPF_UNWRITTEN;
-	fd->unwritten = (e->pblk & IOMAP_BPF_UNWRITTEN) != 0;
-	return IOMAP_BPF_HANDLED;
-}
-
-/* ---- The compact index: CFILES, PIECES, CBUCKETS, WORDS ---- */
+/* ---- The learned index: CFILES, PIECES, CBUCKETS, WORDS ---- */
 
 /* Whether the file's words lie below 2^32: every step that reads words checks it first, so
  * span_of's bounds (relative to the file's bytes) keep every read inside them (the check is not
@@ -348,7 +174,7 @@ static __always_inline int words_fit(const struct iomap_bpf_cfile *cf)
 /* A stretch of a file's bytes as the WORDS values holding it: at most two, since a span is at
  * most a value long. Reads (span_read) take 8 bytes at a byte offset relative to the span's
  * start, anywhere in it: pieces start where the previous one's records end, so nothing is
- * aligned. */
+ * aligned (records are, at 16 bytes, but a span may still straddle two values). */
 struct span {
 	const u8 *v0; /* the value holding the span's first byte */
 	const u8 *v1; /* the next value if the span reaches into it, else v0 */
@@ -357,7 +183,7 @@ struct span {
 };
 
 /* The span of the file's bytes [at, at + len), cut short at the end of the file's words (the
- * packed form ends with 8 bytes of padding, so every field read of a block is inside): one
+ * piece forms end with 8 bytes of padding, so every field read of a block is inside): one
  * WORDS lookup, two when the span straddles values. The caller checked words_fit, so the span
  * is the file's own bytes. */
 static __always_inline int span_of(const struct iomap_bpf_cfile *cf, u64 at, u64 len,
@@ -485,7 +311,7 @@ VERIFIED_ONCE int plain_find(const struct iomap_bpf_cfile *cf, u32 q, struct fou
 	return IOMAP_BPF_HANDLED;
 }
 
-/* The piece holding q (q >= first_key), relative to the file, as compact's Packed::piece
+/* The piece holding q (q >= first_key), relative to the file, as the userspace Packed::piece
  * finds it: q's bucket names the piece holding the bucket's first block; past its end, the
  * pieces starting inside the bucket are searched. */
 VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
@@ -608,7 +434,7 @@ static __always_inline long keys_at_most(const struct span *sp, u32 kb, u32 s, u
 			     (const struct iomap_bpf_words *)sp->v1, &ks);
 }
 
-/* A line piece's answer for q, as compact's Line::find: predict, clamp to the window, pick
+/* A packed line piece's answer for q, as the userspace Line::find: predict, clamp to the window, pick
  * the block, count the key slots at most q among the WINDOW covering the window, verify,
  * decode the record. The block (and the 8 bytes a read takes past it) is one span: one WORDS
  * lookup, two if it straddles values, then loads inside them. */
@@ -701,8 +527,103 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	return IOMAP_BPF_HANDLED;
 }
 
-/* The compact index's answer for block q of file cf. */
-VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
+/* What records_searched searches: the span of a window's records (its two values passed
+ * beside), how many records from its start, and q. */
+struct rec_search {
+	u64 off;
+	u64 len;
+	u64 q;
+	u32 n;
+	u32 pad;
+};
+
+/* How many of the n records from the span's start begin at or before q (they are sorted, so
+ * this is the userspace count of the window's starts at most q): a branchless binary search
+ * over their lblk fields. A global function, so the verifier walks its probes (three ways each
+ * in span_read) once, not once per path of the caller. */
+VERIFIED_ONCE long records_searched(const struct iomap_bpf_words *v0,
+				    const struct iomap_bpf_words *v1, const struct rec_search *rs)
+{
+	if (!v0 || !v1 || !rs)
+		return SEARCH_ERROR;
+	struct span sp = { .v0 = (const u8 *)v0, .v1 = (const u8 *)v1, .off = rs->off,
+			   .len = rs->len };
+	u32 l = 0, n = rs->n;
+	u64 q = rs->q;
+	/* Six halvings cover a window of IOMAP_BPF_COMPACT_WINDOW records; a larger n (the caller
+	 * checks it is not) would stop short, never read outside the span. */
+	for (int i = 0; i < 6 && n; i++) {
+		u64 r;
+		if (span_read(&sp, (u64)(l + (n >> 1)) * IOMAP_BPF_RECORD, &r))
+			return SEARCH_ERROR;
+		narrow(&l, &n, at_most((u32)r, q));
+	}
+	return l;
+}
+
+/* A records line piece's answer for q, as the userspace RecLine::find: predict, clamp the
+ * window to the piece, search the window's records, verify, answer from the record. The
+ * window's records and the one after it (for the verification) are one span: one WORDS
+ * lookup, two if they straddle values, then loads inside them. */
+VERIFIED_ONCE int records_find(const struct iomap_bpf_cfile *cf, const struct iomap_bpf_piece *p,
+			       u32 q, struct found *fd)
+{
+	if (!cf || !p || !fd || !words_fit(cf) || p->count == 0 || q < p->first_key)
+		return IOMAP_BPF_MAP_ERROR;
+	/* The window is width + 1 records: at most the WINDOW a line is fitted with (a wider one
+	 * is an inconsistent map). */
+	u64 width = (u64)p->e_lo + p->e_hi + 1;
+	if (width + 1 > IOMAP_BPF_COMPACT_WINDOW)
+		return IOMAP_BPF_MAP_ERROR;
+	s64 pred = predict(p->slope, p->intercept, q - p->first_key);
+	u64 last = p->count - 1;
+	u64 lo = clamp(pred - (s64)p->e_lo - 1, 0, last);
+	u64 hi = lo + width < last ? lo + width : last;
+	/* The record after the window, if the piece has one, is read to verify. */
+	u64 end = hi < last ? hi + 1 : last;
+	struct span sp;
+	if (span_of(cf, (u64)p->off + lo * IOMAP_BPF_RECORD, (end - lo + 1) * IOMAP_BPF_RECORD,
+		    &sp, &fd->probes))
+		return IOMAP_BPF_MAP_ERROR;
+	struct rec_search rs = { .off = sp.off, .len = sp.len, .q = q, .n = (u32)(hi - lo + 1) };
+	long l = records_searched((const struct iomap_bpf_words *)sp.v0,
+				  (const struct iomap_bpf_words *)sp.v1, &rs);
+	if (l < 0 || l > IOMAP_BPF_COMPACT_WINDOW)
+		return IOMAP_BPF_MAP_ERROR;
+	/* No start at most q in the window: the answer lies before it (a wrong line). */
+	if (l == 0)
+		return IOMAP_BPF_MISSED;
+	u64 r = (u64)(l - 1) * IOMAP_BPF_RECORD, head, pblk;
+	if (span_read(&sp, r, &head) || span_read(&sp, r + 8, &pblk))
+		return IOMAP_BPF_MAP_ERROR;
+	u32 start = (u32)head, len = (u32)(head >> 32);
+	/* Verify: start[j] <= q (a search of records that are not sorted may point past it). */
+	if (start > q)
+		return IOMAP_BPF_MISSED;
+	fd->has = 1;
+	fd->start = start;
+	fd->end = (u64)start + len;
+	fd->pblk = pblk & ~IOMAP_BPF_UNWRITTEN;
+	fd->unwritten = (pblk & IOMAP_BPF_UNWRITTEN) != 0;
+	/* Inside the extent: the answer, as userspace gives it without looking further. */
+	if (q - start < len)
+		return IOMAP_BPF_HANDLED;
+	/* In the hole after it: verify q < start[j + 1]. */
+	u64 next = p->end_key == IOMAP_BPF_NO_KEY ? ~0ULL : p->end_key;
+	if (lo + l - 1 < last) {
+		u64 n;
+		if (span_read(&sp, r + IOMAP_BPF_RECORD, &n))
+			return IOMAP_BPF_MAP_ERROR;
+		next = (u32)n;
+	}
+	if (next <= q)
+		return IOMAP_BPF_MISSED;
+	fd->next = next;
+	return IOMAP_BPF_HANDLED;
+}
+
+/* The learned index's answer for block q of file cf. */
+VERIFIED_ONCE int learned_find(const struct iomap_bpf_cfile *cf, u32 q, struct found *fd)
 {
 	if (!cf || !fd)
 		return IOMAP_BPF_MAP_ERROR;
@@ -733,6 +654,8 @@ VERIFIED_ONCE int compact_find(const struct iomap_bpf_cfile *cf, u32 q, struct f
 		return IOMAP_BPF_MAP_ERROR;
 	if (p->kind == IOMAP_BPF_PIECE_LINE)
 		return line_find(cf, p, q, fd);
+	if (p->kind == IOMAP_BPF_PIECE_RECORDS)
+		return records_find(cf, p, q, fd);
 	/* A run holds first_key <= q < end_key, as every piece does. */
 	if (p->kind != IOMAP_BPF_PIECE_RUN || p->step == 0 || p->count == 0 || q < p->first_key ||
 	    (p->end_key != IOMAP_BPF_NO_KEY && q >= p->end_key))
@@ -772,29 +695,17 @@ static __always_inline void answer_nothing(const struct iomap_bpf_query *qr,
  * to pos + count and, for reads, to i_size (predictor::Request::mapping), or a fallback
  * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. Returns 0, or -1
  * if either pointer is NULL. */
-VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a, u32 flags)
+VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answer *a)
 {
 	if (!qr || !a)
 		return -1;
 	answer_nothing(qr, a);
 	u64 ino = qr->ino;
-	struct iomap_bpf_file *f = NULL;
-	struct iomap_bpf_cfile *cf = NULL;
-	u64 size;
-	u32 blkbits;
-	if (iomap_layouts & IOMAP_BPF_LAYOUT_LEARNED)
-		f = bpf_map_lookup_elem(&FILES, &ino);
-	if (f) {
-		size = f->size;
-		blkbits = f->blkbits;
-	} else {
-		if (iomap_layouts & IOMAP_BPF_LAYOUT_COMPACT)
-			cf = bpf_map_lookup_elem(&CFILES, &ino);
-		if (!cf)
-			return 0;
-		size = cf->size;
-		blkbits = cf->blkbits;
-	}
+	struct iomap_bpf_cfile *cf = bpf_map_lookup_elem(&CFILES, &ino);
+	if (!cf)
+		return 0;
+	u64 size = cf->size;
+	u32 blkbits = cf->blkbits;
 	u64 pos = qr->pos, count = qr->count;
 	/* Where the mapping stops: i_size for reads, nowhere for reports. */
 	u64 limit = (qr->opflags & IOMAP_BPF_OP_REPORT) ? ~0ULL : size;
@@ -806,7 +717,7 @@ VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answ
 	}
 	u32 q = (u32)lblk;
 	struct found fd = {};
-	int st = f ? learned_find(f, q, flags, &fd) : compact_find(cf, q, &fd);
+	int st = learned_find(cf, q, &fd);
 	a->probes = fd.probes;
 	if (st != IOMAP_BPF_HANDLED) {
 		a->status = st;

@@ -3,8 +3,6 @@
 
 use crate::mmap::Plain;
 
-/// Largest window (extent slots) the program searches (`IOMAP_BPF_MAX_WINDOW`).
-pub const MAX_WINDOW: u64 = 1024;
 /// `IOMAP_BPF_UNWRITTEN`: the flag bit in [`Extent::pblk`].
 pub const UNWRITTEN: u64 = 1 << 63;
 /// `IOMAP_BPF_NULL_ADDR`: the address of a hole (`FUSE_IOMAP_NULL_ADDR`; the program's header
@@ -20,8 +18,6 @@ pub const TYPE_MAPPED: u16 = predictor::MappingType::Mapped.code();
 pub const TYPE_UNWRITTEN: u16 = predictor::MappingType::Unwritten.code();
 /// `IOMAP_BPF_RUN_NOOP`: read the query, answer nothing (measures the run's own cost).
 pub const RUN_NOOP: u32 = 1;
-/// `IOMAP_BPF_RUN_FULL_SEARCH`: ignore the model, binary-search the file's extents.
-pub const RUN_FULL_SEARCH: u32 = 2;
 
 /// `IOMAP_BPF_OP_REPORT` (`FUSE_IOMAP_OP_REPORT`): answer past `i_size`.
 pub const OP_REPORT: u32 = 1 << 2;
@@ -30,67 +26,8 @@ pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9)
 /// `XDP_PASS`: what the program returns when every slot it was given was answered.
 pub const XDP_PASS: u32 = 2;
 
-/// `struct iomap_bpf_file`, the FILES value.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct File {
-    /// i_size in bytes.
-    pub size: u64,
-    /// Index of the file's first extent in EXTENTS.
-    pub ext_first: u32,
-    /// Extents (>= 1).
-    pub ext_count: u32,
-    /// Index of the file's first segment in SEGS.
-    pub seg_first: u32,
-    /// Segments (>= 1).
-    pub seg_count: u32,
-    /// log2 of the block size.
-    pub blkbits: u32,
-    /// Bits dropped from `q - radix_base` to get a bucket.
-    pub radix_shift: u32,
-    /// Index of the file's first bucket in RADIX.
-    pub radix_first: u32,
-    /// Buckets (0: one segment, no table).
-    pub radix_buckets: u32,
-    /// First key of the file.
-    pub radix_base: u32,
-    /// Start of the file's first extent (a query before it is in a hole).
-    pub first_key: u32,
-}
-
-/// `struct iomap_bpf_bucket`, a RADIX element: the bucket's segments `lo..hi`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Bucket {
-    /// First segment starting in the bucket (relative to the file).
-    pub lo: u32,
-    /// One past the last.
-    pub hi: u32,
-}
-
-/// `struct iomap_bpf_seg`, a SEGS element.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Seg {
-    /// First logical block of the segment.
-    pub first_key: u32,
-    /// First extent index, relative to the file.
-    pub first: u32,
-    /// Last extent index, relative to the file.
-    pub last: u32,
-    /// Window below the prediction.
-    pub e_lo: u32,
-    /// Window above the prediction.
-    pub e_hi: u32,
-    /// Zero.
-    pub pad: u32,
-    /// Slope, scaled by 2^32.
-    pub slope: u64,
-    /// Intercept + 1/2, scaled by 2^16.
-    pub intercept: i64,
-}
-
-/// `struct iomap_bpf_extent`, an EXTENTS element.
+/// `struct iomap_bpf_extent`: one extent as a 16-byte record, the record of a records line
+/// piece and of a small file's plain array in WORDS (`predictor::RECORD_BYTES`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Extent {
@@ -102,8 +39,11 @@ pub struct Extent {
     pub pblk: u64,
 }
 
-/// `IOMAP_BPF_COMPACT_BLOCK`, `_WINDOW`, `_HEAD`: the compact form's geometry, which the
-/// program hard-codes (checked against `predictor::index::compact` below).
+/// `IOMAP_BPF_RECORD`: bytes of an [`Extent`] record.
+pub const RECORD: usize = 16;
+
+/// `IOMAP_BPF_COMPACT_BLOCK`, `_WINDOW`, `_HEAD`: the learned index's geometry, which the
+/// program hard-codes (checked against `predictor::index::learned` below).
 pub const COMPACT_BLOCK: usize = 64;
 /// See [`COMPACT_BLOCK`].
 pub const COMPACT_WINDOW: usize = 32;
@@ -113,7 +53,7 @@ pub const COMPACT_HEAD: usize = 16;
 pub const WORDS_VALUE: usize = 512;
 
 /// `struct iomap_bpf_words`, a WORDS value: [`WORDS_VALUE`] words of the one run of words that
-/// holds every compact file's bytes (the loader writes the run through the map's mapping, where
+/// holds every file's bytes (the loader writes the run through the map's mapping, where
 /// the values lie end to end; a file's `word_first` counts words of the run).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -124,21 +64,18 @@ pub struct Words {
 
 /// `IOMAP_BPF_NO_KEY`: the `end_key` of a file's last piece.
 pub const NO_KEY: u32 = u32::MAX;
-/// `IOMAP_BPF_LAYOUT_LEARNED`: the program's `iomap_layouts` bit for FILES, SEGS, RADIX and
-/// EXTENTS.
-pub const LAYOUT_LEARNED: u32 = 1;
-/// `IOMAP_BPF_LAYOUT_COMPACT`: the bit for CFILES, PIECES, CBUCKETS and WORDS.
-pub const LAYOUT_COMPACT: u32 = 2;
 /// `IOMAP_BPF_FORM_PLAIN`: [`Extent`] records in WORDS.
 pub const FORM_PLAIN: u32 = 1;
-/// `IOMAP_BPF_FORM_PACKED`: pieces over packed blocks.
+/// `IOMAP_BPF_FORM_PACKED`: pieces (runs, lines over packed blocks, lines over records).
 pub const FORM_PACKED: u32 = 2;
 /// `IOMAP_BPF_PIECE_RUN`.
 pub const PIECE_RUN: u32 = 0;
-/// `IOMAP_BPF_PIECE_LINE`.
+/// `IOMAP_BPF_PIECE_LINE`: a line over packed blocks.
 pub const PIECE_LINE: u32 = 1;
+/// `IOMAP_BPF_PIECE_RECORDS`: a line over [`Extent`] records.
+pub const PIECE_RECORDS: u32 = 2;
 
-/// `struct iomap_bpf_cfile`, the CFILES value: a file in the compact form.
+/// `struct iomap_bpf_cfile`, the CFILES value: a file's learned index.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CFile {
@@ -178,19 +115,19 @@ pub struct Piece {
     pub first_key: u32,
     /// Start of the next piece's first extent ([`NO_KEY`] for the last).
     pub end_key: u32,
-    /// [`PIECE_RUN`] or [`PIECE_LINE`].
+    /// [`PIECE_RUN`], [`PIECE_LINE`] or [`PIECE_RECORDS`].
     pub kind: u32,
     /// Extents.
     pub count: u32,
-    /// Line: slope, scaled by 2^32.
+    /// Line, records: slope, scaled by 2^32.
     pub slope: u64,
-    /// Line: intercept + 1/2, scaled by 2^16.
+    /// Line, records: intercept + 1/2, scaled by 2^16.
     pub intercept: i64,
-    /// Line: window below the prediction.
+    /// Line, records: window below the prediction.
     pub e_lo: u32,
-    /// Line: window above the prediction.
+    /// Line, records: window above the prediction.
     pub e_hi: u32,
-    /// Line: byte offset of the first block in the file's bytes.
+    /// Line: byte offset of the first block in the file's bytes; records: of the first record.
     pub off: u32,
     /// Line: bytes of a block.
     pub block: u32,
@@ -246,7 +183,7 @@ pub struct Answer {
     pub kind: u16,
     /// `enum iomap_bpf_status` (see [`crate::Status`]).
     pub status: u16,
-    /// Extent and segment entries read.
+    /// Map entries read.
     pub probes: u32,
 }
 
@@ -266,10 +203,8 @@ pub struct Run {
 
 // The C layout, checked at compile time.
 const _: () = {
-    assert!(std::mem::size_of::<File>() == 48);
-    assert!(std::mem::size_of::<Bucket>() == 8);
-    assert!(std::mem::size_of::<Seg>() == 40);
-    assert!(std::mem::size_of::<Extent>() == 16);
+    assert!(std::mem::size_of::<Extent>() == RECORD);
+    assert!(RECORD == predictor::RECORD_BYTES);
     assert!(std::mem::size_of::<BeginIn>() == 32);
     assert!(OP_REPORT == predictor::OP_REPORT);
     assert!(OP_WRITING == predictor::OP_WRITING);
@@ -279,29 +214,21 @@ const _: () = {
     assert!(std::mem::size_of::<Piece>() == 80);
     assert!(std::mem::size_of::<CBucket>() == 8);
     assert!(std::mem::size_of::<Words>() == WORDS_VALUE * 8);
-    // The compact form's geometry, which the program hard-codes.
+    // The learned index's geometry, which the program hard-codes.
     assert!(COMPACT_BLOCK == predictor::index::learned::BLOCK);
     assert!(COMPACT_WINDOW == predictor::index::learned::WINDOW);
     assert!(COMPACT_HEAD == predictor::index::learned::BLOCK_HEADER_BYTES);
 };
 
 // SAFETY: plain `repr(C)` integers with no padding (sizes asserted above): any bit pattern is
-// valid, which is what aya's `Pod` requires of the hash-map values it copies (FILES, CFILES)
-// and `Plain` of the elements of the arrays the loader maps into memory (every other map).
-unsafe impl aya::Pod for File {}
-// SAFETY: as for File.
+// valid, which is what aya's `Pod` requires of the hash-map values it copies (CFILES) and
+// `Plain` of the elements of the arrays the loader maps into memory (every other map).
 unsafe impl aya::Pod for CFile {}
-// SAFETY: as for File.
-unsafe impl Plain for Seg {}
-// SAFETY: as for File.
-unsafe impl Plain for Extent {}
-// SAFETY: as for File.
-unsafe impl Plain for Bucket {}
-// SAFETY: as for File.
+// SAFETY: as for CFile.
 unsafe impl Plain for Piece {}
-// SAFETY: as for File.
+// SAFETY: as for CFile.
 unsafe impl Plain for CBucket {}
-// SAFETY: as for File.
+// SAFETY: as for CFile.
 unsafe impl Plain for Answer {}
 // SAFETY: `fuse_iomap_begin_in`: `repr(C)`, u32, u32, u64, u64, u64, no padding (size asserted).
 unsafe impl Plain for BeginIn {}

@@ -189,7 +189,7 @@ fn queries_for(stack: &TierStack, ino: u32, opts: &CheckOptions, rng: &mut Rng) 
     let bs = u64::from(stack.block_size());
     let size = inode.size;
     let extents: Vec<_> = index_of(stack, ino)
-        .map(|ix| ix.extents().collect())
+        .map(|ix| ix.extents())
         .unwrap_or_default();
     // To EOF or the end of the last extent, whichever is later.
     let mapped_end = extents.last().map_or(0, |e| e.end());

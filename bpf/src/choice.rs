@@ -13,20 +13,23 @@ pub struct TierChoice {
     pub in_kernel: bool,
 }
 
-/// The stacks with the program in front: name and help, once.
+/// The stacks with the program in front: name and help, once. Both load the stack's learned
+/// index (`bpf`: the learned tier's, records storage; `bpf-compact`: the compact tier's, packed
+/// storage) into the same maps through the same code.
 const IN_KERNEL: [(Tier, &str, &str); 2] = [
     (
         Tier::Learned,
         "bpf",
-        "the learned model evaluated in the kernel by a BPF program first (needs CAP_BPF), then \
-         the learned tier's userspace stack; without CAP_BPF that stack answers alone",
+        "the learned index (16-byte records) evaluated in the kernel by the BPF program first \
+         (needs CAP_BPF), then the learned tier's userspace stack; without CAP_BPF that stack \
+         answers alone",
     ),
     (
         Tier::Compact,
         "bpf-compact",
-        "the compact learned index evaluated in the kernel by the BPF program first (its maps \
-         hold the packed blocks; needs CAP_BPF), then the compact tier's userspace stack; \
-         without CAP_BPF that stack answers alone",
+        "the learned index (packed blocks) evaluated in the kernel by the BPF program first \
+         (needs CAP_BPF), then the compact tier's userspace stack; without CAP_BPF that stack \
+         answers alone",
     ),
 ];
 

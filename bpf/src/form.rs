@@ -1,7 +1,12 @@
 //! One file's form as the program's maps hold it: the file to load ([`BpfFile`]), why one is
-//! left out ([`Skip`]), its header ([`Entry`]) and the arrays whose slots the header names
-//! ([`Array`]), and the writes that put a form into those slots. What the loader (`tier`) and
-//! the replacement path (`update`) both write, in one place.
+//! left out ([`Skip`]), its header ([`Entry`], a CFILES value) and the arrays whose slots the
+//! header names ([`Array`]), and the writes that put a form into those slots. What the loader
+//! (`tier`) and the replacement path (`update`) both write, in one place.
+//!
+//! Every file is in the one map set, whatever its storage: the learned index's layout
+//! ([`LearnedIndex::layout`]) is copied as it is, its pieces into PIECES (a records line piece
+//! as [`abi::PIECE_RECORDS`], a packed one as [`abi::PIECE_LINE`]), its directory into
+//! CBUCKETS and its bytes (packed blocks or 16-byte records) into WORDS.
 
 use predictor::{LearnedIndex, LearnedLayout, PieceBody};
 
@@ -18,48 +23,20 @@ pub struct BpfFile<'a> {
     pub size: u64,
     /// Filesystem block size.
     pub block_size: u32,
-    /// The file's extents and model.
-    pub index: BpfIndex<'a>,
-}
-
-/// Which of the program's two layouts a file is loaded in.
-#[derive(Debug, Clone, Copy)]
-pub enum BpfIndex<'a> {
-    /// The learned index: FILES, SEGS, RADIX and 16-byte EXTENTS.
-    Learned(&'a LearnedIndex),
-    /// The compact index: CFILES, PIECES, CBUCKETS and its packed bytes in WORDS.
-    Compact(&'a LearnedIndex),
-}
-
-impl<'a> BpfIndex<'a> {
-    /// Extents in the file's map.
-    pub fn extent_count(&self) -> usize {
-        match self {
-            Self::Learned(ix) => ix.len(),
-            Self::Compact(c) => c.shape().extents,
-        }
-    }
-
-    /// The file's extents, in order (the learned index's read in place; the compact index's
-    /// decoded).
-    pub fn extents(self) -> Box<dyn Iterator<Item = ext4::Extent> + 'a> {
-        match self {
-            Self::Learned(ix) => Box::new(ix.extents()),
-            Self::Compact(c) => Box::new(c.extents().into_iter()),
-        }
-    }
+    /// The file's learned index (either storage).
+    pub index: &'a LearnedIndex,
 }
 
 /// Why a file was not loaded into the program's maps (its queries then fall back).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Skip {
-    /// The model's largest window is over the program's bound.
+    /// A line's window is over the slots the program searches (no fitted index has one).
     #[error(
         "window of {window} extents is over the program's bound of {}",
-        abi::MAX_WINDOW
+        abi::COMPACT_WINDOW
     )]
     Window {
-        /// The model's largest window.
+        /// The widest line window.
         window: u64,
     },
     /// No extents: nothing to model.
@@ -80,38 +57,25 @@ pub enum Skip {
     /// A replacement found no room for the new form in this map (see [`crate::Spare`]).
     #[error("no room in {0} for the new form (Limits::spare)")]
     NoRoom(&'static str),
-    /// A replacement's form is in a layout the program was loaded without (this hash map's).
-    #[error("the program was loaded without the {0} layout (Limits::spare keeps no room)")]
-    Layout(&'static str),
 }
 
 /// The arrays a file's form takes slots in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Array {
-    Extents,
-    Segs,
-    Radix,
     Pieces,
     CBuckets,
     Words,
 }
 
+/// Arrays of the map set.
+pub(crate) const ARRAYS: usize = 3;
+
 impl Array {
-    pub(crate) const ALL: [Array; 6] = [
-        Array::Extents,
-        Array::Segs,
-        Array::Radix,
-        Array::Pieces,
-        Array::CBuckets,
-        Array::Words,
-    ];
+    pub(crate) const ALL: [Array; ARRAYS] = [Array::Pieces, Array::CBuckets, Array::Words];
 
     /// The map's name in the object.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Self::Extents => "EXTENTS",
-            Self::Segs => "SEGS",
-            Self::Radix => "RADIX",
             Self::Pieces => "PIECES",
             Self::CBuckets => "CBUCKETS",
             Self::Words => "WORDS",
@@ -121,9 +85,6 @@ impl Array {
     /// Bytes of one element.
     pub(crate) fn element_bytes(self) -> u64 {
         let size = match self {
-            Self::Extents => std::mem::size_of::<abi::Extent>(),
-            Self::Segs => std::mem::size_of::<abi::Seg>(),
-            Self::Radix => std::mem::size_of::<abi::Bucket>(),
             Self::Pieces => std::mem::size_of::<abi::Piece>(),
             Self::CBuckets => std::mem::size_of::<abi::CBucket>(),
             Self::Words => 8,
@@ -136,91 +97,74 @@ impl Array {
     }
 }
 
-impl Entry {
-    /// The slots the form takes: (array, first, count), three per layout (empty ones too).
-    pub(crate) fn ranges(&self) -> [(Array, u32, u32); 3] {
-        match self {
-            Entry::Learned(f) => [
-                (Array::Extents, f.ext_first, f.ext_count),
-                (Array::Segs, f.seg_first, f.seg_count),
-                (Array::Radix, f.radix_first, f.radix_buckets),
-            ],
-            Entry::Compact(c) => [
-                (Array::Words, c.word_first, c.words),
-                (Array::Pieces, c.piece_first, c.pieces),
-                (Array::CBuckets, c.bucket_first, c.buckets),
-            ],
-        }
-    }
+/// A file's header, the CFILES value (public for the tier's test hooks only).
+pub type Entry = abi::CFile;
 
-    /// Sets where the form's range in `array` starts.
-    pub(crate) fn set_first(&mut self, array: Array, first: u32) {
-        match (self, array) {
-            (Entry::Learned(f), Array::Extents) => f.ext_first = first,
-            (Entry::Learned(f), Array::Segs) => f.seg_first = first,
-            (Entry::Learned(f), Array::Radix) => f.radix_first = first,
-            (Entry::Compact(c), Array::Words) => c.word_first = first,
-            (Entry::Compact(c), Array::Pieces) => c.piece_first = first,
-            (Entry::Compact(c), Array::CBuckets) => c.bucket_first = first,
-            _ => {}
-        }
-    }
+/// The slots a form takes: (array, first, count), one per array (empty ones too).
+pub(crate) fn ranges(e: &Entry) -> [(Array, u32, u32); ARRAYS] {
+    [
+        (Array::Pieces, e.piece_first, e.pieces),
+        (Array::CBuckets, e.bucket_first, e.buckets),
+        (Array::Words, e.word_first, e.words),
+    ]
 }
 
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
-    Learned(abi::File),
-    Compact(abi::CFile),
+/// Sets where the form's range in `array` starts.
+pub(crate) fn set_first(e: &mut Entry, array: Array, first: u32) {
+    match array {
+        Array::Pieces => e.piece_first = first,
+        Array::CBuckets => e.bucket_first = first,
+        Array::Words => e.word_first = first,
+    }
 }
 
 /// The entry of `f`'s form, with every range starting at slot 0 ([`Space::place`] puts them).
+///
+/// [`Space::place`]: crate::update::Space::place
 pub(crate) fn entry_of(f: &BpfFile<'_>, blkbits: u32) -> Result<Entry, Skip> {
     let count = |n: usize, array: Array| u32::try_from(n).map_err(|_| Skip::NoRoom(array.name()));
-    match f.index {
-        BpfIndex::Learned(ix) => {
-            let (radix_base, radix_shift, counts) = ix.radix();
-            Ok(Entry::Learned(abi::File {
-                size: f.size,
-                ext_first: 0,
-                ext_count: count(ix.len(), Array::Extents)?,
-                seg_first: 0,
-                seg_count: count(ix.segment_count(), Array::Segs)?,
-                blkbits,
-                radix_shift,
-                radix_first: 0,
-                radix_buckets: count(counts.len().saturating_sub(1), Array::Radix)?,
-                radix_base,
-                first_key: ix.extents().next().map_or(0, |e| e.lblk),
-            }))
+    let mut entry = abi::CFile {
+        size: f.size,
+        blkbits,
+        ..abi::CFile::default()
+    };
+    let bytes = match f.index.layout() {
+        // check_file refused empty maps.
+        LearnedLayout::Empty => 0,
+        LearnedLayout::Plain(e) => {
+            entry.form = abi::FORM_PLAIN;
+            entry.count = count(e.len(), Array::Words)?;
+            e.len() * abi::RECORD
         }
-        BpfIndex::Compact(c) => {
-            let mut entry = abi::CFile {
-                size: f.size,
-                blkbits,
-                ..abi::CFile::default()
-            };
-            let bytes = match c.layout() {
-                // check_file refused empty maps.
-                LearnedLayout::Empty => 0,
-                LearnedLayout::Plain(e) => {
-                    entry.form = abi::FORM_PLAIN;
-                    entry.count = count(e.len(), Array::Words)?;
-                    e.len() * std::mem::size_of::<abi::Extent>()
+        LearnedLayout::Packed(p) => {
+            entry.form = abi::FORM_PACKED;
+            entry.first_key = p.first_key;
+            entry.shift = p.shift;
+            entry.buckets = count(p.buckets.len(), Array::CBuckets)?;
+            entry.pieces = count(p.pieces.len(), Array::Pieces)?;
+            for piece in &p.pieces {
+                let line = match piece.body {
+                    PieceBody::Run(_) => continue,
+                    PieceBody::Line(l) => l.line,
+                    PieceBody::Records(r) => {
+                        // The program reads a piece's records at `off`, a u32 of bytes.
+                        let end = (u64::from(r.first) + u64::from(r.count)) * abi::RECORD as u64;
+                        if end > u64::from(u32::MAX) || end > p.bytes.len() as u64 {
+                            return Err(Skip::NoRoom(Array::Words.name()));
+                        }
+                        r.line
+                    }
+                };
+                let window = line.window();
+                if window > abi::COMPACT_WINDOW as u64 {
+                    return Err(Skip::Window { window });
                 }
-                LearnedLayout::Packed(p) => {
-                    entry.form = abi::FORM_PACKED;
-                    entry.first_key = p.first_key;
-                    entry.shift = p.shift;
-                    entry.buckets = count(p.buckets.len(), Array::CBuckets)?;
-                    entry.pieces = count(p.pieces.len(), Array::Pieces)?;
-                    p.bytes.len()
-                }
-            };
-            entry.words = count(bytes.div_ceil(8), Array::Words)?;
-            Ok(Entry::Compact(entry))
+            }
+            p.bytes.len()
         }
-    }
+    };
+    entry.words = count(bytes.div_ceil(8), Array::Words)?;
+    Ok(entry)
 }
 
 /// The file's log2 block size if the program can take it.
@@ -229,16 +173,10 @@ pub(crate) fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
         return Err(Skip::BlockSize(f.block_size));
     }
     let bits = f.block_size.trailing_zeros();
-    if f.index.extent_count() == 0 {
+    if f.index.shape().extents == 0 {
         return Err(Skip::NoExtents);
     }
-    if let BpfIndex::Learned(ix) = f.index {
-        let window = ix.max_window();
-        if window > abi::MAX_WINDOW {
-            return Err(Skip::Window { window });
-        }
-    }
-    for (index, e) in f.index.extents().enumerate() {
+    for (index, e) in f.index.extents().iter().enumerate() {
         // The program computes (pblk << bits) + offset and (lblk + len) << bits unchecked.
         let fits = e
             .pblk
@@ -253,41 +191,7 @@ pub(crate) fn check_file(f: &BpfFile<'_>) -> Result<u32, Skip> {
     Ok(bits)
 }
 
-/// Writes a learned form into the slots its entry names.
-pub(crate) fn fill_learned(
-    entry: &abi::File,
-    ix: &LearnedIndex,
-    exts: &MmapArray<abi::Extent>,
-    radix: &MmapArray<abi::Bucket>,
-    segs: &MmapArray<abi::Seg>,
-) {
-    let (e0, s0) = (entry.ext_first as usize, entry.seg_first as usize);
-    for (i, e) in ix.extents().enumerate() {
-        exts.set(e0 + i, extent(&e));
-    }
-    let (_, _, counts) = ix.radix();
-    for (i, w) in counts.windows(2).enumerate() {
-        let b = abi::Bucket { lo: w[0], hi: w[1] };
-        radix.set(entry.radix_first as usize + i, b);
-    }
-    for (i, s) in ix.segments().enumerate() {
-        segs.set(
-            s0 + i,
-            abi::Seg {
-                first_key: s.first_key,
-                first: s.first,
-                last: s.last,
-                e_lo: s.line.e_lo,
-                e_hi: s.line.e_hi,
-                pad: 0,
-                slope: s.line.slope,
-                intercept: s.line.intercept,
-            },
-        );
-    }
-}
-
-/// An EXTENTS record (also the plain compact form's record in WORDS).
+/// A plain form's record.
 fn extent(e: &ext4::Extent) -> abi::Extent {
     let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
     abi::Extent {
@@ -297,16 +201,16 @@ fn extent(e: &ext4::Extent) -> abi::Extent {
     }
 }
 
-/// Writes a compact form into the slots its entry names.
-pub(crate) fn fill_compact(
-    entry: &abi::CFile,
-    c: &LearnedIndex,
+/// Writes a file's form into the slots its entry names.
+pub(crate) fn fill(
+    entry: &Entry,
+    index: &LearnedIndex,
     pieces: &MmapArray<abi::Piece>,
     cbuckets: &MmapArray<abi::CBucket>,
     words: &MmapArray<u64>,
 ) {
     let w0 = entry.word_first as usize;
-    match c.layout() {
+    match index.layout() {
         LearnedLayout::Empty => {}
         LearnedLayout::Plain(exts) => {
             for (i, e) in exts.iter().enumerate() {
@@ -316,6 +220,7 @@ pub(crate) fn fill_compact(
             }
         }
         LearnedLayout::Packed(p) => {
+            // Packed blocks or records, as the userspace lookup reads them.
             for (i, chunk) in p.bytes.chunks(8).enumerate() {
                 let mut w = [0u8; 8];
                 w[..chunk.len()].copy_from_slice(chunk);
@@ -357,6 +262,16 @@ pub(crate) fn fill_compact(
                         out.wr = l.wr;
                         out.unw = l.unw;
                         out.phys = u8::from(l.phys_absolute);
+                    }
+                    PieceBody::Records(r) => {
+                        out.kind = abi::PIECE_RECORDS;
+                        out.count = r.count;
+                        out.slope = r.line.slope;
+                        out.intercept = r.line.intercept;
+                        out.e_lo = r.line.e_lo;
+                        out.e_hi = r.line.e_hi;
+                        // entry_of checked that the piece's records end below 2^32 bytes.
+                        out.off = r.first.saturating_mul(abi::RECORD as u32);
                     }
                 }
                 pieces.set(entry.piece_first as usize + i, out);

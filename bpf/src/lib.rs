@@ -1,27 +1,27 @@
-//! The BPF tier: each file's learned model evaluated in the kernel.
+//! The BPF tier: each file's learned index evaluated in the kernel.
 //!
 //! The program (`bpf/program/iomap_begin.bpf.c`) is the `iomap_begin` of fuse-iomap's proposed
-//! `fuse_iomap_bpf_ops`: look up the inode's model, evaluate its fixed-point line, binary-search
-//! the window of the file's extents, verify, and fill the mapping, or return FALLBACK. Mainline
-//! kernels have no such struct_ops, so the program is an XDP program driven by
+//! `fuse_iomap_bpf_ops`: look up the inode's header, find the piece holding the block through
+//! the directory, evaluate the piece's fixed-point line, search the window of its extents
+//! (16-byte records or packed blocks), verify, and fill the mapping, or return FALLBACK.
+//! Mainline kernels have no such struct_ops, so the program is an XDP program driven by
 //! `BPF_PROG_TEST_RUN`: real in-kernel execution, verified and JIT-compiled, with one syscall
 //! per batch of queries.
 //!
-//! The same program evaluates the compact learned index for files loaded in its form
-//! (`--tier bpf-compact`): its pieces, directory and packed bytes in their own maps.
+//! One map set holds every file, in either storage of the one [`predictor::LearnedIndex`]: the
+//! records storage (`--tier bpf`, the learned stack) and the packed one (`--tier bpf-compact`).
 //!
 //! - [`abi`]: the maps' element layouts, mirrored from `bpf/program/iomap_begin.h`.
 //! - [`tier`] loads ([`BpfTier::load`] fills the maps from the same [`predictor::LearnedIndex`]
-//!   or [`predictor::LearnedIndex`] the userspace predictor uses) and runs ([`BpfTier::answer`],
-//!   timing); [`BpfTier::replace`] puts a file's new form in the maps while lookups run, each
+//!   the userspace predictor uses) and runs ([`BpfTier::answer`], timing); [`BpfTier::replace`] puts a file's new form in the maps while lookups run, each
 //!   lookup seeing the old form or the new one whole (`update`: free slots, one hash-map
 //!   update, an RCU grace period before anything is reused).
 //! - [`check`]: every query of every file through both evaluators, compared.
 //! - [`timing`]: timing the program in the kernel (`BPF_PROG_TEST_RUN`), for the experiments
 //!   of `reports`.
 //!
-//! Limits: maps are u32-indexed arrays, bounded by [`Limits`] (16 Mi extents by default, 256
-//! MiB); windows over [`abi::MAX_WINDOW`] extents are not loaded; files past the limits, with a
+//! Limits: maps are u32-indexed arrays, bounded by [`Limits`] (16 Mi extents by default);
+//! windows over [`abi::COMPACT_WINDOW`] extents are not loaded; files past the limits, with a
 //! block size outside 1-64 KiB or with physical addresses past 2^63 bytes are skipped and fall
 //! back. The verifier sees bounded loops only (33 halvings at most) and the batch loop is
 //! `bpf_loop`, so its work does not grow with the batch size.
@@ -40,12 +40,12 @@ mod update;
 use std::io;
 
 pub use choice::TierChoice;
-pub use form::{BpfFile, BpfIndex, Skip};
+pub use form::{BpfFile, Skip};
 pub use tier::{BpfTier, Limits, LoadReport, Spare, Status, VerifierStats, VERIFIER_LIMIT};
 pub use update::Replaced;
 
 use predictor::error::Chain;
-use predictor::{FrontAnswer, FrontTier, Query, TierKind, TierStack};
+use predictor::{FrontAnswer, FrontTier, LearnedIndex, Query, TierKind, TierStack};
 
 /// Why the BPF tier is not available.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +123,9 @@ fn permission_denied(e: &(dyn std::error::Error + 'static)) -> Option<io::Error>
     None
 }
 
-/// Loads every file of `stack` the program can evaluate: those whose learned model is active,
-/// or on a compact stack (`--tier compact` / `bpf-compact`) every file's compact index (see
-/// [`LoadReport::log`] to say what was loaded).
+/// Loads every file of `stack` the program can evaluate: every file's learned index in the
+/// records storage on the learned stack, in the packed storage on a compact stack (`--tier
+/// compact` / `bpf-compact`); see [`LoadReport::log`] to say what was loaded.
 pub fn load_stack(stack: &TierStack, limits: Limits) -> Result<BpfTier, BpfError> {
     load_stack_in(None, stack, limits)
 }
@@ -156,8 +156,8 @@ pub fn load_stack_in(
     }
 }
 
-/// The userspace structure the program evaluates on `stack`, and must agree with: the compact
-/// index on a compact stack, else the learned index.
+/// The userspace tier the program evaluates on `stack`, and must agree with: the compact tier
+/// (packed storage) on a compact stack, else the learned tier (records storage).
 pub fn evaluated_kind(stack: &TierStack) -> TierKind {
     if stack.tier().compact() {
         TierKind::Compact
@@ -166,11 +166,12 @@ pub fn evaluated_kind(stack: &TierStack) -> TierKind {
     }
 }
 
-/// The index of `ino` the program is loaded from (that of [`evaluated_kind`]).
-pub fn index_of(stack: &TierStack, ino: u32) -> Option<BpfIndex<'_>> {
+/// The index of `ino` the program is loaded from (that of [`evaluated_kind`]): one type, in
+/// either storage, loaded through the same code.
+pub fn index_of(stack: &TierStack, ino: u32) -> Option<&LearnedIndex> {
     match evaluated_kind(stack) {
-        TierKind::Compact => stack.compact(ino).map(BpfIndex::Compact),
-        _ => stack.learned(ino).map(BpfIndex::Learned),
+        TierKind::Compact => stack.compact(ino),
+        _ => stack.learned(ino),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Loading the program with its maps filled from learned or compact indexes, and running
+//! Loading the program with its maps filled from learned indexes (either storage), and running
 //! queries through `BPF_PROG_TEST_RUN`.
 
 use std::time::{Duration, Instant};
@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader, VerifierLogLevel};
 use parking_lot::Mutex;
-use predictor::{Mapping, MappingType};
+use predictor::{LearnedForm, Mapping, MappingType};
 
 use crate::abi::{self, Answer, BeginIn, Run};
-use crate::form::{check_file, entry_of, Array, BpfFile, Entry, Skip};
+use crate::form::{check_file, entry_of, Array, BpfFile, Entry, Skip, ARRAYS};
 use crate::mmap::mmap;
 use crate::mmap::MmapArray;
 use crate::update::{Replaced, Space, Writer};
@@ -28,9 +28,9 @@ const REGIONS: usize = 8;
 /// Bounds on the maps, so a huge image cannot make the loader allocate without limit.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Extents in EXTENTS (16 bytes each); files past it are skipped.
+    /// Extents loaded (however stored); files past it are skipped.
     pub max_extents: u32,
-    /// Files in FILES.
+    /// Files in CFILES.
     pub max_files: u32,
     /// Room kept free for [`BpfTier::replace`] (none by default: the maps hold what is loaded).
     pub spare: Spare,
@@ -38,7 +38,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        // 16 Mi extents = 256 MiB of map memory: far beyond the demo and test images.
+        // 16 Mi extents = 256 MiB of map memory as records: far beyond the demo and test images.
         Self {
             max_extents: 1 << 24,
             max_files: 1 << 20,
@@ -49,16 +49,15 @@ impl Default for Limits {
 
 /// Room the load keeps free in the maps for replacements ([`BpfTier::replace`]): a new form is
 /// written beside the old one before the old one's slots are freed, so a file can be replaced
-/// only while the arrays have room for its new form besides everything loaded. With any room
-/// kept, the program is loaded with both layouts, so files can move between them.
+/// only while the arrays have room for its new form besides everything loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Spare {
     /// Free slots in each array, in per cent of the slots the load fills in it.
     pub percent: u32,
-    /// Free slots in each array on top of that (room for a layout the load does not fill).
+    /// Free slots in each array on top of that (room for a storage the load does not fill:
+    /// records take WORDS where runs took none).
     pub slots: u32,
-    /// Free entries in FILES and CFILES on top of `percent` of the loaded ones (files added or
-    /// moved from the other layout).
+    /// Free entries in CFILES on top of `percent` of the loaded ones (files added).
     pub files: u32,
 }
 
@@ -80,26 +79,32 @@ impl Spare {
 pub struct LoadReport {
     /// Files loaded.
     pub files: usize,
-    /// Extents loaded (both forms).
+    /// Of those, files whose line pieces store records (the `learned` structure).
+    pub record_files: usize,
+    /// Files whose line pieces store packed blocks (the `compact` structure).
+    pub packed_files: usize,
+    /// Files in the one-extent or plain-array form (no model), in WORDS as records.
+    pub plain_files: usize,
+    /// Extents loaded (every form).
     pub extents: u64,
-    /// Of those, extents in EXTENTS (files loaded in the learned layout).
-    pub learned_extents: u64,
-    /// Model segments loaded.
-    pub segments: u64,
-    /// Segment radix-table buckets loaded.
-    pub buckets: u64,
-    /// Files loaded in the compact form (of `files`).
-    pub compact_files: usize,
-    /// Compact pieces loaded.
+    /// Of those, extents stored as 16-byte records by records line pieces.
+    pub record_extents: u64,
+    /// Extents stored in packed blocks.
+    pub packed_extents: u64,
+    /// Extents answered by arithmetic runs (stored nowhere).
+    pub run_extents: u64,
+    /// Extents of the plain forms' records.
+    pub plain_extents: u64,
+    /// Pieces loaded (PIECES).
     pub pieces: u64,
-    /// Compact directory buckets loaded.
-    pub compact_buckets: u64,
-    /// 8-byte words of compact bytes loaded.
+    /// Directory buckets loaded (CBUCKETS).
+    pub buckets: u64,
+    /// 8-byte words loaded (WORDS): packed blocks and records.
     pub words: u64,
     /// Files not loaded, and why.
     pub skipped: Vec<(u64, Skip)>,
-    /// Bytes of map memory for files, segments, radix buckets and extents (the kernel's
-    /// element sizes).
+    /// Bytes of map memory for the headers, pieces, buckets and words (the kernel's element
+    /// sizes).
     pub map_bytes: u64,
     /// Bytes of map memory kept free for replacements ([`Limits::spare`]).
     pub spare_bytes: u64,
@@ -148,9 +153,13 @@ impl LoadReport {
     pub fn log(&self) {
         tracing::info!(
             files = self.files,
+            record_files = self.record_files,
+            packed_files = self.packed_files,
+            plain_files = self.plain_files,
             extents = self.extents,
-            segments = self.segments,
-            compact_files = self.compact_files,
+            record_extents = self.record_extents,
+            packed_extents = self.packed_extents,
+            run_extents = self.run_extents,
             pieces = self.pieces,
             words = self.words,
             skipped = self.skipped.len(),
@@ -185,8 +194,6 @@ pub enum Status {
     /// FALLBACK: a query the userspace tiers must refuse (count 0, a read past EOF, block too
     /// large).
     BadQuery,
-    /// FALLBACK: the window is over the program's bound.
-    Window,
     /// FALLBACK: the candidate failed verification.
     Missed,
     /// FALLBACK: maps inconsistent with each other: an index outside the file's own slots or
@@ -206,7 +213,6 @@ impl Status {
             0 => Self::Handled,
             1 => Self::NoModel,
             2 => Self::BadQuery,
-            3 => Self::Window,
             4 => Self::Missed,
             5 => Self::MapError,
             NOT_RUN => Self::NotRun,
@@ -220,7 +226,6 @@ impl Status {
             Self::Handled => "handled",
             Self::NoModel => "no_model",
             Self::BadQuery => "bad_query",
-            Self::Window => "window",
             Self::Missed => "missed",
             Self::MapError => "map_error",
             Self::NotRun => "not_run",
@@ -273,8 +278,6 @@ impl std::fmt::Debug for BpfTier {
     }
 }
 
-/// A file's map entry (FILES or CFILES), which names its slots in the arrays. Public for the
-/// tier's test hooks only.
 /// The most slots an array may have: u32-indexed, and WORDS keeps one word of padding after
 /// the last file's.
 const MAX_SLOTS: u32 = u32::MAX - 1;
@@ -287,9 +290,7 @@ fn plan<'a>(
     report: &mut LoadReport,
 ) -> (Vec<(BpfFile<'a>, Entry)>, Space) {
     let mut out = Vec::new();
-    let mut space = Space::new([MAX_SLOTS; 6]);
-    // Extents loaded in either form, against the limit.
-    let mut total = 0u64;
+    let mut space = Space::new([MAX_SLOTS; ARRAYS]);
     for f in files {
         let entry = match check_file(f).and_then(|bits| entry_of(f, bits)) {
             Err(skip) => {
@@ -298,33 +299,38 @@ fn plan<'a>(
             }
             Ok(e) => e,
         };
-        let n = f.index.extent_count() as u64;
-        let full = total + n > u64::from(limits.max_extents.min(1 << 30))
+        let shape = f.index.shape();
+        let n = shape.extents as u64;
+        let full = report.extents + n > u64::from(limits.max_extents.min(1 << 30))
             || out.len() >= limits.max_files as usize;
         let placed = if full { None } else { space.place(entry).ok() };
         let Some(entry) = placed else {
             report.skipped.push((f.ino, Skip::Full(limits.max_extents)));
             continue;
         };
-        total += n;
-        report.compact_files += usize::from(matches!(entry, Entry::Compact(_)));
+        report.extents += n;
+        match f.index.form() {
+            LearnedForm::Records => report.record_files += 1,
+            LearnedForm::Packed => report.packed_files += 1,
+            LearnedForm::Empty | LearnedForm::One | LearnedForm::Plain => {
+                report.plain_files += 1;
+                report.plain_extents += n;
+            }
+        }
+        report.record_extents += shape.record_extents as u64;
+        report.packed_extents += shape.packed_extents as u64;
+        report.run_extents += shape.run_extents as u64;
         out.push((*f, entry));
     }
     report.files = out.len();
-    report.extents = total;
-    report.learned_extents = space.used(Array::Extents);
-    report.segments = space.used(Array::Segs);
-    report.buckets = space.used(Array::Radix);
     report.pieces = space.used(Array::Pieces);
-    report.compact_buckets = space.used(Array::CBuckets);
+    report.buckets = space.used(Array::CBuckets);
     report.words = space.used(Array::Words);
     let arrays = Array::ALL
         .iter()
         .map(|&a| space.used(a) * a.element_bytes())
         .sum::<u64>();
-    let learned_files = (out.len() - report.compact_files) as u64;
-    let entries = learned_files * (std::mem::size_of::<abi::File>() as u64 + 8)
-        + report.compact_files as u64 * (std::mem::size_of::<abi::CFile>() as u64 + 8);
+    let entries = out.len() as u64 * (std::mem::size_of::<abi::CFile>() as u64 + 8);
     // The padding word after the last file's bytes.
     report.map_bytes = arrays + entries + 8;
     (out, space)
@@ -333,10 +339,9 @@ fn plan<'a>(
 /// The maps' sizes: what the plan fills, and the room [`Limits::spare`] keeps beside it.
 struct Sizes {
     /// Slots per array ([`Array::ALL`] order).
-    arrays: [u32; 6],
-    /// Entries of FILES and CFILES.
+    arrays: [u32; ARRAYS],
+    /// Entries of CFILES.
     files: u32,
-    cfiles: u32,
 }
 
 impl Sizes {
@@ -346,14 +351,10 @@ impl Sizes {
             let n = spare.capacity(space.used(a), spare.slots, u64::from(MAX_SLOTS));
             n.max(1) as u32
         };
-        let hash = |n: usize| {
-            let n = spare.capacity(n as u64, spare.files, u64::from(u32::MAX));
-            n.max(1) as u32
-        };
+        let files = spare.capacity(report.files as u64, spare.files, u64::from(u32::MAX));
         Self {
             arrays: Array::ALL.map(slots),
-            files: hash(report.files - report.compact_files),
-            cfiles: hash(report.compact_files),
+            files: files.max(1) as u32,
         }
     }
 
@@ -372,12 +373,8 @@ impl Sizes {
             .zip(self.arrays)
             .map(|(&a, n)| (u64::from(n) - space.used(a).min(u64::from(n))) * a.element_bytes())
             .sum::<u64>();
-        let learned = (report.files - report.compact_files) as u64;
-        let files = u64::from(self.files).saturating_sub(learned);
-        let cfiles = u64::from(self.cfiles).saturating_sub(report.compact_files as u64);
-        arrays
-            + files * (std::mem::size_of::<abi::File>() as u64 + 8)
-            + cfiles * (std::mem::size_of::<abi::CFile>() as u64 + 8)
+        let files = u64::from(self.files).saturating_sub(report.files as u64);
+        arrays + files * (std::mem::size_of::<abi::CFile>() as u64 + 8)
     }
 }
 
@@ -398,12 +395,11 @@ fn words_per_value(object: &[u8]) -> Result<u32, BpfError> {
     }
 }
 
-/// Creates the maps at `sizes` and loads the program with `layouts`: the object and what
-/// verifying the program cost.
+/// Creates the maps at `sizes` and loads the program: the object and what verifying the
+/// program cost.
 fn load_program(
     object: &[u8],
     sizes: &Sizes,
-    layouts: u32,
     words_value: u32,
 ) -> Result<(Ebpf, VerifierStats), BpfError> {
     let slots = (REGIONS * REGION_SLOTS) as u32;
@@ -411,10 +407,7 @@ fn load_program(
     loader
         // A refusal's log is the verifier's reason and statistics, not every instruction.
         .verifier_log_level(VerifierLogLevel::STATS)
-        // Not required: a variant object (`load_object`) may lack it and read both maps.
-        .override_global("iomap_layouts", &layouts, false)
-        .map_max_entries("FILES", sizes.files)
-        .map_max_entries("CFILES", sizes.cfiles)
+        .map_max_entries("CFILES", sizes.files)
         .map_max_entries("QUERIES", slots)
         .map_max_entries("ANSWERS", slots);
     for (a, n) in Array::ALL.iter().zip(sizes.arrays) {
@@ -465,22 +458,14 @@ impl BpfTier {
         let mut sizes = Sizes::of(&used, &report, limits.spare);
         sizes.whole_values(words_value);
         report.spare_bytes = sizes.spare_bytes(&used, &report);
-        // Replacements may move a file to the layout the load does not fill: keep both then.
-        let mut layouts = 0u32;
-        if report.compact_files < planned.len() || limits.spare.any() {
-            layouts |= abi::LAYOUT_LEARNED;
-        }
-        if report.compact_files > 0 || limits.spare.any() {
-            layouts |= abi::LAYOUT_COMPACT;
-        }
         let start = Instant::now();
-        let (mut ebpf, verifier) = load_program(object, &sizes, layouts, words_value)?;
+        let (mut ebpf, verifier) = load_program(object, &sizes, words_value)?;
         report.verifier = verifier;
         report.load = start.elapsed();
 
         let start = Instant::now();
         let space = used.resized(sizes.arrays);
-        let mut writer = Writer::new(&mut ebpf, space, (sizes.files, sizes.cfiles), layouts)?;
+        let mut writer = Writer::new(&mut ebpf, space, sizes.files)?;
         writer.fill(&planned)?;
         report.fill = start.elapsed();
         let slots = REGIONS * REGION_SLOTS;
@@ -519,16 +504,16 @@ impl BpfTier {
         self.writer.lock().header(ino)
     }
 
-    /// Test hook, not an API: writes `entry` as `ino`'s header in the program's map (of the
-    /// layout `ino` is in) whatever it holds, bypassing every check of the loader; writing
+    /// Test hook, not an API: writes `entry` as `ino`'s header in the program's map whatever it
+    /// holds, bypassing every check of the loader; writing
     /// [`BpfTier::test_hook_header`]'s entry back restores it. Returns after a grace period.
     #[doc(hidden)]
     pub fn test_hook_set_header(&self, ino: u64, entry: Entry) -> Result<(), BpfError> {
         self.writer.lock().poke_header(ino, entry)
     }
 
-    /// Test hook, not an API: the raw bytes of slot `i` of the data array `array` ("EXTENTS",
-    /// "SEGS", "RADIX", "PIECES", "CBUCKETS", "WORDS"), read through its mapping.
+    /// Test hook, not an API: the raw bytes of slot `i` of the data array `array` ("PIECES",
+    /// "CBUCKETS", "WORDS"), read through its mapping.
     #[doc(hidden)]
     pub fn test_hook_slot(&self, array: &str, i: usize) -> Option<Vec<u8>> {
         self.writer.lock().arrays().slot_bytes(array, i)
@@ -584,7 +569,7 @@ impl BpfTier {
     }
 
     /// Answers `queries` in the kernel, one test run per [`REGION_SLOTS`] queries; `flags` are
-    /// the packet's `RUN_*` flags (0 for the model).
+    /// the packet's `RUN_*` flags (0 for the lookup).
     pub fn answer(&self, queries: &[BeginIn], flags: u32) -> Result<Vec<Answer>, BpfError> {
         let mut out = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(REGION_SLOTS) {

@@ -89,7 +89,7 @@ pub const SINGLE_BLOCK_SIZE: u32 = 4096;
 
 /// A BPF tier holding one file, [`SINGLE_INO`], with `index`'s extents and model and a size
 /// covering every addressable block: for experiments on extent maps that are not in an image.
-pub fn single_file(index: crate::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
+pub fn single_file(index: &predictor::LearnedIndex) -> Result<BpfTier, BpfError> {
     single_file_in(None, index)
 }
 
@@ -97,7 +97,7 @@ pub fn single_file(index: crate::BpfIndex<'_>) -> Result<BpfTier, BpfError> {
 /// variant against it (see [`BpfTier::load_object`]).
 pub fn single_file_in(
     object: Option<&[u8]>,
-    index: crate::BpfIndex<'_>,
+    index: &predictor::LearnedIndex,
 ) -> Result<BpfTier, BpfError> {
     let file = crate::BpfFile {
         ino: SINGLE_INO,

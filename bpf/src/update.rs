@@ -1,7 +1,7 @@
 //! Replacing one file's form in the program's maps while lookups run.
 //!
-//! A file's form is its header (a FILES or CFILES entry) and the ranges of array slots the
-//! header names. A replacement writes the new form into free slots, which no published header
+//! A file's form is its header (a CFILES entry) and the ranges of array slots the header
+//! names. A replacement writes the new form into free slots, which no published header
 //! names, then publishes the new header with one `bpf_map_update_elem`: a lookup finds the old
 //! element or the new one (the hash table links the new element before it unlinks the old,
 //! under the bucket lock, `htab_map_update_elem`), and whichever it finds names slots that hold
@@ -9,7 +9,7 @@
 //!
 //! What a lookup returns is a pointer into the hash table's element, which the program reads
 //! while it searches; the kernel does not keep a replaced or deleted element for it. In a
-//! preallocated hash (FILES and CFILES are) the replaced element becomes the CPU's spare
+//! preallocated hash (CFILES is) the replaced element becomes the CPU's spare
 //! (`alloc_htab_elem` stores it in `htab->extra_elems`) and a deleted one goes straight back to
 //! the free list (`free_htab_elem`): the next update rewrites it in place. `BPF_F_NO_PREALLOC`
 //! would not help: its elements are freed into `bpf_mem_alloc`'s per-CPU free list
@@ -25,9 +25,8 @@ use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::Ebpf;
 
 use crate::abi;
-use crate::form::{
-    check_file, entry_of, fill_compact, fill_learned, Array, BpfFile, BpfIndex, Entry, Skip,
-};
+use crate::form::ARRAYS;
+use crate::form::{check_file, entry_of, fill, ranges, set_first, Array, BpfFile, Entry, Skip};
 use crate::grace::GracePeriod;
 use crate::mmap::{MmapArray, Plain};
 use crate::slots::Ranges;
@@ -36,12 +35,12 @@ use crate::BpfError;
 /// The free slots of every array.
 #[derive(Debug, Clone)]
 pub(crate) struct Space {
-    arrays: [Ranges; 6],
+    arrays: [Ranges; ARRAYS],
 }
 
 impl Space {
     /// Arrays of the given capacities (in [`Array::ALL`] order), all free.
-    pub(crate) fn new(capacity: [u32; 6]) -> Self {
+    pub(crate) fn new(capacity: [u32; ARRAYS]) -> Self {
         Self {
             arrays: capacity.map(Ranges::new),
         }
@@ -49,7 +48,7 @@ impl Space {
 
     /// The same slots in use (the plan's, from slot 0) in arrays of `capacity` slots (each at
     /// least what is in use).
-    pub(crate) fn resized(&self, capacity: [u32; 6]) -> Self {
+    pub(crate) fn resized(&self, capacity: [u32; ARRAYS]) -> Self {
         let mut out = Self::new(capacity);
         for a in Array::ALL {
             let used = u32::try_from(self.used(a)).unwrap_or(u32::MAX);
@@ -72,12 +71,12 @@ impl Space {
     /// `entry` with a free range in each of its arrays, or the array without room (then
     /// nothing is taken).
     pub(crate) fn place(&mut self, mut entry: Entry) -> Result<Entry, Array> {
-        let mut taken: Vec<(Array, u32, u32)> = Vec::with_capacity(3);
-        for (array, _, n) in entry.ranges() {
+        let mut taken: Vec<(Array, u32, u32)> = Vec::with_capacity(ARRAYS);
+        for (array, _, n) in ranges(&entry) {
             match self.arrays[array.index()].alloc(n) {
                 Some(first) => {
                     taken.push((array, first, n));
-                    entry.set_first(array, first);
+                    set_first(&mut entry, array, first);
                 }
                 None => {
                     for (a, first, n) in taken {
@@ -92,7 +91,7 @@ impl Space {
 
     /// Gives back the slots of a form that no program can read any more.
     pub(crate) fn release(&mut self, entry: &Entry) {
-        for (array, first, n) in entry.ranges() {
+        for (array, first, n) in ranges(entry) {
             self.arrays[array.index()].free(first, n);
         }
     }
@@ -100,9 +99,6 @@ impl Space {
 
 /// The data arrays, mapped into memory at their full capacity.
 pub(crate) struct Arrays {
-    exts: MmapArray<abi::Extent>,
-    segs: MmapArray<abi::Seg>,
-    radix: MmapArray<abi::Bucket>,
     pieces: MmapArray<abi::Piece>,
     cbuckets: MmapArray<abi::CBucket>,
     words: MmapArray<u64>,
@@ -115,9 +111,6 @@ fn mmap<T: Plain>(ebpf: &Ebpf, array: Array, space: &Space) -> Result<MmapArray<
 impl Arrays {
     pub(crate) fn map(ebpf: &Ebpf, space: &Space) -> Result<Self, BpfError> {
         Ok(Self {
-            exts: mmap(ebpf, Array::Extents, space)?,
-            segs: mmap(ebpf, Array::Segs, space)?,
-            radix: mmap(ebpf, Array::Radix, space)?,
             pieces: mmap(ebpf, Array::Pieces, space)?,
             cbuckets: mmap(ebpf, Array::CBuckets, space)?,
             words: mmap(ebpf, Array::Words, space)?,
@@ -125,17 +118,8 @@ impl Arrays {
     }
 
     /// Writes `file`'s form into the slots `entry` names.
-    pub(crate) fn write(&self, file: &BpfFile<'_>, entry: &Entry) -> Result<(), BpfError> {
-        match (entry, file.index) {
-            (Entry::Learned(e), BpfIndex::Learned(ix)) => {
-                fill_learned(e, ix, &self.exts, &self.radix, &self.segs)
-            }
-            (Entry::Compact(e), BpfIndex::Compact(c)) => {
-                fill_compact(e, c, &self.pieces, &self.cbuckets, &self.words)
-            }
-            _ => return Err(BpfError::Object("planned entry of the wrong form".into())),
-        }
-        Ok(())
+    pub(crate) fn write(&self, file: &BpfFile<'_>, entry: &Entry) {
+        fill(entry, file.index, &self.pieces, &self.cbuckets, &self.words);
     }
 }
 
@@ -143,9 +127,6 @@ impl Arrays {
     /// The bytes of slot `i` of the array named `name` (test hook).
     pub(crate) fn slot_bytes(&self, name: &str, i: usize) -> Option<Vec<u8>> {
         match name {
-            "EXTENTS" => self.exts.get_bytes(i),
-            "SEGS" => self.segs.get_bytes(i),
-            "RADIX" => self.radix.get_bytes(i),
             "PIECES" => self.pieces.get_bytes(i),
             "CBUCKETS" => self.cbuckets.get_bytes(i),
             "WORDS" => self.words.get_bytes(i),
@@ -157,9 +138,6 @@ impl Arrays {
     /// `bytes` is not one element long (test hook).
     pub(crate) fn set_slot_bytes(&self, name: &str, i: usize, bytes: &[u8]) -> bool {
         match name {
-            "EXTENTS" => self.exts.set_bytes(i, bytes),
-            "SEGS" => self.segs.set_bytes(i, bytes),
-            "RADIX" => self.radix.set_bytes(i, bytes),
             "PIECES" => self.pieces.set_bytes(i, bytes),
             "CBUCKETS" => self.cbuckets.set_bytes(i, bytes),
             "WORDS" => self.words.set_bytes(i, bytes),
@@ -226,12 +204,9 @@ impl<V: aya::Pod> Headers<V> {
 
 /// Everything that writes the maps after load; one at a time (the tier holds it in a mutex).
 pub(crate) struct Writer {
-    files: Headers<abi::File>,
-    cfiles: Headers<abi::CFile>,
+    files: Headers<abi::CFile>,
     arrays: Arrays,
     space: Space,
-    /// `abi::LAYOUT_*` bits the program was loaded with.
-    layouts: u32,
     grace: GracePeriod,
     /// Forms unpublished since the last grace period: their slots are freed after the next.
     retired: Vec<Entry>,
@@ -240,21 +215,14 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Takes FILES and CFILES out of `ebpf` and maps the arrays.
-    pub(crate) fn new(
-        ebpf: &mut Ebpf,
-        space: Space,
-        hash_capacity: (u32, u32),
-        layouts: u32,
-    ) -> Result<Self, BpfError> {
+    /// Takes CFILES out of `ebpf` and maps the arrays.
+    pub(crate) fn new(ebpf: &mut Ebpf, space: Space, files: u32) -> Result<Self, BpfError> {
         let grace = GracePeriod::new()
             .map_err(|e| BpfError::Update(format!("creating the grace-period map: {e}")))?;
         Ok(Self {
             arrays: Arrays::map(ebpf, &space)?,
-            files: Headers::take(ebpf, "FILES", hash_capacity.0)?,
-            cfiles: Headers::take(ebpf, "CFILES", hash_capacity.1)?,
+            files: Headers::take(ebpf, "CFILES", files)?,
             space,
-            layouts,
             grace,
             retired: Vec::new(),
             pending: false,
@@ -265,13 +233,10 @@ impl Writer {
     /// their headers, before any program runs (no grace periods needed).
     pub(crate) fn fill(&mut self, planned: &[(BpfFile<'_>, Entry)]) -> Result<(), BpfError> {
         for (file, entry) in planned {
-            self.arrays.write(file, entry)?;
+            self.arrays.write(file, entry);
         }
         for (file, entry) in planned {
-            match *entry {
-                Entry::Learned(e) => self.files.put(file.ino, e).map(drop)?,
-                Entry::Compact(e) => self.cfiles.put(file.ino, e).map(drop)?,
-            }
+            self.files.put(file.ino, *entry)?;
         }
         Ok(())
     }
@@ -299,23 +264,8 @@ impl Writer {
     /// The new form's header with its slots taken, or why it cannot be loaded.
     fn prepare(&mut self, file: &BpfFile<'_>) -> Result<Entry, Skip> {
         let entry = entry_of(file, check_file(file)?)?;
-        let (bit, room, name) = match entry {
-            Entry::Learned(_) => (
-                abi::LAYOUT_LEARNED,
-                self.files.has_room_for(file.ino),
-                "FILES",
-            ),
-            Entry::Compact(_) => (
-                abi::LAYOUT_COMPACT,
-                self.cfiles.has_room_for(file.ino),
-                "CFILES",
-            ),
-        };
-        if self.layouts & bit == 0 {
-            return Err(Skip::Layout(name));
-        }
-        if !room {
-            return Err(Skip::NoRoom(name));
+        if !self.files.has_room_for(file.ino) {
+            return Err(Skip::NoRoom("CFILES"));
         }
         self.space.place(entry).map_err(|a| Skip::NoRoom(a.name()))
     }
@@ -332,23 +282,13 @@ impl Writer {
                 return Ok(Replaced::Skipped(skip));
             }
         };
-        if let Err(e) = self.arrays.write(file, &entry) {
-            self.space.release(&entry);
-            return Err(e);
-        }
+        self.arrays.write(file, &entry);
         // The slots are written before the header that names them is published (the update's
         // bucket lock and rcu_assign_pointer order the kernel's side).
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        let ino = file.ino;
-        // Publish in the new layout; then, if the file was in the other one, delete it there.
-        // The program looks FILES up first, so in between it finds: learned -> compact, the old
-        // learned header; compact -> learned, the new one (and the grace period between the
-        // two steps lets no lookup miss FILES before and CFILES after).
-        let put = match entry {
-            Entry::Learned(e) => self.files.put(ino, e).map(|o| o.map(Entry::Learned)),
-            Entry::Compact(e) => self.cfiles.put(ino, e).map(|o| o.map(Entry::Compact)),
-        };
-        let old = match put {
+        // One update publishes the new form whatever the storage of either: a lookup finds the
+        // old header or the new one.
+        let old = match self.files.put(file.ino, entry) {
             Ok(old) => old,
             Err(e) => {
                 self.space.release(&entry);
@@ -356,25 +296,7 @@ impl Writer {
             }
         };
         self.mutated(old)?;
-        match entry {
-            Entry::Learned(_) => self.delete_compact(ino)?,
-            Entry::Compact(_) => self.delete_learned(ino)?,
-        };
         Ok(Replaced::Loaded)
-    }
-
-    fn delete_learned(&mut self, ino: u64) -> Result<bool, BpfError> {
-        match self.files.delete(ino)? {
-            Some(old) => self.mutated(Some(Entry::Learned(old))).map(|()| true),
-            None => Ok(false),
-        }
-    }
-
-    fn delete_compact(&mut self, ino: u64) -> Result<bool, BpfError> {
-        match self.cfiles.delete(ino)? {
-            Some(old) => self.mutated(Some(Entry::Compact(old))).map(|()| true),
-            None => Ok(false),
-        }
     }
 
     /// See [`crate::BpfTier::remove`].
@@ -382,37 +304,32 @@ impl Writer {
         if self.pending {
             self.grace()?;
         }
-        let learned = self.delete_learned(ino)?;
-        let compact = self.delete_compact(ino)?;
-        Ok(learned || compact)
+        match self.files.delete(ino)? {
+            Some(old) => self.mutated(Some(old)).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// `ino`'s header as the loader published it (test hook).
     pub(crate) fn header(&self, ino: u64) -> Option<Entry> {
-        self.files
-            .held
-            .get(&ino)
-            .map(|f| Entry::Learned(*f))
-            .or_else(|| self.cfiles.held.get(&ino).map(|c| Entry::Compact(*c)))
+        self.files.held.get(&ino).copied()
     }
 
-    /// Writes `entry` as `ino`'s header in the program's map of the layout `ino` is published
-    /// in, leaving the loader's copy as it was (test hook: writing [`Writer::header`] back
-    /// restores it).
+    /// Writes `entry` as `ino`'s header in the program's map, leaving the loader's copy as it
+    /// was (test hook: writing [`Writer::header`] back restores it).
     pub(crate) fn poke_header(&mut self, ino: u64, entry: Entry) -> Result<(), BpfError> {
         if self.pending {
             self.grace()?;
         }
-        let r = match (self.header(ino), entry) {
-            (Some(Entry::Learned(_)), Entry::Learned(f)) => self.files.map.insert(ino, f, 0),
-            (Some(Entry::Compact(_)), Entry::Compact(c)) => self.cfiles.map.insert(ino, c, 0),
-            _ => {
-                return Err(BpfError::Update(format!(
-                    "inode {ino}: no published header of that layout"
-                )))
-            }
-        };
-        r.map_err(|e| BpfError::Update(format!("inode {ino}: {e}")))?;
+        if self.header(ino).is_none() {
+            return Err(BpfError::Update(format!(
+                "inode {ino}: no published header"
+            )));
+        }
+        self.files
+            .map
+            .insert(ino, entry, 0)
+            .map_err(|e| BpfError::Update(format!("inode {ino}: {e}")))?;
         self.mutated(None)
     }
 

@@ -105,10 +105,13 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, Vec<(String, u32)>)> {
 /// One shared struct: its C name, the Rust mirror's size and (C member name, Rust offset).
 /// `struct iomap_bpf_run` is not here: the program only casts the test-run packet to it, so
 /// clang emits no BTF for it, and the loader writes that packet byte by byte (`Run::packet`).
+/// Nor is `struct iomap_bpf_extent`: the program reads records through spans of WORDS, at the
+/// offsets `records_find` and `plain_find` name (lblk 0, len 4, pblk 8); the test below holds
+/// the Rust record and the userspace index's record bytes to those offsets.
 type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
 
 fn layouts() -> Vec<Layout> {
-    use abi::{Answer, BeginIn, Bucket, CBucket, CFile, Extent, File, Piece, Seg, Words};
+    use abi::{Answer, BeginIn, CBucket, CFile, Piece, Words};
     vec![
         (
             "iomap_bpf_cfile",
@@ -170,54 +173,6 @@ fn layouts() -> Vec<Layout> {
             vec![("w", offset_of!(Words, w))],
         ),
         (
-            "iomap_bpf_file",
-            size_of::<File>(),
-            vec![
-                ("size", offset_of!(File, size)),
-                ("ext_first", offset_of!(File, ext_first)),
-                ("ext_count", offset_of!(File, ext_count)),
-                ("seg_first", offset_of!(File, seg_first)),
-                ("seg_count", offset_of!(File, seg_count)),
-                ("blkbits", offset_of!(File, blkbits)),
-                ("radix_shift", offset_of!(File, radix_shift)),
-                ("radix_first", offset_of!(File, radix_first)),
-                ("radix_buckets", offset_of!(File, radix_buckets)),
-                ("radix_base", offset_of!(File, radix_base)),
-                ("first_key", offset_of!(File, first_key)),
-            ],
-        ),
-        (
-            "iomap_bpf_bucket",
-            size_of::<Bucket>(),
-            vec![
-                ("lo", offset_of!(Bucket, lo)),
-                ("hi", offset_of!(Bucket, hi)),
-            ],
-        ),
-        (
-            "iomap_bpf_seg",
-            size_of::<Seg>(),
-            vec![
-                ("first_key", offset_of!(Seg, first_key)),
-                ("first", offset_of!(Seg, first)),
-                ("last", offset_of!(Seg, last)),
-                ("e_lo", offset_of!(Seg, e_lo)),
-                ("e_hi", offset_of!(Seg, e_hi)),
-                ("pad", offset_of!(Seg, pad)),
-                ("slope", offset_of!(Seg, slope)),
-                ("intercept", offset_of!(Seg, intercept)),
-            ],
-        ),
-        (
-            "iomap_bpf_extent",
-            size_of::<Extent>(),
-            vec![
-                ("lblk", offset_of!(Extent, lblk)),
-                ("len", offset_of!(Extent, len)),
-                ("pblk", offset_of!(Extent, pblk)),
-            ],
-        ),
-        (
             "iomap_bpf_query",
             size_of::<BeginIn>(),
             vec![
@@ -260,4 +215,48 @@ fn every_shared_struct_matches_the_compiled_program_field_by_field() {
             "struct {c_name}: members (name, byte offset)"
         );
     }
+}
+
+/// A record as the program reads it (lblk at byte 0, len at 4, pblk with the unwritten flag at
+/// 8, little-endian), as `abi::Extent` lays it out and as the records storage's bytes hold it:
+/// the bytes the loader copies into WORDS for a records line piece.
+#[test]
+fn a_record_is_the_programs_16_bytes_in_both_the_mirror_and_the_index_bytes() {
+    use std::mem::offset_of;
+    assert_eq!(size_of::<abi::Extent>(), abi::RECORD);
+    assert_eq!(offset_of!(abi::Extent, lblk), 0);
+    assert_eq!(offset_of!(abi::Extent, len), 4);
+    assert_eq!(offset_of!(abi::Extent, pblk), 8);
+    // A map long and regular enough for line pieces (no runs: the steps vary).
+    let exts: Vec<ext4::Extent> = (0..2000u32)
+        .map(|i| ext4::Extent {
+            lblk: i * 10 + (i % 7),
+            len: 3 + i % 2,
+            pblk: 1_000_000 + u64::from(i) * 37,
+            unwritten: i % 5 == 0,
+        })
+        .collect();
+    let ix = predictor::LearnedIndex::learned(&exts).expect("a learned index");
+    let predictor::LearnedLayout::Packed(p) = ix.layout() else {
+        panic!("2000 extents in the records storage have pieces");
+    };
+    let mut checked = 0;
+    for piece in &p.pieces {
+        let predictor::PieceBody::Records(r) = piece.body else {
+            continue;
+        };
+        for k in 0..r.count {
+            let at = (r.first + k) as usize * abi::RECORD;
+            let rec = &p.bytes[at..at + abi::RECORD];
+            let e = exts
+                .iter()
+                .find(|e| e.lblk == u32_at(rec, 0))
+                .expect("a record starts at an extent's start");
+            assert_eq!(u32_at(rec, 4), e.len);
+            let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
+            assert_eq!(u64_at(rec, 8), e.pblk | flag);
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "only {checked} records checked");
 }

@@ -4,7 +4,7 @@
 //!
 //! BPF times come from the `bpf` crate's [`bpf::timing`] (the kernel's own: `BPF_PROG_TEST_RUN`
 //! with `repeat`, one query per run); each figure is the median of `--rounds` such means.
-//! Userspace times loop the same queries through the same learned index, an iext tree with
+//! Userspace times loop the same queries through the same learned index (records storage), an iext tree with
 //! XFS's 16-byte records and a `BTreeMap` of the same extents (regime `warm-alone`: the set is
 //! small and repeated).
 
@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
+use bpf::abi::RUN_NOOP;
 use bpf::timing::{block_queries, samples, single_file_in, syscall_samples};
 use bpf::timing::{SINGLE_BLOCK_SIZE, SINGLE_INO};
-use bpf::{load_stack_in, BpfIndex, BpfTier, Limits};
+use bpf::{load_stack_in, BpfTier, Limits};
 use ext4::{Extent, Fs};
 use predictor::synth::Rng;
 use predictor::{
-    BTreeIndex, ExtentIndex, FitParams, LearnedIndex, Models, Pack, StackOptions, Tier, TierStack,
+    BTreeIndex, ExtentIndex, LearnedIndex, Models, Pack, StackOptions, Tier, TierStack,
     XfsIextIndex,
 };
 
@@ -131,7 +131,8 @@ fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
         {
             bail!("inode {ino}: not loaded into the BPF program (see the log)");
         }
-        let (first, last) = match (index.extents().next(), index.extents().last()) {
+        let extents: Vec<Extent> = index.extents();
+        let (first, last) = match (extents.first(), extents.last()) {
             (Some(f), Some(l)) => (u64::from(f.lblk), l.end()),
             _ => continue,
         };
@@ -147,7 +148,6 @@ fn run_image(args: &Args, image: &Path, models: &Path) -> Result<()> {
             &lblks,
         )?;
         row.ino = Some(ino);
-        let extents: Vec<Extent> = index.extents().collect();
         compact(args, object.as_deref(), &extents, &lblks, &mut row)?;
         println!("{}", serde_json::to_string(&row)?);
     }
@@ -161,13 +161,13 @@ fn run_synthetic(args: &Args) -> Result<()> {
         let extents = predictor::synth::allocator_like(n, 42);
         let index = LearnedIndex::learned(&extents)
             .with_context(|| format!("fitting the synthetic map of {n} extents"))?;
-        let bpf = single_file_in(None, BpfIndex::Learned(&index))?;
+        let bpf = single_file_in(None, &index)?;
         if let Some((_, why)) = bpf.report().skipped.first() {
             bail!("synthetic map of {n} extents not loaded: {why}");
         }
         let base = object
             .as_deref()
-            .map(|o| single_file_in(Some(o), BpfIndex::Learned(&index)))
+            .map(|o| single_file_in(Some(o), &index))
             .transpose()?;
         let lblks = predictor::synth::uniform_queries(&extents, args.queries.min(4096), 7);
         let mut row = measure(
@@ -227,14 +227,13 @@ fn measure(
     let file = (ino, block_size);
     let (bpf_noop_ns, baseline_noop_ns) = race(args, (bpf, base), file, lblks, RUN_NOOP)?;
     let (bpf_model_ns, baseline_model_ns) = race(args, (bpf, base), file, lblks, 0)?;
-    let (bpf_full_search_ns, _) = race(args, (bpf, None), file, lblks, RUN_FULL_SEARCH)?;
     // One syscall per query, as `serve` and `mount --tier bpf` pay it.
     let bpf_syscall_ns = median(&mut syscall_samples(bpf, &queries, 2000)?);
     let answers = bpf.answer(&queries, 0)?;
     let bpf_probes =
         answers.iter().map(|a| f64::from(a.probes)).sum::<f64>() / answers.len().max(1) as f64;
 
-    let extents: Vec<Extent> = index.extents().collect();
+    let extents: Vec<Extent> = index.extents();
     let btree = BTreeIndex::new(&extents);
     let rounds = args.rounds;
     let user_learned_ns = time_user(lblks, rounds, |q| index.probe(q));
@@ -247,13 +246,12 @@ fn measure(
     Ok(BpfLatencyRow {
         dataset: None,
         ino: None,
-        extents: index.len(),
+        extents: extents.len(),
         segments: index.segment_count(),
-        max_window: index.max_window(),
+        max_window: index.model().map_or(0, |m| m.max_window()),
         queries: queries.len(),
         bpf_noop_ns,
         bpf_model_ns,
-        bpf_full_search_ns,
         bpf_syscall_ns,
         bpf_probes,
         verifier_insns: bpf.report().verifier.processed,
@@ -279,8 +277,8 @@ fn read_object(args: &Args) -> Result<Option<Vec<u8>>> {
         .transpose()
 }
 
-/// The compact learned index of `extents` timed on `lblks` in the kernel (its own one-file
-/// program, and the baseline program's) and in userspace, into `row` (absent where it does not
+/// The compact learned index (packed storage) of `extents` timed on `lblks` in the kernel (its
+/// own one-file program, and the baseline program's) and in userspace, into `row` (absent where it does not
 /// load).
 fn compact(
     args: &Args,
@@ -294,9 +292,9 @@ fn compact(
     };
     let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
     row.user_compact_ns = Some(time_user(lblks, args.rounds, |q| index.find(q)));
-    let bpf = single_file_in(None, BpfIndex::Compact(&index))?;
+    let bpf = single_file_in(None, &index)?;
     let base = object
-        .map(|o| single_file_in(Some(o), BpfIndex::Compact(&index)))
+        .map(|o| single_file_in(Some(o), &index))
         .transpose()?;
     if !bpf.report().skipped.is_empty() {
         return Ok(());

@@ -1,27 +1,27 @@
 //! The BPF tier in experiment 1: a dataset's learned index (the same one the userspace rows
-//! use) loaded into the kernel program of the `bpf` crate, and timed by the kernel itself:
+//! use, in the records storage) loaded into the kernel program of the `bpf` crate, and timed by
+//! the kernel itself:
 //! `BPF_PROG_TEST_RUN` with `repeat`, one query per run, each run taking the next query of the
 //! batch, as a struct_ops `iomap_begin` hook would be called once per mapping request. One
 //! sample is one pass over a batch (every query once), so the caches see what they see in the
 //! userspace race, not a batch replayed until it is warm.
 //!
-//! Four rows: the program with the model, the same program binary-searching all the file's
-//! extents (what the model saves in the kernel), the program evaluating the dataset's compact
-//! learned index from its compact maps, and the harness alone (a run that reads the query and
-//! answers nothing), which is part of every other BPF number.
+//! Three rows: the program evaluating the learned index (records storage), the same program
+//! evaluating the dataset's compact learned index (packed storage, the same maps), and the
+//! harness alone (a run that reads the query and answers nothing), which is part of every other
+//! BPF number.
 
 use std::time::Instant;
 
-use bpf::abi::{RUN_FULL_SEARCH, RUN_NOOP};
+use bpf::abi::RUN_NOOP;
 use bpf::timing::{one_pass, single_file, SINGLE_BLOCK_SIZE, SINGLE_INO};
-use bpf::{BpfIndex, BpfTier};
+use bpf::BpfTier;
 use predictor::error::Chain;
-use predictor::{LearnedIndex};
+use predictor::LearnedIndex;
 
 use crate::datasets::Dataset;
 use crate::structures::{
-    learned_index, Cell, BPF_COMPACT as COMPACT, BPF_FULL_SEARCH as FULL_SEARCH,
-    BPF_MODEL as MODEL, BPF_NOOP as NOOP,
+    learned_index, Cell, BPF_COMPACT as COMPACT, BPF_MODEL as MODEL, BPF_NOOP as NOOP,
 };
 use crate::timing::Summary;
 
@@ -30,7 +30,7 @@ pub struct InKernel {
     tier: BpfTier,
     index: LearnedIndex,
     build_ms: f64,
-    /// The dataset's compact index in the program's compact maps, if it loads.
+    /// The dataset's compact index (packed storage) in the program's maps, if it loads.
     compact: Option<(BpfTier, LearnedIndex)>,
 }
 
@@ -50,7 +50,7 @@ pub fn into_kernel(d: &Dataset) -> Placement {
         return Placement::Skipped("no learned index".into());
     };
     let start = Instant::now();
-    let tier = match single_file(BpfIndex::Learned(&index)) {
+    let tier = match single_file(&index) {
         Ok(t) => t,
         Err(e) => return Placement::Unavailable(Chain(&e).to_string()),
     };
@@ -59,7 +59,7 @@ pub fn into_kernel(d: &Dataset) -> Placement {
     }
     let build_ms = start.elapsed().as_secs_f64() * 1e3;
     let compact = match LearnedIndex::new(&d.extents) {
-        Ok(c) => match single_file(BpfIndex::Compact(&c)) {
+        Ok(c) => match single_file(&c) {
             Ok(t) if t.report().skipped.is_empty() => Some((t, c)),
             Ok(t) => {
                 let why = t.report().skipped.first().map(|(_, w)| w.to_string());
@@ -97,14 +97,16 @@ impl InKernel {
 
 /// The BPF cells of `d` under `stream`, one timed round per query batch.
 pub fn cells(l: &InKernel, d: &Dataset, stream: &'static str, batches: &[Vec<u32>]) -> Vec<Cell> {
-    let mut rows = vec![
-        (MODEL, &l.tier, 0),
-        (FULL_SEARCH, &l.tier, RUN_FULL_SEARCH),
-        (NOOP, &l.tier, RUN_NOOP),
-    ];
+    let mut rows = vec![(MODEL, &l.tier, 0), (NOOP, &l.tier, RUN_NOOP)];
     if let Some((t, _)) = &l.compact {
         rows.push((COMPACT, t, 0));
     }
+    // The model as the program's maps hold it: its pieces and directory.
+    let map_model = |r: &bpf::LoadReport| {
+        r.pieces as usize * std::mem::size_of::<bpf::abi::Piece>()
+            + r.buckets as usize * std::mem::size_of::<bpf::abi::CBucket>()
+    };
+    let widest = |ix: &LearnedIndex| ix.model().map_or(0, |m| m.max_window());
     rows.iter()
         .filter_map(|&(structure, tier, flags)| {
             let r = tier.report();
@@ -119,20 +121,17 @@ pub fn cells(l: &InKernel, d: &Dataset, stream: &'static str, batches: &[Vec<u32
                 }
             }
             let ns = Summary::of(&mut ns)?;
-            // The model each row evaluates: segments (or pieces), widest window, bytes.
+            // The model each row evaluates: segments (lines; for the compact row lines and
+            // runs), widest window, bytes of its pieces and directory in the maps.
             let (segments, max_window, model_bytes) = match structure {
-                MODEL => (
-                    l.index.segment_count(),
-                    l.index.max_window(),
-                    l.index.segment_count() * std::mem::size_of::<bpf::abi::Seg>(),
-                ),
-                // The compact form's lines and runs, and its directory.
-                COMPACT => {
-                    let shape = l.compact.as_ref().map(|(_, c)| c.shape()).unwrap_or_default();
-                    let bytes = r.pieces as usize * std::mem::size_of::<bpf::abi::Piece>()
-                        + r.compact_buckets as usize * std::mem::size_of::<bpf::abi::CBucket>();
-                    (shape.lines + shape.runs, 0, bytes)
-                }
+                MODEL => (l.index.segment_count(), widest(&l.index), map_model(r)),
+                COMPACT => match &l.compact {
+                    Some((_, c)) => {
+                        let shape = c.shape();
+                        (shape.lines + shape.runs, widest(c), map_model(r))
+                    }
+                    None => (0, 0, 0),
+                },
                 _ => (0, 0, 0),
             };
             Some(Cell {

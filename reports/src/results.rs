@@ -468,17 +468,16 @@ fn render_bpf(md: &mut String, rows: &[BpfRow]) {
          the harness alone is a run that reads its query and answers nothing; the syscall is \
          the wall time of one test run from user space, as `mount --tier bpf` pays it. \
          Userspace columns time the same queries on the same maps (`warm-alone`).\n\n\
-         | extents | BPF, model | BPF, binary search | harness alone | one test-run syscall | \
+         | extents | BPF, model | harness alone | one test-run syscall | \
          userspace learned | userspace iext16 | userspace BTreeMap |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
+         |---|---:|---:|---:|---:|---:|---:|"
     );
     for r in rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             size_label(r.extents as u64),
             ns(r.bpf_model_ns),
-            ns(r.bpf_full_search_ns),
             ns(r.bpf_noop_ns),
             ns(r.bpf_syscall_ns),
             ns(r.user_learned_ns),

@@ -50,8 +50,6 @@ pub struct BpfLatencyRow {
     pub bpf_noop_ns: f64,
     /// BPF program: model, window search, verification, mapping.
     pub bpf_model_ns: f64,
-    /// BPF program ignoring the model: binary search over all the file's extents.
-    pub bpf_full_search_ns: f64,
     /// Wall time of one test-run syscall answering one query, from user space (median of
     /// 2000).
     pub bpf_syscall_ns: f64,

@@ -14,10 +14,8 @@ use crate::timing::Summary;
 
 // The BPF rows are measured by crate::in_kernel; their ids live here, with every other
 // structure id, so that the list below does not reach up into the measuring code.
-/// Structure id of the program with the model.
+/// Structure id of the program evaluating the learned index (records storage).
 pub const BPF_MODEL: &str = "bpf";
-/// Structure id of the program searching without the model.
-pub const BPF_FULL_SEARCH: &str = "bpf-full";
 /// Structure id of the harness alone.
 pub const BPF_NOOP: &str = "bpf-noop";
 /// Structure id of the program evaluating the compact learned index.
@@ -163,7 +161,6 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: Id::Ondisk.name(), label: Id::Ondisk.label(), in_figure: true, color: 7, build: ondisk },
     // Measured in the kernel (crate::in_kernel), not raced in user space: no userspace build.
     Structure { name: crate::structures::BPF_MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
-    Structure { name: crate::structures::BPF_FULL_SEARCH, label: "BPF program in the kernel (binary search, no model)", in_figure: false, color: 6, build: |_| None },
     Structure { name: crate::structures::BPF_NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
     Structure { name: crate::structures::BPF_COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
 ];

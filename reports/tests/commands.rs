@@ -245,7 +245,6 @@ fn bpf_latency_times_the_program_beside_userspace() {
         for key in [
             "bpf_noop_ns",
             "bpf_model_ns",
-            "bpf_full_search_ns",
             "bpf_syscall_ns",
             "user_learned_ns",
             "user_iext16_ns",

@@ -51,7 +51,7 @@ the kernel's count of instructions it checked), then the JSON report:
 {\"files\":..,\"files_loaded\":..,\"queries\":..,\"handled\":..,\"fallbacks\":{reason:n},
  \"wrong\":0,\"unexpected_fallbacks\":0,\"unexpected_answers\":0,...,\"verifier\":{..}}
 Fallback reasons: no_model (no active model for the file, or the program did not take it),
-bad_query (count 0, a read at or past EOF), window (over the program's bound), missed
+bad_query (count 0, a read at or past EOF), map_error (inconsistent maps), missed
 (verification).
 
 Examples:

@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use bpf::abi::{Answer, BeginIn};
-use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Replaced, Skip, Spare, Status};
+use bpf::{BpfFile, BpfTier, Limits, Replaced, Skip, Spare, Status};
 use ext4::{BlockMap, Extent};
 use livefs::trace::{Change, FileMap};
 use livefs::BlockExtent;
 use predictor::index::extents_of;
-use predictor::model::FitParams;
 use predictor::synth::Rng;
 use predictor::{LearnedForm, LearnedIndex, Lookup, Mapping, Query, Request};
 
@@ -46,57 +45,42 @@ fn queries(ino: u32, end: u64, n: usize, rng: &mut Rng) -> Vec<Query> {
         .collect()
 }
 
-/// One form of the flipped file: its map in one layout, and its size.
+/// One form of the flipped file: its map in one storage (records or packed), and its size.
 struct Form {
     size: u64,
-    learned: Option<LearnedIndex>,
-    compact: Option<LearnedIndex>,
+    index: LearnedIndex,
 }
 
 impl Form {
-    fn new(exts: &[Extent], learned: bool) -> Self {
+    fn new(exts: &[Extent], records: bool) -> Self {
         let size = exts.last().map_or(0, |e| e.end() * u64::from(BS)) * 3 / 4;
-        let (l, c) = if learned {
-            let ix = LearnedIndex::learned(exts).unwrap_or_else(|e| panic!("{e}"));
-            (Some(ix), None)
+        let index = if records {
+            LearnedIndex::learned(exts)
         } else {
-            (
-                None,
-                Some(LearnedIndex::new(exts).unwrap_or_else(|e| panic!("{e}"))),
-            )
+            LearnedIndex::new(exts)
         };
         Self {
             size,
-            learned: l,
-            compact: c,
+            index: index.unwrap_or_else(|e| panic!("{e}")),
         }
     }
 
     fn file(&self, ino: u64) -> BpfFile<'_> {
-        let index = match (&self.learned, &self.compact) {
-            (Some(l), _) => BpfIndex::Learned(l),
-            (None, Some(c)) => BpfIndex::Compact(c),
-            (None, None) => panic!("a form without an index"),
-        };
         BpfFile {
             ino,
             size: self.size,
             block_size: BS,
-            index,
+            index: &self.index,
         }
     }
 
     fn expect(&self, q: Query) -> Option<Mapping> {
-        match (&self.learned, &self.compact) {
-            (Some(l), _) => expected(q, self.size, |b| l.probe(b)),
-            (_, Some(c)) => expected(q, self.size, |b| c.probe(b)),
-            _ => None,
-        }
+        expected(q, self.size, |b| self.index.probe(b))
     }
 }
 
-/// The order the flipper publishes the forms in (cycled): every kind of step, compact to
-/// compact (packed and plain), learned to learned, and both moves between the layouts.
+/// The order the flipper publishes the forms in (cycled): every kind of step, packed to packed
+/// (and plain), records to records, and both moves between the storages.
 const ORDER: [usize; 10] = [0, 1, 2, 3, 4, 2, 0, 3, 1, 4];
 
 /// What the readers counted.
@@ -178,7 +162,7 @@ fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
     if !root_or_skip("a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only") {
         return;
     }
-    // Five forms of inode 1 (different maps, sizes and layouts), and a neighbour, inode 2.
+    // Five forms of inode 1 (different maps, sizes and storages), and a neighbour, inode 2.
     let a = synthetic(20_000, 1, 10, 1_000_000);
     let b = synthetic(15_000, 2, 100, 5_000_000);
     let c = synthetic(6, 3, 50, 9_000_000);
@@ -189,13 +173,16 @@ fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
         Form::new(&b, true),
         Form::new(&c, false),
     ];
+    let kinds: Vec<LearnedForm> = forms.iter().map(|f| f.index.form()).collect();
     assert_eq!(
-        forms[0].compact.as_ref().map(|c| c.form()),
-        Some(LearnedForm::Packed)
-    );
-    assert_eq!(
-        forms[4].compact.as_ref().map(|c| c.form()),
-        Some(LearnedForm::Plain)
+        kinds,
+        [
+            LearnedForm::Packed,
+            LearnedForm::Packed,
+            LearnedForm::Records,
+            LearnedForm::Records,
+            LearnedForm::Plain
+        ]
     );
     let d = synthetic(10_000, 4, 0, 20_000_000);
     let neighbour = Form::new(&d, true);
@@ -210,7 +197,6 @@ fn a_file_replaced_while_lookups_run_answers_its_old_or_new_form_only() {
     let tier = BpfTier::load(&[forms[0].file(1), neighbour.file(2)], limits)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tier.report().files, 2, "{:?}", tier.report());
-    // Both layouts loaded (room kept), still well within the verifier's limit.
     eprintln!("verifier: {}", tier.report().verifier);
     let room_at_load = tier.room();
 
@@ -359,19 +345,21 @@ fn replacements_that_do_not_fit_remove_the_old_form_and_say_why() {
     assert!(matches!(r, Replaced::Skipped(Skip::NoRoom(_))), "{r:?}");
     assert_answers(&tier, &qa, None);
     assert_answers(&tier, &qn, Some(&cb));
-    // Loaded with the compact layout only: a learned form has nowhere to go.
+    // The records form of the same map takes several times the packed one's words: no room
+    // for it either, beside the neighbour's packed form, so that goes too.
     let r = tier.replace(la.file(2)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r, Replaced::Skipped(Skip::Layout("FILES")));
+    assert_eq!(r, Replaced::Skipped(Skip::NoRoom("WORDS")));
     assert_answers(&tier, &qn, None);
     // With the file gone, its slots are free: it loads again.
     assert_eq!(tier.replace(ca.file(1)).ok(), Some(Replaced::Loaded));
     assert_answers(&tier, &qa, Some(&ca));
 
-    // Room kept: replacements, a file added, removals, an unloadable form.
+    // Room kept: replacements, a file added, removals, an unloadable form. The records form
+    // takes two words an extent in WORDS, beside the packed forms loaded: room for it.
     let limits = Limits {
         spare: Spare {
             percent: 100,
-            slots: 4_000,
+            slots: 16_000,
             files: 1,
         },
         ..Limits::default()
@@ -393,7 +381,7 @@ fn replacements_that_do_not_fit_remove_the_old_form_and_say_why() {
     // A form the program cannot take (no extents) removes the old one.
     let empty = LearnedIndex::new(&[]).unwrap_or_else(|e| panic!("{e}"));
     let file = BpfFile {
-        index: BpfIndex::Compact(&empty),
+        index: &empty,
         ..cb.file(2)
     };
     assert_eq!(
@@ -473,7 +461,7 @@ fn a_map_replayed_change_by_change_answers_exactly_after_every_change() {
             ino,
             size,
             block_size: BS,
-            index: BpfIndex::Compact(c),
+            index: c,
         }
     }
     let limits = Limits {

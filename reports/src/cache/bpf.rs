@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use bpf::abi::BeginIn;
-use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Replaced, Spare, Status};
+use bpf::{BpfFile, BpfTier, Limits, Replaced, Spare, Status};
 use livefs::trace::{Event, FileMap, Trace};
 use predictor::index::extents_of;
 use predictor::{LearnedIndex, Query, Request};
@@ -112,7 +112,7 @@ fn file<'a>(ino: u64, bs: u32, form: &'a LearnedIndex, map: &FileMap) -> BpfFile
         ino,
         size: map.end() * u64::from(bs),
         block_size: bs,
-        index: BpfIndex::Compact(form),
+        index: form,
     }
 }
 

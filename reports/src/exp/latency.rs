@@ -328,9 +328,9 @@ fn intro(ctx: &Ctx<'_>, cells: &[Cell], verifier: &[(&'static str, bpf::Verifier
     body.push_str(
         "BPF rows are the kernel's own time per `BPF_PROG_TEST_RUN` run (one query per run, the \
          runs going through a batch, one pass per sample, median over the batches): the program \
-         with the model, the same program binary-searching every extent, the program evaluating \
-         the compact learned index from its compact maps, and the harness alone (a run that \
-         reads its query and answers nothing), which every BPF figure includes.",
+         evaluating the learned index (16-byte records), the same program evaluating the \
+         compact learned index (packed blocks) from the same maps, and the harness alone (a run \
+         that reads its query and answers nothing), which every BPF figure includes.",
     );
     // What verifying each form cost the kernel (a program the verifier refuses measures nothing).
     for (form, v) in verifier {
@@ -342,7 +342,7 @@ fn intro(ctx: &Ctx<'_>, cells: &[Cell], verifier: &[(&'static str, bpf::Verifier
 
 /// The markdown table of medians per dataset and stream.
 fn medians_table(cells: &[Cell]) -> String {
-    let mut md = String::from("| dataset | extents | stream | learned ns | BTreeMap ns | speed-up | sorted ns | rangemap ns | on-disk ns | BPF ns | BPF no-model ns | BPF compact ns | BPF harness ns |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut md = String::from("| dataset | extents | stream | learned ns | BTreeMap ns | speed-up | sorted ns | rangemap ns | on-disk ns | BPF ns | BPF compact ns | BPF harness ns |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut names: Vec<(&str, usize)> = Vec::new();
     for c in cells {
         if !names.iter().any(|(n, _)| *n == c.dataset) {
@@ -362,14 +362,13 @@ fn medians_table(cells: &[Cell]) -> String {
                 _ => "-".into(),
             };
             md.push_str(&format!(
-                "| {name} | {extents} | {stream} | {} | {} | {speedup} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {extents} | {stream} | {} | {} | {speedup} | {} | {} | {} | {} | {} | {} |\n",
                 ns(Id::Learned.name()),
                 ns(BASELINE),
                 ns(Id::Sorted.name()),
                 ns(Id::RangeMap.name()),
                 ns(Id::Ondisk.name()),
                 ns(crate::structures::BPF_MODEL),
-                ns(crate::structures::BPF_FULL_SEARCH),
                 ns(crate::structures::BPF_COMPACT),
                 ns(crate::structures::BPF_NOOP)
             ));

@@ -44,13 +44,7 @@ fn sized_cells(cells: &[Cell]) -> Vec<&Cell> {
     cells
         .iter()
         .filter(|c| {
-            c.stream == "uniform"
-                && ![
-                    "ondisk",
-                    crate::structures::BPF_FULL_SEARCH,
-                    crate::structures::BPF_NOOP,
-                ]
-                .contains(&c.structure)
+            c.stream == "uniform" && !["ondisk", crate::structures::BPF_NOOP].contains(&c.structure)
         })
         .collect()
 }

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use bpf::abi::{BeginIn, CBucket, Piece};
-use bpf::{BpfFile, BpfIndex, BpfTier, Limits, Status};
+use bpf::{BpfFile, BpfTier, Limits, Status};
 use ext4::Extent;
 use predictor::error::Chain;
 use predictor::{LearnedIndex, LearnedLayout, Query, Request};
@@ -174,7 +174,7 @@ fn attempt(
         // Covers every addressable block, so a query past the last extent is a hole, not EOF.
         size: ext4::MAX_LBLK * u64::from(BLOCK_SIZE),
         block_size: BLOCK_SIZE,
-        index: BpfIndex::Compact(c),
+        index: c,
     };
     let mut a = Attempt {
         max_extents: limits.max_extents,

@@ -69,7 +69,6 @@ pub struct RecordsLayout {
 /// Bytes of a record of [`RecordsLayout`].
 pub const RECORD_BYTES: usize = 16;
 
-
 /// A line piece's line and block geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineLayout {

@@ -121,7 +121,11 @@ const REC: usize = RECORD_BYTES;
 
 /// Appends `exts` (one line piece) to `bytes` as records; `None` if a physical block does not
 /// fit a record or the records pass `u32` indices.
-pub(super) fn record_line(exts: &[Extent], line: FixedLine, bytes: &mut Vec<u8>) -> Option<RecLine> {
+pub(super) fn record_line(
+    exts: &[Extent],
+    line: FixedLine,
+    bytes: &mut Vec<u8>,
+) -> Option<RecLine> {
     let first = u32::try_from(bytes.len() / REC).ok()?;
     let body = RecLine::new(line, first, u32::try_from(exts.len()).ok()?)?;
     for e in exts {
