@@ -378,12 +378,18 @@ fn quick_demo_writes_documented_plausible_tables() {
     }
     let t = &written[registry::FIG3_ERROR_WINDOWS];
     for r in &t.rows {
-        assert!(
-            t.num(r, "extents") >= 1.0 && t.num(r, "segments") >= 1.0,
+        // Maps of at most PLAIN_MAX extents are kept plain: no lines, no window.
+        let lines = t.num(r, "segments") >= 1.0;
+        assert!(t.num(r, "extents") >= 1.0, "fig3 windows: {r:?}");
+        assert_eq!(
+            lines,
+            t.str(r, "model_kind") != "empty",
             "fig3 windows: {r:?}"
         );
-        if t.num(r, "extents") > 1.0 {
+        if lines {
             assert!(t.num(r, "max_window") >= 2.0, "fig3 windows: {r:?}");
+        } else {
+            assert_eq!(t.num(r, "max_window"), 0.0, "fig3 windows: {r:?}");
         }
     }
 
@@ -397,8 +403,7 @@ fn quick_demo_writes_documented_plausible_tables() {
     }
     let t = &written[registry::FIG4_STACK_MEMORY];
     for r in &t.rows {
-        let parts =
-            ["model_bytes", "key_bytes", "record_bytes", "index_bytes"].map(|c| t.num(r, c));
+        let parts = ["model_bytes", "record_bytes", "index_bytes"].map(|c| t.num(r, c));
         assert_eq!(
             parts.iter().sum::<f64>(),
             t.num(r, "total_bytes"),

@@ -32,9 +32,10 @@ const BINS: [(u64, &str); 8] = [
     (u64::MAX, "> 128"),
 ];
 
-/// Category of a file in the histogram: one extent (no search at all) or its window's bin.
-fn bin(extents: u32, window: u64) -> usize {
-    if extents <= 1 {
+/// Category of a file in the histogram: no line (a map kept plain, or all arithmetic runs:
+/// no model to search with) or its window's bin.
+fn bin(segments: u32, window: u64) -> usize {
+    if segments == 0 {
         return 0;
     }
     1 + BINS
@@ -134,7 +135,7 @@ fn error_windows(ctx: &Ctx<'_>) -> (Table, Vec<Vec<u64>>) {
     let mut hist = vec![vec![0u64; BINS.len() + 1]; ctx.images.len()];
     for (k, img) in ctx.images.iter().enumerate() {
         for f in img.files.iter().filter(|f| f.extents > 0) {
-            hist[k][bin(f.extents, f.window)] += 1;
+            hist[k][bin(f.segments, f.window)] += 1;
             windows.push(vec![
                 ("image", img.name.clone().into()),
                 ("ino", f.ino.into()),
@@ -399,7 +400,7 @@ fn save_figure(
 
 /// Files per window bin, one series per image (log scale).
 fn window_panel(ctx: &Ctx<'_>, hist: &[Vec<u64>]) -> BarPanel {
-    let mut cats = vec!["1 extent (no search)".to_string()];
+    let mut cats = vec!["no line (plain array or runs)".to_string()];
     cats.extend(BINS.iter().map(|(_, l)| format!("window {l}")));
     BarPanel {
         title: "files by largest model window (slots)".into(),
@@ -552,7 +553,7 @@ mod tests {
 
     #[test]
     fn bins() {
-        assert_eq!(bin(1, 2), 0);
+        assert_eq!(bin(0, 0), 0);
         assert_eq!(bin(5, 2), 1);
         assert_eq!(bin(5, 3), 2);
         assert_eq!(bin(5, 32), 5);
