@@ -84,13 +84,26 @@ impl RecLine {
         // OK to narrow: 0 <= lo <= last.
         let lo = lo as usize;
         let hi = (lo + usize::from(self.width)).min(self.last as usize);
-        let Some(window) = piece.get(lo * REC..(hi + 1) * REC) else {
-            return Lookup::Missed;
+        let n = self.last as usize + 1;
+        // The window's slots in groups of four records, from the window's first slot or moved
+        // back to end at the piece's end: they cover the window, and are counted four at a
+        // time. Starts are sorted, so the count of those at most q is the answer's slot + 1
+        // from there. (The group count is the piece's: its branch is predicted.)
+        let slots = (usize::from(self.width) + 1).next_multiple_of(GROUP);
+        let (lo, below) = match n.checked_sub(slots) {
+            Some(back) => {
+                let s = lo.min(back);
+                match piece.get(s * REC..(s + slots) * REC) {
+                    Some(w) => (s, count_starts(w, q)),
+                    None => return Lookup::Missed,
+                }
+            }
+            // A piece shorter than that: its window, one start at a time.
+            None => match piece.get(lo * REC..(hi + 1) * REC) {
+                Some(w) => (lo, count_starts_portable(w, q)),
+                None => return Lookup::Missed,
+            },
         };
-        let below = window
-            .chunks_exact(REC)
-            .filter(|r| PlainRec::lblk_of(r) <= q)
-            .count();
         // None at most q: the answer lies before the window, a wrong line.
         let Some(j) = (lo + below).checked_sub(1).filter(|_| below > 0) else {
             return Lookup::Missed;
@@ -118,6 +131,69 @@ impl RecLine {
 
 /// Bytes of a record.
 const REC: usize = RECORD_BYTES;
+
+/// Records counted at once.
+const GROUP: usize = 4;
+
+/// How many records of `w` (whole groups of [`GROUP`] records) start at or before `q`. On
+/// x86-64, SSE2 (the architecture's baseline) gathers four records' starts into one vector with
+/// three unpacks and compares them at once: about a third of the instructions of the sum one
+/// start at a time.
+#[inline(always)]
+fn count_starts(w: &[u8], q: u32) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        count_starts_sse2(w, q)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        count_starts_portable(w, q)
+    }
+}
+
+/// [`count_starts`] in SSE2, compiled in without a `target_feature` attribute so it inlines.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn count_starts_sse2(w: &[u8], q: u32) -> usize {
+    use std::arch::x86_64::{
+        _mm_add_epi32, _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi32,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_sub_epi32, _mm_unpacklo_epi32,
+        _mm_unpacklo_epi64, _mm_xor_si128,
+    };
+    const _: () = assert!(REC == 16 && GROUP == 4, "a record per vector, four a group");
+    let groups = w.chunks_exact(REC * GROUP);
+    let counted = groups.len() * GROUP;
+    // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics ask; the
+    // loads are bytes 16k..16k + 16 of a 64-byte group (k < 4), unaligned.
+    let above = unsafe {
+        // Unsigned compare as signed: both sides with the top bit flipped.
+        let bias = _mm_set1_epi32(i32::MIN);
+        let qv = _mm_xor_si128(_mm_set1_epi32(q as i32), bias);
+        let mut acc = _mm_setzero_si128();
+        for g in groups {
+            let rec = |k: usize| _mm_loadu_si128(g.as_ptr().add(REC * k).cast());
+            // Lane 0 of each record is its start: [s0, s1, ..] and [s2, s3, ..], then [s0..s3].
+            let a = _mm_unpacklo_epi32(rec(0), rec(1));
+            let b = _mm_unpacklo_epi32(rec(2), rec(3));
+            let starts = _mm_xor_si128(_mm_unpacklo_epi64(a, b), bias);
+            // -1 where a start is above q: subtracting counts them.
+            acc = _mm_sub_epi32(acc, _mm_cmpgt_epi32(starts, qv));
+        }
+        let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b01_00_11_10>(acc));
+        let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b10_11_00_01>(acc));
+        _mm_cvtsi128_si32(acc) as usize
+    };
+    counted - above
+}
+
+/// Records of `w` (whole records only) starting at or before `q`: [`count_starts`] without
+/// vector intrinsics, and the count of a window shorter than [`WINDOW`].
+#[inline(always)]
+fn count_starts_portable(w: &[u8], q: u32) -> usize {
+    w.chunks_exact(REC)
+        .map(|r| usize::from(PlainRec::lblk_of(r) <= q))
+        .sum()
+}
 
 /// Appends `exts` (one line piece) to `bytes` as records; `None` if a physical block does not
 /// fit a record or the records pass `u32` indices.
