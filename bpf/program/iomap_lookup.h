@@ -54,6 +54,22 @@ struct {
 	__uint(max_entries, 1);
 } CFILES SEC(".maps");
 
+/* The same headers in an array indexed by the inode number, when the loader finds the inode
+ * numbers dense enough (ext4's are bounded by s_inodes_count) and no replacement room is
+ * asked: the verifier inlines an array lookup into a bounds check and an address computation,
+ * where a hash lookup is a call that hashes the key and walks a bucket, the largest single
+ * cost of a lookup. An empty slot has form 0 (no model). The loader sets headers_by_ino
+ * before load; the verifier then drops the path not taken. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, u32);
+	__type(value, struct iomap_bpf_cfile);
+	__uint(max_entries, 1);
+} CFILES_BY_INO SEC(".maps");
+
+/* 1: the headers are in CFILES_BY_INO; 0: in CFILES. */
+const volatile u32 headers_by_ino = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -691,6 +707,24 @@ static __always_inline void answer_nothing(const struct iomap_bpf_query *qr,
 	a->status = IOMAP_BPF_NO_MODEL;
 }
 
+/* The file's header, NULL if it has none. By inode: an inode past 2^32 - 1 must not be cut
+ * to another file's slot, and a slot of form 0 is empty (or being written: the loader clears
+ * form, waits for a grace period, writes the other fields, waits again, then sets form, so a
+ * lookup that finds a nonzero form reads one header whole). */
+static __always_inline struct iomap_bpf_cfile *header_of(u64 ino)
+{
+	if (headers_by_ino) {
+		if (ino > 0xffffffffULL)
+			return NULL;
+		u32 k = (u32)ino;
+		struct iomap_bpf_cfile *cf = bpf_map_lookup_elem(&CFILES_BY_INO, &k);
+		if (!cf || cf->form == 0)
+			return NULL;
+		return cf;
+	}
+	return bpf_map_lookup_elem(&CFILES, &ino);
+}
+
 /* Answers one query into *a: the mapping from pos to the end of its extent or hole, clipped
  * to pos + count and, for reads, to i_size (predictor::Request::mapping), or a fallback
  * status. A report query (IOMAP_BPF_OP_REPORT) is answered past i_size too. Returns 0, or -1
@@ -700,8 +734,7 @@ VERIFIED_ONCE int answer(const struct iomap_bpf_query *qr, struct iomap_bpf_answ
 	if (!qr || !a)
 		return -1;
 	answer_nothing(qr, a);
-	u64 ino = qr->ino;
-	struct iomap_bpf_cfile *cf = bpf_map_lookup_elem(&CFILES, &ino);
+	struct iomap_bpf_cfile *cf = header_of(qr->ino);
 	if (!cf)
 		return 0;
 	u64 size = cf->size;

@@ -342,10 +342,12 @@ struct Sizes {
     arrays: [u32; ARRAYS],
     /// Entries of CFILES.
     files: u32,
+    /// Slots of CFILES_BY_INO if the headers go there ([`by_ino_slots`]), else 0.
+    by_ino: u32,
 }
 
 impl Sizes {
-    fn of(space: &Space, report: &LoadReport, spare: Spare) -> Self {
+    fn of(space: &Space, report: &LoadReport, spare: Spare, by_ino: Option<u32>) -> Self {
         // Array maps need at least one entry; with no files the program answers NO_MODEL.
         let slots = |a: Array| {
             let n = spare.capacity(space.used(a), spare.slots, u64::from(MAX_SLOTS));
@@ -355,6 +357,7 @@ impl Sizes {
         Self {
             arrays: Array::ALL.map(slots),
             files: files.max(1) as u32,
+            by_ino: by_ino.unwrap_or(0),
         }
     }
 
@@ -376,6 +379,29 @@ impl Sizes {
         let files = u64::from(self.files).saturating_sub(report.files as u64);
         arrays + files * (std::mem::size_of::<abi::CFile>() as u64 + 8)
     }
+}
+
+/// The most slots of CFILES_BY_INO (2^22 headers, 224 MiB): past it the headers stay in the
+/// CFILES hash.
+const BY_INO_MAX: u64 = 1 << 22;
+
+/// Slots of CFILES_BY_INO (the largest inode loaded + 1) if the headers go there: when no
+/// replacement room is asked (a replacement by inode makes the file fall back for a few grace
+/// periods, and files added later may have larger inode numbers), the object has that map,
+/// and the inode numbers are dense enough (ext4's are bounded by s_inodes_count) that the
+/// array takes at most 8 slots per file loaded, plus 4096 (a hash element takes about twice a
+/// slot's bytes), and at most [`BY_INO_MAX`]. `None`: the CFILES hash.
+fn by_ino_slots(object: &[u8], planned: &[(BpfFile<'_>, Entry)], spare: Spare) -> Option<u32> {
+    let slots = planned.iter().map(|(f, _)| f.ino).max()? + 1;
+    let dense = slots <= 8 * planned.len() as u64 + 4096 && slots <= BY_INO_MAX;
+    (!spare.any() && dense && has_map(object, "CFILES_BY_INO")).then_some(slots as u32)
+}
+
+/// Whether the object has a map `name` (the embedded one has them all; another build may be
+/// older).
+fn has_map(object: &[u8], name: &str) -> bool {
+    std::ptr::eq(object, OBJECT)
+        || aya_obj::Object::parse(object).is_ok_and(|o| o.maps.contains_key(name))
 }
 
 /// Words of the object's WORDS value: [`abi::WORDS_VALUE`] in the embedded program; another
@@ -403,11 +429,15 @@ fn load_program(
     words_value: u32,
 ) -> Result<(Ebpf, VerifierStats), BpfError> {
     let slots = (REGIONS * REGION_SLOTS) as u32;
+    let by_ino = u32::from(sizes.by_ino > 0);
     let mut loader = EbpfLoader::new();
     loader
         // A refusal's log is the verifier's reason and statistics, not every instruction.
         .verifier_log_level(VerifierLogLevel::STATS)
-        .map_max_entries("CFILES", sizes.files)
+        // The headers' map the loader does not fill keeps its placeholder entry.
+        .map_max_entries("CFILES", if sizes.by_ino > 0 { 1 } else { sizes.files })
+        .map_max_entries("CFILES_BY_INO", sizes.by_ino.max(1))
+        .override_global("headers_by_ino", &by_ino, false)
         .map_max_entries("QUERIES", slots)
         .map_max_entries("ANSWERS", slots);
     for (a, n) in Array::ALL.iter().zip(sizes.arrays) {
@@ -455,7 +485,14 @@ impl BpfTier {
         let mut report = LoadReport::default();
         let (planned, used) = plan(files, limits, &mut report);
         let words_value = words_per_value(object)?;
-        let mut sizes = Sizes::of(&used, &report, limits.spare);
+        let by_ino = by_ino_slots(object, &planned, limits.spare);
+        let mut sizes = Sizes::of(&used, &report, limits.spare, by_ino);
+        if let Some(n) = by_ino {
+            // The array's slots instead of the hash's entries.
+            let header = std::mem::size_of::<abi::CFile>() as u64;
+            report.map_bytes =
+                report.map_bytes - planned.len() as u64 * (header + 8) + u64::from(n) * header;
+        }
         sizes.whole_values(words_value);
         report.spare_bytes = sizes.spare_bytes(&used, &report);
         let start = Instant::now();
@@ -465,7 +502,10 @@ impl BpfTier {
 
         let start = Instant::now();
         let space = used.resized(sizes.arrays);
-        let mut writer = Writer::new(&mut ebpf, space, sizes.files)?;
+        let mut writer = match sizes.by_ino {
+            0 => Writer::new(&mut ebpf, space, sizes.files, false)?,
+            slots => Writer::new(&mut ebpf, space, slots, true)?,
+        };
         writer.fill(&planned)?;
         report.fill = start.elapsed();
         let slots = REGIONS * REGION_SLOTS;

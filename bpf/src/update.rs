@@ -18,6 +18,10 @@
 //! or delete, before it does anything else to the maps: when it returns, no program run that
 //! could have found the old element is still running, so no one holds a pointer to it when a
 //! later update recycles it, and no one reads the old form's slots, which are then free.
+//!
+//! When the loader put the headers in the array by inode number instead (`CFILES_BY_INO`, no
+//! replacement room asked), an update copies the element in place: `Writer::publish`
+//! publishes there in steps, each followed by a grace period.
 
 use std::collections::HashMap;
 
@@ -156,55 +160,97 @@ pub enum Replaced {
     Skipped(Skip),
 }
 
-/// The file-hash handle and what it holds (the loader's copy, so it never reads the map back).
-struct Headers<V: aya::Pod> {
-    map: BpfHashMap<MapData, u64, V>,
-    held: HashMap<u64, V>,
+/// Where the program finds the headers (the loader chooses, [`crate::tier`]).
+enum Store {
+    /// CFILES, a hash keyed by inode number: an update is one atomic publication.
+    Hash(BpfHashMap<MapData, u64, abi::CFile>),
+    /// CFILES_BY_INO, an array indexed by inode number: a lookup is cheaper, but an update
+    /// copies the element in place, so a lookup running beside it could read half of each
+    /// header. Headers are therefore published in steps ([`Writer::publish`]) and a file
+    /// being replaced falls back (form 0) for a few grace periods.
+    ByIno(aya::maps::Array<MapData, abi::CFile>),
+}
+
+/// The headers' map and what it holds (the loader's copy, so it never reads the map back).
+struct Headers {
+    store: Store,
+    held: HashMap<u64, abi::CFile>,
     capacity: u32,
 }
 
-impl<V: aya::Pod> Headers<V> {
-    fn take(ebpf: &mut Ebpf, name: &'static str, capacity: u32) -> Result<Self, BpfError> {
+impl Headers {
+    /// CFILES, or CFILES_BY_INO of `capacity` slots if `by_ino`.
+    fn take(ebpf: &mut Ebpf, by_ino: bool, capacity: u32) -> Result<Self, BpfError> {
+        let name = if by_ino { "CFILES_BY_INO" } else { "CFILES" };
         let map: Map = ebpf
             .take_map(name)
             .ok_or_else(|| BpfError::Object(format!("no map {name} in the object")))?;
-        let map =
-            BpfHashMap::try_from(map).map_err(|e| BpfError::Object(format!("map {name}: {e}")))?;
+        let bad = |e: aya::maps::MapError| BpfError::Object(format!("map {name}: {e}"));
+        let store = if by_ino {
+            Store::ByIno(aya::maps::Array::try_from(map).map_err(bad)?)
+        } else {
+            Store::Hash(BpfHashMap::try_from(map).map_err(bad)?)
+        };
         Ok(Self {
-            map,
+            store,
             held: HashMap::new(),
             capacity,
         })
     }
 
-    /// Whether `ino` can be put in without a free element.
+    /// Whether `ino` can be put in without a free element (by inode: a slot).
     fn has_room_for(&self, ino: u64) -> bool {
-        self.held.contains_key(&ino) || self.held.len() < self.capacity as usize
+        match self.store {
+            Store::ByIno(_) => ino < u64::from(self.capacity),
+            Store::Hash(_) => {
+                self.held.contains_key(&ino) || self.held.len() < self.capacity as usize
+            }
+        }
     }
 
-    /// Inserts or replaces `ino`'s header: one `bpf_map_update_elem`. The replaced header.
-    fn put(&mut self, ino: u64, value: V) -> Result<Option<V>, BpfError> {
-        self.map
-            .insert(ino, value, 0)
-            .map_err(|e| BpfError::Update(format!("inode {ino}: {e}")))?;
-        Ok(self.held.insert(ino, value))
+    /// Writes `value` as `ino`'s header in the map, one `bpf_map_update_elem` (by inode: a copy
+    /// in place, not atomic).
+    fn write(&mut self, ino: u64, value: abi::CFile) -> Result<(), BpfError> {
+        let err = |e: aya::maps::MapError| BpfError::Update(format!("inode {ino}: {e}"));
+        match &mut self.store {
+            Store::Hash(m) => m.insert(ino, value, 0).map_err(err),
+            Store::ByIno(m) => {
+                let i = u32::try_from(ino)
+                    .map_err(|_| BpfError::Update(format!("inode {ino}: past the array")))?;
+                m.set(i, value, 0).map_err(err)
+            }
+        }
     }
 
-    /// Deletes `ino`'s header, if it has one: one `bpf_map_delete_elem`.
-    fn delete(&mut self, ino: u64) -> Result<Option<V>, BpfError> {
+    /// By inode: what `ino`'s slot holds with its form cleared (the program then finds no
+    /// header), if its form is not 0 already.
+    fn shown_cleared(&self, ino: u64) -> Option<abi::CFile> {
+        let Store::ByIno(m) = &self.store else {
+            return None;
+        };
+        let mut cur = m.get(&u32::try_from(ino).ok()?, 0).ok()?;
+        (cur.form != 0).then(|| {
+            cur.form = 0;
+            cur
+        })
+    }
+
+    /// Deletes `ino`'s header from the hash (by inode: the caller cleared its form).
+    fn delete(&mut self, ino: u64) -> Result<Option<abi::CFile>, BpfError> {
         if !self.held.contains_key(&ino) {
             return Ok(None);
         }
-        self.map
-            .remove(&ino)
-            .map_err(|e| BpfError::Update(format!("deleting inode {ino}: {e}")))?;
+        if let Store::Hash(m) = &mut self.store {
+            m.remove(&ino)
+                .map_err(|e| BpfError::Update(format!("deleting inode {ino}: {e}")))?;
+        }
         Ok(self.held.remove(&ino))
     }
 }
 
 /// Everything that writes the maps after load; one at a time (the tier holds it in a mutex).
 pub(crate) struct Writer {
-    files: Headers<abi::CFile>,
+    files: Headers,
     arrays: Arrays,
     space: Space,
     grace: GracePeriod,
@@ -215,13 +261,19 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Takes CFILES out of `ebpf` and maps the arrays.
-    pub(crate) fn new(ebpf: &mut Ebpf, space: Space, files: u32) -> Result<Self, BpfError> {
+    /// Takes the headers' map (CFILES, or CFILES_BY_INO if `by_ino`, of `files` entries or
+    /// slots) out of `ebpf` and maps the arrays.
+    pub(crate) fn new(
+        ebpf: &mut Ebpf,
+        space: Space,
+        files: u32,
+        by_ino: bool,
+    ) -> Result<Self, BpfError> {
         let grace = GracePeriod::new()
             .map_err(|e| BpfError::Update(format!("creating the grace-period map: {e}")))?;
         Ok(Self {
             arrays: Arrays::map(ebpf, &space)?,
-            files: Headers::take(ebpf, "CFILES", files)?,
+            files: Headers::take(ebpf, by_ino, files)?,
             space,
             grace,
             retired: Vec::new(),
@@ -236,7 +288,8 @@ impl Writer {
             self.arrays.write(file, entry);
         }
         for (file, entry) in planned {
-            self.files.put(file.ino, *entry)?;
+            self.files.write(file.ino, *entry)?;
+            self.files.held.insert(file.ino, *entry);
         }
         Ok(())
     }
@@ -288,21 +341,46 @@ impl Writer {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         // One update publishes the new form whatever the storage of either: a lookup finds the
         // old header or the new one.
-        let old = match self.files.put(file.ino, entry) {
-            Ok(old) => old,
-            Err(e) => {
-                self.space.release(&entry);
-                return Err(e);
-            }
-        };
+        let old = self.files.held.get(&file.ino).copied();
+        if let Err(e) = self.publish(file.ino, entry) {
+            self.space.release(&entry);
+            return Err(e);
+        }
+        self.files.held.insert(file.ino, entry);
         self.mutated(old)?;
         Ok(Replaced::Loaded)
+    }
+
+    /// Makes `entry` what lookups of `ino` find (its form's slots written already). In the
+    /// hash, one update: a lookup finds the old header or the new one. By inode, in steps with
+    /// a grace period after each, so no lookup reads a slot while it is being copied into:
+    /// clear the old header's form (lookups then fall back, NO_MODEL), write the new header
+    /// with form 0, then write its form (a lookup that finds it started after the rest was
+    /// written, and the grace period orders those writes before its reads). The caller waits
+    /// for the grace period after the last step; the old form's slots are retired there.
+    fn publish(&mut self, ino: u64, entry: Entry) -> Result<(), BpfError> {
+        if matches!(self.files.store, Store::Hash(_)) {
+            return self.files.write(ino, entry);
+        }
+        if let Some(cleared) = self.files.shown_cleared(ino) {
+            self.files.write(ino, cleared)?;
+            self.grace()?;
+        }
+        let hidden = Entry { form: 0, ..entry };
+        self.files.write(ino, hidden)?;
+        self.grace()?;
+        self.files.write(ino, entry)
     }
 
     /// See [`crate::BpfTier::remove`].
     pub(crate) fn remove(&mut self, ino: u64) -> Result<bool, BpfError> {
         if self.pending {
             self.grace()?;
+        }
+        // By inode: clearing the form unpublishes the header (the other fields are left as
+        // they were, so a lookup reading the slot meanwhile reads the old header whole).
+        if let Some(cleared) = self.files.shown_cleared(ino) {
+            self.files.write(ino, cleared)?;
         }
         match self.files.delete(ino)? {
             Some(old) => self.mutated(Some(old)).map(|()| true),
@@ -326,10 +404,7 @@ impl Writer {
                 "inode {ino}: no published header"
             )));
         }
-        self.files
-            .map
-            .insert(ino, entry, 0)
-            .map_err(|e| BpfError::Update(format!("inode {ino}: {e}")))?;
+        self.publish(ino, entry)?;
         self.mutated(None)
     }
 

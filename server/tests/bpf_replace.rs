@@ -338,7 +338,9 @@ fn replacements_that_do_not_fit_remove_the_old_form_and_say_why() {
     let qn = queries(2, b.last().map_or(0, |e| e.end()) + 5, 20_000, &mut rng);
 
     // No room kept: a replacement cannot be written beside the old form; the old form goes
-    // (it no longer describes the file) and the neighbour stays.
+    // (it no longer describes the file) and the neighbour stays. (Without room kept, and with
+    // inodes this dense, the headers are in the array by inode number, CFILES_BY_INO: this
+    // half removes and publishes there, the half with room in the CFILES hash.)
     let tier = BpfTier::load(&[ca.file(1), cb.file(2)], Limits::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let r = tier.replace(cb.file(1)).unwrap_or_else(|e| panic!("{e}"));
