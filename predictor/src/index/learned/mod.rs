@@ -1,6 +1,9 @@
-//! The compact learned index (`compact`): a file's exact extent map in a few bytes per
-//! extent, addressed by a learned model, so the map a kernel cache would hold in 16-byte iext
-//! records fits in a fraction of the memory and a lookup touches a handful of cache lines.
+//! The learned index: a file's exact extent map addressed by a learned model (lines over the
+//! extents between arithmetic runs, behind a directory), in one of two storages
+//! ([`Storage`]): bit-packed blocks, a few bytes per extent (the structure `compact`), so the
+//! map a kernel cache would hold in 16-byte iext records fits in a fraction of the memory and
+//! a lookup touches a handful of cache lines; or 16-byte records read without decoding (the
+//! structure `learned`).
 //!
 //! # Forms (the per-file cost-benefit choice)
 //! Every file gets the cheapest exact form that suits it ([`LearnedForm`]):
@@ -42,7 +45,7 @@
 //! punched or appended file) or `pblk` itself (dense placement of scattered writes, a sparse
 //! disk image), whichever packs the piece tighter.
 //!
-//! The directory is a radix table over logical blocks (as in [`super::radix`]) whose buckets
+//! The directory is a radix table over logical blocks whose buckets
 //! hold a copy of the piece covering the bucket's first block, so the usual lookup reads one
 //! bucket, one block header with its keys, and one record: three or four dependent cache
 //! misses when cold, where the iext tree pays one per level. A query past its bucket's piece
@@ -60,7 +63,7 @@
 //! is what a lookup costs (see `docs/design.md`, section 4).
 //!
 //! # Verification
-//! As in [`super::LearnedIndex`]: the answer `j` of a window search must satisfy
+//! In either storage, the answer `j` of a window search must satisfy
 //! `start[j] <= q < start[j + 1]` on the stored (exact) starts, or the lookup is a miss, so a
 //! wrong model can cost time, never a wrong mapping.
 
