@@ -1,37 +1,19 @@
 //! `reports`: runs the experiments of docs/design.md section 7 (lookup latency, accuracy, memory,
 //! read path, end-to-end reads, training cost) and writes figures, tables and a Markdown report.
 
-mod adversarial;
-mod bpf_latency;
-mod cache;
-mod compare;
-mod datasets;
+mod cmd;
 mod exp;
-mod huge;
-mod images;
-mod in_kernel;
-mod live;
-mod load;
-mod machine;
-mod mounts;
-mod pipeline;
-mod plot;
-mod population;
-mod readme;
-mod reads;
-mod report;
-mod results;
-mod rows;
-mod structures;
-mod table;
-mod timing;
+mod support;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use pipeline::{Input, Options};
+use cmd::pipeline::{Input, Options};
+use cmd::{
+    adversarial, bpf_latency, cache, huge, load, pipeline, readme, reads, results, structures,
+};
 
 /// Every allocation is counted, so each structure's bytes in the tables are measured, not
 /// estimated (`structures::Structure::make`).
@@ -74,7 +56,7 @@ enum Command {
     /// structures in turn), cold-evicted (caches evicted by reading twice the last-level cache
     /// before each lookup, the lookup's code warmed by the same lookup in a second build of the
     /// structure) and sequential.
-    Structures(compare::Args),
+    Structures(structures::Args),
     /// Drive a running `server serve` with random iomap queries from several clients over its
     /// Unix socket; prints queries per second and batch round-trip latency as JSON.
     Load(load::Args),
@@ -135,7 +117,7 @@ struct ReadmeArgs {
     #[arg(long, default_value = "results/README.md")]
     results_doc: PathBuf,
     /// The results file it quotes (written by `reports results`).
-    #[arg(long, default_value = results::DEFAULT_FILE)]
+    #[arg(long, default_value = support::results::DEFAULT_FILE)]
     results: PathBuf,
     /// Change nothing; exit 1 if the README differs from what would be written.
     #[arg(long)]
@@ -221,9 +203,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Readme(r) => return readme(&r),
         // The measurement commands print what they measured and are done.
         Command::Results(a) => return succeeded(results::run(&a)),
-        Command::Structures(a) => return succeeded(compare::run(&a)),
+        Command::Structures(a) => return succeeded(structures::run(&a)),
         Command::Load(a) => return succeeded(load::run(&a)),
-        Command::Reads(a) => return succeeded(reads::run_command(&a)),
+        Command::Reads(a) => return succeeded(reads::run(&a)),
         Command::BpfLatency(a) => return succeeded(bpf_latency::run(&a)),
         Command::Cache(a) => return succeeded(cache::run(&a)),
         Command::Huge(a) => return succeeded(huge::run(&a)),

@@ -14,9 +14,9 @@ use predictor::{Models, Query, StackOptions, Tier, TierKind, TierStack};
 
 use super::registry::{FIG3_ACCURACY, FIG3_ERROR_WINDOWS, FIG3_TIER_SHARES};
 use super::{ratio, Ctx, Section};
-use crate::images::{kind_name, LoadedImage};
-use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
-use crate::table::Table;
+use crate::support::images::{kind_name, LoadedImage};
+use crate::support::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::support::table::Table;
 use bpf::{load_stack, Limits};
 use predictor::FrontTier;
 

@@ -9,10 +9,10 @@ use predictor::adversary::worst_maps;
 
 use super::registry::ADVERSARIAL_MAPS;
 use super::{Ctx, Section};
-use crate::adversarial::{evaluate, MapResult, BAR_PERCENT};
-use crate::compare::RACED;
-use crate::rows::met;
-use crate::table::Table;
+use crate::support::adversarial::{evaluate, MapResult, BAR_PERCENT};
+use crate::support::race::RACED;
+use crate::support::rows::met;
+use crate::support::table::Table;
 
 /// Seed of the report's search (the maps are the same in every report).
 pub const SEED: u64 = 1;

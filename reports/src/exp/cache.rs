@@ -13,10 +13,10 @@ use plotters::prelude::SeriesLabelPosition;
 
 use super::registry::FIG10_CACHE;
 use super::{ratio, Ctx, Section};
-use crate::cache::{replay, replay_bpf, BpfReplay, Row, STRUCTURES};
-use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::rows::met;
-use crate::table::Table;
+use crate::support::cache::{replay, replay_bpf, BpfReplay, Row, STRUCTURES};
+use crate::support::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::support::rows::met;
+use crate::support::table::Table;
 
 /// The budgets replayed: fuse-iomap's default cap and a quarter and eight times it.
 pub const BUDGETS: [u64; 3] = [64 << 10, 256 << 10, 2 << 20];
@@ -40,7 +40,7 @@ fn traces(ctx: &Ctx<'_>, skipped: &mut Vec<(String, String)>) -> Result<Vec<(Str
                 ctx.work_dir,
                 w,
                 scale,
-                crate::datasets::SYNTH_SEED,
+                crate::support::datasets::SYNTH_SEED,
                 256 * 1024,
             ) {
                 Ok(t) => out.push((format!("{}-{scale}", w.name()), t)),

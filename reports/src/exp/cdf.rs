@@ -11,11 +11,11 @@ use plotters::prelude::SeriesLabelPosition;
 
 use super::registry::FIG2_LATENCY_CDF;
 use super::{Ctx, Section};
-use crate::datasets::Dataset;
-use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::structures::STRUCTURES;
-use crate::table::Table;
-use crate::timing::{clock_overhead_ns, quantile, run_batch, Summary};
+use crate::support::datasets::Dataset;
+use crate::support::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::support::structures::STRUCTURES;
+use crate::support::table::Table;
+use crate::support::timing::{clock_overhead_ns, quantile, run_batch, Summary};
 
 /// Quantiles stored in the table: 0.5% steps, plus the far tail.
 fn levels() -> Vec<f64> {

@@ -1,7 +1,7 @@
 //! Figure 9's question, in a table: the compact learned mapping (`compact`) against the
 //! kernel's own cache structure (the iext tree with XFS's 16-byte records, `iext16`), per group
 //! of maps, in memory and in time (`warm-shared`, `cold-evicted`, `sequential`), with every other
-//! structure of `reports structures` beside them. One [`crate::compare::measure`] per file.
+//! structure of `reports structures` beside them. One [`crate::support::race::measure`] per file.
 
 use std::fmt::Write as _;
 
@@ -9,9 +9,9 @@ use anyhow::Result;
 
 use super::registry::FIG9_COMPACT;
 use super::{ratio, Ctx, Section};
-use crate::compare::{measure, Evictor, Row};
-use crate::datasets::{count_label, file_dataset, Dataset, Source};
-use crate::table::Table;
+use crate::support::datasets::{count_label, file_dataset, Dataset, Source};
+use crate::support::race::{measure, Evictor, Row};
+use crate::support::table::Table;
 
 /// Maps below this many extents are left out (a one-leaf iext tree; the compact form keeps a
 /// plain array or a single small piece there).
@@ -175,8 +175,8 @@ pub fn run(ctx: &Ctx<'_>, sets: &[Dataset]) -> Result<Section> {
         batch = effort.warm.batch,
         evict = evictor.bytes() >> 20,
         cold = effort.cold_samples,
-        starts = crate::compare::SEQUENTIAL_STARTS,
-        orders = crate::compare::WARM_ORDERS,
+        starts = crate::support::race::SEQUENTIAL_STARTS,
+        orders = crate::support::race::WARM_ORDERS,
     );
     body.push_str(
         "| map | group | extents | compact form | compact B/ext | iext16 B/ext | memory | warm-shared speed-up | cold-evicted speed-up | sequential speed-up |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n",

@@ -1,5 +1,5 @@
 //! Experiment 6: end-to-end 4 KiB reads of the most fragmented file through the kernel's ext4
-//! (loop mount), fuse2fs, and our `server mount` with each tier, by fio ([`crate::reads`]):
+//! (loop mount), fuse2fs, and our `server mount` with each tier, by fio ([`crate::support::fio`]):
 //! O_DIRECT, one job, a bounded time per run. Whatever cannot run here (not root, no fio or
 //! fuse2fs, no server binary) is skipped with the reason in the report.
 
@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 
 use super::registry::FIG6_END_TO_END;
 use super::{Ctx, Section};
-use crate::images::{FileInfo, LoadedImage};
-use crate::mounts::{ours, Systems, FUSE2FS};
-use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
-use crate::reads::{DataSpans, Fio, Pattern, ReadRun};
-use crate::rows::met;
-use crate::table::Table;
+use crate::support::fio::{DataSpans, Fio, Pattern, ReadRun};
+use crate::support::images::{FileInfo, LoadedImage};
+use crate::support::mounts::{ours, Systems, FUSE2FS};
+use crate::support::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::support::rows::met;
+use crate::support::table::Table;
 
 /// Tiers our mount is run with, slowest first.
 pub const OUR_TIERS: [&str; 3] = ["ondisk", "btree", "learned"];

@@ -7,9 +7,9 @@
 use super::latency::baseline_median;
 use super::registry::HEADLINE;
 use super::{ratio, Section};
-use crate::structures::Cell;
-use crate::structures::{BASELINE, STRUCTURES};
-use crate::table::Table;
+use crate::support::structures::Cell;
+use crate::support::structures::{BASELINE, STRUCTURES};
+use crate::support::table::Table;
 
 /// Bytes in binary units.
 pub fn bytes(b: usize) -> String {

@@ -1,6 +1,6 @@
 //! Experiment 1: lookup latency against extent count, one line per structure, uniform and
 //! sequential query streams, median with a p99 band. All structures of one dataset are built
-//! together and raced batch by batch ([`crate::timing::race`]), so their numbers come from the
+//! together and raced batch by batch ([`crate::support::timing::race`]), so their numbers come from the
 //! same minutes of the same run.
 
 use std::time::Instant;
@@ -10,12 +10,12 @@ use plotters::prelude::SeriesLabelPosition;
 
 use super::registry::FIG1_LOOKUP_LATENCY;
 use super::{ratio, Ctx, Section};
-use crate::datasets::{Dataset, Source};
-use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::rows::met;
-use crate::structures::{Built, Cell, Structure, BASELINE, STRUCTURES};
-use crate::table::Table;
-use crate::timing::{race, Summary};
+use crate::support::datasets::{Dataset, Source};
+use crate::support::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::support::rows::met;
+use crate::support::structures::{Built, Cell, Structure, BASELINE, STRUCTURES};
+use crate::support::table::Table;
+use crate::support::timing::{race, Summary};
 use predictor::Structure as Id;
 
 /// Query streams.
@@ -63,16 +63,16 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> Measured {
         let in_kernel = if bpf_error.is_some() {
             None
         } else {
-            match crate::in_kernel::into_kernel(d) {
-                crate::in_kernel::Placement::InKernel(l) => {
+            match crate::support::in_kernel::into_kernel(d) {
+                crate::support::in_kernel::Placement::InKernel(l) => {
                     verifier = l.verifier();
                     Some(l)
                 }
-                crate::in_kernel::Placement::Skipped(why) => {
+                crate::support::in_kernel::Placement::Skipped(why) => {
                     skipped.push((format!("fig 1: BPF on {}", d.name), why));
                     None
                 }
-                crate::in_kernel::Placement::Unavailable(e) => {
+                crate::support::in_kernel::Placement::Unavailable(e) => {
                     tracing::warn!(error = %e, "BPF tier unavailable: no BPF rows in figure 1");
                     bpf_error = Some(e);
                     None
@@ -117,7 +117,7 @@ pub fn measure(ctx: &Ctx<'_>, datasets: &[Dataset]) -> Measured {
                 });
             }
             if let Some(k) = &in_kernel {
-                cells.extend(crate::in_kernel::cells(k, d, stream, &batches));
+                cells.extend(crate::support::in_kernel::cells(k, d, stream, &batches));
             }
         }
         ctx.bar.inc(1);
@@ -368,9 +368,9 @@ fn medians_table(cells: &[Cell]) -> String {
                 ns(Id::Sorted.name()),
                 ns(Id::RangeMap.name()),
                 ns(Id::Ondisk.name()),
-                ns(crate::structures::BPF_MODEL),
-                ns(crate::structures::BPF_COMPACT),
-                ns(crate::structures::BPF_NOOP)
+                ns(crate::support::structures::BPF_MODEL),
+                ns(crate::support::structures::BPF_COMPACT),
+                ns(crate::support::structures::BPF_NOOP)
             ));
         }
     }
@@ -425,8 +425,8 @@ fn summarize(cells: &[Cell]) -> Vec<String> {
                     .iter()
                     .find(|c| c.structure == s && c.stream == l.stream && c.dataset == l.dataset)
             };
-            let (k, h) = (get(crate::structures::BPF_MODEL)?, get(crate::structures::BPF_NOOP)?);
-            let compact = get(crate::structures::BPF_COMPACT)
+            let (k, h) = (get(crate::support::structures::BPF_MODEL)?, get(crate::support::structures::BPF_NOOP)?);
+            let compact = get(crate::support::structures::BPF_COMPACT)
                 .map(|c| format!(", compact {:.0} ns", c.ns.median))
                 .unwrap_or_default();
             Some(format!(

@@ -10,11 +10,11 @@ use predictor::{Models, StackOptions, Tier, TierStack};
 
 use super::registry::{FIG4_BYTES_PER_EXTENT, FIG4_STACK_MEMORY};
 use super::{ratio, Ctx, Section};
-use crate::datasets::Source;
-use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::structures::Cell;
-use crate::structures::{BASELINE, STRUCTURES};
-use crate::table::Table;
+use crate::support::datasets::Source;
+use crate::support::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::support::structures::Cell;
+use crate::support::structures::{BASELINE, STRUCTURES};
+use crate::support::table::Table;
 
 /// Runs experiment 4 from the structures experiment 1 built.
 pub fn run(ctx: &Ctx<'_>, cells: &[Cell]) -> Result<Section> {
@@ -44,7 +44,8 @@ fn sized_cells(cells: &[Cell]) -> Vec<&Cell> {
     cells
         .iter()
         .filter(|c| {
-            c.stream == "uniform" && !["ondisk", crate::structures::BPF_NOOP].contains(&c.structure)
+            c.stream == "uniform"
+                && !["ondisk", crate::support::structures::BPF_NOOP].contains(&c.structure)
         })
         .collect()
 }

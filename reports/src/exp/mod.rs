@@ -15,6 +15,7 @@ pub mod memory;
 pub mod population;
 pub mod readpath;
 pub mod registry;
+pub mod report;
 pub mod training;
 
 use std::path::Path;
@@ -22,11 +23,11 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
-use crate::images::LoadedImage;
-use crate::live::LiveSet;
-use crate::machine::Machine;
-use crate::table::{Table, Val};
-use crate::timing::Budget;
+use crate::support::images::LoadedImage;
+use crate::support::live::LiveSet;
+use crate::support::machine::Machine;
+use crate::support::table::{Table, Val};
+use crate::support::timing::Budget;
 
 /// How much of everything to do: the full demo, or `--quick` (seconds, for the test).
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ pub struct Scale {
     /// Lookup timing of each sampled file in the population view.
     pub population_lookup: Budget,
     /// The per-file structure race of figure 9 (`reports structures`).
-    pub structures: crate::compare::Effort,
+    pub structures: crate::support::race::Effort,
     /// The adversarial search of the "adversarial maps" section (`reports adversarial`).
     pub adversarial: predictor::adversary::Budget,
     /// Workloads whose traces figure 10 records (root, demo), with their operations; without
@@ -103,7 +104,7 @@ impl Scale {
                 max_rounds: 400,
                 time: Duration::from_millis(25),
             },
-            structures: crate::compare::Effort::full(),
+            structures: crate::support::race::Effort::full(),
             adversarial: predictor::adversary::Budget::REPORT,
             cache_workloads: imagekit::workloads::DEMO_TRACES.to_vec(),
         }
@@ -138,7 +139,7 @@ impl Scale {
                 max_rounds: 5,
                 time: Duration::from_millis(1),
             },
-            structures: crate::compare::Effort::quick(),
+            structures: crate::support::race::Effort::quick(),
             adversarial: predictor::adversary::Budget::QUICK,
             cache_workloads: Vec::new(),
         }
@@ -192,7 +193,7 @@ impl Ctx<'_> {
 
     /// The image holding the most fragmented file with written data, and that file: the file
     /// of the CDF, read-path and end-to-end experiments.
-    pub fn fragmented(&self) -> Option<(&LoadedImage, &crate::images::FileInfo)> {
+    pub fn fragmented(&self) -> Option<(&LoadedImage, &crate::support::images::FileInfo)> {
         self.images
             .iter()
             .filter(|i| i.readable)

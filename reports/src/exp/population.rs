@@ -16,14 +16,14 @@ use predictor::error::Chain;
 
 use super::registry::{FIG8_EXPECTED_COST, FIG8_POPULATION, FIG8_POPULATION_COST};
 use super::{ratio, Ctx, Section};
-use crate::datasets::{Dataset, Source};
-use crate::images::kind_name;
-use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
-use crate::population::{class_index, Class, Population, CLASSES};
-use crate::rows::met;
-use crate::structures::STRUCTURES;
-use crate::table::Table;
-use crate::timing::{race, Summary};
+use crate::support::datasets::{Dataset, Source};
+use crate::support::images::kind_name;
+use crate::support::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::support::population::{class_index, Class, Population, CLASSES};
+use crate::support::rows::met;
+use crate::support::structures::STRUCTURES;
+use crate::support::table::Table;
+use crate::support::timing::{race, Summary};
 
 /// The structures a population is costed with: the learned index, the kernel's iext tree with
 /// its two record layouts, the `BTreeMap` baseline, the compact learned index (whose per-file
@@ -168,7 +168,7 @@ fn heap_bytes(classes: &[ClassStats], choice: Choice) -> u64 {
 /// Measures one population.
 fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
     let mut classes = vec![ClassStats::default(); CLASSES.len()];
-    let mut members: Vec<Vec<&crate::images::FileInfo>> = vec![Vec::new(); CLASSES.len()];
+    let mut members: Vec<Vec<&crate::support::images::FileInfo>> = vec![Vec::new(); CLASSES.len()];
     for f in pop.files {
         let k = class_index(u64::from(f.extents));
         let c = &mut classes[k];
@@ -182,7 +182,7 @@ fn measure(ctx: &Ctx<'_>, pop: &Population<'_>) -> Vec<ClassStats> {
     }
     let build = |d: &Dataset, name: &str| {
         if name == CHOSEN {
-            return crate::compare::chosen(d);
+            return crate::support::race::chosen(d);
         }
         STRUCTURES
             .iter()

@@ -16,11 +16,11 @@ use predictor::{Models, Query, StackOptions, Tier, TierStack};
 use super::endtoend::EndToEnd;
 use super::registry::FIG5_READ_PATH;
 use super::{Ctx, Section};
-use crate::images::{FileInfo, LoadedImage};
-use crate::mounts::{ours, FUSE2FS, KERNEL};
-use crate::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
-use crate::table::Table;
-use crate::timing::Summary;
+use crate::support::images::{FileInfo, LoadedImage};
+use crate::support::mounts::{ours, FUSE2FS, KERNEL};
+use crate::support::plot::{color, BarPanel, Bars, Figure, Fmt, Panel};
+use crate::support::table::Table;
+use crate::support::timing::Summary;
 
 /// One component's latency.
 struct Part {

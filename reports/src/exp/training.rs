@@ -11,9 +11,9 @@ use predictor::model::{fit_extents, FitParams};
 
 use super::registry::FIG7_TRAINING;
 use super::{Ctx, Section};
-use crate::datasets::{count_label, SYNTH_SEED};
-use crate::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
-use crate::table::Table;
+use crate::support::datasets::{count_label, SYNTH_SEED};
+use crate::support::plot::{color, Figure, Fmt, Line, LinePanel, Panel};
+use crate::support::table::Table;
 
 /// One training measurement.
 struct Run {

@@ -1,5 +1,5 @@
 //! Every lookup structure the experiments compare, in one list. Adding one is one line in
-//! [`STRUCTURES`] plus its build function (the BPF rows are measured by [`crate::in_kernel`]).
+//! [`STRUCTURES`] plus its build function (the BPF rows are measured by [`crate::support::in_kernel`]).
 
 use predictor::index::iext::{FuseRec, IextIndex, IextRecord, XfsRec};
 use predictor::model::FitParams;
@@ -9,10 +9,10 @@ use predictor::{
     SortedIndex, Storage,
 };
 
-use crate::datasets::{Dataset, Source};
-use crate::timing::Summary;
+use crate::support::datasets::{Dataset, Source};
+use crate::support::timing::Summary;
 
-// The BPF rows are measured by crate::in_kernel; their ids live here, with every other
+// The BPF rows are measured by crate::support::in_kernel; their ids live here, with every other
 // structure id, so that the list below does not reach up into the measuring code.
 /// Structure id of the program evaluating the learned index (records storage).
 pub const BPF_MODEL: &str = "bpf";
@@ -159,10 +159,10 @@ pub const STRUCTURES: &[Structure] = &[
     Structure { name: Id::RangeMap.name(), label: Id::RangeMap.label(), in_figure: true, color: 1, build: |d| Built::plain(RangeMapIndex::new(&d.extents)) },
     Structure { name: Id::Sorted.name(), label: Id::Sorted.label(), in_figure: true, color: 2, build: |d| Built::plain(SortedIndex::new(d.extents.clone())) },
     Structure { name: Id::Ondisk.name(), label: Id::Ondisk.label(), in_figure: true, color: 7, build: ondisk },
-    // Measured in the kernel (crate::in_kernel), not raced in user space: no userspace build.
-    Structure { name: crate::structures::BPF_MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
-    Structure { name: crate::structures::BPF_NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
-    Structure { name: crate::structures::BPF_COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
+    // Measured in the kernel (crate::support::in_kernel), not raced in user space: no userspace build.
+    Structure { name: crate::support::structures::BPF_MODEL, label: "BPF program in the kernel (learned model)", in_figure: true, color: 6, build: |_| None },
+    Structure { name: crate::support::structures::BPF_NOOP, label: "BPF test-run harness alone (no lookup)", in_figure: false, color: 6, build: |_| None },
+    Structure { name: crate::support::structures::BPF_COMPACT, label: "BPF program in the kernel (compact learned index)", in_figure: true, color: 11, build: |_| None },
 ];
 
 /// The baseline every speed-up is relative to.

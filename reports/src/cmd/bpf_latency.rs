@@ -25,8 +25,8 @@ use predictor::{
     XfsIextIndex,
 };
 
-use crate::rows::BpfLatencyRow;
-use crate::timing::Summary;
+use crate::support::rows::BpfLatencyRow;
+use crate::support::timing::Summary;
 
 /// Arguments of `reports bpf-latency`.
 #[derive(clap::Args, Debug)]

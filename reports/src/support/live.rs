@@ -11,7 +11,7 @@ use predictor::model::FitParams;
 use predictor::train::FileMap;
 use predictor::Pack;
 
-use crate::images::{file_infos, FileInfo, TrainingRun};
+use crate::support::images::{file_infos, FileInfo, TrainingRun};
 
 /// The files of a live scan, trained.
 #[derive(Debug)]

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use ext4::{Extent, Fs, Inode};
 use predictor::model::Model;
 
-use crate::images::{FileInfo, LoadedImage};
-use crate::live::LiveSet;
-use crate::population::CLASSES;
+use crate::support::images::{FileInfo, LoadedImage};
+use crate::support::live::LiveSet;
+use crate::support::population::CLASSES;
 
 /// Seed of every synthetic map (the same maps on every machine, every run).
 pub const SYNTH_SEED: u64 = 42;

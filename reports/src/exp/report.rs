@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::exp::Section;
-use crate::machine::Machine;
+use super::Section;
+use crate::support::machine::Machine;
 
 /// Everything the report needs besides the sections.
 pub struct Meta<'a> {

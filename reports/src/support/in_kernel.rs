@@ -19,11 +19,11 @@ use bpf::BpfTier;
 use predictor::error::Chain;
 use predictor::LearnedIndex;
 
-use crate::datasets::Dataset;
-use crate::structures::{
+use crate::support::datasets::Dataset;
+use crate::support::structures::{
     learned_index, Cell, BPF_COMPACT as COMPACT, BPF_MODEL as MODEL, BPF_NOOP as NOOP,
 };
-use crate::timing::Summary;
+use crate::support::timing::Summary;
 
 /// A dataset loaded into the program.
 pub struct InKernel {

@@ -1,4 +1,4 @@
-//! `reports adversarial`: the worst maps the adversarial search finds (one per objective,
+//! The worst maps the adversarial search finds (one per objective,
 //! `predictor::adversary::worst_maps`, deterministic in the seed), every structure of
 //! `reports structures` built over each and raced in the `warm-shared` regime (one run), with
 //! the per-file choice (`predictor::index::choose`) raced beside them as the row `chosen`.
@@ -6,52 +6,22 @@
 //! choice is within 10% of iext16's time (the bar: met / not met).
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use ext4::Extent;
-use predictor::adversary::{worst_maps, Budget, Found, Genome};
+use predictor::adversary::{Found, Genome};
 use predictor::index::choose::Chosen;
-use predictor::regime::Regime;
 use predictor::synth::{in_orders, uniform_queries};
 use predictor::{ExtentIndex, SortedIndex};
 
-use crate::compare::{Effort, ORDERS_SEED, WARM_ORDERS};
-use crate::datasets::{Dataset, Source};
-use crate::rows::met;
-use crate::structures::Built;
-use crate::timing::{race, Summary};
+use crate::support::datasets::{Dataset, Source};
+use crate::support::race::{Effort, ORDERS_SEED, WARM_ORDERS};
+use crate::support::structures::Built;
+use crate::support::timing::{race, Summary};
 
 /// The bar: the chosen structure at most this much slower than iext16, in percent.
 pub const BAR_PERCENT: f64 = 10.0;
-
-/// The command's arguments.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Seed of the search (the same seed gives the same maps).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Extents per map.
-    #[arg(long, default_value_t = Budget::REPORT.extents)]
-    pub extents: usize,
-    /// Random genomes per objective before hill-climbing.
-    #[arg(long, default_value_t = Budget::REPORT.random)]
-    pub random: usize,
-    /// Hill-climbing mutations per objective.
-    #[arg(long, default_value_t = Budget::REPORT.climb)]
-    pub climb: usize,
-    /// One JSON object per map instead of tables.
-    #[arg(long)]
-    pub json: bool,
-    /// Toy scale (a small search, a few timed rounds; numbers are not meaningful).
-    #[arg(long)]
-    pub quick: bool,
-    /// Also make every worst map's logical layout through the kernel (needs root): a fresh
-    /// ext4 image in this directory, loop-mounted read-write; the map the kernel's allocator
-    /// made is read back from the image and raced as `NAME-kernel`. Images are removed after.
-    #[arg(long, value_name = "DIR")]
-    pub kernel: Option<PathBuf>,
-}
 
 /// One structure over one adversarial map.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,19 +61,6 @@ pub struct MapResult {
     pub met: bool,
 }
 
-/// The search budget of `args`.
-pub fn budget(args: &Args) -> Budget {
-    if args.quick {
-        Budget::QUICK
-    } else {
-        Budget {
-            extents: args.extents,
-            random: args.random.max(1),
-            climb: args.climb,
-        }
-    }
-}
-
 /// Builds every structure and the per-file choice over `found` once, checks their answers
 /// against the sorted reference, then races them: the number of answers checked, and the
 /// measurements.
@@ -116,7 +73,7 @@ pub fn evaluate(found: &Found, effort: &Effort) -> Result<(usize, MapResult)> {
 /// Every raced structure built over `found`, then the chosen one, with their names; and the
 /// costs behind the choice.
 fn build(found: &Found) -> Result<(Vec<(&'static str, Built)>, Chosen)> {
-    let (built, chosen) = crate::compare::built(&dataset(found), true);
+    let (built, chosen) = crate::support::race::built(&dataset(found), true);
     let chosen = chosen.ok_or_else(|| anyhow::anyhow!("{}: no per-file choice", found.name))?;
     Ok((
         built.into_iter().map(|(name, _, b)| (name, b)).collect(),
@@ -313,94 +270,10 @@ fn fallocate(file: &std::fs::File, mode: i32, off: u64, len: u64) -> std::io::Re
     Ok(())
 }
 
-/// `reports adversarial`.
-pub fn run(args: &Args) -> Result<()> {
-    let effort = if args.quick {
-        Effort::quick()
-    } else {
-        Effort::full()
-    };
-    let budget = budget(args);
-    tracing::info!(?budget, seed = args.seed, "searching the worst maps");
-    let mut maps = worst_maps(args.seed, budget);
-    if let Some(dir) = &args.kernel {
-        let mut made = Vec::new();
-        for found in &maps {
-            let name = format!("{}-kernel", found.name);
-            match realise_on_kernel(dir, &name, &found.extents) {
-                Ok(extents) => {
-                    tracing::info!(
-                        map = %name,
-                        generated = found.extents.len(),
-                        kernel = extents.len(),
-                        "realised through the kernel"
-                    );
-                    made.push(Found {
-                        name,
-                        score: found.objective.score(&extents),
-                        extents,
-                        ..found.clone()
-                    })
-                }
-                Err(e) => tracing::warn!(map = %name, error = %format!("{e:#}"), "not realised"),
-            }
-        }
-        maps.extend(made);
-    }
-    let mut not_met = 0;
-    for found in &maps {
-        let (checked, r) = evaluate(found, &effort)?;
-        not_met += usize::from(!r.met);
-        if args.json {
-            println!("{}", serde_json::to_string(&r)?);
-            continue;
-        }
-        println!(
-            "{} ({} extents, score {:.2}, {} answers checked)\n  {}",
-            r.map, r.extents, r.score, checked, r.genome
-        );
-        println!(
-            "  {:<24} {:>10} {:>7} {:>12}",
-            "structure",
-            "bytes",
-            "B/ext",
-            Regime::WarmShared.name()
-        );
-        for row in &r.rows {
-            let label = if row.structure == "chosen" {
-                format!("chosen={}", r.chosen)
-            } else {
-                row.structure.clone()
-            };
-            println!(
-                "  {:<24} {:>10} {:>7.2} {:>12.1}",
-                label, row.bytes, row.bytes_per_extent, row.ns_warm_shared
-            );
-        }
-        println!(
-            "  chosen {} ({:.2} lines per lookup, tree {:.2}): {:.2}x iext16's time, within {}%: {}",
-            r.chosen,
-            r.chosen_lines,
-            r.reference_lines,
-            r.chosen_over_iext16,
-            BAR_PERCENT,
-            met(r.met)
-        );
-    }
-    if !args.json {
-        println!(
-            "chosen within {}% of iext16 (warm-shared): {} of {} maps",
-            BAR_PERCENT,
-            maps.len() - not_met,
-            maps.len()
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use predictor::adversary::{worst_maps, Budget};
 
     #[test]
     fn every_structure_answers_as_the_sorted_array_on_the_worst_maps() {

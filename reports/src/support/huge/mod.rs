@@ -1,11 +1,11 @@
-//! `reports huge`: one file of 10^7 or 10^8 extents, the most fragmented a regular file gets,
+//! One file of 10^7 or 10^8 extents (`reports huge`), the most fragmented a regular file gets,
 //! through the compact learned index, the kernel-style iext tree with XFS's 16-byte records
 //! (`iext16`) and the BPF tier.
 //!
 //! Per size: a synthetic map whose steps (gap, length, physical jump) are drawn from a map the
 //! kernel's allocator made ([`source`]); both structures built in the same run, their build
 //! rate and the heap bytes the allocator counts; uniform random lookups raced `warm-shared` and `cold-evicted`
-//! with the regimes of `reports structures` (the same code: [`crate::compare`]); a sample of
+//! with the regimes of `reports structures` (the same code: [`crate::support::race`]); a sample of
 //! both structures' answers checked against binary search over the map; the compact form
 //! loaded into the BPF program's u32-indexed arrays, or declined with a reason ([`in_bpf`]).
 //! The bars the compact index is held to are printed as met or not met.
@@ -21,49 +21,16 @@ use ext4::{BlockMap, Extent};
 use predictor::synth::{in_orders, uniform_queries};
 use predictor::{ExtentIndex, LearnedIndex, Lookup, XfsIextIndex};
 
-use crate::compare::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
-use crate::rows::{met, print_row};
-use crate::timing::{race, Summary};
+use crate::support::race::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
+use crate::support::rows::met;
+use crate::support::timing::{race, Summary};
 
-pub use source::Recipe;
+pub use source::{Recipe, Source};
 
 /// The bar on bytes: the compact index holds at most this share of iext16's bytes.
 const BYTES_BAR: f64 = 0.25;
 /// The bar on build: at least this many extents per second.
 const BUILD_BAR: f64 = 5e6;
-
-/// The command's arguments (`reports huge`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Extents in the file, one run per size (comma-separated). 10^8 needs about 7 GB of
-    /// memory (the map, both structures and a second build of each for the cold regime).
-    #[arg(long, value_delimiter = ',', default_value = "10000000,100000000")]
-    pub extents: Vec<usize>,
-    /// The kernel-made map whose steps are drawn (as root; without root the steps of
-    /// predictor::synth::allocator_like, whose distributions are fixed by hand).
-    #[arg(long, value_enum, default_value = "appenders")]
-    pub recipe: Recipe,
-    /// Operations of the recipe (default: the demo's scale, 5000 for the appenders; fewer
-    /// make the source image faster and its steps fewer).
-    #[arg(long)]
-    pub scale: Option<u32>,
-    /// Seed of the source image, the draw and the queries.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Uniform random blocks whose answers are checked against binary search over the map,
-    /// for each structure.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub check: usize,
-    /// Of those, how many are asked through the BPF program (each answer checked).
-    #[arg(long, default_value_t = 100_000)]
-    pub bpf_check: usize,
-    /// One JSON object per size instead of Markdown.
-    #[arg(long)]
-    pub json: bool,
-    /// Toy timing effort (a few rounds and cold samples; numbers are not meaningful).
-    #[arg(long)]
-    pub quick: bool,
-}
 
 /// One structure at one size.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -128,36 +95,25 @@ pub struct Row {
     pub bars: Bars,
 }
 
-/// `reports huge`.
-pub fn run(args: &Args) -> Result<()> {
-    let effort = if args.quick {
-        Effort::quick()
-    } else {
-        Effort::full()
-    };
-    let evictor = Evictor::new()?;
-    let source = source::Source::new(args.recipe, args.scale, args.seed)?;
-    tracing::info!(source = %source.name, mean_stride = source.mean_stride(), "steps to draw from");
-    let bar = indicatif::ProgressBar::new((args.extents.len() * STEPS) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    for &n in &args.extents {
-        let row = measure(n, &source, args, &effort, &evictor, &bar)?;
-        bar.suspend(|| print_row(&row, args.json, markdown));
-    }
-    bar.finish_and_clear();
-    Ok(())
+/// Steps of [`measure`] on the progress bar.
+pub const STEPS: usize = 6;
+
+/// What one size measures besides the map: its seeds and how many answers are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Seed of the draw and the queries.
+    pub seed: u64,
+    /// Uniform random blocks whose answers are checked, for each structure.
+    pub check: usize,
+    /// Of those, how many are asked through the BPF program.
+    pub bpf_check: usize,
 }
 
-/// Steps of [`measure`] on the progress bar.
-const STEPS: usize = 6;
-
 /// Measures one size.
-fn measure(
+pub fn measure(
     n: usize,
     source: &source::Source,
-    args: &Args,
+    args: &Plan,
     effort: &Effort,
     evictor: &Evictor,
     bar: &indicatif::ProgressBar,
@@ -176,7 +132,7 @@ fn measure(
     let (mut compact, c) = build(&exts, |e| LearnedIndex::new(e).map_err(anyhow::Error::from))?;
     step(format!("{len}: building iext16"));
     let (mut iext16, x) = build(&exts, |e| XfsIextIndex::new(e).map_err(anyhow::Error::from))?;
-    let compact_form = crate::structures::form_of(c.form(), c.shape());
+    let compact_form = crate::support::structures::form_of(c.form(), c.shape());
     step(format!("{len}: warm lookups"));
     let seed = 0x5eed ^ len as u64;
     let batches = in_orders(
@@ -281,7 +237,7 @@ fn check(ix: &dyn ExtentIndex, exts: &[Extent], queries: &[u32]) -> (u64, u64) {
 }
 
 /// The Markdown of one size: the structures, the BPF tier's arrays and loads, the bars.
-fn markdown(r: &Row) -> String {
+pub fn markdown(r: &Row) -> String {
     let mut s = format!(
         "\n## {} extents\n\nsource: {}; span {} blocks; drawn in {:.2} s; compact form: {}\n\n",
         r.extents, r.source, r.span_blocks, r.generate_s, r.compact_form

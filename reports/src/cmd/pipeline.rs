@@ -9,15 +9,15 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use predictor::error::Chain;
 
-use crate::datasets::{self, Dataset, SYNTH_SEED};
 use crate::exp::registry::{self, RUN, SKIPPED};
+use crate::exp::report;
 use crate::exp::{self, Ctx, Scale, Section};
-use crate::images::{self, LoadedImage};
-use crate::live;
-use crate::machine::Machine;
-use crate::mounts::{find_tool, ours};
-use crate::report;
-use crate::table::Table;
+use crate::support::datasets::{self, Dataset, SYNTH_SEED};
+use crate::support::images::{self, LoadedImage};
+use crate::support::live;
+use crate::support::machine::Machine;
+use crate::support::mounts::{find_tool, ours};
+use crate::support::table::Table;
 
 /// What to run on.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::rows::{LoadRow, Percentiles};
+use crate::support::rows::{LoadRow, Percentiles};
 use anyhow::{bail, Context};
 use ext4::{Fs, InodeKind};
 use hdrhistogram::Histogram;

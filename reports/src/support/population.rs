@@ -6,8 +6,8 @@ use anyhow::{anyhow, Context, Result};
 use ext4::Extent;
 use predictor::Pack;
 
-use crate::images::{FileInfo, LoadedImage};
-use crate::live::LiveSet;
+use crate::support::images::{FileInfo, LoadedImage};
+use crate::support::live::LiveSet;
 
 /// A class of files by extent count: `min..=max` extents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

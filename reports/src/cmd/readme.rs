@@ -3,7 +3,7 @@
 //! (the run's facts and the first summary lines of the committed demo report, with figure 10),
 //! and in `results/README.md` the demo section (the report's whole summary) and the results
 //! section from `results/results.json` (criterion, BPF latency, fio, socket load, fuzzing; see
-//! [`crate::results`]). `--check` says whether both files are what it would write (CI runs it).
+//! [`crate::support::results`]). `--check` says whether both files are what it would write (CI runs it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -183,7 +183,7 @@ pub fn run(
     let read =
         |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     let rep = read(report)?;
-    let res = crate::results::read(results)?;
+    let res = crate::support::results::read(results)?;
     // Each file links the report relative to itself.
     let link = |doc: &Path| relative(report, doc.parent().unwrap_or(Path::new(".")));
     let text = read(readme)?;
@@ -197,7 +197,7 @@ pub fn run(
     let new_doc = splice(&doc, &section(&rep, &link(results_doc))?)?;
     let generated = format!(
         "{RESULTS_BEGIN}\n\n{}\n\n{RESULTS_END}",
-        wrap(&crate::results::render(&res))
+        wrap(&crate::support::results::render(&res))
     );
     let new_doc = splice_between(&new_doc, RESULTS_BEGIN, RESULTS_END, &generated)?;
     let same = new_readme == text && new_doc == doc;
