@@ -26,7 +26,7 @@
 
 use ext4::Extent;
 
-use super::{ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, XfsIextIndex};
+use super::{ExtentIndex, FuseIextIndex, LearnedIndex, Lookup, Storage, XfsIextIndex};
 use crate::model::ModelError;
 
 /// Uniform blocks the lookup cost is averaged over.
@@ -171,11 +171,21 @@ pub fn candidates(exts: &[Extent]) -> Result<Vec<(Costed, ChosenIndex)>, ModelEr
     }
     // A map of at most one extent (most files) is the compact index's one-extent form, held
     // in the header: nothing to build.
-    push(match exts {
-        [] | [_] => ChosenIndex::Small(exts.first().copied()),
-        _ => ChosenIndex::Compact(Box::new(LearnedIndex::new(exts)?)),
+    let compact = match exts {
+        [] | [_] => None,
+        _ => Some(LearnedIndex::new(exts)?),
+    };
+    // The lines are fitted once: the records form is built from the packed form's model (the
+    // lines do not depend on the storage), fitted again only where the packed form kept none.
+    let learned = match compact.as_ref().and_then(LearnedIndex::model) {
+        Some(model) => LearnedIndex::with_model(exts, &model, Storage::Records)?,
+        None => LearnedIndex::learned(exts)?,
+    };
+    push(match compact {
+        None => ChosenIndex::Small(exts.first().copied()),
+        Some(c) => ChosenIndex::Compact(Box::new(c)),
     });
-    push(ChosenIndex::Learned(Box::new(LearnedIndex::learned(exts)?)));
+    push(ChosenIndex::Learned(Box::new(learned)));
     Ok(out)
 }
 
