@@ -71,9 +71,14 @@ pub struct BpfLatencyRow {
     /// compact maps (absent if the program did not take it).
     #[serde(default)]
     pub bpf_compact_ns: Option<f64>,
-    /// The userspace compact learned index on the same queries.
+    /// The userspace compact learned index on the same queries, looked up independently (a
+    /// loop over them: the CPU overlaps one lookup's cache misses with the next's).
     #[serde(default)]
     pub user_compact_ns: Option<f64>,
+    /// The same, one lookup at a time: each query waits for the previous answer, as the
+    /// program's runs and the kernel's `iomap_begin` calls come.
+    #[serde(default)]
+    pub user_compact_chained_ns: Option<f64>,
     /// With --baseline: that program's harness, model and compact times, each round timed in
     /// turn with the embedded program's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
