@@ -237,13 +237,13 @@ fn measure(
     let extents: Vec<Extent> = index.extents();
     let btree = BTreeIndex::new(&extents);
     let rounds = args.rounds;
-    let user_learned_ns = time_user(lblks, rounds, |q| index.probe(q));
-    let user_btree_ns = time_user(lblks, rounds, |q| btree.find(q));
+    let user_learned_ns = time_user(lblks, rounds, Order::Independent, |q| index.probe(q));
+    let user_btree_ns = time_user(lblks, rounds, Order::Independent, |q| btree.find(q));
     // A map the 16-byte records cannot hold (lengths or addresses over their fields) has no
     // iext16 figure.
     let user_iext16_ns = XfsIextIndex::new(&extents)
         .ok()
-        .map(|iext| time_user(lblks, rounds, |q| iext.find(q)));
+        .map(|iext| time_user(lblks, rounds, Order::Independent, |q| iext.find(q)));
     Ok(BpfLatencyRow {
         dataset: None,
         ino: None,
@@ -293,10 +293,9 @@ fn compact(
         return Ok(());
     };
     let lblks = &lblks[..lblks.len().min(bpf::tier::REGION_SLOTS)];
-    row.user_compact_ns = Some(time_user(lblks, args.rounds, |q| index.find(q)));
-    row.user_compact_chained_ns = Some(time_user_chained(lblks, args.rounds, |q| {
-        answer_bits(index.find(q))
-    }));
+    let time = |order| time_user(lblks, args.rounds, order, |q| index.find(q));
+    row.user_compact_ns = Some(time(Order::Independent));
+    row.user_compact_chained_ns = Some(time(Order::Chained));
     let bpf = single_file_in(None, &index)?;
     let base = object
         .map(|o| single_file_in(Some(o), &index))
@@ -310,31 +309,21 @@ fn compact(
     row.baseline_compact_ns = base_ns;
     Ok(())
 }
-/// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms).
-fn time_user<R>(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> R) -> f64 {
-    if lblks.is_empty() {
-        return 0.0;
-    }
-    let loops = (250_000 / lblks.len()).max(1);
-    let mut v: Vec<f64> = (0..rounds.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..loops {
-                for &q in lblks {
-                    black_box(f(black_box(q)));
-                }
-            }
-            start.elapsed().as_nanos() as f64 / (loops * lblks.len()) as f64
-        })
-        .collect();
-    median(&mut v)
+/// How a timing loop asks its queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Each lookup on its own: the CPU overlaps one lookup's cache misses with the next's.
+    Independent,
+    /// One lookup at a time: each query is xored with a zero taken from the previous answer
+    /// (the compiler cannot see it is zero), so no lookup starts before the one before it
+    /// ended. The program's runs come one after the other, as `iomap_begin` calls do in the
+    /// kernel.
+    Chained,
 }
 
-/// Like [`time_user`], one lookup at a time: each query is xored with a zero taken from the
-/// previous answer (the compiler cannot see it is zero), so no lookup starts before the one
-/// before it ended and no two overlap their cache misses. The program's runs come one after
-/// the other, as `iomap_begin` calls do in the kernel.
-fn time_user_chained(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> u32) -> f64 {
+/// Median over `rounds` of the mean ns per lookup of `f` over `lblks` (looped to ~1 ms),
+/// asked in `order`.
+fn time_user(lblks: &[u32], rounds: usize, order: Order, f: impl Fn(u32) -> Lookup) -> f64 {
     if lblks.is_empty() {
         return 0.0;
     }
@@ -345,8 +334,14 @@ fn time_user_chained(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> u32) -> f6
             let mut carry = 0u32;
             let start = Instant::now();
             for _ in 0..loops {
-                for &q in lblks {
-                    carry = f(q ^ carry) & zero;
+                if order == Order::Chained {
+                    for &q in lblks {
+                        carry = answer_bits(f(q ^ carry)) & zero;
+                    }
+                } else {
+                    for &q in lblks {
+                        black_box(f(black_box(q)));
+                    }
                 }
             }
             let ns = start.elapsed().as_nanos() as f64 / (loops * lblks.len()) as f64;
@@ -357,7 +352,7 @@ fn time_user_chained(lblks: &[u32], rounds: usize, f: impl Fn(u32) -> u32) -> f6
     median(&mut v)
 }
 
-/// Bits of an answer, for [`time_user_chained`]'s dependency on it.
+/// Bits of an answer, for [`Order::Chained`]'s dependency on it.
 fn answer_bits(l: Lookup) -> u32 {
     match l {
         Lookup::Found(BlockMap::Mapped(e)) => e.pblk as u32 ^ e.len,
