@@ -43,9 +43,9 @@ pub struct Source {
     steps: Vec<Step>,
 }
 
-/// Which kernel recipe (`imagekit::kernel::Allocated`) the steps come from.
+/// Which kernel-allocated map (`imagekit::kernel::Allocated`) the steps come from.
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum Recipe {
+pub enum Pattern {
     /// Four files appended in turn with fsync (no holes; jumps over the other files' blocks).
     Appenders,
     /// A fallocated file with random holes punched (unwritten extents of irregular lengths).
@@ -56,7 +56,7 @@ pub enum Recipe {
     Sqlite,
 }
 
-impl Recipe {
+impl Pattern {
     fn allocated(self) -> Allocated {
         match self {
             Self::Appenders => Allocated::Appenders,
@@ -70,7 +70,7 @@ impl Recipe {
 impl Source {
     /// The steps of every file of the recipe's image (at `scale`, by default the demo's), made
     /// by the kernel on a loop mount; or, without root, those of `allocator_like`.
-    pub fn new(recipe: Recipe, scale: Option<u32>, seed: u64) -> Result<Self> {
+    pub fn new(recipe: Pattern, scale: Option<u32>, seed: u64) -> Result<Self> {
         if !imagekit::kernel::is_root() {
             tracing::warn!(
                 "not root: no loop mount for a kernel-made map; steps from \
@@ -86,17 +86,22 @@ impl Source {
                 steps,
             });
         }
-        let allocated = recipe.allocated();
-        let scale = scale.unwrap_or_else(|| {
-            imagekit::kernel::DEMO_RECIPES
-                .iter()
-                .find(|(r, _)| *r == allocated)
-                .map_or(5_000, |&(_, s)| s)
+        let pattern = recipe.allocated();
+        let scale = scale.unwrap_or_else(|| match imagekit::Recipe::demo_allocated(pattern) {
+            Some(imagekit::Recipe::Allocated { scale, .. }) => scale,
+            _ => 5_000,
         });
         let dir = tempfile::tempdir().context("a scratch directory for the kernel's image")?;
         let start = std::time::Instant::now();
-        let image = imagekit::kernel::allocated_with_kernel(dir.path(), allocated, scale, seed)
-            .with_context(|| format!("making the {} image", allocated.name()))?;
+        let made = imagekit::Recipe::Allocated {
+            pattern,
+            scale,
+            seed,
+        };
+        let image = made
+            .build(dir.path())
+            .with_context(|| format!("making the {} image", pattern.name()))?
+            .path;
         let fs =
             ext4::Fs::open_path(&image).with_context(|| format!("opening {}", image.display()))?;
         let (files, errors) = predictor::train::regular_files(&fs);
@@ -113,7 +118,7 @@ impl Source {
             push_steps(&exts, &mut steps);
         }
         tracing::info!(
-            recipe = allocated.name(),
+            recipe = pattern.name(),
             scale,
             steps = steps.len(),
             secs = start.elapsed().as_secs_f64(),
@@ -122,13 +127,13 @@ impl Source {
         if steps.is_empty() {
             anyhow::bail!(
                 "the {} image has no map of two extents or more",
-                allocated.name()
+                pattern.name()
             );
         }
         Ok(Self {
             name: format!(
                 "kernel {} (scale {scale}): {} steps of {used} files",
-                allocated.name(),
+                pattern.name(),
                 steps.len()
             ),
             steps,
