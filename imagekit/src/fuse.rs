@@ -282,3 +282,42 @@ pub fn umount(dir: &Path, lazy: bool) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_exits_before_mounting_says_how_it_ended() {
+        let make = |_: &Path| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "echo no such image >&2; exit 3"]);
+            cmd
+        };
+        match FuseMount::in_scratch(make, "sh", Duration::from_secs(10)) {
+            Err(Error::FuseExited { what, ended }) => {
+                assert_eq!(what, "sh");
+                assert_eq!(ended.status.code(), Some(3));
+                assert_eq!(ended.log_tail(), "no such image");
+            }
+            other => panic!("expected FuseExited, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_server_that_never_mounts_times_out_and_is_killed() {
+        let make = |_: &Path| {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            cmd
+        };
+        let start = Instant::now();
+        let err = FuseMount::in_scratch(make, "sleep", Duration::from_millis(200))
+            .expect_err("sleep mounts nothing");
+        assert!(err.to_string().contains("did not mount within"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the child was waited for"
+        );
+    }
+}
