@@ -98,13 +98,15 @@ impl Recipe {
             .find(|r| r.name() == name)
     }
 
-    /// The demo's recipe of the kernel-allocated `pattern` ([`Self::DEMO`]).
+    /// The operations the demo runs the kernel-allocated `pattern` for ([`Self::DEMO`]).
     #[must_use]
-    pub fn demo_allocated(pattern: Allocated) -> Option<Recipe> {
-        Self::DEMO
-            .iter()
-            .copied()
-            .find(|r| matches!(r, Recipe::Allocated { pattern: p, .. } if *p == pattern))
+    pub fn demo_scale(pattern: Allocated) -> Option<u32> {
+        Self::DEMO.iter().find_map(|r| match *r {
+            Recipe::Allocated {
+                pattern: p, scale, ..
+            } if p == pattern => Some(scale),
+            _ => None,
+        })
     }
 
     /// Short id: the image's file stem and the dataset name in reports (`ext4-1k`,
@@ -293,6 +295,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len(), "names are unique");
         assert_eq!(Recipe::DEMO[4].name(), "kernel-punched-1e6");
+        assert_eq!(Recipe::demo_scale(Allocated::Appenders), Some(5_000));
     }
 
     #[test]

@@ -87,10 +87,9 @@ impl Source {
             });
         }
         let pattern = recipe.allocated();
-        let scale = scale.unwrap_or_else(|| match imagekit::Recipe::demo_allocated(pattern) {
-            Some(imagekit::Recipe::Allocated { scale, .. }) => scale,
-            _ => 5_000,
-        });
+        let scale = scale
+            .or_else(|| imagekit::Recipe::demo_scale(pattern))
+            .unwrap_or(5_000);
         let dir = tempfile::tempdir().context("a scratch directory for the kernel's image")?;
         let start = std::time::Instant::now();
         let made = imagekit::Recipe::Allocated {
