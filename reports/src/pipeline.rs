@@ -10,7 +10,7 @@ use imagekit::Recipe;
 use indicatif::{ProgressBar, ProgressStyle};
 use predictor::error::Chain;
 
-use crate::datasets::{self, Dataset};
+use crate::datasets::{self, Dataset, SYNTH_SEED};
 use crate::exp::registry::{self, RUN, SKIPPED};
 use crate::exp::{self, Ctx, Scale, Section};
 use crate::images::{self, LoadedImage};
@@ -205,6 +205,10 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+// The demo's kernel-allocated maps (`imagekit::DEMO_SEED`) and its synthetic maps are drawn
+// from one seed, as when the pipeline passed SYNTH_SEED to the kernel's recipes itself.
+const _: () = assert!(SYNTH_SEED == imagekit::DEMO_SEED);
 
 /// The demo's images ([`Scale::recipes`]): the debugfs-built ones in parallel, then, as root,
 /// the kernel-made ones one by one (each one that fails or cannot be built is skipped, and the

@@ -25,7 +25,7 @@ use crate::compare::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS};
 use crate::rows::{met, print_row};
 use crate::timing::{race, Summary};
 
-pub use source::Pattern;
+pub use source::Recipe;
 
 /// The bar on bytes: the compact index holds at most this share of iext16's bytes.
 const BYTES_BAR: f64 = 0.25;
@@ -42,7 +42,7 @@ pub struct Args {
     /// The kernel-made map whose steps are drawn (as root; without root the steps of
     /// predictor::synth::allocator_like, whose distributions are fixed by hand).
     #[arg(long, value_enum, default_value = "appenders")]
-    pub recipe: Pattern,
+    pub recipe: Recipe,
     /// Operations of the recipe (default: the demo's scale, 5000 for the appenders; fewer
     /// make the source image faster and its steps fewer).
     #[arg(long)]

@@ -45,7 +45,7 @@ pub struct Source {
 
 /// Which kernel-allocated map (`imagekit::kernel::Allocated`) the steps come from.
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum Pattern {
+pub enum Recipe {
     /// Four files appended in turn with fsync (no holes; jumps over the other files' blocks).
     Appenders,
     /// A fallocated file with random holes punched (unwritten extents of irregular lengths).
@@ -56,7 +56,7 @@ pub enum Pattern {
     Sqlite,
 }
 
-impl Pattern {
+impl Recipe {
     fn allocated(self) -> Allocated {
         match self {
             Self::Appenders => Allocated::Appenders,
@@ -70,7 +70,7 @@ impl Pattern {
 impl Source {
     /// The steps of every file of the recipe's image (at `scale`, by default the demo's), made
     /// by the kernel on a loop mount; or, without root, those of `allocator_like`.
-    pub fn new(recipe: Pattern, scale: Option<u32>, seed: u64) -> Result<Self> {
+    pub fn new(recipe: Recipe, scale: Option<u32>, seed: u64) -> Result<Self> {
         if !imagekit::kernel::is_root() {
             tracing::warn!(
                 "not root: no loop mount for a kernel-made map; steps from \
