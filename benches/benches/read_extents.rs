@@ -15,8 +15,9 @@ fn read_extents(c: &mut Criterion) {
         Ok(d) => d,
         Err(e) => panic!("temp dir: {e}"),
     };
-    let image = match imagekit::kernel::punched_with_kernel(dir.path(), EXTENTS) {
-        Ok(i) => i,
+    let recipe = imagekit::Recipe::Punched { extents: EXTENTS };
+    let image = match recipe.build(dir.path()) {
+        Ok(i) => i.path,
         Err(e) => panic!("building the image: {e}"),
     };
     let fs = match ext4::Fs::open_path(&image) {

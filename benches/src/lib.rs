@@ -103,7 +103,8 @@ pub struct RealFile {
 }
 
 /// Every regular file of at least `min_extents` extents in the demo's kernel-allocator images
-/// (`imagekit::kernel::DEMO_RECIPES`, built in `dir` with the demo's seed, [`MAP_SEED`]): maps
+/// (the `imagekit::Recipe::Allocated` of `Recipe::DEMO`, built in `dir` as the demo builds them,
+/// with the demo's seed, `imagekit::DEMO_SEED`, which is [`MAP_SEED`]): maps
 /// the kernel's allocator made, from about 10^3 extents (the appenders' smallest file) to
 /// 10^6. Building them loop-mounts images, so as another user this is empty and says why.
 pub fn kernel_files(dir: &std::path::Path, min_extents: usize) -> Vec<RealFile> {
@@ -112,9 +113,12 @@ pub fn kernel_files(dir: &std::path::Path, min_extents: usize) -> Vec<RealFile> 
         return Vec::new();
     }
     let mut out = Vec::new();
-    for (recipe, n) in imagekit::kernel::DEMO_RECIPES {
-        let image = match imagekit::kernel::allocated_with_kernel(dir, recipe, n, MAP_SEED) {
-            Ok(i) => i,
+    let allocated = imagekit::Recipe::DEMO
+        .iter()
+        .filter(|r| matches!(r, imagekit::Recipe::Allocated { .. }));
+    for recipe in allocated {
+        let image = match recipe.build(dir) {
+            Ok(i) => i.path,
             Err(e) => panic!("building {}: {}", recipe.name(), Chain(&e)),
         };
         let fs = match Fs::open_path(&image) {

@@ -298,7 +298,7 @@ fn kernel_agrees_on_mappings_and_contents() {
     println!("{checked} files agree with the kernel (FIEMAP and contents)");
 }
 
-/// The maps the kernel's allocator makes ([`kernel::Allocated`], small scale): our reader's map
+/// The maps the kernel's allocator makes ([`imagekit::Recipe::Allocated`], small scale): our reader's map
 /// of every file equals `debugfs -R "ex"` extent for extent and the kernel's FIEMAP block for
 /// block, and the maps are what the recipes promise: many extents of irregular lengths (not
 /// one arithmetic run a line would predict exactly).
@@ -308,10 +308,17 @@ fn kernel_allocated_maps_equal_debugfs_and_fiemap() {
         return;
     }
     let dir = tempfile::tempdir().expect("temporary directory");
-    for recipe in kernel::Allocated::ALL {
-        let what = recipe.name();
-        let image = kernel::allocated_with_kernel(dir.path(), recipe, 2000, 7)
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    for pattern in kernel::Allocated::ALL {
+        let what = pattern.name();
+        let recipe = imagekit::Recipe::Allocated {
+            pattern,
+            scale: 2000,
+            seed: 7,
+        };
+        let image = recipe
+            .build(dir.path())
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .path;
         let fs = Fs::open_path(&image).unwrap_or_else(|e| panic!("{what}: {e}"));
         let (entries, errors) = fs.walk();
         assert!(errors.is_empty(), "{what}: {errors:?}");
@@ -321,7 +328,7 @@ fn kernel_allocated_maps_equal_debugfs_and_fiemap() {
             .collect();
         assert_eq!(
             files.len(),
-            if recipe == kernel::Allocated::Appenders {
+            if pattern == kernel::Allocated::Appenders {
                 4
             } else {
                 1

@@ -111,6 +111,24 @@ pub enum Error {
     /// shared by every caller.
     #[error(transparent)]
     Standard(Arc<Error>),
+    /// A FUSE server ([`crate::fuse::FuseMount`]) exited before its mount appeared.
+    #[error("{what} exited ({}) before mounting: {}", .ended.status, .ended.log_tail())]
+    FuseExited {
+        /// What was started.
+        what: String,
+        /// How it ended, with everything it wrote to stderr.
+        ended: crate::fuse::Ended,
+    },
+    /// A FUSE mount did not come up, go away or end in time.
+    #[error("{what} {reason}: {log_tail}")]
+    Fuse {
+        /// What was started.
+        what: String,
+        /// What did not happen, e.g. "did not mount within 60 s".
+        reason: String,
+        /// The last lines the server wrote to stderr.
+        log_tail: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

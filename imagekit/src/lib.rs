@@ -1,12 +1,14 @@
 //! Builds ext4 test images with `mke2fs` and `debugfs`, and reads answers back from oracles we
 //! did not write: `debugfs` ([`oracle`]) and the kernel's ext4 driver ([`kernel`]).
 //!
-//! Used by tests, benches and `reports demo`, never by hand. Images are sparse files in a
-//! directory the caller names ([`build`], [`demo`]) or in a per-process temporary directory
-//! ([`standard`]; under `/dev/shm` when it has room), removed when the process exits (set
-//! `IMAGEKIT_KEEP=1` to keep it, the debugfs scripts and the source files; `IMAGEKIT_DIR` picks its
-//! parent directory). Contents are seeded random bytes:
-//! the same [`Kind`] gives the same files on every machine (the file system UUIDs differ).
+//! Every image has one name, a [`Recipe`]: a debugfs-built [`Kind`], a map the kernel's
+//! allocator makes ([`kernel::Allocated`]) or a kernel-punched file. Used by tests, benches and
+//! `reports demo`, never by hand. Images are sparse files in a directory the caller names
+//! ([`Recipe::build`], [`build_many`]) or in a per-process temporary directory ([`standard`];
+//! under `/dev/shm` when it has room), removed when the process exits (set `IMAGEKIT_KEEP=1` to
+//! keep it, the debugfs scripts and the source files; `IMAGEKIT_DIR` picks its parent
+//! directory). Contents are seeded random bytes: the same recipe gives the same files on every
+//! machine (the file system UUIDs differ; the kernel's allocator may place blocks differently).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), imagekit::Error> {
@@ -20,10 +22,11 @@
 //! ```
 //!
 //! Needs e2fsprogs (`mke2fs`, `debugfs`, `e2fsck`); [`kernel`] needs root, loop devices and
-//! util-linux `mount`.
+//! util-linux `mount`; [`fuse::FuseMount`] runs a FUSE server until dropped.
 
 #![warn(missing_docs)]
 
+mod builder;
 mod cmd;
 mod error;
 mod kinds;
@@ -31,6 +34,7 @@ mod recipe;
 mod rng;
 
 pub mod corpus;
+pub mod fuse;
 pub mod kernel;
 pub mod oracle;
 mod skip;
@@ -38,19 +42,19 @@ pub mod workloads;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use builder::MAX_LBLK;
 pub use cmd::tool;
 pub use error::{Error, Result};
 pub use oracle::{FileKind, OracleExtent};
-pub use recipe::MAX_LBLK;
+pub use recipe::{build_many, count_label, Recipe, DEMO_SEED};
 pub use rng::Rng;
 pub use skip::{root_or_skip, skip, REQUIRE_ALL};
 
-/// One kind of test image. [`Kind::STANDARD`] are the ones [`standard`] builds,
-/// [`Kind::DEMO`] the ones [`demo`] builds.
+/// One kind of image mke2fs and debugfs build ([`Recipe::Debugfs`]); [`Recipe::STANDARD`] and
+/// [`Recipe::DEMO`] list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Kind {
@@ -99,35 +103,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The images of [`standard`], the slowest first (they are built in parallel).
-    pub const STANDARD: &'static [Kind] = &[
-        Kind::Frag1k,
-        Kind::HtreeNoCsum,
-        Kind::Ext1k,
-        Kind::Frag4k,
-        Kind::Ext4k,
-        Kind::Bigalloc,
-        Kind::No64bit,
-        Kind::NoFlexBg,
-        Kind::MetaBg,
-        Kind::Ext4_64k,
-        Kind::Ext3_1k,
-        Kind::Ext3_4k,
-        Kind::Inline,
-    ];
-
-    /// The images of [`demo`].
-    pub const DEMO: &'static [Kind] = &[
-        Kind::DemoPunched,
-        Kind::DemoTree,
-        Kind::DemoDepth3,
-        Kind::DemoUnwritten,
-    ];
-
     /// Short id used in file names and test output.
     #[must_use]
     pub fn name(self) -> &'static str {
         kinds::KindSpec::of(self).name
+    }
+
+    /// One line on what the image covers.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        kinds::KindSpec::of(self).description
     }
 
     /// The seed of this kind's random contents.
@@ -182,10 +167,10 @@ pub struct FileSpec {
 /// A built image.
 #[derive(Debug, Clone)]
 pub struct Image {
-    /// Short id, e.g. `ext4-1k` (see [`Kind::name`]).
+    /// Short id, e.g. `ext4-1k` (see [`Recipe::name`]).
     pub name: String,
     /// The recipe.
-    pub kind: Kind,
+    pub recipe: Recipe,
     /// The image file (sparse).
     pub path: PathBuf,
     /// File-system block size in bytes.
@@ -193,7 +178,7 @@ pub struct Image {
     /// Paths of the interesting files inside the image (those of `specs`), e.g. `/depth3`.
     /// [`oracle::list_files`] lists everything.
     pub files: Vec<String>,
-    /// What each interesting file promises.
+    /// What each interesting file promises (none for the kernel's images).
     pub specs: Vec<FileSpec>,
     /// One line on what the image covers.
     pub description: String,
@@ -211,54 +196,6 @@ impl Image {
     pub fn spec(&self, path: &str) -> Option<&FileSpec> {
         self.specs.iter().find(|s| s.path == path)
     }
-}
-
-/// Builds one image of `kind` as `DIR/NAME.img` (replacing an old one). Source files go to a
-/// scratch directory (under `/dev/shm` when it has room, else `DIR/NAME.work/`) removed at the
-/// end. With `IMAGEKIT_KEEP` set, the scratch directory is `DIR/NAME.work/` and is kept, with
-/// the debugfs script as `DIR/NAME.debugfs`.
-pub fn build(kind: Kind, dir: &Path) -> Result<Image> {
-    kinds::build(kind, dir)
-}
-
-/// Builds several images in `dir`, on as many threads as there are CPUs (mke2fs and debugfs
-/// are single-threaded). The result is in the order of `kinds`; the first failure is returned.
-pub fn build_many(kinds: &[Kind], dir: &Path) -> Result<Vec<Image>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .clamp(1, kinds.len().max(1));
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<Image>)> = Vec::with_capacity(kinds.len());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&kind) = kinds.get(i) else { break };
-                        mine.push((i, build(kind, dir)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        for handle in handles {
-            match handle.join() {
-                Ok(mine) => done.extend(mine),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
-/// The demo mix for `reports demo`, built in `dir`: a tree of 2000 ordinary files, a punched
-/// file with about 10^5 extents, unwritten (fallocated) extents, and a 1 KiB-block image with a
-/// depth-3 extent tree.
-pub fn demo(dir: &Path) -> Result<Vec<Image>> {
-    build_many(Kind::DEMO, dir)
 }
 
 struct Standard {
@@ -331,7 +268,7 @@ fn build_standard() -> Result<Standard> {
         }
     }
     let start = Instant::now();
-    let images = build_many(Kind::STANDARD, &dir)?;
+    let images = build_many(Recipe::STANDARD, &dir)?;
     let elapsed = start.elapsed();
     tracing::info!(ms = elapsed.as_millis() as u64, dir = %dir.display(), "standard images built");
     Ok(Standard {
@@ -341,7 +278,7 @@ fn build_standard() -> Result<Standard> {
     })
 }
 
-/// Builds every [`Kind::STANDARD`] image once per process (tests in one binary share them)
+/// Builds every [`Recipe::STANDARD`] image once per process (tests in one binary share them)
 /// into a temporary directory that is removed when the process exits. A failure is remembered
 /// and returned to every caller as [`Error::Standard`].
 pub fn standard() -> Result<&'static [Image]> {

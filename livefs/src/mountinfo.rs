@@ -38,9 +38,15 @@ fn unescape(s: &str) -> String {
 
 /// Whether `dir` (canonicalised) is a mount point of this process's mount namespace.
 pub fn is_mount_point(dir: &Path) -> std::io::Result<bool> {
-    let dir = dir.canonicalize()?;
+    Ok(mounts_on(&dir.canonicalize()?)? > 0)
+}
+
+/// How many mounts are stacked on `dir` in this process's mount namespace. `dir` must be
+/// canonical already: it is not resolved here, because resolving the mount point of a FUSE
+/// server that died fails (`ENOTCONN`) exactly when one wants to find and undo that mount.
+pub fn mounts_on(dir: &Path) -> std::io::Result<usize> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(mount_points(&text).contains(&dir))
+    Ok(mount_points(&text).iter().filter(|m| *m == dir).count())
 }
 
 #[cfg(test)]

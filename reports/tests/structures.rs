@@ -105,14 +105,22 @@ fn compact_holds_a_third_of_iext16_on_kernel_allocator_maps() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    for (recipe, n) in [
-        (imagekit::kernel::Allocated::RandomPunched, 20_000),
-        (imagekit::kernel::Allocated::SparseDisk, 10_000),
-        (imagekit::kernel::Allocated::Appenders, 4_000),
-        (imagekit::kernel::Allocated::Sqlite, 2_000),
+    use imagekit::kernel::Allocated;
+    for (pattern, scale) in [
+        (Allocated::RandomPunched, 20_000),
+        (Allocated::SparseDisk, 10_000),
+        (Allocated::Appenders, 4_000),
+        (Allocated::Sqlite, 2_000),
     ] {
-        let image = imagekit::kernel::allocated_with_kernel(tmp.path(), recipe, n, 7)
-            .unwrap_or_else(|e| panic!("{}: {e}", recipe.name()));
+        let recipe = imagekit::Recipe::Allocated {
+            pattern,
+            scale,
+            seed: 7,
+        };
+        let image = recipe
+            .build(tmp.path())
+            .unwrap_or_else(|e| panic!("{}: {e}", recipe.name()))
+            .path;
         let all = check(&run(&image, &["--min-extents", "1000"]).unwrap_or_else(|e| panic!("{e}")));
         assert!(!all.is_empty(), "{}: no map of 1000 extents", recipe.name());
         for (file, s) in &all {

@@ -19,7 +19,7 @@ use common::{
 };
 use ext4::Fs;
 use imagekit::kernel::LoopMount;
-use imagekit::{Image, Kind};
+use imagekit::{Image, Kind, Recipe};
 
 /// The fragmented file every test reads (10^4 extents, depth 2).
 const FRAG: &str = "/frag-10k";
@@ -32,7 +32,8 @@ fn image() -> &'static (tempfile::TempDir, Image, PathBuf) {
     static IMG: OnceLock<(tempfile::TempDir, Image, PathBuf)> = OnceLock::new();
     IMG.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let img = imagekit::build(Kind::Frag4k, tmp.path())
+        let img = Recipe::Debugfs(Kind::Frag4k)
+            .build(tmp.path())
             .unwrap_or_else(|e| panic!("building frag-4k: {e}"));
         let pack = tmp.path().join("frag-4k.pack");
         write_pack(&img.path, &pack);

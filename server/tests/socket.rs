@@ -148,7 +148,8 @@ fn ext4k() -> &'static imagekit::Image {
     &IMAGE
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-            let img = imagekit::build(imagekit::Kind::Ext4k, dir.path())
+            let img = imagekit::Recipe::Debugfs(imagekit::Kind::Ext4k)
+                .build(dir.path())
                 .unwrap_or_else(|e| panic!("building ext4-4k: {e}"));
             (dir, img)
         })
@@ -516,8 +517,9 @@ fn query_prints_the_same_json_in_process_and_through_the_socket() {
     ]);
     assert!(!ok && err.contains("no regular file"), "{err}");
     // A pack for another image.
-    let other =
-        imagekit::build(imagekit::Kind::No64bit, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+    let other = imagekit::Recipe::Debugfs(imagekit::Kind::No64bit)
+        .build(tmp.path())
+        .unwrap_or_else(|e| panic!("{e}"));
     let (_, err, ok) = query(&[
         other.path.as_os_str(),
         OsStr::new("--models"),

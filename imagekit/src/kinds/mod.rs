@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use crate::error::Result;
-use crate::oracle::FileKind;
-use crate::recipe::{
+use crate::builder::{
     every_other, file_spec, kept_runs, tree_dir, tree_fifo, tree_file, tree_symlink, Builder,
     Pattern, MAX_LBLK,
 };
+use crate::error::Result;
+use crate::oracle::FileKind;
 use crate::{FileSpec, Image, Kind, Layout};
 
 mod files;
@@ -45,7 +45,7 @@ pub(crate) struct KindSpec {
     /// What the debugfs script adds, in this order (it draws on the kind's random numbers).
     files: &'static [Files],
     /// One line on what the image covers ([`Image::description`]).
-    description: &'static str,
+    pub description: &'static str,
 }
 
 /// The features given to `mke2fs -O`.
@@ -468,7 +468,8 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_row_and_a_name_of_its_own() {
-        let all: Vec<Kind> = Kind::STANDARD.iter().chain(Kind::DEMO).copied().collect();
+        let lists = crate::Recipe::STANDARD.iter().chain(crate::Recipe::DEMO);
+        let all: Vec<Kind> = lists.filter_map(crate::Recipe::kind).collect();
         assert_eq!(
             all.len(),
             KINDS.len(),

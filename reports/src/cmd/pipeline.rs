@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use imagekit::Recipe;
 use indicatif::{ProgressBar, ProgressStyle};
 use predictor::error::Chain;
 
@@ -205,79 +206,52 @@ pub fn run(input: &Input, opts: &Options) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The demo's images: `imagekit::demo`'s, and as root the kernel-made ones.
+// The demo's kernel-allocated maps (`imagekit::DEMO_SEED`) and its synthetic maps are drawn
+// from one seed, as when the pipeline passed SYNTH_SEED to the kernel's recipes itself.
+const _: () = assert!(SYNTH_SEED == imagekit::DEMO_SEED);
+
+/// The demo's images ([`Scale::recipes`]): the debugfs-built ones in parallel, then, as root,
+/// the kernel-made ones one by one (each one that fails or cannot be built is skipped, and the
+/// report says why).
 fn demo_specs(
     scale: &Scale,
     work_path: &Path,
     bar: &ProgressBar,
     skipped: &mut Vec<(String, String)>,
 ) -> Result<Vec<Spec>> {
-    let mut specs = Vec::new();
+    let (kernel, debugfs): (Vec<Recipe>, Vec<Recipe>) =
+        scale.recipes.iter().partition(|r| r.needs_root());
     bar.set_message("building the demo images (mke2fs, debugfs)");
-    let built = imagekit::demo(work_path).context("building the demo images")?;
-    for img in built {
-        specs.push(Spec {
-            name: img.name.clone(),
-            note: img.description.clone(),
-            path: img.path,
-            models: None,
-            readable: true,
-            kernel_mountable: img.kernel_mountable,
-        });
-    }
-    match scale.kernel_punched {
-        Some(n) if imagekit::kernel::is_root() => {
-            bar.set_message(format!(
-                "building a kernel-punched image with {n} extents (loop mount)"
-            ));
-            match imagekit::kernel::punched_with_kernel(work_path, n) {
-                Ok(path) => specs.push(Spec {
-                    name: format!("kernel-punched-{}", datasets::count_label(n as usize)),
-                    note: format!("4 KiB blocks, /punched: {n} unwritten extents made by the kernel (fallocate, then a hole punched in every other block); only for lookups and training, its reads are zeros"),
-                    path,
-                    models: None,
-                    readable: false,
-                    kernel_mountable: true,
-                }),
-                Err(e) => {
-                    skipped.push(("kernel-punched image".into(), Chain(&e).to_string()))
-                }
-            }
-        }
-        Some(_) => skipped.push((
-            "kernel-punched image (10^6 extents, real on-disk walk at 10^6)".into(),
-            "needs root for a loop mount".into(),
-        )),
-        None => {}
-    }
-    for &(recipe, n) in &scale.kernel_allocated {
+    let built = imagekit::build_many(&debugfs, work_path).context("building the demo images")?;
+    let mut specs: Vec<Spec> = built.into_iter().map(spec_of).collect();
+    for recipe in kernel {
+        let name = recipe.name();
         if !imagekit::kernel::is_root() {
             skipped.push((
-                format!(
-                    "{} image (maps made by the kernel allocator)",
-                    recipe.name()
-                ),
+                format!("{name} image (made by the kernel)"),
                 "needs root for a loop mount".into(),
             ));
             continue;
         }
-        bar.set_message(format!(
-            "building {} through the kernel (loop mount)",
-            recipe.name()
-        ));
-        match imagekit::kernel::allocated_with_kernel(work_path, recipe, n, SYNTH_SEED) {
-            Ok(path) => specs.push(Spec {
-                name: recipe.name().to_string(),
-                note: recipe.description(n),
-                path,
-                models: None,
-                readable: recipe.written(),
-                kernel_mountable: true,
-            }),
-            Err(e) => skipped.push((format!("{} image", recipe.name()), Chain(&e).to_string())),
+        bar.set_message(format!("building {name} through the kernel (loop mount)"));
+        match recipe.build(work_path) {
+            Ok(img) => specs.push(spec_of(img)),
+            Err(e) => skipped.push((format!("{name} image"), Chain(&e).to_string())),
         }
     }
     Ok(specs)
+}
+
+/// What the run needs to know of a built image.
+fn spec_of(img: imagekit::Image) -> Spec {
+    Spec {
+        name: img.name,
+        note: img.description,
+        path: img.path,
+        models: None,
+        readable: img.recipe.written(),
+        kernel_mountable: img.kernel_mountable,
+    }
 }
 
 /// Loads and trains every image.

@@ -56,11 +56,10 @@ pub struct Scale {
     pub train_sizes: Vec<usize>,
     /// Number of small synthetic files fitted as one "many files" training run.
     pub train_many_files: usize,
-    /// Extents of the kernel-punched image built as an extra dataset (root only).
-    pub kernel_punched: Option<u32>,
-    /// Images whose maps the kernel's allocator makes, with the operations of each recipe
-    /// (root only): "maps made by the kernel allocator" beside the regular punch.
-    pub kernel_allocated: Vec<(imagekit::kernel::Allocated, u32)>,
+    /// The images of a demo run, in report order: the debugfs-built ones, then (root only)
+    /// the kernel-punched file and the maps the kernel's allocator makes ("maps made by the
+    /// kernel allocator" beside the regular punch).
+    pub recipes: Vec<imagekit::Recipe>,
     /// Files timed per extent-count class in the population view.
     pub population_samples: usize,
     /// Lookup timing of each sampled file in the population view.
@@ -95,8 +94,7 @@ impl Scale {
             preads: 20_000,
             train_sizes: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
             train_many_files: 100_000,
-            kernel_punched: Some(1_000_000),
-            kernel_allocated: imagekit::kernel::DEMO_RECIPES.to_vec(),
+            recipes: imagekit::Recipe::DEMO.to_vec(),
             population_samples: 8,
             population_lookup: Budget {
                 batch: 1024,
@@ -130,8 +128,11 @@ impl Scale {
             preads: 500,
             train_sizes: vec![1_000, 100_000],
             train_many_files: 2_000,
-            kernel_punched: None,
-            kernel_allocated: Vec::new(),
+            recipes: imagekit::Recipe::DEMO
+                .iter()
+                .filter(|r| !r.needs_root())
+                .copied()
+                .collect(),
             population_samples: 2,
             population_lookup: Budget {
                 batch: 256,

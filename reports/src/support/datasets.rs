@@ -63,17 +63,7 @@ pub struct Dataset {
 
 /// `1e5`-style label for a count that is a power of ten, else the number.
 pub fn count_label(n: usize) -> String {
-    let mut k = n;
-    let mut exp = 0;
-    while k >= 10 && k % 10 == 0 {
-        k /= 10;
-        exp += 1;
-    }
-    if k == 1 && exp > 0 {
-        format!("1e{exp}")
-    } else {
-        n.to_string()
-    }
+    imagekit::count_label(n as u64)
 }
 
 /// The synthetic dataset of `n` extents.

@@ -4,10 +4,11 @@
 //! share it), and says why each other one cannot.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use imagekit::fuse::FuseMount;
 use predictor::error::Chain;
 
 /// Display name of the kernel mount.
@@ -25,7 +26,7 @@ pub fn ours(tier: &str) -> String {
 pub enum Mounted {
     /// The kernel's ext4 on a loop device.
     Kernel(imagekit::kernel::LoopMount),
-    /// fuse2fs or our server.
+    /// fuse2fs or our server ([`imagekit::fuse::FuseMount`]).
     Fuse(FuseMount),
 }
 
@@ -103,7 +104,7 @@ impl Systems<'_> {
             None => Err("fuse2fs not found (Debian package fuse2fs)".to_string()),
             Some(_) if !fuse_dev => Err("/dev/fuse is missing".to_string()),
             Some(_) if !root => not_root(),
-            Some(bin) => fuse_err(FuseMount::fuse2fs(bin, self.image, self.cpu)),
+            Some(bin) => fuse_err(fuse2fs(bin, self.image, self.cpu)),
         };
         attempts.push((FUSE2FS.into(), String::new(), fuse2fs));
         for tier in self.tiers {
@@ -115,7 +116,7 @@ impl Systems<'_> {
                 ),
                 Some(_) if !fuse_dev => Err("/dev/fuse is missing".to_string()),
                 Some(_) if !root => not_root(),
-                Some(bin) => fuse_err(FuseMount::ours(
+                Some(bin) => fuse_err(ours_mount(
                     bin,
                     self.image,
                     self.pack,
@@ -159,141 +160,42 @@ pub fn find_tool(name: &str, explicit: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether `dir` is a mount point now.
-fn is_mounted(dir: &Path) -> bool {
-    livefs::mountinfo::is_mount_point(dir).unwrap_or(false)
-}
+/// How long a FUSE server may take to mount.
+const MOUNT_LIMIT: Duration = Duration::from_secs(15);
 
-/// A FUSE file system served by a child process until dropped.
-#[derive(Debug)]
-pub struct FuseMount {
-    /// Holds the mount point and the log; removed after the unmount (fields drop after `drop`).
-    _dir: tempfile::TempDir,
-    mountpoint: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-    what: String,
-}
-
-impl FuseMount {
-    /// Runs `cmd` (which must mount on `dir` and stay in the foreground) and waits up to 15 s
-    /// for the mount to appear.
-    fn start(mut cmd: Command, dir: tempfile::TempDir, what: &str) -> Result<Self> {
-        let mountpoint = dir.path().join("mnt");
-        let log = dir.path().join("server.log");
-        let log_file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .with_context(|| format!("starting {what}"))?;
-        let mut m = Self {
-            _dir: dir,
-            mountpoint,
-            child: Some(child),
-            log,
-            what: what.to_string(),
-        };
-        let start = Instant::now();
-        while !is_mounted(&m.mountpoint) {
-            if let Some(c) = m.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    m.child = None;
-                    bail!("{what} exited ({status}) before mounting: {}", m.log_tail());
-                }
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                bail!("{what} did not mount within 15 s: {}", m.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(m)
-    }
-
-    /// `fuse2fs -f -o ro,fakeroot IMAGE MNT` (`-f`: stay in the foreground as our child),
-    /// pinned to `cpu` if given.
-    pub fn fuse2fs(fuse2fs: &Path, image: &Path, cpu: Option<usize>) -> Result<Self> {
-        let dir = tempdir()?;
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).with_context(|| format!("creating {}", mnt.display()))?;
+/// `fuse2fs -f -o ro,fakeroot IMAGE MNT` (`-f`: stay in the foreground as our child), pinned
+/// to `cpu` if given.
+pub fn fuse2fs(fuse2fs: &Path, image: &Path, cpu: Option<usize>) -> Result<FuseMount> {
+    let command = |mnt: &Path| {
         let mut cmd = pinned(fuse2fs, cpu);
-        cmd.arg(image).arg(&mnt).args(["-f", "-o", "ro,fakeroot"]);
-        Self::start(cmd, dir, "fuse2fs")
-    }
+        cmd.arg(image).arg(mnt).args(["-f", "-o", "ro,fakeroot"]);
+        cmd
+    };
+    Ok(FuseMount::in_scratch(command, "fuse2fs", MOUNT_LIMIT)?)
+}
 
-    /// `server mount IMAGE MNT --models PACK --tier TIER --threads N`, pinned to `cpu` if
-    /// given.
-    pub fn ours(
-        server: &Path,
-        image: &Path,
-        pack: &Path,
-        tier: &str,
-        threads: u16,
-        cpu: Option<usize>,
-    ) -> Result<Self> {
-        let dir = tempdir()?;
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).with_context(|| format!("creating {}", mnt.display()))?;
+/// `server mount IMAGE MNT --models PACK --tier TIER --threads N`, pinned to `cpu` if given.
+pub fn ours_mount(
+    server: &Path,
+    image: &Path,
+    pack: &Path,
+    tier: &str,
+    threads: u16,
+    cpu: Option<usize>,
+) -> Result<FuseMount> {
+    let command = |mnt: &Path| {
         let mut cmd = pinned(server, cpu);
         cmd.arg("mount")
             .arg(image)
-            .arg(&mnt)
+            .arg(mnt)
             .arg("--models")
             .arg(pack)
             .args(["--tier", tier, "--threads", &threads.to_string()])
             .env("IOMAP_LOG", "warn");
-        Self::start(cmd, dir, &format!("server mount --tier {tier}"))
-    }
-
-    /// The host path of `path` inside the mounted image.
-    pub fn host_path(&self, path: &str) -> PathBuf {
-        self.mountpoint.join(path.trim_start_matches('/'))
-    }
-
-    /// The last lines the server wrote to stderr.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().rev().take(5).collect();
-        if lines.is_empty() {
-            "(no output)".into()
-        } else {
-            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        }
-    }
-}
-
-impl Drop for FuseMount {
-    fn drop(&mut self) {
-        if is_mounted(&self.mountpoint) {
-            let ok = Command::new("umount")
-                .arg(&self.mountpoint)
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                tracing::warn!(what = %self.what, "umount failed; detaching lazily");
-                let _ = Command::new("umount")
-                    .arg("-l")
-                    .arg(&self.mountpoint)
-                    .status();
-            }
-        }
-        if let Some(mut child) = self.child.take() {
-            // The server exits once unmounted; give it a moment, then stop the child we started.
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            tracing::warn!(what = %self.what, pid = child.id(), "did not exit after unmount; killing it");
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+        cmd
+    };
+    let what = format!("server mount --tier {tier}");
+    Ok(FuseMount::in_scratch(command, &what, MOUNT_LIMIT)?)
 }
 
 /// `program`, run under `taskset -c CPU` (util-linux) when `cpu` is given: the process and
@@ -307,12 +209,4 @@ fn pinned(program: &Path, cpu: Option<usize>) -> Command {
         }
         None => Command::new(program),
     }
-}
-
-/// A scratch directory holding the mount point and the server's log.
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("reports-mnt-")
-        .tempdir()
-        .context("creating a temporary mount directory")
 }

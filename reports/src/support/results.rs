@@ -278,7 +278,7 @@ fn render_lookup(md: &mut String, rows: &[LookupRow]) {
             md,
             "\nOn real maps: the most fragmented file of each standard test image, and every \
              file of at least 10^3 extents of the demo's images made by the kernel allocator \
-             (`imagekit::kernel::DEMO_RECIPES`, built when the script runs as root). Same \
+             (the `imagekit::Recipe::Allocated` of `Recipe::DEMO`, built when the script runs as root). Same \
              regimes; the on-disk walk reads the image's tree blocks from the page cache (no \
              `cold-many-files` row). ns per lookup:\n\n\
              | file | regime | learned | compact | iext16 | BTreeMap | on-disk walk | compact vs iext16 |\n\

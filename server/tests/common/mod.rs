@@ -4,11 +4,12 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ext4::Fs;
+use imagekit::fuse::FuseMount;
 use predictor::model::FitParams;
 use predictor::pack::Pack;
 
@@ -53,187 +54,87 @@ pub fn write_pack(image: &Path, path: &Path) -> Pack {
     pack
 }
 
-/// Runs `umount [-l] dir`; whether it succeeded.
-pub fn umount(dir: &Path, lazy: bool) -> bool {
-    let mut cmd = Command::new("umount");
-    if lazy {
-        cmd.arg("-l");
-    }
-    cmd.arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+pub use imagekit::fuse::{umount, Ended};
 
 /// Whether `dir` is a mount point now.
 pub fn is_mounted(dir: &Path) -> bool {
     mounts_at(dir) > 0
 }
 
-/// How many mounts are stacked on `dir`.
+/// How many mounts are stacked on `dir` (0 if it cannot be resolved).
 pub fn mounts_at(dir: &Path) -> usize {
-    let (Ok(dir), Ok(text)) = (
-        dir.canonicalize(),
-        std::fs::read_to_string("/proc/self/mountinfo"),
-    ) else {
-        return 0;
-    };
-    livefs::mountinfo::mount_points(&text)
-        .iter()
-        .filter(|m| **m == dir)
-        .count()
+    dir.canonicalize()
+        .and_then(|dir| livefs::mountinfo::mounts_on(&dir))
+        .unwrap_or(0)
 }
 
-/// How `server mount` ended.
-#[derive(Debug)]
-pub struct Ended {
-    /// Exit status.
-    pub status: ExitStatus,
-    /// Everything it wrote to stderr.
-    pub stderr: String,
-}
-
-/// A running `server mount`. Dropping it unmounts (lazily as a last resort) and kills the
-/// server if it does not exit by itself, so no test leaves a mount behind.
+/// A running `server mount` ([`imagekit::fuse::FuseMount`]). Dropping it unmounts (lazily as a
+/// last resort) and kills the server if it does not exit by itself, so no test leaves a mount
+/// behind.
 #[derive(Debug)]
 pub struct ServerMount {
     pub dir: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-    /// Whether this server's mount is (or was) up: only then does drop unmount `dir`.
-    mounted: bool,
+    fuse: FuseMount,
 }
 
 impl ServerMount {
-    /// Starts `server mount IMAGE DIR ARGS...` and waits (up to 60 s) until DIR is mounted.
-    /// If the server exits first, returns how it ended.
+    /// Starts `server mount IMAGE DIR ARGS...` (stderr in `DIR.log`) and waits (up to 60 s)
+    /// until DIR is mounted. If the server exits first, returns how it ended.
     pub fn start(image: &Path, dir: &Path, args: &[&str]) -> Result<Self, Ended> {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let before = mounts_at(dir);
-        let log = dir.with_extension("log");
-        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(SERVER)
-            .arg("mount")
+        let mut cmd = Command::new(SERVER);
+        cmd.arg("mount")
             .arg(image)
             .arg(dir)
             .args(args)
-            .env("IOMAP_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {SERVER}: {e}"));
-        let mut m = ServerMount {
-            dir: dir.to_owned(),
-            child: Some(child),
-            log,
-            mounted: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if mounts_at(dir) > before {
-                m.mounted = true;
-                return Ok(m);
-            }
-            if let Some(ended) = m.try_ended() {
-                return Err(ended);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not mount {} within 60 s:\n{}",
-                dir.display(),
-                m.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            .env("IOMAP_LOG", "info");
+        let log = dir.with_extension("log");
+        match FuseMount::start(cmd, dir, &log, "server mount", Duration::from_secs(60)) {
+            Ok(fuse) => Ok(Self {
+                dir: dir.to_owned(),
+                fuse,
+            }),
+            Err(imagekit::Error::FuseExited { ended, .. }) => Err(ended),
+            Err(e) => panic!("{e}"),
         }
     }
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.fuse.pid()
     }
 
     /// What the server logged so far.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.fuse.log()
     }
 
     /// Whether the server is still running.
     pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    fn try_ended(&mut self) -> Option<Ended> {
-        let status = self.child.as_mut()?.try_wait().ok()??;
-        self.child = None;
-        Some(Ended {
-            status,
-            stderr: self.stderr(),
-        })
-    }
-
-    /// Waits up to `limit` for the server to exit.
-    fn wait_exit(&mut self, limit: Duration) -> Option<Ended> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(e) = self.try_ended() {
-                return Some(e);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.fuse.running()
     }
 
     /// Unmounts with `umount` and waits for the server to exit by itself.
-    pub fn unmount(mut self) -> Ended {
-        assert!(
-            umount(&self.dir, false),
-            "umount {} failed",
-            self.dir.display()
-        );
-        self.wait_exit(Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("server did not exit after umount:\n{}", self.stderr()))
+    pub fn unmount(self) -> Ended {
+        self.fuse
+            .unmount(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends `signal` and waits for the server to unmount and exit by itself.
     pub fn stop_with(mut self, signal: i32) -> Ended {
-        // SAFETY: kill has no memory preconditions; the pid is our child's.
-        unsafe { libc::kill(self.pid() as i32, signal) };
-        let ended = self.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| {
-            panic!("server did not exit on signal {signal}:\n{}", self.stderr())
-        });
+        self.fuse.signal(signal);
+        let ended = self
+            .fuse
+            .wait_exit(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!("server did not exit on signal {signal}:\n{}", self.stderr())
+            });
         assert!(
-            !is_mounted(&self.dir),
+            !self.fuse.is_mounted(),
             "still mounted after the server exited"
         );
         ended
-    }
-}
-
-impl Drop for ServerMount {
-    fn drop(&mut self) {
-        if !self.mounted {
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            return;
-        }
-        if is_mounted(&self.dir) && !umount(&self.dir, false) {
-            umount(&self.dir, true);
-        }
-        if self.child.is_some() && self.wait_exit(Duration::from_secs(5)).is_none() {
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        if is_mounted(&self.dir) {
-            umount(&self.dir, true);
-        }
     }
 }
 

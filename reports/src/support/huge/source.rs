@@ -43,7 +43,7 @@ pub struct Source {
     steps: Vec<Step>,
 }
 
-/// Which kernel recipe (`imagekit::kernel::Allocated`) the steps come from.
+/// Which kernel-allocated map (`imagekit::kernel::Allocated`) the steps come from.
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
 pub enum Recipe {
     /// Four files appended in turn with fsync (no holes; jumps over the other files' blocks).
@@ -86,17 +86,21 @@ impl Source {
                 steps,
             });
         }
-        let allocated = recipe.allocated();
-        let scale = scale.unwrap_or_else(|| {
-            imagekit::kernel::DEMO_RECIPES
-                .iter()
-                .find(|(r, _)| *r == allocated)
-                .map_or(5_000, |&(_, s)| s)
-        });
+        let pattern = recipe.allocated();
+        let scale = scale
+            .or_else(|| imagekit::Recipe::demo_scale(pattern))
+            .unwrap_or(5_000);
         let dir = tempfile::tempdir().context("a scratch directory for the kernel's image")?;
         let start = std::time::Instant::now();
-        let image = imagekit::kernel::allocated_with_kernel(dir.path(), allocated, scale, seed)
-            .with_context(|| format!("making the {} image", allocated.name()))?;
+        let made = imagekit::Recipe::Allocated {
+            pattern,
+            scale,
+            seed,
+        };
+        let image = made
+            .build(dir.path())
+            .with_context(|| format!("making the {} image", pattern.name()))?
+            .path;
         let fs =
             ext4::Fs::open_path(&image).with_context(|| format!("opening {}", image.display()))?;
         let (files, errors) = predictor::train::regular_files(&fs);
@@ -113,7 +117,7 @@ impl Source {
             push_steps(&exts, &mut steps);
         }
         tracing::info!(
-            recipe = allocated.name(),
+            recipe = pattern.name(),
             scale,
             steps = steps.len(),
             secs = start.elapsed().as_secs_f64(),
@@ -122,13 +126,13 @@ impl Source {
         if steps.is_empty() {
             anyhow::bail!(
                 "the {} image has no map of two extents or more",
-                allocated.name()
+                pattern.name()
             );
         }
         Ok(Self {
             name: format!(
                 "kernel {} (scale {scale}): {} steps of {used} files",
-                allocated.name(),
+                pattern.name(),
                 steps.len()
             ),
             steps,
