@@ -247,7 +247,7 @@ fn a_record_is_the_programs_bytes_in_both_the_mirror_and_the_index_bytes() {
             continue;
         };
         for k in 0..r.count as usize {
-            let key = u32_at(&p.bytes, r.keys as usize + 4 * k);
+            let key = u32_at(p.bytes, r.keys as usize + 4 * k);
             let at = r.recs as usize + k * abi::KEYED_RECORD;
             let rec = &p.bytes[at..at + abi::KEYED_RECORD];
             let e = exts
