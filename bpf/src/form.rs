@@ -6,7 +6,7 @@
 //! Every file is in the one map set, whatever its storage: the learned index's layout
 //! ([`LearnedIndex::layout`]) is copied as it is, its pieces into PIECES (a records line piece
 //! as [`abi::PIECE_RECORDS`], a packed one as [`abi::PIECE_LINE`]), its directory into
-//! CBUCKETS and its bytes (packed blocks or 16-byte records) into WORDS.
+//! CBUCKETS and its bytes (packed blocks, or key columns beside 12-byte records) into WORDS.
 
 use predictor::{LearnedIndex, LearnedLayout, PieceBody};
 
