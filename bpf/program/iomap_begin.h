@@ -11,10 +11,13 @@
 
 #include <linux/types.h>
 
-/* One extent as a 16-byte record, like an XFS in-core record: the records of a records line
- * piece and of a small file's plain array, little-endian in WORDS (predictor::RECORD_BYTES). */
+/* One extent as a 16-byte record, like an XFS in-core record: the records of a small file's
+ * plain array, little-endian in WORDS (predictor::RECORD_BYTES). A records line piece keeps the
+ * same extent as a key (lblk, in its key column) and a 12-byte record (len, then pblk with the
+ * flag; predictor::KEYED_RECORD_BYTES). */
 #define IOMAP_BPF_UNWRITTEN (1ULL << 63)
 #define IOMAP_BPF_RECORD 16
+#define IOMAP_BPF_KEYED_RECORD 12
 struct iomap_bpf_extent {
 	__u32 lblk;  /* first logical block */
 	__u32 len;   /* blocks */
@@ -22,15 +25,15 @@ struct iomap_bpf_extent {
 };
 
 /* The learned index (predictor's LearnedIndex, index/learned/), in either storage: CFILES,
- * PIECES, CBUCKETS and WORDS hold the same pieces, directory and stored extents (packed blocks
- * or 16-byte records) the userspace lookup reads. */
+ * PIECES, CBUCKETS and WORDS hold the same pieces, directory and stored extents (packed blocks,
+ * or key columns beside 12-byte records) the userspace lookup reads. */
 #define IOMAP_BPF_COMPACT_BLOCK 64  /* extents per packed block (learned::BLOCK) */
 #define IOMAP_BPF_COMPACT_WINDOW 32 /* slots a window may take (learned::WINDOW) */
 #define IOMAP_BPF_COMPACT_HEAD 16   /* bytes of a block header (learned::BLOCK_HEADER_BYTES) */
 #define IOMAP_BPF_NO_KEY 0xffffffffU /* end_key of a file's last piece */
 
 /* WORDS holds every file's bytes as one run of 8-byte words, IOMAP_BPF_WORDS_VALUE of them
- * (4 KiB) a map value: one lookup reaches a whole packed block or a window of records (two
+ * (4 KiB) a map value: one lookup reaches a whole packed block or a window of keys (two
  * when it straddles two values), which the program then reads with loads inside the value. */
 #define IOMAP_BPF_WORDS_VALUE 512
 struct iomap_bpf_words {
@@ -72,8 +75,9 @@ struct iomap_bpf_piece {
 	__u32 e_lo;
 	__u32 e_hi;
 	__u32 off;       /* LINE: byte offset of the first block in the file's bytes; RECORDS: of
-			  * the first record */
-	__u32 block;     /* LINE: bytes of a block */
+			  * the key column (count u32 logical starts) */
+	__u32 block;     /* LINE: bytes of a block; RECORDS: byte offset of the records (12 bytes
+			  * each: len u32, pblk | IOMAP_BPF_UNWRITTEN u64) */
 	__u16 recs;      /* LINE: byte offset of the record column in a block */
 	__u8 key_bytes;  /* LINE: 2 or 4 (unused slots: all ones) */
 	__u8 wl;         /* LINE: bits of a record's length excess, */

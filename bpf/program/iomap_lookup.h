@@ -3,8 +3,9 @@
  * kernel by the file's learned index (predictor/src/index/learned/), with the same fixed-point
  * arithmetic, window and verification as the userspace lookup, so both give the same mapping.
  * One map set holds every file whatever its storage: the header in CFILES, the pieces (runs,
- * lines over packed blocks, lines over 16-byte records) in PIECES, the directory in CBUCKETS
- * and the stored extents (packed blocks, records, or a small file's plain array) in WORDS.
+ * lines over packed blocks, lines over key columns beside 12-byte records) in PIECES, the
+ * directory in CBUCKETS and the stored extents (packed blocks, key columns and records, or a
+ * small file's plain array of 16-byte records) in WORDS.
  * `answer()` is the one entry; two programs call it:
  *
  * - iomap_begin.bpf.c: an XDP program run by BPF_PROG_TEST_RUN (mainline has no fuse-iomap
@@ -25,9 +26,10 @@
  *
  * Speed. The searches are branchless (at_most, narrow): BPF has no conditional move, and a
  * binary search's `if` is a coin flip per halving for the branch predictor. A map lookup is
- * the unit of cost, so a lookup takes a packed block, or a line's window of records, with one
- * (WORDS values are 4 KiB: span_of) and reads it with loads inside the value, and counts a
- * block's key slots in place (count_keys) instead of searching them.
+ * the unit of cost, so a lookup takes a packed block, or a line's window of keys, with one
+ * (WORDS values are 4 KiB: span_of) and reads it with loads inside the value, and counts the
+ * window's key slots in place (count_keys, one count for both storages) instead of searching
+ * them.
  */
 #ifndef IOMAP_LOOKUP_H
 #define IOMAP_LOOKUP_H
@@ -189,8 +191,8 @@ static __always_inline int words_fit(const struct iomap_bpf_cfile *cf)
 
 /* A stretch of a file's bytes as the WORDS values holding it: at most two, since a span is at
  * most a value long. Reads (span_read) take 8 bytes at a byte offset relative to the span's
- * start, anywhere in it: pieces start where the previous one's records end, so nothing is
- * aligned (records are, at 16 bytes, but a span may still straddle two values). */
+ * start, anywhere in it: pieces start where the previous one's extents end, so nothing is
+ * aligned (a records piece's keys are, at 4 bytes, but a span may still straddle two values). */
 struct span {
 	const u8 *v0; /* the value holding the span's first byte */
 	const u8 *v1; /* the next value if the span reaches into it, else v0 */
@@ -276,14 +278,20 @@ static __always_inline int field_of(const struct span *sp, u64 bit, u32 w, u64 *
 	return 0;
 }
 
-/* Key offset r of the block the span starts at: 2 or 4 bytes. */
-static __always_inline int key_of(const struct span *sp, u32 kb, u32 r, u64 *out)
+/* The key (2 or 4 bytes) at byte `rel` of the span. */
+static __always_inline int key_at(const struct span *sp, u32 kb, u64 rel, u64 *out)
 {
 	u64 v;
-	if (span_read(sp, IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, &v))
+	if (span_read(sp, rel, &v))
 		return -1;
 	*out = kb == 2 ? (v & 0xffff) : (v & 0xffffffffULL);
 	return 0;
+}
+
+/* Key offset r of the block the span starts at: 2 or 4 bytes. */
+static __always_inline int key_of(const struct span *sp, u32 kb, u32 r, u64 *out)
+{
+	return key_at(sp, kb, IOMAP_BPF_COMPACT_HEAD + (u64)r * kb, out);
 }
 
 /* The plain form: the file's 16-byte extent records (two words each) in WORDS, searched
@@ -379,7 +387,8 @@ VERIFIED_ONCE long piece_of(const struct iomap_bpf_cfile *cf, u32 q, struct foun
 	return lo == from ? SEARCH_ERROR : lo - 1;
 }
 
-/* The WINDOW key slots a line lookup counts, 2 or 4 bytes each (the memory a count reads). */
+/* The WINDOW key slots a line lookup counts, 2 or 4 bytes each (the memory a count reads):
+ * a packed block's key offsets, or a records piece's keys. */
 struct key_run {
 	u32 k[IOMAP_BPF_COMPACT_WINDOW];
 };
@@ -405,18 +414,20 @@ VERIFIED_ONCE long count_keys(const struct key_run *w, u32 kb, u64 qd)
 	return cnt;
 }
 
-/* What keys_searched searches: the span of a block (its two values passed beside), the window's
- * first slot, the key bytes and qd. */
+/* What keys_searched searches: a span (its two values passed beside), the byte of its first
+ * key slot, how many slots, the key bytes and qd. */
 struct key_search {
 	u64 off;
 	u64 len;
+	u64 rel;
 	u64 qd;
 	u32 kb;
-	u32 s;
+	u32 n;
 };
 
-/* keys_at_most's binary search, for a window the span's first value does not hold: a global
- * function, so the verifier walks its probes (three ways each in span_read) once. */
+/* keys_at_most's binary search, for slots the span's first value does not hold, or fewer than
+ * WINDOW of them (a records piece shorter than a window): a global function, so the verifier
+ * walks its probes (three ways each in span_read) once. */
 VERIFIED_ONCE long keys_searched(const struct iomap_bpf_words *v0,
 				 const struct iomap_bpf_words *v1, const struct key_search *ks)
 {
@@ -424,28 +435,31 @@ VERIFIED_ONCE long keys_searched(const struct iomap_bpf_words *v0,
 		return SEARCH_ERROR;
 	struct span sp = { .v0 = (const u8 *)v0, .v1 = (const u8 *)v1, .off = ks->off,
 			   .len = ks->len };
-	u32 kb = ks->kb == 2 ? 2 : 4, s = ks->s, l = 0, n = IOMAP_BPF_COMPACT_WINDOW;
-	u64 qd = ks->qd;
+	u32 kb = ks->kb == 2 ? 2 : 4, l = 0, n = ks->n;
+	u64 qd = ks->qd, rel = ks->rel;
+	/* Six halvings cover WINDOW slots; a larger n (the callers never pass one) would stop
+	 * short, never read outside the span. */
 	for (int i = 0; i < 6 && n; i++) {
 		u64 k;
-		if (key_of(&sp, kb, s + l + (n >> 1), &k))
+		if (key_at(&sp, kb, rel + (u64)(l + (n >> 1)) * kb, &k))
 			return SEARCH_ERROR;
 		narrow(&l, &n, at_most(k, qd));
 	}
 	return l;
 }
 
-/* How many of the WINDOW key slots from slot s of the block the span starts at hold a key
- * offset at most qd: counted in place when the window lies in the span's first value, else a
- * binary search over them (they are sorted). */
-static __always_inline long keys_at_most(const struct span *sp, u32 kb, u32 s, u64 qd)
+/* How many of the n (at most WINDOW) sorted key slots from byte `rel` of the span hold a key
+ * at most qd: a packed block's offsets (n = WINDOW) or a records piece's keys. Counted in place
+ * when they are WINDOW slots the span's first value holds, else a binary search over them. */
+static __always_inline long keys_at_most(const struct span *sp, u32 kb, u64 rel, u32 n, u64 qd)
 {
-	u64 rel = IOMAP_BPF_COMPACT_HEAD + (u64)s * kb;
 	u64 o = sp->off + rel;
-	if (rel <= sp->len && sp->len - rel >= (u64)IOMAP_BPF_COMPACT_WINDOW * kb &&
+	if (n == IOMAP_BPF_COMPACT_WINDOW && rel <= sp->len &&
+	    sp->len - rel >= (u64)IOMAP_BPF_COMPACT_WINDOW * kb &&
 	    o <= VALUE_BYTES - sizeof(struct key_run))
 		return count_keys((const struct key_run *)(sp->v0 + o), kb, qd);
-	struct key_search ks = { .off = sp->off, .len = sp->len, .qd = qd, .kb = kb, .s = s };
+	struct key_search ks = { .off = sp->off, .len = sp->len, .rel = rel, .qd = qd, .kb = kb,
+				 .n = n };
 	return keys_searched((const struct iomap_bpf_words *)sp->v0,
 			     (const struct iomap_bpf_words *)sp->v1, &ks);
 }
@@ -491,7 +505,7 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	u64 s = lo > base ? lo - base : 0;
 	if (s > IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW)
 		s = IOMAP_BPF_COMPACT_BLOCK - IOMAP_BPF_COMPACT_WINDOW;
-	long l = keys_at_most(&sp, kb, (u32)s, qd);
+	long l = keys_at_most(&sp, kb, IOMAP_BPF_COMPACT_HEAD + s * kb, IOMAP_BPF_COMPACT_WINDOW, qd);
 	if (l < 0 || l > IOMAP_BPF_COMPACT_WINDOW)
 		return IOMAP_BPF_MAP_ERROR;
 	/* No counted key at most q: the answer lies before the window (a wrong line). Slot s - 1
@@ -543,82 +557,57 @@ VERIFIED_ONCE int line_find(const struct iomap_bpf_cfile *cf, const struct iomap
 	return IOMAP_BPF_HANDLED;
 }
 
-/* What records_searched searches: the span of a window's records (its two values passed
- * beside), how many records from its start, and q. */
-struct rec_search {
-	u64 off;
-	u64 len;
-	u64 q;
-	u32 n;
-	u32 pad;
-};
-
-/* How many of the n records from the span's start begin at or before q (they are sorted, so
- * this is the userspace count of the window's starts at most q): a branchless binary search
- * over their lblk fields. A global function, so the verifier walks its probes (three ways each
- * in span_read) once, not once per path of the caller. */
-VERIFIED_ONCE long records_searched(const struct iomap_bpf_words *v0,
-				    const struct iomap_bpf_words *v1, const struct rec_search *rs)
-{
-	if (!v0 || !v1 || !rs)
-		return SEARCH_ERROR;
-	struct span sp = { .v0 = (const u8 *)v0, .v1 = (const u8 *)v1, .off = rs->off,
-			   .len = rs->len };
-	u32 l = 0, n = rs->n;
-	u64 q = rs->q;
-	/* Six halvings cover a window of IOMAP_BPF_COMPACT_WINDOW records; a larger n (the caller
-	 * checks it is not) would stop short, never read outside the span. */
-	for (int i = 0; i < 6 && n; i++) {
-		u64 r;
-		if (span_read(&sp, (u64)(l + (n >> 1)) * IOMAP_BPF_RECORD, &r))
-			return SEARCH_ERROR;
-		narrow(&l, &n, at_most((u32)r, q));
-	}
-	return l;
-}
-
 /* A records line piece's answer for q, as the userspace RecLine::find: predict, clamp the
- * window to the piece, search the window's records, verify, answer from the record. The
- * window's records and the one after it (for the verification) are one span: one WORDS
- * lookup, two if they straddle values, then loads inside them. */
+ * window to the piece, count the keys at most q among the WINDOW of its key column covering the
+ * window (the whole column when it is shorter), verify, answer from the one record found. The
+ * keys (and the one after them, for the verification) are one span, the record another: a WORDS
+ * lookup each, two if it straddles values. */
 VERIFIED_ONCE int records_find(const struct iomap_bpf_cfile *cf, const struct iomap_bpf_piece *p,
 			       u32 q, struct found *fd)
 {
 	if (!cf || !p || !fd || !words_fit(cf) || p->count == 0 || q < p->first_key)
 		return IOMAP_BPF_MAP_ERROR;
-	/* The window is width + 1 records: at most the WINDOW a line is fitted with (a wider one
-	 * is an inconsistent map). */
+	/* The window is width + 1 slots: at most the WINDOW a line is fitted with (a wider one is
+	 * an inconsistent map). */
 	u64 width = (u64)p->e_lo + p->e_hi + 1;
 	if (width + 1 > IOMAP_BPF_COMPACT_WINDOW)
 		return IOMAP_BPF_MAP_ERROR;
 	s64 pred = predict(p->slope, p->intercept, q - p->first_key);
-	u64 last = p->count - 1;
+	u64 count = p->count, last = count - 1;
 	u64 lo = clamp(pred - (s64)p->e_lo - 1, 0, last);
-	u64 hi = lo + width < last ? lo + width : last;
-	/* The record after the window, if the piece has one, is read to verify. */
-	u64 end = hi < last ? hi + 1 : last;
+	/* WINDOW slots from the window's first, moved back to end at the piece's end; they cover
+	 * the window (width + 1 slots at most WINDOW). */
+	u64 n = count < IOMAP_BPF_COMPACT_WINDOW ? count : IOMAP_BPF_COMPACT_WINDOW;
+	u64 s = lo < count - n ? lo : count - n;
+	/* The keys and 8 bytes more: the key after them (or, past the last key, the records, which
+	 * follow the column and are never used as a key). */
 	struct span sp;
-	if (span_of(cf, (u64)p->off + lo * IOMAP_BPF_RECORD, (end - lo + 1) * IOMAP_BPF_RECORD,
-		    &sp, &fd->probes))
+	if (span_of(cf, (u64)p->off + s * 4, n * 4 + 8, &sp, &fd->probes))
 		return IOMAP_BPF_MAP_ERROR;
-	struct rec_search rs = { .off = sp.off, .len = sp.len, .q = q, .n = (u32)(hi - lo + 1) };
-	long l = records_searched((const struct iomap_bpf_words *)sp.v0,
-				  (const struct iomap_bpf_words *)sp.v1, &rs);
-	if (l < 0 || l > IOMAP_BPF_COMPACT_WINDOW)
+	long l = keys_at_most(&sp, 4, 0, (u32)n, q);
+	if (l < 0 || l > (long)n)
 		return IOMAP_BPF_MAP_ERROR;
-	/* No start at most q in the window: the answer lies before it (a wrong line). */
+	/* No key at most q: the answer lies before the counted ones (a wrong line). */
 	if (l == 0)
 		return IOMAP_BPF_MISSED;
-	u64 r = (u64)(l - 1) * IOMAP_BPF_RECORD, head, pblk;
-	if (span_read(&sp, r, &head) || span_read(&sp, r + 8, &pblk))
+	u64 j = s + l - 1, start;
+	if (key_at(&sp, 4, (u64)(l - 1) * 4, &start))
 		return IOMAP_BPF_MAP_ERROR;
-	u32 start = (u32)head, len = (u32)(head >> 32);
-	/* Verify: start[j] <= q (a search of records that are not sorted may point past it). */
+	/* Verify: start[j] <= q (a count of keys that are not sorted may point past it). */
 	if (start > q)
 		return IOMAP_BPF_MISSED;
+	/* The record: length, then the physical start and flag, at `block` (the records' offset)
+	 * + 12 j. */
+	struct span rs;
+	u64 head, pblk;
+	if (span_of(cf, (u64)p->block + j * IOMAP_BPF_KEYED_RECORD, IOMAP_BPF_KEYED_RECORD, &rs,
+		    &fd->probes) ||
+	    span_read(&rs, 0, &head) || span_read(&rs, 4, &pblk))
+		return IOMAP_BPF_MAP_ERROR;
+	u32 len = (u32)head;
 	fd->has = 1;
 	fd->start = start;
-	fd->end = (u64)start + len;
+	fd->end = start + len;
 	fd->pblk = pblk & ~IOMAP_BPF_UNWRITTEN;
 	fd->unwritten = (pblk & IOMAP_BPF_UNWRITTEN) != 0;
 	/* Inside the extent: the answer, as userspace gives it without looking further. */
@@ -626,11 +615,9 @@ VERIFIED_ONCE int records_find(const struct iomap_bpf_cfile *cf, const struct io
 		return IOMAP_BPF_HANDLED;
 	/* In the hole after it: verify q < start[j + 1]. */
 	u64 next = p->end_key == IOMAP_BPF_NO_KEY ? ~0ULL : p->end_key;
-	if (lo + l - 1 < last) {
-		u64 n;
-		if (span_read(&sp, r + IOMAP_BPF_RECORD, &n))
+	if (j < last) {
+		if (key_at(&sp, 4, (u64)l * 4, &next))
 			return IOMAP_BPF_MAP_ERROR;
-		next = (u32)n;
 	}
 	if (next <= q)
 		return IOMAP_BPF_MISSED;

@@ -26,8 +26,8 @@ pub const OP_WRITING: u32 = (1 << 0) | (1 << 1) | (1 << 6) | (1 << 7) | (1 << 9)
 /// `XDP_PASS`: what the program returns when every slot it was given was answered.
 pub const XDP_PASS: u32 = 2;
 
-/// `struct iomap_bpf_extent`: one extent as a 16-byte record, the record of a records line
-/// piece and of a small file's plain array in WORDS (`predictor::RECORD_BYTES`).
+/// `struct iomap_bpf_extent`: one extent as a 16-byte record, the record of a small file's
+/// plain array in WORDS (`predictor::RECORD_BYTES`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Extent {
@@ -41,6 +41,10 @@ pub struct Extent {
 
 /// `IOMAP_BPF_RECORD`: bytes of an [`Extent`] record.
 pub const RECORD: usize = 16;
+/// `IOMAP_BPF_KEYED_RECORD`: bytes of a records line piece's record, whose key is in the
+/// piece's key column: length (u32), then the physical start with [`UNWRITTEN`] (u64)
+/// (`predictor::KEYED_RECORD_BYTES`).
+pub const KEYED_RECORD: usize = 12;
 
 /// `IOMAP_BPF_COMPACT_BLOCK`, `_WINDOW`, `_HEAD`: the learned index's geometry, which the
 /// program hard-codes (checked against `predictor::index::learned` below).
@@ -72,7 +76,7 @@ pub const FORM_PACKED: u32 = 2;
 pub const PIECE_RUN: u32 = 0;
 /// `IOMAP_BPF_PIECE_LINE`: a line over packed blocks.
 pub const PIECE_LINE: u32 = 1;
-/// `IOMAP_BPF_PIECE_RECORDS`: a line over [`Extent`] records.
+/// `IOMAP_BPF_PIECE_RECORDS`: a line over a key column beside [`KEYED_RECORD`]-byte records.
 pub const PIECE_RECORDS: u32 = 2;
 
 /// `struct iomap_bpf_cfile`, the CFILES value: a file's learned index.
@@ -127,9 +131,9 @@ pub struct Piece {
     pub e_lo: u32,
     /// Line, records: window above the prediction.
     pub e_hi: u32,
-    /// Line: byte offset of the first block in the file's bytes; records: of the first record.
+    /// Line: byte offset of the first block in the file's bytes; records: of the key column.
     pub off: u32,
-    /// Line: bytes of a block.
+    /// Line: bytes of a block; records: byte offset of the records.
     pub block: u32,
     /// Line: byte offset of the record column in a block.
     pub recs: u16,
@@ -205,6 +209,7 @@ pub struct Run {
 const _: () = {
     assert!(std::mem::size_of::<Extent>() == RECORD);
     assert!(RECORD == predictor::RECORD_BYTES);
+    assert!(KEYED_RECORD == predictor::KEYED_RECORD_BYTES);
     assert!(std::mem::size_of::<BeginIn>() == 32);
     assert!(OP_REPORT == predictor::OP_REPORT);
     assert!(OP_WRITING == predictor::OP_WRITING);

@@ -20,7 +20,7 @@ const IN_KERNEL: [(Tier, &str, &str); 2] = [
     (
         Tier::Learned,
         "bpf",
-        "the learned index (16-byte records) evaluated in the kernel by the BPF program first \
+        "the learned index (records storage, 16 bytes an extent) evaluated in the kernel by the BPF program first \
          (needs CAP_BPF), then the learned tier's userspace stack; without CAP_BPF that stack \
          answers alone",
     ),

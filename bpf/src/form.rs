@@ -6,7 +6,7 @@
 //! Every file is in the one map set, whatever its storage: the learned index's layout
 //! ([`LearnedIndex::layout`]) is copied as it is, its pieces into PIECES (a records line piece
 //! as [`abi::PIECE_RECORDS`], a packed one as [`abi::PIECE_LINE`]), its directory into
-//! CBUCKETS and its bytes (packed blocks or 16-byte records) into WORDS.
+//! CBUCKETS and its bytes (packed blocks, or key columns beside 12-byte records) into WORDS.
 
 use predictor::{LearnedIndex, LearnedLayout, PieceBody};
 
@@ -147,9 +147,14 @@ pub(crate) fn entry_of(f: &BpfFile<'_>, blkbits: u32) -> Result<Entry, Skip> {
                     PieceBody::Run(_) => continue,
                     PieceBody::Line(l) => l.line,
                     PieceBody::Records(r) => {
-                        // The program reads a piece's records at `off`, a u32 of bytes.
-                        let end = (u64::from(r.first) + u64::from(r.count)) * abi::RECORD as u64;
-                        if end > u64::from(u32::MAX) || end > p.bytes.len() as u64 {
+                        // The program reads a piece's keys at `off` and its records at `block`,
+                        // u32s of bytes.
+                        let count = u64::from(r.count);
+                        let keys_end = u64::from(r.keys) + count * 4;
+                        let end = u64::from(r.recs) + count * abi::KEYED_RECORD as u64;
+                        if keys_end.max(end) > u64::from(u32::MAX)
+                            || keys_end.max(end) > p.bytes.len() as u64
+                        {
                             return Err(Skip::NoRoom(Array::Words.name()));
                         }
                         r.line
@@ -247,12 +252,7 @@ pub(crate) fn fill(
                         out.unw = u8::from(r.unwritten);
                     }
                     PieceBody::Line(l) => {
-                        out.kind = abi::PIECE_LINE;
-                        out.count = l.count;
-                        out.slope = l.line.slope;
-                        out.intercept = l.line.intercept;
-                        out.e_lo = l.line.e_lo;
-                        out.e_hi = l.line.e_hi;
+                        set_line(&mut out, abi::PIECE_LINE, &l.line, l.count);
                         out.off = l.off;
                         out.block = l.block;
                         out.recs = l.recs;
@@ -264,18 +264,25 @@ pub(crate) fn fill(
                         out.phys = u8::from(l.phys_absolute);
                     }
                     PieceBody::Records(r) => {
-                        out.kind = abi::PIECE_RECORDS;
-                        out.count = r.count;
-                        out.slope = r.line.slope;
-                        out.intercept = r.line.intercept;
-                        out.e_lo = r.line.e_lo;
-                        out.e_hi = r.line.e_hi;
-                        // entry_of checked that the piece's records end below 2^32 bytes.
-                        out.off = r.first.saturating_mul(abi::RECORD as u32);
+                        set_line(&mut out, abi::PIECE_RECORDS, &r.line, r.count);
+                        // entry_of checked that the piece's keys and records end below 2^32
+                        // bytes.
+                        out.off = r.keys;
+                        out.block = r.recs;
                     }
                 }
                 pieces.set(entry.piece_first as usize + i, out);
             }
         }
     }
+}
+
+/// The fields a line piece sets in either storage: its kind, extents and line.
+fn set_line(out: &mut abi::Piece, kind: u32, line: &predictor::model::FixedLine, count: u32) {
+    out.kind = kind;
+    out.count = count;
+    out.slope = line.slope;
+    out.intercept = line.intercept;
+    out.e_lo = line.e_lo;
+    out.e_hi = line.e_hi;
 }

@@ -3,7 +3,7 @@
 //! The program (`bpf/program/iomap_begin.bpf.c`) is the `iomap_begin` of fuse-iomap's proposed
 //! `fuse_iomap_bpf_ops`: look up the inode's header, find the piece holding the block through
 //! the directory, evaluate the piece's fixed-point line, search the window of its extents
-//! (16-byte records or packed blocks), verify, and fill the mapping, or return FALLBACK.
+//! (a key column beside 12-byte records, or packed blocks), verify, and fill the mapping, or return FALLBACK.
 //! Mainline kernels have no such struct_ops, so the program is an XDP program driven by
 //! `BPF_PROG_TEST_RUN`: real in-kernel execution, verified and JIT-compiled, with one syscall
 //! per batch of queries.

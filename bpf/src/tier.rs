@@ -87,7 +87,8 @@ pub struct LoadReport {
     pub plain_files: usize,
     /// Extents loaded (every form).
     pub extents: u64,
-    /// Of those, extents stored as 16-byte records by records line pieces.
+    /// Of those, extents stored by records line pieces (16 bytes each: a key and a 12-byte
+    /// record).
     pub record_extents: u64,
     /// Extents stored in packed blocks.
     pub packed_extents: u64,

@@ -217,11 +217,12 @@ fn every_shared_struct_matches_the_compiled_program_field_by_field() {
     }
 }
 
-/// A record as the program reads it (lblk at byte 0, len at 4, pblk with the unwritten flag at
-/// 8, little-endian), as `abi::Extent` lays it out and as the records storage's bytes hold it:
-/// the bytes the loader copies into WORDS for a records line piece.
+/// A record as the program reads it: a plain array's (lblk at byte 0, len at 4, pblk with the
+/// unwritten flag at 8, little-endian) as `abi::Extent` lays it out; a records line piece's as
+/// its bytes hold it, the bytes the loader copies into WORDS (lblk in the key column at `off`
+/// + 4 j, len at `block` + 12 j and pblk with the flag 4 bytes after it).
 #[test]
-fn a_record_is_the_programs_16_bytes_in_both_the_mirror_and_the_index_bytes() {
+fn a_record_is_the_programs_bytes_in_both_the_mirror_and_the_index_bytes() {
     use std::mem::offset_of;
     assert_eq!(size_of::<abi::Extent>(), abi::RECORD);
     assert_eq!(offset_of!(abi::Extent, lblk), 0);
@@ -245,16 +246,17 @@ fn a_record_is_the_programs_16_bytes_in_both_the_mirror_and_the_index_bytes() {
         let predictor::PieceBody::Records(r) = piece.body else {
             continue;
         };
-        for k in 0..r.count {
-            let at = (r.first + k) as usize * abi::RECORD;
-            let rec = &p.bytes[at..at + abi::RECORD];
+        for k in 0..r.count as usize {
+            let key = u32_at(p.bytes, r.keys as usize + 4 * k);
+            let at = r.recs as usize + k * abi::KEYED_RECORD;
+            let rec = &p.bytes[at..at + abi::KEYED_RECORD];
             let e = exts
                 .iter()
-                .find(|e| e.lblk == u32_at(rec, 0))
-                .expect("a record starts at an extent's start");
-            assert_eq!(u32_at(rec, 4), e.len);
+                .find(|e| e.lblk == key)
+                .expect("a key is an extent's start");
+            assert_eq!(u32_at(rec, 0), e.len);
             let flag = if e.unwritten { abi::UNWRITTEN } else { 0 };
-            assert_eq!(u64_at(rec, 8), e.pblk | flag);
+            assert_eq!(u64_at(rec, 4), e.pblk | flag);
             checked += 1;
         }
     }

@@ -44,7 +44,7 @@ pub use fingerprint::fingerprint;
 pub use index::{
     BTreeIndex, ExtentIndex, FuseIextIndex, IextIndex, LearnedForm, LearnedIndex, LearnedLayout,
     LearnedShape, LineLayout, Lookup, PackedLayout, PieceBody, PieceLayout, RangeMapIndex,
-    RecordsLayout, SortedIndex, Storage, Structure, XfsIextIndex, RECORD_BYTES,
+    RecordsLayout, SortedIndex, Storage, Structure, XfsIextIndex, KEYED_RECORD_BYTES, RECORD_BYTES,
 };
 pub use mapping::{
     FuseIomapIo, Mapping, MappingType, Op, Query, Request, NULL_ADDR, OP_REPORT, OP_WRITING,

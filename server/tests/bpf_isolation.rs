@@ -429,12 +429,13 @@ impl Bench<'_> {
         }
     }
 
-    /// Records line pieces moved, grown or widened: the window's records (and the one after
-    /// it) are read as one span of WORDS values starting at the file's last bytes or past them,
-    /// past the piece's records, or a window wider than the program searches. What the span
-    /// cannot hold, and a window over the bound, fall back.
+    /// Records line pieces moved, grown or widened: the window's keys (and the one after them)
+    /// are read as one span of WORDS values, and the answer's record as another, starting at the
+    /// file's last bytes or past them, past the piece's keys or records, or a window wider than
+    /// the program counts. What a span cannot hold, and a window over the bound, fall back.
     fn hostile_records(&mut self, ino: u64, c: &Entry) {
         let off_at = std::mem::offset_of!(bpf::abi::Piece, off);
+        let recs_at = std::mem::offset_of!(bpf::abi::Piece, block);
         let count_at = std::mem::offset_of!(bpf::abi::Piece, count);
         let e_lo_at = std::mem::offset_of!(bpf::abi::Piece, e_lo);
         let e_hi_at = std::mem::offset_of!(bpf::abi::Piece, e_hi);
@@ -447,36 +448,71 @@ impl Bench<'_> {
             }
             pieces += 1;
             let (off, count) = (u32_at(&saved, off_at), u32_at(&saved, count_at));
-            // (off, count, e_lo, e_hi, expect, must fall back)
+            let recs = u32_at(&saved, recs_at);
+            // (keys at, records at, count, e_lo, e_hi, expect, must fall back)
             let (e_lo, e_hi) = (u32_at(&saved, e_lo_at), u32_at(&saved, e_hi_at));
             let own = Expect::OwnOrFallback;
-            for (no, nc, nl, nh, expect, must_fall_back) in [
-                (off, count, 15, 15, Expect::ExactOrFallback, false),
-                (off, count, 16, 15, Expect::ExactOrFallback, true),
+            let exact = Expect::ExactOrFallback;
+            for (no, nr, nc, nl, nh, expect, must_fall_back) in [
+                (off, recs, count, 15, 15, exact, false),
+                (off, recs, count, 16, 15, exact, true),
+                (off, recs, count, u32::MAX, u32::MAX, exact, true),
+                (off, recs, count, u32::MAX, 0, exact, true),
                 (
                     off,
+                    recs,
+                    count.saturating_add(1000),
+                    e_lo,
+                    e_hi,
+                    own,
+                    false,
+                ),
+                (off, recs, u32::MAX, e_lo, e_hi, own, false),
+                (0, recs, count, e_lo, e_hi, own, false),
+                (
+                    bytes_end.saturating_sub(24),
+                    recs,
                     count,
-                    u32::MAX,
-                    u32::MAX,
-                    Expect::ExactOrFallback,
+                    e_lo,
+                    e_hi,
+                    own,
                     true,
                 ),
-                (off, count, u32::MAX, 0, Expect::ExactOrFallback, true),
-                (off, count.saturating_add(1000), e_lo, e_hi, own, false),
-                (off, u32::MAX, e_lo, e_hi, own, false),
-                (0, count, e_lo, e_hi, own, false),
-                (bytes_end.saturating_sub(24), count, e_lo, e_hi, own, true),
-                (bytes_end.saturating_sub(8), count, e_lo, e_hi, own, true),
-                (bytes_end, count, e_lo, e_hi, own, true),
-                (u32::MAX - 15, count, e_lo, e_hi, own, true),
+                (
+                    bytes_end.saturating_sub(8),
+                    recs,
+                    count,
+                    e_lo,
+                    e_hi,
+                    own,
+                    true,
+                ),
+                (bytes_end, recs, count, e_lo, e_hi, own, true),
+                (u32::MAX - 15, recs, count, e_lo, e_hi, own, true),
+                // The records moved: onto the keys, to the file's last bytes, past them.
+                (off, off, count, e_lo, e_hi, own, false),
+                (off, 0, count, e_lo, e_hi, own, false),
+                (
+                    off,
+                    bytes_end.saturating_sub(8),
+                    count,
+                    e_lo,
+                    e_hi,
+                    own,
+                    true,
+                ),
+                (off, bytes_end, count, e_lo, e_hi, own, true),
+                (off, u32::MAX - 7, count, e_lo, e_hi, own, true),
             ] {
                 let mut bytes = saved.clone();
                 put_u32(&mut bytes, off_at, no);
+                put_u32(&mut bytes, recs_at, nr);
                 put_u32(&mut bytes, count_at, nc);
                 put_u32(&mut bytes, e_lo_at, nl);
                 put_u32(&mut bytes, e_hi_at, nh);
                 let what = format!(
-                    "inode {ino}: records PIECES[{p}] at {no}, {nc} records, window {nl}+{nh}"
+                    "inode {ino}: records PIECES[{p}] keys at {no}, records at {nr}, {nc} \
+                     records, window {nl}+{nh}"
                 );
                 let n = self.slots(ino, &what, expect, &[("PIECES", p as usize, bytes)]);
                 if must_fall_back {

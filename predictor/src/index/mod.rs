@@ -17,7 +17,7 @@ pub use changing::{ChangedPieces, ChangingIndex, MapSource, Rebuilt};
 pub use iext::{FuseIextIndex, FuseRec, IextError, IextIndex, IextRecord, XfsIextIndex, XfsRec};
 pub use learned::{
     LearnedForm, LearnedIndex, LearnedLayout, LearnedShape, LineLayout, PackedLayout, PieceBody,
-    PieceLayout, RecordsLayout, Storage, RECORD_BYTES,
+    PieceLayout, RecordsLayout, Storage, KEYED_RECORD_BYTES, RECORD_BYTES,
 };
 pub use range::RangeMapIndex;
 pub use sorted::SortedIndex;

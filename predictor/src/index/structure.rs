@@ -4,8 +4,8 @@
 /// A lookup structure over one file's extent map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Structure {
-    /// The learned index ([`super::LearnedIndex`]) storing 16-byte records
-    /// ([`super::Storage::Records`]).
+    /// The learned index ([`super::LearnedIndex`]) storing 16 bytes an extent unpacked, a key
+    /// column beside 12-byte records ([`super::Storage::Records`]).
     Learned,
     /// The learned index storing bit-packed blocks where smaller than a plain array
     /// ([`super::Storage::Packed`]): the compact form.

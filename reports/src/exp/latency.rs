@@ -328,8 +328,8 @@ fn intro(ctx: &Ctx<'_>, cells: &[Cell], verifier: &[(&'static str, bpf::Verifier
     body.push_str(
         "BPF rows are the kernel's own time per `BPF_PROG_TEST_RUN` run (one query per run, the \
          runs going through a batch, one pass per sample, median over the batches): the program \
-         evaluating the learned index (16-byte records), the same program evaluating the \
-         compact learned index (packed blocks) from the same maps, and the harness alone (a run \
+         evaluating the learned index (records storage, 16 bytes an extent), the same program \
+         evaluating the compact learned index (packed blocks) from the same maps, and the harness alone (a run \
          that reads its query and answers nothing), which every BPF figure includes.",
     );
     // What verifying each form cost the kernel (a program the verifier refuses measures nothing).

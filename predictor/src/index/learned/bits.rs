@@ -1,5 +1,6 @@
 //! The packed form's byte-level codec: fields at bit offsets, key columns of 2 or 4 bytes, and
-//! the count of window keys at or below a query (SSE2 where there is SSE2).
+//! the count of window keys at or below a query (SSE2 where there is SSE2), which the records
+//! storage's key column shares.
 
 use super::*;
 
@@ -110,7 +111,10 @@ impl KeyWidth {
                 Some(w) => count_u16(w, qd as u16),
                 None => 0,
             },
-            Self::U32 => match bytes.get(from..).and_then(<[u8]>::first_chunk) {
+            Self::U32 => match bytes
+                .get(from..)
+                .and_then(<[u8]>::first_chunk::<{ 4 * WINDOW }>)
+            {
                 Some(w) => count_u32(w, qd),
                 None => 0,
             },
@@ -178,15 +182,61 @@ pub(super) fn count_u16_portable(w: &[u8; 2 * WINDOW], qd: u16) -> usize {
     usize::from(n)
 }
 
-/// Little-endian `u32`s of `w` at most `qd` (pieces whose blocks span 2^16 blocks or more:
-/// rare, so the portable sum, out of the common path's way).
-#[inline(never)]
-pub(super) fn count_u32(w: &[u8; 4 * WINDOW], qd: u32) -> usize {
-    let mut n = 0u32;
-    for c in w.chunks_exact(4) {
-        n += u32::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= qd);
+/// Little-endian `u32`s of `w` at most `q` (whole four-byte keys only): the keys of a records
+/// piece's key column, and the four-byte key offsets of a packed piece whose blocks span 2^16
+/// blocks or more. One count for both storages. Sorted or not, the result is the number of keys
+/// at most `q`.
+#[inline(always)]
+pub(super) fn count_u32(w: &[u8], q: u32) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        count_u32_sse2(w, q)
     }
-    n as usize
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        count_u32_portable(w, q)
+    }
+}
+
+/// [`count_u32`] in SSE2, compiled in without a `target_feature` attribute so it inlines: four
+/// keys per load and compare. SSE2 has no unsigned compare, so both sides have their top bit
+/// flipped and are compared as signed; each key above `q` subtracts one from its lane.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+pub(super) fn count_u32_sse2(w: &[u8], q: u32) -> usize {
+    use std::arch::x86_64::{
+        _mm_add_epi32, _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi32,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_sub_epi32, _mm_xor_si128,
+    };
+    let groups = w.chunks_exact(16);
+    let tail = count_u32_portable(groups.remainder(), q);
+    let counted = groups.len() * 4;
+    // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics ask; each
+    // load is one 16-byte chunk of `w`, unaligned.
+    let above = unsafe {
+        let bias = _mm_set1_epi32(i32::MIN);
+        let qv = _mm_xor_si128(_mm_set1_epi32(q as i32), bias);
+        let mut acc = _mm_setzero_si128();
+        for g in groups {
+            let keys = _mm_xor_si128(_mm_loadu_si128(g.as_ptr().cast()), bias);
+            // -1 where a key is above q: subtracting counts them.
+            acc = _mm_sub_epi32(acc, _mm_cmpgt_epi32(keys, qv));
+        }
+        let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b01_00_11_10>(acc));
+        let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b10_11_00_01>(acc));
+        // At most w.len() / 4 keys: a small non-negative count.
+        _mm_cvtsi128_si32(acc) as u32 as usize
+    };
+    counted - above + tail
+}
+
+/// [`count_u32`] without vector intrinsics (other architectures, a short tail; and the x86-64
+/// version's reference in the tests).
+#[inline(always)]
+pub(super) fn count_u32_portable(w: &[u8], q: u32) -> usize {
+    w.chunks_exact(4)
+        .map(|c| usize::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) <= q))
+        .sum()
 }
 
 /// ORs `v` (< 2^w, w <= 56) into the field at bit `bit` (zero there before).

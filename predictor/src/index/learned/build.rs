@@ -101,11 +101,10 @@ impl Packed {
         let mut segments = Vec::new();
         let mut first_idx = 0u32;
         for piece in self.pieces.iter() {
-            let (mut fixed, count) = match piece.body {
-                Body::Line(l) => (l.fixed(), l.count()),
-                Body::Records(r) => (r.fixed(), r.count()),
-                Body::Run(_) => continue,
+            let Some(win) = piece.body.window() else {
+                continue;
             };
+            let (mut fixed, count) = (win.fixed(), win.count());
             fixed.intercept = fixed
                 .intercept
                 .wrapping_add(i64::from(first_idx) << FIXED_INTERCEPT_SHIFT);

@@ -26,8 +26,8 @@ pub struct PackedLayout<'a> {
     pub buckets: Vec<u32>,
     /// Every piece, in logical order.
     pub pieces: Vec<PieceLayout>,
-    /// The line pieces' extents, ending with 8 zero bytes: packed blocks, or 16-byte records
-    /// (as [`RecordsLayout`] says) for [`Storage::Records`].
+    /// The line pieces' extents, ending with 8 zero bytes: packed blocks, or key columns and
+    /// records (as [`RecordsLayout`] says) for [`Storage::Records`].
     pub bytes: &'a [u8],
 }
 
@@ -49,25 +49,36 @@ pub enum PieceBody {
     Run(Run),
     /// Extents in packed blocks addressed by a fitted line.
     Line(LineLayout),
-    /// Extents as 16-byte records addressed by a fitted line.
+    /// Extents as a key column beside 12-byte records, addressed by a fitted line.
     Records(RecordsLayout),
 }
 
-/// A records piece: `count` records of 16 bytes from record `first` of the bytes, each the logical
-/// start (u32), the length (u32) and the physical start with the unwritten flag in its top bit
-/// (u64), little-endian: a plain array's record, the kernel's iext record size.
+/// A records piece: `count` extents as a key column beside 12-byte records, 16 bytes an extent.
+/// The key column (from byte `keys`) holds the logical starts (`u32`), so that a window's keys
+/// are contiguous (a window never crosses a piece); the records (from byte `recs`, right after
+/// the column) hold, per extent in the same order, the length (`u32`) and the physical start
+/// with the unwritten flag in its top bit (`u64`). Little-endian, no padding: a record's `u64`
+/// is 4-byte aligned at best.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordsLayout {
     /// As [`LineLayout::line`].
     pub line: FixedLine,
     /// Extents.
     pub count: u32,
-    /// Index of its first record (at byte `first * RECORD_BYTES`).
-    pub first: u32,
+    /// Byte offset of the key column: key `j` at `keys + 4 * j`.
+    pub keys: u32,
+    /// Byte offset of the records: record `j` at `recs + KEYED_RECORD_BYTES * j`.
+    pub recs: u32,
 }
 
-/// Bytes of a record of [`RecordsLayout`].
+/// Bytes of a plain array's record (the one-extent and plain-array forms in a front tier): the
+/// logical start (u32), the length (u32) and the physical start with the unwritten flag in its
+/// top bit (u64), little-endian: the kernel's iext record size.
 pub const RECORD_BYTES: usize = 16;
+
+/// Bytes of a record of [`RecordsLayout`] (its key is in the key column): length (u32), then the
+/// physical start with the unwritten flag in its top bit (u64).
+pub const KEYED_RECORD_BYTES: usize = 12;
 
 /// A line piece's line and block geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +131,10 @@ impl Packed {
                     phys_absolute: l.phys == Phys::Absolute,
                 }),
                 Body::Records(r) => PieceBody::Records(RecordsLayout {
-                    line: r.fixed(),
+                    line: r.win.fixed(),
                     count: r.count(),
-                    first: r.first(),
+                    keys: r.keys(),
+                    recs: r.recs(),
                 }),
             },
         };

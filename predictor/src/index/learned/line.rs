@@ -3,6 +3,73 @@
 
 use super::*;
 
+/// A line piece's fitted line and window as its lookup holds them, in either storage: the
+/// line predicts the window's first slot directly (its error bound is folded into the
+/// intercept), so a lookup computes the window with one multiply and an add.
+///
+/// Packed to 2-byte alignment: at 8 it would take 24 bytes with its padding, and [`Line`] would
+/// grow from 48 to 56, its directory bucket past one cache line (fields are read by value, which
+/// on x86-64 costs nothing unaligned; and a bucket, aligned to 64, keeps them aligned anyway).
+#[derive(Debug, Clone, Copy)]
+#[repr(Rust, packed(2))]
+pub(super) struct Window {
+    /// Slots per block of `q - first_key`, scaled by 2^32 ([`FixedLine::slope`]).
+    pub(super) slope: u64,
+    /// [`FixedLine::intercept`] less `e_lo + 1` slots (scaled): the line then predicts the
+    /// window's first slot, `p - e_lo - 1`, exactly (the subtraction commutes with the floor).
+    pub(super) lo_intercept: i64,
+    /// Piece-local index of the last extent.
+    pub(super) last: u32,
+    /// The line's bounds: the window is `[p - e_lo - 1, p - e_lo - 1 + width]`, with
+    /// `width = e_lo + e_hi + 1` (below [`WINDOW`]).
+    pub(super) e_lo: u8,
+    pub(super) width: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Window>() == 22);
+
+impl Window {
+    /// The window of `line` over a piece of `count` extents (`None` for no extents, or bounds
+    /// past [`WINDOW`]: lines are fitted with at most that window).
+    pub(super) fn new(line: FixedLine, count: u32) -> Option<Self> {
+        let e_lo = u8::try_from(line.e_lo).ok()?;
+        let e_hi = u8::try_from(line.e_hi).ok()?;
+        Some(Self {
+            slope: line.slope,
+            lo_intercept: line
+                .intercept
+                .wrapping_sub((i64::from(e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            last: count.checked_sub(1)?,
+            e_lo,
+            width: e_lo.checked_add(e_hi)?.checked_add(1)?,
+        })
+    }
+
+    /// The line as fitted (for other evaluators of the layout, and the model).
+    pub(super) fn fixed(&self) -> FixedLine {
+        let (e_lo, width) = (self.e_lo, self.width);
+        FixedLine {
+            slope: self.slope,
+            intercept: self
+                .lo_intercept
+                .wrapping_add((i64::from(e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            e_lo: u32::from(e_lo),
+            e_hi: u32::from(width - e_lo - 1),
+        }
+    }
+
+    /// Extents in the piece.
+    pub(super) fn count(&self) -> u32 {
+        self.last + 1
+    }
+
+    /// The window's first slot as predicted for `d = q - first_key`, not clamped.
+    #[inline(always)]
+    pub(super) fn first_slot(&self, d: u32) -> i64 {
+        predict(self.slope, self.lo_intercept, d)
+    }
+}
+
 impl Line {
     pub(super) fn new(
         line: FixedLine,
@@ -15,22 +82,13 @@ impl Line {
     ) -> Option<Self> {
         let wr = wl + wd + u8::from(unw == 2);
         let recs = kw.recs();
-        // Bounds below WINDOW (lines are fitted with at most that window).
-        let e_lo = u8::try_from(line.e_lo).ok()?;
-        let e_hi = u8::try_from(line.e_hi).ok()?;
         Some(Self {
-            slope: line.slope,
-            lo_intercept: line
-                .intercept
-                .wrapping_sub((i64::from(e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
+            win: Window::new(line, count)?,
             md: mask(u32::from(wd)),
-            last: count.checked_sub(1)?,
             off,
             // OK to narrow: wl <= 32 (a length excess is below 2^32).
             ml: mask(u32::from(wl)) as u32,
             block: u16::try_from(recs + BLOCK / 8 * usize::from(wr)).ok()?,
-            e_lo,
-            width: e_lo.checked_add(e_hi)?.checked_add(1)?,
             wl,
             wf: wl + wd,
             wr,
@@ -43,19 +101,12 @@ impl Line {
 
     /// The line as fitted (for other evaluators of the layout).
     pub(super) fn fixed(&self) -> FixedLine {
-        FixedLine {
-            slope: self.slope,
-            intercept: self
-                .lo_intercept
-                .wrapping_add((i64::from(self.e_lo) + 1) << FIXED_INTERCEPT_SHIFT),
-            e_lo: u32::from(self.e_lo),
-            e_hi: u32::from(self.width - self.e_lo - 1),
-        }
+        self.win.fixed()
     }
 
     /// Extents in the piece.
     pub(super) fn count(&self) -> u32 {
-        self.last + 1
+        self.win.count()
     }
 
     /// Bits of the physical excess.
@@ -127,22 +178,23 @@ impl Line {
         q: u32,
         d: u32,
     ) -> Option<(Hit, Slot)> {
-        let lo_raw = predict(self.slope, self.lo_intercept, d);
+        let lo_raw = self.win.first_slot(d);
+        let last = self.win.last;
         // The window's first slot, clamped to the piece: only windows at a piece's ends are,
         // so these branches are predicted.
         let lo = if lo_raw < 0 {
             keep_branch();
             0
-        } else if lo_raw > i64::from(self.last) {
+        } else if lo_raw > i64::from(last) {
             keep_branch();
-            self.last as usize
+            last as usize
         } else {
             // OK to narrow: 0 <= lo_raw <= last.
             lo_raw as usize
         };
         // From the clamped first slot: a window moved up where the line predicts below the
         // piece (still at most WINDOW slots, and still holding the answer).
-        let hi = (lo + usize::from(self.width)).min(self.last as usize);
+        let hi = (lo + usize::from(self.win.width)).min(last as usize);
         let mut base = lo / BLOCK * BLOCK;
         let mut at = self.block_at(lo);
         // The slots counted: WINDOW of them from the window's first slot in its block (or
@@ -206,7 +258,7 @@ impl Line {
     /// last extent, `piece_end` (the next piece's first key, if any).
     #[inline(always)]
     pub(super) fn next_start(&self, bytes: &[u8], s: Slot, piece_end: Option<u32>) -> Option<u32> {
-        let more = s.j < self.last as usize;
+        let more = s.j < self.win.last as usize;
         if more && s.j % BLOCK + 1 < BLOCK {
             // The offset read with the found one's: no load.
             Some(s.key0.wrapping_add(s.next_off))

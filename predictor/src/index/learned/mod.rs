@@ -2,8 +2,8 @@
 //! extents between arithmetic runs, behind a directory), in one of two storages
 //! ([`Storage`]): bit-packed blocks, a few bytes per extent (the structure `compact`), so the
 //! map a kernel cache would hold in 16-byte iext records fits in a fraction of the memory and
-//! a lookup touches a handful of cache lines; or 16-byte records read without decoding (the
-//! structure `learned`).
+//! a lookup touches a handful of cache lines; or each extent's 16 bytes unpacked, a key column
+//! of logical starts beside 12-byte records, read without decoding (the structure `learned`).
 //!
 //! # Forms (the per-file cost-benefit choice)
 //! Every file gets the cheapest exact form that suits it ([`LearnedForm`]):
@@ -131,7 +131,7 @@ pub enum LearnedForm {
     Plain,
     /// Pieces (arithmetic runs and lines) over bit-packed blocks.
     Packed,
-    /// Pieces (arithmetic runs and lines) over 16-byte records.
+    /// Pieces (arithmetic runs and lines) over key columns beside 12-byte records.
     Records,
 }
 
@@ -164,7 +164,8 @@ pub enum Storage {
     /// Bit-packed blocks, taken only where smaller than a plain array (`compact`).
     #[default]
     Packed,
-    /// 16-byte records, the kernel's iext record size, read without decoding (`learned`).
+    /// 16 bytes an extent, the kernel's iext record size, read without decoding: a key column
+    /// beside 12-byte records (`learned`).
     Records,
 }
 
@@ -201,7 +202,7 @@ enum Form {
     Wide(Box<[Extent]>),
     // Inline, not boxed: one dependent load fewer per lookup, for 32 more bytes per file.
     Packed(Packed),
-    /// Pieces whose line pieces hold 16-byte records.
+    /// Pieces whose line pieces hold key columns beside 12-byte records.
     Records(Packed),
 }
 
@@ -225,31 +226,6 @@ impl PlainRec {
             len: e.len,
             pblk_unwritten: e.pblk | if e.unwritten { UNWRITTEN_BIT } else { 0 },
         })
-    }
-
-    /// Appends the record as [`RecordsLayout`] lays it out.
-    fn write(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.lblk.to_le_bytes());
-        out.extend_from_slice(&self.len.to_le_bytes());
-        out.extend_from_slice(&self.pblk_unwritten.to_le_bytes());
-    }
-
-    /// The record at the start of `b` (`None` if fewer than 16 bytes).
-    #[inline(always)]
-    fn read(b: &[u8]) -> Option<Self> {
-        let b: &[u8; RECORD_BYTES] = b.get(..RECORD_BYTES)?.try_into().ok()?;
-        let [l0, l1, l2, l3, n0, n1, n2, n3, p @ ..] = *b;
-        Some(Self {
-            lblk: u32::from_le_bytes([l0, l1, l2, l3]),
-            len: u32::from_le_bytes([n0, n1, n2, n3]),
-            pblk_unwritten: u64::from_le_bytes(p),
-        })
-    }
-
-    /// The logical start of the record at the start of `b` (at least 4 bytes).
-    #[inline(always)]
-    fn lblk_of(b: &[u8]) -> u32 {
-        b.first_chunk().map_or(u32::MAX, |k| u32::from_le_bytes(*k))
     }
 
     fn extent(self) -> Extent {
@@ -308,25 +284,16 @@ pub struct Run {
 /// still fits a directory bucket's cache line.
 #[derive(Debug, Clone, Copy)]
 struct Line {
-    /// Slots per block of `q - first_key`, scaled by 2^32 ([`FixedLine::slope`]).
-    slope: u64,
-    /// [`FixedLine::intercept`] less `e_lo + 1` slots (scaled): the line then predicts the
-    /// window's first slot, `p - e_lo - 1`, exactly (the subtraction commutes with the floor).
-    lo_intercept: i64,
+    /// The line and its window.
+    win: Window,
     /// Mask of a record's physical excess (after its length excess).
     md: u64,
-    /// Piece-local index of the last extent.
-    last: u32,
     /// Byte offset of the piece's first block.
     off: u32,
     /// Mask of a record's length excess (lengths are `u32`, so the excess fits).
     ml: u32,
     /// Bytes of one block: header, 64 keys, 64 records (at most 16 + 64 * 4 + 8 * 113).
     block: u16,
-    /// The line's bounds: the window is `[p - e_lo - 1, p - e_lo - 1 + width]`, with
-    /// `width = e_lo + e_hi + 1` (below [`WINDOW`]).
-    e_lo: u8,
-    width: u8,
     /// Bits of a length excess (where the physical excess starts), of both excesses (where
     /// the unwritten flag starts), and of a whole record.
     wl: u8,
@@ -347,6 +314,17 @@ enum Body {
     Run(Run),
     Line(Line),
     Records(RecLine),
+}
+
+impl Body {
+    /// A line piece's line and window, in either storage (`None` for a run).
+    fn window(&self) -> Option<Window> {
+        match self {
+            Body::Line(l) => Some(l.win),
+            Body::Records(r) => Some(r.win),
+            Body::Run(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -384,7 +362,8 @@ struct Packed {
     /// Every piece, for the queries past their bucket's piece.
     pieces: Box<[Piece]>,
     /// The line pieces' extents, padded with 8 zero bytes (so every field read of a packed
-    /// block is one 8-byte load): packed blocks, or 16-byte records for [`Storage::Records`].
+    /// block is one 8-byte load): packed blocks, or key columns beside records for
+    /// [`Storage::Records`].
     bytes: Box<[u8]>,
 }
 
@@ -430,7 +409,8 @@ impl LearnedIndex {
         Self::build(exts, Lines::Fit(params), storage)
     }
 
-    /// The `learned` structure: lines fitted with the default parameters over 16-byte records.
+    /// The `learned` structure: lines fitted with the default parameters over unpacked extents
+    /// (key columns beside 12-byte records).
     pub fn learned(exts: &[Extent]) -> Result<Self, ModelError> {
         Self::with_storage(exts, &FitParams::default(), Storage::Records)
     }
@@ -675,3 +655,4 @@ impl Packed {
 }
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+const _: () = assert!(std::mem::size_of::<Line>() == 48);

@@ -84,8 +84,8 @@ impl Packed {
                 KeyWidth::U16 => 3,
                 KeyWidth::U32 => 4,
             },
-            // The window's records: at most WINDOW of 16 bytes, eight lines.
-            Some(Body::Records(r)) => span_lines(0, r.count().min(WINDOW as u32) as usize * 16),
+            // The window's keys (WINDOW of 4 bytes) and the answer's record.
+            Some(Body::Records(r)) => span_lines(0, r.count().min(WINDOW as u32) as usize * 4) + 1,
             Some(Body::Run(_)) | None => 0,
         };
         lines

@@ -157,6 +157,63 @@ fn window_counts_agree_with_the_portable_sum() {
 }
 
 #[test]
+fn u32_counts_agree_with_the_portable_sum() {
+    // Keys anywhere in u32 (the top bit both ways: the SSE2 compare is signed underneath),
+    // sorted or not, every length up to a window and a group more.
+    let mut rng = crate::synth::Rng::new(9);
+    for _ in 0..300 {
+        let n = rng.below(WINDOW as u64 + 6) as usize;
+        let mut keys: Vec<u32> = (0..n).map(|_| rng.below(1 << 32) as u32).collect();
+        if rng.below(2) == 0 {
+            keys.sort_unstable();
+        }
+        let w: Vec<u8> = keys.iter().flat_map(|k| k.to_le_bytes()).collect();
+        let probes = keys
+            .iter()
+            .flat_map(|&k| [k.wrapping_sub(1), k, k.wrapping_add(1)]);
+        for q in probes.chain([0, u32::MAX, 1 << 31, (1 << 31) - 1]) {
+            let want = keys.iter().filter(|&&k| k <= q).count();
+            assert_eq!(count_u32_portable(&w, q), want);
+            assert_eq!(count_u32(&w, q), want, "{keys:?} {q}");
+        }
+    }
+}
+
+#[test]
+fn records_lay_keys_beside_their_records() {
+    let exts = mixed();
+    let r = LearnedIndex::learned(&exts).unwrap();
+    assert_eq!(r.form(), LearnedForm::Records);
+    let LearnedLayout::Packed(p) = r.layout() else {
+        panic!("no pieces");
+    };
+    let mut seen = 0;
+    for piece in &p.pieces {
+        let PieceBody::Records(l) = piece.body else {
+            continue;
+        };
+        assert_eq!(l.recs, l.keys + 4 * l.count, "records right after the keys");
+        for j in 0..l.count as usize {
+            let at = |o: usize, n: usize| &p.bytes[o..o + n];
+            let key = u32::from_le_bytes(at(l.keys as usize + 4 * j, 4).try_into().unwrap());
+            let rec = at(l.recs as usize + KEYED_RECORD_BYTES * j, KEYED_RECORD_BYTES);
+            let e = exts.iter().find(|e| e.lblk == key).unwrap();
+            assert_eq!(u32::from_le_bytes(rec[..4].try_into().unwrap()), e.len);
+            let flag = if e.unwritten { UNWRITTEN_BIT } else { 0 };
+            assert_eq!(
+                u64::from_le_bytes(rec[4..].try_into().unwrap()),
+                e.pblk | flag
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, r.shape().record_extents);
+    // 16 bytes an extent, as the records were.
+    assert_eq!(p.bytes.len(), 16 * seen + 8);
+    agree(&exts, &r);
+}
+
+#[test]
 fn unpackable_fields_fall_back_to_the_plain_array() {
     let mut exts = allocator_like(100, 2);
     exts[50].pblk = u64::MAX - 5;
@@ -166,18 +223,22 @@ fn unpackable_fields_fall_back_to_the_plain_array() {
     agree(&exts, &c);
 }
 
-/// A line moved by `slots` and narrowed to `width`, in its piece and its bucket copies.
+/// A line moved by `slots` and narrowed to `width`, in its piece and its bucket copies (either
+/// storage).
 fn skew(c: &mut LearnedIndex, slots: i64, width: u8) {
-    let Form::Packed(p) = &mut c.form else {
-        panic!("not packed");
+    let (Form::Packed(p) | Form::Records(p)) = &mut c.form else {
+        panic!("no pieces");
     };
     let pieces = p.pieces.iter_mut();
     let copies = p.buckets.iter_mut().map(|b| &mut b.piece);
     for piece in pieces.chain(copies) {
-        if let Body::Line(l) = &mut piece.body {
-            l.lo_intercept += slots << FIXED_INTERCEPT_SHIFT;
-            l.width = l.width.min(width);
-        }
+        let win = match &mut piece.body {
+            Body::Line(l) => &mut l.win,
+            Body::Records(r) => &mut r.win,
+            Body::Run(_) => continue,
+        };
+        win.lo_intercept += slots << FIXED_INTERCEPT_SHIFT;
+        win.width = win.width.min(width);
     }
 }
 
@@ -187,8 +248,11 @@ fn wrong_lines_miss_and_never_answer_wrong() {
     let reference = SortedIndex::new(exts.clone());
     let blocks = probe_blocks(&exts);
     for slots in [-70, -40, -33, -9, -1, 1, 5, 31, 40, 70] {
-        for width in [0, 3, 31] {
-            let mut c = LearnedIndex::new(&exts).unwrap();
+        for (width, storage) in [0, 3, 31]
+            .into_iter()
+            .flat_map(|w| [(w, Storage::Packed), (w, Storage::Records)])
+        {
+            let mut c = LearnedIndex::with_storage(&exts, &FitParams::default(), storage).unwrap();
             skew(&mut c, slots, width);
             let mut missed = 0;
             for &q in &blocks {
@@ -199,7 +263,10 @@ fn wrong_lines_miss_and_never_answer_wrong() {
             }
             // Far enough off, the lines miss (and the runs still answer).
             if slots.abs() >= 40 {
-                assert!(missed > 0, "{slots} slots, width {width}: no miss");
+                assert!(
+                    missed > 0,
+                    "{slots} slots, width {width}, {storage:?}: no miss"
+                );
             }
         }
     }
