@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::support::huge::{markdown, measure, Plan, Recipe, Source, STEPS};
+use crate::support::huge::{markdown, measure, Pattern, Plan, Source, STEPS};
 use crate::support::race::{Effort, Evictor};
 use crate::support::rows::print_row;
 
@@ -14,11 +14,11 @@ pub struct Args {
     /// memory (the map, both structures and a second build of each for the cold regime).
     #[arg(long, value_delimiter = ',', default_value = "10000000,100000000")]
     pub extents: Vec<usize>,
-    /// The kernel-made map whose steps are drawn (as root; without root the steps of
+    /// The allocation pattern whose kernel-made map the steps are drawn from (as root; without root the steps of
     /// predictor::synth::allocator_like, whose distributions are fixed by hand).
     #[arg(long, value_enum, default_value = "appenders")]
-    pub recipe: Recipe,
-    /// Operations of the recipe (default: the demo's scale, 5000 for the appenders; fewer
+    pub pattern: Pattern,
+    /// Operations of the pattern (default: the demo's scale, 5000 for the appenders; fewer
     /// make the source image faster and its steps fewer).
     #[arg(long)]
     pub scale: Option<u32>,
@@ -53,7 +53,7 @@ pub fn run(args: &Args) -> Result<()> {
         check: args.check,
         bpf_check: args.bpf_check,
     };
-    let source = Source::new(args.recipe, args.scale, args.seed)?;
+    let source = Source::new(args.pattern, args.scale, args.seed)?;
     tracing::info!(source = %source.name, mean_stride = source.mean_stride(), "steps to draw from");
     let bar = indicatif::ProgressBar::new((args.extents.len() * STEPS) as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")

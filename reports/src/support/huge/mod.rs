@@ -25,7 +25,7 @@ use crate::support::race::{cold_race, Effort, Evictor, ORDERS_SEED, WARM_ORDERS}
 use crate::support::rows::met;
 use crate::support::timing::{race, Summary};
 
-pub use source::{Recipe, Source};
+pub use source::{Pattern, Source};
 
 /// The bar on bytes: the compact index holds at most this share of iext16's bytes.
 const BYTES_BAR: f64 = 0.25;

@@ -43,9 +43,10 @@ pub struct Source {
     steps: Vec<Step>,
 }
 
-/// Which kernel-allocated map (`imagekit::kernel::Allocated`) the steps come from.
+/// The allocation pattern (`imagekit::kernel::Allocated`) whose kernel-made map the steps come
+/// from, as a command-line value.
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum Recipe {
+pub enum Pattern {
     /// Four files appended in turn with fsync (no holes; jumps over the other files' blocks).
     Appenders,
     /// A fallocated file with random holes punched (unwritten extents of irregular lengths).
@@ -56,7 +57,7 @@ pub enum Recipe {
     Sqlite,
 }
 
-impl Recipe {
+impl Pattern {
     fn allocated(self) -> Allocated {
         match self {
             Self::Appenders => Allocated::Appenders,
@@ -68,9 +69,9 @@ impl Recipe {
 }
 
 impl Source {
-    /// The steps of every file of the recipe's image (at `scale`, by default the demo's), made
+    /// The steps of every file of the pattern's image (at `scale`, by default the demo's), made
     /// by the kernel on a loop mount; or, without root, those of `allocator_like`.
-    pub fn new(recipe: Recipe, scale: Option<u32>, seed: u64) -> Result<Self> {
+    pub fn new(pattern: Pattern, scale: Option<u32>, seed: u64) -> Result<Self> {
         if !imagekit::kernel::is_root() {
             tracing::warn!(
                 "not root: no loop mount for a kernel-made map; steps from \
@@ -86,7 +87,7 @@ impl Source {
                 steps,
             });
         }
-        let pattern = recipe.allocated();
+        let pattern = pattern.allocated();
         let scale = scale
             .or_else(|| imagekit::Recipe::demo_scale(pattern))
             .unwrap_or(5_000);
