@@ -153,7 +153,7 @@ proptest! {
         }
         for max_window in [2, FitParams::default().max_window] {
             let params = FitParams { max_window, ..FitParams::default() };
-            let c = LearnedIndex::with_params(&exts, &params).unwrap();
+            let c = LearnedIndex::with_storage(&exts, &params, Storage::Packed).unwrap();
             prop_assert_eq!(&c.extents(), &exts, "compact w={} round trip", max_window);
             structures.push((format!("compact w={max_window}"), Box::new(c)));
         }

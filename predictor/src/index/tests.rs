@@ -94,7 +94,7 @@ fn assert_all_agree(name: &str, exts: &[Extent], queries: &[u32]) {
             max_window,
             ..FitParams::default()
         };
-        let c = LearnedIndex::with_params(exts, &params).unwrap();
+        let c = LearnedIndex::with_storage(exts, &params, Storage::Packed).unwrap();
         assert_eq!(c.extents(), exts, "map {name}: compact round trip");
         others.push((format!("compact w={max_window}"), Box::new(c)));
     }

@@ -319,7 +319,7 @@ fn compact_for(
         Models::None => return Ok((LearnedIndex::new(exts)?, ModelStatus::NotUsed)),
         Models::Fit(params) => {
             return Ok((
-                LearnedIndex::with_params(exts, &params)?,
+                LearnedIndex::with_storage(exts, &params, Storage::Packed)?,
                 ModelStatus::NotUsed,
             ))
         }

@@ -32,7 +32,7 @@ mod shift_map;
 use ext4::{BlockMap, Extent};
 use livefs::trace::{Change, FileMap, MAX_BLOCKS};
 
-use super::{extents_of, ExtentIndex, LearnedIndex, Lookup};
+use super::{extents_of, ExtentIndex, LearnedIndex, Lookup, Storage};
 use crate::model::{FinalFit, FitParams, ModelError};
 use shift_map::{Moves, ShiftMap};
 
@@ -112,7 +112,7 @@ impl Rebuilt {
             ..FitParams::default()
         };
         Ok(Self {
-            built: LearnedIndex::with_params(&exts, &params)?,
+            built: LearnedIndex::with_storage(&exts, &params, Storage::Packed)?,
             extents: exts.len(),
         })
     }

@@ -95,6 +95,16 @@ impl Packed {
         }))
     }
 
+    /// The widest window of its line pieces, in extent slots (0 without any).
+    pub(super) fn max_window(&self) -> u64 {
+        self.pieces
+            .iter()
+            .filter_map(|p| p.body.window())
+            .map(|w| w.fixed().window())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The line pieces' lines as one model over the line extents (every stretch's, in order):
     /// each segment's index and intercept count from the first line extent.
     pub(super) fn model(&self) -> Model {

@@ -392,12 +392,7 @@ impl Phys {
 impl LearnedIndex {
     /// The compact form of `exts` (a sorted, non-overlapping map; checked).
     pub fn new(exts: &[Extent]) -> Result<Self, ModelError> {
-        Self::with_params(exts, &FitParams::default())
-    }
-
-    /// The compact form of `exts`, with lines fitted with `params`.
-    pub fn with_params(exts: &[Extent], params: &FitParams) -> Result<Self, ModelError> {
-        Self::build(exts, Lines::Fit(params), Storage::Packed)
+        Self::with_storage(exts, &FitParams::default(), Storage::Packed)
     }
 
     /// The form of `exts` whose line pieces store `storage`, with lines fitted with `params`.
@@ -478,7 +473,10 @@ impl LearnedIndex {
 
     /// The widest window of its lines, in extent slots (0 without lines): at most [`WINDOW`].
     pub fn max_window(&self) -> u64 {
-        self.model().map_or(0, |m| m.max_window())
+        match &self.form {
+            Form::Packed(p) | Form::Records(p) => p.max_window(),
+            Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => 0,
+        }
     }
 
     /// Line pieces (each one segment of a fitted model).

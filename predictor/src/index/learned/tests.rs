@@ -116,7 +116,7 @@ fn windows_wider_than_the_count_are_narrowed() {
         max_window: 4096,
         ..FitParams::default()
     };
-    let c = LearnedIndex::with_params(&exts, &params).unwrap();
+    let c = LearnedIndex::with_storage(&exts, &params, Storage::Packed).unwrap();
     if let Form::Packed(p) = &c.form {
         for piece in p.pieces.iter() {
             if let Body::Line(l) = piece.body {
