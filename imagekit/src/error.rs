@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::Arc;
 
 /// Everything that can go wrong while building an image or asking an oracle.
@@ -117,7 +118,7 @@ pub enum Error {
         /// What was started.
         what: String,
         /// How it ended, with everything it wrote to stderr.
-        ended: crate::fuse::Ended,
+        ended: Ended,
     },
     /// A FUSE mount did not come up, go away or end in time.
     #[error("{what} {reason}: {log_tail}")]
@@ -159,5 +160,32 @@ pub(crate) fn io_err(
         action,
         path,
         source,
+    }
+}
+
+/// How a FUSE server ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Ended {
+    /// The last lines it wrote to stderr, on one line.
+    #[must_use]
+    pub fn log_tail(&self) -> String {
+        tail(&self.stderr)
+    }
+}
+
+/// The last five lines of `text`, joined with ` | `.
+pub(crate) fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    if lines.is_empty() {
+        "(no output)".into()
+    } else {
+        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 }

@@ -4,37 +4,11 @@
 //! unmounts (lazily as a last resort) and kills the server if it does not exit by itself.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{io_err, Error, Result};
-
-/// How a FUSE server ended.
-#[derive(Debug)]
-pub struct Ended {
-    /// Exit status.
-    pub status: ExitStatus,
-    /// Everything it wrote to stderr.
-    pub stderr: String,
-}
-
-impl Ended {
-    /// The last lines it wrote to stderr, on one line.
-    #[must_use]
-    pub fn log_tail(&self) -> String {
-        tail(&self.stderr)
-    }
-}
-
-/// The last five lines of `text`, joined with ` | `.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    if lines.is_empty() {
-        "(no output)".into()
-    } else {
-        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-    }
-}
+pub use crate::error::Ended;
+use crate::error::{io_err, tail, Error, Result};
 
 /// A running FUSE server and its mount.
 #[derive(Debug)]
