@@ -38,6 +38,7 @@ pub mod fuse;
 pub mod kernel;
 pub mod oracle;
 mod skip;
+mod sqlite;
 pub mod workloads;
 
 use std::ops::RangeInclusive;

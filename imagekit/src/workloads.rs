@@ -311,25 +311,15 @@ fn shuffle(v: &mut [u64], rng: &mut Rng) {
 
 fn sqlite(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> {
     let db = dir.join("database.sqlite");
-    let mut sql = String::from(
-        "PRAGMA journal_mode=DELETE;\nPRAGMA synchronous=FULL;\n\
-         CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);\n",
-    );
+    let mut sql = format!("{}{}", crate::sqlite::JOURNAL, crate::sqlite::TABLE);
     let mut rows = 0u64;
     for _ in 0..n {
-        sql.push_str("BEGIN;\n");
-        for _ in 0..rng.range(1, 4) {
-            rows += 1;
-            sql.push_str(&format!(
-                "INSERT INTO t(v) VALUES (randomblob({}));\n",
-                rng.range(500, 20_000)
-            ));
-        }
+        crate::sqlite::insert_rows(&mut sql, rng, &mut rows);
         sql.push_str("COMMIT;\n");
     }
-    run_sqlite(&db, &sql)?;
+    crate::sqlite::run(&db, &sql, dir)?;
     rec.checkpoint()?;
-    let mut sql = String::from("PRAGMA journal_mode=DELETE;\nPRAGMA synchronous=FULL;\n");
+    let mut sql = String::from(crate::sqlite::JOURNAL);
     for _ in 0..n {
         let row = rng.range(1, rows);
         match rng.below(3) {
@@ -344,7 +334,7 @@ fn sqlite(dir: &Path, rec: &mut Recorder, n: u64, rng: &mut Rng) -> Result<()> {
             )),
         }
     }
-    run_sqlite(&db, &sql)
+    crate::sqlite::run(&db, &sql, dir)
 }
 
 /// A workload step that went wrong, naming the file.
@@ -354,30 +344,6 @@ fn failed(path: &Path, reason: String) -> Error {
         path: String::new(),
         reason,
     }
-}
-
-fn run_sqlite(db: &Path, sql: &str) -> Result<()> {
-    use std::io::Write;
-    let tool = crate::tool("sqlite3")?;
-    let mut child = std::process::Command::new(tool)
-        .arg("-bail")
-        .arg(db)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(io_err("running sqlite3 on", db))?;
-    let Some(mut stdin) = child.stdin.take() else {
-        return Err(failed(db, "sqlite3 has no standard input".into()));
-    };
-    stdin
-        .write_all(sql.as_bytes())
-        .map_err(io_err("feeding sqlite3 for", db))?;
-    drop(stdin);
-    let status = child.wait().map_err(io_err("waiting for sqlite3 on", db))?;
-    if !status.success() {
-        return Err(failed(db, format!("sqlite3 failed: {status}")));
-    }
-    Ok(())
 }
 
 /// Runs `workload` on a fresh ext4 image in `dir`, loop-mounted `nodelalloc`, and records its

@@ -249,35 +249,19 @@ fn sparse_disk(mount: &LoopMount, rng: &mut Rng, n: u64) -> Result<()> {
     file.sync_all().map_err(io_err("syncing", &path))
 }
 
-/// [`Allocated::Sqlite`]: `n` transactions run by the `sqlite3` shell from a script written
-/// next to `image` (removed after).
+/// [`Allocated::Sqlite`]: `n` transactions run by the `sqlite3` shell, some deleting an earlier
+/// row.
 fn sqlite(mount: &LoopMount, rng: &mut Rng, n: u64, image: &Path) -> Result<()> {
     interleave_small_allocations(mount)?;
-    let mut sql = String::from(
-        "PRAGMA journal_mode=DELETE;\nPRAGMA synchronous=FULL;\n\
-         CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);\n",
-    );
+    let mut sql = format!("{}{}", crate::sqlite::JOURNAL, crate::sqlite::TABLE);
     let mut rows = 0u64;
     for _ in 0..n {
-        sql.push_str("BEGIN;\n");
-        for _ in 0..rng.range(1, 4) {
-            rows += 1;
-            let bytes = rng.range(500, 20_000);
-            sql.push_str(&format!("INSERT INTO t(v) VALUES (randomblob({bytes}));\n"));
-        }
+        crate::sqlite::insert_rows(&mut sql, rng, &mut rows);
         if rows > 10 && rng.range(1, 3) == 1 {
             let row = rng.range(1, rows);
             sql.push_str(&format!("DELETE FROM t WHERE id={row};\n"));
         }
         sql.push_str("COMMIT;\n");
     }
-    let script = image.with_extension("sql");
-    std::fs::write(&script, sql).map_err(io_err("writing", &script))?;
-    let mut cmd = std::process::Command::new(crate::cmd::tool("sqlite3")?);
-    cmd.arg("-bail")
-        .arg(mount.host_path("/database.sqlite"))
-        .arg(format!(".read {}", script.display()));
-    let ran = crate::cmd::run_checked(cmd, image, &[0]);
-    let _ = std::fs::remove_file(&script);
-    ran.map(|_| ())
+    crate::sqlite::run(&mount.host_path("/database.sqlite"), &sql, image)
 }

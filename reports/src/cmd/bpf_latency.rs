@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bpf::abi::RUN_NOOP;
-use bpf::timing::{block_queries, samples, single_file_in, syscall_samples};
-use bpf::timing::{SINGLE_BLOCK_SIZE, SINGLE_INO};
+use bpf::timing::{
+    block_queries, samples, single_file_in, syscall_samples, SINGLE_BLOCK_SIZE, SINGLE_INO,
+};
 use bpf::{load_stack_in, BpfTier, Limits};
-use ext4::BlockMap;
-use ext4::{Extent, Fs};
+use ext4::{BlockMap, Extent, Fs};
 use predictor::synth::Rng;
 use predictor::{
     BTreeIndex, ExtentIndex, LearnedIndex, Lookup, Models, Pack, StackOptions, Tier, TierStack,
