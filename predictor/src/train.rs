@@ -14,7 +14,7 @@ use ext4::{Extent, Fs, Inode, InodeKind};
 
 use crate::error::Chain;
 use crate::fingerprint::fingerprint;
-use crate::index::{extent, LearnedIndex, Storage};
+use crate::index::{extent, LearnedIndex};
 use crate::model::{FitParams, ModelKind};
 use crate::pack::{Pack, PackEntry};
 
@@ -306,16 +306,11 @@ fn finish(mut pack: Pack, parts: Parts, mut errors: Vec<FileError>, start: Insta
 fn fit_file(map: &FileMap, read_time: Duration, params: &FitParams) -> Outcome {
     let extents = &map.extents;
     let t1 = Instant::now();
-    // The lines are the same whatever the storage; records take every map (packing may give
-    // up on a field too wide), so every map with lines gets them.
-    let model = LearnedIndex::with_storage(extents, params, Storage::Records)
-        .map_err(|e| FileError {
-            ino: map.ino,
-            path: map.path.clone(),
-            error: e.to_string(),
-        })?
-        .model()
-        .unwrap_or_default();
+    let model = LearnedIndex::fit_lines(extents, params).map_err(|e| FileError {
+        ino: map.ino,
+        path: map.path.clone(),
+        error: e.to_string(),
+    })?;
     let fit_time = t1.elapsed();
     let stats = FileStats {
         ino: map.ino,

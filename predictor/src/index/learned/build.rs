@@ -56,15 +56,7 @@ impl Packed {
                 continue;
             };
             let segments = match lines {
-                Lines::Fit(params) => {
-                    let keys: Vec<u32> = part.iter().map(|e| e.lblk).collect();
-                    // A lookup counts WINDOW key slots: no line may need more.
-                    let params = FitParams {
-                        max_window: params.max_window.min(WINDOW as u32),
-                        ..*params
-                    };
-                    fit(&keys, &params)?.0.segments
-                }
+                Lines::Fit(params) => fit_stretch(part, params)?,
                 Lines::Model(model) => stretch_segments(model, offset, part)?,
             };
             if !line_pieces(part, &segments, &mut pieces, &mut store)? {
@@ -189,6 +181,54 @@ pub(super) fn line_pieces(
         });
     }
     Ok(true)
+}
+
+/// The lines of one stretch (extents between runs), fitted with `params`; segment indices and
+/// lines count from the stretch's first extent.
+fn fit_stretch(stretch: &[Extent], params: &FitParams) -> Result<Vec<Segment>, ModelError> {
+    let keys: Vec<u32> = stretch.iter().map(|e| e.lblk).collect();
+    // A lookup counts WINDOW key slots: no line may need more.
+    let params = FitParams {
+        max_window: params.max_window.min(WINDOW as u32),
+        ..*params
+    };
+    Ok(fit(&keys, &params)?.0.segments)
+}
+
+/// [`LearnedIndex::fit_lines`].
+pub(super) fn fit_lines(exts: &[Extent], params: &FitParams) -> Result<Model, ModelError> {
+    check_extents(exts)?;
+    if u32::try_from(exts.len()).is_err() {
+        return Err(ModelError::TooMany(exts.len()));
+    }
+    if exts.len() <= PLAIN_MAX {
+        return Ok(Model::default());
+    }
+    let mut segments = Vec::new();
+    // Line extents before the current stretch: where its segments start in the model.
+    let mut offset = 0u32;
+    for c in &cut(exts) {
+        let (Cut::Stretch(_), Some(part)) = (c, exts.get(c.range())) else {
+            continue;
+        };
+        for mut seg in fit_stretch(part, params)? {
+            // As Packed::model re-bases a piece's line: by the stretch's first line extent,
+            // and the float line the fixed one's value (what a pack stores).
+            seg.first_idx += offset;
+            seg.fixed.intercept = seg
+                .fixed
+                .intercept
+                .wrapping_add(i64::from(offset) << FIXED_INTERCEPT_SHIFT);
+            seg.line = seg.fixed.to_float();
+            segments.push(seg);
+        }
+        // Fewer than 2^32 extents in all (checked above).
+        offset += part.len() as u32;
+    }
+    Ok(Model {
+        extent_count: offset,
+        segments,
+    })
 }
 
 /// Where a packed form's lines come from.

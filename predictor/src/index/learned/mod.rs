@@ -422,6 +422,15 @@ impl LearnedIndex {
         Self::build(exts, Lines::Model(model), storage)
     }
 
+    /// The lines a map's line pieces take, fitted with `params`, as one model over its line
+    /// extents: what [`Self::model`] gives for the form built with the same `params` (in the
+    /// records storage, which keeps every map of more than [`PLAIN_MAX`] extents), without
+    /// storing a single extent (training's fit). A map small enough for a plain array has no
+    /// lines: an empty model.
+    pub fn fit_lines(exts: &[Extent], params: &FitParams) -> Result<Model, ModelError> {
+        build::fit_lines(exts, params)
+    }
+
     /// The packed form's lines, as a model over its *line extents* (the extents outside
     /// arithmetic runs, in order; runs are found again from the map): what a pack stores so
     /// [`Self::with_model`] need not fit. The compact form keeps only the fixed-point lines;

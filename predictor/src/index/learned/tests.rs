@@ -306,6 +306,38 @@ fn the_lines_of_a_model_rebuild_the_same_index() {
 }
 
 #[test]
+fn fitted_lines_are_the_built_forms_model() {
+    let params = FitParams::default();
+    let mut compared = 0;
+    for exts in [
+        mixed(),
+        allocator_like(5000, 4),
+        allocator_like(40_000, 9),
+        crowded(300, 40),
+        mixed()[..PLAIN_MAX + 1].to_vec(),
+    ] {
+        let built = LearnedIndex::with_storage(&exts, &params, Storage::Records).unwrap();
+        let fitted = LearnedIndex::fit_lines(&exts, &params).unwrap();
+        assert_eq!(
+            Some(&fitted),
+            built.model().as_ref(),
+            "{} extents",
+            exts.len()
+        );
+        assert!(!fitted.segments.is_empty(), "{} extents", exts.len());
+        compared += 1;
+    }
+    assert_eq!(compared, 5);
+    // A map a plain array holds has no lines.
+    let small = LearnedIndex::fit_lines(&mixed()[..PLAIN_MAX], &params).unwrap();
+    assert_eq!(small, Model::default());
+    // Bad maps are refused as the build refuses them.
+    let mut bad = mixed();
+    bad.swap(0, 1);
+    assert!(LearnedIndex::fit_lines(&bad, &params).is_err());
+}
+
+#[test]
 fn a_model_of_another_map_is_refused() {
     let exts = mixed();
     let model = LearnedIndex::new(&exts).unwrap().model().unwrap();
