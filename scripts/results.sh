@@ -43,7 +43,7 @@ rm -rf "$CARGO_TARGET_DIR/criterion"
 cargo bench --locked -p benches --bench lookup
 
 echo "== 2. BPF latency"
-taskset -c 1 "$BIN/reports" bpf-latency --synthetic 1000,100000,1000000 >"$WORK/bpf.jsonl"
+taskset -c 1 "$BIN/reports" bpf-latency --synthetic 1000,100000,1000000,10000000 >"$WORK/bpf.jsonl"
 
 echo "== 3. the demo image with /punched-100k, and its model pack"
 "$BIN/examples/build_images" "$WORK/img" demo-punched-4k

@@ -38,7 +38,7 @@ bpf_syscall_ns is one BPF_PROG_TEST_RUN from user space answering one query. The
 figures time the same queries through the same learned index, an iext tree (16-byte records)
 and a BTreeMap of the same extents. Pin to one CPU:
   taskset -c 1 reports bpf-latency disk.img --models disk.pack
-  taskset -c 1 reports bpf-latency --synthetic 1000,100000,1000000")]
+  taskset -c 1 reports bpf-latency --synthetic 1000,100000,1000000,10000000")]
 pub struct Args {
     /// The ext4 image, read-only (or use --synthetic).
     #[arg(required_unless_present = "synthetic", requires = "models")]
