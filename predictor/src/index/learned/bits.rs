@@ -209,7 +209,13 @@ pub(super) fn count_u32_sse2(w: &[u8], q: u32) -> usize {
         _mm_setzero_si128, _mm_shuffle_epi32, _mm_sub_epi32, _mm_xor_si128,
     };
     let groups = w.chunks_exact(16);
-    let tail = count_u32_portable(groups.remainder(), q);
+    // Tested first: for a whole window (a length known at the call) the test folds away with
+    // the tail, where the count of an empty tail stayed an out-of-line call (with the
+    // lookup's registers spilled around it) on every records lookup.
+    let tail = match groups.remainder() {
+        [] => 0,
+        rest => count_u32_portable(rest, q),
+    };
     let counted = groups.len() * 4;
     // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics ask; each
     // load is one 16-byte chunk of `w`, unaligned.
@@ -228,6 +234,53 @@ pub(super) fn count_u32_sse2(w: &[u8], q: u32) -> usize {
         _mm_cvtsi128_si32(acc) as u32 as usize
     };
     counted - above + tail
+}
+
+/// [`count_u32`] over a whole window of keys all below 2^31 (every logical block of a file
+/// under 8 TiB at 4 KiB blocks): compared as signed numbers as they are, with `q` clamped to
+/// the largest (every key is at most it, as at most any larger `q`), so the eight groups skip
+/// the sign flip [`count_u32_sse2`] needs: a fifth fewer instructions in the count.
+#[inline(always)]
+pub(super) fn count_u31(w: &[u8; 4 * WINDOW], q: u32) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        use std::arch::x86_64::{
+            _mm_add_epi32, _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi32,
+            _mm_shuffle_epi32,
+        };
+        const _: () = assert!(WINDOW == 32, "eight compares of four keys");
+        // OK to narrow: clamped to i32::MAX.
+        let q = q.min(i32::MAX as u32) as i32;
+        // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics
+        // ask; the loads are bytes 16k..16k + 16 of the 128-byte array (k < 8), unaligned.
+        let acc = unsafe {
+            let qv = _mm_set1_epi32(q);
+            // -1 where a key is above q; summed as a tree (a short chain after the compares).
+            let above = |k: usize| {
+                debug_assert!(k < 8);
+                _mm_cmpgt_epi32(_mm_loadu_si128(w.as_ptr().add(16 * k).cast()), qv)
+            };
+            let acc = _mm_add_epi32(
+                _mm_add_epi32(
+                    _mm_add_epi32(above(0), above(1)),
+                    _mm_add_epi32(above(2), above(3)),
+                ),
+                _mm_add_epi32(
+                    _mm_add_epi32(above(4), above(5)),
+                    _mm_add_epi32(above(6), above(7)),
+                ),
+            );
+            let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b01_00_11_10>(acc));
+            let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b10_11_00_01>(acc));
+            _mm_cvtsi128_si32(acc)
+        };
+        // Minus the keys above q (at most WINDOW).
+        WINDOW - acc.wrapping_neg() as u32 as usize
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        count_u32_portable(w, q)
+    }
 }
 
 /// [`count_u32`] without vector intrinsics (other architectures, a short tail; and the x86-64

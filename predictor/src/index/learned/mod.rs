@@ -590,12 +590,14 @@ impl LearnedIndex {
     /// Looks up block `q`.
     #[inline]
     pub fn probe(&self, q: u32) -> Lookup {
-        // The packed form first: one test, where a jump over the four forms costs five
-        // instructions of a lookup's two hundred.
-        if let Form::Packed(p) | Form::Records(p) = &self.form {
-            return p.probe(q);
+        // The two forms with pieces first, two tests, where a jump over the six forms costs
+        // five instructions of a lookup's two hundred; each storage to its own probe, so the
+        // records lookup is not laid out around the packed decoder.
+        match &self.form {
+            Form::Packed(p) => p.probe(q),
+            Form::Records(p) => p.probe_records(q),
+            _ => self.probe_small(q),
         }
-        self.probe_small(q)
     }
 
     /// [`Self::probe`] for the forms without a model (out of the packed form's way).

@@ -91,6 +91,35 @@ impl Packed {
         lines
     }
 
+    /// [`Self::probe`] for the records storage, whose line pieces are all records: their
+    /// search first and inline, a run's arithmetic after it, and no packed block decoder in
+    /// the way (one body of code per storage, each laid out for its own common path).
+    #[inline(always)]
+    pub(super) fn probe_records(&self, q: u32) -> Lookup {
+        if q < self.first_key {
+            return Lookup::Found(BlockMap::Hole {
+                next: Some(self.first_key),
+            });
+        }
+        let Some(piece) = self.piece(q) else {
+            return Lookup::Missed;
+        };
+        let d = q - piece.first_key;
+        match &piece.body {
+            Body::Records(r) => r.find(&self.bytes, q, d, piece),
+            Body::Run(r) => run_find(piece, r, q, d),
+            // Not built in this storage; answered all the same.
+            Body::Line(_) => self.probe_cold(q),
+        }
+    }
+
+    /// [`Self::probe`] out of line.
+    #[cold]
+    #[inline(never)]
+    fn probe_cold(&self, q: u32) -> Lookup {
+        self.probe(q)
+    }
+
     #[inline(always)]
     pub(super) fn probe(&self, q: u32) -> Lookup {
         if q < self.first_key {
@@ -103,23 +132,7 @@ impl Packed {
         };
         let d = q - piece.first_key;
         match &piece.body {
-            Body::Run(r) => {
-                // step > 0: a run's extents do not overlap.
-                let i = (d / r.step).min(r.count - 1);
-                let lblk = piece.first_key + i * r.step;
-                let e = Extent {
-                    lblk,
-                    pblk: r.pblk.wrapping_add(r.pstep.wrapping_mul(u64::from(i))),
-                    len: r.len,
-                    unwritten: r.unwritten,
-                };
-                let next = if i + 1 < r.count {
-                    Some(lblk + r.step)
-                } else {
-                    piece.end()
-                };
-                Lookup::Found(resolve(q, Some(e), next))
-            }
+            Body::Run(r) => run_find(piece, r, q, d),
             Body::Line(l) => {
                 let Some((hit, slot)) = l.find(&self.bytes, q, d) else {
                     return Lookup::Missed;
@@ -140,7 +153,7 @@ impl Packed {
                 }
                 Lookup::Found(BlockMap::Hole { next })
             }
-            Body::Records(r) => r.find(&self.bytes, q, d, piece.end()),
+            Body::Records(r) => r.find(&self.bytes, q, d, piece),
         }
     }
 
@@ -162,4 +175,24 @@ impl Packed {
         }
         out
     }
+}
+
+/// The answer for `q` in the run `r` of `piece` (`d = q - piece.first_key`): arithmetic alone.
+#[inline(always)]
+fn run_find(piece: &Piece, r: &Run, q: u32, d: u32) -> Lookup {
+    // step > 0: a run's extents do not overlap.
+    let i = (d / r.step).min(r.count - 1);
+    let lblk = piece.first_key + i * r.step;
+    let e = Extent {
+        lblk,
+        pblk: r.pblk.wrapping_add(r.pstep.wrapping_mul(u64::from(i))),
+        len: r.len,
+        unwritten: r.unwritten,
+    };
+    let next = if i + 1 < r.count {
+        Some(lblk + r.step)
+    } else {
+        piece.end()
+    };
+    Lookup::Found(resolve(q, Some(e), next))
 }

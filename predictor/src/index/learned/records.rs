@@ -16,6 +16,8 @@ pub(super) struct RecLine {
     keys: u32,
     /// Byte offset of the records (right after the key column).
     recs: u32,
+    /// Every key is below 2^31 (see [`count_u31`]).
+    low: bool,
 }
 
 impl RecLine {
@@ -45,15 +47,13 @@ impl RecLine {
             .map(|(k, r)| record_extent(key_of(k), r))
     }
 
-    /// The answer for `q` (`d = q - first_key`, `end` the next piece's first key): the
+    /// The answer for `q` in `piece`, whose body this is (`d = q - first_key`): the
     /// window's keys counted against `q` (branch-free: [`WINDOW`] of them, four a compare), the candidate verified on the stored starts, `start[j] <= q < start[j + 1]`, or
     /// a miss. Only the answer's record is read, and the next key only for a query past its
     /// extent (it is in the same load as the found key).
     #[inline(always)]
-    pub(super) fn find(&self, bytes: &[u8], q: u32, d: u32, end: Option<u32>) -> Lookup {
+    pub(super) fn find(&self, bytes: &[u8], q: u32, d: u32, piece: &Piece) -> Lookup {
         let last = self.win.last as usize;
-        // OK to narrow: 0 <= lo <= last.
-        let lo = self.win.first_slot(d).clamp(0, last as i64) as usize;
         let n = last + 1;
         let keys = self.keys as usize;
         // The WINDOW keys from the window's first slot, moved back to end at the piece's end:
@@ -63,14 +63,22 @@ impl RecLine {
         // its keys, out of line. (Which of the two is the piece's: the branch is predicted.)
         let (s, below) = match n.checked_sub(WINDOW) {
             Some(back) => {
-                let s = lo.min(back);
+                // The window's first slot, clamped to the piece and moved back to `back` in one
+                // clamp. OK to narrow: 0 <= s <= back.
+                let s = self.win.first_slot(d).clamp(0, back as i64) as usize;
                 let Some(w) = bytes
                     .get(keys + s * KEY..)
                     .and_then(<[u8]>::first_chunk::<{ KEY * WINDOW }>)
                 else {
                     return Lookup::Missed;
                 };
-                (s, count_u32(w, q))
+                // Which count is the piece's: predicted.
+                let below = if self.low {
+                    count_u31(w, q)
+                } else {
+                    count_u32(w, q)
+                };
+                (s, below)
             }
             None => match bytes.get(keys..keys + n * KEY) {
                 Some(w) => (0, count_short(w, q)),
@@ -85,17 +93,27 @@ impl RecLine {
             prefetch(first.wrapping_add(line * 64));
         }
         // None at most q: the answer lies before the window, a wrong line.
-        let Some(j) = (s + below).checked_sub(1).filter(|_| below > 0) else {
+        if below == 0 {
+            return Lookup::Missed;
+        }
+        let j = s + below - 1;
+        // Its key and the next one in one load (past the last key: the first record's bytes, not
+        // used), and its record: one bounds check each.
+        let pair = bytes
+            .get(keys + j * KEY..)
+            .and_then(<[u8]>::first_chunk::<8>)
+            .map_or(0, |b| u64::from_le_bytes(*b));
+        let key = pair as u32;
+        let Some(rec) = bytes
+            .get(self.recs as usize + j * REC..)
+            .and_then(<[u8]>::first_chunk::<REC>)
+        else {
             return Lookup::Missed;
         };
-        // Its key and the next one in one load (past the last key: the first record's bytes, not
-        // used).
-        let pair = word(bytes, keys + j * KEY);
-        let key = pair as u32;
-        let rec = self.recs as usize + j * REC;
-        let len = word(bytes, rec) as u32;
+        let (len, p) = rec.split_at(4);
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
         if q.wrapping_sub(key) < len && key <= q {
-            let p = word(bytes, rec + 4);
+            let p = u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
             return Lookup::Found(BlockMap::Mapped(Extent {
                 lblk: key,
                 pblk: p & !UNWRITTEN_BIT,
@@ -103,10 +121,13 @@ impl RecLine {
                 unwritten: p & UNWRITTEN_BIT != 0,
             }));
         }
+        // The piece's end only here, in a hole past the last extent: asked before the search
+        // (an `Option` made from the piece up front), it had the compiler lay the whole search
+        // out twice, once per outcome.
         let next = if j < last {
             Some((pair >> 32) as u32)
         } else {
-            end
+            piece.end()
         };
         if key > q || next.is_some_and(|n| n <= q) {
             return Lookup::Missed;
@@ -166,5 +187,11 @@ pub(super) fn record_line(
         bytes.extend_from_slice(&r.len.to_le_bytes());
         bytes.extend_from_slice(&r.pblk_unwritten.to_le_bytes());
     }
-    Some(RecLine { win, keys, recs })
+    let low = exts.iter().all(|e| e.lblk <= i32::MAX as u32);
+    Some(RecLine {
+        win,
+        keys,
+        recs,
+        low,
+    })
 }

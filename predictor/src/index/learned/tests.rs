@@ -180,6 +180,47 @@ fn u32_counts_agree_with_the_portable_sum() {
 }
 
 #[test]
+fn u31_counts_agree_with_the_portable_sum() {
+    // Sorted windows of keys below 2^31 (what a piece with `low` holds), against queries on
+    // both sides of 2^31: the count compares signed, with `q` clamped below it.
+    let mut rng = crate::synth::Rng::new(11);
+    for _ in 0..300 {
+        let top = [1u64 << 12, 1 << 31][rng.below(2) as usize];
+        let mut keys: Vec<u32> = (0..WINDOW).map(|_| rng.below(top) as u32).collect();
+        keys.sort_unstable();
+        let w: Vec<u8> = keys.iter().flat_map(|k| k.to_le_bytes()).collect();
+        let w: &[u8; 4 * WINDOW] = w.as_slice().try_into().unwrap();
+        let probes = keys
+            .iter()
+            .flat_map(|&k| [k.wrapping_sub(1), k, k.wrapping_add(1)]);
+        for q in probes.chain([0, u32::MAX, 1 << 31, (1 << 31) - 1]) {
+            let want = keys.iter().filter(|&&k| k <= q).count();
+            assert_eq!(count_u31(w, q), want, "{keys:?} {q}");
+        }
+    }
+}
+
+#[test]
+fn records_past_two_to_the_31_are_exact() {
+    // Line pieces whose keys reach 2^31 and beyond (counted with the sign flip) beside ones
+    // below it (counted without), and runs between them.
+    let mut exts = mixed();
+    let below = exts.len();
+    let high: Vec<Extent> = mixed()
+        .into_iter()
+        .map(|e| Extent {
+            lblk: e.lblk + (1 << 31) - 20_000,
+            ..e
+        })
+        .collect();
+    exts.extend(high);
+    let r = LearnedIndex::learned(&exts).unwrap();
+    assert_eq!(r.form(), LearnedForm::Records);
+    assert!(exts[below - 1].lblk < 1 << 31 && exts[exts.len() - 1].lblk >= 1 << 31);
+    agree(&exts, &r);
+}
+
+#[test]
 fn records_lay_keys_beside_their_records() {
     let exts = mixed();
     let r = LearnedIndex::learned(&exts).unwrap();
