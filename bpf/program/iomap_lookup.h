@@ -407,34 +407,29 @@ static __always_inline u64 above(u64 key, u64 qd)
 	return (qd - key) >> 63; /* 1 if key > qd: both below 2^32 */
 }
 
+/* count_keys over the window's slots as an array of T (u16 or u32): g, the whole groups at or
+ * below qd, then the slots of group g above it in up; SEARCH_ERROR for a g out of range. */
+#define COUNT_TWO_LEVEL(T, w, qd, g, up)                                                    \
+	do {                                                                                \
+		const T *k_ = (const T *)(w)->k;                                            \
+		g = 3 - (above(k_[GROUP - 1], qd) + above(k_[2 * GROUP - 1], qd) +         \
+			 above(k_[3 * GROUP - 1], qd));                                    \
+		barrier_var(g);                                                             \
+		if (g > 3)                                                                  \
+			return SEARCH_ERROR;                                                \
+		const T *grp_ = k_ + g * GROUP;                                             \
+		_Pragma("unroll") for (int i_ = 0; i_ < GROUP; i_++) up += above(grp_[i_], qd); \
+	} while (0)
+
 VERIFIED_ONCE long count_keys(const struct key_run *w, u32 kb, u64 qd)
 {
 	if (!w)
 		return SEARCH_ERROR;
 	u64 g, up = 0;
-	if (kb == 2) {
-		const u16 *h = (const u16 *)w->k;
-		g = 3 - (above(h[GROUP - 1], qd) + above(h[2 * GROUP - 1], qd) +
-			 above(h[3 * GROUP - 1], qd));
-		barrier_var(g);
-		if (g > 3)
-			return SEARCH_ERROR;
-		const u16 *grp = h + g * GROUP;
-#pragma unroll
-		for (int i = 0; i < GROUP; i++)
-			up += above(grp[i], qd);
-	} else {
-		const u32 *k = w->k;
-		g = 3 - (above(k[GROUP - 1], qd) + above(k[2 * GROUP - 1], qd) +
-			 above(k[3 * GROUP - 1], qd));
-		barrier_var(g);
-		if (g > 3)
-			return SEARCH_ERROR;
-		const u32 *grp = k + g * GROUP;
-#pragma unroll
-		for (int i = 0; i < GROUP; i++)
-			up += above(grp[i], qd);
-	}
+	if (kb == 2)
+		COUNT_TWO_LEVEL(u16, w, qd, g, up);
+	else
+		COUNT_TWO_LEVEL(u32, w, qd, g, up);
 	return (g + 1) * GROUP - up;
 }
 

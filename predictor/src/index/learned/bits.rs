@@ -236,46 +236,46 @@ pub(super) fn count_u32_sse2(w: &[u8], q: u32) -> usize {
     counted - above + tail
 }
 
-/// [`count_u32`] over a whole window of keys all below 2^31 (every logical block of a file
-/// under 8 TiB at 4 KiB blocks): compared as signed numbers as they are, with `q` clamped to
-/// the largest (every key is at most it, as at most any larger `q`), so the eight groups skip
-/// the sign flip [`count_u32_sse2`] needs: a fifth fewer instructions in the count.
+/// [`count_u32`] over a whole window of sorted keys all below 2^31 (every logical block of a
+/// file under 8 TiB at 4 KiB blocks): compared as signed numbers as they are, with `q` clamped
+/// to the largest (every key is at most it, as at most any larger `q`), so the eight groups
+/// skip the sign flip [`count_u32_sse2`] needs. The keys above `q` are a suffix of the sorted
+/// window, so the count is where that suffix starts: the compares narrowed to one bit per key
+/// and the lowest set bit found, a shorter chain after the compares than summing lanes (a warm
+/// lookup's time is that chain: measured in `docs/decisions.md`). Unsorted keys (which a
+/// records piece never holds) give some slot within the window, which verification rejects.
 #[inline(always)]
 pub(super) fn count_u31(w: &[u8; 4 * WINDOW], q: u32) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         use std::arch::x86_64::{
-            _mm_add_epi32, _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi32,
-            _mm_shuffle_epi32,
+            _mm_cmpgt_epi32, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_packs_epi32,
+            _mm_set1_epi32,
         };
         const _: () = assert!(WINDOW == 32, "eight compares of four keys");
         // OK to narrow: clamped to i32::MAX.
         let q = q.min(i32::MAX as u32) as i32;
         // SAFETY: SSE2 is on in this build (the cfg above), which is all these intrinsics
         // ask; the loads are bytes 16k..16k + 16 of the 128-byte array (k < 8), unaligned.
-        let acc = unsafe {
+        let above = unsafe {
             let qv = _mm_set1_epi32(q);
-            // -1 where a key is above q; summed as a tree (a short chain after the compares).
             let above = |k: usize| {
                 debug_assert!(k < 8);
                 _mm_cmpgt_epi32(_mm_loadu_si128(w.as_ptr().add(16 * k).cast()), qv)
             };
-            let acc = _mm_add_epi32(
-                _mm_add_epi32(
-                    _mm_add_epi32(above(0), above(1)),
-                    _mm_add_epi32(above(2), above(3)),
-                ),
-                _mm_add_epi32(
-                    _mm_add_epi32(above(4), above(5)),
-                    _mm_add_epi32(above(6), above(7)),
-                ),
+            // Keys 0-15 and 16-31 as one byte each, in order (saturating packs keep -1 and 0).
+            let lo = _mm_packs_epi16(
+                _mm_packs_epi32(above(0), above(1)),
+                _mm_packs_epi32(above(2), above(3)),
             );
-            let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b01_00_11_10>(acc));
-            let acc = _mm_add_epi32(acc, _mm_shuffle_epi32::<0b10_11_00_01>(acc));
-            _mm_cvtsi128_si32(acc)
+            let hi = _mm_packs_epi16(
+                _mm_packs_epi32(above(4), above(5)),
+                _mm_packs_epi32(above(6), above(7)),
+            );
+            (_mm_movemask_epi8(lo) as u32 as u64) | ((_mm_movemask_epi8(hi) as u32 as u64) << 16)
         };
-        // Minus the keys above q (at most WINDOW).
-        WINDOW - acc.wrapping_neg() as u32 as usize
+        // No key above q: all WINDOW are at most it.
+        (above | 1 << WINDOW).trailing_zeros() as usize
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {

@@ -4,6 +4,30 @@ use super::*;
 use crate::index::{search_lines, span_lines};
 
 impl Packed {
+    /// The piece holding `q` and `q`'s distance into it, both probes' first step; or the
+    /// answer without a piece: a hole before the first key, a miss where the directory has no
+    /// piece for `q` (which a well-formed index never has).
+    #[inline(always)]
+    fn locate(&self, q: u32) -> Result<(&Piece, u32), Lookup> {
+        if q < self.first_key {
+            return Err(Lookup::Found(BlockMap::Hole {
+                next: Some(self.first_key),
+            }));
+        }
+        let piece = match &*self.pieces {
+            // A map of one piece (most small files): the piece without the directory, so its
+            // loads do not wait on working out a bucket from `q` (a lookup on a small map is
+            // its dependency chain: `docs/decisions.md`, "Small maps"). Which arm is the
+            // file's: predicted.
+            [one] => {
+                keep_branch();
+                one
+            }
+            _ => self.piece(q).ok_or(Lookup::Missed)?,
+        };
+        Ok((piece, q - piece.first_key))
+    }
+
     /// The piece holding `q` (`q >= first_key`).
     #[inline(always)]
     pub(super) fn piece(&self, q: u32) -> Option<&Piece> {
@@ -96,15 +120,10 @@ impl Packed {
     /// the way (one body of code per storage, each laid out for its own common path).
     #[inline(always)]
     pub(super) fn probe_records(&self, q: u32) -> Lookup {
-        if q < self.first_key {
-            return Lookup::Found(BlockMap::Hole {
-                next: Some(self.first_key),
-            });
-        }
-        let Some(piece) = self.piece(q) else {
-            return Lookup::Missed;
+        let (piece, d) = match self.locate(q) {
+            Ok(at) => at,
+            Err(answer) => return answer,
         };
-        let d = q - piece.first_key;
         match &piece.body {
             Body::Records(r) => r.find(&self.bytes, q, d, piece),
             Body::Run(r) => run_find(piece, r, q, d),
@@ -122,15 +141,10 @@ impl Packed {
 
     #[inline(always)]
     pub(super) fn probe(&self, q: u32) -> Lookup {
-        if q < self.first_key {
-            return Lookup::Found(BlockMap::Hole {
-                next: Some(self.first_key),
-            });
-        }
-        let Some(piece) = self.piece(q) else {
-            return Lookup::Missed;
+        let (piece, d) = match self.locate(q) {
+            Ok(at) => at,
+            Err(answer) => return answer,
         };
-        let d = q - piece.first_key;
         match &piece.body {
             Body::Run(r) => run_find(piece, r, q, d),
             Body::Line(l) => {
