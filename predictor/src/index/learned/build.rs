@@ -70,6 +70,10 @@ impl Packed {
         }
         let first_key = exts.first().map_or(0, |e| e.lblk);
         let last_key = exts.last().map_or(0, |e| e.lblk);
+        // OK to narrow: an extent ends at most at 2^32 (checked), and is at least a block long.
+        let last_block = exts
+            .last()
+            .map_or(0, |e| (e.end() - 1).min(u64::from(u32::MAX)) as u32);
         let mut bytes = store.bytes;
         bytes.extend_from_slice(&[0; 8]);
         let (shift, buckets) = directory(
@@ -79,7 +83,9 @@ impl Packed {
             bytes.len() + std::mem::size_of_val::<[Piece]>(&pieces),
         );
         Ok(Some(Self {
+            storage,
             first_key,
+            last_block,
             shift,
             buckets,
             pieces: pieces.into_boxed_slice(),
@@ -144,8 +150,12 @@ impl Store {
     /// the storage (a field too wide to pack, a physical block past a record's).
     fn body(&mut self, exts: &[Extent], line: FixedLine) -> Option<Body> {
         match self.storage {
-            Storage::Packed => pack_line(exts, line, &mut self.bytes).map(Body::Line),
-            Storage::Records => record_line(exts, line, &mut self.bytes).map(Body::Records),
+            Storage::Packed => {
+                pack_line(exts, line, &mut self.bytes).map(|l| Body::Line(Stored::Packed(l)))
+            }
+            Storage::Records => {
+                record_line(exts, line, &mut self.bytes).map(|r| Body::Line(Stored::Records(r)))
+            }
         }
     }
 }

@@ -115,7 +115,7 @@ impl Packed {
             end_key: p.end(),
             body: match p.body {
                 Body::Run(r) => PieceBody::Run(r),
-                Body::Line(l) => PieceBody::Line(LineLayout {
+                Body::Line(Stored::Packed(l)) => PieceBody::Line(LineLayout {
                     line: l.fixed(),
                     count: l.count(),
                     off: l.off,
@@ -130,7 +130,7 @@ impl Packed {
                     unw: l.unw(),
                     phys_absolute: l.phys == Phys::Absolute,
                 }),
-                Body::Records(r) => PieceBody::Records(RecordsLayout {
+                Body::Line(Stored::Records(r)) => PieceBody::Records(RecordsLayout {
                     line: r.win.fixed(),
                     count: r.count(),
                     keys: r.keys(),

@@ -200,10 +200,10 @@ enum Form {
     Plain(Box<[PlainRec]>),
     /// A plain array of a map whose physical blocks do not fit a [`PlainRec`].
     Wide(Box<[Extent]>),
-    // Inline, not boxed: one dependent load fewer per lookup, for 32 more bytes per file.
-    Packed(Packed),
-    /// Pieces whose line pieces hold key columns beside 12-byte records.
-    Records(Packed),
+    /// The pieces, in the storage they name. Inline, not boxed: one dependent load fewer per
+    /// lookup. One variant for both storages, so the form's tag lives in the storage's byte
+    /// and a file's header stays one cache line (asserted below).
+    Pieces(Packed),
 }
 
 /// An extent of a plain array in 16 bytes, as the kernel's iext record holds one: logical
@@ -309,10 +309,20 @@ struct Line {
     phys: Phys,
 }
 
+/// What a piece holds: a run's arithmetic, or a line over extents kept in the index's storage.
 #[derive(Debug, Clone, Copy)]
 enum Body {
     Run(Run),
-    Line(Line),
+    Line(Stored),
+}
+
+/// How a line piece keeps its extents (one storage per index). Nested in [`Body::Line`], not
+/// two more variants of [`Body`]: both tags are then values of one byte of a packed line (a
+/// niche), each variant one compare away, where a body of three variants is decoded through a
+/// ten-instruction chain on every lookup (callgrind: `docs/decisions.md`, "The tail hole").
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Packed(Line),
     Records(RecLine),
 }
 
@@ -320,8 +330,8 @@ impl Body {
     /// A line piece's line and window, in either storage (`None` for a run).
     fn window(&self) -> Option<Window> {
         match self {
-            Body::Line(l) => Some(l.win),
-            Body::Records(r) => Some(r.win),
+            Body::Line(Stored::Packed(l)) => Some(l.win),
+            Body::Line(Stored::Records(r)) => Some(r.win),
             Body::Run(_) => None,
         }
     }
@@ -353,9 +363,14 @@ struct Bucket {
     index: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Packed {
+    /// How the line pieces keep their extents: which probe reads them.
+    storage: Storage,
     first_key: u32,
+    /// The last extent's last block: past it the file is a hole to its end, answered before
+    /// any piece is read.
+    last_block: u32,
     /// Bits dropped from `q - first_key` to get a bucket.
     shift: u32,
     buckets: Box<[Bucket]>,
@@ -438,7 +453,7 @@ impl LearnedIndex {
     /// The lines do not depend on the storage: either form's model builds the other.
     pub fn model(&self) -> Option<Model> {
         match &self.form {
-            Form::Packed(p) | Form::Records(p) => Some(p.model()),
+            Form::Pieces(p) => Some(p.model()),
             Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => None,
         }
     }
@@ -455,9 +470,9 @@ impl LearnedIndex {
             // Packed only where it is smaller than the plain array (from a dozen extents or so:
             // a bucket, a piece and a block header cost some 160 bytes).
             _ => match (Packed::new(exts, lines, storage)?, storage) {
-                (Some(p), Storage::Packed) if p.heap_bytes() < plain_bytes(exts) => Form::Packed(p),
+                (Some(p), Storage::Packed) if p.heap_bytes() < plain_bytes(exts) => Form::Pieces(p),
                 // Records are never smaller than a plain array: the model is what they add.
-                (Some(p), Storage::Records) => Form::Records(p),
+                (Some(p), Storage::Records) => Form::Pieces(p),
                 _ => plain(exts),
             },
         };
@@ -471,7 +486,7 @@ impl LearnedIndex {
             Form::One(_) => 1,
             Form::Plain(e) => e.len(),
             Form::Wide(e) => e.len(),
-            Form::Packed(_) | Form::Records(_) => self.shape().extents,
+            Form::Pieces(_) => self.shape().extents,
         }
     }
 
@@ -483,7 +498,7 @@ impl LearnedIndex {
     /// The widest window of its lines, in extent slots (0 without lines): at most [`WINDOW`].
     pub fn max_window(&self) -> u64 {
         match &self.form {
-            Form::Packed(p) | Form::Records(p) => p.max_window(),
+            Form::Pieces(p) => p.max_window(),
             Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => 0,
         }
     }
@@ -495,9 +510,8 @@ impl LearnedIndex {
 
     /// How its line pieces store their extents (`None` for the forms without pieces).
     pub fn storage(&self) -> Option<Storage> {
-        match self.form {
-            Form::Packed(_) => Some(Storage::Packed),
-            Form::Records(_) => Some(Storage::Records),
+        match &self.form {
+            Form::Pieces(p) => Some(p.storage),
             Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => None,
         }
     }
@@ -506,19 +520,21 @@ impl LearnedIndex {
     /// the stored extents (0 for the forms without a model).
     pub fn model_bytes(&self) -> usize {
         match &self.form {
-            Form::Packed(p) | Form::Records(p) => p.model_bytes(),
+            Form::Pieces(p) => p.model_bytes(),
             Form::Empty | Form::One(_) | Form::Plain(_) | Form::Wide(_) => 0,
         }
     }
 
     /// The form this file got.
     pub fn form(&self) -> LearnedForm {
-        match self.form {
+        match &self.form {
             Form::Empty => LearnedForm::Empty,
             Form::One(_) => LearnedForm::One,
             Form::Plain(_) | Form::Wide(_) => LearnedForm::Plain,
-            Form::Packed(_) => LearnedForm::Packed,
-            Form::Records(_) => LearnedForm::Records,
+            Form::Pieces(p) => match p.storage {
+                Storage::Packed => LearnedForm::Packed,
+                Storage::Records => LearnedForm::Records,
+            },
         }
     }
 
@@ -530,18 +546,18 @@ impl LearnedIndex {
             Form::One(_) => s.extents = 1,
             Form::Plain(e) => s.extents = e.len(),
             Form::Wide(e) => s.extents = e.len(),
-            Form::Packed(p) | Form::Records(p) => {
+            Form::Pieces(p) => {
                 for piece in p.pieces.iter() {
                     match piece.body {
                         Body::Run(r) => {
                             s.runs += 1;
                             s.run_extents += r.count as usize;
                         }
-                        Body::Line(l) => {
+                        Body::Line(Stored::Packed(l)) => {
                             s.lines += 1;
                             s.packed_extents += l.count() as usize;
                         }
-                        Body::Records(r) => {
+                        Body::Line(Stored::Records(r)) => {
                             s.lines += 1;
                             s.record_extents += r.count() as usize;
                         }
@@ -560,7 +576,7 @@ impl LearnedIndex {
             Form::One(e) => vec![*e],
             Form::Plain(e) => e.iter().map(|r| r.extent()).collect(),
             Form::Wide(e) => e.to_vec(),
-            Form::Packed(p) | Form::Records(p) => p.extents(),
+            Form::Pieces(p) => p.extents(),
         }
     }
 
@@ -571,7 +587,7 @@ impl LearnedIndex {
             Form::One(e) => LearnedLayout::Plain(Cow::Borrowed(std::slice::from_ref(e))),
             Form::Plain(e) => LearnedLayout::Plain(e.iter().map(|r| r.extent()).collect()),
             Form::Wide(e) => LearnedLayout::Plain(Cow::Borrowed(e)),
-            Form::Packed(p) | Form::Records(p) => LearnedLayout::Packed(p.layout()),
+            Form::Pieces(p) => LearnedLayout::Packed(p.layout()),
         }
     }
 
@@ -583,19 +599,22 @@ impl LearnedIndex {
             Form::Empty | Form::One(_) => 0,
             Form::Plain(r) => super::search_lines(r.len(), std::mem::size_of::<PlainRec>()),
             Form::Wide(e) => super::search_lines(e.len(), std::mem::size_of::<Extent>()),
-            Form::Packed(p) | Form::Records(p) => p.lines_read(q),
+            Form::Pieces(p) => p.lines_read(q),
         }
     }
 
     /// Looks up block `q`.
     #[inline]
     pub fn probe(&self, q: u32) -> Lookup {
-        // The two forms with pieces first, two tests, where a jump over the six forms costs
-        // five instructions of a lookup's two hundred; each storage to its own probe, so the
-        // records lookup is not laid out around the packed decoder.
+        // The pieces first, two tests of the storage's byte (which holds the form's tag too),
+        // where a jump over the forms costs five instructions of a lookup's two hundred; each
+        // storage to its own probe, so the records lookup is not laid out around the packed
+        // decoder.
         match &self.form {
-            Form::Packed(p) => p.probe(q),
-            Form::Records(p) => p.probe_records(q),
+            Form::Pieces(p) => match p.storage {
+                Storage::Packed => p.probe(q),
+                Storage::Records => p.probe_records(q),
+            },
             _ => self.probe_small(q),
         }
     }
@@ -619,7 +638,7 @@ impl LearnedIndex {
                 let at = n.checked_sub(1).and_then(|j| exts.get(j)).copied();
                 Lookup::Found(resolve(q, at, exts.get(n).map(|e| e.lblk)))
             }
-            Form::Packed(p) | Form::Records(p) => p.probe(q),
+            Form::Pieces(p) => p.probe(q),
         }
     }
 }
@@ -645,7 +664,7 @@ impl ExtentIndex for LearnedIndex {
             Form::Empty | Form::One(_) => 0,
             Form::Plain(e) => std::mem::size_of_val::<[PlainRec]>(e),
             Form::Wide(e) => std::mem::size_of_val::<[Extent]>(e),
-            Form::Packed(p) | Form::Records(p) => p.heap_bytes(),
+            Form::Pieces(p) => p.heap_bytes(),
         }
     }
 }
@@ -664,4 +683,6 @@ impl Packed {
 }
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+const _: () = assert!(std::mem::size_of::<LearnedIndex>() == 64);
 const _: () = assert!(std::mem::size_of::<Line>() == 48);
+const _: () = assert!(std::mem::size_of::<Body>() == 48);

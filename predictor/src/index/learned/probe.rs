@@ -5,14 +5,19 @@ use crate::index::{search_lines, span_lines};
 
 impl Packed {
     /// The piece holding `q` and `q`'s distance into it, both probes' first step; or the
-    /// answer without a piece: a hole before the first key, a miss where the directory has no
-    /// piece for `q` (which a well-formed index never has).
+    /// answer without a piece: a hole before the first key or past the last extent, a miss
+    /// where the directory has no piece for `q` (which a well-formed index never has).
     #[inline(always)]
     fn locate(&self, q: u32) -> Result<(&Piece, u32), Lookup> {
         if q < self.first_key {
             return Err(Lookup::Found(BlockMap::Hole {
                 next: Some(self.first_key),
             }));
+        }
+        // Past the last extent (a file's tail hole up to its size): answered here, not after
+        // a window search that can only land on the last extent and step past it.
+        if q > self.last_block {
+            return Err(Lookup::Found(BlockMap::Hole { next: None }));
         }
         let piece = match &*self.pieces {
             // A map of one piece (most small files): the piece without the directory, so its
@@ -74,12 +79,13 @@ impl Packed {
         rest.get(k)
     }
 
-    /// Cache lines a lookup of `q` reads: the bucket; the next bucket where `q` is past the
-    /// bucket's piece; a binary search of the piece array where it is past that one too; then
-    /// nothing more for a run, and for a line the block header with the window's keys (two
-    /// lines with two-byte keys, three with four-byte ones) and the record.
+    /// Cache lines a lookup of `q` reads: none outside the extents' span; the bucket; the next
+    /// bucket where `q` is past the bucket's piece; a binary search of the piece array where it
+    /// is past that one too; then nothing more for a run, and for a line the block header with
+    /// the window's keys (two lines with two-byte keys, three with four-byte ones) and the
+    /// record.
     pub(super) fn lines_read(&self, q: u32) -> u32 {
-        if q < self.first_key {
+        if q < self.first_key || q > self.last_block {
             return 0;
         }
         let Some(last) = self.buckets.len().checked_sub(1) else {
@@ -104,12 +110,14 @@ impl Packed {
             }
         };
         lines += match piece.map(|p| &p.body) {
-            Some(Body::Line(l)) => match l.kw {
+            Some(Body::Line(Stored::Packed(l))) => match l.kw {
                 KeyWidth::U16 => 3,
                 KeyWidth::U32 => 4,
             },
             // The window's keys (WINDOW of 4 bytes) and the answer's record.
-            Some(Body::Records(r)) => span_lines(0, r.count().min(WINDOW as u32) as usize * 4) + 1,
+            Some(Body::Line(Stored::Records(r))) => {
+                span_lines(0, r.count().min(WINDOW as u32) as usize * 4) + 1
+            }
             Some(Body::Run(_)) | None => 0,
         };
         lines
@@ -125,10 +133,10 @@ impl Packed {
             Err(answer) => return answer,
         };
         match &piece.body {
-            Body::Records(r) => r.find(&self.bytes, q, d, piece),
+            Body::Line(Stored::Records(r)) => r.find(&self.bytes, q, d, piece),
             Body::Run(r) => run_find(piece, r, q, d),
             // Not built in this storage; answered all the same.
-            Body::Line(_) => self.probe_cold(q),
+            Body::Line(Stored::Packed(_)) => self.probe_cold(q),
         }
     }
 
@@ -147,7 +155,7 @@ impl Packed {
         };
         match &piece.body {
             Body::Run(r) => run_find(piece, r, q, d),
-            Body::Line(l) => {
+            Body::Line(Stored::Packed(l)) => {
                 let Some((hit, slot)) = l.find(&self.bytes, q, d) else {
                     return Lookup::Missed;
                 };
@@ -167,7 +175,7 @@ impl Packed {
                 }
                 Lookup::Found(BlockMap::Hole { next })
             }
-            Body::Records(r) => r.find(&self.bytes, q, d, piece),
+            Body::Line(Stored::Records(r)) => r.find(&self.bytes, q, d, piece),
         }
     }
 
@@ -181,10 +189,10 @@ impl Packed {
                     len: r.len,
                     unwritten: r.unwritten,
                 })),
-                Body::Line(l) => {
+                Body::Line(Stored::Packed(l)) => {
                     out.extend((0..l.count() as usize).map(|j| l.extent(&self.bytes, j)))
                 }
-                Body::Records(r) => out.extend(r.extents(&self.bytes)),
+                Body::Line(Stored::Records(r)) => out.extend(r.extents(&self.bytes)),
             }
         }
         out

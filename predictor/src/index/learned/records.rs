@@ -110,16 +110,10 @@ impl RecLine {
         else {
             return Lookup::Missed;
         };
-        let (len, p) = rec.split_at(4);
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        // The length alone first: the physical start is read for a hit only.
+        let len = rec.first_chunk().map_or(0, |b| u32::from_le_bytes(*b));
         if q.wrapping_sub(key) < len && key <= q {
-            let p = u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
-            return Lookup::Found(BlockMap::Mapped(Extent {
-                lblk: key,
-                pblk: p & !UNWRITTEN_BIT,
-                len,
-                unwritten: p & UNWRITTEN_BIT != 0,
-            }));
+            return Lookup::Found(BlockMap::Mapped(record_extent(key, rec)));
         }
         // The piece's end only here, in a hole past the last extent: asked before the search
         // (an `Option` made from the piece up front), it had the compiler lay the whole search

@@ -96,11 +96,11 @@ fn key_widths_follow_the_blocks_spans() {
             .collect();
         let c = LearnedIndex::new(&exts).unwrap();
         assert!(c.shape().lines > 0, "gap {gap}: {:?}", c.shape());
-        let Form::Packed(p) = &c.form else {
+        let Form::Pieces(p) = &c.form else {
             panic!("gap {gap}: {:?}", c.form());
         };
         for piece in p.pieces.iter() {
-            if let Body::Line(l) = piece.body {
+            if let Body::Line(Stored::Packed(l)) = piece.body {
                 assert_eq!(l.kw, width, "gap {gap}");
             }
         }
@@ -117,9 +117,9 @@ fn windows_wider_than_the_count_are_narrowed() {
         ..FitParams::default()
     };
     let c = LearnedIndex::with_storage(&exts, &params, Storage::Packed).unwrap();
-    if let Form::Packed(p) = &c.form {
+    if let Form::Pieces(p) = &c.form {
         for piece in p.pieces.iter() {
-            if let Body::Line(l) = piece.body {
+            if let Body::Line(Stored::Packed(l)) = piece.body {
                 assert!(l.fixed().window() <= WINDOW as u64, "{:?}", l.fixed());
             }
         }
@@ -267,15 +267,15 @@ fn unpackable_fields_fall_back_to_the_plain_array() {
 /// A line moved by `slots` and narrowed to `width`, in its piece and its bucket copies (either
 /// storage).
 fn skew(c: &mut LearnedIndex, slots: i64, width: u8) {
-    let (Form::Packed(p) | Form::Records(p)) = &mut c.form else {
+    let Form::Pieces(p) = &mut c.form else {
         panic!("no pieces");
     };
     let pieces = p.pieces.iter_mut();
     let copies = p.buckets.iter_mut().map(|b| &mut b.piece);
     for piece in pieces.chain(copies) {
         let win = match &mut piece.body {
-            Body::Line(l) => &mut l.win,
-            Body::Records(r) => &mut r.win,
+            Body::Line(Stored::Packed(l)) => &mut l.win,
+            Body::Line(Stored::Records(r)) => &mut r.win,
             Body::Run(_) => continue,
         };
         win.lo_intercept += slots << FIXED_INTERCEPT_SHIFT;
@@ -423,7 +423,7 @@ fn crowded(stretch: usize, tail: u32) -> Vec<Extent> {
 }
 
 fn directory_of(c: &LearnedIndex) -> (usize, usize) {
-    let Form::Packed(p) = &c.form else {
+    let Form::Pieces(p) = &c.form else {
         panic!("{:?}", c.form());
     };
     (p.buckets.len(), p.pieces.len())
